@@ -1,0 +1,41 @@
+# BevForge OS — make run · make test · make bench · make lint
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 5007
+
+.PHONY: run test test-fast test-e2e bench lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(PY) main.py --port $(PORT)
+
+test: $(VENV)/.installed-test
+	bash scripts/ensure-chromium.sh
+	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q
+	$(PY) -m pytest tests/e2e -q -p no:asyncio
+
+test-fast: $(VENV)/.installed-test
+	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q
+
+test-e2e: $(VENV)/.installed-test
+	bash scripts/ensure-chromium.sh
+	$(PY) -m pytest tests/e2e -q -p no:asyncio
+
+bench: $(VENV)/.installed-test
+	$(PY) bench/run_all.py
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

@@ -1,0 +1,1 @@
+"""Transports: REST, /ws and SSE. They translate; the core decides."""

@@ -1,0 +1,28 @@
+"""Shared request helpers: the runtime behind the app and the actor behind a request."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.requests import HTTPConnection
+
+from bevforge.domain import Actor
+
+if TYPE_CHECKING:
+    from bevforge.runtime import Runtime
+
+
+def runtime_of(conn: HTTPConnection) -> Runtime:
+    return conn.app.state.runtime
+
+
+def station_of(conn: HTTPConnection) -> str:
+    return conn.client.host if conn.client else "unknown"
+
+
+def actor_for_request(conn: HTTPConnection) -> Actor:
+    """Who is asking. With auth.mode none every caller acts as an anonymous admin from its address."""
+    actor = getattr(conn.state, "actor", None)
+    if isinstance(actor, Actor):
+        return actor
+    return Actor(user="anonymous", station=station_of(conn), role="admin")

@@ -1,0 +1,377 @@
+"""REST API under /api/os: the seed's paths, camelCase JSON. Transport only: rules live in the core."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+from sqlmodel import select
+
+from bevforge import interlocks
+from bevforge.alarms import STATES, AlarmNotFound
+from bevforge.api.deps import actor_for_request, runtime_of
+from bevforge.api.errors import ApiError, JSONResponse
+from bevforge.commands import CommandRejected
+from bevforge.config import Endpoint
+from bevforge.domain import CommandStatus, InvalidValue, Quality, Reading, coerce_value, iso
+from bevforge.store import TelemetryReading
+
+router = APIRouter(prefix="/api/os", default_response_class=JSONResponse)
+
+MAX_BATCH = 5000
+AlarmStateFilter = Literal[("active", "all", *STATES)]  # type: ignore[valid-type]
+
+
+# -- request bodies (documented in OpenAPI; parsed by hand so errors name the exact field) --------
+
+class ReadingIn(BaseModel):
+    endpointId: int
+    value: bool | int | float | None
+    timestamp: datetime | None = None
+    quality: Literal["good", "uncertain", "bad"] = "good"
+
+
+class IngestBatch(BaseModel):
+    readings: list[ReadingIn] = Field(max_length=MAX_BATCH)
+
+
+class CommandIn(BaseModel):
+    endpointId: int
+    value: bool | int | float
+    commandId: str | None = Field(default=None, max_length=64)
+
+
+class AckIn(BaseModel):
+    comment: str | None = Field(default=None, max_length=500)
+
+
+def _body_schema(*models: type[BaseModel]) -> dict[str, Any]:
+    schemas = [m.model_json_schema(ref_template="#/components/schemas/{model}") for m in models]
+    for schema in schemas:
+        schema.pop("$defs", None)
+    schema: dict[str, Any] = schemas[0] if len(schemas) == 1 else {"oneOf": schemas}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+async def _json_body(request: Request, *, optional: bool = False) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        if optional:
+            return {}
+        raise ApiError(422, "invalid_request", "request body must be a JSON object", "body")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "invalid_json", "request body is not valid JSON", "body") from None
+
+
+# -- endpoints and tiles -------------------------------------------------------------------------
+
+def endpoint_view(endpoint: Endpoint, state: Any) -> dict[str, Any]:
+    return {
+        "endpointId": endpoint.id,
+        "name": endpoint.name,
+        "label": endpoint.display_name,
+        "node": endpoint.node,
+        "kind": endpoint.kind.value,
+        "unit": endpoint.unit,
+        "dataType": endpoint.data_type.value,
+        "writable": endpoint.writable,
+        "critical": endpoint.critical,
+        "range": {"min": endpoint.range.min, "max": endpoint.range.max} if endpoint.range else None,
+        "safeValue": endpoint.safe_value,
+        "feedbackEndpointId": endpoint.feedback_id,
+        "pollIntervalS": endpoint.poll_interval_s,
+        "staleAfterS": endpoint.stale_after,
+        "value": state.value if state.quality is not Quality.BAD else None,
+        "lastValue": state.value,
+        "quality": state.quality.value,
+        "timestamp": iso(state.server_time),
+        "sourceTimestamp": iso(state.source_time),
+        "error": state.error,
+    }
+
+
+@router.get("/tiles", summary="Tiles with their endpoints' current values")
+async def get_tiles(request: Request) -> list[dict[str, Any]]:
+    rt = runtime_of(request)
+    actor = actor_for_request(request)
+    nodes = {n.id: n for n in rt.config.nodes}
+    out = []
+    for tile in rt.config.tiles:
+        if actor.nodes is not None and tile.node not in actor.nodes:
+            continue
+        out.append({
+            "id": tile.id, "title": tile.title, "node": tile.node, "nodeName": nodes[tile.node].name,
+            "order": tile.order,
+            "endpoints": [endpoint_view(rt.plant.endpoints[e], rt.plant.states[e]) for e in tile.endpoints],
+        })
+    return out
+
+
+@router.get("/endpoints", summary="All endpoints with current value and quality")
+async def get_endpoints(request: Request) -> list[dict[str, Any]]:
+    rt = runtime_of(request)
+    actor = actor_for_request(request)
+    return [endpoint_view(e, rt.plant.states[e.id]) for e in rt.config.endpoints
+            if actor.nodes is None or e.node in actor.nodes]
+
+
+@router.get("/endpoints/{endpoint_id}", summary="One endpoint")
+async def get_endpoint(request: Request, endpoint_id: int) -> dict[str, Any]:
+    rt = runtime_of(request)
+    endpoint = _visible_endpoint(request, endpoint_id, "endpoint_id")
+    return endpoint_view(endpoint, rt.plant.states[endpoint_id])
+
+
+def _visible_endpoint(request: Request, endpoint_id: int, field: str) -> Endpoint:
+    rt = runtime_of(request)
+    actor = actor_for_request(request)
+    endpoint = rt.plant.endpoints.get(endpoint_id)
+    if endpoint is None or (actor.nodes is not None and endpoint.node not in actor.nodes):
+        raise ApiError(404, "unknown_endpoint", f"no endpoint with id {endpoint_id}", field)
+    return endpoint
+
+
+# -- telemetry -----------------------------------------------------------------------------------
+
+@router.post("/telemetry/ingest", summary="Ingest one reading or a batch {readings: [...]}",
+             openapi_extra=_body_schema(ReadingIn, IngestBatch))
+async def ingest(request: Request) -> dict[str, Any]:
+    rt = runtime_of(request)
+    body = await _json_body(request)
+    if isinstance(body, dict) and "readings" in body:
+        items = body["readings"]
+        if not isinstance(items, list):
+            raise ApiError(422, "invalid_request", "readings must be a list", "readings")
+        if len(items) > MAX_BATCH:
+            raise ApiError(413, "too_large", f"at most {MAX_BATCH} readings per batch", "readings")
+        extra = set(body) - {"readings"}
+        if extra:
+            raise ApiError(422, "unknown_field", f"unknown field {sorted(extra)[0]!r}", sorted(extra)[0])
+        prefix = "readings"
+    elif isinstance(body, dict):
+        items, prefix = [body], None
+    else:
+        raise ApiError(422, "invalid_request", "body must be a reading or {readings: [...]}", "body")
+    readings = [_parse_reading(rt, item, f"{prefix}[{i}]" if prefix else "") for i, item in enumerate(items)]
+    accepted = rt.plant.ingest(readings)
+    return {"accepted": accepted}
+
+
+_READING_KEYS = {"endpointId", "value", "timestamp", "quality"}
+
+
+def _parse_reading(rt: Any, item: Any, where: str) -> Reading:
+    def name(field: str) -> str:
+        return f"{where}.{field}" if where else field
+
+    if not isinstance(item, dict):
+        raise ApiError(422, "invalid_request", "a reading must be an object", where or "body")
+    unknown = set(item) - _READING_KEYS
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ApiError(422, "unknown_field", f"unknown field {key!r}", name(key))
+    endpoint_id = item.get("endpointId")
+    if isinstance(endpoint_id, bool) or not isinstance(endpoint_id, int):
+        raise ApiError(422, "invalid_endpoint_id", "endpointId must be an integer", name("endpointId"))
+    endpoint = rt.plant.endpoints.get(endpoint_id)
+    if endpoint is None:
+        raise ApiError(422, "unknown_endpoint", f"no endpoint with id {endpoint_id}", name("endpointId"))
+    quality_raw = item.get("quality", "good")
+    try:
+        quality = Quality(quality_raw)
+    except ValueError:
+        raise ApiError(422, "invalid_quality", "quality must be good, uncertain or bad", name("quality")) from None
+    if "value" not in item:
+        raise ApiError(422, "missing_field", "value is required", name("value"))
+    value = item["value"]
+    if value is None:
+        if quality is Quality.GOOD:
+            raise ApiError(422, "invalid_value", "value may be null only with quality bad", name("value"))
+    else:
+        try:
+            value = coerce_value(value, endpoint.data_type, field=name("value"))
+        except InvalidValue as exc:
+            raise ApiError(422, "invalid_value", exc.message, name("value")) from None
+        if endpoint.range is not None and not endpoint.range.min <= float(value) <= endpoint.range.max:
+            raise ApiError(422, "out_of_range", f"{value} is outside {endpoint.name}'s range "
+                           f"{endpoint.range.min:g}…{endpoint.range.max:g}", name("value"))
+    source_time = _parse_time(item.get("timestamp"), name("timestamp"))
+    return Reading(endpoint_id, value, quality, source_time=source_time,
+                   error=None if quality is Quality.GOOD else "reported by sender")
+
+
+def _parse_time(raw: Any, field: str) -> datetime | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise ApiError(422, "invalid_timestamp", "timestamp must be an ISO-8601 string", field)
+    try:
+        ts = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(422, "invalid_timestamp", "timestamp must be an ISO-8601 string", field) from None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+@router.get("/telemetry", summary="History of readings")
+async def get_telemetry(
+    request: Request,
+    endpointId: Annotated[int | None, Query(description="endpoint id")] = None,  # noqa: N803
+    since: Annotated[datetime | None, Query()] = None,
+    until: Annotated[datetime | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+) -> dict[str, Any]:
+    rt = runtime_of(request)
+    if endpointId is not None:
+        _visible_endpoint(request, endpointId, "endpointId")
+    await rt.history.flush()
+    actor = actor_for_request(request)
+    visible = None if actor.nodes is None else [e.id for e in rt.config.endpoints if e.node in actor.nodes]
+
+    def query() -> list[TelemetryReading]:
+        statement = select(TelemetryReading)
+        if endpointId is not None:
+            statement = statement.where(TelemetryReading.endpoint_id == endpointId)
+        elif visible is not None:
+            statement = statement.where(TelemetryReading.endpoint_id.in_(visible))  # type: ignore[attr-defined]
+        if since is not None:
+            statement = statement.where(TelemetryReading.server_time >= _naive_utc(since))
+        if until is not None:
+            statement = statement.where(TelemetryReading.server_time <= _naive_utc(until))
+        statement = statement.order_by(TelemetryReading.server_time.desc(), TelemetryReading.id.desc()).limit(limit)  # type: ignore[attr-defined,union-attr]
+        with rt.db.session() as session:
+            return list(session.exec(statement).all())
+
+    rows = await rt.db.read(query)
+    rows.reverse()
+    return {
+        "endpointId": endpointId,
+        "count": len(rows),
+        "readings": [{"endpointId": r.endpoint_id, "value": r.value, "quality": r.quality,
+                      "timestamp": iso(r.server_time), "sourceTimestamp": iso(r.source_time)} for r in rows],
+    }
+
+
+def _naive_utc(ts: datetime) -> datetime:
+    if ts.tzinfo is None:
+        return ts
+    return ts.astimezone(UTC).replace(tzinfo=None)
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+@router.post("/command", summary="Send a command (202 queued, 409 blocked by an interlock)",
+             status_code=202, openapi_extra=_body_schema(CommandIn))
+async def post_command(request: Request) -> JSONResponse:
+    rt = runtime_of(request)
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        raise ApiError(422, "invalid_request", "body must be an object {endpointId, value, commandId?}", "body")
+    unknown = set(body) - {"endpointId", "value", "commandId"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ApiError(422, "unknown_field", f"unknown field {key!r}", key)
+    for key in ("endpointId", "value"):
+        if key not in body:
+            raise ApiError(422, "missing_field", f"{key} is required", key)
+    actor = actor_for_request(request)
+    if isinstance(body["endpointId"], int) and not isinstance(body["endpointId"], bool):
+        endpoint = rt.plant.endpoints.get(body["endpointId"])
+        if endpoint is not None and actor.nodes is not None and endpoint.node not in actor.nodes:
+            raise ApiError(404, "unknown_endpoint", f"no endpoint with id {body['endpointId']}", "endpointId")
+    try:
+        command, created = await rt.commands.submit(body["endpointId"], body["value"], body.get("commandId"),
+                                                    actor=actor, origin="api")
+    except CommandRejected as exc:
+        raise ApiError(exc.status, exc.code, exc.message, exc.field) from None
+    payload = command.as_dict()
+    if command.status is CommandStatus.BLOCKED:
+        payload["error"] = "blocked"
+        payload["message"] = command.error
+        return JSONResponse(payload, status_code=409)
+    return JSONResponse(payload, status_code=202 if created else 200)
+
+
+@router.get("/commands/{command_id}", summary="One command with every lifecycle timestamp")
+async def get_command(request: Request, command_id: str) -> dict[str, Any]:
+    rt = runtime_of(request)
+    command = await rt.commands.find(command_id)
+    actor = actor_for_request(request)
+    if command is None or (actor.nodes is not None and rt.config.node_of(command.endpoint_id) not in actor.nodes):
+        raise ApiError(404, "unknown_command", f"no command with id {command_id}", "command_id")
+    return command.as_dict()
+
+
+@router.get("/commands", summary="Recent commands, newest first")
+async def list_commands(
+    request: Request,
+    endpointId: Annotated[int | None, Query()] = None,  # noqa: N803
+    status: Annotated[CommandStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    rt = runtime_of(request)
+    actor = actor_for_request(request)
+    commands = await rt.commands.query(endpointId, status, limit)
+    return [c.as_dict() for c in commands
+            if actor.nodes is None or rt.config.node_of(c.endpoint_id) in actor.nodes]
+
+
+# -- alarms and interlocks -----------------------------------------------------------------------
+
+@router.get("/alarms", summary="Alarms; state=active (default) | unacknowledged | acknowledged | "
+            "rtn_unacknowledged | normal | all")
+async def list_alarms(
+    request: Request,
+    state: Annotated[AlarmStateFilter | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[dict[str, Any]]:
+    rt = runtime_of(request)
+    actor = actor_for_request(request)
+    alarms = await rt.alarms.query(state, limit, actor.nodes)
+    return [a.as_dict() for a in alarms]
+
+
+@router.post("/alarms/{alarm_id}/ack", summary="Acknowledge an alarm", openapi_extra=_body_schema(AckIn))
+async def ack_alarm(request: Request, alarm_id: int) -> dict[str, Any]:
+    rt = runtime_of(request)
+    body = await _json_body(request, optional=True)
+    if not isinstance(body, dict):
+        raise ApiError(422, "invalid_request", "body must be an object {comment?}", "body")
+    comment = body.get("comment")
+    if comment is not None and (not isinstance(comment, str) or len(comment) > 500):
+        raise ApiError(422, "invalid_comment", "comment must be text of at most 500 characters", "comment")
+    actor = actor_for_request(request)
+    alarm = await rt.alarms.get(alarm_id)
+    if alarm is None or (actor.nodes is not None and alarm.node not in actor.nodes):
+        raise ApiError(404, "unknown_alarm", f"no alarm with id {alarm_id}", "alarm_id")
+    try:
+        alarm = rt.alarms.ack(alarm_id, actor, comment)
+    except AlarmNotFound:
+        pass  # already back to normal and acknowledged: acking again changes nothing
+    return alarm.as_dict()
+
+
+@router.get("/interlocks", summary="Interlock rules with their current evaluation")
+async def list_interlocks(request: Request) -> list[dict[str, Any]]:
+    rt = runtime_of(request)
+    out = []
+    for rule in rt.config.interlocks:
+        target = rt.plant.endpoints[rule.target]
+        current = rt.plant.states[target.feedback_id].value
+        verdict = interlocks.evaluate(rule, rt.plant.endpoints, rt.plant.states, current)
+        item = verdict.as_dict()
+        item["targetName"] = target.name
+        item["requires"] = [interlocks.describe(c, rt.plant.endpoints, rt.plant.states.get(c.endpoint))
+                            for c in rule.requires]
+        item["trip"] = rule.trip
+        out.append(item)
+    return out
+
+
+@router.get("/health", summary="Versions, uptime, driver states")
+async def health(request: Request) -> dict[str, Any]:
+    return runtime_of(request).health()

@@ -1,0 +1,192 @@
+"""The event bus: every change in the plant is published here once and fanned out to every view.
+
+Rules (REFERENCE.md §7):
+- an event is serialised once, at publish, and every subscriber gets the same bytes;
+- publishing never awaits a subscriber: it only appends to per-subscriber bounded queues;
+- telemetry coalesces per endpoint while undelivered (latest value wins);
+- alarm and command events are never dropped: a subscriber that lets more than `limit` of them
+  pile up is closed with a reason, so it reconnects and resynchronises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+
+log = logging.getLogger(__name__)
+
+TELEMETRY = "telemetry"
+COMMAND_STATUS = "command_status"
+ALARM = "alarm"
+
+
+class Event:
+    """One published change. `data` is the JSON text every transport sends as is."""
+
+    __slots__ = ("data", "key", "node", "payload", "seq", "type")
+
+    def __init__(self, seq: int, type_: str, payload: dict[str, Any], key: Any, node: str | None) -> None:
+        self.seq = seq
+        self.type = type_
+        self.payload = payload
+        self.key = key
+        self.node = node
+        self.data = orjson.dumps(payload).decode()
+
+    @property
+    def coalescible(self) -> bool:
+        return self.key is not None
+
+    def __repr__(self) -> str:
+        return f"Event({self.seq}, {self.type}, {self.data[:80]})"
+
+
+class SubscriberClosed(Exception):
+    """Raised by Subscriber.get() once the subscriber was closed; `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Slot:
+    __slots__ = ("event",)
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+
+
+class Subscriber:
+    """A bounded, coalescing queue owned by one consumer (a socket, an SSE stream, a screen)."""
+
+    def __init__(self, bus: EventBus, wants: Callable[[Event], bool] | None, limit: int, name: str) -> None:
+        self.bus = bus
+        self.wants = wants
+        self.limit = limit
+        self.name = name
+        self._queue: deque[_Slot] = deque()
+        self._latest: dict[Any, _Slot] = {}
+        self._critical = 0
+        self._ready = asyncio.Event()
+        self.closed_reason: str | None = None
+        self.delivered = 0
+        self.coalesced = 0
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def offer(self, event: Event) -> None:
+        """Called by the bus; never blocks."""
+        if self.closed_reason is not None:
+            return
+        if self.wants is not None and not self.wants(event):
+            return
+        self.push(event)
+
+    def push(self, event: Event) -> None:
+        """Queue an event regardless of the filter (snapshots, direct replies)."""
+        if event.coalescible:
+            slot = self._latest.get(event.key)
+            if slot is not None:
+                slot.event = event
+                self.coalesced += 1
+                return
+            slot = _Slot(event)
+            self._latest[event.key] = slot
+        else:
+            self._critical += 1
+            if self._critical > self.limit:
+                self.close(f"too slow: more than {self.limit} undelivered events")
+                return
+            slot = _Slot(event)
+        self._queue.append(slot)
+        self._ready.set()
+
+    def close(self, reason: str) -> None:
+        if self.closed_reason is None:
+            self.closed_reason = reason
+            self._queue.clear()
+            self._latest.clear()
+            self.bus.unsubscribe(self)
+        self._ready.set()
+
+    def _pop(self) -> Event:
+        slot = self._queue.popleft()
+        event = slot.event
+        if event.coalescible:
+            if self._latest.get(event.key) is slot:
+                del self._latest[event.key]
+        else:
+            self._critical -= 1
+        self.delivered += 1
+        return event
+
+    async def get_many(self, max_items: int = 256) -> list[Event]:
+        """Wait for at least one event; return everything queued up to `max_items`."""
+        while not self._queue:
+            if self.closed_reason is not None:
+                raise SubscriberClosed(self.closed_reason)
+            self._ready.clear()
+            await self._ready.wait()
+        if self.closed_reason is not None:
+            raise SubscriberClosed(self.closed_reason)
+        out = [self._pop() for _ in range(min(max_items, len(self._queue)))]
+        return out
+
+    async def get(self) -> Event:
+        return (await self.get_many(1))[0]
+
+
+class EventBus:
+    """In-process publish/subscribe with a ring buffer of recent events for SSE resume."""
+
+    def __init__(self, history: int = 10000, default_limit: int = 512) -> None:
+        self._seq = itertools.count(1)
+        self._subscribers: list[Subscriber] = []
+        self.recent: deque[Event] = deque(maxlen=history)
+        self.default_limit = default_limit
+        self.published = 0
+        self.last_seq = 0
+
+    def publish(self, type_: str, payload: dict[str, Any], *, key: Any = None, node: str | None = None) -> Event:
+        seq = next(self._seq)
+        payload["seq"] = seq
+        event = Event(seq, type_, payload, key, node)
+        self.last_seq = seq
+        self.published += 1
+        self.recent.append(event)
+        for sub in tuple(self._subscribers):
+            sub.offer(event)
+        return event
+
+    def subscribe(
+        self, wants: Callable[[Event], bool] | None = None, *, limit: int | None = None, name: str = "?"
+    ) -> Subscriber:
+        sub = Subscriber(self, wants, limit or self.default_limit, name)
+        self._subscribers.append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        try:
+            self._subscribers.remove(sub)
+        except ValueError:
+            pass
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def since(self, seq: int) -> Iterator[Event] | None:
+        """Events after `seq` from the ring buffer, or None when the gap is older than the buffer."""
+        if not self.recent:
+            return iter(()) if seq >= self.last_seq else None
+        oldest = self.recent[0].seq
+        if seq < oldest - 1:
+            return None
+        return (e for e in tuple(self.recent) if e.seq > seq)

@@ -1,0 +1,72 @@
+"""Command-line settings: flags with environment equivalents, and `--check-config`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from bevforge.config import ConfigError, PlantConfig, load_config
+
+DEFAULT_CONFIG = "config.yaml"
+DEFAULT_PORT = 5007
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass(frozen=True)
+class Settings:
+    config_path: Path
+    host: str
+    port: int
+    db_url: str
+    data_dir: Path
+    check_config: bool = False
+    log_level: str = "info"
+
+
+def parse_args(argv: list[str], env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ) if env is None else env
+    parser = argparse.ArgumentParser(prog="python main.py", description="BevForge OS brewhouse control panel")
+    parser.add_argument("--config", default=env.get("BEVFORGE_CONFIG", DEFAULT_CONFIG),
+                        help="plant config file (env BEVFORGE_CONFIG; default config.yaml)")
+    parser.add_argument("--host", default=env.get("BEVFORGE_HOST", "127.0.0.1"),
+                        help="address to listen on (env BEVFORGE_HOST; default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=int(env.get("BEVFORGE_PORT", DEFAULT_PORT)),
+                        help="port (env BEVFORGE_PORT; default 5007)")
+    parser.add_argument("--db", default=env.get("DATABASE_URL"),
+                        help="SQLAlchemy database URL (env DATABASE_URL; default sqlite:///data/bevforge.db)")
+    parser.add_argument("--data-dir", default=env.get("BEVFORGE_DATA_DIR", "data"),
+                        help="folder for the default SQLite file (env BEVFORGE_DATA_DIR)")
+    parser.add_argument("--log-level", default=env.get("BEVFORGE_LOG_LEVEL", "info"),
+                        choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--check-config", nargs="?", const="", default=None, metavar="FILE",
+                        help="validate the config file and exit (0 valid, 2 invalid)")
+    args = parser.parse_args(argv)
+    config_path = Path(args.check_config or args.config)
+    data_dir = Path(args.data_dir)
+    db_url = args.db or f"sqlite:///{data_dir / 'bevforge.db'}"
+    return Settings(config_path=config_path, host=args.host, port=args.port, db_url=db_url,
+                    data_dir=data_dir, check_config=args.check_config is not None, log_level=args.log_level)
+
+
+def load_or_report(path: Path) -> PlantConfig | None:
+    """Load the config; on error print every problem (file:line: field: message) to stderr."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"{path}: {len(exc.problems)} problem(s) in the config:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return None
+
+
+def check_config(path: Path) -> int:
+    config = load_or_report(path)
+    if config is None:
+        return 2
+    print(f"{path}: OK — {len(config.nodes)} nodes, {len(config.devices)} devices, "
+          f"{len(config.endpoints)} endpoints, {len(config.tiles)} tiles, "
+          f"{len(config.interlocks)} interlocks, {len(config.alarms)} alarm rules")
+    return 0

@@ -1,0 +1,456 @@
+"""The technician's file: the schema of config.yaml and a loader whose errors name file, line and field.
+
+A technician edits YAML by hand at the brewhouse; an error that says only "validation failed" costs
+a brew day. Every problem found here is reported as ``file:line: field.path: what is wrong``, all at
+once, so one edit fixes them all.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from bevforge.domain import DataType, EndpointKind, Severity, Value
+
+TEMPERATURE_UNITS = ("°C", "°F")
+
+
+class Strict(BaseModel):
+    """Base of every section: unknown keys are errors, so a typo never silently does nothing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Site(Strict):
+    name: str = "BevForge brewhouse"
+    timezone: str = "UTC"
+
+
+class Node(Strict):
+    """A vessel or area: HLT, MLT, BK, FV1 …"""
+
+    id: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")]
+    name: str
+    kind: Literal["vessel", "fermenter", "area", "utility"] = "vessel"
+    volume_l: float | None = Field(default=None, gt=0)
+
+
+class Device(Strict):
+    """Something a driver talks to. `settings` belong to the driver and are checked by it."""
+
+    id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
+    driver: str
+    name: str | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+    comms_timeout_s: float = Field(default=5.0, gt=0, description="no answer this long → device offline")
+
+
+class Range(Strict):
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.min > self.max:
+            raise ValueError("min must not be greater than max")
+        return self
+
+
+class Endpoint(Strict):
+    """One point of the plant: a probe, an output, a setpoint. `id` is the seed's endpointId."""
+
+    id: int = Field(ge=1, le=2_000_000_000)
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+    label: str | None = None
+    node: str
+    device: str
+    kind: EndpointKind
+    unit: str = ""
+    data_type: DataType = DataType.FLOAT
+    writable: bool = False
+    range: Range | None = None
+    safe_value: Value | None = None
+    feedback: int | None = Field(default=None, description="endpoint whose reading confirms a write")
+    tolerance: float = Field(default=0.0, ge=0, description="readback tolerance for numeric writes")
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    stale_after_s: float | None = Field(default=None, gt=0, description="default 3 × poll interval")
+    critical: bool = Field(default=False, description="operator confirms current → target state")
+    address: dict[str, Any] = Field(default_factory=dict, description="driver-specific point address")
+
+    @property
+    def stale_after(self) -> float:
+        return self.stale_after_s if self.stale_after_s is not None else 3 * self.poll_interval_s
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.name.replace("_", " ")
+
+    @property
+    def feedback_id(self) -> int:
+        return self.feedback if self.feedback is not None else self.id
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Endpoint:
+        if self.kind is EndpointKind.TEMPERATURE and self.unit not in TEMPERATURE_UNITS:
+            raise ValueError(f"a temperature endpoint declares unit °C or °F, not {self.unit!r}")
+        if self.range is not None and self.data_type is DataType.BOOL:
+            raise ValueError("a bool endpoint has no range")
+        if self.safe_value is not None:
+            if self.data_type is DataType.BOOL and not isinstance(self.safe_value, bool):
+                raise ValueError("safe_value of a bool endpoint must be true or false")
+            if self.data_type is not DataType.BOOL and isinstance(self.safe_value, bool):
+                raise ValueError("safe_value of a numeric endpoint must be a number")
+            if self.range is not None and not isinstance(self.safe_value, bool):
+                if not self.range.min <= self.safe_value <= self.range.max:
+                    raise ValueError("safe_value lies outside range")
+        return self
+
+
+class Tile(Strict):
+    id: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")]
+    title: str
+    node: str
+    endpoints: list[int] = Field(min_length=1)
+    order: int = 0
+
+
+COMPARATORS = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+class Condition(Strict):
+    """`endpoint op value`, e.g. bk_level_high == true, bk_temperature < 105."""
+
+    endpoint: int
+    op: Literal["==", "!=", "<", "<=", ">", ">="] = "=="
+    value: Value
+
+
+class Interlock(Strict):
+    """A permissive/interlock on one output.
+
+    The rule applies while the output is (or is commanded to be) in its `active_when` state —
+    a heater ON, a pump speed above 0. While it applies, every condition in `requires` must hold;
+    otherwise commands into that state are blocked, and a running output is driven to its safe value.
+    """
+
+    id: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")]
+    target: int
+    active_when: Condition | None = Field(
+        default=None, description="default: target == true (bool) or target > 0 (numeric)"
+    )
+    requires: list[Condition] = Field(min_length=1)
+    reason: str
+    trip: bool = Field(default=True, description="drive the running output to its safe value when violated")
+
+
+class AlarmRule(Strict):
+    """Threshold alarm, e.g. HLT temperature above 100 °C."""
+
+    id: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")]
+    endpoint: int
+    high: float | None = None
+    low: float | None = None
+    deadband: float = Field(default=0.0, ge=0)
+    severity: Severity = Severity.MEDIUM
+    message: str
+
+    @model_validator(mode="after")
+    def _has_limit(self) -> AlarmRule:
+        if self.high is None and self.low is None:
+            raise ValueError("an alarm rule needs high, low or both")
+        if self.high is not None and self.low is not None and self.low >= self.high:
+            raise ValueError("low must be below high")
+        return self
+
+
+class CommandSettings(Strict):
+    readback_timeout_s: float = Field(default=5.0, gt=0)
+    write_timeout_s: float = Field(default=3.0, gt=0)
+    expiry_s: float = Field(default=10.0, gt=0, description="a queued command older than this is not sent")
+
+
+class StoreSettings(Strict):
+    flush_interval_s: float = Field(default=0.5, gt=0, le=10)
+    flush_rows: int = Field(default=5000, ge=1)
+
+
+class RealtimeSettings(Strict):
+    max_connections: int = Field(default=100, ge=1)
+    max_messages_per_s: float = Field(default=10, gt=0)
+    abuse_strikes: int = Field(default=20, ge=1, description="rate-limited messages before close 1008")
+    max_subscriptions: int = Field(default=50, ge=1)
+    ping_interval_s: float = Field(default=30, gt=0)
+    idle_timeout_s: float = Field(default=60, gt=0)
+    max_message_bytes: int = Field(default=65536, ge=256)
+    queue_limit: int = Field(default=512, ge=8, description="undelivered critical events before disconnect")
+    sse_keepalive_s: float = Field(default=15, gt=0)
+    sse_buffer: int = Field(default=10000, ge=10)
+
+
+class AuthSettings(Strict):
+    mode: Literal["none", "required"] | None = None  # None: none on loopback, required elsewhere
+    allowed_origins: list[str] = Field(default_factory=list)
+
+
+class SimulatorSettings(Strict):
+    """The simulated brewhouse: runs in-process and answers as the configured devices."""
+
+    enabled: bool = True
+    ambient_c: float = 20.0
+    speedup: float = Field(default=1.0, gt=0, le=1000)
+
+
+class PlantConfig(Strict):
+    version: Literal[1] = 1
+    site: Site = Field(default_factory=Site)
+    nodes: list[Node] = Field(min_length=1)
+    devices: list[Device] = Field(min_length=1)
+    endpoints: list[Endpoint] = Field(min_length=1)
+    tiles: list[Tile] = Field(default_factory=list)
+    interlocks: list[Interlock] = Field(default_factory=list)
+    alarms: list[AlarmRule] = Field(default_factory=list)
+    commands: CommandSettings = Field(default_factory=CommandSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+    _by_id: dict[int, Endpoint] = PrivateAttr(default_factory=dict)
+
+    @field_validator("tiles")
+    @classmethod
+    def _sorted_tiles(cls, tiles: list[Tile]) -> list[Tile]:
+        return sorted(tiles, key=lambda t: t.order)
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._by_id = {e.id: e for e in self.endpoints}
+
+    def endpoint(self, endpoint_id: int) -> Endpoint:
+        return self._by_id[endpoint_id]
+
+    @property
+    def endpoints_by_id(self) -> dict[int, Endpoint]:
+        return self._by_id
+
+    def node_of(self, endpoint_id: int) -> str:
+        return self._by_id[endpoint_id].node
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading with file:line errors
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field or '(document)'}: {self.message}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "field": self.field, "message": self.message}
+
+
+class ConfigError(Exception):
+    """All problems found in one config file; str() is what a technician reads."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that remembers the line of every mapping key and sequence item."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    mapping: dict[Any, Any] = {}
+    lines: dict[Any, int] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a mapping key must be a plain value", key_node.start_mark
+            ) from exc
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        mapping[key] = loader.construct_object(value_node, deep=True)
+        lines[key] = key_node.start_mark.line + 1
+    loader.line_index[id(mapping)] = (node.start_mark.line + 1, lines)
+    return mapping
+
+
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> list[Any]:
+    items = [loader.construct_object(child, deep=True) for child in node.value]
+    loader.line_index[id(items)] = (
+        node.start_mark.line + 1,
+        {i: child.start_mark.line + 1 for i, child in enumerate(node.value)},
+    )
+    return items
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+class _LineMap:
+    """Answers 'on which line is field path X' for a parsed document."""
+
+    def __init__(self, document: Any, index: dict[int, tuple[int, dict[Any, int]]]) -> None:
+        self.document = document
+        self.index = index
+
+    def line_of(self, path: tuple[Any, ...]) -> int | None:
+        node = self.document
+        line = self.index.get(id(node), (1, {}))[0]
+        for part in path:
+            entry = self.index.get(id(node))
+            if entry is None:
+                break
+            own_line, children = entry
+            if part not in children:
+                return own_line if line is None else line
+            line = children[part]
+            try:
+                node = node[part]
+            except (KeyError, IndexError, TypeError):
+                break
+        return line
+
+
+def _format_path(path: tuple[Any, ...]) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def parse_config(text: str, filename: str = "config.yaml") -> PlantConfig:
+    """Parse and validate config text; raise ConfigError listing every problem with its line."""
+    loader = _LineLoader(text)
+    loader.line_index = {}  # type: ignore[attr-defined]
+    try:
+        document = loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise ConfigError(
+            [ConfigProblem(filename, line, "", f"YAML syntax: {exc.problem or exc.context}")]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([ConfigProblem(filename, None, "", f"YAML syntax: {exc}")]) from None
+    finally:
+        loader.dispose()
+    lines = _LineMap(document, loader.line_index)  # type: ignore[attr-defined]
+    if not isinstance(document, dict):
+        raise ConfigError([ConfigProblem(filename, 1, "", "the file must be a mapping of sections")])
+    try:
+        config = PlantConfig.model_validate(document)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = "unknown key"
+            problems.append(ConfigProblem(filename, lines.line_of(loc), _format_path(loc), message))
+        raise ConfigError(problems) from None
+    problems = [
+        ConfigProblem(filename, lines.line_of(path), _format_path(path), message)
+        for path, message in check_references(config)
+    ]
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def load_config(path: str | Path) -> PlantConfig:
+    """Read a config file; a missing or unreadable file is a ConfigError too."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(str(path), None, "", f"cannot read: {exc.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([ConfigProblem(str(path), None, "", "not UTF-8 text")]) from None
+    return parse_config(text, str(path))
+
+
+def check_references(config: PlantConfig) -> list[tuple[tuple[Any, ...], str]]:
+    """Cross-section checks pydantic cannot see: duplicates and dangling references."""
+    problems: list[tuple[tuple[Any, ...], str]] = []
+
+    def unique(section: str, items: list[Any], attr: str) -> set[Any]:
+        seen: set[Any] = set()
+        for i, item in enumerate(items):
+            key = getattr(item, attr)
+            if key in seen:
+                problems.append(((section, i, attr), f"duplicate {attr} {key!r}"))
+            seen.add(key)
+        return seen
+
+    node_ids = unique("nodes", config.nodes, "id")
+    device_ids = unique("devices", config.devices, "id")
+    endpoint_ids = unique("endpoints", config.endpoints, "id")
+    unique("endpoints", config.endpoints, "name")
+    unique("tiles", config.tiles, "id")
+    unique("interlocks", config.interlocks, "id")
+    unique("alarms", config.alarms, "id")
+    by_id = {e.id: e for e in config.endpoints}
+
+    for i, ep in enumerate(config.endpoints):
+        if ep.node not in node_ids:
+            problems.append((("endpoints", i, "node"), f"unknown node {ep.node!r}"))
+        if ep.device not in device_ids:
+            problems.append((("endpoints", i, "device"), f"unknown device {ep.device!r}"))
+        if ep.feedback is not None and ep.feedback not in endpoint_ids:
+            problems.append((("endpoints", i, "feedback"), f"unknown endpoint id {ep.feedback}"))
+        if ep.writable and ep.safe_value is None and ep.kind in (EndpointKind.HEATER, EndpointKind.PUMP):
+            problems.append((("endpoints", i, "safe_value"), "a writable heater or pump needs a safe_value"))
+    for i, tile in enumerate(config.tiles):
+        if tile.node not in node_ids:
+            problems.append((("tiles", i, "node"), f"unknown node {tile.node!r}"))
+        for j, eid in enumerate(tile.endpoints):
+            if eid not in endpoint_ids:
+                problems.append((("tiles", i, "endpoints", j), f"unknown endpoint id {eid}"))
+    for i, rule in enumerate(config.interlocks):
+        if rule.target not in endpoint_ids:
+            problems.append((("interlocks", i, "target"), f"unknown endpoint id {rule.target}"))
+        elif not by_id[rule.target].writable:
+            problems.append((("interlocks", i, "target"), f"endpoint {rule.target} is not writable"))
+        elif rule.trip and by_id[rule.target].safe_value is None:
+            problems.append((("interlocks", i, "target"), f"endpoint {rule.target} has no safe_value to trip to"))
+        for j, cond in enumerate(rule.requires):
+            if cond.endpoint not in endpoint_ids:
+                problems.append((("interlocks", i, "requires", j, "endpoint"), f"unknown endpoint id {cond.endpoint}"))
+        if rule.active_when is not None and rule.active_when.endpoint != rule.target:
+            problems.append((("interlocks", i, "active_when", "endpoint"), "must be the rule's target"))
+    for i, alarm in enumerate(config.alarms):
+        if alarm.endpoint not in endpoint_ids:
+            problems.append((("alarms", i, "endpoint"), f"unknown endpoint id {alarm.endpoint}"))
+        elif by_id[alarm.endpoint].data_type is DataType.BOOL:
+            problems.append((("alarms", i, "endpoint"), "threshold alarms need a numeric endpoint"))
+    return problems

@@ -1,0 +1,68 @@
+"""The small interface between the core and device protocols.
+
+The core never imports `drivers/`; it is handed factories that build a `Driver` per configured
+device. A driver reports readings and its comms state through the `DeviceLink` it is given.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from bevforge.config import Device, Endpoint
+from bevforge.domain import Reading, Value
+
+
+class DeviceError(Exception):
+    """A device refused or failed a request. `retryable` says whether trying again can help."""
+
+    def __init__(self, message: str, *, code: str = "device_error", retryable: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retryable = retryable
+
+
+class DeviceLink(Protocol):
+    """What a driver may tell the core."""
+
+    def readings(self, readings: Sequence[Reading]) -> None: ...
+
+    def comms(self, online: bool, error: str | None = None) -> None: ...
+
+
+class Driver(ABC):
+    """One configured device. Implementations must never let one device stall another."""
+
+    def __init__(self, device: Device, endpoints: Sequence[Endpoint], link: DeviceLink) -> None:
+        self.device = device
+        self.endpoints = list(endpoints)
+        self.link = link
+        self.online = False
+        self.last_error: str | None = None
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Begin polling; return promptly (polling runs in tasks of the driver's own)."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Stop polling and release the port or socket."""
+
+    @abstractmethod
+    async def write(self, endpoint: Endpoint, value: Value) -> None:
+        """Send one write; return when the device accepted it, raise DeviceError otherwise."""
+
+    async def refresh(self, endpoint: Endpoint) -> None:  # noqa: B027 - optional hook
+        """Read `endpoint` now instead of at its next poll (speeds up command readback)."""
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "deviceId": self.device.id,
+            "driver": self.device.driver,
+            "online": self.online,
+            "lastError": self.last_error,
+        }
+
+
+DriverFactory = Callable[[Device, Sequence[Endpoint], DeviceLink], Driver]

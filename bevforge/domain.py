@@ -1,0 +1,188 @@
+"""Plain types shared by every room of the house: readings, qualities, command states.
+
+Nothing here does I/O, so these types can be used from drivers, the core and the screens alike.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+Value = bool | int | float
+
+
+def utcnow() -> datetime:
+    """The one clock of the plant (UTC, timezone-aware)."""
+    return datetime.now(UTC)
+
+
+def iso(ts: datetime | None) -> str | None:
+    """ISO-8601 in UTC with a trailing Z, as the seed's messages show timestamps."""
+    if ts is None:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Quality(StrEnum):
+    """OPC-style quality of a value; only GOOD values are ever shown as live."""
+
+    GOOD = "good"
+    UNCERTAIN = "uncertain"  # no fresh sample within stale_after: shown as STALE
+    BAD = "bad"  # device offline, framing error, or never read
+
+
+class CommandStatus(StrEnum):
+    """Lifecycle of an operator command (REFERENCE.md §3)."""
+
+    BLOCKED = "blocked"
+    QUEUED = "queued"
+    SENT = "sent"
+    ACKED = "acked"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (CommandStatus.BLOCKED, CommandStatus.SUCCEEDED, CommandStatus.FAILED)
+
+
+IN_FLIGHT = (CommandStatus.QUEUED, CommandStatus.SENT, CommandStatus.ACKED)
+
+
+class DataType(StrEnum):
+    BOOL = "bool"
+    INT = "int"
+    FLOAT = "float"
+
+
+class EndpointKind(StrEnum):
+    """What a point is in the brewery; decides how a tile shows and commands it."""
+
+    TEMPERATURE = "temperature"
+    SETPOINT = "setpoint"
+    HEATER = "heater"
+    PUMP = "pump"
+    VALVE = "valve"
+    LEVEL = "level"  # level switch (bool) or level measurement
+    SPEED = "speed"  # pump speed / VFD frequency
+    PRESSURE = "pressure"
+    FLOW = "flow"
+    VOLUME = "volume"
+    POWER = "power"
+    STATUS = "status"  # discrete status word, fault code
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class InvalidValue(ValueError):
+    """A value that does not fit an endpoint; `field` names what is wrong for the API answer."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def coerce_value(value: Any, data_type: DataType, *, field: str = "value") -> Value:
+    """Turn a JSON value into the endpoint's type, refusing anything that would need guessing.
+
+    JSON has no int/float distinction worth trusting, so 1.0 is a fine int and 1 a fine float, but
+    a string, a list or a NaN never is. Booleans accept only true/false (and 0/1, as devices do).
+    """
+    if data_type is DataType.BOOL:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int | float) and value in (0, 1):
+            return bool(value)
+        raise InvalidValue(field, f"{field} must be true or false")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidValue(field, f"{field} must be a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidValue(field, f"{field} must be a finite number")
+    if data_type is DataType.INT:
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise InvalidValue(field, f"{field} must be a whole number")
+            return int(value)
+        return value
+    return float(value)
+
+
+@dataclass(slots=True)
+class Reading:
+    """One sample of one endpoint, as a driver or the ingest API delivers it."""
+
+    endpoint_id: int
+    value: Value | None
+    quality: Quality = Quality.GOOD
+    source_time: datetime | None = None  # device/sender clock, if it has one
+    error: str | None = None  # why quality is not GOOD
+
+
+@dataclass(slots=True)
+class EndpointState:
+    """The plant's current knowledge of one endpoint (mirrors endpoint_current)."""
+
+    endpoint_id: int
+    value: Value | None = None
+    quality: Quality = Quality.BAD
+    source_time: datetime | None = None
+    server_time: datetime | None = None
+    error: str | None = "never read"
+    seq: int = 0  # increments on every change; lets waiters detect a fresh sample
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "endpointId": self.endpoint_id,
+            "value": self.value,
+            "quality": self.quality.value,
+            "sourceTimestamp": iso(self.source_time),
+            "timestamp": iso(self.server_time),
+            "error": self.error,
+        }
+
+
+@dataclass(slots=True)
+class Actor:
+    """Who asked for something and from where; goes into every command and audit record."""
+
+    user: str = "anonymous"
+    station: str = "local"
+    role: str = "admin"
+    nodes: frozenset[str] | None = None  # None: all nodes
+
+    @staticmethod
+    def system() -> Actor:
+        return Actor(user="system", station="plant", role="admin")
+
+
+@dataclass(slots=True)
+class InterlockVerdict:
+    """Result of evaluating one rule: satisfied or not, and the words an operator reads."""
+
+    rule_id: str
+    target: int
+    satisfied: bool
+    applies: bool
+    reason: str
+    failed_conditions: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.rule_id,
+            "targetEndpointId": self.target,
+            "satisfied": self.satisfied,
+            "applies": self.applies,
+            "reason": self.reason,
+            "failedConditions": self.failed_conditions,
+        }

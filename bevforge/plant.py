@@ -1,0 +1,215 @@
+"""The plant: current state of every endpoint and the one place that state changes.
+
+`ingest()` is the telemetry data flow in one function: update current state, queue history, run
+alarms and continuous interlocks, publish to the bus. It is synchronous and never awaits, so a
+reading reaches every view in the same turn of the event loop that received it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+
+from bevforge import interlocks
+from bevforge.alarms import AlarmService
+from bevforge.bus import TELEMETRY, EventBus
+from bevforge.config import Endpoint, PlantConfig
+from bevforge.domain import (
+    DataType,
+    EndpointState,
+    InterlockVerdict,
+    Quality,
+    Reading,
+    Severity,
+    Value,
+    utcnow,
+)
+from bevforge.store import HistoryWriter
+
+log = logging.getLogger(__name__)
+
+TripHandler = Callable[[InterlockVerdict], None]
+
+
+class Plant:
+    def __init__(self, config: PlantConfig, bus: EventBus, history: HistoryWriter, alarms: AlarmService) -> None:
+        self.config = config
+        self.endpoints: dict[int, Endpoint] = config.endpoints_by_id
+        self.bus = bus
+        self.history = history
+        self.alarms = alarms
+        self.states: dict[int, EndpointState] = {eid: EndpointState(eid) for eid in self.endpoints}
+        self._waiters: dict[int, list[asyncio.Future[None]]] = {}
+        self._rules_by_input: dict[int, list[int]] = {}
+        for index, rule in enumerate(config.interlocks):
+            watched = {c.endpoint for c in rule.requires} | {self.endpoints[rule.target].feedback_id}
+            for eid in watched:
+                self._rules_by_input.setdefault(eid, []).append(index)
+        self.trip_handler: TripHandler | None = None
+        self.device_online: dict[str, bool] = {d.id: False for d in config.devices}
+        self.readings_ingested = 0
+        self._stale_task: asyncio.Task[None] | None = None
+
+    # -- telemetry -------------------------------------------------------------------------
+
+    def ingest(self, readings: Iterable[Reading]) -> int:
+        """Apply readings; return how many were applied. Readings must already be validated."""
+        now = utcnow()
+        touched_rules: set[int] = set()
+        count = 0
+        for reading in readings:
+            state = self.states[reading.endpoint_id]
+            endpoint = self.endpoints[reading.endpoint_id]
+            good = reading.quality is Quality.GOOD and reading.value is not None
+            if good:
+                state.value = reading.value
+                state.error = None
+            else:
+                state.error = reading.error or "bad reading"
+            state.quality = reading.quality if reading.value is not None else Quality.BAD
+            state.source_time = reading.source_time
+            state.server_time = now
+            state.seq += 1
+            count += 1
+            numeric = _as_number(reading.value) if good else None
+            self.history.add(
+                {"endpoint_id": endpoint.id, "value": numeric, "quality": state.quality.value,
+                 "source_time": reading.source_time, "server_time": now},
+                {"endpoint_id": endpoint.id, "value": state.value, "quality": state.quality.value,
+                 "source_time": state.source_time, "server_time": now},
+            )
+            self._publish(endpoint, state)
+            if good:
+                self.alarms.evaluate(state)
+            touched_rules.update(self._rules_by_input.get(endpoint.id, ()))
+            self._wake(endpoint.id)
+        self.readings_ingested += count
+        if touched_rules and self.trip_handler is not None:
+            self._check_trips(touched_rules)
+        return count
+
+    def _publish(self, endpoint: Endpoint, state: EndpointState) -> None:
+        payload = {
+            "type": TELEMETRY,
+            "endpointId": endpoint.id,
+            "value": state.value,
+            "timestamp": state.server_time.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            if state.server_time else None,
+            "quality": state.quality.value,
+            "unit": endpoint.unit,
+        }
+        if state.error:
+            payload["error"] = state.error
+        self.bus.publish(TELEMETRY, payload, key=endpoint.id, node=endpoint.node)
+
+    def _check_trips(self, rule_indexes: set[int]) -> None:
+        rules = [self.config.interlocks[i] for i in sorted(rule_indexes)]
+        for verdict in interlocks.violated_running(rules, self.endpoints, self.states):
+            assert self.trip_handler is not None
+            self.trip_handler(verdict)
+
+    # -- waiting for readback --------------------------------------------------------------
+
+    def _wake(self, endpoint_id: int) -> None:
+        waiters = self._waiters.pop(endpoint_id, None)
+        if waiters:
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def next_sample(self, endpoint_id: int, timeout: float) -> bool:
+        """Wait for the next reading of `endpoint_id`; False on timeout."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(endpoint_id, []).append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    # -- quality ---------------------------------------------------------------------------
+
+    def mark_device(self, device_id: str, online: bool, error: str | None = None) -> None:
+        """Comms state of a device: offline makes its values BAD and raises a comms alarm."""
+        was = self.device_online.get(device_id)
+        self.device_online[device_id] = online
+        key = f"comms:{device_id}"
+        if online:
+            self.alarms.clear(key)
+            return
+        if was is False and self.alarms.is_active(key):
+            return
+        bad = []
+        for endpoint in self.endpoints.values():
+            if endpoint.device == device_id:
+                bad.append(Reading(endpoint.id, None, Quality.BAD, error=f"device offline: {error or 'no answer'}"))
+        self.ingest(bad)
+        device = next(d for d in self.config.devices if d.id == device_id)
+        self.alarms.raise_alarm(key, "comms", Severity.HIGH,
+                                f"Communication lost with {device.name or device.id}: {error or 'no answer'}")
+
+    def start(self) -> None:
+        self._stale_task = asyncio.create_task(self._stale_sweep(), name="stale-sweep")
+
+    async def stop(self) -> None:
+        if self._stale_task:
+            self._stale_task.cancel()
+            try:
+                await self._stale_task
+            except asyncio.CancelledError:
+                pass
+
+    async def _stale_sweep(self) -> None:
+        """A value with no fresh sample for stale_after is UNCERTAIN; for 3× that, BAD."""
+        period = max(0.1, min(e.stale_after for e in self.endpoints.values()) / 4)
+        while True:
+            await asyncio.sleep(period)
+            try:
+                self.sweep_stale(utcnow())
+            except Exception:  # a sweep must never die: it is what keeps stale values honest
+                log.exception("stale sweep failed")
+
+    def sweep_stale(self, now: datetime) -> None:
+        for endpoint in self.endpoints.values():
+            state = self.states[endpoint.id]
+            if state.server_time is None or state.quality is Quality.BAD:
+                continue
+            age = (now - state.server_time).total_seconds()
+            if age > 3 * endpoint.stale_after:
+                new_quality, error = Quality.BAD, f"no sample for {age:.0f} s"
+            elif age > endpoint.stale_after and state.quality is Quality.GOOD:
+                new_quality, error = Quality.UNCERTAIN, f"stale: no sample for {age:.1f} s"
+            else:
+                continue
+            state.quality = new_quality
+            state.error = error
+            state.seq += 1
+            self._publish(endpoint, state)
+
+    # -- validation used by the ingest API -------------------------------------------------
+
+    def snapshot(self, endpoint_ids: Sequence[int] | None = None) -> list[EndpointState]:
+        ids = endpoint_ids if endpoint_ids is not None else list(self.endpoints)
+        return [self.states[i] for i in ids if i in self.states]
+
+
+def _as_number(value: Value | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def value_matches(endpoint: Endpoint, requested: Value, actual: Value | None) -> bool:
+    """Readback comparison: exact for bool/int, within the endpoint's tolerance for floats."""
+    if actual is None:
+        return False
+    if endpoint.data_type is DataType.BOOL:
+        return bool(actual) == bool(requested)
+    tolerance = endpoint.tolerance or (1e-6 * max(1.0, abs(float(requested))))
+    return abs(float(actual) - float(requested)) <= tolerance

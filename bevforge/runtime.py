@@ -1,0 +1,116 @@
+"""The running plant: builds the core's parts from a config and starts/stops them in order."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bevforge import __version__
+from bevforge.alarms import AlarmService
+from bevforge.bus import EventBus
+from bevforge.commands import CommandService
+from bevforge.config import PlantConfig
+from bevforge.devices import Driver, DriverFactory
+from bevforge.domain import Reading
+from bevforge.plant import Plant
+from bevforge.store import (
+    Database,
+    EndpointRow,
+    HistoryWriter,
+    create_schema,
+    fail_interrupted_commands,
+    sync_endpoints,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Link:
+    """The DeviceLink handed to one driver: readings and comms state go to the plant."""
+
+    plant: Plant
+    device_id: str
+
+    def readings(self, readings: Sequence[Reading]) -> None:
+        self.plant.ingest(readings)
+
+    def comms(self, online: bool, error: str | None = None) -> None:
+        self.plant.mark_device(self.device_id, online, error)
+
+
+class Runtime:
+    def __init__(self, config: PlantConfig, db_url: str, factories: Mapping[str, DriverFactory],
+                 config_path: str | None = None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.db = Database(db_url)
+        self.bus = EventBus(history=config.realtime.sse_buffer, default_limit=config.realtime.queue_limit)
+        self.history = HistoryWriter(self.db, config.store.flush_interval_s, config.store.flush_rows)
+        self.alarms = AlarmService(config, self.bus, self.db)
+        self.plant = Plant(config, self.bus, self.history, self.alarms)
+        self.drivers: dict[str, Driver] = {}
+        for device in config.devices:
+            factory = factories.get(device.driver)
+            if factory is None:
+                raise ValueError(f"device {device.id}: no driver named {device.driver!r} "
+                                 f"(available: {', '.join(sorted(factories))})")
+            endpoints = [e for e in config.endpoints if e.device == device.id]
+            self.drivers[device.id] = factory(device, endpoints, _Link(self.plant, device.id))
+        self.commands = CommandService(config, self.plant, self.bus, self.db, self.alarms, self.drivers)
+        self.plant.trip_handler = self.commands.trip
+        self.started_at: float | None = None
+        self.interrupted_commands = 0
+        self.attachments: dict[str, Any] = {}  # things the composition root hangs on (the simulator)
+
+    async def start(self) -> None:
+        create_schema(self.db.engine)
+        sync_endpoints(self.db.engine, (
+            EndpointRow(id=e.id, name=e.name, node=e.node, kind=e.kind.value, unit=e.unit,
+                        data_type=e.data_type.value, writable=e.writable)
+            for e in self.config.endpoints
+        ))
+        self.interrupted_commands = fail_interrupted_commands(self.db.engine)
+        if self.interrupted_commands:
+            log.warning("%d commands were in flight at the last stop: marked failed, not re-sent",
+                        self.interrupted_commands)
+        self.alarms.load()
+        self.history.start()
+        self.plant.start()
+        for driver in self.drivers.values():
+            await driver.start()
+        self.started_at = time.monotonic()
+
+    async def stop(self) -> None:
+        for driver in self.drivers.values():
+            try:
+                await driver.stop()
+            except Exception:
+                log.exception("driver %s did not stop cleanly", driver.device.id)
+        await self.commands.stop()
+        await self.plant.stop()
+        await self.history.stop()
+        self.db.close()
+
+    def health(self) -> dict[str, object]:
+        import fastapi
+        import pydantic
+        import sqlalchemy
+
+        return {
+            "status": "ok",
+            "version": __version__,
+            "versions": {"bevforge": __version__, "fastapi": fastapi.__version__,
+                         "pydantic": pydantic.__version__, "sqlalchemy": sqlalchemy.__version__},
+            "uptimeS": round(time.monotonic() - self.started_at, 1) if self.started_at else 0.0,
+            "site": self.config.site.name,
+            "drivers": [d.status() for d in self.drivers.values()],
+            "database": {"url": self.db.url.split("://", 1)[0], "historyPending": self.history.pending,
+                         "rowsWritten": self.history.rows_written, "lastError": self.history.last_error,
+                         "writeErrors": self.db.write_errors},
+            "bus": {"published": self.bus.published, "subscribers": self.bus.subscriber_count},
+            "readingsIngested": self.plant.readings_ingested,
+        }

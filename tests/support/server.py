@@ -1,0 +1,117 @@
+"""A real BevForge server on a free loopback port inside the test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+import yaml
+
+from bevforge.app import create_app
+from bevforge.config import PlantConfig, parse_config
+from bevforge.runtime import Runtime
+from drivers import driver_factories
+from drivers.sim.inprocess import SimulatedBrewhouse
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG = ROOT / "config.yaml"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def config_document() -> dict[str, Any]:
+    """The default brewhouse as a dict, for tests to adjust."""
+    return yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+
+
+def brewhouse_config(adjust: Callable[[dict[str, Any]], None] | None = None) -> PlantConfig:
+    """Default brewhouse with short timeouts so failure paths finish quickly."""
+    doc = config_document()
+    doc["commands"] = {"readback_timeout_s": 1.0, "write_timeout_s": 0.5, "expiry_s": 10}
+    doc["store"] = {"flush_interval_s": 0.05}
+    for device in doc["devices"]:
+        device["comms_timeout_s"] = 1.0
+    if adjust is not None:
+        adjust(doc)
+    return parse_config(yaml.safe_dump(doc, allow_unicode=True), "test-config.yaml")
+
+
+class LiveServer:
+    def __init__(self, runtime: Runtime, port: int) -> None:
+        self.runtime = runtime
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.ws_url = f"ws://127.0.0.1:{port}/ws"
+        self.server: uvicorn.Server | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.http = httpx.AsyncClient(base_url=self.base_url, timeout=10)
+
+    @property
+    def sim(self) -> SimulatedBrewhouse:
+        return self.runtime.attachments["simulator"]
+
+    async def start(self) -> None:
+        app = create_app(self.runtime)
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                ws="websockets-sansio", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()
+                raise RuntimeError("server stopped during start-up")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        await self.http.aclose()
+        if self.server is not None and self.task is not None:
+            self.server.should_exit = True
+            await self.task
+
+
+def build_runtime(config: PlantConfig, db_path: Path) -> Runtime:
+    factories, sim = driver_factories(config)
+    runtime = Runtime(config, f"sqlite:///{db_path}", factories)
+    runtime.attachments["simulator"] = sim
+    return runtime
+
+
+async def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01) -> Any:
+    """Poll a cheap in-process predicate until it is truthy (for state reached by other tasks)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached within timeout")
+        await asyncio.sleep(interval)
+
+
+async def wait_for_command(server: LiveServer, command_id: str, timeout: float = 5.0) -> dict[str, Any]:
+    """Wait for a command to reach a final status through its own bus events."""
+    runtime = server.runtime
+    command = await runtime.commands.find(command_id)
+    if command is not None and command.status.is_final:
+        return (await server.http.get(f"/api/os/commands/{command_id}")).json()
+    sub = runtime.bus.subscribe(lambda e: e.type == "command_status" and e.payload["commandId"] == command_id)
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                command = await runtime.commands.find(command_id)
+                if command is not None and command.status.is_final:
+                    break
+                await sub.get()
+    finally:
+        sub.close("done")
+    return (await server.http.get(f"/api/os/commands/{command_id}")).json()

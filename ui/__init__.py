@@ -1,0 +1,34 @@
+"""NiceGUI screens. `install()` mounts them on the API app; they read the core, never drivers."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from nicegui import app as nicegui_app
+from nicegui import ui
+
+from bevforge.runtime import Runtime
+from ui import pages, state
+
+TITLE = "BevForge OS"
+
+
+def install(app: FastAPI, runtime: Runtime) -> None:
+    state.runtime = runtime
+    pages.register()
+    ui.run_with(app, title=TITLE, favicon="🍺", storage_secret=_secret(runtime), show_welcome_message=False,
+                reconnect_timeout=10.0)
+
+
+def install_for_simulation(runtime: Runtime) -> None:
+    """For NiceGUI's User fixture: the plant starts and stops with NiceGUI's own app."""
+    state.runtime = runtime
+    nicegui_app.on_startup(runtime.start)
+    nicegui_app.on_shutdown(runtime.stop)
+    pages.register()
+    ui.run(title=TITLE, storage_secret=_secret(runtime))
+
+
+def _secret(runtime: Runtime) -> str:
+    import hashlib
+
+    return hashlib.sha256(f"bevforge:{runtime.db.url}".encode()).hexdigest()
