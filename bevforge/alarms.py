@@ -9,6 +9,7 @@ unacknowledged, acknowledged, rtn_unacknowledged (returned to normal, not yet ac
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -106,6 +107,7 @@ class AlarmService:
         self.current: dict[int, Alarm] = {}  # alarms not yet back to normal+acked
         self._by_key: dict[str, Alarm] = {}  # active alarm per condition key
         self._next_id = 1
+        self._recent: OrderedDict[int, Alarm] = OrderedDict()  # newest transitions, ahead of the DB writer
         self.listeners: list[Callable[[Alarm, str], None]] = []
 
     def load(self) -> None:
@@ -203,6 +205,10 @@ class AlarmService:
         return alarm
 
     def _changed(self, alarm: Alarm, event: str, *, insert: bool = False) -> None:
+        self._recent[alarm.id] = alarm
+        self._recent.move_to_end(alarm.id)
+        while len(self._recent) > 2000:
+            self._recent.popitem(last=False)
         row = alarm.row()
         self.db.write_later(self._persist, row, insert)
         payload = {"type": ALARM, "event": event, **alarm.as_dict()}
@@ -224,7 +230,7 @@ class AlarmService:
         return sorted(self.current.values(), key=lambda a: a.id, reverse=True)
 
     async def get(self, alarm_id: int) -> Alarm | None:
-        alarm = self.current.get(alarm_id)
+        alarm = self.current.get(alarm_id) or self._recent.get(alarm_id)
         if alarm is not None:
             return alarm
         row = await self.db.read(self._fetch_one, alarm_id)
@@ -245,6 +251,7 @@ class AlarmService:
         else:
             rows = await self.db.read(self._fetch_recent, limit * 5)
             merged = {r.id: Alarm.from_row(r) for r in rows}
+            merged.update(self._recent)
             merged.update(self.current)
             alarms = sorted(merged.values(), key=lambda a: a.id, reverse=True)
             if state != "all":

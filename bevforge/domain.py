@@ -28,6 +28,11 @@ def iso(ts: datetime | None) -> str | None:
     return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def iso_epoch(ts: float | None) -> str | None:
+    """ISO-8601 for an epoch-seconds timestamp (how history rows store time)."""
+    return None if ts is None else iso(datetime.fromtimestamp(ts, UTC))
+
+
 class Quality(StrEnum):
     """OPC-style quality of a value; only GOOD values are ever shown as live."""
 

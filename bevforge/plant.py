@@ -58,6 +58,7 @@ class Plant:
     def ingest(self, readings: Iterable[Reading]) -> int:
         """Apply readings; return how many were applied. Readings must already be validated."""
         now = utcnow()
+        now_ts = now.timestamp()
         touched_rules: set[int] = set()
         count = 0
         for reading in readings:
@@ -77,7 +78,8 @@ class Plant:
             numeric = _as_number(reading.value) if good else None
             self.history.add(
                 {"endpoint_id": endpoint.id, "value": numeric, "quality": state.quality.value,
-                 "source_time": reading.source_time, "server_time": now},
+                 "source_ts": reading.source_time.timestamp() if reading.source_time else None,
+                 "server_ts": now_ts},
                 {"endpoint_id": endpoint.id, "value": state.value, "quality": state.quality.value,
                  "source_time": state.source_time, "server_time": now},
             )

@@ -57,14 +57,17 @@ class EndpointCurrent(SQLModel, table=True):
 
 
 class TelemetryReading(SQLModel, table=True):
+    """History. Times are UNIX epoch seconds (UTC): a REAL column inserts several times faster than a
+    timezone-aware DATETIME (no per-row conversion) and range queries on it are plain comparisons."""
+
     __tablename__ = "telemetry_readings"
-    __table_args__ = (Index("ix_telemetry_endpoint_time", "endpoint_id", "server_time"),)
+    __table_args__ = (Index("ix_telemetry_endpoint_time", "endpoint_id", "server_ts"),)
     id: int | None = Field(default=None, primary_key=True)
     endpoint_id: int
     value: float | None = None
     quality: str
-    source_time: datetime | None = None
-    server_time: datetime
+    source_ts: float | None = None
+    server_ts: float
 
 
 class CommandRow(SQLModel, table=True):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.server import LiveServer, build_runtime, free_port, brewhouse_config
+from tests.support.server import LiveServer, brewhouse_config, build_runtime, free_port
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from bevforge.api.deps import actor_for_request, runtime_of
 from bevforge.api.errors import ApiError, JSONResponse
 from bevforge.commands import CommandRejected
 from bevforge.config import Endpoint
-from bevforge.domain import CommandStatus, InvalidValue, Quality, Reading, coerce_value, iso
+from bevforge.domain import CommandStatus, InvalidValue, Quality, Reading, coerce_value, iso, iso_epoch
 from bevforge.store import TelemetryReading
 
 router = APIRouter(prefix="/api/os", default_response_class=JSONResponse)
@@ -239,10 +239,10 @@ async def get_telemetry(
         elif visible is not None:
             statement = statement.where(TelemetryReading.endpoint_id.in_(visible))  # type: ignore[attr-defined]
         if since is not None:
-            statement = statement.where(TelemetryReading.server_time >= _naive_utc(since))
+            statement = statement.where(TelemetryReading.server_ts >= _aware_utc(since).timestamp())
         if until is not None:
-            statement = statement.where(TelemetryReading.server_time <= _naive_utc(until))
-        statement = statement.order_by(TelemetryReading.server_time.desc(), TelemetryReading.id.desc()).limit(limit)  # type: ignore[attr-defined,union-attr]
+            statement = statement.where(TelemetryReading.server_ts <= _aware_utc(until).timestamp())
+        statement = statement.order_by(TelemetryReading.server_ts.desc(), TelemetryReading.id.desc()).limit(limit)  # type: ignore[attr-defined,union-attr]
         with rt.db.session() as session:
             return list(session.exec(statement).all())
 
@@ -252,14 +252,14 @@ async def get_telemetry(
         "endpointId": endpointId,
         "count": len(rows),
         "readings": [{"endpointId": r.endpoint_id, "value": r.value, "quality": r.quality,
-                      "timestamp": iso(r.server_time), "sourceTimestamp": iso(r.source_time)} for r in rows],
+                      "timestamp": iso_epoch(r.server_ts), "sourceTimestamp": iso_epoch(r.source_ts)}
+                     for r in rows],
     }
 
 
-def _naive_utc(ts: datetime) -> datetime:
-    if ts.tzinfo is None:
-        return ts
-    return ts.astimezone(UTC).replace(tzinfo=None)
+def _aware_utc(ts: datetime) -> datetime:
+    """Query bounds without a zone are taken as UTC, the zone every stored timestamp is in."""
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 # -- commands ------------------------------------------------------------------------------------

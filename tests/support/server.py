@@ -115,3 +115,33 @@ async def wait_for_command(server: LiveServer, command_id: str, timeout: float =
     finally:
         sub.close("done")
     return (await server.http.get(f"/api/os/commands/{command_id}")).json()
+
+
+class ThreadedServer:
+    """The app served from its own thread and loop, for synchronous tests (hypothesis, schemathesis)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        import threading
+
+        self.runtime = runtime
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(runtime), host="127.0.0.1", port=self.port, log_level="warning",
+                                ws="websockets-sansio", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="bevforge-test-server", daemon=True)
+
+    def __enter__(self) -> ThreadedServer:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)

@@ -1,0 +1,85 @@
+"""Ingest throughput: readings/s through POST /api/os/telemetry/ingest (batches of 500), and the
+rows/s the batched history writer sustains on SQLite.
+
+    .venv/bin/python bench/ingest.py [--seconds 5] [--clients 2]
+Targets on a 2-core machine: ≥ 20,000 readings/s through the API; ≥ 100,000 rows/s in the writer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import AppProcess, table
+from bevforge.domain import utcnow
+from bevforge.store import Database, HistoryWriter, create_schema
+
+BATCH = 500
+FV_ENDPOINTS = (50, 60)
+
+
+async def api_throughput(base_url: str, seconds: float, clients: int) -> tuple[float, int]:
+    body = orjson.dumps({"readings": [{"endpointId": FV_ENDPOINTS[i % 2], "value": 10 + (i % 100) * 0.1}
+                                      for i in range(BATCH)]})
+    accepted = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client() -> None:
+        nonlocal accepted
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+            while time.perf_counter() < deadline:
+                r = await http.post("/api/os/telemetry/ingest", content=body,
+                                    headers={"content-type": "application/json"})
+                r.raise_for_status()
+                accepted += r.json()["accepted"]
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return accepted / (time.perf_counter() - started), accepted
+
+
+def writer_throughput(rows_total: int = 300_000, batch: int = 5000) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Database(f"sqlite:///{Path(tmp) / 'bench.db'}")
+        create_schema(db.engine)
+        writer = HistoryWriter(db)
+        now = utcnow()
+        ts = now.timestamp()
+        rows = [{"endpoint_id": 50, "value": float(i), "quality": "good", "source_ts": ts, "server_ts": ts}
+                for i in range(batch)]
+        current = [{"endpoint_id": 50, "value": 1.0, "quality": "good", "source_time": now, "server_time": now}]
+        started = time.perf_counter()
+        for _ in range(rows_total // batch):
+            writer.write_batch(rows, current)
+        elapsed = time.perf_counter() - started
+        db.close()
+        return rows_total / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--clients", type=int, default=2)
+    args = parser.parse_args()
+    with AppProcess() as app:
+        rate, total = asyncio.run(api_throughput(app.base_url, args.seconds, args.clients))
+    rows_per_s = writer_throughput()
+    print(table(["measure", "result", "target"], [
+        [f"API ingest, batches of {BATCH} ({args.clients} clients, {total} readings)", f"{rate:,.0f} readings/s",
+         "≥ 20,000 readings/s"],
+        ["history writer (Core insert, one transaction per 5,000 rows)", f"{rows_per_s:,.0f} rows/s",
+         "≥ 100,000 rows/s"],
+    ]))
+
+
+if __name__ == "__main__":
+    main()

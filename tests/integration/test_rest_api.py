@@ -1,0 +1,145 @@
+"""Every REST route of the seed over real HTTP against a real SQLite file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tests.support.server import LiveServer, wait_for
+
+HLT_TEMP, HLT_HEATER, HLT_LEVEL, FV1_TEMP = 10, 11, 13, 50
+
+
+async def test_tiles_carry_current_values(server: LiveServer) -> None:
+    tiles = (await server.http.get("/api/os/tiles")).json()
+    assert [t["id"] for t in tiles][:2] == ["hlt", "mlt"]
+    hlt = tiles[0]
+    temp = next(e for e in hlt["endpoints"] if e["endpointId"] == HLT_TEMP)
+    assert temp["unit"] == "°C" and temp["quality"] == "good" and isinstance(temp["value"], float)
+    heater = next(e for e in hlt["endpoints"] if e["endpointId"] == HLT_HEATER)
+    assert heater["writable"] is True and heater["dataType"] == "bool" and heater["critical"] is True
+
+
+async def test_endpoints_list_and_one(server: LiveServer) -> None:
+    listed = (await server.http.get("/api/os/endpoints")).json()
+    assert {e["endpointId"] for e in listed} >= {10, 11, 12, 13, 30, 31, 50}
+    one = (await server.http.get(f"/api/os/endpoints/{HLT_TEMP}")).json()
+    assert one["name"] == "hlt_temperature"
+    missing = await server.http.get("/api/os/endpoints/9999")
+    assert missing.status_code == 404 and missing.json()["field"] == "endpoint_id"
+    wrong = await server.http.get("/api/os/endpoints/abc")
+    assert wrong.status_code == 422 and wrong.json()["field"] == "endpoint_id"
+
+
+async def test_ingest_one_reading_updates_current_and_history(server: LiveServer) -> None:
+    server.sim.faults_for("cellar_io").offline = True  # keep the driver from superseding the value
+    r = await server.http.post("/api/os/telemetry/ingest", json={"endpointId": FV1_TEMP, "value": 19.25})
+    assert r.status_code == 200 and r.json() == {"accepted": 1}
+    one = (await server.http.get(f"/api/os/endpoints/{FV1_TEMP}")).json()
+    assert one["value"] == 19.25
+    history = (await server.http.get("/api/os/telemetry", params={"endpointId": FV1_TEMP, "limit": 5})).json()
+    assert history["readings"][-1]["value"] == 19.25
+
+
+async def test_ingest_batch_and_history_filters(server: LiveServer) -> None:
+    readings = [{"endpointId": FV1_TEMP, "value": 10.0 + i * 0.05} for i in range(500)]
+    r = await server.http.post("/api/os/telemetry/ingest", json={"readings": readings})
+    assert r.json() == {"accepted": 500}
+    since = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    history = (await server.http.get("/api/os/telemetry", params={"endpointId": FV1_TEMP, "since": since,
+                                                                    "limit": 10000})).json()
+    values = [x["value"] for x in history["readings"]]
+    assert 500 <= len(values) and 10.0 in values and round(max(values), 2) == 34.95
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    assert (await server.http.get("/api/os/telemetry", params={"since": future})).json()["count"] == 0
+
+
+async def test_ingest_errors_name_the_field(server: LiveServer) -> None:
+    cases = [
+        ({"endpointId": 9999, "value": 1}, 422, "endpointId"),
+        ({"endpointId": HLT_TEMP, "value": "hot"}, 422, "value"),
+        ({"endpointId": HLT_TEMP, "value": 500}, 422, "value"),
+        ({"endpointId": HLT_LEVEL, "value": 7}, 422, "value"),
+        ({"endpointId": HLT_TEMP}, 422, "value"),
+        ({"endpointId": "10", "value": 1}, 422, "endpointId"),
+        ({"endpointId": HLT_TEMP, "value": 50, "timestamp": "yesterday"}, 422, "timestamp"),
+        ({"endpointId": HLT_TEMP, "value": 50, "colour": "red"}, 422, "colour"),
+        ({"readings": [{"endpointId": HLT_TEMP, "value": 50}, {"endpointId": HLT_TEMP, "value": "x"}]}, 422,
+         "readings[1].value"),
+        ({"readings": "many"}, 422, "readings"),
+    ]
+    for body, status, field in cases:
+        r = await server.http.post("/api/os/telemetry/ingest", json=body)
+        assert (r.status_code, r.json().get("field")) == (status, field), body
+        assert r.json()["message"]
+    broken = await server.http.post("/api/os/telemetry/ingest", content=b"{not json",
+                                     headers={"content-type": "application/json"})
+    assert broken.status_code == 400 and broken.json()["error"] == "invalid_json"
+
+
+async def test_rejected_batch_loses_nothing_already_accepted(server: LiveServer) -> None:
+    server.sim.faults_for("cellar_io").offline = True
+    await server.http.post("/api/os/telemetry/ingest", json={"endpointId": FV1_TEMP, "value": 11.0})
+    bad = {"readings": [{"endpointId": FV1_TEMP, "value": 12.0}, {"endpointId": FV1_TEMP, "value": 999}]}
+    assert (await server.http.post("/api/os/telemetry/ingest", json=bad)).status_code == 422
+    assert (await server.http.get(f"/api/os/endpoints/{FV1_TEMP}")).json()["value"] == 11.0
+
+
+async def test_command_request_errors(server: LiveServer) -> None:
+    cases = [
+        ({"endpointId": 9999, "value": True}, 404, "endpointId"),
+        ({"endpointId": HLT_TEMP, "value": 50}, 422, "endpointId"),
+        ({"endpointId": HLT_HEATER, "value": "on"}, 422, "value"),
+        ({"endpointId": 12, "value": 150}, 422, "value"),
+        ({"value": True}, 422, "endpointId"),
+        ({"endpointId": HLT_HEATER, "value": True, "commandId": ""}, 422, "commandId"),
+        ({"endpointId": HLT_HEATER, "value": True, "extra": 1}, 422, "extra"),
+    ]
+    for body, status, field in cases:
+        r = await server.http.post("/api/os/command", json=body)
+        assert (r.status_code, r.json().get("field")) == (status, field), body
+    assert (await server.http.get("/api/os/commands/nope")).status_code == 404
+    assert (await server.http.get("/api/os/commands", params={"status": "bogus"})).json()["field"] == "status"
+
+
+async def test_threshold_alarm_raise_ack_and_clear(server: LiveServer) -> None:
+    server.sim.faults_for("hlt_controller").offline = True
+    await server.http.post("/api/os/telemetry/ingest", json={"endpointId": HLT_TEMP, "value": 101.0})
+    alarms = (await server.http.get("/api/os/alarms")).json()
+    alarm = next(a for a in alarms if a["ruleId"] == "hlt_temperature_high:high")
+    assert alarm["severity"] == "critical" and alarm["state"] == "unacknowledged"
+    assert "HLT temperature exceeded 99°C" in alarm["message"]
+    acked = await server.http.post(f"/api/os/alarms/{alarm['alarmId']}/ack", json={"comment": "seen"})
+    assert acked.json()["state"] == "acknowledged" and acked.json()["ackComment"] == "seen"
+    await server.http.post("/api/os/telemetry/ingest", json={"endpointId": HLT_TEMP, "value": 98.5})
+    assert (await server.http.get("/api/os/alarms", params={"state": "acknowledged"})).json()[0]["alarmId"] == \
+        alarm["alarmId"]  # within the deadband: still active
+    await server.http.post("/api/os/telemetry/ingest", json={"endpointId": HLT_TEMP, "value": 90.0})
+    assert all(a["alarmId"] != alarm["alarmId"] for a in (await server.http.get("/api/os/alarms")).json())
+    normal = (await server.http.get("/api/os/alarms", params={"state": "normal"})).json()
+    assert any(a["alarmId"] == alarm["alarmId"] for a in normal)
+    assert (await server.http.post("/api/os/alarms/424242/ack")).status_code == 404
+    assert (await server.http.get("/api/os/alarms", params={"state": "weird"})).status_code == 422
+
+
+async def test_interlocks_report_current_evaluation(server: LiveServer) -> None:
+    rules = {r["id"]: r for r in (await server.http.get("/api/os/interlocks")).json()}
+    assert rules["hlt_heater_needs_level"]["satisfied"] is True
+    bk = rules["bk_heater_needs_level"]
+    assert bk["satisfied"] is False and bk["applies"] is False
+    assert any("bk_level_high" in c for c in bk["failedConditions"])
+
+
+async def test_health(server: LiveServer) -> None:
+    health = (await server.http.get("/api/os/health")).json()
+    assert health["status"] == "ok" and health["uptimeS"] >= 0
+    assert {d["deviceId"] for d in health["drivers"]} >= {"hlt_controller", "brewhouse_io"}
+    assert all(d["online"] for d in health["drivers"])
+
+
+async def test_stale_value_is_marked_not_live(server: LiveServer) -> None:
+    server.sim.faults_for("cellar_io").offline = True
+    state = server.runtime.plant.states[FV1_TEMP]
+    await wait_for(lambda: state.quality.value != "good", timeout=10)
+    one = (await server.http.get(f"/api/os/endpoints/{FV1_TEMP}")).json()
+    assert one["quality"] in ("uncertain", "bad")
+    assert one["error"]

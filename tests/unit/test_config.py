@@ -1,0 +1,130 @@
+"""config.yaml errors name file, line and field; the default config is valid."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bevforge.config import ConfigError, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+MINIMAL = """\
+nodes:
+  - {id: HLT, name: Hot liquor tank}
+devices:
+  - {id: io, driver: simulator}
+endpoints:
+  - id: 10
+    name: hlt_temperature
+    node: HLT
+    device: io
+    kind: temperature
+    unit: "°C"
+  - id: 11
+    name: hlt_heater
+    node: HLT
+    device: io
+    kind: heater
+    data_type: bool
+    writable: true
+    safe_value: false
+tiles:
+  - {id: hlt, title: HLT, node: HLT, endpoints: [10, 11]}
+"""
+
+
+def problems(text: str) -> list[tuple[int | None, str, str]]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "plant.yaml")
+    assert all(p.file == "plant.yaml" for p in info.value.problems)
+    return [(p.line, p.field, p.message) for p in info.value.problems]
+
+
+def test_minimal_config_is_valid() -> None:
+    config = parse_config(MINIMAL)
+    assert config.endpoint(11).safe_value is False
+    assert config.endpoint(10).stale_after == 3.0
+
+
+def test_default_config_is_valid() -> None:
+    config = load_config(ROOT / "config.yaml")
+    assert {n.id for n in config.nodes} >= {"HLT", "MLT", "BK", "FV1", "FV2"}
+
+
+def test_bad_yaml_names_line() -> None:
+    text = MINIMAL.replace("    kind: temperature", "    kind: [temperature")
+    [(line, _field, message)] = problems(text)
+    assert line is not None and 10 <= line <= 12
+    assert message.startswith("YAML syntax")
+
+
+def test_unknown_key_names_line_and_path() -> None:
+    text = MINIMAL.replace("    unit: \"°C\"", "    unit: \"°C\"\n    colour: red")
+    assert problems(text) == [(12, "endpoints[0].colour", "unknown key")]
+
+
+def test_duplicate_endpoint_id() -> None:
+    text = MINIMAL.replace("  - id: 11\n", "  - id: 10\n")
+    assert (12, "endpoints[1].id", "duplicate id 10") in problems(text)
+
+
+def test_dangling_references() -> None:
+    text = MINIMAL.replace("endpoints: [10, 11]", "endpoints: [10, 99]").replace("    device: io\n    kind: heater",
+                                                                               "    device: nowhere\n    kind: heater")
+    found = problems(text)
+    assert (15, "endpoints[1].device", "unknown device 'nowhere'") in found
+    assert (21, "tiles[0].endpoints[1]", "unknown endpoint id 99") in found
+
+
+def test_wrong_type_names_line() -> None:
+    text = MINIMAL.replace("    writable: true", "    writable: maybe")
+    [(line, field, message)] = problems(text)
+    assert (line, field) == (18, "endpoints[1].writable")
+    assert "boolean" in message
+
+
+def test_temperature_needs_a_temperature_unit() -> None:
+    text = MINIMAL.replace('    unit: "°C"', "    unit: K")
+    [(line, field, message)] = problems(text)
+    assert field == "endpoints[0]" and line == 6
+    assert "°C or °F" in message
+
+
+def test_duplicate_yaml_key_is_an_error() -> None:
+    text = MINIMAL.replace("    name: hlt_heater\n", "    name: hlt_heater\n    name: other\n")
+    [(line, _field, message)] = problems(text)
+    assert line == 14 and "duplicate key" in message
+
+
+def test_interlock_on_read_only_target() -> None:
+    text = MINIMAL + ("interlocks:\n  - id: r\n    target: 10\n"
+                      "    requires: [{endpoint: 11, value: true}]\n    reason: x\n")
+    assert (24, "interlocks[0].target", "endpoint 10 is not writable") in problems(text)
+
+
+def test_not_a_mapping() -> None:
+    assert problems("- just\n- a list\n") == [(1, "", "the file must be a mapping of sections")]
+
+
+def test_check_config_cli(tmp_path: Path) -> None:
+    good = subprocess.run([sys.executable, "main.py", "--check-config", "config.yaml"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert good.returncode == 0, good.stderr
+    assert "OK" in good.stdout
+    bad_file = tmp_path / "bad.yaml"
+    bad_file.write_text(MINIMAL.replace("    writable: true", "    writable: maybe"), encoding="utf-8")
+    bad = subprocess.run([sys.executable, "main.py", "--check-config", str(bad_file)], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert f"{bad_file}:18: endpoints[1].writable" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "absent.yaml")
+    assert "cannot read" in str(info.value)
