@@ -446,7 +446,7 @@ class CommandService:
             f"trip:{endpoint.id}", "interlock_trip", Severity.HIGH,
             f"Interlock trip: {endpoint.display_name} driven to safe state — {verdict.reason} "
             f"({'; '.join(verdict.failed_conditions)})",
-            endpoint_id=endpoint.id,
+            endpoint_id=endpoint.id, ref=verdict.rule_id,
         )
         asyncio.get_running_loop().create_task(self._trip(endpoint))
 

@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bevforge.domain import DataType, EndpointKind, Severity, Value
 
@@ -155,23 +164,50 @@ class Interlock(Strict):
     trip: bool = Field(default=True, description="drive the running output to its safe value when violated")
 
 
+AlarmKind = Literal["HI", "HIHI", "LO", "LOLO", "deviation", "rate", "discrete", "comms", "interlock_trip"]
+PROCESS_KINDS = ("HI", "HIHI", "LO", "LOLO", "deviation", "rate", "discrete")
+
+
 class AlarmRule(Strict):
-    """Threshold alarm, e.g. HLT temperature above 100 °C."""
+    """One alarm definition (ISA-18.2).
+
+    Process kinds watch an endpoint: HI/HIHI (above `limit`), LO/LOLO (below), `deviation` (|value −
+    setpoint endpoint| > limit), `rate` (|change per minute| > limit), `discrete` (value == `value`).
+    `comms` sets the priority of a device's comms-loss alarm and `interlock_trip` that of a trip.
+    """
 
     id: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")]
-    endpoint: int
-    high: float | None = None
-    low: float | None = None
+    kind: AlarmKind = "HI"
+    endpoint: int | None = None
+    limit: float | None = None
+    value: Value | None = Field(default=None, description="discrete: the abnormal value")
+    setpoint: int | None = Field(default=None, description="deviation: the reference endpoint")
+    rate_window_s: float = Field(default=60.0, gt=0, description="rate: the window the change is measured over")
+    device: str | None = Field(default=None, description="comms: the device")
+    interlock: str | None = Field(default=None, description="interlock_trip: the rule")
     deadband: float = Field(default=0.0, ge=0)
-    severity: Severity = Severity.MEDIUM
-    message: str
+    on_delay_s: float = Field(default=0.0, ge=0)
+    off_delay_s: float = Field(default=0.0, ge=0)
+    priority: Severity = Field(default=Severity.MEDIUM, validation_alias=AliasChoices("priority", "severity"))
+    latching: bool = False
+    message: str = Field(default="{label} {kind}: {value:g}{unit} (limit {limit:g}{unit})")
+    suppress_when: list[Condition] = Field(default_factory=list,
+                                           description="suppressed by design while all these hold")
 
     @model_validator(mode="after")
-    def _has_limit(self) -> AlarmRule:
-        if self.high is None and self.low is None:
-            raise ValueError("an alarm rule needs high, low or both")
-        if self.high is not None and self.low is not None and self.low >= self.high:
-            raise ValueError("low must be below high")
+    def _fields_for_kind(self) -> AlarmRule:
+        if self.kind in PROCESS_KINDS and self.endpoint is None:
+            raise ValueError(f"a {self.kind} alarm needs an endpoint")
+        if self.kind in ("HI", "HIHI", "LO", "LOLO", "deviation", "rate") and self.limit is None:
+            raise ValueError(f"a {self.kind} alarm needs a limit")
+        if self.kind == "deviation" and self.setpoint is None:
+            raise ValueError("a deviation alarm needs a setpoint endpoint")
+        if self.kind == "discrete" and self.value is None:
+            raise ValueError("a discrete alarm needs the abnormal value")
+        if self.kind == "comms" and self.device is None:
+            raise ValueError("a comms alarm needs a device")
+        if self.kind == "interlock_trip" and self.interlock is None:
+            raise ValueError("an interlock_trip alarm needs an interlock")
         return self
 
 
@@ -448,9 +484,20 @@ def check_references(config: PlantConfig) -> list[tuple[tuple[Any, ...], str]]:
                 problems.append((("interlocks", i, "requires", j, "endpoint"), f"unknown endpoint id {cond.endpoint}"))
         if rule.active_when is not None and rule.active_when.endpoint != rule.target:
             problems.append((("interlocks", i, "active_when", "endpoint"), "must be the rule's target"))
+    interlock_ids = {r.id for r in config.interlocks}
     for i, alarm in enumerate(config.alarms):
-        if alarm.endpoint not in endpoint_ids:
-            problems.append((("alarms", i, "endpoint"), f"unknown endpoint id {alarm.endpoint}"))
-        elif by_id[alarm.endpoint].data_type is DataType.BOOL:
-            problems.append((("alarms", i, "endpoint"), "threshold alarms need a numeric endpoint"))
+        for attr in ("endpoint", "setpoint"):
+            eid = getattr(alarm, attr)
+            if eid is not None and eid not in endpoint_ids:
+                problems.append((("alarms", i, attr), f"unknown endpoint id {eid}"))
+        if alarm.endpoint in by_id and alarm.kind in ("HI", "HIHI", "LO", "LOLO", "deviation", "rate") \
+                and by_id[alarm.endpoint].data_type is DataType.BOOL:
+            problems.append((("alarms", i, "endpoint"), f"a {alarm.kind} alarm needs a numeric endpoint"))
+        if alarm.device is not None and alarm.device not in device_ids:
+            problems.append((("alarms", i, "device"), f"unknown device {alarm.device!r}"))
+        if alarm.interlock is not None and alarm.interlock not in interlock_ids:
+            problems.append((("alarms", i, "interlock"), f"unknown interlock {alarm.interlock!r}"))
+        for j, cond in enumerate(alarm.suppress_when):
+            if cond.endpoint not in endpoint_ids:
+                problems.append((("alarms", i, "suppress_when", j, "endpoint"), f"unknown endpoint id {cond.endpoint}"))
     return problems

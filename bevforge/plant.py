@@ -64,6 +64,7 @@ class Plant:
         for reading in readings:
             state = self.states[reading.endpoint_id]
             endpoint = self.endpoints[reading.endpoint_id]
+            previous_quality = state.quality
             good = reading.quality is Quality.GOOD and reading.value is not None
             if good:
                 state.value = reading.value
@@ -86,6 +87,8 @@ class Plant:
             self._publish(endpoint, state)
             if good:
                 self.alarms.evaluate(state)
+            if state.quality is not previous_quality:
+                self.alarms.quality_changed(state, endpoint.device)
             touched_rules.update(self._rules_by_input.get(endpoint.id, ()))
             self._wake(endpoint.id)
         self.readings_ingested += count
@@ -151,7 +154,8 @@ class Plant:
         self.ingest(bad)
         device = next(d for d in self.config.devices if d.id == device_id)
         self.alarms.raise_alarm(key, "comms", Severity.HIGH,
-                                f"Communication lost with {device.name or device.id}: {error or 'no answer'}")
+                                f"Communication lost with {device.name or device.id}: {error or 'no answer'}",
+                                ref=device_id)
 
     def start(self) -> None:
         self._stale_task = asyncio.create_task(self._stale_sweep(), name="stale-sweep")
@@ -190,6 +194,7 @@ class Plant:
             state.error = error
             state.seq += 1
             self._publish(endpoint, state)
+            self.alarms.quality_changed(state, endpoint.device)
 
     # -- validation used by the ingest API -------------------------------------------------
 

@@ -52,6 +52,8 @@ class Runtime:
         self.history = HistoryWriter(self.db, config.store.flush_interval_s, config.store.flush_rows)
         self.alarms = AlarmService(config, self.bus, self.db)
         self.plant = Plant(config, self.bus, self.history, self.alarms)
+        self.alarms.states = self.plant.states
+        self.alarms.device_online = self.plant.device_online
         self.drivers: dict[str, Driver] = {}
         for device in config.devices:
             factory = factories.get(device.driver)
@@ -78,6 +80,7 @@ class Runtime:
             log.warning("%d commands were in flight at the last stop: marked failed, not re-sent",
                         self.interrupted_commands)
         self.alarms.load()
+        self.alarms.start()
         self.history.start()
         self.plant.start()
         for driver in self.drivers.values():
@@ -92,6 +95,7 @@ class Runtime:
                 log.exception("driver %s did not stop cleanly", driver.device.id)
         await self.commands.stop()
         await self.plant.stop()
+        await self.alarms.stop()
         await self.history.stop()
         self.db.close()
 

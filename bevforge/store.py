@@ -91,6 +91,8 @@ class CommandRow(SQLModel, table=True):
 
 
 class AlarmRow(SQLModel, table=True):
+    """One alarm occurrence: from raised until back to normal and acknowledged (and reset if latched)."""
+
     __tablename__ = "alarms"
     id: int | None = Field(default=None, primary_key=True)
     rule_id: str = Field(index=True)
@@ -102,11 +104,45 @@ class AlarmRow(SQLModel, table=True):
     value: Any = Field(default=None, sa_column=Column(JSON))
     active: bool = True
     acked: bool = False
+    latched: bool = False
+    state: str = "unacknowledged"  # display state at the last transition (derived; for queries only)
     raised_at: datetime
     cleared_at: datetime | None = None
     acked_at: datetime | None = None
     acked_by: str | None = None
     ack_comment: str | None = None
+    closed: bool = False
+
+
+class AlarmJournalRow(SQLModel, table=True):
+    """Append-only: every alarm transition with time and user. Never updated, never deleted."""
+
+    __tablename__ = "alarm_journal"
+    __table_args__ = (Index("ix_alarm_journal_time", "time"),)
+    id: int | None = Field(default=None, primary_key=True)
+    time: datetime
+    alarm_id: int | None = Field(default=None, index=True)
+    rule_id: str = Field(index=True)
+    event: str
+    user: str = "system"
+    comment: str | None = None
+    value: Any = Field(default=None, sa_column=Column(JSON))
+    state: str
+    priority: str
+    message: str
+
+
+class AlarmPointRow(SQLModel, table=True):
+    """Settings of an alarm point that outlive a restart: shelf, out of service, changed limits."""
+
+    __tablename__ = "alarm_points"
+    rule_id: str = Field(primary_key=True)
+    shelf: str | None = None
+    shelved_until: datetime | None = None
+    out_of_service: bool = False
+    overrides: Any = Field(default=None, sa_column=Column(JSON))
+    updated_at: datetime
+    updated_by: str = "system"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -205,6 +241,10 @@ class Database:
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(fn, *args)
+
+    async def barrier(self) -> None:
+        """Wait until every write queued so far is committed (read-your-writes for journals)."""
+        await self.write(lambda: None)
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)

@@ -26,3 +26,16 @@ def actor_for_request(conn: HTTPConnection) -> Actor:
     if isinstance(actor, Actor):
         return actor
     return Actor(user="anonymous", station=station_of(conn), role="admin")
+
+
+ROLE_RANK = {"viewer": 0, "operator": 1, "technician": 2, "admin": 3}
+
+
+def require_role(conn: HTTPConnection, role: str) -> Actor:
+    """The actor behind the request, if its role is at least `role`; 403 otherwise."""
+    from bevforge.api.errors import ApiError
+
+    actor = actor_for_request(conn)
+    if ROLE_RANK.get(actor.role, -1) < ROLE_RANK[role]:
+        raise ApiError(403, "forbidden", f"this needs the {role} role; you are {actor.role}")
+    return actor

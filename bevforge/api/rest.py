@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field
 from sqlmodel import select
 
 from bevforge import interlocks
-from bevforge.alarms import STATES, AlarmNotFound
 from bevforge.api.deps import actor_for_request, runtime_of
 from bevforge.api.errors import ApiError, JSONResponse
 from bevforge.commands import CommandRejected
@@ -22,7 +21,6 @@ from bevforge.store import TelemetryReading
 router = APIRouter(prefix="/api/os", default_response_class=JSONResponse)
 
 MAX_BATCH = 5000
-AlarmStateFilter = Literal[("active", "all", *STATES)]  # type: ignore[valid-type]
 
 
 # -- request bodies (documented in OpenAPI; parsed by hand so errors name the exact field) --------
@@ -44,11 +42,7 @@ class CommandIn(BaseModel):
     commandId: str | None = Field(default=None, max_length=64)
 
 
-class AckIn(BaseModel):
-    comment: str | None = Field(default=None, max_length=500)
-
-
-def _body_schema(*models: type[BaseModel]) -> dict[str, Any]:
+def body_schema(*models: type[BaseModel]) -> dict[str, Any]:
     schemas = [m.model_json_schema(ref_template="#/components/schemas/{model}") for m in models]
     for schema in schemas:
         schema.pop("$defs", None)
@@ -56,7 +50,7 @@ def _body_schema(*models: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-async def _json_body(request: Request, *, optional: bool = False) -> Any:
+async def json_body(request: Request, *, optional: bool = False) -> Any:
     raw = await request.body()
     if not raw.strip():
         if optional:
@@ -139,10 +133,10 @@ def _visible_endpoint(request: Request, endpoint_id: int, field: str) -> Endpoin
 # -- telemetry -----------------------------------------------------------------------------------
 
 @router.post("/telemetry/ingest", summary="Ingest one reading or a batch {readings: [...]}",
-             openapi_extra=_body_schema(ReadingIn, IngestBatch))
+             openapi_extra=body_schema(ReadingIn, IngestBatch))
 async def ingest(request: Request) -> dict[str, Any]:
     rt = runtime_of(request)
-    body = await _json_body(request)
+    body = await json_body(request)
     if isinstance(body, dict) and "readings" in body:
         items = body["readings"]
         if not isinstance(items, list):
@@ -265,10 +259,10 @@ def _aware_utc(ts: datetime) -> datetime:
 # -- commands ------------------------------------------------------------------------------------
 
 @router.post("/command", summary="Send a command (202 queued, 409 blocked by an interlock)",
-             status_code=202, openapi_extra=_body_schema(CommandIn))
+             status_code=202, openapi_extra=body_schema(CommandIn))
 async def post_command(request: Request) -> JSONResponse:
     rt = runtime_of(request)
-    body = await _json_body(request)
+    body = await json_body(request)
     if not isinstance(body, dict):
         raise ApiError(422, "invalid_request", "body must be an object {endpointId, value, commandId?}", "body")
     unknown = set(body) - {"endpointId", "value", "commandId"}
@@ -320,40 +314,7 @@ async def list_commands(
             if actor.nodes is None or rt.config.node_of(c.endpoint_id) in actor.nodes]
 
 
-# -- alarms and interlocks -----------------------------------------------------------------------
-
-@router.get("/alarms", summary="Alarms; state=active (default) | unacknowledged | acknowledged | "
-            "rtn_unacknowledged | normal | all")
-async def list_alarms(
-    request: Request,
-    state: Annotated[AlarmStateFilter | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-) -> list[dict[str, Any]]:
-    rt = runtime_of(request)
-    actor = actor_for_request(request)
-    alarms = await rt.alarms.query(state, limit, actor.nodes)
-    return [a.as_dict() for a in alarms]
-
-
-@router.post("/alarms/{alarm_id}/ack", summary="Acknowledge an alarm", openapi_extra=_body_schema(AckIn))
-async def ack_alarm(request: Request, alarm_id: int) -> dict[str, Any]:
-    rt = runtime_of(request)
-    body = await _json_body(request, optional=True)
-    if not isinstance(body, dict):
-        raise ApiError(422, "invalid_request", "body must be an object {comment?}", "body")
-    comment = body.get("comment")
-    if comment is not None and (not isinstance(comment, str) or len(comment) > 500):
-        raise ApiError(422, "invalid_comment", "comment must be text of at most 500 characters", "comment")
-    actor = actor_for_request(request)
-    alarm = await rt.alarms.get(alarm_id)
-    if alarm is None or (actor.nodes is not None and alarm.node not in actor.nodes):
-        raise ApiError(404, "unknown_alarm", f"no alarm with id {alarm_id}", "alarm_id")
-    try:
-        alarm = rt.alarms.ack(alarm_id, actor, comment)
-    except AlarmNotFound:
-        pass  # already back to normal and acknowledged: acking again changes nothing
-    return alarm.as_dict()
-
+# -- interlocks and health ------------------------------------------------------------------------
 
 @router.get("/interlocks", summary="Interlock rules with their current evaluation")
 async def list_interlocks(request: Request) -> list[dict[str, Any]]:

@@ -105,7 +105,7 @@ async def test_threshold_alarm_raise_ack_and_clear(server: LiveServer) -> None:
     server.sim.faults_for("hlt_controller").offline = True
     await server.http.post("/api/os/telemetry/ingest", json={"endpointId": HLT_TEMP, "value": 101.0})
     alarms = (await server.http.get("/api/os/alarms")).json()
-    alarm = next(a for a in alarms if a["ruleId"] == "hlt_temperature_high:high")
+    alarm = next(a for a in alarms if a["ruleId"] == "hlt_temperature_hihi")
     assert alarm["severity"] == "critical" and alarm["state"] == "unacknowledged"
     assert "HLT temperature exceeded 99°C" in alarm["message"]
     acked = await server.http.post(f"/api/os/alarms/{alarm['alarmId']}/ack", json={"comment": "seen"})

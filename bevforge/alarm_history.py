@@ -1,0 +1,79 @@
+"""Queries over the alarm journal: filtered history, CSV export and the technician's statistics."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import select
+
+from bevforge.domain import iso, utcnow
+from bevforge.store import AlarmJournalRow, AlarmRow, Database
+
+JOURNAL_FIELDS = ("id", "time", "alarmId", "ruleId", "event", "user", "comment", "value", "state", "priority",
+                  "message")
+
+
+def journal_view(row: AlarmJournalRow) -> dict[str, Any]:
+    return {"id": row.id, "time": iso(row.time), "alarmId": row.alarm_id, "ruleId": row.rule_id,
+            "event": row.event, "user": row.user, "comment": row.comment, "value": row.value,
+            "state": row.state, "priority": row.priority, "message": row.message}
+
+
+def history(db: Database, *, since: datetime | None = None, until: datetime | None = None,
+            rule_id: str | None = None, event: str | None = None, alarm_id: int | None = None,
+            limit: int = 1000) -> list[dict[str, Any]]:
+    statement = select(AlarmJournalRow)
+    if since is not None:
+        statement = statement.where(AlarmJournalRow.time >= since)
+    if until is not None:
+        statement = statement.where(AlarmJournalRow.time <= until)
+    if rule_id is not None:
+        statement = statement.where(AlarmJournalRow.rule_id == rule_id)
+    if event is not None:
+        statement = statement.where(AlarmJournalRow.event == event)
+    if alarm_id is not None:
+        statement = statement.where(AlarmJournalRow.alarm_id == alarm_id)
+    statement = statement.order_by(AlarmJournalRow.id.desc()).limit(limit)  # type: ignore[union-attr]
+    with db.session() as session:
+        return [journal_view(r) for r in session.exec(statement).all()]
+
+
+def to_csv(entries: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=JOURNAL_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(entries)
+    return out.getvalue()
+
+
+def statistics(db: Database, chattering: list[str], now: datetime | None = None) -> dict[str, Any]:
+    """Alarm load for a technician: per 10 minutes (last 24 h), top 10, chattering, stale (> 24 h)."""
+    now = now or utcnow()
+    day_ago = now - timedelta(hours=24)
+    with db.session() as session:
+        raised = session.exec(select(AlarmJournalRow.time, AlarmJournalRow.rule_id)
+                              .where(AlarmJournalRow.event == "raised", AlarmJournalRow.time >= day_ago)).all()
+        stale = session.exec(select(AlarmRow).where(AlarmRow.active == True, AlarmRow.closed == False,  # noqa: E712
+                                                    AlarmRow.raised_at <= day_ago)).all()
+    buckets: Counter[str] = Counter()
+    for ts, _ in raised:
+        start = ts.replace(minute=ts.minute - ts.minute % 10, second=0, microsecond=0)
+        buckets[iso(start) or ""] += 1
+    per_rule = Counter(rule for _, rule in raised)
+    worst = max(buckets.values(), default=0)
+    return {
+        "since": iso(day_ago),
+        "raisedLast24h": len(raised),
+        "per10Minutes": [{"start": k, "count": v} for k, v in sorted(buckets.items())],
+        "peakPer10Minutes": worst,
+        "floodThreshold": 10,
+        "averagePer10Minutes": round(len(raised) / 144, 2),
+        "top10": [{"ruleId": r, "count": c} for r, c in per_rule.most_common(10)],
+        "chattering": chattering,
+        "staleAlarms": [{"alarmId": a.id, "ruleId": a.rule_id, "raisedAt": iso(a.raised_at), "message": a.message}
+                        for a in stale],
+    }

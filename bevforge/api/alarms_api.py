@@ -1,0 +1,216 @@
+"""Alarm routes under /api/os/alarms: list, ack, reset, shelve, service, limits, journal, statistics."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from bevforge import alarm_history
+from bevforge.alarm_states import TransitionRefused
+from bevforge.alarms import STATES, Alarm, AlarmNotFound
+from bevforge.api.deps import actor_for_request, require_role, runtime_of
+from bevforge.api.errors import ApiError, JSONResponse
+from bevforge.api.rest import body_schema, json_body
+
+router = APIRouter(prefix="/api/os/alarms", default_response_class=JSONResponse, tags=["alarms"])
+
+AlarmStateFilter = Literal[("active", "all", *STATES)]  # type: ignore[valid-type]
+MAX_SHELF_S = 24 * 3600.0
+
+
+class CommentIn(BaseModel):
+    comment: str | None = Field(default=None, max_length=500)
+
+
+class ShelveIn(BaseModel):
+    durationS: float | None = Field(default=None, gt=0, le=MAX_SHELF_S, description="omit for a one-shot shelf")
+    comment: str | None = Field(default=None, max_length=500)
+
+
+class LimitsIn(BaseModel):
+    limit: float | None = None
+    deadband: float | None = Field(default=None, ge=0)
+    onDelayS: float | None = Field(default=None, ge=0)
+    offDelayS: float | None = Field(default=None, ge=0)
+    priority: Literal["low", "medium", "high", "critical"] | None = None
+
+
+async def _model(request: Request, model: type[BaseModel]) -> Any:
+    body = await json_body(request, optional=True)
+    if not isinstance(body, dict):
+        raise ApiError(422, "invalid_request", "body must be a JSON object", "body")
+    try:
+        return model.model_validate(body, strict=False)
+    except Exception as exc:  # pydantic ValidationError: name the first field
+        errors = getattr(exc, "errors", lambda: [])()
+        first = errors[0] if errors else {"loc": ("body",), "msg": str(exc)}
+        field = ".".join(str(p) for p in first["loc"]) or "body"
+        raise ApiError(422, "invalid_request", f"{field}: {first['msg']}", field) from None
+
+
+def _visible(request: Request, alarm: Alarm | None, alarm_id: int) -> Alarm:
+    actor = actor_for_request(request)
+    if alarm is None or (actor.nodes is not None and alarm.node not in actor.nodes):
+        raise ApiError(404, "unknown_alarm", f"no alarm with id {alarm_id}", "alarm_id")
+    return alarm
+
+
+def _refused(exc: TransitionRefused) -> ApiError:
+    return ApiError(409, "not_allowed_now", str(exc))
+
+
+@router.get("", summary="Alarms; state=active (default: every open alarm) | all | a display state")
+async def list_alarms(request: Request, state: Annotated[AlarmStateFilter | None, Query()] = None,
+                      limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, Any]]:
+    rt = runtime_of(request)
+    return [a.as_dict() for a in await rt.alarms.query(state, limit, actor_for_request(request).nodes)]
+
+
+@router.get("/summary", summary="Unacknowledged counts by priority, flood and first-out")
+async def summary(request: Request) -> dict[str, Any]:
+    return runtime_of(request).alarms.summary(actor_for_request(request).nodes)
+
+
+@router.get("/history", summary="The alarm journal: every transition with time and user (format=csv to export)")
+async def history(request: Request, since: datetime | None = None, until: datetime | None = None,
+                  ruleId: str | None = None, event: str | None = None, alarmId: int | None = None,  # noqa: N803
+                  limit: Annotated[int, Query(ge=1, le=100000)] = 1000,
+                  format: Literal["json", "csv"] = "json") -> Any:
+    rt = runtime_of(request)
+    await rt.db.barrier()
+    entries = await rt.db.read(lambda: alarm_history.history(rt.db, since=since, until=until, rule_id=ruleId,
+                                                             event=event, alarm_id=alarmId, limit=limit))
+    actor = actor_for_request(request)
+    if actor.nodes is not None:
+        visible = {p.key for p in rt.alarms.points.values() if p.node in actor.nodes}
+        entries = [e for e in entries if e["ruleId"] in visible]
+    if format == "csv":
+        return Response(alarm_history.to_csv(entries), media_type="text/csv",
+                        headers={"content-disposition": 'attachment; filename="alarm-journal.csv"'})
+    return entries
+
+
+@router.get("/stats", summary="Alarm load statistics for technicians")
+async def stats(request: Request) -> dict[str, Any]:
+    require_role(request, "technician")
+    rt = runtime_of(request)
+    chattering = [p.key for p in rt.alarms.points.values() if p.chattering]
+    await rt.db.barrier()
+    return await rt.db.read(alarm_history.statistics, rt.db, chattering)
+
+
+@router.get("/definitions", summary="Alarm definitions with their runtime state and current limits")
+async def definitions(request: Request) -> list[dict[str, Any]]:
+    actor = actor_for_request(request)
+    return [d for d in runtime_of(request).alarms.definitions()
+            if actor.nodes is None or d["node"] in actor.nodes]
+
+
+def _rule(request: Request, rule_id: str) -> str:
+    rt = runtime_of(request)
+    actor = actor_for_request(request)
+    point = rt.alarms.points.get(rule_id)
+    if point is None or point.rule is None or (actor.nodes is not None and point.node not in actor.nodes):
+        raise ApiError(404, "unknown_alarm_definition", f"no alarm definition {rule_id!r}", "rule_id")
+    return rule_id
+
+
+@router.patch("/definitions/{rule_id}", summary="Change limits at runtime (technician; persisted, journalled)",
+              openapi_extra=body_schema(LimitsIn))
+async def change_limits(request: Request, rule_id: str) -> dict[str, Any]:
+    actor = require_role(request, "technician")
+    rule_id = _rule(request, rule_id)
+    body: LimitsIn = await _model(request, LimitsIn)
+    changes = {k: v for k, v in {"limit": body.limit, "deadband": body.deadband, "on_delay_s": body.onDelayS,
+                                 "off_delay_s": body.offDelayS, "priority": body.priority}.items() if v is not None}
+    if not changes:
+        raise ApiError(422, "invalid_request", "nothing to change", "body")
+    try:
+        old, _point = runtime_of(request).alarms.change_limits(rule_id, changes, actor)
+    except TransitionRefused as exc:
+        raise _refused(exc) from None
+    return next(d for d in runtime_of(request).alarms.definitions() if d["ruleId"] == rule_id) | {"previous": old}
+
+
+@router.post("/definitions/{rule_id}/shelve", summary="Shelve (timed with durationS, else one-shot)",
+             openapi_extra=body_schema(ShelveIn))
+async def shelve(request: Request, rule_id: str) -> dict[str, Any]:
+    body: ShelveIn = await _model(request, ShelveIn)
+    actor = require_role(request, "operator" if body.durationS else "technician")
+    rule_id = _rule(request, rule_id)
+    try:
+        runtime_of(request).alarms.shelve(rule_id, actor, body.durationS, body.comment)
+    except TransitionRefused as exc:
+        raise _refused(exc) from None
+    return next(d for d in runtime_of(request).alarms.definitions() if d["ruleId"] == rule_id)
+
+
+@router.post("/definitions/{rule_id}/unshelve", summary="Unshelve", openapi_extra=body_schema(CommentIn))
+async def unshelve(request: Request, rule_id: str) -> dict[str, Any]:
+    actor = require_role(request, "operator")
+    rule_id = _rule(request, rule_id)
+    body: CommentIn = await _model(request, CommentIn)
+    try:
+        runtime_of(request).alarms.unshelve(rule_id, actor, body.comment)
+    except TransitionRefused as exc:
+        raise _refused(exc) from None
+    return next(d for d in runtime_of(request).alarms.definitions() if d["ruleId"] == rule_id)
+
+
+@router.post("/definitions/{rule_id}/out-of-service", summary="Take out of service (technician)",
+             openapi_extra=body_schema(CommentIn))
+async def out_of_service(request: Request, rule_id: str) -> dict[str, Any]:
+    return await _service(request, rule_id, False)
+
+
+@router.post("/definitions/{rule_id}/in-service", summary="Return to service (technician)",
+             openapi_extra=body_schema(CommentIn))
+async def in_service(request: Request, rule_id: str) -> dict[str, Any]:
+    return await _service(request, rule_id, True)
+
+
+async def _service(request: Request, rule_id: str, in_service: bool) -> dict[str, Any]:
+    actor = require_role(request, "technician")
+    rule_id = _rule(request, rule_id)
+    body: CommentIn = await _model(request, CommentIn)
+    try:
+        runtime_of(request).alarms.set_in_service(rule_id, in_service, actor, body.comment)
+    except TransitionRefused as exc:
+        raise _refused(exc) from None
+    return next(d for d in runtime_of(request).alarms.definitions() if d["ruleId"] == rule_id)
+
+
+@router.get("/{alarm_id}", summary="One alarm occurrence")
+async def get_alarm(request: Request, alarm_id: int) -> dict[str, Any]:
+    return _visible(request, await runtime_of(request).alarms.get(alarm_id), alarm_id).as_dict()
+
+
+@router.post("/{alarm_id}/ack", summary="Acknowledge an alarm", openapi_extra=body_schema(CommentIn))
+async def ack_alarm(request: Request, alarm_id: int) -> dict[str, Any]:
+    return await _act(request, alarm_id, "ack")
+
+
+@router.post("/{alarm_id}/reset", summary="Reset a latched alarm that returned to normal",
+             openapi_extra=body_schema(CommentIn))
+async def reset_alarm(request: Request, alarm_id: int) -> dict[str, Any]:
+    return await _act(request, alarm_id, "reset")
+
+
+async def _act(request: Request, alarm_id: int, action: str) -> dict[str, Any]:
+    actor = require_role(request, "operator")
+    body: CommentIn = await _model(request, CommentIn)
+    rt = runtime_of(request)
+    alarm = _visible(request, await rt.alarms.get(alarm_id), alarm_id)
+    try:
+        alarm = (rt.alarms.ack if action == "ack" else rt.alarms.reset)(alarm_id, actor, body.comment)
+    except AlarmNotFound:
+        if action == "reset":
+            raise ApiError(409, "not_allowed_now", "this alarm is closed: nothing to reset") from None
+        # already closed (normal and acknowledged): acknowledging again changes nothing
+    except TransitionRefused as exc:
+        raise _refused(exc) from None
+    return alarm.as_dict()

@@ -1,0 +1,164 @@
+"""The alarm service over a real plant and SQLite file: latching, shelving, quality, floods, journal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from bevforge.alarms import AlarmService
+from bevforge.bus import EventBus
+from bevforge.domain import Actor, Quality, Reading, utcnow
+from bevforge.plant import Plant
+from bevforge.store import AlarmJournalRow, Database, HistoryWriter, create_schema
+from tests.support.server import brewhouse_config
+
+HLT_TEMP, MLT_TEMP, MLT_VOLUME, FV1_TEMP = 10, 20, 21, 50
+OPERATOR = Actor(user="olga", station="kiosk", role="operator")
+
+
+class Rig:
+    def __init__(self, tmp: Path, adjust: Any = None) -> None:
+        self.config = brewhouse_config(adjust)
+        self.db = Database(f"sqlite:///{tmp / 'alarms.db'}")
+        create_schema(self.db.engine)
+        self.bus = EventBus()
+        self.alarms = AlarmService(self.config, self.bus, self.db)
+        self.plant = Plant(self.config, self.bus, HistoryWriter(self.db), self.alarms)
+        self.alarms.states = self.plant.states
+        self.alarms.device_online = {d.id: True for d in self.config.devices}
+        self.alarms.load()
+
+    def feed(self, endpoint_id: int, value: Any, quality: Quality = Quality.GOOD) -> None:
+        self.plant.ingest([Reading(endpoint_id, value, quality)])
+
+    def standing(self, rule_id: str) -> list[dict[str, Any]]:
+        return [a.as_dict() for a in self.alarms.standing() if a.rule_id == rule_id]
+
+    def journal(self) -> list[tuple[str, str, str]]:
+        self.db._writer.submit(lambda: None).result()  # wait for queued writes
+        with self.db.session() as s:
+            return [(r.rule_id, r.event, r.user) for r in s.exec(select(AlarmJournalRow).order_by(AlarmJournalRow.id))]
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    r = Rig(tmp_path)
+    yield r
+    r.db.close()
+
+
+def test_raise_ack_clear_journal(rig: Rig) -> None:
+    rig.feed(HLT_TEMP, 101.0)
+    [alarm] = rig.standing("hlt_temperature_hihi")
+    assert alarm["state"] == "unacknowledged" and alarm["priority"] == "critical"
+    rig.alarms.ack(alarm["alarmId"], OPERATOR, "on it")
+    rig.feed(HLT_TEMP, 90.0)
+    assert rig.standing("hlt_temperature_hihi") == []
+    assert rig.journal() == [("hlt_temperature_hihi", "raised", "system"), ("hlt_temperature_hihi", "acked", "olga"),
+                             ("hlt_temperature_hihi", "cleared", "system")]
+
+
+def test_bad_quality_never_clears_an_alarm(rig: Rig) -> None:
+    rig.feed(HLT_TEMP, 101.0)
+    rig.feed(HLT_TEMP, None, Quality.BAD)
+    rig.feed(HLT_TEMP, 20.0, Quality.UNCERTAIN)
+    [alarm] = rig.standing("hlt_temperature_hihi")
+    assert alarm["active"] is True
+    stale = rig.standing(f"stale:{HLT_TEMP}")
+    assert stale and stale[0]["kind"] == "comms"
+    rig.feed(HLT_TEMP, 50.0)
+    assert rig.standing("hlt_temperature_hihi")[0]["state"] == "rtn_unacknowledged"
+    assert rig.standing(f"stale:{HLT_TEMP}")[0]["active"] is False
+
+
+def test_latched_alarm_survives_return_to_normal_until_reset(tmp_path: Path) -> None:
+    def latch(doc: dict[str, Any]) -> None:
+        doc["alarms"][0]["latching"] = True
+
+    rig = Rig(tmp_path, latch)
+    rig.feed(HLT_TEMP, 101.0)
+    [alarm] = rig.standing("hlt_temperature_hihi")
+    rig.alarms.ack(alarm["alarmId"], OPERATOR)
+    rig.feed(HLT_TEMP, 50.0)
+    [alarm] = rig.standing("hlt_temperature_hihi")
+    assert alarm["state"] == "latched"
+    rig.alarms.reset(alarm["alarmId"], OPERATOR, "element checked")
+    assert rig.standing("hlt_temperature_hihi") == []
+    assert ("hlt_temperature_hihi", "reset", "olga") in rig.journal()
+
+
+def test_timed_shelf_expires_and_reannunciates(rig: Rig) -> None:
+    rig.feed(HLT_TEMP, 101.0)
+    [alarm] = rig.standing("hlt_temperature_hihi")
+    rig.alarms.ack(alarm["alarmId"], OPERATOR)
+    rig.alarms.shelve("hlt_temperature_hihi", OPERATOR, 60.0, "probe swap")
+    assert rig.standing("hlt_temperature_hihi")[0]["state"] == "shelved"
+    rig.alarms.tick(0.0, utcnow() + timedelta(seconds=30))
+    assert rig.standing("hlt_temperature_hihi")[0]["state"] == "shelved"
+    rig.alarms.tick(0.0, utcnow() + timedelta(seconds=61))
+    assert rig.standing("hlt_temperature_hihi")[0]["state"] == "unacknowledged"
+    events = [e for rule, e, _ in rig.journal() if rule == "hlt_temperature_hihi"]
+    assert events[-3:] == ["shelved", "shelf_expired", "reannunciated"]
+
+
+def test_one_shot_shelf_ends_when_the_alarm_clears(rig: Rig) -> None:
+    rig.feed(HLT_TEMP, 101.0)
+    rig.alarms.shelve("hlt_temperature_hihi", OPERATOR, None)
+    rig.feed(HLT_TEMP, 50.0)
+    assert rig.alarms.points["hlt_temperature_hihi"].state.shelf is None
+
+
+def test_suppressed_by_design_while_the_mash_tun_is_empty(rig: Rig) -> None:
+    rig.feed(MLT_VOLUME, 0.0)
+    point = rig.alarms.points["mlt_temperature_lo"]
+    assert point.state.suppressed
+    rig.feed(MLT_VOLUME, 40.0)
+    assert not point.state.suppressed
+
+
+def test_eleventh_alarm_in_ten_minutes_is_a_flood_with_first_out(rig: Rig) -> None:
+    first = None
+    for i in range(10):
+        alarm = rig.alarms.raise_alarm(f"test:{i}", "comms", rig.alarms.points["hlt_temperature_hihi"].priority,
+                                       f"alarm {i}")
+        first = first or alarm.id
+        assert not rig.alarms.flood
+    rig.alarms.raise_alarm("test:10", "comms", rig.alarms.points["hlt_temperature_hihi"].priority, "alarm 10")
+    summary = rig.alarms.summary()
+    assert summary["flood"] is True and summary["firstOutAlarmId"] == first
+    assert rig.alarms.current[first].first_out is True
+
+
+def test_chattering_is_flagged(rig: Rig) -> None:
+    for _ in range(3):
+        rig.feed(HLT_TEMP, 101.0)
+        rig.feed(HLT_TEMP, 50.0)
+    assert rig.alarms.points["hlt_temperature_hihi"].chattering
+    assert ("hlt_temperature_hihi", "chattering", "system") in rig.journal()
+
+
+def test_limit_change_is_persisted_and_journalled(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    tech = Actor(user="tom", role="technician")
+    old, _ = rig.alarms.change_limits("hlt_temperature_hihi", {"limit": 95.0}, tech)
+    assert old["limit"] == 99.0
+    rig.feed(HLT_TEMP, 96.0)
+    assert rig.standing("hlt_temperature_hihi")
+    assert ("hlt_temperature_hihi", "limits_changed", "tom") in rig.journal()
+    rig.db.close()
+    again = Rig(tmp_path)
+    assert again.alarms.points["hlt_temperature_hihi"].tracker.limit == 95.0
+    assert again.standing("hlt_temperature_hihi")  # the open occurrence survives the restart
+
+
+def test_out_of_service_alarm_is_not_annunciated(rig: Rig) -> None:
+    rig.alarms.set_in_service("hlt_temperature_hihi", False, Actor(user="tom", role="technician"), "probe out")
+    rig.feed(HLT_TEMP, 101.0)
+    assert rig.alarms.summary()["unacknowledged"]["critical"] == 0
+    rig.alarms.set_in_service("hlt_temperature_hihi", True, Actor(user="tom", role="technician"))
+    assert rig.alarms.summary()["unacknowledged"]["critical"] == 1
