@@ -17,11 +17,17 @@ from nicegui import helpers
 import drivers
 import ui
 from bevforge.app import create_app
+from bevforge.auth import AuthModeRefused
 from bevforge.cli import check_config, load_or_report, parse_args
 from bevforge.runtime import Runtime
 
 
 def main(argv: list[str]) -> int:
+    if argv and argv[0] in ("user", "token") or argv[:1] and argv[0].startswith("--") and \
+            any(a in ("user", "token") for a in argv[:5]):
+        from bevforge.admin_cli import run
+
+        return run(argv)
     settings = parse_args(argv)
     if settings.check_config:
         return check_config(settings.config_path)
@@ -30,7 +36,12 @@ def main(argv: list[str]) -> int:
     if config is None:
         return 2
     factories, simulator = drivers.driver_factories(config)
-    runtime = Runtime(config, settings.db_url, factories, config_path=str(settings.config_path))
+    try:
+        runtime = Runtime(config, settings.db_url, factories, config_path=str(settings.config_path),
+                          host=settings.host)
+    except AuthModeRefused as exc:
+        print(f"refusing to start: {exc}", file=sys.stderr)
+        return 2
     runtime.attachments["simulator"] = simulator
     if helpers.is_user_simulation():
         # NiceGUI's User fixture serves the screens itself: start the plant with its app.

@@ -25,6 +25,7 @@ from sqlmodel import select
 from bevforge import interlocks
 from bevforge.alarm_rules import ConditionTracker
 from bevforge.alarm_states import AlarmEvent, DisplayState, PointState, TransitionRefused, apply
+from bevforge.audit import AuditLog
 from bevforge.bus import ALARM, EventBus
 from bevforge.config import PROCESS_KINDS, AlarmRule, PlantConfig
 from bevforge.domain import Actor, EndpointState, Quality, Severity, iso, utcnow
@@ -156,6 +157,7 @@ class AlarmService:
         self.flood_first_out: int | None = None
         self.listeners: list[Callable[[Alarm, str], None]] = []
         self._task: asyncio.Task[None] | None = None
+        self.audit: AuditLog | None = None
 
     # -- start-up ----------------------------------------------------------------------------
 
@@ -303,10 +305,16 @@ class AlarmService:
     # -- the one place a point changes ------------------------------------------------------------
 
     def _event(self, point: Point, event: AlarmEvent, *, value: Any = None, message: str | None = None,
-               user: str = "system", comment: str | None = None, until: datetime | None = None) -> list[str]:
+               actor: Actor | None = None, comment: str | None = None, until: datetime | None = None) -> list[str]:
         new_state, words = apply(point.state, event, latching=point.latching, until=until)
         if not words:
             return words
+        user = actor.user if actor is not None else "system"
+        if actor is not None and self.audit is not None:
+            occurrence = point.occurrence
+            self.audit.record(actor, f"alarm.{event.value}", target=point.key,
+                              old=point.state.display.value, new=new_state.display.value,
+                              detail=(f"alarm {occurrence.id}; " if occurrence else "") + (comment or ""))
         now = utcnow()
         point.state = new_state
         alarm = point.occurrence
@@ -422,33 +430,33 @@ class AlarmService:
         alarm = point.occurrence
         assert alarm is not None
         if not point.state.acked:
-            self._event(point, AlarmEvent.ACK, user=actor.user, comment=comment)
+            self._event(point, AlarmEvent.ACK, actor=actor, comment=comment)
         return alarm
 
     def reset(self, alarm_id: int, actor: Actor, comment: str | None = None) -> Alarm:
         point = self._point_of(alarm_id)
         alarm = point.occurrence
         assert alarm is not None
-        self._event(point, AlarmEvent.RESET, user=actor.user, comment=comment)
+        self._event(point, AlarmEvent.RESET, actor=actor, comment=comment)
         return alarm
 
     def shelve(self, rule_id: str, actor: Actor, duration_s: float | None, comment: str | None = None) -> Point:
         point = self._definition(rule_id)
         until = utcnow() + timedelta(seconds=duration_s) if duration_s else None
-        self._event(point, AlarmEvent.SHELVE, user=actor.user, comment=comment, until=until)
+        self._event(point, AlarmEvent.SHELVE, actor=actor, comment=comment, until=until)
         self._save_point(point, actor.user)
         return point
 
     def unshelve(self, rule_id: str, actor: Actor, comment: str | None = None) -> Point:
         point = self._definition(rule_id)
-        self._event(point, AlarmEvent.UNSHELVE, user=actor.user, comment=comment)
+        self._event(point, AlarmEvent.UNSHELVE, actor=actor, comment=comment)
         self._save_point(point, actor.user)
         return point
 
     def set_in_service(self, rule_id: str, in_service: bool, actor: Actor, comment: str | None = None) -> Point:
         point = self._definition(rule_id)
         event = AlarmEvent.RETURN_TO_SERVICE if in_service else AlarmEvent.REMOVE_FROM_SERVICE
-        self._event(point, event, user=actor.user, comment=comment)
+        self._event(point, event, actor=actor, comment=comment)
         self._save_point(point, actor.user)
         return point
 
@@ -461,6 +469,8 @@ class AlarmService:
         self._apply_overrides(point, changes)
         self._save_point(point, actor.user)
         new = self.limits_of(point)
+        if self.audit is not None:
+            self.audit.record(actor, "alarm.limits", target=rule_id, old=old, new=new)
         self._journal(point.occurrence, point, ["limits_changed"], actor.user, f"{old} → {new}", None,
                       f"limits of {rule_id} changed", utcnow())
         return old, point

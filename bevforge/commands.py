@@ -21,6 +21,7 @@ from sqlmodel import select
 
 from bevforge import interlocks
 from bevforge.alarms import AlarmService
+from bevforge.audit import AuditLog
 from bevforge.bus import COMMAND_STATUS, EventBus
 from bevforge.config import Endpoint, PlantConfig
 from bevforge.devices import DeviceError, Driver
@@ -127,7 +128,8 @@ class _Output:
 
 class CommandService:
     def __init__(self, config: PlantConfig, plant: Plant, bus: EventBus, db: Database,
-                 alarms: AlarmService, drivers: dict[str, Driver]) -> None:
+                 alarms: AlarmService, drivers: dict[str, Driver], audit: AuditLog | None = None) -> None:
+        self.audit = audit
         self.config = config
         self.settings = config.commands
         self.plant = plant
@@ -192,6 +194,11 @@ class CommandService:
             await self.db.write(self._insert, command.row())
             self._remember(command)
             self._publish(command)
+            if self.audit is not None:
+                self.audit.record(actor, "command.request", target=endpoint.name,
+                                  old=_plain(self.plant.states[endpoint.feedback_id].value), new=value,
+                                  result=command.status.value, command_id=command.id,
+                                  detail=command.error if command.status is CommandStatus.BLOCKED else origin)
             if command.status is CommandStatus.BLOCKED:
                 self.alarms.raise_alarm(
                     f"blocked:{command.id}", "interlock_block", Severity.MEDIUM,
@@ -363,6 +370,11 @@ class CommandService:
         if actual is not None:
             command.actual_value = actual
         self._transition(command, status)
+        if self.audit is not None:
+            endpoint = self.plant.endpoints[command.endpoint_id]
+            self.audit.record(Actor(user=command.user, station=command.station, role="-"), "command.result",
+                              target=endpoint.name, new=_plain(command.actual_value), result=status.value,
+                              command_id=command.id, detail=error)
         if command.origin == "interlock":
             self._trip_done(command, status, error)
 
@@ -475,6 +487,10 @@ class CommandService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, bool | int | float | str) or value is None else str(value)
 
 
 def _fmt(value: Any) -> str:

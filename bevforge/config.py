@@ -235,9 +235,23 @@ class RealtimeSettings(Strict):
     sse_buffer: int = Field(default=10000, ge=10)
 
 
+class KioskStation(Strict):
+    """A touchscreen that signs in as a fixed user, from its own address only."""
+
+    address: str
+    user: str
+
+
 class AuthSettings(Strict):
     mode: Literal["none", "required"] | None = None  # None: none on loopback, required elsewhere
     allowed_origins: list[str] = Field(default_factory=list)
+    session_idle_minutes: float = Field(default=30, gt=0, description="a session unused this long ends")
+    session_max_hours: float = Field(default=12, gt=0, description="a brew day; then sign in again")
+    stations: list[KioskStation] = Field(default_factory=list)
+    login_max_failures: int = Field(default=5, ge=1, description="failed logins per user or address …")
+    login_window_s: float = Field(default=900, gt=0, description="… within this window before a lockout")
+    login_lockout_s: float = Field(default=60, gt=0, description="first lockout; doubles while attacks go on")
+    ws_auth_grace_s: float = Field(default=5, gt=0, description="an unauthenticated /ws is closed after this")
 
 
 class SimulatorSettings(Strict):

@@ -10,6 +10,8 @@ from typing import Any
 
 from bevforge import __version__
 from bevforge.alarms import AlarmService
+from bevforge.audit import AuditLog
+from bevforge.auth import AuthService
 from bevforge.bus import EventBus
 from bevforge.commands import CommandService
 from bevforge.config import PlantConfig
@@ -44,10 +46,12 @@ class _Link:
 
 class Runtime:
     def __init__(self, config: PlantConfig, db_url: str, factories: Mapping[str, DriverFactory],
-                 config_path: str | None = None) -> None:
+                 config_path: str | None = None, host: str = "127.0.0.1") -> None:
         self.config = config
         self.config_path = config_path
         self.db = Database(db_url)
+        self.audit = AuditLog(self.db)
+        self.auth = AuthService(config, self.db, self.audit, host)
         self.bus = EventBus(history=config.realtime.sse_buffer, default_limit=config.realtime.queue_limit)
         self.history = HistoryWriter(self.db, config.store.flush_interval_s, config.store.flush_rows)
         self.alarms = AlarmService(config, self.bus, self.db)
@@ -62,7 +66,8 @@ class Runtime:
                                  f"(available: {', '.join(sorted(factories))})")
             endpoints = [e for e in config.endpoints if e.device == device.id]
             self.drivers[device.id] = factory(device, endpoints, _Link(self.plant, device.id))
-        self.commands = CommandService(config, self.plant, self.bus, self.db, self.alarms, self.drivers)
+        self.commands = CommandService(config, self.plant, self.bus, self.db, self.alarms, self.drivers, self.audit)
+        self.alarms.audit = self.audit
         self.plant.trip_handler = self.commands.trip
         self.started_at: float | None = None
         self.interrupted_commands = 0
@@ -80,6 +85,7 @@ class Runtime:
             log.warning("%d commands were in flight at the last stop: marked failed, not re-sent",
                         self.interrupted_commands)
         self.alarms.load()
+        self.auth.load()
         self.alarms.start()
         self.history.start()
         self.plant.start()
@@ -117,4 +123,5 @@ class Runtime:
                          "writeErrors": self.db.write_errors},
             "bus": {"published": self.bus.published, "subscribers": self.bus.subscriber_count},
             "readingsIngested": self.plant.readings_ingested,
+            "auth": self.auth.mode,
         }

@@ -145,6 +145,63 @@ class AlarmPointRow(SQLModel, table=True):
     updated_by: str = "system"
 
 
+class UserRow(SQLModel, table=True):
+    __tablename__ = "users"
+    username: str = Field(primary_key=True, max_length=64)
+    password_hash: str
+    role: str
+    nodes: Any = Field(default=None, sa_column=Column(JSON))  # None: every node
+    disabled: bool = False
+    created_at: datetime
+    updated_at: datetime
+
+
+class TokenRow(SQLModel, table=True):
+    """API token; only its SHA-256 is stored (the token itself is shown once, at creation)."""
+
+    __tablename__ = "api_tokens"
+    id: str = Field(primary_key=True, max_length=32)
+    name: str
+    token_hash: str = Field(index=True, unique=True)
+    role: str
+    nodes: Any = Field(default=None, sa_column=Column(JSON))
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+
+class SessionRow(SQLModel, table=True):
+    """Server-side session behind the HttpOnly cookie (stored as a hash of the cookie value)."""
+
+    __tablename__ = "sessions"
+    id_hash: str = Field(primary_key=True)
+    username: str = Field(index=True)
+    station: str
+    created_at: datetime
+    last_seen_at: datetime
+    ended_at: datetime | None = None
+
+
+class AuditRow(SQLModel, table=True):
+    """Append-only audit journal: who, where, when, what, old → new, result."""
+
+    __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_time", "time"),)
+    id: int | None = Field(default=None, primary_key=True)
+    time: datetime
+    user: str = Field(index=True)
+    role: str
+    station: str
+    action: str = Field(index=True)
+    target: str | None = None
+    old: Any = Field(default=None, sa_column=Column(JSON))
+    new: Any = Field(default=None, sa_column=Column(JSON))
+    result: str = "ok"
+    command_id: str | None = None
+    detail: str | None = None
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

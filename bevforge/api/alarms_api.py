@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -15,8 +15,10 @@ from bevforge.alarms import STATES, Alarm, AlarmNotFound
 from bevforge.api.deps import actor_for_request, require_role, runtime_of
 from bevforge.api.errors import ApiError, JSONResponse
 from bevforge.api.rest import body_schema, json_body
+from bevforge.api.security import enforce, requires
 
-router = APIRouter(prefix="/api/os/alarms", default_response_class=JSONResponse, tags=["alarms"])
+router = APIRouter(prefix="/api/os/alarms", default_response_class=JSONResponse,
+                   dependencies=[Depends(enforce)], tags=["alarms"])
 
 AlarmStateFilter = Literal[("active", "all", *STATES)]  # type: ignore[valid-type]
 MAX_SHELF_S = 24 * 3600.0
@@ -63,19 +65,22 @@ def _refused(exc: TransitionRefused) -> ApiError:
     return ApiError(409, "not_allowed_now", str(exc))
 
 
-@router.get("", summary="Alarms; state=active (default: every open alarm) | all | a display state")
+@router.get("", summary="Alarms; state=active (default: every open alarm) | all | a display state",
+            openapi_extra=requires("viewer"))
 async def list_alarms(request: Request, state: Annotated[AlarmStateFilter | None, Query()] = None,
                       limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, Any]]:
     rt = runtime_of(request)
     return [a.as_dict() for a in await rt.alarms.query(state, limit, actor_for_request(request).nodes)]
 
 
-@router.get("/summary", summary="Unacknowledged counts by priority, flood and first-out")
+@router.get("/summary", summary="Unacknowledged counts by priority, flood and first-out",
+            openapi_extra=requires("viewer"))
 async def summary(request: Request) -> dict[str, Any]:
     return runtime_of(request).alarms.summary(actor_for_request(request).nodes)
 
 
-@router.get("/history", summary="The alarm journal: every transition with time and user (format=csv to export)")
+@router.get("/history", summary="The alarm journal: every transition with time and user (format=csv to export)",
+            openapi_extra=requires("viewer"))
 async def history(request: Request, since: datetime | None = None, until: datetime | None = None,
                   ruleId: str | None = None, event: str | None = None, alarmId: int | None = None,  # noqa: N803
                   limit: Annotated[int, Query(ge=1, le=100000)] = 1000,
@@ -94,7 +99,7 @@ async def history(request: Request, since: datetime | None = None, until: dateti
     return entries
 
 
-@router.get("/stats", summary="Alarm load statistics for technicians")
+@router.get("/stats", summary="Alarm load statistics for technicians", openapi_extra=requires("technician"))
 async def stats(request: Request) -> dict[str, Any]:
     require_role(request, "technician")
     rt = runtime_of(request)
@@ -103,7 +108,8 @@ async def stats(request: Request) -> dict[str, Any]:
     return await rt.db.read(alarm_history.statistics, rt.db, chattering)
 
 
-@router.get("/definitions", summary="Alarm definitions with their runtime state and current limits")
+@router.get("/definitions", summary="Alarm definitions with their runtime state and current limits",
+            openapi_extra=requires("viewer"))
 async def definitions(request: Request) -> list[dict[str, Any]]:
     actor = actor_for_request(request)
     return [d for d in runtime_of(request).alarms.definitions()
@@ -120,7 +126,7 @@ def _rule(request: Request, rule_id: str) -> str:
 
 
 @router.patch("/definitions/{rule_id}", summary="Change limits at runtime (technician; persisted, journalled)",
-              openapi_extra=body_schema(LimitsIn))
+              openapi_extra=body_schema(LimitsIn) | requires("technician"))
 async def change_limits(request: Request, rule_id: str) -> dict[str, Any]:
     actor = require_role(request, "technician")
     rule_id = _rule(request, rule_id)
@@ -137,7 +143,7 @@ async def change_limits(request: Request, rule_id: str) -> dict[str, Any]:
 
 
 @router.post("/definitions/{rule_id}/shelve", summary="Shelve (timed with durationS, else one-shot)",
-             openapi_extra=body_schema(ShelveIn))
+             openapi_extra=body_schema(ShelveIn) | requires("operator"))
 async def shelve(request: Request, rule_id: str) -> dict[str, Any]:
     body: ShelveIn = await _model(request, ShelveIn)
     actor = require_role(request, "operator" if body.durationS else "technician")
@@ -149,7 +155,8 @@ async def shelve(request: Request, rule_id: str) -> dict[str, Any]:
     return next(d for d in runtime_of(request).alarms.definitions() if d["ruleId"] == rule_id)
 
 
-@router.post("/definitions/{rule_id}/unshelve", summary="Unshelve", openapi_extra=body_schema(CommentIn))
+@router.post("/definitions/{rule_id}/unshelve", summary="Unshelve",
+             openapi_extra=body_schema(CommentIn) | requires("operator"))
 async def unshelve(request: Request, rule_id: str) -> dict[str, Any]:
     actor = require_role(request, "operator")
     rule_id = _rule(request, rule_id)
@@ -162,13 +169,13 @@ async def unshelve(request: Request, rule_id: str) -> dict[str, Any]:
 
 
 @router.post("/definitions/{rule_id}/out-of-service", summary="Take out of service (technician)",
-             openapi_extra=body_schema(CommentIn))
+             openapi_extra=body_schema(CommentIn) | requires("technician"))
 async def out_of_service(request: Request, rule_id: str) -> dict[str, Any]:
     return await _service(request, rule_id, False)
 
 
 @router.post("/definitions/{rule_id}/in-service", summary="Return to service (technician)",
-             openapi_extra=body_schema(CommentIn))
+             openapi_extra=body_schema(CommentIn) | requires("technician"))
 async def in_service(request: Request, rule_id: str) -> dict[str, Any]:
     return await _service(request, rule_id, True)
 
@@ -184,18 +191,19 @@ async def _service(request: Request, rule_id: str, in_service: bool) -> dict[str
     return next(d for d in runtime_of(request).alarms.definitions() if d["ruleId"] == rule_id)
 
 
-@router.get("/{alarm_id}", summary="One alarm occurrence")
+@router.get("/{alarm_id}", summary="One alarm occurrence", openapi_extra=requires("viewer"))
 async def get_alarm(request: Request, alarm_id: int) -> dict[str, Any]:
     return _visible(request, await runtime_of(request).alarms.get(alarm_id), alarm_id).as_dict()
 
 
-@router.post("/{alarm_id}/ack", summary="Acknowledge an alarm", openapi_extra=body_schema(CommentIn))
+@router.post("/{alarm_id}/ack", summary="Acknowledge an alarm",
+             openapi_extra=body_schema(CommentIn) | requires("operator"))
 async def ack_alarm(request: Request, alarm_id: int) -> dict[str, Any]:
     return await _act(request, alarm_id, "ack")
 
 
 @router.post("/{alarm_id}/reset", summary="Reset a latched alarm that returned to normal",
-             openapi_extra=body_schema(CommentIn))
+             openapi_extra=body_schema(CommentIn) | requires("operator"))
 async def reset_alarm(request: Request, alarm_id: int) -> dict[str, Any]:
     return await _act(request, alarm_id, "reset")
 

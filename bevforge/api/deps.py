@@ -21,19 +21,17 @@ def station_of(conn: HTTPConnection) -> str:
 
 
 def actor_for_request(conn: HTTPConnection) -> Actor:
-    """Who is asking. With auth.mode none every caller acts as an anonymous admin from its address."""
+    """Who is asking, as authenticated by `security.enforce` (an anonymous viewer if nobody)."""
     actor = getattr(conn.state, "actor", None)
     if isinstance(actor, Actor):
         return actor
-    return Actor(user="anonymous", station=station_of(conn), role="admin")
-
-
-ROLE_RANK = {"viewer": 0, "operator": 1, "technician": 2, "admin": 3}
+    return Actor(user="anonymous", station=station_of(conn), role="viewer", nodes=frozenset())
 
 
 def require_role(conn: HTTPConnection, role: str) -> Actor:
     """The actor behind the request, if its role is at least `role`; 403 otherwise."""
     from bevforge.api.errors import ApiError
+    from bevforge.auth import ROLE_RANK
 
     actor = actor_for_request(conn)
     if ROLE_RANK.get(actor.role, -1) < ROLE_RANK[role]:

@@ -6,19 +6,20 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlmodel import select
 
 from bevforge import interlocks
 from bevforge.api.deps import actor_for_request, runtime_of
 from bevforge.api.errors import ApiError, JSONResponse
+from bevforge.api.security import enforce, requires
 from bevforge.commands import CommandRejected
 from bevforge.config import Endpoint
 from bevforge.domain import CommandStatus, InvalidValue, Quality, Reading, coerce_value, iso, iso_epoch
 from bevforge.store import TelemetryReading
 
-router = APIRouter(prefix="/api/os", default_response_class=JSONResponse)
+router = APIRouter(prefix="/api/os", default_response_class=JSONResponse, dependencies=[Depends(enforce)])
 
 MAX_BATCH = 5000
 
@@ -89,7 +90,7 @@ def endpoint_view(endpoint: Endpoint, state: Any) -> dict[str, Any]:
     }
 
 
-@router.get("/tiles", summary="Tiles with their endpoints' current values")
+@router.get("/tiles", summary="Tiles with their endpoints' current values", openapi_extra=requires("viewer"))
 async def get_tiles(request: Request) -> list[dict[str, Any]]:
     rt = runtime_of(request)
     actor = actor_for_request(request)
@@ -106,7 +107,7 @@ async def get_tiles(request: Request) -> list[dict[str, Any]]:
     return out
 
 
-@router.get("/endpoints", summary="All endpoints with current value and quality")
+@router.get("/endpoints", summary="All endpoints with current value and quality", openapi_extra=requires("viewer"))
 async def get_endpoints(request: Request) -> list[dict[str, Any]]:
     rt = runtime_of(request)
     actor = actor_for_request(request)
@@ -114,7 +115,7 @@ async def get_endpoints(request: Request) -> list[dict[str, Any]]:
             if actor.nodes is None or e.node in actor.nodes]
 
 
-@router.get("/endpoints/{endpoint_id}", summary="One endpoint")
+@router.get("/endpoints/{endpoint_id}", summary="One endpoint", openapi_extra=requires("viewer"))
 async def get_endpoint(request: Request, endpoint_id: int) -> dict[str, Any]:
     rt = runtime_of(request)
     endpoint = _visible_endpoint(request, endpoint_id, "endpoint_id")
@@ -133,7 +134,7 @@ def _visible_endpoint(request: Request, endpoint_id: int, field: str) -> Endpoin
 # -- telemetry -----------------------------------------------------------------------------------
 
 @router.post("/telemetry/ingest", summary="Ingest one reading or a batch {readings: [...]}",
-             openapi_extra=body_schema(ReadingIn, IngestBatch))
+             openapi_extra=body_schema(ReadingIn, IngestBatch) | requires("technician"))
 async def ingest(request: Request) -> dict[str, Any]:
     rt = runtime_of(request)
     body = await json_body(request)
@@ -211,7 +212,7 @@ def _parse_time(raw: Any, field: str) -> datetime | None:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
-@router.get("/telemetry", summary="History of readings")
+@router.get("/telemetry", summary="History of readings", openapi_extra=requires("viewer"))
 async def get_telemetry(
     request: Request,
     endpointId: Annotated[int | None, Query(description="endpoint id")] = None,  # noqa: N803
@@ -259,7 +260,7 @@ def _aware_utc(ts: datetime) -> datetime:
 # -- commands ------------------------------------------------------------------------------------
 
 @router.post("/command", summary="Send a command (202 queued, 409 blocked by an interlock)",
-             status_code=202, openapi_extra=body_schema(CommandIn))
+             status_code=202, openapi_extra=body_schema(CommandIn) | requires("operator"))
 async def post_command(request: Request) -> JSONResponse:
     rt = runtime_of(request)
     body = await json_body(request)
@@ -290,7 +291,8 @@ async def post_command(request: Request) -> JSONResponse:
     return JSONResponse(payload, status_code=202 if created else 200)
 
 
-@router.get("/commands/{command_id}", summary="One command with every lifecycle timestamp")
+@router.get("/commands/{command_id}", summary="One command with every lifecycle timestamp",
+            openapi_extra=requires("viewer"))
 async def get_command(request: Request, command_id: str) -> dict[str, Any]:
     rt = runtime_of(request)
     command = await rt.commands.find(command_id)
@@ -300,7 +302,7 @@ async def get_command(request: Request, command_id: str) -> dict[str, Any]:
     return command.as_dict()
 
 
-@router.get("/commands", summary="Recent commands, newest first")
+@router.get("/commands", summary="Recent commands, newest first", openapi_extra=requires("viewer"))
 async def list_commands(
     request: Request,
     endpointId: Annotated[int | None, Query()] = None,  # noqa: N803
@@ -316,7 +318,7 @@ async def list_commands(
 
 # -- interlocks and health ------------------------------------------------------------------------
 
-@router.get("/interlocks", summary="Interlock rules with their current evaluation")
+@router.get("/interlocks", summary="Interlock rules with their current evaluation", openapi_extra=requires("viewer"))
 async def list_interlocks(request: Request) -> list[dict[str, Any]]:
     rt = runtime_of(request)
     out = []
@@ -333,6 +335,6 @@ async def list_interlocks(request: Request) -> list[dict[str, Any]]:
     return out
 
 
-@router.get("/health", summary="Versions, uptime, driver states")
+@router.get("/health", summary="Versions, uptime, driver states", openapi_extra=requires("public"))
 async def health(request: Request) -> dict[str, Any]:
     return runtime_of(request).health()

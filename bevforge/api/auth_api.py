@@ -1,0 +1,280 @@
+"""Sign-in, sign-out, users, tokens, the audit journal and the first-run page.
+
+The sign-in page is plain HTML posting to /api/os/auth/login so the session cookie can be set
+HttpOnly by the server (a script never sees it). The first-run page creates the first admin and is
+answered only to the machine itself while no user exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs, quote
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
+
+from bevforge import audit as audit_mod
+from bevforge.api.deps import actor_for_request, runtime_of, station_of
+from bevforge.api.errors import ApiError, JSONResponse
+from bevforge.api.rest import body_schema, json_body
+from bevforge.api.security import enforce, requires
+from bevforge.auth import SESSION_COOKIE, AuthError, is_loopback
+
+router = APIRouter(default_response_class=JSONResponse, dependencies=[Depends(enforce)], tags=["auth"])
+
+
+class LoginIn(BaseModel):
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
+
+
+class UserIn(BaseModel):
+    username: str = Field(max_length=64)
+    password: str = Field(min_length=8, max_length=1024)
+    role: Literal["viewer", "operator", "technician", "admin"]
+    nodes: list[str] | None = None
+
+
+class UserPatch(BaseModel):
+    password: str | None = Field(default=None, min_length=8, max_length=1024)
+    role: Literal["viewer", "operator", "technician", "admin"] | None = None
+    nodes: list[str] | None = None
+    disabled: bool | None = None
+
+
+class TokenIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    role: Literal["viewer", "operator", "technician", "admin"]
+    nodes: list[str] | None = None
+
+
+def _auth_error(exc: AuthError) -> ApiError:
+    return ApiError(exc.status, exc.code, exc.message, exc.field)
+
+
+async def _form_or_json(request: Request) -> tuple[dict[str, Any], bool]:
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        raw = (await request.body()).decode(errors="replace")
+        return {k: v[0] for k, v in parse_qs(raw).items()}, True
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise ApiError(422, "invalid_request", "body must be a JSON object", "body")
+    return body, False
+
+
+def _validated(model: type[BaseModel], body: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(body)
+    except Exception as exc:
+        errors = getattr(exc, "errors", lambda: [])()
+        first = errors[0] if errors else {"loc": ("body",), "msg": "invalid"}
+        field = ".".join(str(p) for p in first["loc"]) or "body"
+        raise ApiError(422, "invalid_request", f"{field}: {first['msg']}", field) from None
+
+
+def _set_cookie(response: Response, value: str, request: Request) -> None:
+    rt = runtime_of(request)
+    response.set_cookie(SESSION_COOKIE, value, httponly=True, samesite="strict", path="/",
+                        secure=request.url.scheme == "https",
+                        max_age=int(rt.config.auth.session_max_hours * 3600))
+
+
+# -- sign in / out ----------------------------------------------------------------------------------
+
+@router.post("/api/os/auth/login", summary="Sign in: sets the HttpOnly session cookie",
+             openapi_extra=body_schema(LoginIn) | requires("public"))
+async def login(request: Request) -> Response:
+    rt = runtime_of(request)
+    body, is_form = await _form_or_json(request)
+    creds: LoginIn = _validated(LoginIn, body)
+    try:
+        cookie, actor = await asyncio.to_thread(rt.auth.login, creds.username, creds.password, station_of(request))
+    except AuthError as exc:
+        if is_form:
+            nxt = quote(str(body.get("next", "/")))
+            return RedirectResponse(f"/login?error={quote(exc.message)}&next={nxt}", status_code=303)
+        raise _auth_error(exc) from None
+    if is_form:
+        target = str(body.get("next") or "/")
+        response: Response = RedirectResponse(target if target.startswith("/") and not target.startswith("//")
+                                              else "/", status_code=303)
+    else:
+        response = JSONResponse({"user": actor.user, "role": actor.role,
+                                 "nodes": sorted(actor.nodes) if actor.nodes is not None else None})
+    _set_cookie(response, cookie, request)
+    return response
+
+
+@router.post("/api/os/auth/logout", summary="Sign out: ends the session and closes its sockets",
+             openapi_extra=requires("public"))
+async def logout(request: Request) -> Response:
+    rt = runtime_of(request)
+    rt.auth.logout(request.cookies.get(SESSION_COOKIE), getattr(request.state, "actor", None))
+    response: Response = JSONResponse({"signedOut": True})
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/api/os/auth/me", summary="Who am I", openapi_extra=requires("viewer"))
+async def me(request: Request) -> dict[str, Any]:
+    actor = actor_for_request(request)
+    return {"user": actor.user, "role": actor.role, "station": actor.station,
+            "nodes": sorted(actor.nodes) if actor.nodes is not None else None,
+            "authMode": runtime_of(request).auth.mode}
+
+
+# -- users and tokens (admin) -------------------------------------------------------------------------
+
+@router.get("/api/os/users", summary="Users", openapi_extra=requires("admin"))
+async def list_users(request: Request) -> list[dict[str, Any]]:
+    rt = runtime_of(request)
+    return await rt.db.read(rt.auth.list_users)
+
+
+@router.post("/api/os/users", summary="Create a user", status_code=201,
+             openapi_extra=body_schema(UserIn) | requires("admin"))
+async def create_user(request: Request) -> dict[str, Any]:
+    rt = runtime_of(request)
+    body: UserIn = _validated(UserIn, (await _form_or_json(request))[0])
+    try:
+        row = await asyncio.to_thread(rt.auth.add_user, body.username, body.password, body.role, body.nodes)
+    except AuthError as exc:
+        raise _auth_error(exc) from None
+    rt.audit.record(actor_for_request(request), "user.create", target=row.username, new={"role": row.role,
+                                                                                          "nodes": row.nodes})
+    return {"username": row.username, "role": row.role, "nodes": row.nodes}
+
+
+@router.patch("/api/os/users/{username}", summary="Change a user's role, nodes, password or disable it",
+              openapi_extra=body_schema(UserPatch) | requires("admin"))
+async def update_user(request: Request, username: str) -> dict[str, Any]:
+    rt = runtime_of(request)
+    raw = (await _form_or_json(request))[0]
+    body: UserPatch = _validated(UserPatch, raw)
+    before = next((u for u in await rt.db.read(rt.auth.list_users) if u["username"] == username), None)
+    try:
+        row = await asyncio.to_thread(rt.auth.update_user, username, password=body.password, role=body.role,
+                                      nodes=body.nodes if "nodes" in raw else False, disabled=body.disabled)
+    except AuthError as exc:
+        raise _auth_error(exc) from None
+    after = {"role": row.role, "nodes": row.nodes, "disabled": row.disabled}
+    rt.audit.record(actor_for_request(request), "user.update", target=username,
+                    old={k: before[k] for k in after} if before else None,
+                    new=after | ({"password": "changed"} if body.password else {}))
+    return {"username": row.username} | after
+
+
+@router.get("/api/os/tokens", summary="API tokens (never their secret)", openapi_extra=requires("admin"))
+async def list_tokens(request: Request) -> list[dict[str, Any]]:
+    rt = runtime_of(request)
+    return await rt.db.read(rt.auth.list_tokens)
+
+
+@router.post("/api/os/tokens", summary="Create an API token; the token is shown only in this answer",
+             status_code=201, openapi_extra=body_schema(TokenIn) | requires("admin"))
+async def create_token(request: Request) -> dict[str, Any]:
+    rt = runtime_of(request)
+    body: TokenIn = _validated(TokenIn, (await _form_or_json(request))[0])
+    actor = actor_for_request(request)
+    try:
+        token_id, token = await asyncio.to_thread(rt.auth.create_token, body.name, body.role, body.nodes, actor.user)
+    except AuthError as exc:
+        raise _auth_error(exc) from None
+    rt.audit.record(actor, "token.create", target=token_id, new={"name": body.name, "role": body.role,
+                                                                 "nodes": body.nodes})
+    return {"id": token_id, "token": token, "name": body.name, "role": body.role, "nodes": body.nodes}
+
+
+@router.delete("/api/os/tokens/{token_id}", summary="Revoke a token; its open sockets are closed",
+               openapi_extra=requires("admin"))
+async def revoke_token(request: Request, token_id: str) -> dict[str, Any]:
+    rt = runtime_of(request)
+    if not await asyncio.to_thread(rt.auth.revoke_token, token_id):
+        raise ApiError(404, "unknown_token", f"no active token {token_id}", "token_id")
+    rt.audit.record(actor_for_request(request), "token.revoke", target=token_id)
+    return {"id": token_id, "revoked": True}
+
+
+# -- audit journal ----------------------------------------------------------------------------------------
+
+@router.get("/api/os/audit", summary="The audit journal (technician); format=csv to export",
+            openapi_extra=requires("technician"))
+async def audit(request: Request, since: datetime | None = None, until: datetime | None = None,
+                user: str | None = None, action: str | None = None,
+                limit: Annotated[int, Query(ge=1, le=100000)] = 1000,
+                format: Literal["json", "csv"] = "json") -> Any:
+    entries = await runtime_of(request).audit.query(since=since, until=until, user=user, action=action, limit=limit)
+    if format == "csv":
+        return Response(audit_mod.to_csv(entries), media_type="text/csv",
+                        headers={"content-disposition": 'attachment; filename="audit.csv"'})
+    return entries
+
+
+# -- pages: sign-in and first run ----------------------------------------------------------------------------
+
+_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title} — BevForge OS</title>
+<style>body{{font-family:system-ui,sans-serif;background:#d9d9d9;color:#222;display:flex;justify-content:center;
+padding-top:10vh}}form{{background:#eee;padding:2rem;border:1px solid #999;min-width:20rem}}
+label{{display:block;margin:.8rem 0 .2rem}}input,select{{font-size:1.2rem;width:100%;min-height:48px;
+box-sizing:border-box}}button{{margin-top:1.2rem;font-size:1.2rem;min-height:48px;width:100%}}
+.error{{color:#a00;font-weight:bold}}</style></head><body><form method="post" action="{action}">
+<h1>{title}</h1>{error}{fields}<button type="submit">{button}</button></form></body></html>"""
+
+
+@router.get("/login", summary="Sign-in page", response_class=HTMLResponse, openapi_extra=requires("public"),
+            include_in_schema=False)
+async def login_page(request: Request, error: str | None = None, next: str = "/") -> HTMLResponse:
+    rt = runtime_of(request)
+    if not await rt.db.read(rt.auth.has_users) and is_loopback(station_of(request)):
+        return RedirectResponse("/setup", status_code=303)  # type: ignore[return-value]
+    fields = (f'<input type="hidden" name="next" value="{html.escape(next)}">'
+              '<label for="u">User</label><input id="u" name="username" autocomplete="username" autofocus>'
+              '<label for="p">Password</label><input id="p" name="password" type="password" '
+              'autocomplete="current-password">')
+    err = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
+    return HTMLResponse(_PAGE.format(title="Sign in", action="/api/os/auth/login", error=err, fields=fields,
+                                     button="SIGN IN"))
+
+
+@router.get("/setup", summary="First run: create the first admin (this machine only)",
+            response_class=HTMLResponse, openapi_extra=requires("public"), include_in_schema=False)
+async def setup_page(request: Request, error: str | None = None) -> HTMLResponse:
+    await _check_first_run(request)
+    fields = ('<p>No user exists yet. Create the first administrator.</p>'
+              '<label for="u">User</label><input id="u" name="username" autofocus>'
+              '<label for="p">Password (8+ characters)</label><input id="p" name="password" type="password">')
+    err = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
+    return HTMLResponse(_PAGE.format(title="First run", action="/setup", error=err, fields=fields,
+                                     button="CREATE ADMIN"))
+
+
+@router.post("/setup", summary="First run: create the first admin", openapi_extra=requires("public"),
+             include_in_schema=False)
+async def setup(request: Request) -> Response:
+    await _check_first_run(request)
+    rt = runtime_of(request)
+    body, _ = await _form_or_json(request)
+    try:
+        row = await asyncio.to_thread(rt.auth.add_user, str(body.get("username", "")), str(body.get("password", "")),
+                                      "admin", None)
+    except AuthError as exc:
+        return RedirectResponse(f"/setup?error={quote(exc.message)}", status_code=303)
+    rt.audit.record(actor_for_request(request), "user.create", target=row.username, new={"role": "admin"},
+                    detail="first run")
+    return RedirectResponse("/login", status_code=303)
+
+
+async def _check_first_run(request: Request) -> None:
+    rt = runtime_of(request)
+    if not is_loopback(station_of(request)):
+        raise ApiError(403, "forbidden", "the first-run page answers only on the machine itself")
+    if await rt.db.read(rt.auth.has_users):
+        raise ApiError(409, "already_set_up", "users exist: sign in at /login")
+

@@ -1,0 +1,54 @@
+"""Every route declares the role it needs; one dependency enforces it for REST.
+
+A route says `openapi_extra=requires("operator")`; the declaration is also visible in /openapi.json
+as `x-required-role`, which the role × route matrix test reads. A route that forgot to declare
+needs admin (fail closed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+
+from bevforge.api.deps import runtime_of, station_of
+from bevforge.api.errors import ApiError
+from bevforge.auth import ROLE_RANK, SESSION_COOKIE
+
+PUBLIC = "public"
+ROLE_KEY = "x-required-role"
+
+
+def requires(role: str) -> dict[str, Any]:
+    if role != PUBLIC and role not in ROLE_RANK:
+        raise ValueError(role)
+    return {ROLE_KEY: role}
+
+
+def bearer_token(request_headers: Any) -> str | None:
+    header = request_headers.get("authorization")
+    if header and header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    return None
+
+
+def required_role(request: Request) -> str:
+    route = request.scope.get("route")
+    extra = getattr(route, "openapi_extra", None) or {}
+    return extra.get(ROLE_KEY, "admin")
+
+
+async def enforce(request: Request) -> None:
+    """Authenticate the request and check the route's declared role (401 / 403 as JSON)."""
+    rt = runtime_of(request)
+    actor = rt.auth.authenticate(bearer=bearer_token(request.headers), cookie=request.cookies.get(SESSION_COOKIE),
+                                 station=station_of(request))
+    request.state.actor = actor
+    role = required_role(request)
+    if role == PUBLIC:
+        return
+    if actor is None:
+        raise ApiError(401, "unauthorized", "sign in (session cookie) or send 'Authorization: Bearer <token>'",
+                       headers={"WWW-Authenticate": "Bearer"})
+    if ROLE_RANK.get(actor.role, -1) < ROLE_RANK[role]:
+        raise ApiError(403, "forbidden", f"this needs the {role} role; you are {actor.role}")

@@ -1,0 +1,69 @@
+"""The audit journal: every operator action with who, station, when (UTC), what, old → new, result.
+
+Append-only by construction: this module only ever inserts. Rows go through the DB writer thread
+in order, so the journal's order is the order things happened.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import select
+
+from bevforge.domain import Actor, iso, utcnow
+from bevforge.store import AuditRow, Database
+
+FIELDS = ("id", "time", "user", "role", "station", "action", "target", "old", "new", "result", "commandId", "detail")
+
+
+class AuditLog:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def record(self, actor: Actor, action: str, *, target: str | None = None, old: Any = None, new: Any = None,
+               result: str = "ok", command_id: str | None = None, detail: str | None = None) -> None:
+        row = AuditRow(time=utcnow(), user=actor.user, role=actor.role, station=actor.station, action=action,
+                       target=target, old=old, new=new, result=result, command_id=command_id, detail=detail)
+        self.db.write_later(self._insert, row)
+
+    def _insert(self, row: AuditRow) -> None:
+        with self.db.session() as session:
+            session.add(row)
+            session.commit()
+
+    async def query(self, *, since: datetime | None = None, until: datetime | None = None, user: str | None = None,
+                    action: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        await self.db.barrier()
+
+        def run() -> list[dict[str, Any]]:
+            statement = select(AuditRow)
+            if since is not None:
+                statement = statement.where(AuditRow.time >= since)
+            if until is not None:
+                statement = statement.where(AuditRow.time <= until)
+            if user is not None:
+                statement = statement.where(AuditRow.user == user)
+            if action is not None:
+                statement = statement.where(AuditRow.action.startswith(action))  # type: ignore[attr-defined]
+            statement = statement.order_by(AuditRow.id.desc()).limit(limit)  # type: ignore[union-attr]
+            with self.db.session() as session:
+                return [view(r) for r in session.exec(statement).all()]
+
+        return await self.db.read(run)
+
+
+def view(row: AuditRow) -> dict[str, Any]:
+    return {"id": row.id, "time": iso(row.time), "user": row.user, "role": row.role, "station": row.station,
+            "action": row.action, "target": row.target, "old": row.old, "new": row.new, "result": row.result,
+            "commandId": row.command_id, "detail": row.detail}
+
+
+def to_csv(entries: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(entries)
+    return out.getvalue()
