@@ -74,6 +74,7 @@ class Subscriber:
         self._latest: dict[Any, _Slot] = {}
         self._critical = 0
         self._ready = asyncio.Event()
+        self._closed = asyncio.Event()
         self.closed_reason: str | None = None
         self.delivered = 0
         self.coalesced = 0
@@ -127,7 +128,18 @@ class Subscriber:
             self._queue.clear()
             self._latest.clear()
             self.bus.unsubscribe(self)
+            self._closed.set()
         self._ready.set()
+
+    async def wait_closed(self) -> str:
+        """Wait until the subscriber is closed (by its owner or for being too slow); return why.
+
+        A consumer stuck writing to a client that does not read never gets back to get_many(), so
+        it watches this to learn that it was cut off.
+        """
+        await self._closed.wait()
+        assert self.closed_reason is not None
+        return self.closed_reason
 
     def _pop(self) -> Event:
         slot = self._queue.popleft()

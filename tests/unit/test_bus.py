@@ -135,3 +135,12 @@ def test_ring_buffer_reports_a_gap_it_cannot_fill() -> None:
     assert bus.since(99) is None  # an id from a previous run of the server
     assert EventBus().since(0) == []
     assert EventBus().since(3) is None
+
+
+async def test_wait_closed_reports_the_reason() -> None:
+    bus = EventBus()
+    sub = bus.subscribe(limit=8)
+    waiter = asyncio.create_task(sub.wait_closed())
+    for i in range(9):
+        status(bus, f"c{i}", "queued")
+    assert "too slow" in await waiter
