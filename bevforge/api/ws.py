@@ -32,7 +32,7 @@ router = APIRouter()
 CLOSE_TRY_AGAIN = 1013  # server full, or this client fell too far behind: reconnect later
 CLOSE_POLICY = 1008  # abusive rate, refused credentials
 CLOSE_IDLE = 1001  # silent for too long: going away
-CLOSE_TIMEOUT_S = 5.0  # how long a close frame may wait on a client that does not read
+CLOSE_TIMEOUT_S = 2.0  # how long a close frame may wait on a client that does not read
 
 
 class Hub:
