@@ -23,8 +23,8 @@ from bevforge.runtime import Runtime
 
 
 def main(argv: list[str]) -> int:
-    if argv and argv[0] in ("user", "token") or argv[:1] and argv[0].startswith("--") and \
-            any(a in ("user", "token") for a in argv[:5]):
+    if (argv and argv[0] in ("user", "token")) or (argv[:1] and argv[0].startswith("--") and \
+            any(a in ("user", "token") for a in argv[:5])):
         from bevforge.admin_cli import run
 
         return run(argv)

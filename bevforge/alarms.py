@@ -228,6 +228,8 @@ class AlarmService:
         for point in points:
             rule = point.rule
             assert rule is not None and point.tracker is not None
+            if rule.suppress_when and not self._suppression_known(rule):
+                continue  # whether it should be suppressed is unknown yet: hold, never guess
             reference = None
             if rule.setpoint is not None:
                 ref = self.states.get(rule.setpoint)
@@ -237,6 +239,13 @@ class AlarmService:
             event = point.tracker.update(state.value, now_s, reference)
             if event is not None:
                 self._event(point, event, value=state.value)
+
+    def _suppression_known(self, rule: AlarmRule) -> bool:
+        for cond in rule.suppress_when:
+            state = self.states.get(cond.endpoint)
+            if state is None or state.quality is not Quality.GOOD:
+                return False
+        return True
 
     def _check_suppression(self, point: Point) -> None:
         rule = point.rule

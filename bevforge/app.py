@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from bevforge import __version__
-from bevforge.api import alarms_api, auth_api, rest
+from bevforge.api import alarms_api, auth_api, rest, sse, ws
 from bevforge.api.errors import JSONResponse, error_body, install_error_handlers
 from bevforge.runtime import Runtime
 
@@ -53,4 +53,6 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
     app.include_router(rest.router)
     app.include_router(alarms_api.router)
     app.include_router(auth_api.router)
+    app.include_router(sse.router)
+    app.include_router(ws.router)
     return app

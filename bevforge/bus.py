@@ -14,7 +14,7 @@ import asyncio
 import itertools
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -74,9 +74,11 @@ class Subscriber:
         self._latest: dict[Any, _Slot] = {}
         self._critical = 0
         self._ready = asyncio.Event()
+        self._closed = asyncio.Event()
         self.closed_reason: str | None = None
         self.delivered = 0
         self.coalesced = 0
+        self.high_water = 0  # the longest the queue has been: proof that memory stays bounded
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -85,12 +87,22 @@ class Subscriber:
         """Called by the bus; never blocks."""
         if self.closed_reason is not None:
             return
-        if self.wants is not None and not self.wants(event):
-            return
+        if self.wants is not None:
+            try:
+                wanted = self.wants(event)
+            except Exception:
+                # A broken filter must cost its own consumer, never the plant that is publishing.
+                log.exception("subscriber %s: filter failed on %r", self.name, event)
+                self.close("internal error in the subscription filter")
+                return
+            if not wanted:
+                return
         self.push(event)
 
     def push(self, event: Event) -> None:
         """Queue an event regardless of the filter (snapshots, direct replies)."""
+        if self.closed_reason is not None:
+            return
         if event.coalescible:
             slot = self._latest.get(event.key)
             if slot is not None:
@@ -106,6 +118,8 @@ class Subscriber:
                 return
             slot = _Slot(event)
         self._queue.append(slot)
+        if len(self._queue) > self.high_water:
+            self.high_water = len(self._queue)
         self._ready.set()
 
     def close(self, reason: str) -> None:
@@ -114,7 +128,18 @@ class Subscriber:
             self._queue.clear()
             self._latest.clear()
             self.bus.unsubscribe(self)
+            self._closed.set()
         self._ready.set()
+
+    async def wait_closed(self) -> str:
+        """Wait until the subscriber is closed (by its owner or for being too slow); return why.
+
+        A consumer stuck writing to a client that does not read never gets back to get_many(), so
+        it watches this to learn that it was cut off.
+        """
+        await self._closed.wait()
+        assert self.closed_reason is not None
+        return self.closed_reason
 
     def _pop(self) -> Event:
         slot = self._queue.popleft()
@@ -182,11 +207,20 @@ class EventBus:
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
-    def since(self, seq: int) -> Iterator[Event] | None:
-        """Events after `seq` from the ring buffer, or None when the gap is older than the buffer."""
+    def since(self, seq: int) -> list[Event] | None:
+        """Events after `seq` from the ring buffer, or None when they cannot all be replayed.
+
+        None means: the gap is older than the buffer, or `seq` is from the future (a client that
+        saw a previous run of the server). Either way the caller must resynchronise from a snapshot.
+        """
+        if seq > self.last_seq or seq < 0:
+            return None
+        if seq == self.last_seq:
+            return []
         if not self.recent:
-            return iter(()) if seq >= self.last_seq else None
+            return None
         oldest = self.recent[0].seq
         if seq < oldest - 1:
             return None
-        return (e for e in tuple(self.recent) if e.seq > seq)
+        # Sequence numbers in the buffer are consecutive, so the position of seq+1 is known.
+        return list(itertools.islice(self.recent, seq + 1 - oldest, None))

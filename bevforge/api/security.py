@@ -17,6 +17,7 @@ from bevforge.auth import ROLE_RANK, SESSION_COOKIE
 
 PUBLIC = "public"
 ROLE_KEY = "x-required-role"
+QUERY_TOKEN_KEY = "x-query-token"  # EventSource cannot send headers: SSE may carry ?token=
 
 
 def requires(role: str) -> dict[str, Any]:
@@ -32,17 +33,21 @@ def bearer_token(request_headers: Any) -> str | None:
     return None
 
 
+def _route_extra(request: Request) -> dict[str, Any]:
+    return getattr(request.scope.get("route"), "openapi_extra", None) or {}
+
+
 def required_role(request: Request) -> str:
-    route = request.scope.get("route")
-    extra = getattr(route, "openapi_extra", None) or {}
-    return extra.get(ROLE_KEY, "admin")
+    return _route_extra(request).get(ROLE_KEY, "admin")
 
 
 async def enforce(request: Request) -> None:
     """Authenticate the request and check the route's declared role (401 / 403 as JSON)."""
     rt = runtime_of(request)
-    actor = rt.auth.authenticate(bearer=bearer_token(request.headers), cookie=request.cookies.get(SESSION_COOKIE),
-                                 station=station_of(request))
+    bearer = bearer_token(request.headers)
+    if bearer is None and _route_extra(request).get(QUERY_TOKEN_KEY):
+        bearer = request.query_params.get("token")
+    actor = rt.auth.authenticate(bearer=bearer, cookie=request.cookies.get(SESSION_COOKIE), station=station_of(request))
     request.state.actor = actor
     role = required_role(request)
     if role == PUBLIC:

@@ -1,0 +1,58 @@
+"""Who is on the other end of a live connection: the one seam the security issue fills in.
+
+The seed allows three ways to present credentials on `/ws`: a token in the query string
+(`/ws?token=...`), an `{"type":"auth","token":...}` first message, or the session cookie. All three
+end in `authenticate_ws()`, which asks the core's AuthService. With `auth.mode: none` (allowed only
+on loopback) everyone is an anonymous admin from their own address.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import HTTPConnection
+
+from bevforge.api.deps import runtime_of, station_of
+from bevforge.auth import SESSION_COOKIE
+from bevforge.domain import Actor
+
+TOKEN_QUERY = "token"
+
+
+def origin_allowed(conn: HTTPConnection) -> bool:
+    """Cross-site WebSocket hijacking guard: a browser's Origin must be on the allow-list.
+
+    An empty list allows every origin; a request without Origin is not from a browser page and
+    cannot carry a victim's cookie on someone else's behalf, so it is judged by its credentials.
+    """
+    allowed = runtime_of(conn).config.auth.allowed_origins
+    if not allowed:
+        return True
+    origin = conn.headers.get("origin")
+    if origin is None:
+        return True
+    wanted = origin.rstrip("/").lower()
+    return any(wanted == a.rstrip("/").lower() for a in allowed)
+
+
+def presented_token(conn: HTTPConnection) -> str | None:
+    """A credential carried by the handshake itself: `?token=` first, then the session cookie."""
+    token = conn.query_params.get(TOKEN_QUERY) or conn.cookies.get(SESSION_COOKIE)
+    return token or None
+
+
+async def authenticate_ws(conn: HTTPConnection, token: str | None) -> Actor | None:
+    """The actor behind a live connection, or None when it must be refused (or must still authenticate).
+
+    A presented token may be an API token or a session cookie value; without one, a kiosk station
+    is recognised by its address. In auth mode none everyone else is an anonymous admin.
+    """
+    auth = runtime_of(conn).auth
+    station = station_of(conn)
+    actor = None
+    if token:
+        actor = auth.actor_from_token(token, station) or auth.actor_from_session(token, station)
+        if actor is None:
+            return None
+    actor = actor or auth.station_actor(station)
+    if actor is None and not auth.required:
+        actor = Actor(user="anonymous", station=station, role="admin")
+    return actor

@@ -1,0 +1,110 @@
+"""What a live consumer (/ws or SSE) wants from the bus, and the snapshot frames a late joiner gets.
+
+Snapshot frames have exactly the shape of the live frames they stand for (plus `"snapshot": true`),
+so a client handles "the present" and "a change" with the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from bevforge.bus import ALARM, COMMAND_STATUS, TELEMETRY, Event
+from bevforge.domain import CommandStatus, iso
+
+if TYPE_CHECKING:
+    from bevforge.commands import Command
+    from bevforge.runtime import Runtime
+
+CHANNELS = ("telemetry", "alarms", "commands")
+FINAL_STATUSES = frozenset(s.value for s in CommandStatus if s.is_final)
+
+
+class Interest:
+    """One consumer's subscriptions. `wants` is the bus filter: it runs at publish time, so it is cheap.
+
+    Command subscriptions end by themselves once the command's final status has passed: a
+    finished command never changes again, and the slot is free for the next one.
+    """
+
+    def __init__(self, nodes: frozenset[str] | None = None) -> None:
+        self.nodes = nodes  # None: every node is visible
+        self.all_telemetry = False
+        self.endpoints: set[int] = set()
+        self.alarms = False
+        self.all_commands = False
+        self.commands: set[str] = set()  # asked for by id
+        self.sent: set[str] = set()  # sent on this connection: followed without counting as a subscription
+
+    @property
+    def count(self) -> int:
+        """Subscriptions held: one per endpoint id and command id, one per whole channel."""
+        return (len(self.endpoints) + int(self.all_telemetry) + int(self.alarms) + int(self.all_commands)
+                + len(self.commands))
+
+    def visible(self, node: str | None) -> bool:
+        return self.nodes is None or node is None or node in self.nodes
+
+    def wants(self, event: Event) -> bool:
+        if not self.visible(event.node):
+            return False
+        kind = event.type
+        if kind == TELEMETRY:
+            return self.all_telemetry or event.payload["endpointId"] in self.endpoints
+        if kind == COMMAND_STATUS:
+            command_id = event.payload["commandId"]
+            followed = command_id in self.commands or command_id in self.sent
+            if followed and event.payload["status"] in FINAL_STATUSES:
+                self.commands.discard(command_id)
+                self.sent.discard(command_id)
+            return followed or self.all_commands
+        if kind == ALARM:
+            return self.alarms
+        return False
+
+
+def telemetry_snapshot(runtime: Runtime, endpoint_ids: Iterable[int]) -> list[Event]:
+    """The current value of each endpoint as a telemetry frame (coalesces with later live values)."""
+    seq = runtime.bus.last_seq
+    events = []
+    for endpoint_id in endpoint_ids:
+        endpoint = runtime.plant.endpoints[endpoint_id]
+        state = runtime.plant.states[endpoint_id]
+        payload: dict[str, Any] = {
+            "type": TELEMETRY, "endpointId": endpoint_id, "value": state.value, "timestamp": iso(state.server_time),
+            "quality": state.quality.value, "unit": endpoint.unit,
+        }
+        if state.error:
+            payload["error"] = state.error
+        payload["seq"] = seq
+        payload["snapshot"] = True
+        events.append(Event(seq, TELEMETRY, payload, endpoint_id, endpoint.node))
+    return events
+
+
+def alarm_snapshot(runtime: Runtime, interest: Interest) -> list[Event]:
+    """Every standing alarm (active or not yet acknowledged), oldest first, with `event: standing`."""
+    seq = runtime.bus.last_seq
+    out = []
+    for alarm in sorted(runtime.alarms.standing(), key=lambda a: a.id):
+        if interest.visible(alarm.node):
+            payload = {"type": ALARM, "event": "standing", **alarm.as_dict(), "seq": seq, "snapshot": True}
+            out.append(Event(seq, ALARM, payload, None, alarm.node))
+    return out
+
+
+def command_snapshot(runtime: Runtime, command: Command) -> Event:
+    """A command's present status in the command_status frame shape."""
+    seq = runtime.bus.last_seq
+    payload = {
+        "type": COMMAND_STATUS, "commandId": command.id, "status": command.status.value,
+        "actualValue": command.actual_value, "completedAt": iso(command.completed_at or command.updated_at),
+        "endpointId": command.endpoint_id, "requestedValue": command.requested_value, "error": command.error,
+        "reasons": command.reasons, "user": command.user, "origin": command.origin, "seq": seq, "snapshot": True,
+    }
+    return Event(seq, COMMAND_STATUS, payload, None, runtime.config.node_of(command.endpoint_id))
+
+
+def reply(type_: str, **fields: Any) -> Event:
+    """A frame for one connection only (connected, pong, error, ...): never published, seq 0."""
+    return Event(0, type_, {"type": type_, **fields}, None, None)
