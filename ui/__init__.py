@@ -7,13 +7,14 @@ from nicegui import app as nicegui_app
 from nicegui import ui
 
 from bevforge.runtime import Runtime
-from ui import pages, state
+from ui import connection, pages, state
 
 TITLE = "BevForge OS"
 
 
 def install(app: FastAPI, runtime: Runtime) -> None:
     state.runtime = runtime
+    connection.register_ping()
     pages.register()
     ui.run_with(app, title=TITLE, favicon="🍺", storage_secret=_secret(runtime), show_welcome_message=False,
                 reconnect_timeout=10.0)
@@ -24,6 +25,7 @@ def install_for_simulation(runtime: Runtime) -> None:
     state.runtime = runtime
     nicegui_app.on_startup(runtime.start)
     nicegui_app.on_shutdown(runtime.stop)
+    connection.register_ping()
     pages.register()
     ui.run(title=TITLE, storage_secret=_secret(runtime))
 
