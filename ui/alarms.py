@@ -135,6 +135,10 @@ class CriticalAlarmDialog:
         self.resync()
 
 
+def _nothing() -> None:
+    return None
+
+
 def _acker(runtime: Runtime, client: Client, alarm_id: int) -> Callable[[], None]:
     return lambda: ack(runtime, client, alarm_id)
 
@@ -188,6 +192,9 @@ class AlarmList:
         try:
             while True:
                 self._again = False
+                # The journal is written in order on the one writer thread: once a no-op queued
+                # behind the transitions we were told about has run, the query sees them all.
+                await self.runtime.db.write(_nothing)
                 recent = await self.runtime.alarms.query("all", limit=100)
                 if self.client.is_deleted:
                     return

@@ -24,7 +24,7 @@ body { background: var(--bf-bg); color: var(--bf-ink); font-size: 16px; }
 .bf-node { background: #cfcfcf; border: 1px solid var(--bf-line); border-radius: 6px; padding: 8px; }
 .bf-node-title { font-size: 1.05rem; font-weight: 600; color: var(--bf-muted); text-transform: uppercase;
                  letter-spacing: .05em; }
-.bf-tile { background: var(--bf-panel); border: 1px solid var(--bf-line); border-radius: 6px; min-width: 320px;
+.bf-tile { background: var(--bf-panel); border: 1px solid var(--bf-line); border-radius: 6px; width: 360px;
            box-shadow: none; }
 .bf-tile-title { font-size: 1.15rem; font-weight: 600; }
 .bf-row { border-top: 1px solid #cdcdcd; padding: 6px 4px; width: 100%; }
@@ -39,7 +39,7 @@ body { background: var(--bf-bg); color: var(--bf-ink); font-size: 16px; }
 .bf-row-bad { background: repeating-linear-gradient(45deg, #e0e0e0 0 6px, #b8b8b8 6px 12px); }
 .bf-badge-stale { background: #fff3c4; color: #5b4500; border-color: #5b4500; }
 .bf-badge-bad { background: #ffffff; color: #7a0000; border-color: #7a0000; border-style: dashed; }
-.bf-detail { font-size: .8rem; color: var(--bf-muted); }
+.bf-detail { font-size: .85rem; color: var(--bf-muted); max-width: 100%; overflow-wrap: anywhere; }
 .bf-btn { min-height: 48px; min-width: 96px; font-size: 1rem; font-weight: 700; letter-spacing: .04em; }
 .bf-btn-stop { min-width: 120px; margin-left: 16px; }
 .bf-setpoint { width: 9rem; }
@@ -67,7 +67,7 @@ body.bf-offline .bf-row .bf-value { color: #6d6d6d; }
 body.bf-kiosk { font-size: 20px; }
 body.bf-kiosk .bf-btn { min-height: 64px; min-width: 120px; font-size: 1.2rem; }
 body.bf-kiosk .bf-value { font-size: 1.9rem; }
-body.bf-kiosk .bf-tile { min-width: 380px; }
+body.bf-kiosk .bf-tile { width: 420px; }
 body.bf-kiosk .q-tooltip, body.bf-kiosk .q-focus-helper { display: none !important; }
 """
 
