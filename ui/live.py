@@ -1,13 +1,13 @@
 """Live updates for one browser: a bus subscription per connected client, applied at ≤ 5 Hz.
 
-Each page registers `Sink`s (tiles, the alarm banner, a trend). On the client's first connect the
-view subscribes to the core's event bus, and on every connect (a reconnect included) it redraws all
-sinks from the plant's present state, so a screen that was away never shows what it missed as
-current. A loop then takes whatever the bus queued (telemetry already coalesced per endpoint),
+Each page registers `Sink`s (tiles, the alarm banner, a trend). When the client's socket connects
+the view subscribes to the core's event bus and redraws all sinks from the plant's present state;
+when it disconnects the subscription ends (nothing is queued for a screen that is not there). A
+reconnect is a fresh subscription plus a full redraw, so a screen that was away never shows what
+it missed as current. A loop then takes whatever the bus queued (telemetry already coalesced per endpoint),
 hands it to the sinks, and sleeps `period`: no tile changes more than 1/period times a second, and
 the sinks update elements explicitly (no bindings, no polling). A subscriber the bus cut off as too
-slow is replaced and followed by a full resync; the subscription ends when NiceGUI deletes the
-client (tab closed and not back within the reconnect window).
+slow is replaced and followed by a full resync.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class LiveView:
         self.task: asyncio.Task[None] | None = None
         self.updates_applied = 0
         client.on_connect(self._connected)
+        client.on_disconnect(self.stop)
         client.on_delete(self.stop)
 
     def add(self, sink: Sink) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
+from nicegui.nicegui import _on_handshake
 from nicegui.testing import User
 
-from bevforge.domain import CommandStatus, Quality, utcnow
+from bevforge.domain import Actor, CommandStatus, Quality, Reading, utcnow
 from tests.ui.support import online, runtime, shows, sim, until
 
 
@@ -148,14 +150,33 @@ async def test_other_screen_sees_the_command_and_its_result(user: User, create_u
     await shows(user, "value-22", "OPEN", absent=("?",))
 
 
-async def test_subscription_ends_when_the_screen_goes_away(user: User) -> None:
+async def test_subscription_follows_the_socket_and_a_reconnect_resyncs(user: User) -> None:
     await user.open("/")
+    await online()
     rt = runtime()
-    await until(lambda: any(s.name.startswith("ui:") for s in rt.bus._subscribers))
-    before = rt.bus.subscriber_count
-    assert user.client is not None
-    user.client.delete()
-    assert rt.bus.subscriber_count == before - 1
+    client = user.client
+    assert client is not None
+
+    def screens() -> int:
+        return sum(1 for s in rt.bus._subscribers if s.name.startswith("ui:"))
+
+    await until(lambda: screens() == 1)
+    rt.plant.ingest([Reading(10, 99.5)])  # a critical alarm while the screen watches
+    await shows(user, "alarm-count-critical", "◆ 1 CRITICAL")
+    socket_id = next(iter(client._socket_to_document_id))
+    client.handle_disconnect(socket_id)  # the browser went away
+    assert screens() == 0
+    acked = [a.id for a in rt.alarms.standing()]
+    for alarm_id in acked:  # acknowledged elsewhere while this screen is away: that event never reaches it
+        rt.alarms.ack(alarm_id, Actor(user="brewer"))
+    await _on_handshake(f"test-{uuid.uuid4()}", {"client_id": client.id, "tab_id": user.tab_id,
+                                                  "document_id": str(uuid.uuid4())})
+    assert screens() == 1
+    await shows(user, "alarm-count-critical", "0 critical")  # redrawn from the present state
+    for alarm_id in acked:
+        await user.should_not_see(marker=f"critical-msg-{alarm_id}")
+    client.delete()
+    assert screens() == 0
 
 
 async def test_kiosk_mode_from_the_query(user: User) -> None:
