@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 
 from playwright.sync_api import expect
 
@@ -58,7 +59,7 @@ def test_lost_server_disables_controls_and_the_page_recovers_by_itself(server: S
     expect(start).to_be_enabled()
     server.stop()
     indicator = page.locator("#bf-connection")
-    expect(indicator).to_contain_text("SERVER UNREACHABLE", timeout=3_000)
+    expect(indicator).to_contain_text("SERVER UNREACHABLE", timeout=TIMEOUT)
     expect(start).to_be_disabled()
     expect(page.locator(tid("on-11"))).to_be_disabled()
     snapshot(page, "connection-lost")
@@ -99,3 +100,18 @@ def test_kiosk_and_trends_pages(server: ServerProcess, screen) -> None:
     expect(trends.locator(tid("trend-summary"))).to_contain_text("good samples", timeout=TIMEOUT)
     expect(trends.locator(tid("trend-chart")).locator("canvas").first).to_be_visible(timeout=TIMEOUT)
     snapshot(trends, "trends")
+
+
+def test_a_server_that_stops_answering_is_reported_by_the_liveness_ping(server: ServerProcess, screen) -> None:
+    """A frozen server (or a dead Wi-Fi link) closes no socket; the 1 s ping notices it within 3 s."""
+    page = screen("/")
+    indicator = page.locator("#bf-connection")
+    assert server.process is not None
+    server.process.send_signal(signal.SIGSTOP)  # the process stays, the socket stays open, nothing answers
+    try:
+        expect(indicator).to_contain_text("SERVER NOT ANSWERING", timeout=TIMEOUT)
+        expect(page.locator(tid("on-23"))).to_be_disabled()
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+    expect(indicator).to_have_text("● CONNECTED", timeout=TIMEOUT)
+    expect(page.locator(tid("on-23"))).to_be_enabled()
