@@ -1,6 +1,6 @@
 """Bench: N simulated NiceGUI clients on the Control Panel while the simulated brewhouse runs.
 
-    python bench/ui_clients.py [--clients 20] [--seconds 30]
+    python bench/ui_clients.py [--clients 20] [--seconds 30] [--no-browser]
 
 Starts `python main.py` on a free port with a fresh SQLite file, puts the plant to work (V1 open,
 pump 1 running, HLT heater on: volumes and temperatures move at the simulator's normal rates),
@@ -9,6 +9,8 @@ connection to /_nicegui_ws with that id, the handshake, the browser's 3 s `ack` 
 connection indicator's 1 s liveness ping — without rendering anything. Prints a Markdown table:
 server CPU (% of one core) idle and with N clients, RSS per client, and the element updates per
 second each client received. Targets: N = 20 within 30 % of one core and 5 MB RSS per client.
+Then, in real Chromium (skip with --no-browser): how soon a second station shows a change made on
+the first, and how soon a screen reports a frozen or stopped server (targets: < 1 s, ≤ 3 s).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import asyncio
 import os
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -128,7 +131,7 @@ def start_server(port: int) -> subprocess.Popen[bytes]:
                             stdout=subprocess.DEVNULL, stderr=(tmp / "server.log").open("wb"))
 
 
-async def run(server: subprocess.Popen[bytes], port: int, clients: int, seconds: float) -> int:
+async def run(server: subprocess.Popen[bytes], port: int, clients: int, seconds: float, browser: bool) -> int:
     base_url = f"http://127.0.0.1:{port}"
     sims: list[SimClient] = []
     tasks: list[asyncio.Task[None]] = []
@@ -171,18 +174,75 @@ async def run(server: subprocess.Popen[bytes], port: int, clients: int, seconds:
     print(f"| liveness pings answered per client | {min(pings)}–{max(pings)} | |")
     ok = busy_cpu <= CPU_TARGET_PCT and per_client_rss <= RSS_TARGET_MB
     print(f"\nResult: {'within' if ok else 'OUTSIDE'} the targets.")
+    if browser:
+        await browser_figures(server, base_url)
     return 0 if ok else 1
+
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+async def browser_figures(server: subprocess.Popen[bytes], base_url: str, repeats: int = 6) -> None:
+    """In real Chromium: how soon a second station shows a change, and how soon a lost server shows.
+
+    Ends by stopping the server (the last figure is the SIGTERM one).
+    """
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        pages = []
+        for _ in range(2):
+            page = await (await browser.new_context()).new_page()
+            await page.goto(base_url + "/")
+            await page.wait_for_selector("#bf-connection[data-state=online]")
+            pages.append(page)
+        operator, other = pages
+        sync_ms = []
+        for i in range(repeats):
+            want = "OPEN" if i % 2 == 0 else "CLOSED"
+            button = '[data-testid="on-34"]' if want == "OPEN" else '[data-testid="off-34"]'
+            await other.wait_for_function("w => document.querySelector('[data-testid=\"value-34\"]')"
+                                          ".textContent !== w", arg=want)
+            start = time.perf_counter()
+            await operator.click(button)
+            await other.wait_for_function("w => document.querySelector('[data-testid=\"value-34\"]')"
+                                          ".textContent === w", arg=want)
+            sync_ms.append((time.perf_counter() - start) * 1000)
+        indicator = "#bf-connection"
+        server.send_signal(signal.SIGSTOP)
+        start = time.perf_counter()
+        await other.wait_for_function(f"() => document.querySelector('{indicator}').dataset.state === 'offline'",
+                                      timeout=30_000)
+        frozen_s = time.perf_counter() - start
+        server.send_signal(signal.SIGCONT)
+        await other.wait_for_selector("#bf-connection[data-state=online]", timeout=30_000)
+        server.terminate()
+        start = time.perf_counter()
+        await other.wait_for_function(f"() => document.querySelector('{indicator}').dataset.state === 'offline'",
+                                      timeout=30_000)
+        stopped_s = time.perf_counter() - start
+        await browser.close()
+    print("\n### In Chromium (two stations, default Control Panel)\n")
+    print("| measure | value | target |")
+    print("|---|---|---|")
+    print(f"| press OPEN/CLOSE V2 on one station → the other shows it (device readback included), "
+          f"median / max of {repeats} | {statistics.median(sync_ms):.0f} ms / {max(sync_ms):.0f} ms | < 1 s |")
+    print(f"| server frozen (SIGSTOP, socket stays open) → screen shows it | {frozen_s:.1f} s | ≤ 3 s |")
+    print(f"| server stopped (SIGTERM) → screen shows it | {stopped_s:.1f} s | ≤ 3 s |")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--no-browser", action="store_true", help="skip the Chromium latency figures")
     args = parser.parse_args()
     port = free_port()
     server = start_server(port)
     try:
-        return asyncio.run(run(server, port, args.clients, args.seconds))
+        return asyncio.run(run(server, port, args.clients, args.seconds, not args.no_browser))
     finally:
         server.terminate()
         server.wait(timeout=15)

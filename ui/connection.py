@@ -4,7 +4,7 @@ It runs in the browser because it has to work precisely when the server cannot: 
 NiceGUI's Socket.IO client (`window.socket`, created when the Vue app mounts) and
 - on `disconnect` (server stopped: the socket closes at once) shows SERVER UNREACHABLE and disables
   every `.bf-control` (the `disabled` property, plus CSS that blocks pointer events for the rest);
-- pings the server over the same socket every second with a 2 s answer timeout, so a silent network
+- pings the server over the same socket every second with a 1.5 s answer timeout, so a silent network
   (Wi-Fi gone, cable pulled: no close ever arrives) is reported within 3 s too, instead of after
   Socket.IO's ping timeout;
 - on `connect` enables the controls again. Resynchronising is the server's job: a reconnect within
@@ -25,7 +25,7 @@ SCRIPT = """
 <div id="bf-connection" data-state="connecting" role="status" aria-live="assertive">CONNECTING…</div>
 <script>
 (function () {
-  const PING_EVERY_MS = 1000, PING_TIMEOUT_MS = 2000;
+  const PING_EVERY_MS = 1000, PING_TIMEOUT_MS = 1500;
   let online = false, pingFailed = false, hooked = false;
   function controls() {
     const out = [];

@@ -133,7 +133,7 @@ class EndpointRow:
                 self._set_command("", "")
             elif status == "blocked":
                 reasons = payload.get("reasons") or []
-                lines = [f"⛔ BLOCKED {asked} by interlock:"]
+                lines = [f"BLOCKED — {asked} refused by interlock:"]
                 lines += [f"{r['reason']}" + (f" — {'; '.join(r['failedConditions'])}" if r.get("failedConditions")
                                               else "") for r in reasons]
                 self._set_command("\n".join(lines), "bf-blocked")
@@ -142,7 +142,7 @@ class EndpointRow:
         else:
             self.current_command = command_id
             self._set_busy(True)
-            self._set_command(f"⏳ {asked} pending — {words.STATUS_WORDS.get(CommandStatus(status), status)} "
+            self._set_command(f"… {asked} pending — {words.STATUS_WORDS.get(CommandStatus(status), status)} "
                               f"(by {by})", "bf-pending")
 
     def clear_pending(self) -> None:

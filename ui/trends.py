@@ -68,8 +68,8 @@ class TrendView:
         return {
             "animation": False,
             "tooltip": {"trigger": "axis"},
-            "legend": {"data": ["max", "avg", "min"]},
-            "grid": {"left": 60, "right": 20, "top": 40, "bottom": 40},
+            "legend": {"data": ["max", "avg", "min"], "top": 0, "right": 20},
+            "grid": {"left": 60, "right": 20, "top": 40, "bottom": 30},
             "xAxis": {"type": "time"},
             "yAxis": {"type": "value", "name": unit, "scale": True},
             "series": [

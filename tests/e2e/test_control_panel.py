@@ -96,8 +96,15 @@ def test_kiosk_and_trends_pages(server: ServerProcess, screen) -> None:
     height = kiosk.locator(tid("on-23")).bounding_box()
     assert height is not None and height["height"] >= 48
     snapshot(kiosk, "kiosk")
-    trends = screen("/trends")
-    expect(trends.locator(tid("trend-summary"))).to_contain_text("good samples", timeout=TIMEOUT)
+    kiosk.locator(tid("on-22")).click()  # open V1 and run pump 1: the HLT drains, its volume trends down
+    expect(kiosk.locator(tid("value-22"))).to_have_text("OPEN", timeout=TIMEOUT)
+    kiosk.locator(tid("on-23")).click()
+    expect(kiosk.locator(tid("value-23"))).to_have_text("RUNNING", timeout=TIMEOUT)
+    expect(kiosk.locator(tid("value-14"))).to_have_text(re.compile(r"^5[0-7]\.\d L$"), timeout=60_000)
+    trends = screen("/trends?endpoint=14")
+    trends.get_by_role("button", name="15 MIN").click()
+    expect(trends.locator(tid("trend-summary"))).to_contain_text("HLT volume", timeout=TIMEOUT)
+    expect(trends.locator(tid("trend-summary"))).to_contain_text("buckets of 2 s", timeout=TIMEOUT)
     expect(trends.locator(tid("trend-chart")).locator("canvas").first).to_be_visible(timeout=TIMEOUT)
     snapshot(trends, "trends")
 
