@@ -28,8 +28,8 @@ body { background: var(--bf-bg); color: var(--bf-ink); font-size: 16px; }
            box-shadow: none; }
 .bf-tile-title { font-size: 1.15rem; font-weight: 600; }
 .bf-row { border-top: 1px solid #cdcdcd; padding: 6px 4px; width: 100%; }
-.bf-name { color: var(--bf-muted); min-width: 9rem; }
-.bf-value { font-size: 1.45rem; font-weight: 600; font-variant-numeric: tabular-nums; min-width: 7.5rem; }
+.bf-name { color: var(--bf-muted); flex: 1 1 7rem; min-width: 6rem; }
+.bf-value { font-size: 1.45rem; font-weight: 600; font-variant-numeric: tabular-nums; min-width: 6.5rem; }
 .bf-badge { font-size: .8rem; font-weight: 700; padding: 2px 8px; border-radius: 3px; border: 1px solid;
             letter-spacing: .05em; }
 .bf-badge-good { color: var(--bf-muted); border-color: transparent; }

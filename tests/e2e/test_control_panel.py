@@ -122,3 +122,33 @@ def test_a_server_that_stops_answering_is_reported_by_the_liveness_ping(server: 
         server.process.send_signal(signal.SIGCONT)
     expect(indicator).to_have_text("● CONNECTED", timeout=TIMEOUT)
     expect(page.locator(tid("on-23"))).to_be_enabled()
+
+
+def test_stale_and_bad_values_look_different_in_the_browser(server: ServerProcess, screen) -> None:
+    """A sender reports FV1's probe uncertain and FV2's bad: hatched, '?', STALE/BAD — never live.
+
+    The simulator polls these probes every 2 s and then reports them good again, so the report is
+    repeated until the screen has drawn both at once (the rendering itself is what is checked).
+    """
+    page = screen("/")
+    page.locator(tid("tile-fv1")).scroll_into_view_if_needed()
+    for _attempt in range(10):
+        response = server.post("/api/os/telemetry/ingest", {"readings": [
+            {"endpointId": 50, "value": 18.0, "quality": "uncertain"},
+            {"endpointId": 60, "value": None, "quality": "bad"}]})
+        assert response.status_code == 200, response.text
+        stale, bad = page.locator(tid("quality-50")), page.locator(tid("quality-60"))
+        try:
+            expect(stale).to_have_text("STALE", timeout=1_000)
+            expect(bad).to_have_text("BAD", timeout=1_000)
+            expect(page.locator(tid("value-50"))).to_have_text("? 18.0 °C", timeout=1)
+            expect(page.locator(tid("value-60"))).to_have_text("?", timeout=1)
+            row = page.locator(tid("value-50")).locator("xpath=ancestor::div[contains(@class,'bf-row')][1]")
+            background = row.evaluate("el => getComputedStyle(el).backgroundImage")
+            snapshot(page, "stale-and-bad")
+        except AssertionError:
+            continue
+        assert "repeating-linear-gradient" in background  # hatched, not just a colour
+        break
+    else:
+        raise AssertionError("the screen never showed the uncertain and bad reports")
