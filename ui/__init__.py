@@ -1,4 +1,8 @@
-"""NiceGUI screens. `install()` mounts them on the API app; they read the core, never drivers."""
+"""NiceGUI screens. `install()` mounts them on the API app; they read the core, never drivers.
+
+Pages: `/` Control Panel, `/alarms`, `/trends` (ui/pages.py); each client's live updates come
+from the core's event bus (ui/live.py).
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,10 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     state.runtime = runtime
     connection.register_ping()
     pages.register()
+    # No element is bound (screens update explicitly from the bus), so NiceGUI's 0.1 s binding
+    # refresh loop has nothing to do: switch it off.
     ui.run_with(app, title=TITLE, favicon="🍺", storage_secret=_secret(runtime), show_welcome_message=False,
-                reconnect_timeout=10.0)
+                reconnect_timeout=10.0, binding_refresh_interval=None)
 
 
 def install_for_simulation(runtime: Runtime) -> None:
