@@ -262,6 +262,12 @@ class SimulatorSettings(Strict):
     speedup: float = Field(default=1.0, gt=0, le=1000)
 
 
+class UiSettings(Strict):
+    """The screens: `kiosk` makes every page the touchscreen layout (large type, no hover affordances)."""
+
+    kiosk: bool = False
+
+
 class PlantConfig(Strict):
     version: Literal[1] = 1
     site: Site = Field(default_factory=Site)
@@ -276,6 +282,7 @@ class PlantConfig(Strict):
     realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
     _by_id: dict[int, Endpoint] = PrivateAttr(default_factory=dict)
 
     @field_validator("tiles")

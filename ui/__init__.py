@@ -1,4 +1,8 @@
-"""NiceGUI screens. `install()` mounts them on the API app; they read the core, never drivers."""
+"""NiceGUI screens. `install()` mounts them on the API app; they read the core, never drivers.
+
+Pages: `/` Control Panel, `/alarms`, `/trends` (ui/pages.py); each client's live updates come
+from the core's event bus (ui/live.py).
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,19 @@ from nicegui import app as nicegui_app
 from nicegui import ui
 
 from bevforge.runtime import Runtime
-from ui import pages, state
+from ui import connection, pages, state
 
 TITLE = "BevForge OS"
 
 
 def install(app: FastAPI, runtime: Runtime) -> None:
     state.runtime = runtime
+    connection.register_ping()
     pages.register()
+    # No element is bound (screens update explicitly from the bus), so NiceGUI's 0.1 s binding
+    # refresh loop has nothing to do: switch it off.
     ui.run_with(app, title=TITLE, favicon="🍺", storage_secret=_secret(runtime), show_welcome_message=False,
-                reconnect_timeout=10.0)
+                reconnect_timeout=10.0, binding_refresh_interval=None)
 
 
 def install_for_simulation(runtime: Runtime) -> None:
@@ -24,6 +31,7 @@ def install_for_simulation(runtime: Runtime) -> None:
     state.runtime = runtime
     nicegui_app.on_startup(runtime.start)
     nicegui_app.on_shutdown(runtime.stop)
+    connection.register_ping()
     pages.register()
     ui.run(title=TITLE, storage_secret=_secret(runtime))
 

@@ -1,53 +1,39 @@
-"""Page routes. The first page lists every tile with its live values."""
+"""Page routes: the Control Panel (/), the alarm list (/alarms) and trends (/trends).
+
+Each page draws the shared frame, its body, and hands its sinks to the page's LiveView; nothing is
+polled. `?kiosk=1` (or `ui: {kiosk: true}` in the config) gives the touchscreen layout.
+"""
 
 from __future__ import annotations
 
-from nicegui import ui
+from nicegui import context, ui
 
-from bevforge.domain import Quality
-from ui import state
-
-
-def format_value(value: object, unit: str, kind: str) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        words = {"pump": ("RUNNING", "STOPPED"), "valve": ("OPEN", "CLOSED"), "level": ("HIGH", "LOW")}
-        on, off = words.get(kind, ("ON", "OFF"))
-        return on if value else off
-    if isinstance(value, float):
-        return f"{value:.1f} {unit}".strip()
-    return f"{value} {unit}".strip()
+from ui import layout, state
+from ui.alarms import AlarmList
+from ui.controls import Commander
+from ui.panel import ControlPanel
+from ui.trends import TrendView
 
 
 def register() -> None:
-    @ui.page("/")
-    def control_panel() -> None:
+    @ui.page("/", title="Control Panel · BevForge OS")
+    def control_panel(kiosk: str | None = None) -> None:
         runtime = state.current()
-        ui.label(runtime.config.site.name).classes("text-2xl font-bold")
-        labels: dict[int, tuple[ui.label, ui.label]] = {}
-        with ui.row().classes("flex-wrap gap-4"):
-            for tile in runtime.config.tiles:
-                with ui.card().classes("min-w-64"):
-                    ui.label(tile.title).classes("text-lg font-semibold")
-                    for eid in tile.endpoints:
-                        endpoint = runtime.plant.endpoints[eid]
-                        with ui.row().classes("justify-between w-full"):
-                            ui.label(endpoint.display_name)
-                            value = ui.label("—").props(f"data-endpoint={eid}")
-                            quality = ui.label("")
-                        labels[eid] = (value, quality)
+        live = layout.frame(runtime, "/", layout.kiosk_mode(runtime, kiosk))
+        panel = ControlPanel(runtime, Commander(runtime, context.client))
+        live.watch(panel.endpoint_ids)
+        live.add(panel)
 
-        def refresh() -> None:
-            for eid, (value_label, quality_label) in labels.items():
-                st = runtime.plant.states[eid]
-                endpoint = runtime.plant.endpoints[eid]
-                text = format_value(st.value, endpoint.unit, endpoint.kind.value)
-                if value_label.text != text:
-                    value_label.text = text
-                badge = "" if st.quality is Quality.GOOD else ("STALE" if st.quality is Quality.UNCERTAIN else "BAD")
-                if quality_label.text != badge:
-                    quality_label.text = badge
+    @ui.page("/alarms", title="Alarms · BevForge OS")
+    def alarms_page(kiosk: str | None = None) -> None:
+        runtime = state.current()
+        live = layout.frame(runtime, "/alarms", layout.kiosk_mode(runtime, kiosk))
+        live.add(AlarmList(runtime, context.client))
 
-        refresh()
-        ui.timer(0.5, refresh)
+    @ui.page("/trends", title="Trends · BevForge OS")
+    async def trends_page(kiosk: str | None = None, endpoint: int | None = None) -> None:
+        runtime = state.current()
+        live = layout.frame(runtime, "/trends", layout.kiosk_mode(runtime, kiosk))
+        view = TrendView(runtime, live, endpoint)
+        live.add(view)
+        await view.load()

@@ -1,0 +1,115 @@
+"""Reading telemetry history back: downsampled trends and CSV export.
+
+A brew-day trend (12 h of a 0.5 s probe is ~86 000 rows) must draw as fast as a 15 min one, so the
+database does the bucketing: one GROUP BY over the (endpoint_id, server_time) index returns at most
+`buckets` rows of min/avg/max. Only GOOD values enter an aggregate; a bucket with no good sample is
+returned as a gap (None), never interpolated (REFERENCE.md §4).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Float, cast, func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.sql.elements import ColumnElement
+
+from bevforge.store import TelemetryReading
+
+MAX_EXPORT_ROWS = 500_000
+
+_T = TelemetryReading.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """One time slice of a trend: its start (UTC) and the min/avg/max of the good samples in it."""
+
+    start: datetime
+    minimum: float | None
+    average: float | None
+    maximum: float | None
+    samples: int
+
+
+def aware_utc(ts: datetime) -> datetime:
+    """The column type takes aware datetimes (and stores them as UTC); a naive one is taken as UTC."""
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def _epoch_seconds(engine: Engine, column: ColumnElement[datetime]) -> ColumnElement[float]:
+    """Seconds since 1970 of a datetime column, in the database's own dialect."""
+    if engine.dialect.name == "sqlite":
+        return (func.julianday(column) - 2440587.5) * 86400.0
+    return cast(func.extract("epoch", column), Float)
+
+
+def bucket_width(since: datetime, until: datetime, buckets: int) -> float:
+    """Whole seconds per bucket so that the range fits in `buckets` slices (at least 1 s)."""
+    span = (until - since).total_seconds()
+    return float(max(1, math.ceil(span / max(1, buckets))))
+
+
+def trend(engine: Engine, endpoint_id: int, since: datetime, until: datetime, buckets: int = 600) -> list[Bucket]:
+    """Min/avg/max per time bucket between `since` and `until`, gaps included as empty buckets."""
+    since, until = aware_utc(since), aware_utc(until)
+    width = bucket_width(since, until, buckets)
+    origin = since.timestamp()
+    epoch = _epoch_seconds(engine, _T.c.server_time)
+    index = func.floor((epoch - origin) / width).label("bucket")
+    statement = (
+        select(index, func.min(_T.c.value), func.avg(_T.c.value), func.max(_T.c.value), func.count())
+        .where(_T.c.endpoint_id == endpoint_id, _T.c.server_time >= since, _T.c.server_time <= until,
+               _T.c.quality == "good", _T.c.value.is_not(None))
+        .group_by(index)
+        .order_by(index)
+    )
+    with engine.connect() as conn:
+        rows = {int(r[0]): r for r in conn.execute(statement)}
+    count = math.ceil((until - since).total_seconds() / width)
+    out = []
+    for i in range(max(count, 1)):
+        start = since + timedelta(seconds=i * width)
+        row = rows.get(i)
+        if row is None:
+            out.append(Bucket(start, None, None, None, 0))
+        else:
+            out.append(Bucket(start, float(row[1]), float(row[2]), float(row[3]), int(row[4])))
+    return out
+
+
+def readings(engine: Engine, endpoint_id: int, since: datetime, until: datetime,
+             limit: int = MAX_EXPORT_ROWS) -> Iterator[tuple[datetime, float | None, str, datetime | None]]:
+    """Raw samples (server time, value, quality, source time) in time order, every quality included."""
+    statement = (
+        select(_T.c.server_time, _T.c.value, _T.c.quality, _T.c.source_time)
+        .where(_T.c.endpoint_id == endpoint_id, _T.c.server_time >= aware_utc(since),
+               _T.c.server_time <= aware_utc(until))
+        .order_by(_T.c.server_time, _T.c.id)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        for row in conn.execute(statement):
+            yield row[0], row[1], row[2], row[3]
+
+
+def export_csv(engine: Engine, endpoint_id: int, name: str, unit: str, since: datetime, until: datetime) -> str:
+    """The raw samples of a range as CSV text (UTC ISO timestamps), header first."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["timestamp_utc", "endpoint_id", "endpoint", "value", "unit", "quality", "source_timestamp_utc"])
+    for server_time, value, quality, source_time in readings(engine, endpoint_id, since, until):
+        writer.writerow([_iso(server_time), endpoint_id, name, "" if value is None else repr(value), unit, quality,
+                         _iso(source_time) if source_time else ""])
+    return buffer.getvalue()
+
+
+def _iso(ts: datetime) -> str:
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,131 @@
+"""Browser tests: Debian's Chromium (Playwright) against `python main.py` in a subprocess.
+
+Each test gets its own server on a free port with its own SQLite file; `restart()` stops it and
+starts it again on the same port and database, as a power cut or an update would.
+Screenshots go to test-artifacts/ and are copied to docs/img/ for docs/operator.md.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page
+
+from tests.support.server import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+DOC_IMAGES = ROOT / "docs" / "img"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+VIEWPORT = {"width": 1366, "height": 900}
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args() -> dict[str, Any]:
+    return {"executable_path": "/usr/bin/chromium", "args": CHROMIUM_ARGS, "headless": True}
+
+
+class ServerProcess:
+    """`python main.py --port N --db sqlite:///…` as the operator would run it."""
+
+    def __init__(self, port: int, db_path: Path, log_path: Path) -> None:
+        self.port = port
+        self.db_path = db_path
+        self.log_path = log_path
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST" and not k.startswith("NICEGUI_")}
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "main.py", "--port", str(self.port), "--db", f"sqlite:///{self.db_path}",
+             "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Up, and every device has delivered a good value of the endpoints the tests use."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}: {self.log_path.read_text()[-2000:]}")
+            try:
+                endpoints = httpx.get(f"{self.base_url}/api/os/endpoints", timeout=2).json()
+                quality = {e["endpointId"]: e["quality"] for e in endpoints}
+                if all(quality.get(i) == "good" for i in (10, 11, 22, 23, 31, 32)):
+                    return
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("server did not become ready")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def post(self, path: str, body: Any) -> httpx.Response:
+        return httpx.post(f"{self.base_url}{path}", json=body, timeout=5)
+
+    def get(self, path: str) -> Any:
+        return httpx.get(f"{self.base_url}{path}", timeout=5).json()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    proc = ServerProcess(free_port(), tmp_path / "bevforge.db", tmp_path / "server.log")
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def screen(browser: Browser, server: ServerProcess) -> Iterator[Any]:
+    """Open a fresh browser context (a separate operator station) on a page of the server."""
+    contexts = []
+
+    def open_page(path: str = "/") -> Page:
+        context = browser.new_context(viewport=VIEWPORT)
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(server.base_url + path)
+        page.locator("#bf-connection[data-state=online]").wait_for(timeout=10_000)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+def snapshot(page: Page, name: str) -> Path:
+    """Save a screenshot as a test artifact and as the picture docs/operator.md shows."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    DOC_IMAGES.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=False)
+    shutil.copyfile(path, DOC_IMAGES / f"{name}.png")
+    return path

@@ -1,0 +1,98 @@
+"""Operator commands from a screen: confirm, submit to the core, report the outcome.
+
+A press never changes what a tile shows by itself (no optimistic state): it submits the command to
+`runtime.commands`, the tile shows it pending, and only the core's command events (readback
+confirmed, failed, blocked) change the tile and raise the toast. Critical outputs (heaters) ask
+first, showing "current state → target state" (REFERENCE.md §2, §3).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from nicegui import ui
+from nicegui.client import Client
+
+from bevforge.api.deps import actor_for_request
+from bevforge.commands import Command, CommandRejected
+from bevforge.config import Endpoint
+from bevforge.domain import Actor, CommandStatus, Value
+from bevforge.runtime import Runtime
+from ui import words
+
+log = logging.getLogger(__name__)
+
+
+def tag(element: ui.element, name: str) -> ui.element:
+    """Name an element for the tests: a marker for NiceGUI's User and a data-testid for the browser."""
+    return element.mark(name).props(f'data-testid="{name}"')
+
+
+def actor_of(client: Client) -> Actor:
+    """Who pressed: the request's actor (set by the auth layer when there is one), from this station."""
+    actor = actor_for_request(client.request)
+    return Actor(user=actor.user, station=client.ip or actor.station, role=actor.role, nodes=actor.nodes)
+
+
+class Commander:
+    """Submits one page's commands and remembers which were its own (only those raise toasts)."""
+
+    def __init__(self, runtime: Runtime, client: Client) -> None:
+        self.runtime = runtime
+        self.client = client
+        self.own: dict[str, str] = {}  # commandId → what the operator asked for, for the toast
+        self.on_submitted: list[Callable[[Command], None]] = []
+
+    async def press(self, endpoint: Endpoint, value: Value) -> None:
+        """A control was pressed: confirm if critical, then submit."""
+        if endpoint.critical and not await self._confirm(endpoint, value):
+            return
+        await self.submit(endpoint, value)
+
+    async def _confirm(self, endpoint: Endpoint, value: Value) -> bool:
+        state = self.runtime.plant.states[endpoint.id]
+        current = words.shown_value(endpoint, state)
+        target = words.value_text(endpoint, value)
+        with ui.dialog().props("persistent") as dialog, ui.card().classes("bf-confirm"):
+            tag(ui.label(f"Confirm: {endpoint.display_name}").classes("text-xl font-bold"), "confirm-title")
+            tag(ui.label(f"{current} → {target}").classes("text-3xl font-bold"), "confirm-change")
+            ui.label("This output is critical. Check the vessel before you confirm.").classes("bf-detail")
+            with ui.row().classes("w-full justify-between"):
+                tag(ui.button("CANCEL", on_click=lambda: dialog.submit(False)).classes("bf-btn bf-control"),
+                    "confirm-cancel")
+                tag(ui.button(f"CONFIRM {words.verb(endpoint, value)}", on_click=lambda: dialog.submit(True))
+                    .classes("bf-btn bf-control"), "confirm-ok")
+        dialog.open()
+        try:
+            return bool(await dialog)
+        finally:
+            dialog.delete()
+
+    async def submit(self, endpoint: Endpoint, value: Value) -> Command | None:
+        asked = f"{endpoint.display_name}: {words.verb(endpoint, value)}"
+        try:
+            command, _created = await self.runtime.commands.submit(
+                endpoint.id, value, actor=actor_of(self.client), origin="ui")
+        except CommandRejected as exc:
+            ui.notify(f"{asked} refused: {exc.message}", type="negative", timeout=8000, close_button="OK")
+            return None
+        self.own[command.id] = asked
+        for listener in self.on_submitted:
+            listener(command)
+        if command.status is CommandStatus.BLOCKED:
+            reasons = "; ".join(r["reason"] for r in command.reasons)
+            ui.notify(f"{asked} BLOCKED: {reasons}", type="warning", timeout=8000, close_button="OK")
+        return command
+
+    def finished(self, payload: dict[str, Any]) -> None:
+        """A final command event arrived: toast it if this page asked for it."""
+        asked = self.own.pop(payload["commandId"], None)
+        if asked is None:
+            return
+        if payload["status"] == CommandStatus.SUCCEEDED.value:
+            ui.notify(f"{asked} confirmed by the device", type="positive", timeout=4000)
+        elif payload["status"] == CommandStatus.FAILED.value:
+            ui.notify(f"{asked} FAILED: {payload.get('error') or 'no reason given'}", type="negative",
+                      timeout=10000, close_button="OK")

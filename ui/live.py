@@ -1,0 +1,138 @@
+"""Live updates for one browser: a bus subscription per connected client, applied at ≤ 5 Hz.
+
+Each page registers `Sink`s (tiles, the alarm banner, a trend). When the client's socket connects
+the view subscribes to the core's event bus and redraws all sinks from the plant's present state;
+when it disconnects the subscription ends (nothing is queued for a screen that is not there). A
+reconnect is a fresh subscription plus a full redraw, so a screen that was away never shows what
+it missed as current. A loop then takes whatever the bus queued (telemetry already coalesced per endpoint),
+hands it to the sinks, and sleeps `period`: no tile changes more than 1/period times a second, and
+the sinks update elements explicitly (no bindings, no polling). A subscriber the bus cut off as too
+slow is replaced and followed by a full resync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from nicegui import background_tasks
+from nicegui.client import Client
+
+from bevforge.bus import ALARM, COMMAND_STATUS, TELEMETRY, Event, Subscriber, SubscriberClosed
+from bevforge.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+MAX_RATE_HZ = 5.0
+
+
+class Sink(Protocol):
+    def resync(self) -> None: ...
+    def telemetry(self, endpoint_ids: set[int]) -> None: ...
+    def command(self, payload: dict[str, Any]) -> None: ...
+    def alarms(self, payloads: list[dict[str, Any]]) -> None: ...
+
+
+class LiveView:
+    """Connects one client's sinks to the bus."""
+
+    def __init__(self, runtime: Runtime, client: Client, endpoint_ids: Iterable[int] | None = None,
+                 period: float = 1.0 / MAX_RATE_HZ) -> None:
+        self.runtime = runtime
+        self.client = client
+        self.endpoint_ids: set[int] | None = set(endpoint_ids) if endpoint_ids is not None else None
+        self.period = period
+        self.sinks: list[Sink] = []
+        self.subscriber: Subscriber | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.updates_applied = 0
+        client.on_connect(self._connected)
+        client.on_disconnect(self.stop)
+        client.on_delete(self.stop)
+
+    def add(self, sink: Sink) -> None:
+        self.sinks.append(sink)
+
+    def watch(self, endpoint_ids: Iterable[int] | None) -> None:
+        """Change which endpoints' telemetry this page wants (the trend page switches endpoint)."""
+        self.endpoint_ids = set(endpoint_ids) if endpoint_ids is not None else None
+
+    def _wants(self, event: Event) -> bool:
+        if event.type == ALARM:
+            return True
+        ids = self.endpoint_ids
+        return ids is None or event.payload.get("endpointId") in ids
+
+    def _connected(self) -> None:
+        if self.client.is_deleted:
+            return
+        if self.subscriber is None:
+            self._subscribe()
+        if self.task is None or self.task.done():
+            self.task = background_tasks.create(self._run(), name=f"live view {self.client.id}")
+        self.resync()
+
+    def _subscribe(self) -> None:
+        self.subscriber = self.runtime.bus.subscribe(self._wants, name=f"ui:{self.client.id[:8]}")
+
+    def resync(self) -> None:
+        """Redraw every sink from the present state."""
+        with self.client:
+            for sink in self.sinks:
+                _safely(sink.resync)
+
+    def stop(self) -> None:
+        if self.subscriber is not None:
+            self.subscriber.close("client gone")
+            self.subscriber = None
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+
+    async def _run(self) -> None:
+        while not self.client.is_deleted:
+            sub = self.subscriber
+            if sub is None:
+                return
+            try:
+                events = await sub.get_many()
+            except SubscriberClosed as exc:
+                if self.subscriber is not sub:
+                    return
+                log.warning("screen %s fell behind (%s): resynchronising", self.client.id[:8], exc.reason)
+                self._subscribe()
+                self.resync()
+                continue
+            self.apply(events)
+            await asyncio.sleep(self.period)
+
+    def apply(self, events: list[Event]) -> None:
+        changed: set[int] = set()
+        commands: list[dict[str, Any]] = []
+        alarms: list[dict[str, Any]] = []
+        for event in events:
+            if event.type == TELEMETRY:
+                changed.add(event.payload["endpointId"])
+            elif event.type == COMMAND_STATUS:
+                commands.append(event.payload)
+            elif event.type == ALARM:
+                alarms.append(event.payload)
+        self.updates_applied += len(events)
+        with self.client:
+            for sink in self.sinks:
+                if changed:
+                    _safely(sink.telemetry, changed)
+                for payload in commands:
+                    _safely(sink.command, payload)
+                if alarms:
+                    _safely(sink.alarms, alarms)
+
+
+def _safely(fn: Callable[..., Any], *args: Any) -> None:
+    """One broken sink must not stop the others or the loop (it is logged, the screen keeps going)."""
+    try:
+        fn(*args)
+    except Exception:
+        log.exception("screen update failed in %s", getattr(fn, "__qualname__", fn))

@@ -1,0 +1,86 @@
+"""The Control Panel body: the configured tiles grouped by node, kept live by a LiveView.
+
+It is a `Sink`: the LiveView tells it which endpoints changed, which commands moved and that alarms
+changed; it reads the present state from the plant and lets each row decide whether anything
+visible changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nicegui import ui
+
+from bevforge.alarms import Alarm
+from bevforge.runtime import Runtime
+from ui.controls import Commander, tag
+from ui.tiles import FINAL, EndpointRow, TileCard
+
+THRESHOLD_KINDS = ("threshold_high", "threshold_low")
+
+
+class ControlPanel:
+    def __init__(self, runtime: Runtime, commander: Commander) -> None:
+        self.runtime = runtime
+        self.commander = commander
+        commander.on_submitted.append(lambda command: self.command(command.as_dict()))
+        self.rows: dict[int, list[EndpointRow]] = {}
+        nodes = {node.id: node for node in runtime.config.nodes}
+        with ui.row().classes("w-full items-start gap-3"):
+            for node_id, node in nodes.items():
+                tiles = [t for t in runtime.config.tiles if t.node == node_id]
+                if not tiles:
+                    continue
+                with tag(ui.column().classes("bf-node gap-2"), f"node-{node_id}"):
+                    ui.label(f"{node.id} · {node.name}").classes("bf-node-title")
+                    for tile in tiles:
+                        card = TileCard(runtime, tile, commander)
+                        for row in card.rows:
+                            self.rows.setdefault(row.endpoint.id, []).append(row)
+
+    @property
+    def endpoint_ids(self) -> set[int]:
+        return set(self.rows)
+
+    def resync(self) -> None:
+        states = self.runtime.plant.states
+        for eid, rows in self.rows.items():
+            in_flight = self.runtime.commands.in_flight(eid)
+            for row in rows:
+                row.show_state(states[eid])
+                if in_flight is not None:
+                    row.show_command(in_flight.as_dict())
+                elif row.current_command is not None:
+                    row.clear_pending()
+        self._alarm_tags()
+
+    def telemetry(self, endpoint_ids: set[int]) -> None:
+        states = self.runtime.plant.states
+        for eid in endpoint_ids:
+            for row in self.rows.get(eid, ()):
+                row.show_state(states[eid])
+
+    def command(self, payload: dict[str, Any]) -> None:
+        for row in self.rows.get(payload["endpointId"], ()):
+            row.show_command(payload)
+        if payload["status"] in FINAL:
+            self.commander.finished(payload)
+
+    def alarms(self, payloads: list[dict[str, Any]]) -> None:
+        self._alarm_tags()
+
+    def _alarm_tags(self) -> None:
+        worst: dict[int, Alarm] = {}
+        for alarm in self.runtime.alarms.standing():
+            if not alarm.active or alarm.endpoint_id is None or alarm.kind not in THRESHOLD_KINDS:
+                continue
+            held = worst.get(alarm.endpoint_id)
+            if held is None or _rank(alarm) < _rank(held):
+                worst[alarm.endpoint_id] = alarm
+        for eid, rows in self.rows.items():
+            for row in rows:
+                row.show_alarm(worst.get(eid))
+
+
+def _rank(alarm: Alarm) -> int:
+    return ("critical", "high", "medium", "low").index(alarm.severity.value)

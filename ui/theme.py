@@ -1,0 +1,81 @@
+"""The look of every screen: an ISA-101 grey high-performance HMI (REFERENCE.md §2).
+
+Grey and muted for everything normal; saturated colour only for abnormal states (alarms, a value
+that is not live, a lost connection), and never colour alone: every abnormal state also carries a
+word and a shape (STALE with hatching, BAD with a cross-hatch, ▲ HIGH, ◆ CRITICAL).
+Touch targets are at least 48 px; kiosk mode makes type and targets larger still and removes
+hover-only affordances (tooltips, hover highlights), because a finger cannot hover.
+"""
+
+from __future__ import annotations
+
+from nicegui import ui
+
+# Alarm colours are reserved for alarms (ISA-101): nothing else on the screen uses them.
+SEVERITY_COLOURS = {"critical": "#c62828", "high": "#ef6c00", "medium": "#f9a825", "low": "#5e35b1"}
+SEVERITY_SHAPES = {"critical": "◆", "high": "▲", "medium": "■", "low": "●"}
+SEVERITY_ORDER = ("critical", "high", "medium", "low")
+
+CSS = """
+:root { --bf-bg: #d6d6d6; --bf-panel: #e8e8e8; --bf-ink: #202020; --bf-muted: #5f5f5f; --bf-line: #9e9e9e; }
+body { background: var(--bf-bg); color: var(--bf-ink); font-size: 16px; }
+.nicegui-content { padding: 12px; }
+.q-header.bf-header { background: #3c3c3c; color: #f0f0f0; }
+.bf-node { background: #cfcfcf; border: 1px solid var(--bf-line); border-radius: 6px; padding: 8px; }
+.bf-node-title { font-size: 1.05rem; font-weight: 600; color: var(--bf-muted); text-transform: uppercase;
+                 letter-spacing: .05em; }
+.bf-tile { background: var(--bf-panel); border: 1px solid var(--bf-line); border-radius: 6px; width: 360px;
+           box-shadow: none; }
+.bf-tile-title { font-size: 1.15rem; font-weight: 600; }
+.bf-row { border-top: 1px solid #cdcdcd; padding: 6px 4px; width: 100%; }
+.bf-name { color: var(--bf-muted); flex: 1 1 7rem; min-width: 6rem; }
+.bf-value { font-size: 1.45rem; font-weight: 600; font-variant-numeric: tabular-nums; min-width: 6.5rem; }
+.bf-badge { font-size: .8rem; font-weight: 700; padding: 2px 8px; border-radius: 3px; border: 1px solid;
+            letter-spacing: .05em; }
+.bf-badge-good { color: var(--bf-muted); border-color: transparent; }
+/* Not live: hatched, struck through with a "?" prefix and a word; never mistaken for a live value. */
+.bf-row-stale .bf-value, .bf-row-bad .bf-value { color: #6d6d6d; font-style: italic; }
+.bf-row-stale { background: repeating-linear-gradient(135deg, #e8e8e8 0 8px, #d0d0d0 8px 16px); }
+.bf-row-bad { background: repeating-linear-gradient(45deg, #e0e0e0 0 6px, #b8b8b8 6px 12px); }
+.bf-badge-stale { background: #fff3c4; color: #5b4500; border-color: #5b4500; }
+.bf-badge-bad { background: #ffffff; color: #7a0000; border-color: #7a0000; border-style: dashed; }
+.bf-detail { font-size: .85rem; color: var(--bf-muted); max-width: 100%; overflow-wrap: anywhere; }
+.bf-btn { min-height: 48px; min-width: 96px; font-size: 1rem; font-weight: 700; letter-spacing: .04em; }
+.bf-btn-stop { min-width: 120px; margin-left: 16px; }
+.bf-setpoint { width: 9rem; }
+.bf-setpoint .q-field__control { min-height: 48px; }
+.bf-pending { font-style: italic; color: var(--bf-ink); border: 1px dashed var(--bf-ink); border-radius: 4px;
+              padding: 2px 8px; }
+.bf-blocked { background: #ffffff; border: 2px solid #202020; border-radius: 4px; padding: 4px 8px;
+              font-weight: 600; }
+.bf-failed { background: #ffffff; border: 2px dashed #202020; border-radius: 4px; padding: 4px 8px; }
+.bf-alarm-banner { border-radius: 4px; padding: 4px 10px; font-weight: 700; background: #4a4a4a; min-height: 48px; }
+.bf-alarm-count { padding: 2px 8px; border-radius: 3px; margin-left: 6px; color: #fff; }
+.bf-alarm-count-zero { background: transparent; color: #bdbdbd; font-weight: 400; }
+.bf-alarm-row { background: var(--bf-panel); border-left: 8px solid var(--bf-line); padding: 6px 10px; }
+.bf-alarm-dialog { border: 6px solid #c62828; min-width: 420px; }
+.bf-nav .q-btn { min-height: 48px; }
+#popup { display: none !important; } /* our own connection banner replaces NiceGUI's popup */
+#bf-connection { position: fixed; bottom: 8px; right: 8px; z-index: 7000; padding: 6px 12px; border-radius: 4px;
+                 font: 600 14px sans-serif; background: #3c3c3c; color: #e0e0e0; }
+#bf-connection[data-state="offline"], #bf-connection[data-state="connecting"] {
+  left: 0; right: 0; bottom: auto; top: 0; border-radius: 0; text-align: center; font-size: 20px; padding: 14px;
+  background: repeating-linear-gradient(135deg, #7a0000 0 14px, #5a0000 14px 28px); color: #fff; }
+body.bf-offline .bf-control { opacity: .35; pointer-events: none; }
+body.bf-offline .bf-row .bf-value { color: #6d6d6d; }
+/* Kiosk: big type, big targets, no hover-only affordances. */
+body.bf-kiosk { font-size: 20px; }
+body.bf-kiosk .bf-btn { min-height: 64px; min-width: 120px; font-size: 1.2rem; }
+body.bf-kiosk .bf-value { font-size: 1.9rem; }
+body.bf-kiosk .bf-tile { width: 420px; }
+body.bf-kiosk .q-tooltip, body.bf-kiosk .q-focus-helper { display: none !important; }
+"""
+
+
+def apply(kiosk: bool) -> None:
+    """Style the current page; kiosk mode is a body class so CSS alone decides what changes."""
+    ui.add_css(CSS)
+    ui.colors(primary="#4d4d4d", secondary="#757575", accent="#616161", positive="#2e7d32",
+              negative="#b71c1c", warning="#8d6e00", info="#455a64")
+    if kiosk:
+        ui.query("body").classes("bf-kiosk")

@@ -1,0 +1,184 @@
+"""The Control Panel's tiles: one row per endpoint, with value, state words, quality and controls.
+
+A row is drawn once and then changed only by explicit, compared updates (`show_state`,
+`show_command`, `show_alarm`): nothing is bound, so an unchanged value costs nothing and a changed
+one sends one small element update. A value that is not GOOD is shown hatched, prefixed "?" and
+badged STALE or BAD, so a last-good value never reads as live.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nicegui import ui
+
+from bevforge.alarms import Alarm
+from bevforge.config import Endpoint, Tile
+from bevforge.domain import CommandStatus, DataType, EndpointState, Value
+from bevforge.runtime import Runtime
+from ui import words
+from ui.controls import Commander, tag
+from ui.theme import SEVERITY_COLOURS, SEVERITY_SHAPES
+
+FINAL = {"succeeded", "failed", "blocked"}
+
+
+class EndpointRow:
+    """One endpoint on a tile."""
+
+    def __init__(self, runtime: Runtime, endpoint: Endpoint, commander: Commander) -> None:
+        self.runtime = runtime
+        self.endpoint = endpoint
+        self.commander = commander
+        self.current_command: str | None = None
+        self._quality_css = ""
+        self._buttons: list[ui.button] = []
+        self._number: ui.number | None = None
+        eid = endpoint.id
+        with ui.column().classes("bf-row gap-1") as self.box:
+            with ui.row().classes("w-full items-center no-wrap gap-3"):
+                ui.label(endpoint.display_name).classes("bf-name")
+                self.value = tag(ui.label("—").classes("bf-value"), f"value-{eid}")
+                self.badge = tag(ui.label("").classes("bf-badge"), f"quality-{eid}")
+                self.alarm = tag(ui.label("").classes("bf-badge"), f"alarm-{eid}")
+                self.alarm.set_visibility(False)
+            self.detail = tag(ui.label("").classes("bf-detail"), f"detail-{eid}")
+            self.detail.set_visibility(False)
+            if endpoint.writable:
+                self._controls()
+            self.command = tag(ui.label("").classes("bf-detail"), f"command-{eid}")
+            self.command.set_visibility(False)
+
+    # -- drawing --------------------------------------------------------------------------
+
+    def _controls(self) -> None:
+        endpoint = self.endpoint
+        eid = endpoint.id
+        with ui.row().classes("items-center gap-2"):
+            if endpoint.data_type is DataType.BOOL:
+                _, _, make_on, make_off = words.bool_words(endpoint)
+                on = ui.button(make_on, on_click=lambda: self._press(True)).classes("bf-btn bf-control")
+                off = ui.button(make_off, on_click=lambda: self._press(False)).classes("bf-btn bf-btn-stop bf-control")
+                self._buttons = [tag(on, f"on-{eid}"), tag(off, f"off-{eid}")]
+            else:
+                low, high = (endpoint.range.min, endpoint.range.max) if endpoint.range else (None, None)
+                hint = f"{low:g}…{high:g} {endpoint.unit}".strip() if endpoint.range else endpoint.unit
+                self._number = tag(ui.number(label=f"New {endpoint.kind.value}", placeholder=hint, min=low, max=high,
+                                             step=0.5 if endpoint.data_type is DataType.FLOAT else 1)
+                                   .classes("bf-setpoint bf-control").props("outlined"), f"entry-{eid}")
+                set_button = ui.button("SET", on_click=self._press_number).classes("bf-btn bf-control")
+                self._buttons = [tag(set_button, f"set-{eid}")]
+
+    async def _press(self, value: Value) -> None:
+        await self.commander.press(self.endpoint, value)
+
+    async def _press_number(self) -> None:
+        assert self._number is not None
+        raw = self._number.value
+        rng = self.endpoint.range
+        if raw is None:
+            ui.notify(f"{self.endpoint.display_name}: enter a value first", type="warning")
+            return
+        if rng is not None and not rng.min <= float(raw) <= rng.max:
+            ui.notify(f"{self.endpoint.display_name}: {raw:g} is outside {rng.min:g}…{rng.max:g} "
+                      f"{self.endpoint.unit}", type="negative")
+            return
+        value: Value = int(raw) if self.endpoint.data_type is DataType.INT else float(raw)
+        await self.commander.press(self.endpoint, value)
+
+    # -- updates --------------------------------------------------------------------------
+
+    def show_state(self, state: EndpointState) -> None:
+        view = words.quality_view(state)
+        _set_text(self.value, words.shown_value(self.endpoint, state))
+        _set_text(self.badge, view.word)
+        if view.css != self._quality_css:
+            if self._quality_css:
+                self.box.classes(remove=f"bf-row-{self._quality_css}")
+                self.badge.classes(remove=f"bf-badge-{self._quality_css}")
+            self.box.classes(add=f"bf-row-{view.css}")
+            self.badge.classes(add=f"bf-badge-{view.css}")
+            self._quality_css = view.css
+        _set_text(self.detail, view.detail)
+        if self.detail.visible != bool(view.detail):
+            self.detail.set_visibility(bool(view.detail))
+
+    def show_alarm(self, alarm: Alarm | None) -> None:
+        """An active threshold alarm on this endpoint: shape + HI/LO word + the alarm colour."""
+        if alarm is None:
+            if self.alarm.visible:
+                self.alarm.set_visibility(False)
+            return
+        word = "HI" if alarm.kind == "threshold_high" else "LO" if alarm.kind == "threshold_low" else "ALM"
+        text = f"{SEVERITY_SHAPES[alarm.severity.value]} {word} {alarm.severity.value.upper()}"
+        if self.alarm.text != text:
+            colour = SEVERITY_COLOURS[alarm.severity.value]
+            self.alarm.text = text
+            self.alarm.style(f"background:{colour};color:#fff;border-color:{colour}")
+        if not self.alarm.visible:
+            self.alarm.set_visibility(True)
+
+    def show_command(self, payload: dict[str, Any]) -> None:
+        """A command event for this endpoint (from any screen or the API)."""
+        status = payload["status"]
+        command_id = payload["commandId"]
+        if status in FINAL and self.current_command not in (None, command_id):
+            return  # a late final event of an older command must not hide the pending one
+        asked = words.verb(self.endpoint, payload["requestedValue"])
+        by = payload.get("user") or "?"
+        if status in FINAL:
+            self.current_command = None
+            self._set_busy(False)
+            if status == "succeeded":
+                self._set_command("", "")
+            elif status == "blocked":
+                reasons = payload.get("reasons") or []
+                lines = [f"BLOCKED — {asked} refused by interlock:"]
+                lines += [f"{r['reason']}" + (f" — {'; '.join(r['failedConditions'])}" if r.get("failedConditions")
+                                              else "") for r in reasons]
+                self._set_command("\n".join(lines), "bf-blocked")
+            else:
+                self._set_command(f"✖ {asked} FAILED: {payload.get('error') or 'no reason given'}", "bf-failed")
+        else:
+            self.current_command = command_id
+            self._set_busy(True)
+            self._set_command(f"… {asked} pending — {words.STATUS_WORDS.get(CommandStatus(status), status)} "
+                              f"(by {by})", "bf-pending")
+
+    def clear_pending(self) -> None:
+        """The command shown pending is no longer in flight (its end was missed while away)."""
+        self.current_command = None
+        self._set_busy(False)
+        if "bf-pending" in self.command.classes:
+            self._set_command("", "")
+
+    def _set_busy(self, busy: bool) -> None:
+        for button in self._buttons:
+            if busy:
+                button.props("loading")
+            else:
+                button.props(remove="loading")
+
+    def _set_command(self, text: str, css: str) -> None:
+        if self.command.text == text:
+            return
+        self.command.text = text
+        self.command.classes(replace=f"bf-detail {css} whitespace-pre-line")
+        self.command.set_visibility(bool(text))
+
+
+def _set_text(label: ui.label, text: str) -> None:
+    if label.text != text:
+        label.text = text
+
+
+class TileCard:
+    """A configured tile: its title and its rows."""
+
+    def __init__(self, runtime: Runtime, tile: Tile, commander: Commander) -> None:
+        self.tile = tile
+        self.rows: list[EndpointRow] = []
+        with tag(ui.card().classes("bf-tile"), f"tile-{tile.id}"):
+            ui.label(tile.title).classes("bf-tile-title")
+            for eid in tile.endpoints:
+                self.rows.append(EndpointRow(runtime, runtime.plant.endpoints[eid], commander))
