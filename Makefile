@@ -20,7 +20,9 @@ run: $(VENV)/.installed
 	$(PY) main.py --port $(PORT)
 
 test: $(VENV)/.installed-test
+	bash scripts/ensure-chromium.sh
 	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q
+	$(PY) -m pytest tests/e2e -q -p no:asyncio
 
 test-fast: $(VENV)/.installed-test
 	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q

@@ -1,7 +1,7 @@
 """Reading telemetry history back: downsampled trends and CSV export.
 
 A brew-day trend (12 h of a 0.5 s probe is ~86 000 rows) must draw as fast as a 15 min one, so the
-database does the bucketing: one GROUP BY over the (endpoint_id, server_time) index returns at most
+database does the bucketing: one GROUP BY over the (endpoint_id, server_ts) index returns at most
 `buckets` rows of min/avg/max. Only GOOD values enter an aggregate; a bucket with no good sample is
 returned as a gap (None), never interpolated (REFERENCE.md §4).
 """
@@ -15,9 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Float, cast, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.sql.elements import ColumnElement
 
 from bevforge.store import TelemetryReading
 
@@ -42,13 +41,6 @@ def aware_utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
-def _epoch_seconds(engine: Engine, column: ColumnElement[datetime]) -> ColumnElement[float]:
-    """Seconds since 1970 of a datetime column, in the database's own dialect."""
-    if engine.dialect.name == "sqlite":
-        return (func.julianday(column) - 2440587.5) * 86400.0
-    return cast(func.extract("epoch", column), Float)
-
-
 def bucket_width(since: datetime, until: datetime, buckets: int) -> float:
     """Whole seconds per bucket so that the range fits in `buckets` slices (at least 1 s)."""
     span = (until - since).total_seconds()
@@ -60,11 +52,10 @@ def trend(engine: Engine, endpoint_id: int, since: datetime, until: datetime, bu
     since, until = aware_utc(since), aware_utc(until)
     width = bucket_width(since, until, buckets)
     origin = since.timestamp()
-    epoch = _epoch_seconds(engine, _T.c.server_time)
-    index = func.floor((epoch - origin) / width).label("bucket")
+    index = func.floor((_T.c.server_ts - origin) / width).label("bucket")
     statement = (
         select(index, func.min(_T.c.value), func.avg(_T.c.value), func.max(_T.c.value), func.count())
-        .where(_T.c.endpoint_id == endpoint_id, _T.c.server_time >= since, _T.c.server_time <= until,
+        .where(_T.c.endpoint_id == endpoint_id, _T.c.server_ts >= origin, _T.c.server_ts <= until.timestamp(),
                _T.c.quality == "good", _T.c.value.is_not(None))
         .group_by(index)
         .order_by(index)
@@ -87,15 +78,16 @@ def readings(engine: Engine, endpoint_id: int, since: datetime, until: datetime,
              limit: int = MAX_EXPORT_ROWS) -> Iterator[tuple[datetime, float | None, str, datetime | None]]:
     """Raw samples (server time, value, quality, source time) in time order, every quality included."""
     statement = (
-        select(_T.c.server_time, _T.c.value, _T.c.quality, _T.c.source_time)
-        .where(_T.c.endpoint_id == endpoint_id, _T.c.server_time >= aware_utc(since),
-               _T.c.server_time <= aware_utc(until))
-        .order_by(_T.c.server_time, _T.c.id)
+        select(_T.c.server_ts, _T.c.value, _T.c.quality, _T.c.source_ts)
+        .where(_T.c.endpoint_id == endpoint_id, _T.c.server_ts >= aware_utc(since).timestamp(),
+               _T.c.server_ts <= aware_utc(until).timestamp())
+        .order_by(_T.c.server_ts, _T.c.id)
         .limit(limit)
     )
     with engine.connect() as conn:
         for row in conn.execute(statement):
-            yield row[0], row[1], row[2], row[3]
+            yield (datetime.fromtimestamp(row[0], UTC), row[1], row[2],
+                   datetime.fromtimestamp(row[3], UTC) if row[3] is not None else None)
 
 
 def export_csv(engine: Engine, endpoint_id: int, name: str, unit: str, since: datetime, until: datetime) -> str:

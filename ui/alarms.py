@@ -25,11 +25,13 @@ from ui.theme import SEVERITY_COLOURS, SEVERITY_ORDER, SEVERITY_SHAPES
 log = logging.getLogger(__name__)
 
 STATE_WORDS = {"unacknowledged": "UNACKNOWLEDGED", "acknowledged": "ACKNOWLEDGED",
-               "rtn_unacknowledged": "CLEARED, NOT ACKNOWLEDGED", "normal": "NORMAL"}
+               "rtn_unacknowledged": "CLEARED, NOT ACKNOWLEDGED", "normal": "NORMAL",
+               "latched": "LATCHED, NEEDS RESET", "shelved": "SHELVED", "suppressed": "SUPPRESSED BY DESIGN",
+               "out_of_service": "OUT OF SERVICE"}
 
 
 def unacknowledged(runtime: Runtime) -> list[Alarm]:
-    return [a for a in runtime.alarms.standing() if not a.acked]
+    return [a for a in runtime.alarms.standing() if not a.acked and a.point.annunciated]
 
 
 def ack(runtime: Runtime, client: Client, alarm_id: int) -> None:

@@ -16,7 +16,7 @@ from bevforge.runtime import Runtime
 from ui.controls import Commander, tag
 from ui.tiles import FINAL, EndpointRow, TileCard
 
-THRESHOLD_KINDS = ("threshold_high", "threshold_low")
+PROCESS_KINDS = ("HI", "HIHI", "LO", "LOLO", "deviation", "rate", "discrete")
 
 
 class ControlPanel:
@@ -72,7 +72,8 @@ class ControlPanel:
     def _alarm_tags(self) -> None:
         worst: dict[int, Alarm] = {}
         for alarm in self.runtime.alarms.standing():
-            if not alarm.active or alarm.endpoint_id is None or alarm.kind not in THRESHOLD_KINDS:
+            if (not alarm.active or alarm.endpoint_id is None or alarm.kind not in PROCESS_KINDS
+                    or not alarm.point.annunciated):
                 continue
             held = worst.get(alarm.endpoint_id)
             if held is None or _rank(alarm) < _rank(held):

@@ -23,6 +23,10 @@ from ui.theme import SEVERITY_COLOURS, SEVERITY_SHAPES
 FINAL = {"succeeded", "failed", "blocked"}
 
 
+ALARM_WORDS = {"HI": "HI", "HIHI": "HIHI", "LO": "LO", "LOLO": "LOLO", "deviation": "DEV", "rate": "RATE",
+               "discrete": "ALM", "comms": "COMMS", "interlock_trip": "TRIP", "interlock_block": "BLOCK"}
+
+
 class EndpointRow:
     """One endpoint on a tile."""
 
@@ -109,7 +113,7 @@ class EndpointRow:
             if self.alarm.visible:
                 self.alarm.set_visibility(False)
             return
-        word = "HI" if alarm.kind == "threshold_high" else "LO" if alarm.kind == "threshold_low" else "ALM"
+        word = ALARM_WORDS.get(alarm.kind, "ALM")
         text = f"{SEVERITY_SHAPES[alarm.severity.value]} {word} {alarm.severity.value.upper()}"
         if self.alarm.text != text:
             colour = SEVERITY_COLOURS[alarm.severity.value]

@@ -23,7 +23,7 @@ async def test_banner_counts_unacknowledged_alarms_by_severity(user: User) -> No
     await shows(user, "alarm-count-medium", "■ 1 MEDIUM")
     _overheat()
     await shows(user, "alarm-count-critical", "◆ 1 CRITICAL")
-    await shows(user, "alarm-10", "◆ HI CRITICAL")
+    await shows(user, "alarm-10", "◆ HIHI CRITICAL")
 
 
 async def test_critical_alarm_dialog_on_every_screen_and_ack_clears_it_everywhere(user: User, create_user) -> None:

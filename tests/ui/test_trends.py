@@ -27,7 +27,7 @@ def _engine_with_rows(path: Path, rows: list[dict]) -> object:
 
 def _row(seconds: float, value: float | None, quality: str = "good", endpoint_id: int = 10) -> dict:
     return {"endpoint_id": endpoint_id, "value": value, "quality": quality,
-            "server_time": T0 + timedelta(seconds=seconds), "source_time": None}
+            "server_ts": (T0 + timedelta(seconds=seconds)).timestamp(), "source_ts": None}
 
 
 def test_trend_buckets_min_avg_max_in_sql_and_keeps_gaps(tmp_path: Path) -> None:
