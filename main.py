@@ -30,7 +30,11 @@ def main(argv: list[str]) -> int:
     if config is None:
         return 2
     factories, simulator = drivers.driver_factories(config)
-    runtime = Runtime(config, settings.db_url, factories, config_path=str(settings.config_path))
+    try:
+        runtime = Runtime(config, settings.db_url, factories, config_path=str(settings.config_path))
+    except ValueError as exc:  # a driver refused its device settings or an endpoint address
+        print(f"{settings.config_path}: {exc}", file=sys.stderr)
+        return 2
     runtime.attachments["simulator"] = simulator
     if helpers.is_user_simulation():
         # NiceGUI's User fixture serves the screens itself: start the plant with its app.
