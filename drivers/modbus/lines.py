@@ -37,7 +37,14 @@ class Line:
         self.lock = asyncio.Lock()
         self.users: set[str] = set()
         self.transactions = 0
-        self.client: AsyncModbusTcpClient | AsyncModbusSerialClient = self._make_client()
+        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+
+    @property
+    def client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        """Made on first use: pymodbus clients belong to the running event loop (drivers are built before it)."""
+        if self._client is None:
+            self._client = self._make_client()
+        return self._client
 
     def _make_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         s = self.settings
@@ -66,7 +73,8 @@ class Line:
 
     def reset(self) -> None:
         """Drop the connection so the next transaction opens a fresh one (after an outage)."""
-        self.client.close()
+        if self._client is not None:
+            self._client.close()
 
     async def read(self, device_id: int, table: str, start: int, count: int, timeout: float) -> list[Any]:
         c = self.client
@@ -140,5 +148,5 @@ class LinePool:
     def detach(self, device_id: str, line: Line) -> None:
         line.users.discard(device_id)
         if not line.users:
-            line.client.close()
+            line.reset()
             self.lines.pop(line.key, None)

@@ -3,7 +3,7 @@
 For a demo on another machine, or for tests that must kill the app and watch what the field
 devices do (the comms watchdog): the app then runs with `simulator.enabled: false` and its devices
 pointed at this process. Prints one line `READY modbus=<port> probe=<path>` when it listens, and a
-line per watchdog trip, so a supervising script can follow it.
+line per watchdog trip (`WATCHDOG <device>`), so a supervising script can follow it.
 """
 
 from __future__ import annotations
@@ -38,13 +38,13 @@ async def serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    trips = 0
+    reported = 0
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.05)
-        if protocol.watchdog_trips != trips:
-            trips = protocol.watchdog_trips
-            print(f"WATCHDOG trips={trips}", flush=True)
+        for name in protocol.watchdog_trips[reported:]:
+            print(f"WATCHDOG {name}", flush=True)
+        reported = len(protocol.watchdog_trips)
     await protocol.stop()
     return 0
 

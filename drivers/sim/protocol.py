@@ -35,7 +35,7 @@ class ProtocolSimulator:
         self.bridge: PtyBridge | None = None
         self.probe = SimProbe(sim.model, settings.probe_link, lambda: sim.faults_for(PROBE_DEVICE))
         self.last_seen: dict[str, float] = {}
-        self.watchdog_trips = 0
+        self.watchdog_trips: list[str] = []  # device names, in the order their watchdogs fired
         self._watchdog: asyncio.Task[None] | None = None
         self._users = 0
         self._starting: asyncio.Lock | None = None
@@ -105,7 +105,7 @@ class ProtocolSimulator:
                 del self.last_seen[name]  # disarmed until the next request
                 device = by_name[name]
                 self.sim.model.outputs_to_safe_state(device.things)
-                self.watchdog_trips += 1
+                self.watchdog_trips.append(name)
                 for thing in device.things:
                     if thing.startswith("pump") and thing in self.sim.model.pumps:
                         self.vfd_faults[thing] = FAULT_COMMS_TIMEOUT
