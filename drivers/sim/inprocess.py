@@ -1,7 +1,7 @@
 """The `simulator` driver: talks to the brewhouse model in this process, with fault switches.
 
 It behaves like a field driver (polls on an interval, acks writes, goes offline when the device
-stops answering) so the core cannot tell it from real hardware; `drivers/modbus.py` and
+stops answering) so the core cannot tell it from real hardware; `drivers/modbus/` and
 `drivers/serial_probe.py` talk to the same model over real protocols.
 """
 

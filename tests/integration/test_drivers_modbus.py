@@ -235,3 +235,22 @@ async def test_several_devices_on_one_serial_line_must_agree_on_its_settings(tmp
         ModbusDriver(modbus_device("y", 2, baudrate=19200, **line), [endpoint(2, "y", {"address": 0})],
                      Recorder(), pool)
     await asyncio.sleep(0)
+
+
+async def test_late_answers_are_timeouts_and_a_slow_device_recovers(memory_server: tuple) -> None:
+    _, faults, port, _, _ = memory_server
+    rec = Recorder()
+    device = modbus_device("a", 1, host="127.0.0.1", port=port, timeout_s=0.1, retries=0, offline_after=2,
+                           reprobe_s=0.05, reprobe_max_s=0.1)
+    driver = await running(ModbusDriver(device, [endpoint(1, "a", {"address": 0})], rec, LinePool()))
+    try:
+        await wait_for(lambda: rec.online is True)
+        faults["a"] = Faults(delay_s=0.3)  # answers arrive after the 100 ms the device is allowed
+        await wait_for(lambda: rec.online is False)
+        assert "timeout" in rec.comms_events[-1][1]
+        faults["a"] = Faults()
+        count = rec.count(1)
+        await wait_for(lambda: rec.online is True and rec.count(1) > count + 3)
+        assert rec.latest(1).quality is Quality.GOOD
+    finally:
+        await driver.stop()
