@@ -23,8 +23,7 @@ from bevforge.runtime import Runtime
 
 
 def main(argv: list[str]) -> int:
-    if (argv and argv[0] in ("user", "token")) or (argv[:1] and argv[0].startswith("--") and \
-            any(a in ("user", "token") for a in argv[:5])):
+    if {"user", "token"} & set(argv[:5]):  # `python main.py [--db URL] user add …`: manage users and tokens
         from bevforge.admin_cli import run
 
         return run(argv)
@@ -41,6 +40,9 @@ def main(argv: list[str]) -> int:
                           host=settings.host)
     except AuthModeRefused as exc:
         print(f"refusing to start: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # a driver refused its device settings or an endpoint address
+        print(f"{settings.config_path}: {exc}", file=sys.stderr)
         return 2
     runtime.attachments["simulator"] = simulator
     if helpers.is_user_simulation():

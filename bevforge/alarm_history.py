@@ -13,6 +13,7 @@ from sqlmodel import select
 from bevforge.domain import iso, utcnow
 from bevforge.store import AlarmJournalRow, AlarmRow, Database
 
+HIDDEN_STATES = ("suppressed", "shelved", "out_of_service")
 JOURNAL_FIELDS = ("id", "time", "alarmId", "ruleId", "event", "user", "comment", "value", "state", "priority",
                   "message")
 
@@ -55,8 +56,10 @@ def statistics(db: Database, chattering: list[str], now: datetime | None = None)
     now = now or utcnow()
     day_ago = now - timedelta(hours=24)
     with db.session() as session:
+        # only annunciated raises are alarm load: a shelved, suppressed or out-of-service one reached nobody
         raised = session.exec(select(AlarmJournalRow.time, AlarmJournalRow.rule_id)
-                              .where(AlarmJournalRow.event == "raised", AlarmJournalRow.time >= day_ago)).all()
+                              .where(AlarmJournalRow.event == "raised", AlarmJournalRow.time >= day_ago,
+                                     AlarmJournalRow.state.not_in(HIDDEN_STATES))).all()  # type: ignore[attr-defined]
         stale = session.exec(select(AlarmRow).where(AlarmRow.active == True, AlarmRow.closed == False,  # noqa: E712
                                                     AlarmRow.raised_at <= day_ago)).all()
     buckets: Counter[str] = Counter()

@@ -328,8 +328,9 @@ class AlarmService:
         point.state = new_state
         alarm = point.occurrence
         if alarm is None or alarm.closed:
-            if event is not AlarmEvent.CONDITION_TRUE:
-                # shelving/suppressing/service with nothing open: journal against the point only
+            if not new_state.annunciated:
+                # nothing shown to anyone (shelved, suppressed, out of service, or just normal):
+                # journal against the point; an occurrence opens once the alarm is annunciated
                 self._journal(None, point, words, user, comment, value, message or "", now)
                 return words
             alarm = self._open(point, value, message, now)

@@ -255,11 +255,18 @@ class AuthSettings(Strict):
 
 
 class SimulatorSettings(Strict):
-    """The simulated brewhouse: runs in-process and answers as the configured devices."""
+    """The simulated brewhouse behind real protocols (drivers/sim): a Modbus TCP server, a serial
+    probe on a pty, optionally a Modbus RTU line on a pty. `enabled`: the app starts it in-process
+    (false for real hardware, or when it runs on its own: `python -m drivers.sim`)."""
 
     enabled: bool = True
     ambient_c: float = 20.0
     speedup: float = Field(default=1.0, gt=0, le=1000)
+    host: str = "127.0.0.1"
+    modbus_port: int = Field(default=5020, ge=0, le=65535, description="0: any free port")
+    probe_link: str = Field(default="/tmp/bevforge-sim-probe", description="symlink to the probe's pty")
+    rtu_link: str | None = Field(default=None, description="symlink to a Modbus RTU line on a pty")
+    watchdog_s: float = Field(default=3.0, gt=0, description="no polling this long → outputs to safe state")
 
 
 class UiSettings(Strict):

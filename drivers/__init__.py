@@ -1,16 +1,62 @@
-"""Device protocols. `driver_factories()` is what the app hands the core."""
+"""Device protocols. `driver_factories()` is what the app hands the core.
+
+Driver names in config.yaml: `modbus` (TCP, RTU, RTU over TCP), `serial` (ASCII line probes) and
+`simulator` (the brewhouse model in this process, for fast tests). When `simulator.enabled`, the
+simulated brewhouse also answers over real protocols (drivers/sim/protocol.py) and is started by
+the first `modbus`/`serial` driver to start, so `python main.py` needs nothing else running.
+"""
 
 from __future__ import annotations
 
-from bevforge.config import PlantConfig
-from bevforge.devices import DriverFactory
+from collections.abc import Sequence
+
+from bevforge.config import Device, Endpoint, PlantConfig
+from bevforge.devices import DeviceLink, Driver, DriverFactory
+from drivers.modbus import LinePool, ModbusDriver
+from drivers.serial_probe import SerialProbeDriver
 from drivers.sim.inprocess import SimulatedBrewhouse, SimulatorDriver
+from drivers.sim.protocol import ProtocolSimulator
 
 
 def driver_factories(config: PlantConfig) -> tuple[dict[str, DriverFactory], SimulatedBrewhouse]:
-    """Factories by driver name, plus the one simulated brewhouse they share."""
+    """Factories by driver name, plus the one simulated brewhouse they share.
+
+    `sim.protocol` is the ProtocolSimulator when the config enables it (else None).
+    """
     sim = SimulatedBrewhouse(ambient_c=config.simulator.ambient_c, speedup=config.simulator.speedup)
+    protocol = ProtocolSimulator(sim, config.simulator) if config.simulator.enabled else None
+    sim.protocol = protocol
+    pool = LinePool()
+
+    def modbus(device: Device, endpoints: Sequence[Endpoint], link: DeviceLink) -> Driver:
+        driver_cls = ModbusDriver if protocol is None else _with_simulator(ModbusDriver, protocol)
+        return driver_cls(device, endpoints, link, pool)
+
+    def serial(device: Device, endpoints: Sequence[Endpoint], link: DeviceLink) -> Driver:
+        driver_cls = SerialProbeDriver if protocol is None else _with_simulator(SerialProbeDriver, protocol)
+        return driver_cls(device, endpoints, link)
+
     factories: dict[str, DriverFactory] = {
+        "modbus": modbus,
+        "serial": serial,
         "simulator": lambda device, endpoints, link: SimulatorDriver(device, endpoints, link, sim),
     }
     return factories, sim
+
+
+def _with_simulator(driver_cls: type, protocol: ProtocolSimulator) -> type:
+    """The driver, but holding the in-process simulator up while it runs (started before it polls)."""
+
+    class _Simulated(driver_cls):  # type: ignore[misc, valid-type]
+        async def start(self) -> None:
+            await protocol.acquire()
+            await super().start()
+
+        async def stop(self) -> None:
+            try:
+                await super().stop()
+            finally:
+                await protocol.release()
+
+    _Simulated.__name__ = driver_cls.__name__
+    return _Simulated

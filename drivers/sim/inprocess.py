@@ -1,7 +1,7 @@
 """The `simulator` driver: talks to the brewhouse model in this process, with fault switches.
 
 It behaves like a field driver (polls on an interval, acks writes, goes offline when the device
-stops answering) so the core cannot tell it from real hardware; `drivers/modbus.py` and
+stops answering) so the core cannot tell it from real hardware; `drivers/modbus/` and
 `drivers/serial_probe.py` talk to the same model over real protocols.
 """
 
@@ -10,24 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import Any
 
 from bevforge.config import Device, Endpoint
 from bevforge.devices import DeviceError, DeviceLink, Driver
 from bevforge.domain import Quality, Reading, Value, coerce_value, utcnow
+from drivers.sim.faults import Faults
 from drivers.sim.model import Brewhouse
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Faults:
-    """Switches a test or a demo flips to make a simulated device misbehave."""
-
-    offline: bool = False  # stops answering reads and writes
-    reject_writes: str | None = None  # writes answered with this device error
-    ignore_writes: bool = False  # writes acked but not applied (readback fails)
-    write_delay_s: float = 0.0  # the device is slow to accept writes
 
 
 class SimulatedBrewhouse:
@@ -40,6 +31,7 @@ class SimulatedBrewhouse:
         self.faults: dict[str, Faults] = {}
         self._task: asyncio.Task[None] | None = None
         self._users = 0
+        self.protocol: Any = None  # the ProtocolSimulator serving this model, when enabled
 
     def faults_for(self, device_id: str) -> Faults:
         return self.faults.setdefault(device_id, Faults())

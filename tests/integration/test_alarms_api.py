@@ -72,7 +72,8 @@ async def test_statistics_and_definitions(server: LiveServer) -> None:
     await hot(server)
     stats = (await server.http.get("/api/os/alarms/stats")).json()
     assert stats["raisedLast24h"] >= 1
-    assert stats["top10"][0]["ruleId"] in (RULE, "comms:hlt_controller")
+    assert RULE in [t["ruleId"] for t in stats["top10"]]
+    assert "mlt_temperature_lo" not in [t["ruleId"] for t in stats["top10"]]  # suppressed: no alarm load
     assert "chattering" in stats and "staleAlarms" in stats
     definitions = {d["ruleId"]: d for d in (await server.http.get("/api/os/alarms/definitions")).json()}
     assert definitions[RULE]["state"] == "unacknowledged"

@@ -31,7 +31,7 @@ async def test_endpoints_list_and_one(server: LiveServer) -> None:
 
 
 async def test_ingest_one_reading_updates_current_and_history(server: LiveServer) -> None:
-    server.sim.faults_for("cellar_io").offline = True  # keep the driver from superseding the value
+    server.sim.faults_for("cellar_probe").offline = True  # keep the driver from superseding the value
     r = await server.http.post("/api/os/telemetry/ingest", json={"endpointId": FV1_TEMP, "value": 19.25})
     assert r.status_code == 200 and r.json() == {"accepted": 1}
     one = (await server.http.get(f"/api/os/endpoints/{FV1_TEMP}")).json()
@@ -77,7 +77,7 @@ async def test_ingest_errors_name_the_field(server: LiveServer) -> None:
 
 
 async def test_rejected_batch_loses_nothing_already_accepted(server: LiveServer) -> None:
-    server.sim.faults_for("cellar_io").offline = True
+    server.sim.faults_for("cellar_probe").offline = True
     await server.http.post("/api/os/telemetry/ingest", json={"endpointId": FV1_TEMP, "value": 11.0})
     bad = {"readings": [{"endpointId": FV1_TEMP, "value": 12.0}, {"endpointId": FV1_TEMP, "value": 999}]}
     assert (await server.http.post("/api/os/telemetry/ingest", json=bad)).status_code == 422
@@ -137,7 +137,7 @@ async def test_health(server: LiveServer) -> None:
 
 
 async def test_stale_value_is_marked_not_live(server: LiveServer) -> None:
-    server.sim.faults_for("cellar_io").offline = True
+    server.sim.faults_for("cellar_probe").offline = True
     state = server.runtime.plant.states[FV1_TEMP]
     await wait_for(lambda: state.quality.value != "good", timeout=10)
     one = (await server.http.get(f"/api/os/endpoints/{FV1_TEMP}")).json()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from bevforge.config import PlantConfig, parse_config
 from bevforge.runtime import Runtime
 from drivers import driver_factories
 from drivers.sim.inprocess import SimulatedBrewhouse
+from drivers.sim.ports import use_simulator_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = ROOT / "config.yaml"
@@ -34,8 +36,13 @@ def config_document() -> dict[str, Any]:
 
 
 def brewhouse_config(adjust: Callable[[dict[str, Any]], None] | None = None) -> PlantConfig:
-    """Default brewhouse with short timeouts so failure paths finish quickly."""
+    """Default brewhouse with short timeouts so failure paths finish quickly.
+
+    Its devices talk real Modbus TCP and serial to the simulator, which the drivers start in the
+    test's loop on a free port and a pty under a fresh temporary directory.
+    """
     doc = config_document()
+    use_simulator_ports(doc, free_port(), str(Path(tempfile.mkdtemp(prefix="bevforge-sim-")) / "probe"))
     doc["commands"] = {"readback_timeout_s": 1.0, "write_timeout_s": 0.5, "expiry_s": 10}
     doc["store"] = {"flush_interval_s": 0.05}
     for device in doc["devices"]:

@@ -82,8 +82,8 @@ async def test_failed_command_shows_the_reason_on_the_tile_and_in_a_toast(user: 
     await online()
     sim().faults_for("cellar_io").reject_writes = "glycol valve actuator fault"
     user.find(marker="on-51").click()  # OPEN FV1 glycol valve
-    await shows(user, "command-51", "FAILED", "glycol valve actuator fault")
-    toast = "FV1 glycol valve: OPEN FAILED: device error: glycol valve actuator fault"
+    await shows(user, "command-51", "FAILED", "device failure")  # the device answers Modbus exception 04
+    toast = "FV1 glycol valve: OPEN FAILED: device error: exception 04 (device failure)"
     await until(lambda: user.notify.contains(toast))
     await shows(user, "value-51", "CLOSED")
 

@@ -1,0 +1,255 @@
+"""The `serial` driver: line-oriented ASCII probes (`T1?` → `T1=65.20`) on a serial port.
+
+Built on pyserial-asyncio-fast. Each endpoint names the request to send and a regular expression
+for the answer; the number is taken from the group named `value` (or the first group), then scaled.
+An answer that does not match (noise, a framing error, a half line) becomes a BAD reading with the
+reason — the probe answered, so it stays online. Silence counts toward offline; a port that
+vanishes (USB adapter unplugged) makes the device offline at once and is reopened with backoff.
+Nothing that arrives on the wire can end the polling task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import re
+from collections.abc import Sequence
+from typing import Literal
+
+import serial
+import serial_asyncio_fast
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bevforge.config import Device, Endpoint
+from bevforge.devices import DeviceError, DeviceLink, Driver
+from bevforge.domain import DataType, Quality, Reading, Value, utcnow
+
+log = logging.getLogger(__name__)
+MAX_LINE = 256
+
+
+class SerialProbeSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    port: str = Field(description="serial device, e.g. /dev/ttyUSB0")
+    baudrate: int = Field(default=9600, ge=300, le=921600)
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+    timeout_s: float = Field(default=0.5, gt=0, le=10, description="answer time of one request")
+    eol: str = Field(default="\r\n", min_length=1, description="sent after each request")
+    poll_interval_s: float | None = Field(default=None, gt=0, description="default: each endpoint's own")
+    offline_after: int = Field(default=3, ge=1, le=20, description="unanswered requests in a row → offline")
+    reprobe_s: float = Field(default=0.5, gt=0)
+    reprobe_max_s: float = Field(default=10.0, gt=0)
+
+
+class ProbeAddress(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    request: str = Field(min_length=1, description="sent to ask for this value, e.g. T1?")
+    pattern: str = Field(description=r"regex for the answer, e.g. ^T1=(?P<value>-?\d+(?:\.\d+)?)$")
+    scale: float = 1.0
+    offset: float = 0.0
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        try:
+            compiled = re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        if compiled.groups == 0:
+            raise ValueError("needs a group that captures the number, e.g. (?P<value>...)")
+        return pattern
+
+
+def _checked(model: type[BaseModel], data: dict[str, object], where: str) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+        raise ValueError(f"{where}.{field}: {message}" if field else f"{where}: {message}") from None
+
+
+class PortLost(Exception):
+    """The serial port failed or vanished."""
+
+
+class SerialProbeDriver(Driver):
+    def __init__(self, device: Device, endpoints: Sequence[Endpoint], link: DeviceLink) -> None:
+        super().__init__(device, endpoints, link)
+        self.settings: SerialProbeSettings = _checked(  # type: ignore[assignment]
+            SerialProbeSettings, device.settings, f"device {device.id}: settings")
+        self.addresses: dict[int, ProbeAddress] = {}
+        for e in self.endpoints:
+            if e.writable:
+                raise ValueError(f"endpoint {e.name}: writable: a serial probe is read-only")
+            if e.data_type is DataType.BOOL:
+                raise ValueError(f"endpoint {e.name}: data_type: a serial probe reads numbers")
+            self.addresses[e.id] = _checked(ProbeAddress, e.address, f"endpoint {e.name}: address")  # type: ignore[assignment]
+        self.patterns = {eid: re.compile(a.pattern) for eid, a in self.addresses.items()}
+        self.reported: bool | None = None
+        self.failures = 0
+        self.answers = 0
+        self.reopens = 0
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._due: dict[int, float] = {e.id: 0.0 for e in self.endpoints}
+
+    def _interval(self, endpoint: Endpoint) -> float:
+        return self.settings.poll_interval_s or endpoint.poll_interval_s
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"serial-{self.device.id}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._close()
+
+    async def write(self, endpoint: Endpoint, value: Value) -> None:
+        raise DeviceError("a serial probe has no outputs", code="not_writable")
+
+    async def refresh(self, endpoint: Endpoint) -> None:
+        if self._writer is not None:
+            await self._poll(endpoint)
+
+    # -- the port --------------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        s = self.settings
+        try:
+            self._reader, self._writer = await serial_asyncio_fast.open_serial_connection(
+                url=s.port, baudrate=s.baudrate, parity=s.parity, stopbits=s.stopbits, bytesize=s.bytesize)
+        except (OSError, serial.SerialException, ValueError) as exc:
+            raise PortLost(f"cannot open {s.port}: {exc}") from None
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+        self._reader = self._writer = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        backoff = self.settings.reprobe_s
+        while True:
+            try:
+                if self._writer is None:
+                    await self._open()
+                    self.reopens += 1
+                    backoff = self.settings.reprobe_s
+                now = loop.time()
+                for endpoint in self.endpoints:
+                    if self._due[endpoint.id] <= now:
+                        self._due[endpoint.id] = max(self._due[endpoint.id] + self._interval(endpoint), now)
+                        await self._poll(endpoint)
+                await asyncio.sleep(max(0.0, min(self._due.values()) - loop.time()))
+            except asyncio.CancelledError:
+                raise
+            except PortLost as exc:
+                self._close()
+                self._offline(str(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.settings.reprobe_max_s)
+            except Exception:  # whatever the line does, polling goes on
+                log.exception("serial %s: poll failed", self.device.id)
+                self._close()
+                await asyncio.sleep(backoff)
+
+    async def _poll(self, endpoint: Endpoint) -> None:
+        async with self._lock:
+            if self._reader is None or self._writer is None:
+                return
+            address = self.addresses[endpoint.id]
+            try:
+                self._writer.write((address.request + self.settings.eol).encode("ascii"))
+                await self._writer.drain()
+                async with asyncio.timeout(self.settings.timeout_s):
+                    raw = await self._reader.readuntil(b"\n")
+            except TimeoutError:
+                await self._drain()
+                self._silent(f"timeout: no answer to {address.request!r} within {self.settings.timeout_s:g} s")
+                return
+            except asyncio.LimitOverrunError:
+                await self._drain()
+                self._answered()
+                self._bad(endpoint, "garbled answer: line too long")
+                return
+            except (asyncio.IncompleteReadError, ConnectionError, OSError, serial.SerialException) as exc:
+                raise PortLost(f"port {self.settings.port} lost: {exc or type(exc).__name__}") from None
+        self._answered()
+        self._parse(endpoint, raw)
+
+    async def _drain(self) -> None:
+        """Throw away a late or partial answer so it is not taken for the next one."""
+        assert self._reader is not None
+        with contextlib.suppress(TimeoutError, asyncio.IncompleteReadError, OSError, serial.SerialException):
+            while True:
+                async with asyncio.timeout(0.02):
+                    if not await self._reader.read(4096):
+                        return
+
+    def _parse(self, endpoint: Endpoint, raw: bytes) -> None:
+        try:
+            text = raw.decode("ascii").strip()
+        except UnicodeDecodeError:
+            self._bad(endpoint, f"garbled answer (framing error?): {raw[:40]!r}")
+            return
+        match = self.patterns[endpoint.id].search(text)
+        if match is None:
+            self._bad(endpoint, f"unexpected answer: {text[:40]!r}")
+            return
+        group = match.group("value") if "value" in match.groupdict() else match.group(1)
+        try:
+            number = float(group)
+        except (TypeError, ValueError):
+            self._bad(endpoint, f"not a number: {group!r}")
+            return
+        if not math.isfinite(number):
+            self._bad(endpoint, f"not a number: {group!r}")
+            return
+        address = self.addresses[endpoint.id]
+        value: Value = number * address.scale + address.offset
+        if endpoint.data_type is DataType.INT:
+            value = round(value)
+        self.link.readings([Reading(endpoint.id, value, Quality.GOOD, source_time=utcnow())])
+
+    def _bad(self, endpoint: Endpoint, error: str) -> None:
+        self.last_error = error
+        self.link.readings([Reading(endpoint.id, None, Quality.BAD, source_time=utcnow(), error=error)])
+
+    # -- comms state -----------------------------------------------------------------------
+
+    def _answered(self) -> None:
+        self.failures = 0
+        self.answers += 1
+        if self.reported is not True:
+            self.reported = True
+            self.online = True
+            self.last_error = None
+            self.link.comms(True)
+
+    def _silent(self, error: str) -> None:
+        self.failures += 1
+        self.last_error = error
+        if self.failures >= self.settings.offline_after:
+            self._offline(error)
+
+    def _offline(self, error: str) -> None:
+        self.last_error = error
+        if self.reported is not False:
+            self.reported = False
+            self.online = False
+            log.warning("serial %s offline: %s", self.device.id, error)
+            self.link.comms(False, error)

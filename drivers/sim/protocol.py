@@ -1,0 +1,113 @@
+"""The simulated brewhouse behind real protocols, with the comms watchdogs real drives have.
+
+One `ProtocolSimulator` runs the model (stepped in real time × speedup), a Modbus TCP server for
+every field device, the fermenter probe on a pty and, if configured, the same Modbus devices on an
+RTU line over a pty. Each device with outputs has a watchdog: when nobody has polled it for
+`watchdog_s`, its outputs go to their safe state (drive stops, heater off, valves close) — Delta
+VFD parameter 09-03 with 09-02 "ramp to stop", or a controller's comms-loss output mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from bevforge.config import SimulatorSettings
+from drivers.sim.faults import Faults
+from drivers.sim.inprocess import SimulatedBrewhouse
+from drivers.sim.maps import FAULT_COMMS_TIMEOUT, PROBE_DEVICE, SimDeviceMap, default_modbus_devices
+from drivers.sim.modbus_server import SimModbusServer
+from drivers.sim.probe_server import SimProbe
+from drivers.sim.pty import PtyBridge
+
+log = logging.getLogger(__name__)
+
+
+class ProtocolSimulator:
+    def __init__(self, sim: SimulatedBrewhouse, settings: SimulatorSettings) -> None:
+        self.sim = sim
+        self.settings = settings
+        self.vfd_faults: dict[str, int] = {}
+        self.devices: list[SimDeviceMap] = default_modbus_devices(self.vfd_faults)
+        self.tcp = SimModbusServer(sim.model, self.devices, sim.faults_for, self._seen)
+        self.rtu: SimModbusServer | None = None
+        self.bridge: PtyBridge | None = None
+        self.probe = SimProbe(sim.model, settings.probe_link, lambda: sim.faults_for(PROBE_DEVICE))
+        self.last_seen: dict[str, float] = {}
+        self.watchdog_trips: list[str] = []  # device names, in the order their watchdogs fired
+        self._watchdog: asyncio.Task[None] | None = None
+        self._users = 0
+        self._starting: asyncio.Lock | None = None
+        self.running = False
+
+    @property
+    def modbus_port(self) -> int | None:
+        return self.tcp.port
+
+    def faults_for(self, device: str) -> Faults:
+        return self.sim.faults_for(device)
+
+    async def acquire(self) -> None:
+        """Start on first use (the drivers of one app share one simulator)."""
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            self._users += 1
+            if not self.running:
+                await self.start()
+
+    async def release(self) -> None:
+        self._users -= 1
+        if self._users <= 0 and self.running:
+            await self.stop()
+
+    async def start(self) -> None:
+        self.sim.start()
+        port = await self.tcp.start_tcp(self.settings.host, self.settings.modbus_port)
+        await self.probe.start()
+        if self.settings.rtu_link:
+            self.bridge = PtyBridge(self.settings.rtu_link, self.settings.rtu_link + ".sim")
+            self.bridge.open()
+            self.rtu = SimModbusServer(self.sim.model, self.devices, self.sim.faults_for, self._seen)
+            await self.rtu.start_rtu(str(self.bridge.b.link))
+        self._watchdog = asyncio.create_task(self._watch(), name="sim-watchdog")
+        self.running = True
+        log.info("simulated brewhouse: Modbus TCP on %s:%d, probe on %s%s", self.settings.host, port,
+                 self.probe.path, f", Modbus RTU on {self.settings.rtu_link}" if self.settings.rtu_link else "")
+
+    async def stop(self) -> None:
+        self.running = False
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+        await self.tcp.stop()
+        if self.rtu is not None:
+            await self.rtu.stop()
+        if self.bridge is not None:
+            self.bridge.close()
+        await self.probe.stop()
+        await self.sim.stop()
+
+    def _seen(self, device: str) -> None:
+        self.last_seen[device] = asyncio.get_running_loop().time()
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        by_name = {d.name: d for d in self.devices}
+        while True:
+            await asyncio.sleep(min(0.1, self.settings.watchdog_s / 4))
+            now = loop.time()
+            for name, seen in list(self.last_seen.items()):
+                if now - seen < self.settings.watchdog_s:
+                    continue
+                del self.last_seen[name]  # disarmed until the next request
+                device = by_name[name]
+                self.sim.model.outputs_to_safe_state(device.things)
+                self.watchdog_trips.append(name)
+                for thing in device.things:
+                    if thing.startswith("pump") and thing in self.sim.model.pumps:
+                        self.vfd_faults[thing] = FAULT_COMMS_TIMEOUT
+                log.warning("simulated %s: comms watchdog (%g s without polling): %s to safe state",
+                            name, self.settings.watchdog_s, ", ".join(sorted(device.things)))
