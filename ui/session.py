@@ -96,6 +96,7 @@ def actor_of(client: Client) -> Actor | None:
     """
     seat = _seats.get(client.id)
     if seat is None:
+        _ended(client)  # the session ended under this screen: sign in again
         return None
     actor = state.current().auth.authenticate(bearer=None, cookie=seat.cookie, station=seat.station)
     if actor is None:
@@ -123,7 +124,7 @@ def _ended(client: Client) -> None:
         seat.unregister()
     if client.is_deleted:
         return
-    target = sign_in_url(seat.path if seat is not None else "/")
+    target = sign_in_url(seat.path if seat is not None else client.request.url.path)
     with client:
         ui.navigate.to(target)
 
