@@ -50,7 +50,7 @@ def text_of(user: User, marker: str) -> str:
     return element.text if isinstance(element, ng.label) else str(element.props.get("label", ""))
 
 
-async def shows(user: User, marker: str, *texts: str, absent: tuple[str, ...] = ()) -> str:
+async def shows(user: User, marker: str, *texts: str, absent: tuple[str, ...] = (), timeout: float = 6.0) -> str:
     """Wait until the element marked `marker` is visible and its text holds `texts` (and none of `absent`)."""
     def check() -> str | None:
         elements = [e for e in user.find(marker=marker).elements if e.visible] if user._sees(None, None, marker, None) \
@@ -62,7 +62,7 @@ async def shows(user: User, marker: str, *texts: str, absent: tuple[str, ...] = 
         return text if ok else None
 
     try:
-        return await until(check)
+        return await until(check, timeout)
     except AssertionError:
         found = text_of(user, marker) if user._sees(None, None, marker, None) else "<not visible>"
         raise AssertionError(f"{marker}: expected {texts} (not {absent}), screen shows {found!r}") from None
