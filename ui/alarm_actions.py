@@ -30,7 +30,7 @@ Redraw = Callable[[], None] | None
 
 async def ask(title: str, text: str, choices: list[tuple[str, Any, str]], *, note: bool = True) -> tuple[Any, str]:
     """A dialog with an optional note and one button per choice; returns (choice or None, note)."""
-    with ui.dialog().props("persistent") as dialog, ui.card().classes("bf-confirm"):
+    with _stable(), ui.dialog().props("persistent") as dialog, ui.card().classes("bf-confirm"):
         tag(ui.label(title).classes("text-xl font-bold"), "ask-title")
         ui.label(text).classes("bf-detail")
         comment = tag(ui.input("Note (optional)").props("outlined maxlength=500").classes("w-full"),
@@ -45,6 +45,12 @@ async def ask(title: str, text: str, choices: list[tuple[str, Any, str]], *, not
         return choice, (str(comment.value or "").strip() if comment is not None else "")
     finally:
         dialog.delete()
+
+
+def _stable() -> ui.element:
+    """Dialogs hang on the page's layout, not on the pressed button: a list redrawn by an alarm event
+    while the dialog is open must not delete the dialog with its row."""
+    return ui.context.client.layout
 
 
 def _refused(what: str, exc: Exception) -> None:
@@ -144,7 +150,7 @@ async def change_limits(runtime: Runtime, client: Client, rule_id: str, redraw: 
         return
     current = runtime.alarms.limits_of(point)
     inputs: dict[str, ui.number] = {}
-    with ui.dialog().props("persistent") as dialog, tag(ui.card().classes("bf-confirm"), "limits-dialog"):
+    with _stable(), ui.dialog().props("persistent") as dialog, tag(ui.card().classes("bf-confirm"), "limits-dialog"):
         ui.label(f"Change limits: {rule_id}").classes("text-xl font-bold")
         for key, label in LIMIT_FIELDS:
             inputs[key] = tag(ui.number(label, value=current[key], min=None if key == "limit" else 0)

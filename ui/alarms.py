@@ -134,7 +134,7 @@ class CriticalAlarmDialog(_Sink):
     until another critical alarm comes in.
     """
 
-    def __init__(self, runtime: Runtime, client: Client, actor: Actor) -> None:
+    def __init__(self, runtime: Runtime, client: Client, actor: Actor, annunciator: Any = None) -> None:
         self.runtime = runtime
         self.client = client
         self.actor = actor
@@ -147,8 +147,11 @@ class CriticalAlarmDialog(_Sink):
                 severity_chip("critical")
                 ui.label("CRITICAL ALARM").classes("text-2xl font-bold")
             self.body = ui.column().classes("w-full gap-2")
-            if not self.may_ack:
-                tag(ui.button("CLOSE", on_click=self._dismiss).classes("bf-btn"), "critical-close")
+            with ui.row().classes("w-full justify-end gap-2"):
+                if annunciator is not None:  # the kiosk's tone: silence it here without acknowledging
+                    annunciator.mirror("critical-silence")
+                if not self.may_ack:
+                    tag(ui.button("CLOSE", on_click=self._dismiss).classes("bf-btn"), "critical-close")
 
     def _dismiss(self) -> None:
         self.dismissed.update(self.shown)

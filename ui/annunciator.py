@@ -87,7 +87,15 @@ class Annunciator:
             self.word = tag(ui.label("").classes("font-bold"), "tone-state")
             tag(ui.button("SILENCE", on_click=self.silence).classes("bf-btn bf-control"), "silence")
         self.box.set_visibility(False)
+        self.mirrors: list[ui.button] = []  # SILENCE buttons elsewhere (the critical dialog covers the header)
         _stations.setdefault(self.station, weakref.WeakSet()).add(self)
+
+    def mirror(self, marker: str) -> ui.button:
+        """Another SILENCE button (drawn in the current context), shown while the tone sounds."""
+        button = tag(ui.button("SILENCE", on_click=self.silence).classes("bf-btn bf-control"), marker)
+        button.set_visibility(self.sounding is not None)
+        self.mirrors.append(button)
+        return button
 
     def due(self) -> list[Any]:
         """Alarms that should be sounding on this station now."""
@@ -123,12 +131,14 @@ class Annunciator:
         if priority == self.sounding:
             return
         self.sounding = priority
+        for button in self.mirrors:
+            button.set_visibility(priority is not None)
         if priority is None:
             ui.run_javascript("window.bevforgeTone && window.bevforgeTone.stop()")
             self.box.set_visibility(False)
             return
         ui.run_javascript(f"window.bevforgeTone && window.bevforgeTone.start('{priority}')")
-        self.word.text = f"🔊 {SEVERITY_SHAPES[priority]} {priority.upper()} ALARM TONE"
+        self.word.text = f"{SEVERITY_SHAPES[priority]} {priority.upper()} ALARM TONE"
         self.box.set_visibility(True)
 
     def silence(self) -> None:

@@ -42,14 +42,16 @@ def frame(runtime: Runtime, current: str, kiosk: bool, actor: Actor) -> LiveView
                     button = ui.button(label, on_click=lambda p=path: ui.navigate.to(p + suffix)).props(
                         "flat" if path != current else "outline").classes("text-white")
                     tag(button, f"nav-{path.strip('/') or 'panel'}")
+        annunciator = None
         with ui.row().classes("items-center gap-2"):
             if kiosk:
-                live.add(Annunciator(runtime, client, actor))
+                annunciator = Annunciator(runtime, client, actor)
+                live.add(annunciator)
             live.add(AlarmBanner(runtime, actor, suffix))
             session.sign_out_button(actor)
             if kiosk:
                 full = ui.fullscreen()
                 ui.button("FULL SCREEN", on_click=full.toggle).props("outline").classes("text-white bf-btn")
         live.add(FloodBanner(runtime, actor, suffix))
-    live.add(CriticalAlarmDialog(runtime, client, actor))
+    live.add(CriticalAlarmDialog(runtime, client, actor, annunciator))
     return live
