@@ -330,6 +330,14 @@ class AuthService:
                 self._end_session_row(id_hash)
                 self._revoked(f"session:{id_hash}")
 
+    def expire_idle_sessions(self) -> None:
+        """End sessions past their idle or maximum time now, not only when next used.
+
+        A screen left open keeps no session alive by itself; the screens call this periodically so an
+        idle session's open pages are sent back to sign-in (through the revocation listeners).
+        """
+        self._expire_sessions(time.time())
+
     def actor_from_session(self, cookie: str | None, station: str) -> Actor | None:
         if not cookie:
             return None

@@ -1,7 +1,7 @@
 """NiceGUI screens. `install()` mounts them on the API app; they read the core, never drivers.
 
-Pages: `/` Control Panel, `/alarms`, `/trends` (ui/pages.py); each client's live updates come
-from the core's event bus (ui/live.py).
+Pages: `/` Control Panel, `/alarms`, `/trends`, `/audit` (ui/pages.py), each for the signed-in
+user only (ui/session.py); each client's live updates come from the core's event bus (ui/live.py).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from nicegui import app as nicegui_app
 from nicegui import ui
 
 from bevforge.runtime import Runtime
-from ui import connection, pages, state
+from ui import connection, pages, session, state
 
 TITLE = "BevForge OS"
 
@@ -20,6 +20,7 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     state.runtime = runtime
     connection.register_ping()
     pages.register()
+    session.start_idle_sweep()
     # No element is bound (screens update explicitly from the bus), so NiceGUI's 0.1 s binding
     # refresh loop has nothing to do: switch it off.
     ui.run_with(app, title=TITLE, favicon="🍺", storage_secret=_secret(runtime), show_welcome_message=False,
@@ -33,6 +34,7 @@ def install_for_simulation(runtime: Runtime) -> None:
     nicegui_app.on_shutdown(runtime.stop)
     connection.register_ping()
     pages.register()
+    session.start_idle_sweep()
     ui.run(title=TITLE, storage_secret=_secret(runtime))
 
 

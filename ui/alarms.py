@@ -1,28 +1,29 @@
-"""Alarms on screen: the header banner, the critical-alarm dialog, and the /alarms list.
+"""Alarms on every screen: the header counts, the flood banner and the critical-alarm dialog.
 
 Everything here is derived from the core's alarm list (`runtime.alarms`) whenever an alarm event
 arrives, never kept as screen state, so an ack made on one screen or through the REST API clears the
-dialog and the counts on every screen alike. Colour marks severity, and each severity also has its
-shape and its word (ISA-101: colour is never the only cue).
+dialog and the counts on every screen alike. A node-limited user sees only alarms of their nodes.
+Colour marks priority, and each priority also has its shape and its word (ISA-101: colour is never
+the only cue).
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
-from nicegui import background_tasks, ui
+from nicegui import ui
 from nicegui.client import Client
 
-from bevforge.alarms import Alarm, AlarmNotFound
-from bevforge.domain import Severity
+from bevforge.alarms import Alarm
+from bevforge.domain import Actor, Severity
 from bevforge.runtime import Runtime
-from ui.controls import actor_of, tag
+from ui import session
+from ui.alarm_actions import ack_now
+from ui.controls import tag
 from ui.theme import SEVERITY_COLOURS, SEVERITY_ORDER, SEVERITY_SHAPES
 
-log = logging.getLogger(__name__)
+FLOOD_RECHECK_S = 10.0  # a flood also ends by time passing, without an alarm event
 
 STATE_WORDS = {"unacknowledged": "UNACKNOWLEDGED", "acknowledged": "ACKNOWLEDGED",
                "rtn_unacknowledged": "CLEARED, NOT ACKNOWLEDGED", "normal": "NORMAL",
@@ -30,16 +31,13 @@ STATE_WORDS = {"unacknowledged": "UNACKNOWLEDGED", "acknowledged": "ACKNOWLEDGED
                "out_of_service": "OUT OF SERVICE"}
 
 
-def unacknowledged(runtime: Runtime) -> list[Alarm]:
-    return [a for a in runtime.alarms.standing() if not a.acked and a.point.annunciated]
+def visible(runtime: Runtime, actor: Actor) -> list[Alarm]:
+    """The open alarms this user may see (newest first)."""
+    return [a for a in runtime.alarms.standing() if actor.may_see(a.node)]
 
 
-def ack(runtime: Runtime, client: Client, alarm_id: int) -> None:
-    """Acknowledge as this screen's operator; the bus carries the result to every screen."""
-    try:
-        runtime.alarms.ack(alarm_id, actor_of(client))
-    except AlarmNotFound:
-        pass  # already acknowledged and cleared elsewhere: nothing left to do
+def unacknowledged(runtime: Runtime, actor: Actor) -> list[Alarm]:
+    return [a for a in visible(runtime, actor) if not a.acked and a.point.annunciated]
 
 
 def severity_chip(severity: str) -> ui.label:
@@ -48,7 +46,7 @@ def severity_chip(severity: str) -> ui.label:
         f"background:{colour};color:#fff;border-color:{colour}")
 
 
-def _local(ts: Any) -> str:
+def local_time(ts: datetime | None) -> str:
     if ts is None:
         return ""
     if ts.tzinfo is None:
@@ -56,21 +54,36 @@ def _local(ts: Any) -> str:
     return ts.astimezone().strftime("%H:%M:%S")
 
 
-class AlarmBanner:
-    """Header counts of unacknowledged alarms by severity; a tap opens the alarm list."""
+class _Sink:
+    def telemetry(self, endpoint_ids: set[int]) -> None:
+        pass
 
-    def __init__(self, runtime: Runtime) -> None:
+    def command(self, payload: dict[str, Any]) -> None:
+        pass
+
+    def alarms(self, payloads: list[dict[str, Any]]) -> None:
+        self.resync()
+
+    def resync(self) -> None:
+        raise NotImplementedError
+
+
+class AlarmBanner(_Sink):
+    """Header counts of unacknowledged alarms by priority; a tap opens the alarm list."""
+
+    def __init__(self, runtime: Runtime, actor: Actor, suffix: str = "") -> None:
         self.runtime = runtime
+        self.actor = actor
         self.counts: dict[str, ui.label] = {}
         with tag(ui.row().classes("bf-alarm-banner items-center gap-1 cursor-pointer"), "alarm-banner") as row:
-            row.on("click", lambda: ui.navigate.to("/alarms"))
+            row.on("click", lambda: ui.navigate.to("/alarms" + suffix))
             ui.label("UNACK ALARMS")
             for severity in SEVERITY_ORDER:
                 self.counts[severity] = tag(ui.label("").classes("bf-alarm-count"), f"alarm-count-{severity}")
 
     def resync(self) -> None:
         tally = dict.fromkeys(SEVERITY_ORDER, 0)
-        for alarm in unacknowledged(self.runtime):
+        for alarm in unacknowledged(self.runtime, self.actor):
             tally[alarm.severity.value] += 1
         for severity, label in self.counts.items():
             n = tally[severity]
@@ -83,32 +96,69 @@ class AlarmBanner:
             else:
                 label.classes(add="bf-alarm-count-zero").style(remove=f"background:{SEVERITY_COLOURS[severity]}")
 
-    def telemetry(self, endpoint_ids: set[int]) -> None:
-        pass
 
-    def command(self, payload: dict[str, Any]) -> None:
-        pass
+class FloodBanner(_Sink):
+    """More than 10 new alarms in 10 minutes: say so, and name the first-out alarm to deal with first."""
 
-    def alarms(self, payloads: list[dict[str, Any]]) -> None:
-        self.resync()
+    def __init__(self, runtime: Runtime, actor: Actor, suffix: str = "") -> None:
+        self.runtime = runtime
+        self.actor = actor
+        with tag(ui.row().classes("bf-flood w-full items-center gap-3 cursor-pointer"), "flood-banner") as self.box:
+            self.box.on("click", lambda: ui.navigate.to("/alarms" + suffix))
+            ui.label("▲▲ ALARM FLOOD").classes("font-bold")
+            self.text = tag(ui.label(""), "flood-first-out")
+        self.box.set_visibility(False)
+        ui.timer(FLOOD_RECHECK_S, self.resync)
+
+    def resync(self) -> None:
+        summary = self.runtime.alarms.summary(self.actor.nodes)
+        if not summary["flood"]:
+            if self.box.visible:
+                self.box.set_visibility(False)
+            return
+        first = self.runtime.alarms.current.get(summary["firstOutAlarmId"] or -1)
+        text = "more than 10 new alarms in 10 minutes."
+        if first is not None and self.actor.may_see(first.node):
+            text += (f" FIRST OUT: {SEVERITY_SHAPES[first.severity.value]} {first.severity.value.upper()} "
+                     f"{first.message} (raised {local_time(first.raised_at)}) — start there.")
+        if self.text.text != text:
+            self.text.text = text
+        if not self.box.visible:
+            self.box.set_visibility(True)
 
 
-class CriticalAlarmDialog:
-    """Opens on every screen while a critical alarm is unacknowledged; closes when all are acked."""
+class CriticalAlarmDialog(_Sink):
+    """Opens on every screen while a critical alarm is unacknowledged; closes when all are acked.
 
-    def __init__(self, runtime: Runtime, client: Client) -> None:
+    A viewer may not acknowledge: their dialog has CLOSE instead, which hides it on that screen
+    until another critical alarm comes in.
+    """
+
+    def __init__(self, runtime: Runtime, client: Client, actor: Actor, annunciator: Any = None) -> None:
         self.runtime = runtime
         self.client = client
+        self.actor = actor
+        self.may_ack = session.may(actor, "operator")
         self.shown: tuple[int, ...] = ()
+        self.dismissed: set[int] = set()
         with ui.dialog().props("persistent") as self.dialog, \
                 tag(ui.card().classes("bf-alarm-dialog"), "critical-dialog"):
             with ui.row().classes("items-center"):
                 severity_chip("critical")
                 ui.label("CRITICAL ALARM").classes("text-2xl font-bold")
             self.body = ui.column().classes("w-full gap-2")
+            with ui.row().classes("w-full justify-end gap-2"):
+                if annunciator is not None:  # the kiosk's tone: silence it here without acknowledging
+                    annunciator.mirror("critical-silence")
+                if not self.may_ack:
+                    tag(ui.button("CLOSE", on_click=self._dismiss).classes("bf-btn"), "critical-close")
+
+    def _dismiss(self) -> None:
+        self.dismissed.update(self.shown)
+        self.dialog.close()
 
     def resync(self) -> None:
-        critical = [a for a in unacknowledged(self.runtime) if a.severity is Severity.CRITICAL]
+        critical = [a for a in unacknowledged(self.runtime, self.actor) if a.severity is Severity.CRITICAL]
         ids = tuple(a.id for a in critical)
         if ids != self.shown:
             self.shown = ids
@@ -118,104 +168,18 @@ class CriticalAlarmDialog:
                     with ui.row().classes("w-full items-center no-wrap gap-3"):
                         with ui.column().classes("gap-0 grow"):
                             tag(ui.label(alarm.message).classes("text-lg font-semibold"), f"critical-msg-{alarm.id}")
-                            ui.label(f"raised {_local(alarm.raised_at)} · "
+                            ui.label(f"raised {local_time(alarm.raised_at)} · "
                                      f"{'ACTIVE' if alarm.active else 'CLEARED'}").classes("bf-detail")
-                        tag(ui.button("ACK", on_click=_acker(self.runtime, self.client, alarm.id))
-                            .classes("bf-btn bf-control"), f"critical-ack-{alarm.id}")
-        if ids and not self.dialog.value:
+                        if self.may_ack:
+                            tag(ui.button("ACK", on_click=_acker(self.runtime, self.client, alarm.id))
+                                .classes("bf-btn bf-control"), f"critical-ack-{alarm.id}")
+        wanted = bool(set(ids) - self.dismissed)
+        if wanted and not self.dialog.value:
             self.dialog.open()
-        elif not ids and self.dialog.value:
+        elif not wanted and self.dialog.value:
             self.dialog.close()
-
-    def telemetry(self, endpoint_ids: set[int]) -> None:
-        pass
-
-    def command(self, payload: dict[str, Any]) -> None:
-        pass
-
-    def alarms(self, payloads: list[dict[str, Any]]) -> None:
-        self.resync()
+        self.dismissed &= set(ids)
 
 
-def _nothing() -> None:
-    return None
-
-
-def _acker(runtime: Runtime, client: Client, alarm_id: int) -> Callable[[], None]:
-    return lambda: ack(runtime, client, alarm_id)
-
-
-class AlarmList:
-    """The /alarms page: standing alarms (active or unacknowledged) and the recent journal."""
-
-    def __init__(self, runtime: Runtime, client: Client) -> None:
-        self.runtime = runtime
-        self.client = client
-        self._loading = False
-        self._again = False
-        ui.label("Standing alarms").classes("text-xl font-bold")
-        self.standing = tag(ui.column().classes("w-full gap-1"), "alarms-standing")
-        ui.label("Recent alarms (newest first)").classes("text-xl font-bold mt-4")
-        self.recent = tag(ui.column().classes("w-full gap-1"), "alarms-recent")
-
-    def _row(self, alarm: Alarm, with_ack: bool) -> None:
-        colour = SEVERITY_COLOURS[alarm.severity.value]
-        with tag(ui.row().classes("bf-alarm-row w-full items-center no-wrap gap-3").style(
-                f"border-left-color:{colour}"), f"alarm-row-{alarm.id}"):
-            severity_chip(alarm.severity.value)
-            with ui.column().classes("gap-0 grow"):
-                ui.label(alarm.message).classes("font-semibold")
-                acked = f" · acked {_local(alarm.acked_at)} by {alarm.acked_by}" if alarm.acked else ""
-                ui.label(f"{STATE_WORDS[alarm.state]} · raised {_local(alarm.raised_at)}"
-                         f"{' · cleared ' + _local(alarm.cleared_at) if alarm.cleared_at else ''}{acked}"
-                         ).classes("bf-detail")
-            if with_ack and not alarm.acked:
-                tag(ui.button("ACK", on_click=_acker(self.runtime, self.client, alarm.id))
-                    .classes("bf-btn bf-control"), f"ack-{alarm.id}")
-
-    def resync(self) -> None:
-        standing = self.runtime.alarms.standing()
-        self.standing.clear()
-        with self.standing:
-            if not standing:
-                ui.label("No standing alarms.").classes("bf-detail")
-            for alarm in standing:
-                self._row(alarm, with_ack=True)
-        self._load_recent()
-
-    def _load_recent(self) -> None:
-        if self._loading:
-            self._again = True
-            return
-        self._loading = True
-        background_tasks.create(self._fill_recent(), name="alarm journal")
-
-    async def _fill_recent(self) -> None:
-        try:
-            while True:
-                self._again = False
-                # The journal is written in order on the one writer thread: once a no-op queued
-                # behind the transitions we were told about has run, the query sees them all.
-                await self.runtime.db.write(_nothing)
-                recent = await self.runtime.alarms.query("all", limit=100)
-                if self.client.is_deleted:
-                    return
-                self.recent.clear()
-                with self.recent:
-                    for alarm in recent:
-                        self._row(alarm, with_ack=False)
-                if not self._again:
-                    return
-        except Exception:
-            log.exception("alarm journal could not be read")
-        finally:
-            self._loading = False
-
-    def telemetry(self, endpoint_ids: set[int]) -> None:
-        pass
-
-    def command(self, payload: dict[str, Any]) -> None:
-        pass
-
-    def alarms(self, payloads: list[dict[str, Any]]) -> None:
-        self.resync()
+def _acker(runtime: Runtime, client: Client, alarm_id: int) -> Any:
+    return lambda: ack_now(runtime, client, alarm_id)

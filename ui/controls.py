@@ -15,12 +15,11 @@ from typing import Any
 from nicegui import ui
 from nicegui.client import Client
 
-from bevforge.api.deps import actor_for_request
 from bevforge.commands import Command, CommandRejected
 from bevforge.config import Endpoint
-from bevforge.domain import Actor, CommandStatus, Value
+from bevforge.domain import CommandStatus, Value
 from bevforge.runtime import Runtime
-from ui import words
+from ui import session, words
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +27,6 @@ log = logging.getLogger(__name__)
 def tag(element: ui.element, name: str) -> ui.element:
     """Name an element for the tests: a marker for NiceGUI's User and a data-testid for the browser."""
     return element.mark(name).props(f'data-testid="{name}"')
-
-
-def actor_of(client: Client) -> Actor:
-    """Who pressed: the request's actor (set by the auth layer when there is one), from this station."""
-    actor = actor_for_request(client.request)
-    return Actor(user=actor.user, station=client.ip or actor.station, role=actor.role, nodes=actor.nodes)
 
 
 class Commander:
@@ -72,9 +65,14 @@ class Commander:
 
     async def submit(self, endpoint: Endpoint, value: Value) -> Command | None:
         asked = f"{endpoint.display_name}: {words.verb(endpoint, value)}"
+        actor = session.allowed(self.client, "operator", asked)
+        if actor is None:
+            return None
+        if not actor.may_see(endpoint.node):
+            ui.notify(f"{asked}: not one of your nodes", type="negative")
+            return None
         try:
-            command, _created = await self.runtime.commands.submit(
-                endpoint.id, value, actor=actor_of(self.client), origin="ui")
+            command, _created = await self.runtime.commands.submit(endpoint.id, value, actor=actor, origin="ui")
         except CommandRejected as exc:
             ui.notify(f"{asked} refused: {exc.message}", type="negative", timeout=8000, close_button="OK")
             return None

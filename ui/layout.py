@@ -1,17 +1,21 @@
-"""The frame every page shares: theme, header with navigation and alarm banner, the critical-alarm
-dialog, the connection indicator, and the page's LiveView."""
+"""The frame every page shares: theme, header with navigation, the signed-in user and SIGN OUT, the
+alarm banner, the flood banner, the critical-alarm dialog, the kiosk's alarm tone, the connection
+indicator, and the page's LiveView."""
 
 from __future__ import annotations
 
 from nicegui import context, ui
 
+from bevforge.domain import Actor
 from bevforge.runtime import Runtime
-from ui import connection, theme
-from ui.alarms import AlarmBanner, CriticalAlarmDialog
+from ui import connection, session, theme
+from ui.alarms import AlarmBanner, CriticalAlarmDialog, FloodBanner
+from ui.annunciator import Annunciator
 from ui.controls import tag
 from ui.live import LiveView
 
-PAGES = (("/", "CONTROL PANEL"), ("/alarms", "ALARMS"), ("/trends", "TRENDS"))
+PAGES = (("/", "CONTROL PANEL", "viewer"), ("/alarms", "ALARMS", "viewer"), ("/trends", "TRENDS", "viewer"),
+         ("/audit", "AUDIT", "technician"))
 
 
 def kiosk_mode(runtime: Runtime, kiosk: str | None) -> bool:
@@ -21,25 +25,33 @@ def kiosk_mode(runtime: Runtime, kiosk: str | None) -> bool:
     return runtime.config.ui.kiosk
 
 
-def frame(runtime: Runtime, current: str, kiosk: bool) -> LiveView:
+def frame(runtime: Runtime, current: str, kiosk: bool, actor: Actor) -> LiveView:
     """Draw the shared frame and return the page's LiveView (alarm banner and dialog already added)."""
     client = context.client
     theme.apply(kiosk)
     connection.add_indicator()
     suffix = "?kiosk=1" if kiosk else ""
     live = LiveView(runtime, client, endpoint_ids=set())
-    with ui.header().classes("bf-header items-center justify-between gap-2 px-3 py-1"):
+    with ui.header().classes("bf-header items-center justify-between gap-2 px-3 py-1 flex-wrap"):
         with ui.row().classes("items-center gap-2"):
             ui.label(runtime.config.site.name).classes("text-lg font-bold")
             with ui.row().classes("bf-nav gap-1"):
-                for path, label in PAGES:
+                for path, label, role in PAGES:
+                    if not session.may(actor, role):
+                        continue
                     button = ui.button(label, on_click=lambda p=path: ui.navigate.to(p + suffix)).props(
                         "flat" if path != current else "outline").classes("text-white")
                     tag(button, f"nav-{path.strip('/') or 'panel'}")
+        annunciator = None
         with ui.row().classes("items-center gap-2"):
-            live.add(AlarmBanner(runtime))
+            if kiosk:
+                annunciator = Annunciator(runtime, client, actor)
+                live.add(annunciator)
+            live.add(AlarmBanner(runtime, actor, suffix))
+            session.sign_out_button(actor)
             if kiosk:
                 full = ui.fullscreen()
                 ui.button("FULL SCREEN", on_click=full.toggle).props("outline").classes("text-white bf-btn")
-    live.add(CriticalAlarmDialog(runtime, client))
+        live.add(FloodBanner(runtime, actor, suffix))
+    live.add(CriticalAlarmDialog(runtime, client, actor, annunciator))
     return live

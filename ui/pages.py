@@ -1,15 +1,20 @@
-"""Page routes: the Control Panel (/), the alarm list (/alarms) and trends (/trends).
+"""Page routes: the Control Panel (/), alarms (/alarms), trends (/trends) and the audit journal (/audit).
 
-Each page draws the shared frame, its body, and hands its sinks to the page's LiveView; nothing is
-polled. `?kiosk=1` (or `ui: {kiosk: true}` in the config) gives the touchscreen layout.
+Each page first resolves who is asking (`ui.session.admit`): nobody signed in → a redirect to the
+sign-in page and nothing drawn. Then it draws the shared frame and its body for that user (a viewer
+gets no controls, a node-limited user only their nodes) and hands its sinks to the page's LiveView;
+nothing is polled. `?kiosk=1` (or `ui: {kiosk: true}` in the config) gives the touchscreen layout.
 """
 
 from __future__ import annotations
 
-from nicegui import context, ui
+from fastapi import Request
+from nicegui import ui
+from nicegui.client import Client
 
-from ui import layout, state
-from ui.alarms import AlarmList
+from ui import layout, session, state
+from ui.alarm_page import AlarmPage
+from ui.audit_page import AuditView
 from ui.controls import Commander
 from ui.panel import ControlPanel
 from ui.trends import TrendView
@@ -17,23 +22,54 @@ from ui.trends import TrendView
 
 def register() -> None:
     @ui.page("/", title="Control Panel · BevForge OS")
-    def control_panel(kiosk: str | None = None) -> None:
+    def control_panel(request: Request, client: Client, kiosk: str | None = None) -> object:
+        actor = session.admit(request, client)
+        if actor is None:
+            return session.redirect_to_sign_in(request, client)
         runtime = state.current()
-        live = layout.frame(runtime, "/", layout.kiosk_mode(runtime, kiosk))
-        panel = ControlPanel(runtime, Commander(runtime, context.client))
+        live = layout.frame(runtime, "/", layout.kiosk_mode(runtime, kiosk), actor)
+        panel = ControlPanel(runtime, Commander(runtime, client), actor)
         live.watch(panel.endpoint_ids)
         live.add(panel)
+        return None
 
     @ui.page("/alarms", title="Alarms · BevForge OS")
-    def alarms_page(kiosk: str | None = None) -> None:
+    def alarms_page(request: Request, client: Client, kiosk: str | None = None) -> object:
+        actor = session.admit(request, client)
+        if actor is None:
+            return session.redirect_to_sign_in(request, client)
         runtime = state.current()
-        live = layout.frame(runtime, "/alarms", layout.kiosk_mode(runtime, kiosk))
-        live.add(AlarmList(runtime, context.client))
+        live = layout.frame(runtime, "/alarms", layout.kiosk_mode(runtime, kiosk), actor)
+        live.add(AlarmPage(runtime, client, actor))
+        return None
 
     @ui.page("/trends", title="Trends · BevForge OS")
-    async def trends_page(kiosk: str | None = None, endpoint: int | None = None) -> None:
+    async def trends_page(request: Request, client: Client, kiosk: str | None = None,
+                          endpoint: int | None = None) -> object:
+        actor = session.admit(request, client)
+        if actor is None:
+            return session.redirect_to_sign_in(request, client)
         runtime = state.current()
-        live = layout.frame(runtime, "/trends", layout.kiosk_mode(runtime, kiosk))
-        view = TrendView(runtime, live, endpoint)
+        live = layout.frame(runtime, "/trends", layout.kiosk_mode(runtime, kiosk), actor)
+        if not any(actor.may_see(e.node) for e in runtime.config.endpoints):
+            ui.label("None of your nodes has a point to trend.").classes("text-lg")
+            return None
+        view = TrendView(runtime, live, endpoint, actor)
         live.add(view)
         await view.load()
+        return None
+
+    @ui.page("/audit", title="Audit journal · BevForge OS")
+    async def audit_page(request: Request, client: Client, kiosk: str | None = None) -> object:
+        actor = session.admit(request, client)
+        if actor is None:
+            return session.redirect_to_sign_in(request, client)
+        runtime = state.current()
+        layout.frame(runtime, "/audit", layout.kiosk_mode(runtime, kiosk), actor)
+        if not session.may(actor, "technician"):
+            ui.label(f"The audit journal needs the technician role; you are signed in as {actor.user} "
+                     f"({actor.role}).").mark("forbidden").classes("text-lg")
+            return None
+        view = AuditView(runtime, client)
+        await view.load()
+        return None

@@ -12,6 +12,7 @@ from typing import Any
 from nicegui import ui
 
 from bevforge.alarms import Alarm
+from bevforge.domain import Actor
 from bevforge.runtime import Runtime
 from ui.controls import Commander, tag
 from ui.tiles import FINAL, EndpointRow, TileCard
@@ -20,21 +21,24 @@ PROCESS_KINDS = ("HI", "HIHI", "LO", "LOLO", "deviation", "rate", "discrete")
 
 
 class ControlPanel:
-    def __init__(self, runtime: Runtime, commander: Commander) -> None:
+    def __init__(self, runtime: Runtime, commander: Commander, actor: Actor) -> None:
         self.runtime = runtime
+        self.actor = actor
         self.commander = commander
         commander.on_submitted.append(lambda command: self.command(command.as_dict()))
         self.rows: dict[int, list[EndpointRow]] = {}
         nodes = {node.id: node for node in runtime.config.nodes}
         with ui.row().classes("w-full items-start gap-3"):
             for node_id, node in nodes.items():
+                if not actor.may_see(node_id):
+                    continue  # a node-limited user: other nodes do not exist on this screen
                 tiles = [t for t in runtime.config.tiles if t.node == node_id]
                 if not tiles:
                     continue
                 with tag(ui.column().classes("bf-node gap-2"), f"node-{node_id}"):
                     ui.label(f"{node.id} · {node.name}").classes("bf-node-title")
                     for tile in tiles:
-                        card = TileCard(runtime, tile, commander)
+                        card = TileCard(runtime, tile, commander, actor)
                         for row in card.rows:
                             self.rows.setdefault(row.endpoint.id, []).append(row)
 
@@ -72,8 +76,8 @@ class ControlPanel:
     def _alarm_tags(self) -> None:
         worst: dict[int, Alarm] = {}
         for alarm in self.runtime.alarms.standing():
-            if (not alarm.active or alarm.endpoint_id is None or alarm.kind not in PROCESS_KINDS
-                    or not alarm.point.annunciated):
+            if (not alarm.active or not self.actor.may_see(alarm.node) or alarm.endpoint_id is None
+                    or alarm.kind not in PROCESS_KINDS or not alarm.point.annunciated):
                 continue
             held = worst.get(alarm.endpoint_id)
             if held is None or _rank(alarm) < _rank(held):

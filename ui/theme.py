@@ -55,6 +55,18 @@ body { background: var(--bf-bg); color: var(--bf-ink); font-size: 16px; }
 .bf-alarm-row { background: var(--bf-panel); border-left: 8px solid var(--bf-line); padding: 6px 10px; }
 .bf-alarm-dialog { border: 6px solid #c62828; min-width: 420px; }
 .bf-nav .q-btn { min-height: 48px; }
+/* Flood: a striped alarm-coloured band with words; the first-out alarm is outlined and labelled. */
+.bf-flood { background: repeating-linear-gradient(135deg, #ef6c00 0 14px, #d65f00 14px 28px); color: #fff;
+            padding: 6px 12px; border-radius: 4px; font-size: 1.05rem; }
+.bf-first-out { outline: 4px solid #202020; outline-offset: -2px; }
+.bf-first-out-badge { background: #202020; color: #fff; border-color: #202020; }
+.bf-annunciator { background: #c62828; color: #fff; padding: 2px 4px 2px 10px; border-radius: 4px; }
+.bf-who { font-weight: 600; padding: 0 6px; }
+.bf-signout button { min-height: 48px; padding: 0 14px; background: transparent; color: #f0f0f0;
+                     border: 1px solid #bdbdbd; border-radius: 4px; font-weight: 700; letter-spacing: .04em;
+                     cursor: pointer; }
+.bf-tabs .q-tab { min-height: 48px; font-weight: 700; }
+.bf-tab-panels { background: transparent; }
 #popup { display: none !important; } /* our own connection banner replaces NiceGUI's popup */
 #bf-connection { position: fixed; bottom: 8px; right: 8px; z-index: 7000; padding: 6px 12px; border-radius: 4px;
                  font: 600 14px sans-serif; background: #3c3c3c; color: #e0e0e0; }

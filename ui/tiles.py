@@ -14,9 +14,9 @@ from nicegui import ui
 
 from bevforge.alarms import Alarm
 from bevforge.config import Endpoint, Tile
-from bevforge.domain import CommandStatus, DataType, EndpointState, Value
+from bevforge.domain import Actor, CommandStatus, DataType, EndpointState, Value
 from bevforge.runtime import Runtime
-from ui import words
+from ui import session, words
 from ui.controls import Commander, tag
 from ui.theme import SEVERITY_COLOURS, SEVERITY_SHAPES
 
@@ -30,7 +30,7 @@ ALARM_WORDS = {"HI": "HI", "HIHI": "HIHI", "LO": "LO", "LOLO": "LOLO", "deviatio
 class EndpointRow:
     """One endpoint on a tile."""
 
-    def __init__(self, runtime: Runtime, endpoint: Endpoint, commander: Commander) -> None:
+    def __init__(self, runtime: Runtime, endpoint: Endpoint, commander: Commander, controls: bool = True) -> None:
         self.runtime = runtime
         self.endpoint = endpoint
         self.commander = commander
@@ -48,7 +48,7 @@ class EndpointRow:
                 self.alarm.set_visibility(False)
             self.detail = tag(ui.label("").classes("bf-detail"), f"detail-{eid}")
             self.detail.set_visibility(False)
-            if endpoint.writable:
+            if endpoint.writable and controls:  # a viewer gets no controls at all, not disabled ones
                 self._controls()
             self.command = tag(ui.label("").classes("bf-detail"), f"command-{eid}")
             self.command.set_visibility(False)
@@ -179,10 +179,13 @@ def _set_text(label: ui.label, text: str) -> None:
 class TileCard:
     """A configured tile: its title and its rows."""
 
-    def __init__(self, runtime: Runtime, tile: Tile, commander: Commander) -> None:
+    def __init__(self, runtime: Runtime, tile: Tile, commander: Commander, actor: Actor) -> None:
         self.tile = tile
         self.rows: list[EndpointRow] = []
+        controls = session.may(actor, "operator")
         with tag(ui.card().classes("bf-tile"), f"tile-{tile.id}"):
             ui.label(tile.title).classes("bf-tile-title")
             for eid in tile.endpoints:
-                self.rows.append(EndpointRow(runtime, runtime.plant.endpoints[eid], commander))
+                endpoint = runtime.plant.endpoints[eid]
+                if actor.may_see(endpoint.node):
+                    self.rows.append(EndpointRow(runtime, endpoint, commander, controls))

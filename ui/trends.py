@@ -16,7 +16,7 @@ from nicegui import ui
 
 from bevforge import history
 from bevforge.config import Endpoint
-from bevforge.domain import Quality, utcnow
+from bevforge.domain import Actor, Quality, utcnow
 from bevforge.runtime import Runtime
 from ui.controls import tag
 from ui.live import LiveView
@@ -38,14 +38,15 @@ def _ms(ts: datetime) -> int:
 class TrendView:
     """Chart, range and endpoint pickers, export. A `Sink` for the page's LiveView."""
 
-    def __init__(self, runtime: Runtime, live: LiveView, endpoint_id: int | None) -> None:
+    def __init__(self, runtime: Runtime, live: LiveView, endpoint_id: int | None, actor: Actor) -> None:
         self.runtime = runtime
         self.live = live
-        self.choices = {e.id: f"{e.display_name} ({e.node})" for e in runtime.config.endpoints}
-        default = next((e.id for e in runtime.config.endpoints if e.kind.value == "temperature"),
-                       runtime.config.endpoints[0].id)
-        self.endpoint: Endpoint = runtime.plant.endpoints.get(endpoint_id or default) or \
-            runtime.plant.endpoints[default]
+        mine = [e for e in runtime.config.endpoints if actor.may_see(e.node)]  # a node-limited user: theirs only
+        self.choices = {e.id: f"{e.display_name} ({e.node})" for e in mine}
+        if not mine:
+            raise ValueError(f"user {actor.user} may see no endpoint")
+        default = next((e.id for e in mine if e.kind.value == "temperature"), mine[0].id)
+        self.endpoint: Endpoint = runtime.plant.endpoints[endpoint_id if endpoint_id in self.choices else default]
         self.span = RANGES["1 h"]
         self.width = 1.0
         self.buckets: list[list[Any]] = []  # [start_ms, min, avg, max, n]

@@ -19,15 +19,17 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from playwright.sync_api import Browser, Page
 
-from tests.support.server import free_port
+from tests.support.server import config_document, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 DOC_IMAGES = ROOT / "docs" / "img"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--autoplay-policy=no-user-gesture-required"]  # as a kiosk panel is started: the alarm tone
 VIEWPORT = {"width": 1366, "height": 900}
 
 
@@ -39,10 +41,13 @@ def browser_type_launch_args() -> dict[str, Any]:
 class ServerProcess:
     """`python main.py --port N --db sqlite:///…` as the operator would run it."""
 
-    def __init__(self, port: int, db_path: Path, log_path: Path) -> None:
+    def __init__(self, port: int, db_path: Path, log_path: Path, config_path: Path | None = None,
+                 token: str | None = None) -> None:
         self.port = port
         self.db_path = db_path
         self.log_path = log_path
+        self.config_path = config_path
+        self.headers = {"authorization": f"Bearer {token}"} if token else {}
         self.base_url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -51,7 +56,7 @@ class ServerProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "main.py", "--port", str(self.port), "--db", f"sqlite:///{self.db_path}",
-             "--log-level", "warning"],
+             "--log-level", "warning", *(["--config", str(self.config_path)] if self.config_path else [])],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.wait_ready()
 
@@ -63,7 +68,7 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}: {self.log_path.read_text()[-2000:]}")
             try:
-                endpoints = httpx.get(f"{self.base_url}/api/os/endpoints", timeout=2).json()
+                endpoints = httpx.get(f"{self.base_url}/api/os/endpoints", headers=self.headers, timeout=2).json()
                 quality = {e["endpointId"]: e["quality"] for e in endpoints}
                 if all(quality.get(i) == "good" for i in (10, 11, 22, 23, 31, 32)):
                     return
@@ -87,15 +92,47 @@ class ServerProcess:
         self.start()
 
     def post(self, path: str, body: Any) -> httpx.Response:
-        return httpx.post(f"{self.base_url}{path}", json=body, timeout=5)
+        return httpx.post(f"{self.base_url}{path}", json=body, headers=self.headers, timeout=5)
 
     def get(self, path: str) -> Any:
-        return httpx.get(f"{self.base_url}{path}", timeout=5).json()
+        return httpx.get(f"{self.base_url}{path}", headers=self.headers, timeout=5).json()
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
     proc = ServerProcess(free_port(), tmp_path / "bevforge.db", tmp_path / "server.log")
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+PASSWORD = "brew-day-2026"
+
+
+def admin_cli(config: Path, db_path: Path, *args: str, password: str | None = None) -> str:
+    """`python main.py user …` / `token …` as the technician would run it; returns what it printed."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST" and not k.startswith("NICEGUI_")}
+    done = subprocess.run([sys.executable, "main.py", *args, "--config", str(config), "--db", f"sqlite:///{db_path}"],
+                          cwd=ROOT, env=env, input=(password + "\n") if password else None, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture
+def secured_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """`auth: {mode: required}`, users created first with the CLI, an admin API token for checks."""
+    doc = config_document()
+    doc["auth"] = {"mode": "required"}
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    db_path = tmp_path / "bevforge.db"
+    admin_cli(config, db_path, "user", "add", "brewer", "--role", "operator", "--password-stdin", password=PASSWORD)
+    admin_cli(config, db_path, "user", "add", "tess", "--role", "technician", "--password-stdin", password=PASSWORD)
+    token = admin_cli(config, db_path, "token", "create", "checks", "--role", "admin").strip().splitlines()[-1]
+    proc = ServerProcess(free_port(), db_path, tmp_path / "server.log", config, token)
     proc.start()
     try:
         yield proc

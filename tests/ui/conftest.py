@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -40,3 +40,24 @@ def bevforge_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.setenv("BEVFORGE_DATA_DIR", str(tmp_path))
     monkeypatch.setattr(sys, "argv", ["main.py"])  # main.py parses its own argv, not pytest's
     yield tmp_path
+
+
+def write_config(path: Path, adjust: Callable[[dict], None]) -> None:
+    doc = ui_test_config()
+    adjust(doc)
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+
+
+@pytest.fixture
+def auth_required(bevforge_env: Path) -> Path:
+    """auth.mode: required — every screen needs a signed-in user (list it before `user`)."""
+    write_config(bevforge_env / "config.yaml", lambda doc: doc.update(auth={"mode": "required"}))
+    return bevforge_env
+
+
+@pytest.fixture
+def kiosk_station(bevforge_env: Path) -> Path:
+    """auth required, and this machine (127.0.0.1) is a kiosk signed in as the operator 'kiosk'."""
+    write_config(bevforge_env / "config.yaml", lambda doc: doc.update(
+        auth={"mode": "required", "stations": [{"address": "127.0.0.1", "user": "kiosk"}]}))
+    return bevforge_env

@@ -9,6 +9,7 @@ from typing import Any
 from nicegui import ui as ng
 from nicegui.testing import User
 
+from bevforge.auth import SESSION_COOKIE, AuthError
 from bevforge.runtime import Runtime
 from drivers.sim.inprocess import SimulatedBrewhouse
 from ui import state
@@ -49,7 +50,7 @@ def text_of(user: User, marker: str) -> str:
     return element.text if isinstance(element, ng.label) else str(element.props.get("label", ""))
 
 
-async def shows(user: User, marker: str, *texts: str, absent: tuple[str, ...] = ()) -> str:
+async def shows(user: User, marker: str, *texts: str, absent: tuple[str, ...] = (), timeout: float = 6.0) -> str:
     """Wait until the element marked `marker` is visible and its text holds `texts` (and none of `absent`)."""
     def check() -> str | None:
         elements = [e for e in user.find(marker=marker).elements if e.visible] if user._sees(None, None, marker, None) \
@@ -61,7 +62,46 @@ async def shows(user: User, marker: str, *texts: str, absent: tuple[str, ...] = 
         return text if ok else None
 
     try:
-        return await until(check)
+        return await until(check, timeout)
     except AssertionError:
         found = text_of(user, marker) if user._sees(None, None, marker, None) else "<not visible>"
         raise AssertionError(f"{marker}: expected {texts} (not {absent}), screen shows {found!r}") from None
+
+
+PASSWORD = "brew-day-2026"
+
+
+def add_user(name: str, role: str, nodes: list[str] | None = None) -> None:
+    try:
+        runtime().auth.add_user(name, PASSWORD, role, nodes)
+    except AuthError as exc:
+        if exc.code != "user_exists":
+            raise
+
+
+def sign_in(user: User, name: str, role: str, nodes: list[str] | None = None) -> str:
+    """Create the user if needed and sign in as the sign-in page would; this `user` sends the cookie."""
+    add_user(name, role, nodes)
+    cookie, _actor = runtime().auth.login(name, PASSWORD, "127.0.0.1")
+    user.http_client.headers["cookie"] = f"{SESSION_COOKIE}={cookie}"
+    return cookie
+
+
+def record_navigation(user: User) -> list[str]:
+    """Where the server sends this screen (the sign-in page is not a NiceGUI page, so do not follow)."""
+    targets: list[str] = []
+    user.navigate.to = lambda target, new_tab=False: targets.append(str(target))  # type: ignore[method-assign]
+    return targets
+
+
+def rows(user: User, marker: str) -> list[dict[str, Any]]:
+    return list(next(iter(user.find(marker=marker).elements)).rows)
+
+
+def visible_markers(user: User, prefix: str) -> set[str]:
+    """Markers starting with `prefix` on visible elements."""
+    found = set()
+    for element in user.find(kind=ng.element).elements:
+        if element.visible:
+            found.update(m for m in element._markers if m.startswith(prefix))
+    return found

@@ -56,17 +56,27 @@ async def test_ack_through_the_core_closes_the_dialog(user: User) -> None:
     await user.should_not_see(marker=f"critical-msg-{alarm.id}", retries=40)
 
 
-async def test_alarm_page_lists_standing_and_recent_alarms_with_ack(user: User) -> None:
+async def test_alarm_page_lists_active_alarms_and_acks_with_a_note(user: User) -> None:
     await user.open("/")
     await online()
     user.find(marker="on-35").click()  # a blocked command: a medium alarm, returned to normal, unacknowledged
     rt = runtime()
     alarm = await until(lambda: next(iter(rt.alarms.standing()), None))
     await user.open("/alarms")
-    row = await shows(user, f"ack-{alarm.id}", "ACK")
-    assert row == "ACK" or "ACK" in row
+    await shows(user, f"ack-{alarm.id}", "ACK")
     await user.should_see("Command blocked: Pump 2 MLT → BK → ON")
+    await shows(user, f"alarm-state-{alarm.id}", "CLEARED, NOT ACKNOWLEDGED")
     user.find(marker=f"ack-{alarm.id}").click()
+    await user.should_see(marker="ask-note")
+    user.find(marker="ask-note").type("V2 was closed on purpose")
+    user.find(marker="ack-confirm").click()
     await user.should_not_see(marker=f"ack-{alarm.id}", retries=40)
-    await user.should_see("No standing alarms.", retries=40)
-    await user.should_see("by anonymous", retries=40)  # the journal shows who acknowledged
+    await user.should_see("No active alarms.", retries=40)
+    closed = await rt.alarms.get(alarm.id)
+    assert closed is not None and closed.acked_by == "anonymous" and closed.ack_comment == "V2 was closed on purpose"
+    await until(lambda: any("ACKED" == r["event"] and r["comment"] == "V2 was closed on purpose"
+                            and r["user"] == "anonymous" for r in _rows(user, "hist-table")))
+
+
+def _rows(user: User, marker: str) -> list[dict]:
+    return list(next(iter(user.find(marker=marker).elements)).rows)

@@ -1,0 +1,198 @@
+"""Alarm actions from a screen: ACK with an optional note, RESET, SHELVE / UNSHELVE, OUT OF SERVICE /
+RETURN TO SERVICE and CHANGE LIMITS.
+
+Each action asks `session.allowed` for the actor at the moment of the press (the same roles as the
+REST routes: operator for ack, reset, timed shelves and unshelve; technician for one-shot shelves,
+service and limits) and calls the alarm service, which journals the transition with that user and
+writes the audit record. The screens change when the service's alarm event comes back, not before.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from nicegui import ui
+from nicegui.client import Client
+
+from bevforge.alarm_states import TransitionRefused
+from bevforge.alarms import AlarmNotFound
+from bevforge.runtime import Runtime
+from ui import session
+from ui.controls import tag
+from ui.theme import SEVERITY_ORDER, SEVERITY_SHAPES
+
+SHELF_TIMES = {"15 MIN": 15 * 60, "1 H": 3600, "8 H": 8 * 3600}  # operators: timed shelves only
+ONE_SHOT = 0
+Redraw = Callable[[], None] | None
+
+
+async def ask(title: str, text: str, choices: list[tuple[str, Any, str]], *, note: bool = True) -> tuple[Any, str]:
+    """A dialog with an optional note and one button per choice; returns (choice or None, note)."""
+    with _stable(), ui.dialog().props("persistent") as dialog, ui.card().classes("bf-confirm"):
+        tag(ui.label(title).classes("text-xl font-bold"), "ask-title")
+        ui.label(text).classes("bf-detail")
+        comment = tag(ui.input("Note (optional)").props("outlined maxlength=500").classes("w-full"),
+                      "ask-note") if note else None
+        with ui.row().classes("w-full justify-between gap-2"):
+            tag(ui.button("CANCEL", on_click=lambda: dialog.submit(None)).classes("bf-btn"), "ask-cancel")
+            for label, value, marker in choices:
+                tag(ui.button(label, on_click=lambda v=value: dialog.submit(v)).classes("bf-btn bf-control"), marker)
+    dialog.open()
+    try:
+        choice = await dialog
+        return choice, (str(comment.value or "").strip() if comment is not None else "")
+    finally:
+        dialog.delete()
+
+
+def _stable() -> ui.element:
+    """Dialogs hang on the page's layout, not on the pressed button: a list redrawn by an alarm event
+    while the dialog is open must not delete the dialog with its row."""
+    return ui.context.client.layout
+
+
+def _refused(what: str, exc: Exception) -> None:
+    ui.notify(f"{what}: {exc}", type="warning", close_button="OK")
+
+
+def ack_now(runtime: Runtime, client: Client, alarm_id: int, comment: str | None = None) -> bool:
+    actor = session.allowed(client, "operator", "ACK")
+    if actor is None:
+        return False
+    try:
+        runtime.alarms.ack(alarm_id, actor, comment or None)
+    except AlarmNotFound:
+        pass  # already acknowledged and closed elsewhere: nothing left to do
+    except TransitionRefused as exc:
+        _refused("ACK", exc)
+        return False
+    return True
+
+
+async def ack_with_note(runtime: Runtime, client: Client, alarm_id: int, message: str) -> None:
+    choice, comment = await ask("Acknowledge", message, [("ACK", True, "ack-confirm")])
+    if choice:
+        ack_now(runtime, client, alarm_id, comment)
+
+
+def reset(runtime: Runtime, client: Client, alarm_id: int) -> None:
+    actor = session.allowed(client, "operator", "RESET")
+    if actor is None:
+        return
+    try:
+        runtime.alarms.reset(alarm_id, actor)
+    except (AlarmNotFound, TransitionRefused) as exc:
+        _refused("RESET", exc)
+
+
+async def shelve(runtime: Runtime, client: Client, rule_id: str, label: str, redraw: Redraw = None) -> None:
+    """Timed shelves (15 min, 1 h, 8 h) for operators; a one-shot shelf (until it clears) for technicians."""
+    choices = [(name, seconds, f"shelve-{seconds}") for name, seconds in SHELF_TIMES.items()]
+    if session.may(session.seated(client), "technician"):
+        choices.append(("ONE-SHOT", ONE_SHOT, "shelve-oneshot"))
+    choice, comment = await ask(f"Shelve: {label}",
+                                "A shelved alarm is hidden and silent. A timed shelf ends by itself and the alarm "
+                                "comes back (needing a new ACK if still active); a one-shot shelf ends when the "
+                                "alarm clears.", choices)
+    if choice is None:
+        return
+    actor = session.allowed(client, "technician" if choice == ONE_SHOT else "operator", "SHELVE")
+    if actor is None:
+        return
+    try:
+        runtime.alarms.shelve(rule_id, actor, float(choice) or None, comment or None)
+    except (AlarmNotFound, TransitionRefused) as exc:
+        _refused("SHELVE", exc)
+    _done(redraw)
+
+
+def unshelve(runtime: Runtime, client: Client, rule_id: str, redraw: Redraw = None) -> None:
+    actor = session.allowed(client, "operator", "UNSHELVE")
+    if actor is None:
+        return
+    try:
+        runtime.alarms.unshelve(rule_id, actor)
+    except (AlarmNotFound, TransitionRefused) as exc:
+        _refused("UNSHELVE", exc)
+    _done(redraw)
+
+
+async def set_service(runtime: Runtime, client: Client, rule_id: str, in_service: bool, redraw: Redraw = None) -> None:
+    if not in_service:
+        choice, comment = await ask(f"Out of service: {rule_id}",
+                                    "This alarm will not be raised at all until it is returned to service. "
+                                    "Say why (e.g. probe being replaced).", [("OUT OF SERVICE", True, "oos-confirm")])
+        if not choice:
+            return
+    else:
+        comment = ""
+    actor = session.allowed(client, "technician", "RETURN TO SERVICE" if in_service else "OUT OF SERVICE")
+    if actor is None:
+        return
+    try:
+        runtime.alarms.set_in_service(rule_id, in_service, actor, comment or None)
+    except (AlarmNotFound, TransitionRefused) as exc:
+        _refused("SERVICE", exc)
+    _done(redraw)
+
+
+LIMIT_FIELDS = (("limit", "Limit"), ("deadband", "Deadband"), ("on_delay_s", "On-delay (s)"),
+                ("off_delay_s", "Off-delay (s)"))
+
+
+async def change_limits(runtime: Runtime, client: Client, rule_id: str, redraw: Redraw = None) -> None:
+    """Limit, deadband, delays and priority of one definition; persisted, journalled and audited."""
+    point = runtime.alarms.points.get(rule_id)
+    if point is None or point.tracker is None:
+        ui.notify(f"{rule_id} has no limits to change", type="warning")
+        return
+    current = runtime.alarms.limits_of(point)
+    inputs: dict[str, ui.number] = {}
+    with _stable(), ui.dialog().props("persistent") as dialog, tag(ui.card().classes("bf-confirm"), "limits-dialog"):
+        ui.label(f"Change limits: {rule_id}").classes("text-xl font-bold")
+        for key, label in LIMIT_FIELDS:
+            inputs[key] = tag(ui.number(label, value=current[key], min=None if key == "limit" else 0)
+                              .props("outlined").classes("w-full"), f"limits-{key}")
+        priority = tag(ui.select({p: f"{SEVERITY_SHAPES[p]} {p.upper()}" for p in SEVERITY_ORDER},
+                                 value=current["priority"], label="Priority").classes("w-full"), "limits-priority")
+        with ui.row().classes("w-full justify-between"):
+            tag(ui.button("CANCEL", on_click=lambda: dialog.submit(None)).classes("bf-btn"), "limits-cancel")
+            tag(ui.button("SAVE", on_click=lambda: dialog.submit(True)).classes("bf-btn bf-control"), "limits-save")
+    dialog.open()
+    try:
+        if not await dialog:
+            return
+        values: dict[str, Any] = {key: inputs[key].value for key, _ in LIMIT_FIELDS}
+        values["priority"] = priority.value
+    finally:
+        dialog.delete()
+    changes = {}
+    for key, value in values.items():
+        if value is None or value == current.get(key):
+            continue
+        if key != "priority" and (not math.isfinite(float(value)) or (key != "limit" and float(value) < 0)):
+            ui.notify(f"{key}: must be a number ≥ 0", type="negative")
+            return
+        changes[key] = value if key == "priority" else float(value)
+    if not changes:
+        ui.notify("Nothing changed", type="info")
+        return
+    actor = session.allowed(client, "technician", "CHANGE LIMITS")
+    if actor is None:
+        return
+    try:
+        old, point = runtime.alarms.change_limits(rule_id, changes, actor)
+    except (AlarmNotFound, TransitionRefused) as exc:
+        _refused("CHANGE LIMITS", exc)
+        return
+    new = runtime.alarms.limits_of(point)
+    changed = ", ".join(f"{k} {old.get(k)} → {new.get(k)}" for k in changes)
+    ui.notify(f"{rule_id}: {changed}", type="positive")
+    _done(redraw)
+
+
+def _done(redraw: Redraw) -> None:
+    if redraw is not None:
+        redraw()

@@ -1,0 +1,170 @@
+"""The alarm journal on screen (every transition with time and user, filters, CSV export) and the
+technician's alarm statistics (alarms per 10 minutes, top 10, chattering, stale > 24 h).
+
+Both read the database through `runtime.db.read` after a barrier, so a transition the screen was
+just told about is already in what it reads. A node-limited user sees only their nodes' rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from nicegui import background_tasks, ui
+from nicegui.client import Client
+
+from bevforge import alarm_history
+from bevforge.domain import Actor, utcnow
+from bevforge.runtime import Runtime
+from ui.controls import tag
+from ui.theme import SEVERITY_SHAPES
+
+log = logging.getLogger(__name__)
+
+RANGES = {"1 h": timedelta(hours=1), "24 h": timedelta(hours=24), "7 days": timedelta(days=7), "All": None}
+EVENTS = ("all", "raised", "cleared", "acked", "reset", "shelved", "unshelved", "shelf_expired", "reannunciated",
+          "suppressed", "unsuppressed", "out_of_service", "in_service", "limits_changed", "chattering")
+COLUMNS = [
+    {"name": "time", "label": "Time", "field": "time", "align": "left"},
+    {"name": "priority", "label": "Priority", "field": "priority", "align": "left"},
+    {"name": "event", "label": "Event", "field": "event", "align": "left"},
+    {"name": "message", "label": "Alarm", "field": "message", "align": "left"},
+    {"name": "user", "label": "User", "field": "user", "align": "left"},
+    {"name": "comment", "label": "Note", "field": "comment", "align": "left"},
+    {"name": "alarmId", "label": "#", "field": "alarmId", "align": "right"},
+]
+ROW_LIMIT = 1000
+
+
+def visible_rules(runtime: Runtime, actor: Actor) -> set[str] | None:
+    """Rule ids a node-limited user may see (None: all)."""
+    if actor.nodes is None:
+        return None
+    return {p.key for p in runtime.alarms.points.values() if actor.may_see(p.node)}
+
+
+def _when(text: str | None) -> str:
+    return (text or "").replace("T", " ").replace("Z", " UTC")[:23]
+
+
+class AlarmHistory:
+    """The HISTORY tab: the journal, filtered, newest first; reloaded when alarms change."""
+
+    def __init__(self, runtime: Runtime, client: Client, actor: Actor) -> None:
+        self.runtime = runtime
+        self.client = client
+        self.actor = actor
+        self._loading = False
+        self._again = False
+        allowed = visible_rules(runtime, actor)
+        rules = sorted(k for k, p in runtime.alarms.points.items()
+                       if p.rule is not None and (allowed is None or k in allowed))
+        with ui.row().classes("items-end gap-3 w-full"):
+            self.range = tag(ui.select(list(RANGES), value="24 h", label="Range", on_change=self.refresh)
+                             .classes("min-w-32"), "hist-range")
+            self.rule = tag(ui.select(["all", *rules], value="all", label="Alarm", on_change=self.refresh)
+                            .classes("min-w-56"), "hist-rule")
+            self.event = tag(ui.select(list(EVENTS), value="all", label="Event", on_change=self.refresh)
+                             .classes("min-w-40"), "hist-event")
+            tag(ui.button("EXPORT CSV", on_click=self.export).classes("bf-btn"), "hist-export")
+        self.table = tag(ui.table(columns=COLUMNS, rows=[], row_key="id", pagination=25).classes("w-full"),
+                         "hist-table")
+
+    def _filters(self) -> dict[str, Any]:
+        span = RANGES[self.range.value]
+        return {"since": utcnow() - span if span else None,
+                "rule_id": None if self.rule.value == "all" else self.rule.value,
+                "event": None if self.event.value == "all" else self.event.value}
+
+    async def entries(self, limit: int) -> list[dict[str, Any]]:
+        await self.runtime.db.barrier()
+        filters = self._filters()
+        entries = await self.runtime.db.read(
+            lambda: alarm_history.history(self.runtime.db, limit=limit, **filters))
+        allowed = visible_rules(self.runtime, self.actor)
+        return entries if allowed is None else [e for e in entries if e["ruleId"] in allowed]
+
+    def refresh(self) -> None:
+        """Reload in the background; alarm bursts fold into one more load, never a queue of them."""
+        if self._loading:
+            self._again = True
+            return
+        self._loading = True
+        background_tasks.create(self._fill(), name="alarm journal")
+
+    async def _fill(self) -> None:
+        try:
+            while True:
+                self._again = False
+                entries = await self.entries(ROW_LIMIT)
+                if self.client.is_deleted:
+                    return
+                self.table.rows = [self._row(e) for e in entries]
+                self.table.update()
+                if not self._again:
+                    return
+        except Exception:
+            log.exception("alarm journal could not be read")
+        finally:
+            self._loading = False
+
+    @staticmethod
+    def _row(entry: dict[str, Any]) -> dict[str, Any]:
+        priority = entry.get("priority") or ""
+        return {"id": entry["id"], "time": _when(entry["time"]), "alarmId": entry["alarmId"],
+                "priority": f"{SEVERITY_SHAPES.get(priority, '')} {priority.upper()}".strip(),
+                "event": entry["event"].replace("_", " ").upper(), "message": entry["message"] or entry["ruleId"],
+                "user": entry["user"], "comment": entry["comment"] or ""}
+
+    async def export(self) -> None:
+        entries = await self.entries(100_000)
+        stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
+        ui.download.content(alarm_history.to_csv(entries).encode(), f"alarm-journal_{stamp}.csv", "text/csv")
+
+
+class AlarmStatistics:
+    """The STATISTICS tab (technicians): is the alarm system usable? (EEMUA 191 / ISA-18.2 load)."""
+
+    def __init__(self, runtime: Runtime, client: Client) -> None:
+        self.runtime = runtime
+        self.client = client
+        with ui.row().classes("items-center gap-3"):
+            tag(ui.button("REFRESH", on_click=self.load).classes("bf-btn"), "stats-refresh")
+            self.headline = tag(ui.label("").classes("font-semibold"), "stats-headline")
+        with ui.row().classes("w-full items-start gap-6"):
+            with ui.column().classes("gap-1"):
+                ui.label("Alarms per 10 minutes (last 24 h)").classes("font-bold")
+                self.per10 = tag(ui.table(columns=[
+                    {"name": "start", "label": "From (UTC)", "field": "start", "align": "left"},
+                    {"name": "count", "label": "Raised", "field": "count", "align": "right"}],
+                    rows=[], row_key="start", pagination=12), "stats-per10")
+            with ui.column().classes("gap-1"):
+                ui.label("Top 10 most frequent").classes("font-bold")
+                self.top = tag(ui.table(columns=[
+                    {"name": "ruleId", "label": "Alarm", "field": "ruleId", "align": "left"},
+                    {"name": "count", "label": "Raised", "field": "count", "align": "right"}],
+                    rows=[], row_key="ruleId"), "stats-top10")
+            with ui.column().classes("gap-1"):
+                ui.label("Chattering (≥ 3 cycles a minute)").classes("font-bold")
+                self.chattering = tag(ui.label(""), "stats-chattering")
+                ui.label("Stale (active > 24 h)").classes("font-bold mt-4")
+                self.stale = tag(ui.label(""), "stats-stale")
+
+    async def load(self) -> None:
+        runtime = self.runtime
+        chattering = [p.key for p in runtime.alarms.points.values() if p.chattering]
+        await runtime.db.barrier()
+        stats = await runtime.db.read(alarm_history.statistics, runtime.db, chattering)
+        if self.client.is_deleted:
+            return
+        self.headline.text = (f"{stats['raisedLast24h']} alarms in 24 h · average {stats['averagePer10Minutes']} "
+                              f"per 10 min · peak {stats['peakPer10Minutes']} (flood above "
+                              f"{stats['floodThreshold']})")
+        self.per10.rows = [{"start": _when(r["start"]), "count": r["count"]} for r in stats["per10Minutes"]]
+        self.top.rows = stats["top10"]
+        self.per10.update()
+        self.top.update()
+        self.chattering.text = ", ".join(stats["chattering"]) or "none"
+        self.stale.text = "; ".join(f"#{s['alarmId']} {s['message']} since {_when(s['raisedAt'])}"
+                                    for s in stats["staleAlarms"]) or "none"
