@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlmodel import select
 
-from bevforge import interlocks
+from bevforge import history, interlocks
 from bevforge.api.deps import actor_for_request, runtime_of
 from bevforge.api.errors import ApiError, JSONResponse
 from bevforge.api.security import enforce, requires
@@ -212,7 +212,8 @@ def _parse_time(raw: Any, field: str) -> datetime | None:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
-@router.get("/telemetry", summary="History of readings", openapi_extra=requires("viewer"))
+@router.get("/telemetry", summary="History of readings (1-minute rollups where raw samples were pruned)",
+            openapi_extra=requires("viewer"))
 async def get_telemetry(
     request: Request,
     endpointId: Annotated[int | None, Query(description="endpoint id")] = None,  # noqa: N803
@@ -242,14 +243,21 @@ async def get_telemetry(
             return list(session.exec(statement).all())
 
     rows = await rt.db.read(query)
-    rows.reverse()
-    return {
-        "endpointId": endpointId,
-        "count": len(rows),
-        "readings": [{"endpointId": r.endpoint_id, "value": r.value, "quality": r.quality,
-                      "timestamp": iso_epoch(r.server_ts), "sourceTimestamp": iso_epoch(r.source_ts)}
-                     for r in rows],
-    }
+    readings = [(r.server_ts, {"endpointId": r.endpoint_id, "value": r.value, "quality": r.quality,
+                               "timestamp": iso_epoch(r.server_ts), "sourceTimestamp": iso_epoch(r.source_ts)})
+                for r in rows]
+    if len(rows) < limit:  # the range may reach back past the raw retention window: add its rollups
+        ids = [endpointId] if endpointId is not None else visible
+        rollups = await rt.db.read(history.rollup_points, rt.db.engine, ids, since, until, limit - len(rows))
+        readings += [(p["minute_ts"], {"endpointId": p["endpoint_id"], "value": p["average"], "quality": "good",
+                                       "timestamp": iso_epoch(p["minute_ts"]), "sourceTimestamp": None,
+                                       "rollup": {"periodS": 60, "minimum": p["minimum"], "maximum": p["maximum"],
+                                                  "samples": p["samples"]}})
+                     for p in rollups]
+        readings.sort(key=lambda item: item[0])
+    else:
+        readings.reverse()
+    return {"endpointId": endpointId, "count": len(readings), "readings": [r for _, r in readings]}
 
 
 def _aware_utc(ts: datetime) -> datetime:
