@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from bevforge import history, interlocks
 from bevforge.api.deps import actor_for_request, runtime_of
-from bevforge.api.errors import ApiError, JSONResponse
+from bevforge.api.errors import ApiError, JSONResponse, TimeQuery
 from bevforge.api.security import enforce, requires
 from bevforge.commands import CommandRejected
 from bevforge.config import Endpoint
@@ -43,12 +43,25 @@ class CommandIn(BaseModel):
     commandId: str | None = Field(default=None, max_length=64)
 
 
-def body_schema(*models: type[BaseModel]) -> dict[str, Any]:
-    schemas = [m.model_json_schema(ref_template="#/components/schemas/{model}") for m in models]
-    for schema in schemas:
-        schema.pop("$defs", None)
+def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
+    """Replace `$ref`s to the model's own `$defs` by their schema: the body stands on its own in OpenAPI."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline_refs(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline_refs(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline_refs(v, defs) for v in node]
+    return node
+
+
+def body_schema(*models: type[BaseModel], required: bool = True) -> dict[str, Any]:
+    schemas = []
+    for model in models:
+        raw = model.model_json_schema()
+        schemas.append(_inline_refs(raw, raw.pop("$defs", {})))
     schema: dict[str, Any] = schemas[0] if len(schemas) == 1 else {"oneOf": schemas}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}
 
 
 async def json_body(request: Request, *, optional: bool = False) -> Any:
@@ -217,8 +230,8 @@ def _parse_time(raw: Any, field: str) -> datetime | None:
 async def get_telemetry(
     request: Request,
     endpointId: Annotated[int | None, Query(description="endpoint id")] = None,  # noqa: N803
-    since: Annotated[datetime | None, Query()] = None,
-    until: Annotated[datetime | None, Query()] = None,
+    since: TimeQuery = None,
+    until: TimeQuery = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
 ) -> dict[str, Any]:
     rt = runtime_of(request)
@@ -268,7 +281,8 @@ def _aware_utc(ts: datetime) -> datetime:
 # -- commands ------------------------------------------------------------------------------------
 
 @router.post("/command", summary="Send a command (202 queued, 409 blocked by an interlock)",
-             status_code=202, openapi_extra=body_schema(CommandIn) | requires("operator"))
+             status_code=202, openapi_extra=body_schema(CommandIn) | requires("operator"),
+             responses={200: {"description": "The same commandId was sent before: its current state"}})
 async def post_command(request: Request) -> JSONResponse:
     rt = runtime_of(request)
     body = await json_body(request)
