@@ -428,7 +428,12 @@ def _format_path(path: tuple[Any, ...]) -> str:
 
 def parse_config(text: str, filename: str = "config.yaml") -> PlantConfig:
     """Parse and validate config text; raise ConfigError listing every problem with its line."""
-    loader = _LineLoader(text)
+    try:
+        loader = _LineLoader(text)  # the reader checks the characters here, before any parsing
+    except yaml.reader.ReaderError as exc:  # a control character, e.g. pasted from a terminal
+        line = text[: exc.position].count("\n") + 1
+        raise ConfigError([ConfigProblem(filename, line, "", f"YAML syntax: character #x{exc.character:04x} "
+                                         "is not allowed (a control character?)")]) from None
     loader.line_index = {}  # type: ignore[attr-defined]
     try:
         document = loader.get_single_data()
