@@ -139,6 +139,9 @@ async def test_low_free_space_raises_a_high_alarm_and_clears_when_space_returns(
     alarms = (await server.http.get("/api/os/alarms")).json()
     disk = [a for a in alarms if a["kind"] == "disk_space"]
     assert len(disk) == 1 and disk[0]["priority"] == "high" and "Disk space low" in disk[0]["message"]
+    for path in ("/api/os/alarms/summary", "/api/os/alarms/definitions", "/api/os/alarms/stats",
+                 "/api/os/alarms/history"):
+        assert (await server.http.get(path)).status_code == 200, path
     health = (await server.http.get("/api/os/health")).json()
     assert health["retention"]["diskLow"] is True and health["retention"]["freeMb"] > 0
     assert health["tasks"] > 0
