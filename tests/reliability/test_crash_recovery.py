@@ -2,7 +2,8 @@
 
 `python main.py` runs as a real subprocess (temp SQLite file, free port) with the simulated plant
 polled at its normal rates, three clients sending a command every 100 ms and a /ws client
-recording every telemetry frame. At a random moment it is killed with SIGKILL, checked, restarted.
+recording every telemetry frame. At a random moment (every other time: just after a 202, so a command
+is surely in flight) it is killed with SIGKILL, checked, restarted.
 
 Checked after every kill:
 - `PRAGMA integrity_check` is ok (WAL + synchronous=NORMAL survive a process crash);
@@ -59,6 +60,7 @@ class Round:
     accepted: list[str] = field(default_factory=list)  # answered 202
     telemetry: list[tuple[int, int]] = field(default_factory=list)  # (endpointId, ms) of live frames
     lock: threading.Lock = field(default_factory=threading.Lock)
+    answered: threading.Event = field(default_factory=threading.Event)  # set on every 202
 
 
 def app_env() -> dict[str, str]:
@@ -104,6 +106,7 @@ def command_client(base_url: str, name: str, stop: threading.Event, record: Roun
             if answer.status_code == 202:
                 with record.lock:
                     record.accepted.append(command_id)
+                record.answered.set()
             stop.wait(0.1)
 
 
@@ -217,6 +220,9 @@ def test_kill_9_under_load_loses_nothing_answered(tmp_path: Path) -> None:
                     thread.start()
                 subscribed.wait(30)
                 time.sleep(rng.uniform(0.3, 1.5))  # the random moment of the crash (not a wait for a state)
+                if rng.random() < 0.5:  # every other kill lands just after a 202: that command is in flight
+                    record.answered.clear()
+                    record.answered.wait(5)
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
