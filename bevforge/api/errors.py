@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -12,7 +13,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse as _StarletteJSONResponse
 from pydantic import WithJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 
@@ -111,14 +111,19 @@ def document_errors(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def allowed_methods(request: Request) -> str:
-    """Every method any route serves at this path (Starlette lists only the first matching route's)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return ", ".join(sorted(methods))
+def allowed_methods(request: Request) -> str | None:
+    """Every method the API documents at this path (Starlette's Allow lists only the first route's).
+
+    Read from the OpenAPI paths, the one table of what each path serves; None for a path outside it.
+    """
+    table = getattr(request.app.state, "allow_table", None)
+    if table is None:
+        table = [(re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$"),
+                  ", ".join(sorted(m.upper() for m in operations)))
+                 for path, operations in request.app.openapi().get("paths", {}).items()]
+        request.app.state.allow_table = table
+    path = request.scope.get("path", "")
+    return next((methods for pattern, methods in table if pattern.match(path)), None)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -143,7 +148,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 413: "too_large"}.get(exc.status_code, "http_error")
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:
-            headers["Allow"] = allowed_methods(_request)
+            headers["Allow"] = allowed_methods(_request) or headers.get("Allow", "")
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers or None)
 
     @app.exception_handler(Exception)
