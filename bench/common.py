@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -70,3 +71,18 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
     out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(out)
+
+
+@dataclass
+class Row:
+    """One line of docs/benchmarks.md: a measure, its result, the target and whether it was met."""
+
+    measure: str
+    result: str
+    target: str
+    met: bool | None  # None: a figure reported without a target
+    command: str
+
+    def cells(self) -> list[str]:
+        verdict = "—" if self.met is None else ("met" if self.met else "**not met**")
+        return [self.measure, self.result, self.target or "—", verdict, f"`{self.command}`"]

@@ -263,6 +263,23 @@ def run(ws: str, n: int, rate: float, seconds: float, workers: int, overrides: d
     }
 
 
+def rows(seconds: float = 10.0, rate: float = 100.0, workers: int = 2) -> list[Any]:
+    """The seed's two targets, for bench/run_all.py: N = 1 (p99 ≤ 5 ms), N = 100 (p99 ≤ 25 ms, all complete)."""
+    sys.path.insert(0, str(ROOT))
+    from bench.common import Row
+
+    out = []
+    for n, target_ms in ((1, 5.0), (100, 25.0)):
+        r = run("main.py", n, rate, seconds, workers, {})
+        done, clients = (int(x) for x in r["complete"].split("/"))
+        command = f"python bench/fanout.py --clients {n} --rate {rate:g} --seconds {seconds:g} --ws main.py"
+        out.append(Row(f"/ws fan-out ingest→client latency, N = {n}, R = {r['rate']:.0f}/s (p50 / p99)",
+                       f"{r['p50']:.1f} / {r['p99']:.1f} ms, {r['complete']} clients got every update",
+                       f"p99 ≤ {target_ms:g} ms" + (", every update" if n > 1 else ""),
+                       r["p99"] <= target_ms and done == clients, command))
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", default="1,10,100")

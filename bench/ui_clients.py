@@ -29,6 +29,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -131,7 +132,8 @@ def start_server(port: int) -> subprocess.Popen[bytes]:
                             stdout=subprocess.DEVNULL, stderr=(tmp / "server.log").open("wb"))
 
 
-async def run(server: subprocess.Popen[bytes], port: int, clients: int, seconds: float, browser: bool) -> int:
+async def run(server: subprocess.Popen[bytes], port: int, clients: int, seconds: float, browser: bool,
+              rows: list[Any] | None = None) -> int:
     base_url = f"http://127.0.0.1:{port}"
     sims: list[SimClient] = []
     tasks: list[asyncio.Task[None]] = []
@@ -174,8 +176,16 @@ async def run(server: subprocess.Popen[bytes], port: int, clients: int, seconds:
     print(f"| liveness pings answered per client | {min(pings)}–{max(pings)} | |")
     ok = busy_cpu <= CPU_TARGET_PCT and per_client_rss <= RSS_TARGET_MB
     print(f"\nResult: {'within' if ok else 'OUTSIDE'} the targets.")
+    if rows is not None:
+        from bench.common import Row
+
+        command = f"python bench/ui_clients.py --clients {clients} --seconds {seconds:g}"
+        rows += [Row(f"Control Panel: server CPU with {clients} UI clients", f"{busy_cpu:.1f} % of one core",
+                     f"≤ {CPU_TARGET_PCT:g} %", busy_cpu <= CPU_TARGET_PCT, command),
+                 Row("Control Panel: RSS per UI client", f"{per_client_rss:.2f} MB", f"≤ {RSS_TARGET_MB:g} MB",
+                     per_client_rss <= RSS_TARGET_MB, command)]
     if browser:
-        await browser_figures(server, base_url)
+        await browser_figures(server, base_url, rows=rows)
     return 0 if ok else 1
 
 
@@ -183,7 +193,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-async def browser_figures(server: subprocess.Popen[bytes], base_url: str, repeats: int = 6) -> None:
+async def browser_figures(server: subprocess.Popen[bytes], base_url: str, repeats: int = 6,
+                          rows: list[Any] | None = None) -> None:
     """In real Chromium: how soon a second station shows a change, and how soon a lost server shows.
 
     Ends by stopping the server (the last figure is the SIGTERM one).
@@ -231,6 +242,29 @@ async def browser_figures(server: subprocess.Popen[bytes], base_url: str, repeat
           f"median / max of {repeats} | {statistics.median(sync_ms):.0f} ms / {max(sync_ms):.0f} ms | < 1 s |")
     print(f"| server frozen (SIGSTOP, socket stays open) → screen shows it | {frozen_s:.1f} s | ≤ 3 s |")
     print(f"| server stopped (SIGTERM) → screen shows it | {stopped_s:.1f} s | ≤ 3 s |")
+    if rows is not None:
+        from bench.common import Row
+
+        command = "python bench/ui_clients.py (Chromium part)"
+        sync = f"{statistics.median(sync_ms):.0f} / {max(sync_ms):.0f} ms"
+        rows += [Row("two stations: a press on one shows on the other (median / max)", sync, "< 1 s",
+                     max(sync_ms) < 1000, command),
+                 Row("server frozen → the screen shows it", f"{frozen_s:.1f} s", "≤ 3 s", frozen_s <= 3, command),
+                 Row("server stopped → the screen shows it", f"{stopped_s:.1f} s", "≤ 3 s", stopped_s <= 3, command)]
+
+
+def collect(clients: int = 20, seconds: float = 30.0, browser: bool = True) -> list[Any]:
+    """The figures as bench.common.Row for bench/run_all.py (the tables are printed as well)."""
+    sys.path.insert(0, str(ROOT))
+    rows: list[Any] = []
+    port = free_port()
+    server = start_server(port)
+    try:
+        asyncio.run(run(server, port, clients, seconds, browser, rows))
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+    return rows
 
 
 def main() -> int:

@@ -222,6 +222,26 @@ class StoreSettings(Strict):
     flush_rows: int = Field(default=5000, ge=1)
 
 
+class RetentionSettings(Strict):
+    """Disk discipline: raw history for `raw_days`, then 1-minute min/avg/max rollups for `rollup_days`.
+
+    A 0.5 s probe writes ~170 000 rows a day; without a limit the history fills the panel PC's disk
+    and the app stops recording (or stops). Rollups keep long trends drawable at a fraction of the size.
+    """
+
+    raw_days: float = Field(default=30, gt=0, description="raw samples older than this are rolled up")
+    rollup_days: float = Field(default=730, gt=0, description="1-minute rollups older than this are deleted")
+    check_interval_s: float = Field(default=60, gt=0, le=86400, description="how often pruning and the disk check run")
+    batch_rows: int = Field(default=20000, ge=100, description="raw rows moved per writer transaction")
+    min_free_mb: float = Field(default=500, ge=0, description="free space below this raises a high alarm")
+
+    @model_validator(mode="after")
+    def _rollups_outlive_raw(self) -> RetentionSettings:
+        if self.rollup_days < self.raw_days:
+            raise ValueError("rollup_days must be at least raw_days")
+        return self
+
+
 class RealtimeSettings(Strict):
     max_connections: int = Field(default=100, ge=1)
     max_messages_per_s: float = Field(default=10, gt=0)
@@ -286,6 +306,7 @@ class PlantConfig(Strict):
     alarms: list[AlarmRule] = Field(default_factory=list)
     commands: CommandSettings = Field(default_factory=CommandSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
@@ -414,7 +435,12 @@ def _format_path(path: tuple[Any, ...]) -> str:
 
 def parse_config(text: str, filename: str = "config.yaml") -> PlantConfig:
     """Parse and validate config text; raise ConfigError listing every problem with its line."""
-    loader = _LineLoader(text)
+    try:
+        loader = _LineLoader(text)  # the reader checks the characters here, before any parsing
+    except yaml.reader.ReaderError as exc:  # a control character, e.g. pasted from a terminal
+        line = text[: exc.position].count("\n") + 1
+        raise ConfigError([ConfigProblem(filename, line, "", f"YAML syntax: character #x{exc.character:04x} "
+                                         "is not allowed (a control character?)")]) from None
     loader.line_index = {}  # type: ignore[attr-defined]
     try:
         document = loader.get_single_data()

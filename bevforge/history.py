@@ -4,6 +4,10 @@ A brew-day trend (12 h of a 0.5 s probe is ~86 000 rows) must draw as fast as a 
 database does the bucketing: one GROUP BY over the (endpoint_id, server_ts) index returns at most
 `buckets` rows of min/avg/max. Only GOOD values enter an aggregate; a bucket with no good sample is
 returned as a gap (None), never interpolated (REFERENCE.md §4).
+
+Raw rows older than the retention window live on as 1-minute rollups (bevforge/retention.py); a
+range reaching back there reads them too, so a long trend keeps its shape after pruning. Rollups
+never overlap raw rows (a minute is moved whole), so the two sources are simply merged per bucket.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from bevforge.store import TelemetryReading
+from bevforge.store import TelemetryReading, TelemetryRollup
 
 MAX_EXPORT_ROWS = 500_000
 
 _T = TelemetryReading.__table__  # type: ignore[attr-defined]
+_R = TelemetryRollup.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,18 +65,48 @@ def trend(engine: Engine, endpoint_id: int, since: datetime, until: datetime, bu
         .group_by(index)
         .order_by(index)
     )
+    r_index = func.floor((_R.c.minute_ts - origin) / width).label("bucket")
+    rollups = (
+        select(r_index, func.min(_R.c.minimum), func.sum(_R.c.average * _R.c.samples), func.max(_R.c.maximum),
+               func.sum(_R.c.samples))
+        .where(_R.c.endpoint_id == endpoint_id, _R.c.minute_ts >= origin, _R.c.minute_ts <= until.timestamp())
+        .group_by(r_index)
+    )
     with engine.connect() as conn:
-        rows = {int(r[0]): r for r in conn.execute(statement)}
+        raw = {int(r[0]): r for r in conn.execute(statement)}
+        rolled = {int(r[0]): r for r in conn.execute(rollups) if r[4]}
     count = math.ceil((until - since).total_seconds() / width)
     out = []
     for i in range(max(count, 1)):
         start = since + timedelta(seconds=i * width)
-        row = rows.get(i)
-        if row is None:
+        row, roll = raw.get(i), rolled.get(i)
+        if row is None and roll is None:
             out.append(Bucket(start, None, None, None, 0))
-        else:
+        elif roll is None:
             out.append(Bucket(start, float(row[1]), float(row[2]), float(row[3]), int(row[4])))
+        elif row is None:
+            out.append(Bucket(start, float(roll[1]), float(roll[2]) / int(roll[4]), float(roll[3]), int(roll[4])))
+        else:  # the bucket straddles the retention cutoff: weight the two averages by their samples
+            n = int(row[4]) + int(roll[4])
+            average = (float(row[2]) * int(row[4]) + float(roll[2])) / n
+            out.append(Bucket(start, min(float(row[1]), float(roll[1])), average,
+                              max(float(row[3]), float(roll[3])), n))
     return out
+
+
+def rollup_points(engine: Engine, endpoint_ids: list[int] | None, since: datetime | None, until: datetime | None,
+                  limit: int) -> list[dict[str, float | int]]:
+    """The newest `limit` 1-minute rollups in a range (pruned history), newest first."""
+    statement = select(_R.c.endpoint_id, _R.c.minute_ts, _R.c.minimum, _R.c.average, _R.c.maximum, _R.c.samples)
+    if endpoint_ids is not None:
+        statement = statement.where(_R.c.endpoint_id.in_(endpoint_ids))
+    if since is not None:
+        statement = statement.where(_R.c.minute_ts >= aware_utc(since).timestamp())
+    if until is not None:
+        statement = statement.where(_R.c.minute_ts <= aware_utc(until).timestamp())
+    statement = statement.order_by(_R.c.minute_ts.desc(), _R.c.endpoint_id).limit(limit)
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(statement)]
 
 
 def readings(engine: Engine, endpoint_id: int, since: datetime, until: datetime,

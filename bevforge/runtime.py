@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,7 @@ from bevforge.config import PlantConfig
 from bevforge.devices import Driver, DriverFactory
 from bevforge.domain import Reading
 from bevforge.plant import Plant
+from bevforge.retention import RetentionService
 from bevforge.store import (
     Database,
     EndpointRow,
@@ -68,6 +70,7 @@ class Runtime:
             self.drivers[device.id] = factory(device, endpoints, _Link(self.plant, device.id))
         self.commands = CommandService(config, self.plant, self.bus, self.db, self.alarms, self.drivers, self.audit)
         self.alarms.audit = self.audit
+        self.retention = RetentionService(config.retention, self.db, self.alarms)
         self.plant.trip_handler = self.commands.trip
         self.started_at: float | None = None
         self.interrupted_commands = 0
@@ -88,6 +91,7 @@ class Runtime:
         self.auth.load()
         self.alarms.start()
         self.history.start()
+        self.retention.start()
         self.plant.start()
         for driver in self.drivers.values():
             await driver.start()
@@ -101,6 +105,7 @@ class Runtime:
                 log.exception("driver %s did not stop cleanly", driver.device.id)
         await self.commands.stop()
         await self.plant.stop()
+        await self.retention.stop()
         await self.alarms.stop()
         await self.history.stop()
         self.db.close()
@@ -123,5 +128,7 @@ class Runtime:
                          "writeErrors": self.db.write_errors},
             "bus": {"published": self.bus.published, "subscribers": self.bus.subscriber_count},
             "readingsIngested": self.plant.readings_ingested,
+            "tasks": len(asyncio.all_tasks()),  # flat over a soak run, or something leaks tasks
+            "retention": self.retention.stats.as_dict(),
             "auth": self.auth.mode,
         }

@@ -70,6 +70,21 @@ class TelemetryReading(SQLModel, table=True):
     server_ts: float
 
 
+class TelemetryRollup(SQLModel, table=True):
+    """One endpoint's good samples over one minute, kept after the raw rows are pruned (retention).
+
+    `minute_ts` is the minute's start in epoch seconds; a minute with no good sample has no row (a gap).
+    """
+
+    __tablename__ = "telemetry_rollups"
+    endpoint_id: int = Field(primary_key=True)
+    minute_ts: float = Field(primary_key=True)
+    minimum: float
+    average: float
+    maximum: float
+    samples: int
+
+
 class CommandRow(SQLModel, table=True):
     __tablename__ = "commands"
     id: str = Field(primary_key=True, max_length=64)

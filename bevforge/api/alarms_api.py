@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -13,9 +12,12 @@ from bevforge import alarm_history
 from bevforge.alarm_states import TransitionRefused
 from bevforge.alarms import STATES, Alarm, AlarmNotFound
 from bevforge.api.deps import actor_for_request, require_role, runtime_of
-from bevforge.api.errors import ApiError, JSONResponse
+from bevforge.api.errors import CSV_ANSWER, ApiError, JSONResponse, TimeQuery
 from bevforge.api.rest import body_schema, json_body
 from bevforge.api.security import enforce, requires
+
+SQL_INT_MAX = 2**63 - 1  # a larger id cannot be in the database; asking SQLite for it raised OverflowError (500)
+AlarmId = Annotated[int, Path(ge=0, le=SQL_INT_MAX)]
 
 router = APIRouter(prefix="/api/os/alarms", default_response_class=JSONResponse,
                    dependencies=[Depends(enforce)], tags=["alarms"])
@@ -42,6 +44,7 @@ class LimitsIn(BaseModel):
 
 
 async def _model(request: Request, model: type[BaseModel]) -> Any:
+    """The body as `model`; no body counts as {} (so the routes document their body as optional)."""
     body = await json_body(request, optional=True)
     if not isinstance(body, dict):
         raise ApiError(422, "invalid_request", "body must be a JSON object", "body")
@@ -80,9 +83,10 @@ async def summary(request: Request) -> dict[str, Any]:
 
 
 @router.get("/history", summary="The alarm journal: every transition with time and user (format=csv to export)",
-            openapi_extra=requires("viewer"))
-async def history(request: Request, since: datetime | None = None, until: datetime | None = None,
-                  ruleId: str | None = None, event: str | None = None, alarmId: int | None = None,  # noqa: N803
+            openapi_extra=requires("viewer"), responses=CSV_ANSWER)
+async def history(request: Request, since: TimeQuery = None, until: TimeQuery = None,
+                  ruleId: str | None = None, event: str | None = None,  # noqa: N803
+                  alarmId: Annotated[int | None, Query(ge=0, le=SQL_INT_MAX)] = None,  # noqa: N803
                   limit: Annotated[int, Query(ge=1, le=100000)] = 1000,
                   format: Literal["json", "csv"] = "json") -> Any:
     rt = runtime_of(request)
@@ -126,7 +130,7 @@ def _rule(request: Request, rule_id: str) -> str:
 
 
 @router.patch("/definitions/{rule_id}", summary="Change limits at runtime (technician; persisted, journalled)",
-              openapi_extra=body_schema(LimitsIn) | requires("technician"))
+              openapi_extra=body_schema(LimitsIn, required=False) | requires("technician"))
 async def change_limits(request: Request, rule_id: str) -> dict[str, Any]:
     actor = require_role(request, "technician")
     rule_id = _rule(request, rule_id)
@@ -143,7 +147,7 @@ async def change_limits(request: Request, rule_id: str) -> dict[str, Any]:
 
 
 @router.post("/definitions/{rule_id}/shelve", summary="Shelve (timed with durationS, else one-shot)",
-             openapi_extra=body_schema(ShelveIn) | requires("operator"))
+             openapi_extra=body_schema(ShelveIn, required=False) | requires("operator"))
 async def shelve(request: Request, rule_id: str) -> dict[str, Any]:
     body: ShelveIn = await _model(request, ShelveIn)
     actor = require_role(request, "operator" if body.durationS else "technician")
@@ -156,7 +160,7 @@ async def shelve(request: Request, rule_id: str) -> dict[str, Any]:
 
 
 @router.post("/definitions/{rule_id}/unshelve", summary="Unshelve",
-             openapi_extra=body_schema(CommentIn) | requires("operator"))
+             openapi_extra=body_schema(CommentIn, required=False) | requires("operator"))
 async def unshelve(request: Request, rule_id: str) -> dict[str, Any]:
     actor = require_role(request, "operator")
     rule_id = _rule(request, rule_id)
@@ -169,13 +173,13 @@ async def unshelve(request: Request, rule_id: str) -> dict[str, Any]:
 
 
 @router.post("/definitions/{rule_id}/out-of-service", summary="Take out of service (technician)",
-             openapi_extra=body_schema(CommentIn) | requires("technician"))
+             openapi_extra=body_schema(CommentIn, required=False) | requires("technician"))
 async def out_of_service(request: Request, rule_id: str) -> dict[str, Any]:
     return await _service(request, rule_id, False)
 
 
 @router.post("/definitions/{rule_id}/in-service", summary="Return to service (technician)",
-             openapi_extra=body_schema(CommentIn) | requires("technician"))
+             openapi_extra=body_schema(CommentIn, required=False) | requires("technician"))
 async def in_service(request: Request, rule_id: str) -> dict[str, Any]:
     return await _service(request, rule_id, True)
 
@@ -192,19 +196,19 @@ async def _service(request: Request, rule_id: str, in_service: bool) -> dict[str
 
 
 @router.get("/{alarm_id}", summary="One alarm occurrence", openapi_extra=requires("viewer"))
-async def get_alarm(request: Request, alarm_id: int) -> dict[str, Any]:
+async def get_alarm(request: Request, alarm_id: AlarmId) -> dict[str, Any]:
     return _visible(request, await runtime_of(request).alarms.get(alarm_id), alarm_id).as_dict()
 
 
 @router.post("/{alarm_id}/ack", summary="Acknowledge an alarm",
-             openapi_extra=body_schema(CommentIn) | requires("operator"))
-async def ack_alarm(request: Request, alarm_id: int) -> dict[str, Any]:
+             openapi_extra=body_schema(CommentIn, required=False) | requires("operator"))
+async def ack_alarm(request: Request, alarm_id: AlarmId) -> dict[str, Any]:
     return await _act(request, alarm_id, "ack")
 
 
 @router.post("/{alarm_id}/reset", summary="Reset a latched alarm that returned to normal",
-             openapi_extra=body_schema(CommentIn) | requires("operator"))
-async def reset_alarm(request: Request, alarm_id: int) -> dict[str, Any]:
+             openapi_extra=body_schema(CommentIn, required=False) | requires("operator"))
+async def reset_alarm(request: Request, alarm_id: AlarmId) -> dict[str, Any]:
     return await _act(request, alarm_id, "reset")
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, quote
 
@@ -19,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from bevforge import audit as audit_mod
 from bevforge.api.deps import actor_for_request, runtime_of, station_of
-from bevforge.api.errors import ApiError, JSONResponse
+from bevforge.api.errors import CSV_ANSWER, ApiError, JSONResponse, TimeQuery
 from bevforge.api.rest import body_schema, json_body
 from bevforge.api.security import enforce, requires
 from bevforge.auth import SESSION_COOKIE, AuthError, is_loopback
@@ -33,7 +32,7 @@ class LoginIn(BaseModel):
 
 
 class UserIn(BaseModel):
-    username: str = Field(max_length=64)
+    username: str = Field(max_length=64, pattern=r"^[A-Za-z0-9._-]*[A-Za-z0-9][A-Za-z0-9._-]*$")
     password: str = Field(min_length=8, max_length=1024)
     role: Literal["viewer", "operator", "technician", "admin"]
     nodes: list[str] | None = None
@@ -68,7 +67,7 @@ async def _form_or_json(request: Request) -> tuple[dict[str, Any], bool]:
 
 def _validated(model: type[BaseModel], body: dict[str, Any]) -> Any:
     try:
-        return model.model_validate(body)
+        return model.model_validate(body, strict=True)  # no 0 for false, no "1" for a list: as documented
     except Exception as exc:
         errors = getattr(exc, "errors", lambda: [])()
         first = errors[0] if errors else {"loc": ("body",), "msg": "invalid"}
@@ -204,8 +203,8 @@ async def revoke_token(request: Request, token_id: str) -> dict[str, Any]:
 # -- audit journal ----------------------------------------------------------------------------------------
 
 @router.get("/api/os/audit", summary="The audit journal (technician); format=csv to export",
-            openapi_extra=requires("technician"))
-async def audit(request: Request, since: datetime | None = None, until: datetime | None = None,
+            openapi_extra=requires("technician"), responses=CSV_ANSWER)
+async def audit(request: Request, since: TimeQuery = None, until: TimeQuery = None,
                 user: str | None = None, action: str | None = None,
                 limit: Annotated[int, Query(ge=1, le=100000)] = 1000,
                 format: Literal["json", "csv"] = "json") -> Any:

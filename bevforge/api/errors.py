@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+import re
+from datetime import datetime
+from typing import Annotated, Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse as _StarletteJSONResponse
+from pydantic import WithJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
 
 
-class JSONResponse(Response):
-    """JSON rendered by orjson: the one response class of the API (fast, handles datetimes)."""
+class JSONResponse(_StarletteJSONResponse):
+    """JSON rendered by orjson: the one response class of the API (fast, handles datetimes).
+
+    A JSONResponse subclass so that OpenAPI documents each route's answer from its return type
+    (a plain Response made every answer `{"type": "string"}`, which no client could trust).
+    """
 
     media_type = "application/json"
 
@@ -55,7 +62,72 @@ def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return out
 
 
+# A time in a query (since/until): pydantic takes ISO-8601 and UNIX epoch seconds; say both in OpenAPI.
+TimeQuery = Annotated[datetime | None, WithJsonSchema({
+    "anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}, {"type": "null"}],
+    "description": "ISO-8601 (UTC when no zone is given) or UNIX epoch seconds"})]
+
+CSV_ANSWER: dict[int | str, dict[str, Any]] = {  # `responses=` of a route that exports CSV with format=csv
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "JSON, or CSV with format=csv"}}
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {
+        "error": {"type": "string", "description": "machine-readable code, e.g. unknown_endpoint"},
+        "message": {"type": "string", "description": "what is wrong, in words an operator can act on"},
+        "field": {"type": ["string", "null"], "description": "the request field at fault (dotted path)"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def document_errors(app: FastAPI) -> None:
+    """Make /openapi.json say what the API really answers on failure.
+
+    Every route can answer 4xx in the one error format (401/403 by role, 404 unknown ids, 409 not
+    allowed now, 413 too large, 422 invalid): documented once as `4XX`, and FastAPI's default 422
+    schema (`detail: [...]`, which this API never sends) is replaced by the real one.
+    """
+
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+            for schemas in ("HTTPValidationError", "ValidationError"):
+                schema["components"]["schemas"].pop(schemas, None)
+            error = {"description": "Error: {error, message, field}",
+                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    responses = operation.setdefault("responses", {})
+                    responses.pop("422", None)
+                    responses.setdefault("4XX", error)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def allowed_methods(request: Request) -> str | None:
+    """Every method the API documents at this path (Starlette's Allow lists only the first route's).
+
+    Read from the OpenAPI paths, the one table of what each path serves; None for a path outside it.
+    """
+    table = getattr(request.app.state, "allow_table", None)
+    if table is None:
+        table = [(re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$"),
+                  ", ".join(sorted(m.upper() for m in operations)))
+                 for path, operations in request.app.openapi().get("paths", {}).items()]
+        request.app.state.allow_table = table
+    path = request.scope.get("path", "")
+    return next((methods for pattern, methods in table if pattern.match(path)), None)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    document_errors(app)
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(error_body(exc.code, exc.message, exc.field, **exc.extra), status_code=exc.status,
@@ -74,8 +146,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden",
                 413: "too_large"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
-                              headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(_request) or headers.get("Allow", "")
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers or None)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

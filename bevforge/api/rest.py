@@ -10,9 +10,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlmodel import select
 
-from bevforge import interlocks
+from bevforge import history, interlocks
 from bevforge.api.deps import actor_for_request, runtime_of
-from bevforge.api.errors import ApiError, JSONResponse
+from bevforge.api.errors import ApiError, JSONResponse, TimeQuery
 from bevforge.api.security import enforce, requires
 from bevforge.commands import CommandRejected
 from bevforge.config import Endpoint
@@ -43,12 +43,25 @@ class CommandIn(BaseModel):
     commandId: str | None = Field(default=None, max_length=64)
 
 
-def body_schema(*models: type[BaseModel]) -> dict[str, Any]:
-    schemas = [m.model_json_schema(ref_template="#/components/schemas/{model}") for m in models]
-    for schema in schemas:
-        schema.pop("$defs", None)
+def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
+    """Replace `$ref`s to the model's own `$defs` by their schema: the body stands on its own in OpenAPI."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline_refs(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline_refs(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline_refs(v, defs) for v in node]
+    return node
+
+
+def body_schema(*models: type[BaseModel], required: bool = True) -> dict[str, Any]:
+    schemas = []
+    for model in models:
+        raw = model.model_json_schema()
+        schemas.append(_inline_refs(raw, raw.pop("$defs", {})))
     schema: dict[str, Any] = schemas[0] if len(schemas) == 1 else {"oneOf": schemas}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}
 
 
 async def json_body(request: Request, *, optional: bool = False) -> Any:
@@ -212,12 +225,13 @@ def _parse_time(raw: Any, field: str) -> datetime | None:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
-@router.get("/telemetry", summary="History of readings", openapi_extra=requires("viewer"))
+@router.get("/telemetry", summary="History of readings (1-minute rollups where raw samples were pruned)",
+            openapi_extra=requires("viewer"))
 async def get_telemetry(
     request: Request,
     endpointId: Annotated[int | None, Query(description="endpoint id")] = None,  # noqa: N803
-    since: Annotated[datetime | None, Query()] = None,
-    until: Annotated[datetime | None, Query()] = None,
+    since: TimeQuery = None,
+    until: TimeQuery = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
 ) -> dict[str, Any]:
     rt = runtime_of(request)
@@ -242,14 +256,21 @@ async def get_telemetry(
             return list(session.exec(statement).all())
 
     rows = await rt.db.read(query)
-    rows.reverse()
-    return {
-        "endpointId": endpointId,
-        "count": len(rows),
-        "readings": [{"endpointId": r.endpoint_id, "value": r.value, "quality": r.quality,
-                      "timestamp": iso_epoch(r.server_ts), "sourceTimestamp": iso_epoch(r.source_ts)}
-                     for r in rows],
-    }
+    readings = [(r.server_ts, {"endpointId": r.endpoint_id, "value": r.value, "quality": r.quality,
+                               "timestamp": iso_epoch(r.server_ts), "sourceTimestamp": iso_epoch(r.source_ts)})
+                for r in rows]
+    if len(rows) < limit:  # the range may reach back past the raw retention window: add its rollups
+        ids = [endpointId] if endpointId is not None else visible
+        rollups = await rt.db.read(history.rollup_points, rt.db.engine, ids, since, until, limit - len(rows))
+        readings += [(p["minute_ts"], {"endpointId": p["endpoint_id"], "value": p["average"], "quality": "good",
+                                       "timestamp": iso_epoch(p["minute_ts"]), "sourceTimestamp": None,
+                                       "rollup": {"periodS": 60, "minimum": p["minimum"], "maximum": p["maximum"],
+                                                  "samples": p["samples"]}})
+                     for p in rollups]
+        readings.sort(key=lambda item: item[0])
+    else:
+        readings.reverse()
+    return {"endpointId": endpointId, "count": len(readings), "readings": [r for _, r in readings]}
 
 
 def _aware_utc(ts: datetime) -> datetime:
@@ -260,7 +281,8 @@ def _aware_utc(ts: datetime) -> datetime:
 # -- commands ------------------------------------------------------------------------------------
 
 @router.post("/command", summary="Send a command (202 queued, 409 blocked by an interlock)",
-             status_code=202, openapi_extra=body_schema(CommandIn) | requires("operator"))
+             status_code=202, openapi_extra=body_schema(CommandIn) | requires("operator"),
+             responses={200: {"description": "The same commandId was sent before: its current state"}})
 async def post_command(request: Request) -> JSONResponse:
     rt = runtime_of(request)
     body = await json_body(request)

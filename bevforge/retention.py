@@ -1,0 +1,222 @@
+"""Disk discipline: raw telemetry → 1-minute rollups → deleted, and a watch on the disk's free space.
+
+The history writer appends ~170 000 rows a day per fast probe; on a panel PC with a small SSD that
+fills the disk in months, and a full disk stops every write, commands included. So:
+
+- raw rows older than `raw_days` are folded into `telemetry_rollups` (min/avg/max/samples of the good
+  samples of each minute) and deleted, a bounded batch per transaction on the DB writer thread, so a
+  history flush or a command write never waits long behind pruning;
+- rollups older than `rollup_days` are deleted;
+- free space under `min_free_mb` raises a high-priority alarm, cleared when space is back.
+
+SQLite reuses the pages freed by deletes, so once retention reaches its steady state the file stops
+growing (it does not shrink without a VACUUM, which would block writes for minutes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.engine import Connection
+
+from bevforge.config import RetentionSettings
+from bevforge.domain import Severity
+from bevforge.store import Database, EndpointRow, TelemetryReading, TelemetryRollup
+
+log = logging.getLogger(__name__)
+
+DAY_S = 86400.0
+DISK_ALARM_KEY = "system:disk_space"
+DISK_ALARM_KIND = "disk_space"
+
+_RAW = TelemetryReading.__table__  # type: ignore[attr-defined]
+_ROLL = TelemetryRollup.__table__  # type: ignore[attr-defined]
+
+
+class AlarmSink(Protocol):
+    """What retention needs from the alarm service."""
+
+    def raise_alarm(self, key: str, kind: str, severity: Severity, message: str) -> Any: ...
+
+    def clear(self, key: str) -> None: ...
+
+
+@dataclass
+class RetentionStats:
+    raw_rows_pruned: int = 0
+    rollups_written: int = 0
+    rollups_deleted: int = 0
+    batches: int = 0
+    last_run_at: float | None = None
+    last_error: str | None = None
+    free_mb: float | None = None
+    disk_low: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rawRowsPruned": self.raw_rows_pruned, "rollupsWritten": self.rollups_written,
+                "rollupsDeleted": self.rollups_deleted, "batches": self.batches,
+                "lastRunAt": self.last_run_at, "lastError": self.last_error,
+                "freeMb": None if self.free_mb is None else round(self.free_mb, 1), "diskLow": self.disk_low}
+
+
+def minute_floor(ts: float) -> float:
+    return math.floor(ts / 60.0) * 60.0
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL (None for memory or another database)."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[-1]
+    return None if not path or path == ":memory:" else Path(path)
+
+
+class RetentionService:
+    """Runs `run_once()` every `check_interval_s` from a task the runtime starts."""
+
+    def __init__(self, settings: RetentionSettings, db: Database, alarms: AlarmSink,
+                 clock: Callable[[], float] = time.time,
+                 disk_usage: Callable[[Path], Any] = shutil.disk_usage) -> None:
+        self.settings = settings
+        self.db = db
+        self.alarms = alarms
+        self.clock = clock
+        self.disk_usage = disk_usage
+        self.stats = RetentionStats()
+        self._task: asyncio.Task[None] | None = None
+        self.runs = 0
+
+    # -- the periodic task --------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="retention")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a locked or full disk must not end the task: say so, retry later
+                self.stats.last_error = str(exc)
+                log.exception("retention run failed")
+            await asyncio.sleep(self.settings.check_interval_s)
+
+    async def run_once(self) -> None:
+        """Check the disk, then prune raw rows and old rollups batch by batch until none are due."""
+        self.check_disk()
+        now = self.clock()
+        raw_cutoff = minute_floor(now - self.settings.raw_days * DAY_S)
+        for endpoint_id in await self.db.read(self._endpoint_ids):
+            while True:
+                moved, written = await self.db.write(self.roll_up_batch, endpoint_id, raw_cutoff)
+                self.stats.raw_rows_pruned += moved
+                self.stats.rollups_written += written
+                if not moved:  # batches end on minute boundaries, so only an empty one means "done"
+                    break
+                self.stats.batches += 1
+                await asyncio.sleep(0)  # let queued history flushes and command writes go first
+        rollup_cutoff = now - self.settings.rollup_days * DAY_S
+        self.stats.rollups_deleted += await self.db.write(self.delete_old_rollups, rollup_cutoff)
+        self.stats.last_run_at = now
+        self.stats.last_error = None
+        self.runs += 1
+
+    def _endpoint_ids(self) -> list[int]:
+        """Every endpoint ever configured (the endpoints table keeps removed ones, so does history)."""
+        with self.db.engine.connect() as conn:
+            return [row[0] for row in conn.execute(select(EndpointRow.__table__.c.id))]  # type: ignore[attr-defined]
+
+    # -- writer-thread work (one transaction each) --------------------------------------------
+
+    def roll_up_batch(self, endpoint_id: int, cutoff: float) -> tuple[int, int]:
+        """Fold up to ~`batch_rows` raw rows of one endpoint older than `cutoff` into rollups, delete them.
+
+        Every query seeks the (endpoint_id, server_ts) index, so a batch costs the same on a
+        year-old database as on a new one. The batch ends on a minute boundary so each minute is
+        rolled up from all its rows at once; an existing rollup of the same minute is merged.
+        Returns (raw rows deleted, rollup rows written).
+        """
+        ep = _RAW.c.endpoint_id == endpoint_id
+        with self.db.engine.begin() as conn:
+            oldest = conn.execute(select(func.min(_RAW.c.server_ts)).where(ep, _RAW.c.server_ts < cutoff)).scalar()
+            if oldest is None:
+                return 0, 0
+            start = minute_floor(oldest)
+            nth = conn.execute(
+                select(_RAW.c.server_ts).where(ep, _RAW.c.server_ts >= start, _RAW.c.server_ts < cutoff)
+                .order_by(_RAW.c.server_ts).offset(self.settings.batch_rows).limit(1)
+            ).scalar()
+            end = cutoff if nth is None else min(max(minute_floor(nth), start + 60.0), cutoff)
+            written = self._merge_rollups(conn, endpoint_id, start, end)
+            moved = conn.execute(delete(_RAW).where(ep, _RAW.c.server_ts >= start, _RAW.c.server_ts < end)).rowcount
+        return moved or 0, written
+
+    def _merge_rollups(self, conn: Connection, endpoint_id: int, start: float, end: float) -> int:
+        minute = (func.floor(_RAW.c.server_ts / 60.0) * 60.0).label("minute")
+        fresh = conn.execute(
+            select(minute, func.min(_RAW.c.value), func.avg(_RAW.c.value), func.max(_RAW.c.value), func.count())
+            .where(_RAW.c.endpoint_id == endpoint_id, _RAW.c.server_ts >= start, _RAW.c.server_ts < end,
+                   _RAW.c.quality == "good", _RAW.c.value.is_not(None))
+            .group_by(minute)
+        ).all()
+        if not fresh:
+            return 0
+        in_window = (_ROLL.c.endpoint_id == endpoint_id, _ROLL.c.minute_ts >= start, _ROLL.c.minute_ts < end)
+        existing = {float(r.minute_ts): r for r in conn.execute(select(_ROLL).where(*in_window))}
+        rows = []
+        for minute_ts, lo, avg, hi, count in fresh:
+            old = existing.get(float(minute_ts))
+            if old is not None:
+                total = old.samples + count
+                avg = (old.average * old.samples + avg * count) / total
+                lo, hi, count = min(lo, old.minimum), max(hi, old.maximum), total
+            rows.append({"endpoint_id": endpoint_id, "minute_ts": float(minute_ts), "minimum": float(lo),
+                         "average": float(avg), "maximum": float(hi), "samples": int(count)})
+        if existing:
+            conn.execute(delete(_ROLL).where(*in_window))
+        conn.execute(insert(_ROLL), rows)
+        return len(rows)
+
+    def delete_old_rollups(self, cutoff: float) -> int:
+        with self.db.engine.begin() as conn:
+            return conn.execute(delete(_ROLL).where(_ROLL.c.minute_ts < cutoff)).rowcount or 0
+
+    # -- free space ---------------------------------------------------------------------------
+
+    def check_disk(self) -> float | None:
+        """Raise or clear the disk-space alarm; returns the free MB (None: not a local file database)."""
+        path = sqlite_path(self.db.url)
+        if path is None:
+            return None
+        probe = path.parent if path.parent.exists() else Path(".")
+        free_mb = self.disk_usage(probe).free / 1_048_576
+        self.stats.free_mb = free_mb
+        low = free_mb < self.settings.min_free_mb
+        if low:
+            self.alarms.raise_alarm(
+                DISK_ALARM_KEY, DISK_ALARM_KIND, Severity.HIGH,
+                f"Disk space low: {free_mb:.0f} MB free for the database at {probe} "
+                f"(alarm below {self.settings.min_free_mb:g} MB) — history stops when it is full")
+        elif self.stats.disk_low:
+            self.alarms.clear(DISK_ALARM_KEY)
+        self.stats.disk_low = low
+        return free_mb
