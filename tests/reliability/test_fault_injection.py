@@ -17,7 +17,7 @@ import websockets
 
 from tests.support.server import LiveServer, wait_for, wait_for_command
 
-CELLAR = ("cellar_io", [50, 51, 60, 61])  # goes offline
+CELLAR = ("cellar_io", [51, 61])  # the glycol valves' I/O module goes offline
 HLT_SETPOINT = 12  # hlt_controller: exception codes, then slow answers
 V1, LEVEL = 22, 13  # brewhouse_io: healthy throughout
 FV1_GLYCOL = 51
