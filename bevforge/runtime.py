@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,7 @@ from bevforge.store import (
 )
 
 log = logging.getLogger(__name__)
+STOP_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -98,16 +100,18 @@ class Runtime:
         self.started_at = time.monotonic()
 
     async def stop(self) -> None:
-        for driver in self.drivers.values():
+        """Stop every part; a part that does not stop within STOP_TIMEOUT_S is logged and left behind,
+        so a stuck port or socket can never keep the plant from shutting down."""
+        steps: list[tuple[str, Any]] = [(f"driver {d.device.id}", d.stop) for d in self.drivers.values()]
+        steps += [("commands", self.commands.stop), ("plant", self.plant.stop), ("retention", self.retention.stop),
+                  ("alarms", self.alarms.stop), ("history", self.history.stop)]
+        for name, stop in steps:
             try:
-                await driver.stop()
+                await asyncio.wait_for(stop(), STOP_TIMEOUT_S)
+            except TimeoutError:
+                log.error("%s did not stop within %.0f s", name, STOP_TIMEOUT_S)
             except Exception:
-                log.exception("driver %s did not stop cleanly", driver.device.id)
-        await self.commands.stop()
-        await self.plant.stop()
-        await self.retention.stop()
-        await self.alarms.stop()
-        await self.history.stop()
+                log.exception("%s did not stop cleanly", name)
         self.db.close()
 
     def health(self) -> dict[str, object]:
