@@ -70,8 +70,9 @@ class LiveServer:
 
     async def start(self) -> None:
         app = create_app(self.runtime)
+        # a bounded graceful shutdown: a test's open stream or socket must never hang its teardown
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                ws="websockets-sansio", lifespan="on")
+                                ws="websockets-sansio", lifespan="on", timeout_graceful_shutdown=3)
         self.server = uvicorn.Server(config)
         self.task = asyncio.create_task(self.server.serve())
         while not self.server.started:
@@ -84,7 +85,11 @@ class LiveServer:
         await self.http.aclose()
         if self.server is not None and self.task is not None:
             self.server.should_exit = True
-            await self.task
+            try:
+                await asyncio.wait_for(self.task, 30)
+            except TimeoutError:
+                self.server.force_exit = True
+                raise AssertionError("the server did not shut down within 30 s") from None
 
 
 def build_runtime(config: PlantConfig, db_path: Path) -> Runtime:
@@ -136,7 +141,7 @@ class ThreadedServer:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(create_app(runtime), host="127.0.0.1", port=self.port, log_level="warning",
-                                ws="websockets-sansio", lifespan="on")
+                                ws="websockets-sansio", lifespan="on", timeout_graceful_shutdown=3)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="bevforge-test-server", daemon=True)
 
