@@ -30,7 +30,7 @@ async def online() -> None:
     await until(lambda: all(runtime().plant.device_online.values()))
 
 
-async def until(predicate: Callable[[], Any], timeout: float = 6.0) -> Any:
+async def until(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:  # a hang guard, not a timing check
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:

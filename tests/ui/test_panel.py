@@ -45,7 +45,7 @@ async def test_stale_then_bad_values_are_never_shown_as_live(user: User) -> None
     await online()
     rt = runtime()
     await shows(user, "quality-50", "LIVE")
-    sim().faults_for("cellar_probe").offline = True  # the cellar probe stops answering
+    sim().faults_for("cellar_io").offline = True  # the cellar stops answering
     later = utcnow() + timedelta(seconds=7)  # FV1 temperature is stale after 6 s (3 × 2 s poll)
     await until(lambda: rt.plant.states[50].server_time is not None)
     rt.plant.sweep_stale(later)
