@@ -45,7 +45,7 @@ async def test_stale_then_bad_values_are_never_shown_as_live(user: User) -> None
     await online()
     rt = runtime()
     await shows(user, "quality-50", "LIVE")
-    sim().faults_for("cellar_io").offline = True  # the cellar stops answering
+    await rt.drivers["cellar_probe"].stop()  # the FV1 probe's readings stop arriving (no comms verdict yet)
     later = utcnow() + timedelta(seconds=7)  # FV1 temperature is stale after 6 s (3 × 2 s poll)
     await until(lambda: rt.plant.states[50].server_time is not None)
     rt.plant.sweep_stale(later)
