@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 import orjson
 import psutil
+import uvloop
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,33 +106,35 @@ def _masked_text_frame(text: str) -> bytes:
     return bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
-async def _client(port: int, ready: asyncio.Event, counts: list[int]) -> dict[int, int]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    key = base64.b64encode(os.urandom(16)).decode()
-    writer.write(f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
-    head = await reader.readuntil(b"\r\n\r\n")
-    if b" 101 " not in head.split(b"\r\n", 1)[0]:
-        raise RuntimeError(f"handshake refused: {head[:80]!r}")
-    writer.write(_masked_text_frame('{"type":"subscribe","channel":"telemetry"}'))
-    buffer = b""
-    while b'"type":"subscribed"' not in buffer:
-        buffer += await reader.read(65536)
-    ready.set()
-    received: dict[int, int] = {}
-    tail = b""
-    while True:
-        try:
-            chunk = await asyncio.wait_for(reader.read(262144), 10)
-        except TimeoutError:
-            break
-        if not chunk:
-            break
+class _Reader(asyncio.Protocol):
+    """One bare /ws client as a transport callback: no task wakes up per chunk, so a hundred of them
+    in two processes cost the machine little and the server's latency is what gets measured."""
+
+    def __init__(self, port: int, counts: list[int]) -> None:
+        self.port = port
+        self.counts = counts
+        self.ready = asyncio.get_running_loop().create_future()
+        self.done = asyncio.get_running_loop().create_future()
+        self.received: dict[int, int] = {}
+        self.stage = "handshake"
+        self.buffer = b""
+        self.tail = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: Any = transport  # uvloop's transport is not an asyncio.Transport subclass
+        key = base64.b64encode(os.urandom(16)).decode()
+        transport.write(f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nUpgrade: websocket\r\n"
+                        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                        .encode())
+
+    def data_received(self, chunk: bytes) -> None:
         now = time.monotonic_ns()
-        counts[0] += chunk.count(b'{"type":')
-        data = tail + chunk
+        if self.stage != "live":
+            self._setup(chunk)
+            return
+        self.counts[0] += chunk.count(b'{"type":')
+        data = self.tail + chunk
         at = data.find(MARK)
-        done = False
         while at != -1:
             stop = data.find(b",", at + len(MARK))
             close = data.find(b"}", at)  # the end of this frame's JSON (telemetry has no nesting)
@@ -140,29 +143,59 @@ async def _client(port: int, ready: asyncio.Event, counts: list[int]) -> dict[in
             counter = round(float(data[at + len(MARK):stop]) * SCALE)
             if data.find(b'"snapshot"', stop, close) == -1:
                 if counter == END:
-                    done = True
-                received.setdefault(counter, now)
+                    self._finish()
+                    return
+                self.received.setdefault(counter, now)
             at = data.find(MARK, stop)
-        tail = data[at:] if at != -1 else data[-len(MARK):]
-        if done:
-            break
-    writer.close()
-    received.pop(END, None)
-    return received
+        self.tail = data[at:] if at != -1 else data[-len(MARK):]
+
+    def _setup(self, chunk: bytes) -> None:
+        self.buffer += chunk
+        if self.stage == "handshake" and b"\r\n\r\n" in self.buffer:
+            head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+            if b" 101 " not in head.split(b"\r\n", 1)[0]:
+                self.ready.set_exception(RuntimeError(f"handshake refused: {head[:80]!r}"))
+                return
+            self.stage = "subscribing"
+            self.transport.write(_masked_text_frame('{"type":"subscribe","channel":"telemetry"}'))
+        if self.stage == "subscribing" and b'"type":"subscribed"' in self.buffer:
+            self.stage = "live"
+            self.buffer = b""
+            self.ready.set_result(None)
+
+    def _finish(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+        self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
 
 
 async def _clients(port: int, n: int, ready: Any, results: Any) -> None:
+    loop = asyncio.get_running_loop()
     counts = [0]
-    events = [asyncio.Event() for _ in range(n)]
-    tasks = [asyncio.create_task(_client(port, e, counts)) for e in events]
-    await asyncio.gather(*(e.wait() for e in events))
+    readers = []
+    for _ in range(n):
+        _, reader = await loop.create_connection(lambda: _Reader(port, counts), "127.0.0.1", port)
+        readers.append(reader)
+    await asyncio.gather(*(r.ready for r in readers))
     ready.release()
-    received = await asyncio.gather(*tasks)
-    results.put((received, counts[0]))
+    # The server's END frame closes each reader; a reader that never gets it gives up after 10 s of
+    # silence (the ingest window is known to the caller, who counts what is missing).
+    while not all(r.done.done() for r in readers):
+        before = sum(len(r.received) for r in readers)
+        await asyncio.wait([r.done for r in readers if not r.done.done()], timeout=10)
+        if sum(len(r.received) for r in readers) == before:
+            break
+    for r in readers:
+        r.transport.close()
+    results.put(([r.received for r in readers], counts[0]))
 
 
 def worker(port: int, n: int, ready: Any, results: Any) -> None:
-    asyncio.run(_clients(port, n, ready, results))
+    uvloop.run(_clients(port, n, ready, results))
 
 
 # -- one run ----------------------------------------------------------------------------------------

@@ -252,6 +252,9 @@ class RealtimeSettings(Strict):
     max_message_bytes: int = Field(default=65536, ge=256)
     queue_limit: int = Field(default=512, ge=8, description="undelivered critical events before disconnect")
     sse_keepalive_s: float = Field(default=15, gt=0)
+    telemetry_refresh_s: float = Field(
+        default=10, ge=0, description="a sample equal to the last one sent is pushed again only after this "
+        "long (report-by-exception); 0 pushes every sample")
     sse_buffer: int = Field(default=10000, ge=10)
 
 

@@ -3,6 +3,13 @@
 `ingest()` is the telemetry data flow in one function: update current state, queue history, run
 alarms and continuous interlocks, publish to the bus. It is synchronous and never awaits, so a
 reading reaches every view in the same turn of the event loop that received it.
+
+Publishing is report-by-exception: a sample goes to the bus when its value, quality or error
+differs from the last one published for that endpoint, or when `realtime.telemetry_refresh_s` has
+passed since (so a steady value still shows a recent timestamp). An idle brewhouse polled every
+0.5 s otherwise sends every screen ~40 identical frames a second, and those bursts, multiplied by
+a hundred clients, are what delays the one frame that matters. History and alarms still see every
+sample; a value that stops arriving is published as it turns stale (quality changes).
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
@@ -51,6 +59,10 @@ class Plant:
         self.trip_handler: TripHandler | None = None
         self.device_online: dict[str, bool] = {d.id: False for d in config.devices}
         self.readings_ingested = 0
+        self.refresh_s = config.realtime.telemetry_refresh_s
+        self._last_published: dict[int, tuple[Value | None, Quality, str | None, float]] = {}
+        self.samples_unpublished = 0  # samples that repeated the last published frame
+        self.clock: Callable[[], float] = time.monotonic  # replaceable, so tests can age a frame
         self._stale_task: asyncio.Task[None] | None = None
 
     # -- telemetry -------------------------------------------------------------------------
@@ -59,6 +71,7 @@ class Plant:
         """Apply readings; return how many were applied. Readings must already be validated."""
         now = utcnow()
         now_ts = now.timestamp()
+        now_mono = self.clock()
         touched_rules: set[int] = set()
         count = 0
         for reading in readings:
@@ -84,7 +97,7 @@ class Plant:
                 {"endpoint_id": endpoint.id, "value": state.value, "quality": state.quality.value,
                  "source_time": state.source_time, "server_time": now},
             )
-            self._publish(endpoint, state)
+            self._publish_news(endpoint, state, now_mono)
             if good:
                 self.alarms.evaluate(state)
             if state.quality is not previous_quality:
@@ -96,7 +109,19 @@ class Plant:
             self._check_trips(touched_rules)
         return count
 
-    def _publish(self, endpoint: Endpoint, state: EndpointState) -> None:
+    def _publish_news(self, endpoint: Endpoint, state: EndpointState, now_mono: float) -> None:
+        """Publish a sample unless it repeats the last frame and that frame is still recent."""
+        last = self._last_published.get(endpoint.id)
+        if (self.refresh_s > 0 and last is not None and now_mono - last[3] < self.refresh_s
+                and last[1] is state.quality and last[2] == state.error
+                and type(last[0]) is type(state.value) and last[0] == state.value):
+            self.samples_unpublished += 1
+            return
+        self._publish(endpoint, state, now_mono)
+
+    def _publish(self, endpoint: Endpoint, state: EndpointState, now_mono: float | None = None) -> None:
+        self._last_published[endpoint.id] = (state.value, state.quality, state.error,
+                                             self.clock() if now_mono is None else now_mono)
         payload = {
             "type": TELEMETRY,
             "endpointId": endpoint.id,
