@@ -49,7 +49,7 @@ def main(argv: list[str]) -> int:
         # NiceGUI's User fixture serves the screens itself: start the plant with its app.
         ui.install_for_simulation(runtime)
         return 0
-    app = create_app(runtime)
+    app = create_app(runtime, freeze_heap=True)
     ui.install(app, runtime)
     # uvicorn's C-accelerated `websockets` protocol: /ws fan-out p99 measured lower than wsproto.
     uvicorn.run(app, host=settings.host, port=settings.port, ws="websockets-sansio",

@@ -76,6 +76,25 @@ async def test_ingest_errors_name_the_field(server: LiveServer) -> None:
     assert broken.status_code == 400 and broken.json()["error"] == "invalid_json"
 
 
+async def test_a_body_over_the_size_cap_is_refused_as_json_naming_the_body(server: LiveServer) -> None:
+    from bevforge.app import MAX_BODY_BYTES
+
+    big = b'{"readings": [' + b'{"endpointId": 10, "value": 50},' * (MAX_BODY_BYTES // 30) + b"]}"
+    declared = await server.http.post("/api/os/telemetry/ingest", content=big,
+                                      headers={"content-type": "application/json"})
+    assert declared.status_code == 413
+    assert declared.json()["error"] == "too_large" and declared.json()["field"] == "body"
+
+    async def chunks():  # no Content-Length: counted as it streams
+        for start in range(0, len(big), 65536):
+            yield big[start:start + 65536]
+
+    streamed = await server.http.post("/api/os/telemetry/ingest", content=chunks(),
+                                      headers={"content-type": "application/json"})
+    assert streamed.status_code == 413 and streamed.json()["error"] == "too_large"
+    assert (await server.http.get("/api/os/health")).status_code == 200
+
+
 async def test_rejected_batch_loses_nothing_already_accepted(server: LiveServer) -> None:
     server.sim.faults_for("cellar_probe").offline = True
     await server.http.post("/api/os/telemetry/ingest", json={"endpointId": FV1_TEMP, "value": 11.0})
