@@ -94,6 +94,9 @@ def start_server(ws: str, port: int, directory: Path, overrides: dict[str, Any])
 # and then scans the byte stream for the probe's frames with bytes.find, without decoding frames one
 # by one in Python. A hundred `websockets` clients in two processes could not keep up with 10 000
 # frames/s on this 2-core machine, so their own queueing would have been measured, not the server.
+# Each reader is an asyncio.Protocol on uvloop: the scan runs in the transport's callback, with no
+# task to wake per chunk (as stream readers, 100 clients took ~85 % of the machine's two cores;
+# as callbacks ~25 %, leaving the cores to the server the bench is about).
 # (The protocol itself is tested with the real `websockets` library in tests/integration.)
 
 MARK = f'"endpointId":{PROBE},"value":'.encode()
