@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,6 +9,7 @@ from typing import Any
 from sqlmodel import select
 
 from bevforge.domain import iso, utcnow
+from bevforge.journals import csv_text, newest_first
 from bevforge.store import AlarmJournalRow, AlarmRow, Database
 
 HIDDEN_STATES = ("suppressed", "shelved", "out_of_service")
@@ -27,28 +26,15 @@ def journal_view(row: AlarmJournalRow) -> dict[str, Any]:
 def history(db: Database, *, since: datetime | None = None, until: datetime | None = None,
             rule_id: str | None = None, event: str | None = None, alarm_id: int | None = None,
             limit: int = 1000) -> list[dict[str, Any]]:
-    statement = select(AlarmJournalRow)
-    if since is not None:
-        statement = statement.where(AlarmJournalRow.time >= since)
-    if until is not None:
-        statement = statement.where(AlarmJournalRow.time <= until)
-    if rule_id is not None:
-        statement = statement.where(AlarmJournalRow.rule_id == rule_id)
-    if event is not None:
-        statement = statement.where(AlarmJournalRow.event == event)
-    if alarm_id is not None:
-        statement = statement.where(AlarmJournalRow.alarm_id == alarm_id)
-    statement = statement.order_by(AlarmJournalRow.id.desc()).limit(limit)  # type: ignore[union-attr]
+    statement = newest_first(AlarmJournalRow, since=since, until=until, limit=limit,
+                             equal=[(AlarmJournalRow.rule_id, rule_id), (AlarmJournalRow.event, event),
+                                    (AlarmJournalRow.alarm_id, alarm_id)])
     with db.session() as session:
         return [journal_view(r) for r in session.exec(statement).all()]
 
 
 def to_csv(entries: list[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=JOURNAL_FIELDS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(entries)
-    return out.getvalue()
+    return csv_text(JOURNAL_FIELDS, entries)
 
 
 def statistics(db: Database, chattering: list[str], now: datetime | None = None) -> dict[str, Any]:

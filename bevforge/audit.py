@@ -6,14 +6,11 @@ in order, so the journal's order is the order things happened.
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import select
-
 from bevforge.domain import Actor, iso, utcnow
+from bevforge.journals import csv_text, newest_first
 from bevforge.store import AuditRow, Database
 
 FIELDS = ("id", "time", "user", "role", "station", "action", "target", "old", "new", "result", "commandId", "detail")
@@ -39,16 +36,9 @@ class AuditLog:
         await self.db.barrier()
 
         def run() -> list[dict[str, Any]]:
-            statement = select(AuditRow)
-            if since is not None:
-                statement = statement.where(AuditRow.time >= since)
-            if until is not None:
-                statement = statement.where(AuditRow.time <= until)
-            if user is not None:
-                statement = statement.where(AuditRow.user == user)
-            if action is not None:
-                statement = statement.where(AuditRow.action.startswith(action))  # type: ignore[attr-defined]
-            statement = statement.order_by(AuditRow.id.desc()).limit(limit)  # type: ignore[union-attr]
+            prefix = [AuditRow.action.startswith(action)] if action is not None else []  # type: ignore[attr-defined]
+            statement = newest_first(AuditRow, since=since, until=until, limit=limit,
+                                     equal=[(AuditRow.user, user)], also=prefix)
             with self.db.session() as session:
                 return [view(r) for r in session.exec(statement).all()]
 
@@ -62,8 +52,4 @@ def view(row: AuditRow) -> dict[str, Any]:
 
 
 def to_csv(entries: list[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=FIELDS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(entries)
-    return out.getvalue()
+    return csv_text(FIELDS, entries)

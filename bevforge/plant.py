@@ -36,6 +36,7 @@ from bevforge.domain import (
     utcnow,
 )
 from bevforge.store import HistoryWriter
+from bevforge.tasks import repeat_every, stop_task
 
 log = logging.getLogger(__name__)
 
@@ -186,22 +187,13 @@ class Plant:
         self._stale_task = asyncio.create_task(self._stale_sweep(), name="stale-sweep")
 
     async def stop(self) -> None:
-        if self._stale_task:
-            self._stale_task.cancel()
-            try:
-                await self._stale_task
-            except asyncio.CancelledError:
-                pass
+        await stop_task(self._stale_task)
 
     async def _stale_sweep(self) -> None:
         """A value with no fresh sample for stale_after is UNCERTAIN; for 3× that, BAD."""
         period = max(0.1, min(e.stale_after for e in self.endpoints.values()) / 4)
-        while True:
-            await asyncio.sleep(period)
-            try:
-                self.sweep_stale(utcnow())
-            except Exception:  # a sweep must never die: it is what keeps stale values honest
-                log.exception("stale sweep failed")
+        # a sweep must never die: it is what keeps stale values honest
+        await repeat_every(period, lambda: self.sweep_stale(utcnow()), log, "stale sweep")
 
     def sweep_stale(self, now: datetime) -> None:
         for endpoint in self.endpoints.values():

@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection
 from bevforge.config import RetentionSettings
 from bevforge.domain import Severity
 from bevforge.store import Database, EndpointRow, TelemetryReading, TelemetryRollup
+from bevforge.tasks import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +102,8 @@ class RetentionService:
         self._task = asyncio.create_task(self._loop(), name="retention")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def _loop(self) -> None:
         while True:

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 from bevforge.domain import CommandStatus, utcnow
+from bevforge.tasks import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -361,12 +362,7 @@ class HistoryWriter:
         self._task = asyncio.create_task(self._run(), name="history-writer")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await stop_task(self._task)
         await self.flush()
 
     async def _run(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -10,11 +11,12 @@ from pydantic import BaseModel, Field
 
 from bevforge import alarm_history
 from bevforge.alarm_states import TransitionRefused
-from bevforge.alarms import STATES, Alarm, AlarmNotFound
+from bevforge.alarms import STATES, Alarm, AlarmNotFound, AlarmService
 from bevforge.api.deps import actor_for_request, require_role, runtime_of
 from bevforge.api.errors import CSV_ANSWER, ApiError, JSONResponse, TimeQuery
 from bevforge.api.rest import body_schema, json_body
 from bevforge.api.security import enforce, requires
+from bevforge.domain import Actor
 
 SQL_INT_MAX = 2**63 - 1  # a larger id cannot be in the database; asking SQLite for it raised OverflowError (500)
 AlarmId = Annotated[int, Path(ge=0, le=SQL_INT_MAX)]
@@ -66,6 +68,11 @@ def _visible(request: Request, alarm: Alarm | None, alarm_id: int) -> Alarm:
 
 def _refused(exc: TransitionRefused) -> ApiError:
     return ApiError(409, "not_allowed_now", str(exc))
+
+
+def _definition(request: Request, rule_id: str) -> dict[str, Any]:
+    """The definition as GET /definitions shows it, so a change answers with the state it produced."""
+    return next(d for d in runtime_of(request).alarms.definitions() if d["ruleId"] == rule_id)
 
 
 @router.get("", summary="Alarms; state=active (default: every open alarm) | all | a display state",
@@ -143,7 +150,7 @@ async def change_limits(request: Request, rule_id: str) -> dict[str, Any]:
         old, _point = runtime_of(request).alarms.change_limits(rule_id, changes, actor)
     except TransitionRefused as exc:
         raise _refused(exc) from None
-    return next(d for d in runtime_of(request).alarms.definitions() if d["ruleId"] == rule_id) | {"previous": old}
+    return _definition(request, rule_id) | {"previous": old}
 
 
 @router.post("/definitions/{rule_id}/shelve", summary="Shelve (timed with durationS, else one-shot)",
@@ -156,43 +163,49 @@ async def shelve(request: Request, rule_id: str) -> dict[str, Any]:
         runtime_of(request).alarms.shelve(rule_id, actor, body.durationS, body.comment)
     except TransitionRefused as exc:
         raise _refused(exc) from None
-    return next(d for d in runtime_of(request).alarms.definitions() if d["ruleId"] == rule_id)
+    return _definition(request, rule_id)
 
 
 @router.post("/definitions/{rule_id}/unshelve", summary="Unshelve",
              openapi_extra=body_schema(CommentIn, required=False) | requires("operator"))
 async def unshelve(request: Request, rule_id: str) -> dict[str, Any]:
-    actor = require_role(request, "operator")
-    rule_id = _rule(request, rule_id)
-    body: CommentIn = await _model(request, CommentIn)
-    try:
-        runtime_of(request).alarms.unshelve(rule_id, actor, body.comment)
-    except TransitionRefused as exc:
-        raise _refused(exc) from None
-    return next(d for d in runtime_of(request).alarms.definitions() if d["ruleId"] == rule_id)
+    return await _commented_change(request, rule_id, "operator", AlarmService.unshelve)
 
 
 @router.post("/definitions/{rule_id}/out-of-service", summary="Take out of service (technician)",
              openapi_extra=body_schema(CommentIn, required=False) | requires("technician"))
 async def out_of_service(request: Request, rule_id: str) -> dict[str, Any]:
-    return await _service(request, rule_id, False)
+    return await _commented_change(
+        request, rule_id, "technician",
+        lambda alarms, rule, actor, comment: alarms.set_in_service(rule, False, actor, comment))
 
 
 @router.post("/definitions/{rule_id}/in-service", summary="Return to service (technician)",
              openapi_extra=body_schema(CommentIn, required=False) | requires("technician"))
 async def in_service(request: Request, rule_id: str) -> dict[str, Any]:
-    return await _service(request, rule_id, True)
+    return await _commented_change(
+        request, rule_id, "technician",
+        lambda alarms, rule, actor, comment: alarms.set_in_service(rule, True, actor, comment))
 
 
-async def _service(request: Request, rule_id: str, in_service: bool) -> dict[str, Any]:
-    actor = require_role(request, "technician")
+DefinitionChange = Callable[[AlarmService, str, Actor, str | None], object]
+
+
+async def _commented_change(request: Request, rule_id: str, role: str, change: DefinitionChange) -> dict[str, Any]:
+    """A definition change whose body is only an optional comment; answers with the changed definition.
+
+    One place for the checks so these routes cannot drift apart: the role (403), then the
+    definition (404), then the body (422), in the order the routes always used, so a bad request
+    still gets the same error as before; a refused transition is a 409.
+    """
+    actor = require_role(request, role)
     rule_id = _rule(request, rule_id)
     body: CommentIn = await _model(request, CommentIn)
     try:
-        runtime_of(request).alarms.set_in_service(rule_id, in_service, actor, body.comment)
+        change(runtime_of(request).alarms, rule_id, actor, body.comment)
     except TransitionRefused as exc:
         raise _refused(exc) from None
-    return next(d for d in runtime_of(request).alarms.definitions() if d["ruleId"] == rule_id)
+    return _definition(request, rule_id)
 
 
 @router.get("/{alarm_id}", summary="One alarm occurrence", openapi_extra=requires("viewer"))

@@ -15,6 +15,7 @@ from typing import Any
 from bevforge.config import Device, Endpoint
 from bevforge.devices import DeviceError, DeviceLink, Driver
 from bevforge.domain import Quality, Reading, Value, coerce_value, utcnow
+from bevforge.tasks import stop_task
 from drivers.sim.faults import Faults
 from drivers.sim.model import Brewhouse
 
@@ -43,12 +44,8 @@ class SimulatedBrewhouse:
 
     async def stop(self) -> None:
         self._users -= 1
-        if self._users <= 0 and self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        if self._users <= 0:
+            await stop_task(self._task)
             self._task = None
 
     async def _run(self) -> None:

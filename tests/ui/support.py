@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +11,7 @@ from nicegui.testing import User
 from bevforge.auth import SESSION_COOKIE, AuthError
 from bevforge.runtime import Runtime
 from drivers.sim.inprocess import SimulatedBrewhouse
+from tests.support.server import wait_for
 from ui import state
 
 SETTLE_RETRIES = 60  # × 0.1 s: how long a screen may take to show a pushed change
@@ -30,16 +30,13 @@ async def online() -> None:
     await until(lambda: all(runtime().plant.device_online.values()))
 
 
-async def until(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:  # a hang guard, not a timing check
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached within timeout")
-        await asyncio.sleep(0.02)
+async def until(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
+    """`wait_for` with the screen tests' defaults.
+
+    20 s is a hang guard for a loaded machine, not a timing check; polling every 20 ms is plenty
+    for what a screen shows.
+    """
+    return await wait_for(predicate, timeout, interval=0.02)
 
 
 def text_of(user: User, marker: str) -> str:

@@ -1,0 +1,45 @@
+"""Stopping and running the core's background tasks the same way everywhere.
+
+Several services own one long-running asyncio task each (stale sweep, alarm timer, history
+writer, retention, the simulator's clock). Stopping one must wait until the task has really
+finished, or a stopped runtime could still touch the database or the bus; the task's
+CancelledError is the expected end of that wait, not a failure. A periodic body such as the
+stale sweep must never end on an exception: a dead sweep would let a stale value look live, so
+a failure is logged and the next period runs anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+
+async def stop_task(task: asyncio.Task[Any] | None) -> None:
+    """Cancel `task` and wait until it has finished; None (never started) is a no-op.
+
+    An exception other than the cancellation (the task had already crashed) still propagates,
+    so a broken service is not silently forgotten at shutdown.
+    """
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
+async def repeat_every(period_s: float, body: Callable[[], object], log: logging.Logger, what: str) -> NoReturn:
+    """Wait `period_s`, then run `body`, forever, until the task is cancelled.
+
+    An exception from `body` is logged on the caller's `log` as "<what> failed" and the loop
+    goes on: these bodies keep values and alarms honest, so one bad round must not stop them.
+    """
+    while True:
+        await asyncio.sleep(period_s)
+        try:
+            body()
+        except Exception:
+            log.exception("%s failed", what)
