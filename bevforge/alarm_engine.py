@@ -1,0 +1,314 @@
+"""The alarm engine: definitions and system conditions → ISA-18.2 points → occurrences.
+
+This is the part of the alarm service that runs by itself: it evaluates readings against the
+definitions, raises and clears system alarms (comms, trips, blocked commands), runs delays and shelf
+expiry on a timer, watches floods and chattering, and is the one place a point changes state
+(`_event`). `alarm_recorder.py` journals, stores and publishes what changed; operator actions
+(`alarm_actions.py`) and queries (`alarm_queries.py`) build on the engine.
+
+Bad or stale input freezes a point's evaluation: an alarm never clears because its input went bad.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import select
+
+from bevforge import interlocks
+from bevforge.alarm_points import Alarm, Point, apply_overrides, limits_of
+from bevforge.alarm_recorder import AlarmRecorder
+from bevforge.alarm_rules import ConditionTracker
+from bevforge.alarm_states import AlarmEvent, apply
+from bevforge.audit import AuditLog
+from bevforge.bus import EventBus
+from bevforge.config import PROCESS_KINDS, AlarmRule, PlantConfig
+from bevforge.domain import Actor, EndpointState, Quality, Severity, utcnow
+from bevforge.store import AlarmPointRow, AlarmRow, Database
+
+# Logged under the service's name, as before the split, so log filters set up for it keep working.
+log = logging.getLogger("bevforge.alarms")
+
+FLOOD_WINDOW_S = 600.0
+FLOOD_COUNT = 10
+CHATTER_WINDOW_S = 60.0
+CHATTER_CYCLES = 3
+
+
+class AlarmEngine(AlarmRecorder):
+    """Raises and clears alarms from readings and conditions; publishes and journals every transition."""
+
+    def __init__(self, config: PlantConfig, bus: EventBus, db: Database) -> None:
+        super().__init__(bus, db)
+        self.config = config
+        self.states: Mapping[int, EndpointState] = {}
+        self.device_online: Mapping[str, bool] = {}
+        self.points: dict[str, Point] = {}
+        self._by_endpoint: dict[int, list[Point]] = {}
+        self._suppression_inputs: dict[int, list[Point]] = {}
+        self._system_defs: dict[tuple[str, str], AlarmRule] = {}
+        for rule in config.alarms:
+            if rule.kind in PROCESS_KINDS:
+                assert rule.endpoint is not None
+                point = Point(rule.id, rule.kind, rule.priority, rule.latching, rule.endpoint,
+                              config.node_of(rule.endpoint), rule, ConditionTracker(rule))
+                self.points[rule.id] = point
+                self._by_endpoint.setdefault(rule.endpoint, []).append(point)
+                for cond in rule.suppress_when:
+                    self._suppression_inputs.setdefault(cond.endpoint, []).append(point)
+            else:
+                self._system_defs[(rule.kind, rule.device or rule.interlock or "")] = rule
+        self.current: dict[int, Alarm] = {}  # open occurrences
+        self._next_id = 1
+        self._raises: deque[tuple[float, int]] = deque()
+        self.flood_first_out: int | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.audit: AuditLog | None = None
+
+    limits_of = staticmethod(limits_of)
+
+    # -- start-up ----------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Reopen occurrences left open by the last run; restore shelves, out-of-service and limits."""
+        with self.db.session() as session:
+            self._next_id = (session.exec(select(func.max(AlarmRow.id))).one() or 0) + 1
+            rows = session.exec(select(AlarmRow).where(AlarmRow.closed == False)).all()  # noqa: E712
+            settings = session.exec(select(AlarmPointRow)).all()
+        for row in rows:
+            alarm = Alarm.from_row(row)
+            point = self.points.get(row.rule_id) or self._system_point(row.rule_id, row.kind,
+                                                                       Severity(row.severity), row.endpoint_id)
+            point.state = alarm.point
+            point.occurrence = alarm
+            if point.tracker is not None:
+                point.tracker.active = alarm.point.active
+            self.current[alarm.id] = alarm
+        for setting in settings:
+            point = self.points.get(setting.rule_id)
+            if point is None:
+                continue
+            point.state = replace(point.state, shelf=setting.shelf, shelved_until=setting.shelved_until,
+                                  out_of_service=setting.out_of_service)
+            apply_overrides(point, setting.overrides or {})
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._timer(), name="alarm-timer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _timer(self) -> None:
+        """Delays and shelf expiry need time to pass without a new reading."""
+        while True:
+            await asyncio.sleep(0.25)
+            try:
+                self.tick(time.monotonic(), utcnow())
+            except Exception:
+                log.exception("alarm timer failed")
+
+    def tick(self, now_s: float, now: datetime) -> None:
+        for point in self.points.values():
+            if point.tracker is not None and point.tracker.pending:
+                event = point.tracker.tick(now_s)
+                if event is not None:
+                    self._event(point, event)
+            if point.state.shelf == "timed" and point.state.shelved_until and point.state.shelved_until <= now:
+                self._event(point, AlarmEvent.SHELF_EXPIRED)
+                self._save_point(point, "system")
+
+    # -- evaluation --------------------------------------------------------------------------
+
+    def evaluate(self, state: EndpointState) -> None:
+        """Process definitions on one endpoint; only GOOD values are evaluated (bad input freezes)."""
+        eid = state.endpoint_id
+        for point in self._suppression_inputs.get(eid, ()):
+            self._check_suppression(point)
+        points = self._by_endpoint.get(eid)
+        if not points or state.quality is not Quality.GOOD or state.value is None:
+            return
+        now_s = time.monotonic()
+        for point in points:
+            rule = point.rule
+            assert rule is not None and point.tracker is not None
+            if rule.suppress_when and not self._suppression_known(rule):
+                continue  # whether it should be suppressed is unknown yet: hold, never guess
+            reference = None
+            if rule.setpoint is not None:
+                ref = self.states.get(rule.setpoint)
+                if ref is None or ref.quality is not Quality.GOOD or ref.value is None:
+                    continue  # no trustworthy reference: freeze
+                reference = float(ref.value)
+            event = point.tracker.update(state.value, now_s, reference)
+            if event is not None:
+                self._event(point, event, value=state.value)
+
+    def _suppression_known(self, rule: AlarmRule) -> bool:
+        for cond in rule.suppress_when:
+            state = self.states.get(cond.endpoint)
+            if state is None or state.quality is not Quality.GOOD:
+                return False
+        return True
+
+    def _check_suppression(self, point: Point) -> None:
+        rule = point.rule
+        assert rule is not None
+        hold = all(interlocks.condition_holds(c, self.states.get(c.endpoint)) for c in rule.suppress_when)
+        if hold != point.state.suppressed:
+            self._event(point, AlarmEvent.SUPPRESS if hold else AlarmEvent.UNSUPPRESS)
+
+    def quality_changed(self, state: EndpointState, device: str) -> None:
+        """An input of a definition went stale or bad while its device still answers: say so."""
+        if state.endpoint_id not in self._by_endpoint:
+            return
+        key = f"stale:{state.endpoint_id}"
+        if state.quality is Quality.GOOD:
+            self.clear(key)
+        elif self.device_online.get(device, True):
+            endpoint = self.config.endpoint(state.endpoint_id)
+            self.raise_alarm(key, "comms", Severity.LOW,
+                             f"{endpoint.display_name}: input {state.quality.value}, its alarms are frozen "
+                             f"({state.error or 'no fresh sample'})", endpoint_id=endpoint.id)
+
+    # -- system alarms (comms, trips, blocked commands) ---------------------------------------
+
+    def _system_point(self, key: str, kind: str, priority: Severity, endpoint_id: int | None,
+                      node: str | None = None, ref: str | None = None, momentary: bool = False) -> Point:
+        point = self.points.get(key)
+        if point is None:
+            rule = self._system_defs.get((kind, ref or ""))
+            if node is None and endpoint_id is not None and endpoint_id in self.config.endpoints_by_id:
+                node = self.config.node_of(endpoint_id)
+            point = Point(key, kind, rule.priority if rule else priority, rule.latching if rule else False,
+                          endpoint_id, node, rule, momentary=momentary)
+            self.points[key] = point
+        return point
+
+    def raise_alarm(self, key: str, kind: str, severity: Severity, message: str, *,
+                    endpoint_id: int | None = None, node: str | None = None, value: Any = None,
+                    momentary: bool = False, ref: str | None = None) -> Alarm:
+        """Raise a system alarm for condition `key` (no-op if it is already active).
+
+        `ref` names the device or interlock so a config definition can set its priority and text.
+        A momentary alarm records an event (a blocked command): born returned-to-normal, it stays
+        listed until acknowledged.
+        """
+        point = self._system_point(key, kind, severity, endpoint_id, node, ref, momentary)
+        if point.rule is not None and point.rule.message and "{" not in point.rule.message:
+            message = f"{point.rule.message} — {message}"
+        if point.state.active and point.occurrence is not None:
+            return point.occurrence
+        self._event(point, AlarmEvent.CONDITION_TRUE, value=value, message=message)
+        assert point.occurrence is not None
+        alarm = point.occurrence
+        if momentary:
+            self._event(point, AlarmEvent.CONDITION_FALSE)
+        return alarm
+
+    def clear(self, key: str) -> None:
+        point = self.points.get(key)
+        if point is not None and point.state.active:
+            self._event(point, AlarmEvent.CONDITION_FALSE)
+
+    def is_active(self, key: str) -> bool:
+        point = self.points.get(key)
+        return point is not None and point.state.active
+
+    # -- the one place a point changes ------------------------------------------------------------
+
+    def _event(self, point: Point, event: AlarmEvent, *, value: Any = None, message: str | None = None,
+               actor: Actor | None = None, comment: str | None = None, until: datetime | None = None) -> list[str]:
+        new_state, words = apply(point.state, event, latching=point.latching, until=until)
+        if not words:
+            return words
+        user = actor.user if actor is not None else "system"
+        if actor is not None and self.audit is not None:
+            occurrence = point.occurrence
+            self.audit.record(actor, f"alarm.{event.value}", target=point.key,
+                              old=point.state.display.value, new=new_state.display.value,
+                              detail=(f"alarm {occurrence.id}; " if occurrence else "") + (comment or ""))
+        now = utcnow()
+        point.state = new_state
+        alarm = point.occurrence
+        if alarm is None or alarm.closed:
+            if not new_state.annunciated:
+                # nothing shown to anyone (shelved, suppressed, out of service, or just normal):
+                # journal against the point; an occurrence opens once the alarm is annunciated
+                self._journal(None, point, words, user, comment, value, message or "", now)
+                return words
+            alarm = self._open(point, value, message, now)
+        alarm.point = new_state
+        if value is not None:
+            alarm.value = value
+        if "cleared" in words:
+            alarm.cleared_at = now
+        if "acked" in words or "reset" in words:
+            alarm.acked_at, alarm.acked_by = now, user
+            if comment is not None:
+                alarm.ack_comment = comment
+        if "raised" in words:
+            alarm.cleared_at = None  # an open occurrence that returns to alarm before it closed
+            self._note_raise(point, alarm)
+        if not new_state.standing:
+            alarm.closed = True
+            self.current.pop(alarm.id, None)
+            point.occurrence = None
+            if point.momentary:
+                self.points.pop(point.key, None)
+        self._journal(alarm, point, words, user, comment, alarm.value, alarm.message, now)
+        self._publish(alarm, words[0])
+        return words
+
+    def _open(self, point: Point, value: Any, message: str | None, now: datetime) -> Alarm:
+        if message is None:
+            endpoint = self.config.endpoints_by_id.get(point.endpoint_id) if point.endpoint_id else None
+            message = point.tracker.format_message(endpoint.display_name if endpoint else point.key,
+                                                   endpoint.unit if endpoint else "") \
+                if point.tracker else point.key
+        alarm = Alarm(id=self._next_id, rule_id=point.key, kind=point.kind, severity=point.priority,
+                      message=message, endpoint_id=point.endpoint_id, node=point.node, value=value, raised_at=now)
+        self._next_id += 1
+        point.occurrence = alarm
+        self.current[alarm.id] = alarm
+        return alarm
+
+    def _note_raise(self, point: Point, alarm: Alarm) -> None:
+        now_s = time.monotonic()
+        self._raises.append((now_s, alarm.id))
+        while self._raises and now_s - self._raises[0][0] > FLOOD_WINDOW_S:
+            self._raises.popleft()
+        if len(self._raises) > FLOOD_COUNT:
+            if self.flood_first_out is None:
+                self.flood_first_out = self._raises[0][1]
+                first = self.current.get(self.flood_first_out)
+                if first is not None:
+                    first.first_out = True
+                    self._publish(first, "first_out")
+        else:
+            self.flood_first_out = None
+        point.activations.append(now_s)
+        while point.activations and now_s - point.activations[0] > CHATTER_WINDOW_S:
+            point.activations.popleft()
+        was = point.chattering
+        point.chattering = len(point.activations) >= CHATTER_CYCLES
+        alarm.chattering = point.chattering
+        if point.chattering and not was:
+            self._journal(alarm, point, ["chattering"], "system", None, None, alarm.message, utcnow())
+
+    @property
+    def flood(self) -> bool:
+        now_s = time.monotonic()
+        return sum(1 for t, _ in self._raises if now_s - t <= FLOOD_WINDOW_S) > FLOOD_COUNT

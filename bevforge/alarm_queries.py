@@ -1,0 +1,80 @@
+"""Reading the alarm service: standing and recent occurrences, the banner summary, the definitions.
+
+Kept apart from the engine because these only look: the screens and REST routes ask them, nothing
+here changes a point. Open occurrences and the newest transitions come from memory (ahead of the DB
+writer); older ones from the database. The journal's history and statistics are `alarm_history.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlmodel import select
+
+from bevforge.alarm_engine import AlarmEngine
+from bevforge.alarm_points import Alarm
+from bevforge.domain import Severity, iso
+from bevforge.store import AlarmRow
+
+
+class AlarmQueries(AlarmEngine):
+    """Occurrences and definitions as the API and the screens list them."""
+
+    def standing(self) -> list[Alarm]:
+        return sorted(self.current.values(), key=lambda a: a.id, reverse=True)
+
+    def summary(self, nodes: Iterable[str] | None = None) -> dict[str, Any]:
+        allowed = set(nodes) if nodes is not None else None
+        counts = {s.value: 0 for s in Severity}
+        for alarm in self.current.values():
+            if (allowed is None or alarm.node in allowed) and alarm.point.annunciated and not alarm.point.acked:
+                counts[alarm.severity.value] += 1
+        return {"unacknowledged": counts, "standing": len(self.current), "flood": self.flood,
+                "firstOutAlarmId": self.flood_first_out if self.flood else None}
+
+    async def get(self, alarm_id: int) -> Alarm | None:
+        alarm = self.current.get(alarm_id) or self._recent.get(alarm_id)
+        if alarm is not None:
+            return alarm
+        row = await self.db.read(self._fetch_one, alarm_id)
+        return Alarm.from_row(row) if row else None
+
+    def _fetch_one(self, alarm_id: int) -> AlarmRow | None:
+        with self.db.session() as session:
+            return session.get(AlarmRow, alarm_id)
+
+    def _fetch_recent(self, limit: int) -> list[AlarmRow]:
+        with self.db.session() as session:
+            return list(session.exec(select(AlarmRow).order_by(AlarmRow.id.desc()).limit(limit)).all())  # type: ignore[union-attr]
+
+    async def query(self, state: str | None, limit: int = 200, nodes: Iterable[str] | None = None) -> list[Alarm]:
+        """Occurrences by display state; `active` (default) means every open occurrence."""
+        if state in (None, "active"):
+            alarms = self.standing()
+        else:
+            rows = await self.db.read(self._fetch_recent, limit * 5)
+            merged = {r.id: Alarm.from_row(r) for r in rows}
+            merged.update(self._recent)
+            merged.update(self.current)
+            alarms = sorted(merged.values(), key=lambda a: a.id, reverse=True)
+            if state != "all":
+                alarms = [a for a in alarms if a.state == state]
+        if nodes is not None:
+            allowed = set(nodes)
+            alarms = [a for a in alarms if a.node in allowed]
+        return alarms[:limit]
+
+    def definitions(self) -> list[dict[str, Any]]:
+        out = []
+        for point in self.points.values():
+            if point.rule is None or point.momentary:
+                continue
+            out.append({"ruleId": point.key, "kind": point.kind, "endpointId": point.endpoint_id,
+                        "node": point.node, "priority": point.priority.value, "latching": point.latching,
+                        "state": point.state.display.value,
+                        "shelved": point.state.shelf, "shelvedUntil": iso(point.state.shelved_until),
+                        "outOfService": point.state.out_of_service, "suppressed": point.state.suppressed,
+                        "chattering": point.chattering, "limits": self.limits_of(point),
+                        "alarmId": point.occurrence.id if point.occurrence else None})
+        return out

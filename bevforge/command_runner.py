@@ -1,0 +1,227 @@
+"""The command lifecycle: one worker per output takes queued commands to sent → acked → succeeded | failed.
+
+"Acked" means the device accepted the write; "succeeded" means a reading of the feedback endpoint
+confirmed the value within the readback timeout. One command is in flight per output: discrete
+commands run in order, setpoints are latest-wins (an older queued setpoint is superseded). A command
+that waited longer than its expiry is never sent, so clicks made while a screen was cut off are
+not replayed, and the interlocks are checked again just before sending. Every transition is stored
+(in order, on the DB writer thread), audited when final, and published.
+
+Kept apart from submission (`commands.py`) because this half talks to drivers and runs on its own
+tasks; submission only decides whether a request may join an output's queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from bevforge import interlocks
+from bevforge.audit import AuditLog
+from bevforge.bus import COMMAND_STATUS, EventBus
+from bevforge.command_log import Command, CommandLog, audit_value, shown_value
+from bevforge.config import Endpoint, PlantConfig
+from bevforge.devices import DeviceError, Driver
+from bevforge.domain import Actor, CommandStatus, DataType, Quality, Value, iso, utcnow
+from bevforge.plant import Plant, value_matches
+from bevforge.store import Database
+
+# Logged under the service's name, as before the split, so log filters set up for it keep working.
+log = logging.getLogger("bevforge.commands")
+
+
+class _Output:
+    """The queue and worker of one writable endpoint (one command in flight per output)."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Command] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+        self.current: Command | None = None
+
+
+class CommandRunner(CommandLog):
+    """Runs queued commands against the drivers and records every transition."""
+
+    def __init__(self, config: PlantConfig, plant: Plant, bus: EventBus, db: Database,
+                 drivers: dict[str, Driver], audit: AuditLog | None = None) -> None:
+        super().__init__(db)
+        self.audit = audit
+        self.config = config
+        self.settings = config.commands
+        self.plant = plant
+        self.bus = bus
+        self.drivers = drivers
+        self._outputs: dict[int, _Output] = {}
+        self._closed = False
+
+    def blockers(self, endpoint: Endpoint, value: Value) -> list[dict[str, Any]]:
+        """Why commanding `endpoint` to `value` is not allowed now (empty list: allowed)."""
+        reasons: list[dict[str, Any]] = []
+        device_online = self.plant.device_online.get(endpoint.device, False)
+        driver = self.drivers.get(endpoint.device)
+        if driver is None or not device_online:
+            reasons.append({"id": f"comms:{endpoint.device}", "reason": f"device {endpoint.device} is offline",
+                            "failedConditions": []})
+        verdicts = interlocks.blocking_rules(
+            self.config.interlocks, self.plant.endpoints, self.plant.states, endpoint.id, value
+        )
+        reasons.extend({"id": v.rule_id, "reason": v.reason, "failedConditions": v.failed_conditions}
+                       for v in verdicts)
+        return reasons
+
+    # -- the per-output worker ------------------------------------------------------------
+
+    def _output(self, endpoint_id: int) -> _Output:
+        output = self._outputs.get(endpoint_id)
+        if output is None:
+            output = _Output()
+            self._outputs[endpoint_id] = output
+        if output.task is None or output.task.done():
+            output.task = asyncio.create_task(self._work(endpoint_id, output), name=f"output-{endpoint_id}")
+        return output
+
+    async def _work(self, endpoint_id: int, output: _Output) -> None:
+        endpoint = self.plant.endpoints[endpoint_id]
+        while True:
+            command = await output.queue.get()
+            output.current = command
+            try:
+                await self._execute(endpoint, output, command)
+            except asyncio.CancelledError:
+                self._finish(command, CommandStatus.FAILED, error="interrupted by shutdown")
+                raise
+            except Exception as exc:  # a worker must survive any one command
+                log.exception("command %s crashed", command.id)
+                self._finish(command, CommandStatus.FAILED, error=f"internal error: {exc}")
+            finally:
+                output.current = None
+
+    async def _execute(self, endpoint: Endpoint, output: _Output, command: Command) -> None:
+        if endpoint.data_type is not DataType.BOOL and not output.queue.empty():
+            newest = output.queue._queue[-1]  # type: ignore[attr-defined]
+            self._finish(command, CommandStatus.FAILED, error=f"superseded by {newest.id}")
+            return
+        age = (utcnow() - command.created_at).total_seconds()
+        if age > self.settings.expiry_s:
+            self._finish(command, CommandStatus.FAILED, error=f"expired: waited {age:.1f} s before it could be sent")
+            return
+        if command.origin != "interlock":
+            reasons = self.blockers(endpoint, command.requested_value)
+            if reasons:
+                command.reasons = reasons
+                self._finish(command, CommandStatus.FAILED,
+                             error="blocked before sending: " + "; ".join(r["reason"] for r in reasons))
+                return
+        driver = self.drivers.get(endpoint.device)
+        if driver is None:
+            self._finish(command, CommandStatus.FAILED, error=f"no driver for device {endpoint.device}")
+            return
+        feedback_id = endpoint.feedback_id
+        self._transition(command, CommandStatus.SENT)
+        try:
+            await asyncio.wait_for(driver.write(endpoint, command.requested_value), self.settings.write_timeout_s)
+        except TimeoutError:
+            self._finish(command, CommandStatus.FAILED,
+                         error=f"timeout: device did not answer the write within {self.settings.write_timeout_s:g} s")
+            return
+        except DeviceError as exc:
+            self._finish(command, CommandStatus.FAILED, error=f"device error: {exc}")
+            return
+        self._transition(command, CommandStatus.ACKED)
+        await self._readback(endpoint, feedback_id, driver, command)
+
+    async def _readback(self, endpoint: Endpoint, feedback_id: int, driver: Driver, command: Command) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.readback_timeout_s
+        seen_fresh = False
+        start_seq = self.plant.states[feedback_id].seq
+        refresh = asyncio.create_task(self._refresh(driver, feedback_id))
+        try:
+            while True:
+                state = self.plant.states[feedback_id]
+                if state.seq != start_seq and state.quality is Quality.GOOD:
+                    seen_fresh = True
+                    if value_matches(endpoint, command.requested_value, state.value):
+                        self._finish(command, CommandStatus.SUCCEEDED, actual=state.value)
+                        return
+                remaining = deadline - loop.time()
+                if remaining <= 0 or not await self.plant.next_sample(feedback_id, remaining):
+                    break
+        finally:
+            refresh.cancel()
+        state = self.plant.states[feedback_id]
+        timeout = f"{self.settings.readback_timeout_s:g} s"
+        if seen_fresh:
+            self._finish(command, CommandStatus.FAILED, actual=state.value,
+                         error=f"mismatch: readback {shown_value(state.value)}, "
+                               f"expected {shown_value(command.requested_value)} after {timeout}")
+        else:
+            self._finish(command, CommandStatus.FAILED,
+                         error=f"timeout: no readback of {self.plant.endpoints[feedback_id].name} within {timeout}")
+
+    async def _refresh(self, driver: Driver, feedback_id: int) -> None:
+        try:
+            await driver.refresh(self.plant.endpoints[feedback_id])
+        except Exception as exc:  # the regular poll will still deliver the readback
+            log.debug("refresh of %s failed: %s", feedback_id, exc)
+
+    # -- transitions -----------------------------------------------------------------------
+
+    def _transition(self, command: Command, status: CommandStatus) -> None:
+        now = utcnow()
+        command.status = status
+        command.updated_at = now
+        if status is CommandStatus.SENT:
+            command.sent_at = now
+        elif status is CommandStatus.ACKED:
+            command.acked_at = now
+        elif status.is_final:
+            command.completed_at = now
+        self.db.write_later(self._update, command.row())
+        self._publish(command)
+
+    def _finish(self, command: Command, status: CommandStatus, *, error: str | None = None,
+                actual: Value | None = None) -> None:
+        command.error = error
+        if actual is not None:
+            command.actual_value = actual
+        self._transition(command, status)
+        if self.audit is not None:
+            endpoint = self.plant.endpoints[command.endpoint_id]
+            self.audit.record(Actor(user=command.user, station=command.station, role="-"), "command.result",
+                              target=endpoint.name, new=audit_value(command.actual_value), result=status.value,
+                              command_id=command.id, detail=error)
+        if command.origin == "interlock":
+            self._trip_done(command, status, error)
+
+    def _publish(self, command: Command) -> None:
+        payload = {
+            "type": COMMAND_STATUS,
+            "commandId": command.id,
+            "status": command.status.value,
+            "actualValue": command.actual_value,
+            "completedAt": iso(command.completed_at or command.updated_at),
+            "endpointId": command.endpoint_id,
+            "requestedValue": command.requested_value,
+            "error": command.error,
+            "reasons": command.reasons,
+            "user": command.user,
+            "origin": command.origin,
+        }
+        node = self.plant.endpoints[command.endpoint_id].node
+        self.bus.publish(COMMAND_STATUS, payload, node=node)
+
+    def _trip_done(self, command: Command, status: CommandStatus, error: str | None) -> None:
+        """A safe-state command of an interlock trip finished; `CommandService` settles its alarms."""
+
+    def in_flight(self, endpoint_id: int) -> Command | None:
+        output = self._outputs.get(endpoint_id)
+        return output.current if output else None
+
+    async def stop(self) -> None:
+        self._closed = True
+        tasks = [o.task for o in self._outputs.values() if o.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
