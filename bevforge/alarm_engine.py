@@ -33,6 +33,7 @@ from bevforge.bus import EventBus
 from bevforge.config import PROCESS_KINDS, AlarmRule, PlantConfig
 from bevforge.domain import Actor, EndpointState, Quality, Severity, utcnow
 from bevforge.store import AlarmPointRow, AlarmRow, Database
+from bevforge.tasks import repeat_every, stop_task
 
 # Logged under the service's name, as before the split, so log filters set up for it keep working.
 log = logging.getLogger("bevforge.alarms")
@@ -104,21 +105,11 @@ class AlarmEngine(AlarmRecorder):
         self._task = asyncio.create_task(self._timer(), name="alarm-timer")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await stop_task(self._task)
 
     async def _timer(self) -> None:
         """Delays and shelf expiry need time to pass without a new reading."""
-        while True:
-            await asyncio.sleep(0.25)
-            try:
-                self.tick(time.monotonic(), utcnow())
-            except Exception:
-                log.exception("alarm timer failed")
+        await repeat_every(0.25, lambda: self.tick(time.monotonic(), utcnow()), log, "alarm timer")
 
     def tick(self, now_s: float, now: datetime) -> None:
         for point in self.points.values():
