@@ -16,15 +16,16 @@ import logging
 import math
 import re
 from collections.abc import Sequence
-from typing import Literal
+from typing import ClassVar, Literal
 
 import serial
 import serial_asyncio_fast
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bevforge.config import Device, Endpoint
-from bevforge.devices import DeviceError, DeviceLink, Driver
+from bevforge.devices import DeviceError, DeviceLink
 from bevforge.domain import DataType, Quality, Reading, Value, utcnow
+from drivers.polling import Due, PollingDriver, next_due, take_due
 
 log = logging.getLogger(__name__)
 MAX_LINE = 256
@@ -80,11 +81,14 @@ class PortLost(Exception):
     """The serial port failed or vanished."""
 
 
-class SerialProbeDriver(Driver):
+class SerialProbeDriver(PollingDriver[SerialProbeSettings]):
+    protocol: ClassVar[str] = "serial"
+    log: ClassVar[logging.Logger] = log
+
     def __init__(self, device: Device, endpoints: Sequence[Endpoint], link: DeviceLink) -> None:
-        super().__init__(device, endpoints, link)
-        self.settings: SerialProbeSettings = _checked(  # type: ignore[assignment]
+        settings: SerialProbeSettings = _checked(  # type: ignore[assignment]
             SerialProbeSettings, device.settings, f"device {device.id}: settings")
+        super().__init__(device, endpoints, link, settings)
         self.addresses: dict[int, ProbeAddress] = {}
         for e in self.endpoints:
             if e.writable:
@@ -93,29 +97,12 @@ class SerialProbeDriver(Driver):
                 raise ValueError(f"endpoint {e.name}: data_type: a serial probe reads numbers")
             self.addresses[e.id] = _checked(ProbeAddress, e.address, f"endpoint {e.name}: address")  # type: ignore[assignment]
         self.patterns = {eid: re.compile(a.pattern) for eid, a in self.addresses.items()}
-        self.reported: bool | None = None
-        self.failures = 0
         self.answers = 0
         self.reopens = 0
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
-        self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
-        self._due: dict[int, float] = {e.id: 0.0 for e in self.endpoints}
-
-    def _interval(self, endpoint: Endpoint) -> float:
-        return self.settings.poll_interval_s or endpoint.poll_interval_s
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"serial-{self.device.id}")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        self._close()
+        self.timetable: list[Due[Endpoint]] = [Due(e, self._interval(e)) for e in self.endpoints]
 
     async def write(self, endpoint: Endpoint, value: Value) -> None:
         raise DeviceError("a serial probe has no outputs", code="not_writable")
@@ -134,38 +121,36 @@ class SerialProbeDriver(Driver):
         except (OSError, serial.SerialException, ValueError) as exc:
             raise PortLost(f"cannot open {s.port}: {exc}") from None
 
-    def _close(self) -> None:
+    def _release(self) -> None:
+        """Close the port (stop, port lost, or a surprise: the next cycle opens it afresh)."""
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 self._writer.close()
         self._reader = self._writer = None
 
-    async def _run(self) -> None:
+    # -- polling ---------------------------------------------------------------------------
+
+    async def _cycle(self) -> float | None:
         loop = asyncio.get_running_loop()
-        backoff = self.settings.reprobe_s
-        while True:
-            try:
-                if self._writer is None:
-                    await self._open()
-                    self.reopens += 1
-                    backoff = self.settings.reprobe_s
-                now = loop.time()
-                for endpoint in self.endpoints:
-                    if self._due[endpoint.id] <= now:
-                        self._due[endpoint.id] = max(self._due[endpoint.id] + self._interval(endpoint), now)
-                        await self._poll(endpoint)
-                await asyncio.sleep(max(0.0, min(self._due.values()) - loop.time()))
-            except asyncio.CancelledError:
-                raise
-            except PortLost as exc:
-                self._close()
-                self._offline(str(exc))
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.settings.reprobe_max_s)
-            except Exception:  # whatever the line does, polling goes on
-                log.exception("serial %s: poll failed", self.device.id)
-                self._close()
-                await asyncio.sleep(backoff)
+        try:
+            if self._writer is None:
+                await self._open()
+                self.reopens += 1
+                self.backoff.reset()
+            for entry in take_due(self.timetable, loop.time()):
+                await self._poll(entry.item)
+            return max(0.0, next_due(self.timetable) - loop.time())
+        except PortLost as exc:
+            # An unplugged adapter is offline at once; reopen it at growing intervals.
+            self._release()
+            self._offline(str(exc))
+            await asyncio.sleep(self.backoff.delay)
+            self.backoff.failed()
+            return None
+
+    def _after_surprise(self) -> float:
+        self._release()
+        return self.backoff.delay
 
     async def _poll(self, endpoint: Endpoint) -> None:
         async with self._lock:
@@ -232,24 +217,12 @@ class SerialProbeDriver(Driver):
     # -- comms state -----------------------------------------------------------------------
 
     def _answered(self) -> None:
-        self.failures = 0
         self.answers += 1
-        if self.reported is not True:
-            self.reported = True
-            self.online = True
-            self.last_error = None
-            self.link.comms(True)
+        super()._answered()
 
     def _silent(self, error: str) -> None:
+        """No answer in time: offline after `offline_after` of these in a row (the port stays open)."""
         self.failures += 1
         self.last_error = error
         if self.failures >= self.settings.offline_after:
             self._offline(error)
-
-    def _offline(self, error: str) -> None:
-        self.last_error = error
-        if self.reported is not False:
-            self.reported = False
-            self.online = False
-            log.warning("serial %s offline: %s", self.device.id, error)
-            self.link.comms(False, error)

@@ -10,39 +10,34 @@ blocked by the core) and re-probed with one cheap read at growing intervals unti
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import ClassVar
 
 from bevforge.config import Device, Endpoint
-from bevforge.devices import DeviceError, DeviceLink, Driver
+from bevforge.devices import DeviceError, DeviceLink
 from bevforge.domain import Quality, Reading, Value, utcnow
 from drivers.modbus.blocks import Block, Slot, plan_blocks, split_unbridged
 from drivers.modbus.codec import EncodeError, decode, encode
 from drivers.modbus.errors import Kind, ModbusFault
 from drivers.modbus.lines import LinePool
-from drivers.modbus.settings import PointAddress, device_settings, point_address
+from drivers.modbus.settings import ModbusDeviceSettings, PointAddress, device_settings, point_address
+from drivers.polling import Due, PollingDriver, all_due, next_due, take_due
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class _Scheduled:
-    block: Block
-    interval: float
-    due: float = 0.0
+class ModbusDriver(PollingDriver[ModbusDeviceSettings]):
+    protocol: ClassVar[str] = "modbus"
+    log: ClassVar[logging.Logger] = log
 
-
-class ModbusDriver(Driver):
     def __init__(self, device: Device, endpoints: Sequence[Endpoint], link: DeviceLink, pool: LinePool) -> None:
-        super().__init__(device, endpoints, link)
-        self.settings = device_settings(device)
+        super().__init__(device, endpoints, link, device_settings(device))
         self.points: dict[int, PointAddress] = {e.id: point_address(e) for e in self.endpoints}
         self.by_id = {e.id: e for e in self.endpoints}
         self.pool = pool
-        self.schedule: list[_Scheduled] = []
+        self.schedule: list[Due[Block]] = []
         for interval in sorted({self._interval(e) for e in self.endpoints}):
             slots = [Slot(e.id, self.points[e.id].table, self.points[e.id].address, self.points[e.id].width)
                      for e in self.endpoints if self._interval(e) == interval]
@@ -50,74 +45,45 @@ class ModbusDriver(Driver):
                 blocks = plan_blocks(slots, self.settings.max_block, self.settings.max_gap)
             except ValueError as exc:
                 raise ValueError(f"device {device.id}: settings.max_block: {exc}") from None
-            self.schedule += [_Scheduled(b, interval) for b in blocks]
+            self.schedule += [Due(b, interval) for b in blocks]
         self.line = pool.attach(device.id, self.settings)
-        self.failures = 0
-        self.reported: bool | None = None  # last comms state told to the core (None: not yet)
         self.block_reads = 0
         self._last_good: float | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
 
-    def _interval(self, endpoint: Endpoint) -> float:
-        return self.settings.poll_interval_s or endpoint.poll_interval_s
-
-    # -- lifecycle -------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"modbus-{self.device.id}")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    def _release(self) -> None:
         self.pool.detach(self.device.id, self.line)
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        backoff = self.settings.reprobe_s
-        while True:
-            try:
-                if self.reported is False:
-                    # Offline: one cheap probe read at growing intervals, never a full poll cycle,
-                    # so a dead device costs its line one timeout per probe and no more.
-                    await self._sleep(backoff)
-                    if await self._read(self.schedule[0], retries=0):
-                        backoff = self.settings.reprobe_s
-                        for entry in self.schedule:
-                            entry.due = loop.time()
-                    else:
-                        backoff = min(backoff * 2, self.settings.reprobe_max_s)
-                    continue
-                now = loop.time()
-                for entry in [e for e in self.schedule if e.due <= now]:
-                    entry.due = max(entry.due + entry.interval, now)
-                    await self._read(entry)
-                    if self.reported is False:
-                        break
-                if self.reported is not False:
-                    await self._sleep(max(0.0, min(e.due for e in self.schedule) - loop.time()))
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the poll task must outlive any single surprise
-                log.exception("modbus %s: poll cycle failed", self.device.id)
-                await asyncio.sleep(self.settings.reprobe_s)
+    # -- polling ---------------------------------------------------------------------------
 
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
-        self._wake.clear()
+    async def _cycle(self) -> float | None:
+        loop = asyncio.get_running_loop()
+        if self.reported is False:
+            # Offline: one cheap probe read at growing intervals, never a full poll cycle,
+            # so a dead device costs its line one timeout per probe and no more.
+            await asyncio.sleep(self.backoff.delay)
+            if await self._read(self.schedule[0], retries=0):
+                self.backoff.reset()
+                all_due(self.schedule, loop.time())
+            else:
+                self.backoff.failed()
+            return None
+        for entry in take_due(self.schedule, loop.time()):
+            await self._read(entry)
+            if self.reported is False:
+                return None
+        return max(0.0, next_due(self.schedule) - loop.time())
+
+    def _after_surprise(self) -> float:
+        return self.settings.reprobe_s
 
     # -- reading ---------------------------------------------------------------------------
 
-    async def _read(self, entry: _Scheduled, retries: int | None = None) -> bool:
+    async def _read(self, entry: Due[Block], retries: int | None = None) -> bool:
         """Read one block with the retry policy; deliver readings; return True on an answer."""
         attempts = 1 + (self.settings.retries if retries is None else retries)
         fault: ModbusFault | None = None
         for attempt in range(attempts):
-            block = entry.block
+            block = entry.item
             try:
                 raw = await self.line.read(self.settings.device_id, block.table, block.start, block.count,
                                            self.settings.timeout_s)
@@ -155,15 +121,15 @@ class ModbusDriver(Driver):
             readings.append(Reading(slot.key, value, Quality.GOOD, source_time=now))
         self.link.readings(readings)
 
-    def _configuration_error(self, entry: _Scheduled, fault: ModbusFault) -> None:
-        block = entry.block
+    def _configuration_error(self, entry: Due[Block], fault: ModbusFault) -> None:
+        block = entry.item
         if fault.code == 2 and block.bridged:
             # The device will not read the unmapped registers we bridged: read the points apart.
             parts = split_unbridged(block)
             log.warning("modbus %s: %s on bridged block %s@%d+%d, reading %d blocks instead",
                         self.device.id, fault, block.table, block.start, block.count, len(parts))
             index = self.schedule.index(entry)
-            self.schedule[index:index + 1] = [_Scheduled(b, entry.interval, entry.due) for b in parts]
+            self.schedule[index:index + 1] = [Due(b, entry.interval, entry.due) for b in parts]
             for part in self.schedule[index:index + len(parts)]:
                 part.due = 0.0
             return
@@ -174,29 +140,23 @@ class ModbusDriver(Driver):
     # -- comms state -----------------------------------------------------------------------
 
     def _answered(self) -> None:
-        self.failures = 0
         self._last_good = asyncio.get_running_loop().time()
-        if self.reported is not True:
-            self.reported = True
-            self.online = True
-            self.last_error = None
-            self.link.comms(True)
+        super()._answered()
 
     def _failed(self, fault: ModbusFault) -> None:
+        """Offline after `offline_after` failures in a row, or no good answer for `comms_timeout_s`."""
         self.last_error = str(fault)
         if not fault.counts_toward_offline:
             return
         self.failures += 1
         now = asyncio.get_running_loop().time()
         silent_for = now - self._last_good if self._last_good is not None else 0.0
-        if self.reported is not False and (self.failures >= self.settings.offline_after
-                                           or silent_for >= self.device.comms_timeout_s):
-            self.reported = False
-            self.online = False
-            log.warning("modbus %s offline: %s", self.device.id, fault)
-            self.link.comms(False, str(fault))
-            if self.line.key[0] == "tcp":
-                self.line.reset()  # a fresh connection for the re-probe (the old one may be half-open)
+        if self.failures >= self.settings.offline_after or silent_for >= self.device.comms_timeout_s:
+            self._offline(str(fault))
+
+    def _went_offline(self) -> None:
+        if self.line.key[0] == "tcp":
+            self.line.reset()  # a fresh connection for the re-probe (the old one may be half-open)
 
     # -- commands --------------------------------------------------------------------------
 
@@ -221,7 +181,7 @@ class ModbusDriver(Driver):
         if self.reported is False:
             return
         for entry in self.schedule:
-            if any(s.key == endpoint.id for s in entry.block.slots):
+            if any(s.key == endpoint.id for s in entry.item.slots):
                 await self._read(entry, retries=0)
                 return
 
