@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 5007
 
-.PHONY: run test test-fast test-e2e bench lint clean
+.PHONY: run test test-fast test-e2e doc-images bench lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,14 +22,19 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	bash scripts/ensure-chromium.sh
 	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q
-	$(PY) -m pytest tests/e2e -q -p no:asyncio
+	$(PY) -m pytest tests/e2e -q -p no:asyncio -W ignore::pytest.PytestConfigWarning
 
 test-fast: $(VENV)/.installed-test
 	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q
 
 test-e2e: $(VENV)/.installed-test
 	bash scripts/ensure-chromium.sh
-	$(PY) -m pytest tests/e2e -q -p no:asyncio
+	$(PY) -m pytest tests/e2e -q -p no:asyncio -W ignore::pytest.PytestConfigWarning
+
+# Retake the screenshots docs/operator.md shows (the e2e tests write them only when asked).
+doc-images: $(VENV)/.installed-test
+	bash scripts/ensure-chromium.sh
+	BEVFORGE_DOC_IMAGES=1 $(PY) -m pytest tests/e2e -q -p no:asyncio -W ignore::pytest.PytestConfigWarning
 
 bench: $(VENV)/.installed-test
 	$(PY) bench/run_all.py

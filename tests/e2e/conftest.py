@@ -2,7 +2,8 @@
 
 Each test gets its own server on a free port with its own SQLite file; `restart()` stops it and
 starts it again on the same port and database, as a power cut or an update would.
-Screenshots go to test-artifacts/ and are copied to docs/img/ for docs/operator.md.
+Screenshots go to test-artifacts/; with BEVFORGE_DOC_IMAGES=1 (`make doc-images`) they are also
+copied to docs/img/ for docs/operator.md, so an ordinary test run leaves the working tree as it was.
 """
 
 from __future__ import annotations
@@ -159,10 +160,11 @@ def screen(browser: Browser, server: ServerProcess) -> Iterator[Any]:
 
 
 def snapshot(page: Page, name: str) -> Path:
-    """Save a screenshot as a test artifact and as the picture docs/operator.md shows."""
+    """Save a screenshot as a test artifact (and, when asked, as the picture docs/operator.md shows)."""
     ARTIFACTS.mkdir(exist_ok=True)
-    DOC_IMAGES.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=False)
-    shutil.copyfile(path, DOC_IMAGES / f"{name}.png")
+    if os.environ.get("BEVFORGE_DOC_IMAGES") == "1":
+        DOC_IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, DOC_IMAGES / f"{name}.png")
     return path
