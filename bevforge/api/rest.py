@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -167,6 +168,9 @@ async def ingest(request: Request) -> dict[str, Any]:
         raise ApiError(422, "invalid_request", "body must be a reading or {readings: [...]}", "body")
     readings = [_parse_reading(rt, item, f"{prefix}[{i}]" if prefix else "") for i, item in enumerate(items)]
     accepted = rt.plant.ingest(readings)
+    # Let the live consumers woken by this ingest write their frames before the answer goes out:
+    # the screens are what an operator waits for, the ingesting script is not (one loop turn).
+    await asyncio.sleep(0)
     return {"accepted": accepted}
 
 
