@@ -27,6 +27,7 @@ RANGES = {"15 min": timedelta(minutes=15), "1 h": timedelta(hours=1), "8 h": tim
           "Brew day (12 h)": timedelta(hours=12)}
 BUCKETS = 600
 REDRAW_EVERY_S = 1.0
+CARRY_EVERY_S = 1.0  # a steady live value extends the line this often (buckets are ≥ 2 s wide)
 
 
 def _ms(ts: datetime) -> int:
@@ -61,6 +62,7 @@ class TrendView:
             tag(ui.button("EXPORT CSV", on_click=self.export).classes("bf-btn bf-control"), "trend-export")
         self.summary = tag(ui.label("").classes("bf-detail"), "trend-summary")
         self.chart = tag(ui.echart(self._options()).classes("w-full").style("height: 60vh"), "trend-chart")
+        ui.timer(CARRY_EVERY_S, self.carry_forward)
         live.watch({self.endpoint.id})
 
     def _options(self) -> dict[str, Any]:
@@ -135,27 +137,49 @@ class TrendView:
             self._draw()
 
     def _fold_latest(self) -> None:
-        """Fold the current value into the newest bucket (or start one), drop what left the range."""
+        """Fold a pushed sample into the newest bucket (or start one)."""
         state = self.runtime.plant.states[self.endpoint.id]
         if state.quality is not Quality.GOOD or state.value is None or state.server_time is None:
             return
-        value = float(state.value)
-        at = _ms(state.server_time)
+        self._fold(float(state.value), _ms(state.server_time), counted=True)
+
+    def carry_forward(self) -> None:
+        """Extend the line to now with the present value while it is live (every second).
+
+        Telemetry is pushed by exception: a steady value sends no frame for up to
+        `telemetry_refresh_s`, yet it was sampled all along (history has every sample). A value
+        that is not GOOD is not carried, so a stale or bad stretch stays a gap, as it is in history.
+        """
+        state = self.runtime.plant.states[self.endpoint.id]
+        if not self.buckets or state.quality is not Quality.GOOD or state.value is None:
+            return
+        self._fold(float(state.value), _ms(utcnow()), counted=False)
+
+    def _fold(self, value: float, at: int, counted: bool) -> None:
+        """Put `value` at time `at` (ms) into its bucket; drop what left the range; redraw.
+
+        A carried value widens the bucket's min/max but is not a sample: it neither moves the
+        average of sampled values nor the sample count.
+        """
         width_ms = int(self.width * 1000)
         if self.buckets and at < self.buckets[-1][0] + width_ms:
             b = self.buckets[-1]
-            if at >= b[0]:
-                n = b[4]
-                b[1] = value if b[1] is None else min(b[1], value)
-                b[3] = value if b[3] is None else max(b[3], value)
-                b[2] = value if b[2] is None else (b[2] * n + value) / (n + 1)
+            if at < b[0]:
+                return
+            n = b[4]
+            b[1] = value if b[1] is None else min(b[1], value)
+            b[3] = value if b[3] is None else max(b[3], value)
+            if counted:
+                b[2] = value if b[2] is None or n == 0 else (b[2] * n + value) / (n + 1)
                 b[4] = n + 1
+            elif b[2] is None:
+                b[2] = value
         else:
             start = self.buckets[-1][0] + width_ms if self.buckets else at
             while self.buckets and at >= start + width_ms:
                 self.buckets.append([start, None, None, None, 0])
                 start += width_ms
-            self.buckets.append([start, value, value, value, 1])
+            self.buckets.append([start, value, value, value, 1 if counted else 0])
             horizon = at - int(self.span.total_seconds() * 1000)
             while self.buckets and self.buckets[0][0] + width_ms < horizon:
                 self.buckets.pop(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from datetime import UTC, datetime, timedelta
@@ -11,10 +12,12 @@ from nicegui.testing import User
 from sqlalchemy import insert
 
 from bevforge import history
+from bevforge.domain import Reading
 from bevforge.store import TelemetryReading, create_schema, make_engine
 from tests.ui.support import online, runtime, shows, until
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+FV1_TEMP = 50
 
 
 def _engine_with_rows(path: Path, rows: list[dict]) -> object:
@@ -84,3 +87,40 @@ async def test_trend_page_draws_history_appends_live_and_exports(user: User) -> 
     table = list(csv.DictReader(io.StringIO(response.text)))
     assert len(table) >= samples_at_open
     assert {r["endpoint"] for r in table} == {"hlt_temperature"}
+
+
+async def test_a_steady_live_value_keeps_its_line_between_pushed_frames(user: User) -> None:
+    """Telemetry is pushed by exception: the line must not break while a steady value stays live."""
+    await user.open("/")
+    await online()
+    rt = runtime()
+    await rt.drivers["cellar_probe"].stop()  # FV1 temperature now comes from this test only
+    rt.plant.refresh_s = 3600  # a repeated sample is not pushed again during the test
+    rt.plant.ingest([Reading(FV1_TEMP, 12.5)])
+    pushed_at = rt.bus.last_seq
+
+    async def keep_sampling() -> None:  # fresh samples of the same value: GOOD, never pushed
+        while True:
+            await asyncio.sleep(0.5)
+            rt.plant.ingest([Reading(FV1_TEMP, 12.5)])
+
+    sampling = asyncio.create_task(keep_sampling())
+    try:
+        await user.open(f"/trends?endpoint={FV1_TEMP}")
+        await shows(user, "trend-summary", "FV1 temperature")
+        toggle = next(iter(user.find(marker="trend-range").elements))
+        toggle.value = "15 min"  # 2 s buckets
+        await shows(user, "trend-summary", "buckets of 2 s")
+        chart = next(iter(user.find(marker="trend-chart").elements))
+
+        def live_buckets() -> int:
+            avg = chart.options["series"][1]["data"]
+            return sum(1 for at, value in avg if value == 12.5 and at / 1000 > pushed_wall)
+
+        pushed_wall = rt.plant.states[FV1_TEMP].server_time.timestamp()
+        await until(lambda: live_buckets() >= 3)
+    finally:
+        sampling.cancel()
+    repushed = [e for e in rt.bus.since(pushed_at) or [] if e.type == "telemetry"
+                and e.payload["endpointId"] == FV1_TEMP]
+    assert repushed == []  # the line grew from the carried value, not from new frames
