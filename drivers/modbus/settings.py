@@ -15,6 +15,9 @@ from bevforge.domain import DataType
 
 Table = Literal["holding", "input", "coil", "discrete"]
 RegisterType = Literal["bool", "int16", "uint16", "int32", "uint32", "float32"]
+# The four 32-bit layouts device manuals name by where bytes A (most significant) … D land on the wire.
+ByteOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
+WORD_ORDER_LAYOUT: dict[str, ByteOrder] = {"big": "ABCD", "little": "CDAB"}
 REGISTER_WIDTH = {"bool": 1, "int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2}
 BIT_TABLES = ("coil", "discrete")
 
@@ -74,7 +77,11 @@ class PointAddress(_Strict):
     table: Table = "holding"
     address: Annotated[int, Field(ge=0, le=65535)]
     type: RegisterType | None = Field(default=None, description="default: bool on coils/discretes, else uint16")
-    word_order: Literal["big", "little"] = Field(default="big", description="32-bit values: high word first?")
+    byte_order: ByteOrder | None = Field(
+        default=None, description="32-bit values: ABCD (default, big-endian), CDAB (word swap), BADC (byte "
+        "swap), DCBA (both) — as the device manual names it")
+    word_order: Literal["big", "little"] | None = Field(
+        default=None, description="older spelling of byte_order: big = ABCD, little = CDAB")
     scale: float = Field(default=1.0, description="engineering value = raw × scale + offset")
     offset: float = 0.0
     bit: int | None = Field(default=None, ge=0, le=15, description="read one bit of a register as a bool")
@@ -92,7 +99,18 @@ class PointAddress(_Strict):
             raise ValueError("bit applies to a 16-bit register")
         if (self.on_value is None) != (self.off_value is None):
             raise ValueError("on_value and off_value go together")
+        if self.byte_order is not None and self.word_order is not None:
+            raise ValueError("give byte_order or word_order, not both (word_order big = ABCD, little = CDAB)")
+        if self.byte_order not in (None, "ABCD") and REGISTER_WIDTH[self.register_type] != 2:
+            raise ValueError(f"byte_order {self.byte_order} applies to 32-bit types (int32, uint32, float32)")
         return self
+
+    @property
+    def layout(self) -> ByteOrder:
+        """The point's 32-bit layout, whichever way the config spelt it (ABCD when it did not)."""
+        if self.byte_order is not None:
+            return self.byte_order
+        return WORD_ORDER_LAYOUT[self.word_order or "big"]
 
     @property
     def register_type(self) -> RegisterType:
