@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bevforge.config import Device, Endpoint
+from bevforge.devices import SettingsRefused
 from bevforge.domain import DataType
 
 Table = Literal["holding", "input", "coil", "discrete"]
@@ -140,8 +141,7 @@ def device_settings(device: Device) -> ModbusDeviceSettings:
         return ModbusDeviceSettings.model_validate(device.settings)
     except ValidationError as exc:
         field, message = _first_error(exc)
-        where = f"settings.{field}" if field else "settings"
-        raise ValueError(f"device {device.id}: {where}: {message}") from None
+        raise SettingsRefused(device, f"settings.{field}" if field else "settings", message) from None
 
 
 def point_address(endpoint: Endpoint) -> PointAddress:
@@ -149,19 +149,18 @@ def point_address(endpoint: Endpoint) -> PointAddress:
         address = PointAddress.model_validate(endpoint.address)
     except ValidationError as exc:
         field, message = _first_error(exc)
-        where = f"address.{field}" if field else "address"
-        raise ValueError(f"endpoint {endpoint.name}: {where}: {message}") from None
+        raise SettingsRefused(endpoint, f"address.{field}" if field else "address", message) from None
     is_bool = endpoint.data_type is DataType.BOOL
     bitwise = address.table in BIT_TABLES or address.bit is not None or address.on_value is not None
     if is_bool and not bitwise and address.register_type != "bool":
-        raise ValueError(f"endpoint {endpoint.name}: address: a bool endpoint needs a coil, discrete, bit "
-                         "or on_value/off_value")
+        raise SettingsRefused(endpoint, "address", "a bool endpoint needs a coil, discrete, bit "
+                              "or on_value/off_value")
     if not is_bool and (address.table in BIT_TABLES or address.bit is not None or address.on_value is not None):
-        raise ValueError(f"endpoint {endpoint.name}: address: a numeric endpoint cannot read a single bit")
+        raise SettingsRefused(endpoint, "address", "a numeric endpoint cannot read a single bit")
     if endpoint.writable:
         if address.table in ("input", "discrete"):
-            raise ValueError(f"endpoint {endpoint.name}: address.table: {address.table} is read-only")
+            raise SettingsRefused(endpoint, "address.table", f"{address.table} is read-only")
         if address.bit is not None:
-            raise ValueError(f"endpoint {endpoint.name}: address.bit: a bit inside a word is read-only here "
-                             "(write the whole word with on_value/off_value)")
+            raise SettingsRefused(endpoint, "address.bit", "a bit inside a word is read-only here "
+                                  "(write the whole word with on_value/off_value)")
     return address
