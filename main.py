@@ -29,9 +29,9 @@ def main(argv: list[str]) -> int:
         return run(argv)
     settings = parse_args(argv)
     if settings.check_config:
-        return check_config(settings.config_path)
+        return check_config(settings.config_path, drivers.check)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = load_or_report(settings.config_path)
+    config = load_or_report(settings.config_path, drivers.check)  # driver problems get file:line too
     if config is None:
         return 2
     factories, simulator = drivers.driver_factories(config)

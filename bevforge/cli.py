@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bevforge.config import ConfigError, PlantConfig, load_config
+from bevforge.config import ConfigError, ExtraCheck, PlantConfig, load_config
 
 DEFAULT_CONFIG = "config.yaml"
 DEFAULT_PORT = 5007
@@ -51,10 +51,10 @@ def parse_args(argv: list[str], env: dict[str, str] | None = None) -> Settings:
                     data_dir=data_dir, check_config=args.check_config is not None, log_level=args.log_level)
 
 
-def load_or_report(path: Path) -> PlantConfig | None:
+def load_or_report(path: Path, extra_check: ExtraCheck | None = None) -> PlantConfig | None:
     """Load the config; on error print every problem (file:line: field: message) to stderr."""
     try:
-        return load_config(path)
+        return load_config(path, extra_check)
     except ConfigError as exc:
         print(f"{path}: {len(exc.problems)} problem(s) in the config:", file=sys.stderr)
         for problem in exc.problems:
@@ -62,8 +62,10 @@ def load_or_report(path: Path) -> PlantConfig | None:
         return None
 
 
-def check_config(path: Path) -> int:
-    config = load_or_report(path)
+def check_config(path: Path, driver_check: ExtraCheck | None = None) -> int:
+    """`--check-config`: 0 when valid, 2 otherwise. `driver_check` (drivers.check, passed in by
+    main.py) adds the drivers' device settings and address checks, which otherwise run only at start."""
+    config = load_or_report(path, driver_check)
     if config is None:
         return 2
     print(f"{path}: OK — {len(config.nodes)} nodes, {len(config.devices)} devices, "

@@ -8,6 +8,7 @@ once, so one edit fixes them all.
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -436,8 +437,17 @@ def _format_path(path: tuple[Any, ...]) -> str:
     return out
 
 
-def parse_config(text: str, filename: str = "config.yaml") -> PlantConfig:
-    """Parse and validate config text; raise ConfigError listing every problem with its line."""
+# A check the core cannot run itself (the drivers' device settings and point addresses): it gets the
+# validated config and returns (field path, message) pairs, e.g. (("devices", 2, "settings", "device_id"), "…").
+ExtraCheck = Callable[[PlantConfig], list[tuple[tuple[Any, ...], str]]]
+
+
+def parse_config(text: str, filename: str = "config.yaml", extra_check: ExtraCheck | None = None) -> PlantConfig:
+    """Parse and validate config text; raise ConfigError listing every problem with its line.
+
+    `extra_check` is how the composition root adds the drivers' checks without this module
+    importing them; its problems get file:line like every other.
+    """
     try:
         loader = _LineLoader(text)  # the reader checks the characters here, before any parsing
     except yaml.reader.ReaderError as exc:  # a control character, e.g. pasted from a terminal
@@ -471,16 +481,16 @@ def parse_config(text: str, filename: str = "config.yaml") -> PlantConfig:
                 message = "unknown key"
             problems.append(ConfigProblem(filename, lines.line_of(loc), _format_path(loc), message))
         raise ConfigError(problems) from None
-    problems = [
-        ConfigProblem(filename, lines.line_of(path), _format_path(path), message)
-        for path, message in check_references(config)
-    ]
+    found = check_references(config)
+    if extra_check is not None:
+        found += extra_check(config)
+    problems = [ConfigProblem(filename, lines.line_of(path), _format_path(path), message) for path, message in found]
     if problems:
         raise ConfigError(problems)
     return config
 
 
-def load_config(path: str | Path) -> PlantConfig:
+def load_config(path: str | Path, extra_check: ExtraCheck | None = None) -> PlantConfig:
     """Read a config file; a missing or unreadable file is a ConfigError too."""
     path = Path(path)
     try:
@@ -489,7 +499,7 @@ def load_config(path: str | Path) -> PlantConfig:
         raise ConfigError([ConfigProblem(str(path), None, "", f"cannot read: {exc.strerror}")]) from None
     except UnicodeDecodeError:
         raise ConfigError([ConfigProblem(str(path), None, "", "not UTF-8 text")]) from None
-    return parse_config(text, str(path))
+    return parse_config(text, str(path), extra_check)
 
 
 def check_references(config: PlantConfig) -> list[tuple[tuple[Any, ...], str]]:

@@ -23,6 +23,22 @@ class DeviceError(Exception):
         self.retryable = retryable
 
 
+class SettingsRefused(ValueError):
+    """A driver refused a device's `settings` or an endpoint's `address` (or another field) as built.
+
+    It says which config entry and which field, not just a sentence, so `--check-config` can put
+    the problem on its file:line like the schema's own errors; str() is the sentence start-up prints.
+    `field` is dotted and relative to the entry: "settings.device_id", "address.byte_order", "writable".
+    """
+
+    def __init__(self, owner: Device | Endpoint, field: str, reason: str) -> None:
+        self.owner = owner
+        self.field = field
+        self.reason = reason
+        label = f"device {owner.id}" if isinstance(owner, Device) else f"endpoint {owner.name}"
+        super().__init__(f"{label}: {field}: {reason}")
+
+
 class DeviceLink(Protocol):
     """What a driver may tell the core."""
 

@@ -4,6 +4,7 @@ Driver names in config.yaml: `modbus` (TCP, RTU, RTU over TCP), `serial` (ASCII 
 `simulator` (the brewhouse model in this process, for fast tests). When `simulator.enabled`, the
 simulated brewhouse also answers over real protocols (drivers/sim/protocol.py) and is started by
 the first `modbus`/`serial` driver to start, so `python main.py` needs nothing else running.
+`check(config)` runs the drivers' own settings and address checks for `--check-config`.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from collections.abc import Sequence
 
 from bevforge.config import Device, Endpoint, PlantConfig
 from bevforge.devices import DeviceLink, Driver, DriverFactory
+from drivers.check import check
 from drivers.modbus import LinePool, ModbusDriver
 from drivers.serial_probe import SerialProbeDriver
 from drivers.sim.inprocess import SimulatedBrewhouse, SimulatorDriver
 from drivers.sim.protocol import ProtocolSimulator
+
+__all__ = ["check", "driver_factories"]
 
 
 def driver_factories(config: PlantConfig) -> tuple[dict[str, DriverFactory], SimulatedBrewhouse]:

@@ -23,7 +23,7 @@ import serial_asyncio_fast
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bevforge.config import Device, Endpoint
-from bevforge.devices import DeviceError, DeviceLink
+from bevforge.devices import DeviceError, DeviceLink, SettingsRefused
 from bevforge.domain import DataType, Quality, Reading, Value, utcnow
 from drivers.polling import Due, PollingDriver, next_due, take_due
 
@@ -67,14 +67,14 @@ class ProbeAddress(BaseModel):
         return pattern
 
 
-def _checked(model: type[BaseModel], data: dict[str, object], where: str) -> BaseModel:
+def _checked(model: type[BaseModel], data: dict[str, object], owner: Device | Endpoint, where: str) -> BaseModel:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
         message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-        raise ValueError(f"{where}.{field}: {message}" if field else f"{where}: {message}") from None
+        raise SettingsRefused(owner, f"{where}.{field}" if field else where, message) from None
 
 
 class PortLost(Exception):
@@ -87,15 +87,15 @@ class SerialProbeDriver(PollingDriver[SerialProbeSettings]):
 
     def __init__(self, device: Device, endpoints: Sequence[Endpoint], link: DeviceLink) -> None:
         settings: SerialProbeSettings = _checked(  # type: ignore[assignment]
-            SerialProbeSettings, device.settings, f"device {device.id}: settings")
+            SerialProbeSettings, device.settings, device, "settings")
         super().__init__(device, endpoints, link, settings)
         self.addresses: dict[int, ProbeAddress] = {}
         for e in self.endpoints:
             if e.writable:
-                raise ValueError(f"endpoint {e.name}: writable: a serial probe is read-only")
+                raise SettingsRefused(e, "writable", "a serial probe is read-only")
             if e.data_type is DataType.BOOL:
-                raise ValueError(f"endpoint {e.name}: data_type: a serial probe reads numbers")
-            self.addresses[e.id] = _checked(ProbeAddress, e.address, f"endpoint {e.name}: address")  # type: ignore[assignment]
+                raise SettingsRefused(e, "data_type", "a serial probe reads numbers")
+            self.addresses[e.id] = _checked(ProbeAddress, e.address, e, "address")  # type: ignore[assignment]
         self.patterns = {eid: re.compile(a.pattern) for eid, a in self.addresses.items()}
         self.answers = 0
         self.reopens = 0

@@ -1,8 +1,9 @@
-"""Registers ↔ brewery values: data types, word order, scale/offset, bits and on/off words.
+"""Registers ↔ brewery values: data types, byte order, scale/offset, bits and on/off words.
 
-pymodbus does the byte packing (`convert_from_registers` / `convert_to_registers`); this module
-adds what a brewery config needs on top: engineering scaling, a bit inside a status word, and a
-bool written as a command word (a Delta VFD runs on 0x0002 and stops on 0x0001).
+pymodbus does the byte packing (`convert_from_registers` / `convert_to_registers`) and the word
+swap (its `word_order`); this module adds what a brewery config needs on top: the byte swap inside
+each register that some meters and drives use (BADC, DCBA), engineering scaling, a bit inside a
+status word, and a bool written as a command word (a Delta VFD runs on 0x0002 and stops on 0x0001).
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from pymodbus.client.mixin import ModbusClientMixin
 
 from bevforge.domain import DataType, Value
-from drivers.modbus.settings import BIT_TABLES, PointAddress
+from drivers.modbus.settings import BIT_TABLES, ByteOrder, PointAddress
 
 _TYPES = {
     "int16": ModbusClientMixin.DATATYPE.INT16,
@@ -23,6 +25,9 @@ _TYPES = {
     "uint32": ModbusClientMixin.DATATYPE.UINT32,
     "float32": ModbusClientMixin.DATATYPE.FLOAT32,
 }
+# layout → (pymodbus word_order, swap the two bytes of each register?)
+_LAYOUTS: dict[ByteOrder, tuple[Literal["big", "little"], bool]] = {
+    "ABCD": ("big", False), "CDAB": ("little", False), "BADC": ("big", True), "DCBA": ("little", True)}
 _LIMITS = {"int16": (-(2**15), 2**15 - 1), "uint16": (0, 2**16 - 1),
            "int32": (-(2**31), 2**31 - 1), "uint32": (0, 2**32 - 1)}
 
@@ -47,6 +52,11 @@ class Write:
         return 6 if len(self.registers) == 1 else 16
 
 
+def _swap_bytes(registers: Sequence[int]) -> list[int]:
+    """0xAABB → 0xBBAA in every register: pymodbus has no byte-swap option, and the swap is its own inverse."""
+    return [((r & 0xFF) << 8) | ((r >> 8) & 0xFF) for r in registers]
+
+
 def decode(point: PointAddress, raw: Sequence[int] | Sequence[bool], data_type: DataType) -> Value:
     """Turn the point's slice of a block (bits or registers) into the endpoint's value."""
     if point.table in BIT_TABLES:
@@ -58,7 +68,9 @@ def decode(point: PointAddress, raw: Sequence[int] | Sequence[bool], data_type: 
     kind = point.register_type
     if kind == "bool":
         return int(raw[0]) != 0
-    number = ModbusClientMixin.convert_from_registers(list(raw), _TYPES[kind], word_order=point.word_order)
+    word_order, swap = _LAYOUTS[point.layout]
+    registers = _swap_bytes(raw) if swap else list(raw)  # type: ignore[arg-type]
+    number = ModbusClientMixin.convert_from_registers(registers, _TYPES[kind], word_order=word_order)
     assert isinstance(number, int | float)
     value = number * point.scale + point.offset if (point.scale != 1 or point.offset) else number
     if data_type is DataType.BOOL:
@@ -89,5 +101,8 @@ def encode(point: PointAddress, value: Value) -> Write:
         low, high = _LIMITS[kind]
         if not low <= number <= high:
             raise EncodeError(f"{value} does not fit a {kind} register (raw {number})")
-    registers = ModbusClientMixin.convert_to_registers(number, _TYPES[kind], word_order=point.word_order)
+    word_order, swap = _LAYOUTS[point.layout]
+    registers = ModbusClientMixin.convert_to_registers(number, _TYPES[kind], word_order=word_order)
+    if swap:
+        registers = _swap_bytes(registers)
     return Write(point.table, point.address, registers=tuple(registers))

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from bevforge.config import Device, Endpoint
-from bevforge.devices import DeviceError, DeviceLink
+from bevforge.devices import DeviceError, DeviceLink, SettingsRefused
 from bevforge.domain import Quality, Reading, Value, utcnow
 from drivers.modbus.blocks import Block, Slot, plan_blocks, split_unbridged
 from drivers.modbus.codec import EncodeError, decode, encode
@@ -44,9 +44,9 @@ class ModbusDriver(PollingDriver[ModbusDeviceSettings]):
             try:
                 blocks = plan_blocks(slots, self.settings.max_block, self.settings.max_gap)
             except ValueError as exc:
-                raise ValueError(f"device {device.id}: settings.max_block: {exc}") from None
+                raise SettingsRefused(device, "settings.max_block", str(exc)) from None
             self.schedule += [Due(b, interval) for b in blocks]
-        self.line = pool.attach(device.id, self.settings)
+        self.line = pool.attach(device, self.settings)
         self.block_reads = 0
         self._last_good: float | None = None
 

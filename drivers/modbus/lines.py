@@ -16,6 +16,8 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerType
 
+from bevforge.config import Device
+from bevforge.devices import SettingsRefused
 from drivers.modbus.codec import Write
 from drivers.modbus.errors import Kind, ModbusFault, from_exception_code, from_io_error
 from drivers.modbus.settings import ModbusDeviceSettings
@@ -64,12 +66,12 @@ class Line:
         s = self.settings
         return str(s.serial_port) if s.transport == "rtu" else f"{s.host}:{s.port}"
 
-    def check_compatible(self, device_id: str, settings: ModbusDeviceSettings) -> None:
+    def check_compatible(self, device: Device, settings: ModbusDeviceSettings) -> None:
         if settings.transport == "rtu":
             for name in SERIAL_FIELDS:
                 if getattr(settings, name) != getattr(self.settings, name):
-                    raise ValueError(f"device {device_id}: settings.{name}: differs from the other devices "
-                                     f"on {settings.serial_port} (one line, one {name})")
+                    raise SettingsRefused(device, f"settings.{name}", f"differs from the other devices "
+                                          f"on {settings.serial_port} (one line, one {name})")
 
     def reset(self) -> None:
         """Drop the connection so the next transaction opens a fresh one (after an outage)."""
@@ -136,13 +138,13 @@ class LinePool:
     def __init__(self) -> None:
         self.lines: dict[tuple[Any, ...], Line] = {}
 
-    def attach(self, device_id: str, settings: ModbusDeviceSettings) -> Line:
+    def attach(self, device: Device, settings: ModbusDeviceSettings) -> Line:
         line = self.lines.get(settings.line_key)
         if line is None:
             line = self.lines[settings.line_key] = Line(settings)
         else:
-            line.check_compatible(device_id, settings)
-        line.users.add(device_id)
+            line.check_compatible(device, settings)
+        line.users.add(device.id)
         return line
 
     def detach(self, device_id: str, line: Line) -> None:

@@ -11,10 +11,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bevforge.config import Device, Endpoint
+from bevforge.devices import SettingsRefused
 from bevforge.domain import DataType
 
 Table = Literal["holding", "input", "coil", "discrete"]
 RegisterType = Literal["bool", "int16", "uint16", "int32", "uint32", "float32"]
+# The four 32-bit layouts device manuals name by where bytes A (most significant) … D land on the wire.
+ByteOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
+WORD_ORDER_LAYOUT: dict[str, ByteOrder] = {"big": "ABCD", "little": "CDAB"}
 REGISTER_WIDTH = {"bool": 1, "int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2}
 BIT_TABLES = ("coil", "discrete")
 
@@ -74,7 +78,11 @@ class PointAddress(_Strict):
     table: Table = "holding"
     address: Annotated[int, Field(ge=0, le=65535)]
     type: RegisterType | None = Field(default=None, description="default: bool on coils/discretes, else uint16")
-    word_order: Literal["big", "little"] = Field(default="big", description="32-bit values: high word first?")
+    byte_order: ByteOrder | None = Field(
+        default=None, description="32-bit values: ABCD (default, big-endian), CDAB (word swap), BADC (byte "
+        "swap), DCBA (both) — as the device manual names it")
+    word_order: Literal["big", "little"] | None = Field(
+        default=None, description="older spelling of byte_order: big = ABCD, little = CDAB")
     scale: float = Field(default=1.0, description="engineering value = raw × scale + offset")
     offset: float = 0.0
     bit: int | None = Field(default=None, ge=0, le=15, description="read one bit of a register as a bool")
@@ -92,7 +100,18 @@ class PointAddress(_Strict):
             raise ValueError("bit applies to a 16-bit register")
         if (self.on_value is None) != (self.off_value is None):
             raise ValueError("on_value and off_value go together")
+        if self.byte_order is not None and self.word_order is not None:
+            raise ValueError("give byte_order or word_order, not both (word_order big = ABCD, little = CDAB)")
+        if self.byte_order not in (None, "ABCD") and REGISTER_WIDTH[self.register_type] != 2:
+            raise ValueError(f"byte_order {self.byte_order} applies to 32-bit types (int32, uint32, float32)")
         return self
+
+    @property
+    def layout(self) -> ByteOrder:
+        """The point's 32-bit layout, whichever way the config spelt it (ABCD when it did not)."""
+        if self.byte_order is not None:
+            return self.byte_order
+        return WORD_ORDER_LAYOUT[self.word_order or "big"]
 
     @property
     def register_type(self) -> RegisterType:
@@ -122,8 +141,7 @@ def device_settings(device: Device) -> ModbusDeviceSettings:
         return ModbusDeviceSettings.model_validate(device.settings)
     except ValidationError as exc:
         field, message = _first_error(exc)
-        where = f"settings.{field}" if field else "settings"
-        raise ValueError(f"device {device.id}: {where}: {message}") from None
+        raise SettingsRefused(device, f"settings.{field}" if field else "settings", message) from None
 
 
 def point_address(endpoint: Endpoint) -> PointAddress:
@@ -131,19 +149,18 @@ def point_address(endpoint: Endpoint) -> PointAddress:
         address = PointAddress.model_validate(endpoint.address)
     except ValidationError as exc:
         field, message = _first_error(exc)
-        where = f"address.{field}" if field else "address"
-        raise ValueError(f"endpoint {endpoint.name}: {where}: {message}") from None
+        raise SettingsRefused(endpoint, f"address.{field}" if field else "address", message) from None
     is_bool = endpoint.data_type is DataType.BOOL
     bitwise = address.table in BIT_TABLES or address.bit is not None or address.on_value is not None
     if is_bool and not bitwise and address.register_type != "bool":
-        raise ValueError(f"endpoint {endpoint.name}: address: a bool endpoint needs a coil, discrete, bit "
-                         "or on_value/off_value")
+        raise SettingsRefused(endpoint, "address", "a bool endpoint needs a coil, discrete, bit "
+                              "or on_value/off_value")
     if not is_bool and (address.table in BIT_TABLES or address.bit is not None or address.on_value is not None):
-        raise ValueError(f"endpoint {endpoint.name}: address: a numeric endpoint cannot read a single bit")
+        raise SettingsRefused(endpoint, "address", "a numeric endpoint cannot read a single bit")
     if endpoint.writable:
         if address.table in ("input", "discrete"):
-            raise ValueError(f"endpoint {endpoint.name}: address.table: {address.table} is read-only")
+            raise SettingsRefused(endpoint, "address.table", f"{address.table} is read-only")
         if address.bit is not None:
-            raise ValueError(f"endpoint {endpoint.name}: address.bit: a bit inside a word is read-only here "
-                             "(write the whole word with on_value/off_value)")
+            raise SettingsRefused(endpoint, "address.bit", "a bit inside a word is read-only here "
+                                  "(write the whole word with on_value/off_value)")
     return address

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bevforge.config import Device, Endpoint
-from bevforge.devices import DeviceError, DeviceLink, Driver
+from bevforge.devices import DeviceError, DeviceLink, Driver, SettingsRefused
 from bevforge.domain import Quality, Reading, Value, coerce_value, utcnow
 from bevforge.tasks import stop_task
 from drivers.sim.faults import Faults
@@ -75,11 +75,12 @@ class SimulatorDriver(Driver):
         for endpoint in self.endpoints:
             point = endpoint.address.get("point")
             if not isinstance(point, str):
-                raise ValueError(f"endpoint {endpoint.name}: the simulator needs address.point")
+                raise SettingsRefused(endpoint, "address.point", "the simulator needs the model point, "
+                                      "e.g. hlt.temperature")
             try:
                 sim.model.read(point)
             except KeyError:
-                raise ValueError(f"endpoint {endpoint.name}: unknown simulator point {point!r}") from None
+                raise SettingsRefused(endpoint, "address.point", f"unknown simulator point {point!r}") from None
 
     async def start(self) -> None:
         self.sim.start()

@@ -65,6 +65,28 @@ async def test_every_data_type_and_word_order_round_trips(memory_server: tuple) 
         await driver.stop()
 
 
+async def test_swapped_byte_orders_read_and_write_as_the_device_stores_them(memory_server: tuple) -> None:
+    """A meter storing float 1.5 byte-swapped (BADC: C0 3F 00 00) and a counter in DCBA read right."""
+    _, _, port, store, _ = memory_server
+    store[("holding", 10)], store[("holding", 11)] = 0xC03F, 0x0000  # float32 1.5, BADC
+    store[("holding", 12)], store[("holding", 13)] = 0x0403, 0x0201  # int32 0x01020304, DCBA
+    device = modbus_device("a", 1, host="127.0.0.1", port=port)
+    meter = endpoint(1, "a", {"address": 10, "type": "float32", "byte_order": "BADC"}, writable=True)
+    counter = endpoint(2, "a", {"address": 12, "type": "int32", "byte_order": "DCBA"}, data_type="int",
+                       writable=True)
+    rec = Recorder()
+    driver = await running(ModbusDriver(device, [meter, counter], rec, LinePool()))
+    try:
+        await wait_for(lambda: rec.count(1) >= 1 and rec.count(2) >= 1)
+        assert rec.latest(1).value == 1.5 and rec.latest(2).value == 0x01020304
+        await driver.write(meter, -2.0)  # 0xC0000000 → BADC puts 00 C0 00 00 on the wire
+        await driver.write(counter, 0x0A0B0C0D)
+        assert (store[("holding", 10)], store[("holding", 11)]) == (0x00C0, 0x0000)
+        assert (store[("holding", 12)], store[("holding", 13)]) == (0x0D0C, 0x0B0A)
+    finally:
+        await driver.stop()
+
+
 async def test_block_reads_cover_exactly_the_configured_registers(memory_server: tuple) -> None:
     server, _, port, _, _ = memory_server
     device = modbus_device("a", 1, host="127.0.0.1", port=port, max_block=16, max_gap=4)

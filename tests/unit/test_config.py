@@ -128,3 +128,69 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "absent.yaml")
     assert "cannot read" in str(info.value)
+
+
+DRIVER_PROBLEMS = """\
+nodes:
+  - {id: HLT, name: Hot liquor tank}
+devices:
+  - {id: io, driver: simulator}
+  - id: vfd
+    driver: modbus
+    settings: {host: 127.0.0.1, device_id: 300}
+  - id: meter
+    driver: modbus
+    settings:
+      host: 127.0.0.1
+      baud_rate: 9600
+endpoints:
+  - {id: 10, name: hlt_temperature, node: HLT, device: io, kind: temperature, unit: "°C",
+     address: {point: hlt.temperature}}
+  - id: 20
+    name: flow
+    node: HLT
+    device: meter
+    kind: flow
+    address: {table: input, address: 0, type: float32, byte_order: BADX}
+  - id: 21
+    name: hlt_setpoint
+    node: HLT
+    device: io
+    kind: setpoint
+    address:
+      pointt: hlt.setpoint
+"""
+
+
+def test_check_config_runs_the_drivers_own_checks(tmp_path: Path) -> None:
+    """Device settings and endpoint addresses are the drivers' to check; --check-config runs them
+    too, with file:line: field like the schema's errors, every problem in one run, exit code 2."""
+    bad_file = tmp_path / "drivers.yaml"
+    bad_file.write_text(DRIVER_PROBLEMS, encoding="utf-8")
+    bad = subprocess.run([sys.executable, "main.py", "--check-config", str(bad_file)], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2, bad.stderr
+    assert f"{bad_file}:7: devices[1].settings.device_id: Input should be less than or equal to 247" \
+        in bad.stderr
+    assert f"{bad_file}:12: devices[2].settings.baud_rate: unknown key" in bad.stderr
+    assert f"{bad_file}:27: endpoints[2].address.point: the simulator needs" in bad.stderr
+    assert "Traceback" not in bad.stderr and "OK" not in bad.stdout
+
+
+def test_check_config_reports_a_bad_address_at_its_line(tmp_path: Path) -> None:
+    fixed = DRIVER_PROBLEMS.replace("device_id: 300", "device_id: 3").replace("      baud_rate: 9600\n", "")
+    bad_file = tmp_path / "address.yaml"
+    bad_file.write_text(fixed, encoding="utf-8")
+    bad = subprocess.run([sys.executable, "main.py", "--check-config", str(bad_file)], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2, bad.stderr
+    assert f"{bad_file}:20: endpoints[1].address.byte_order: Input should be 'ABCD', 'CDAB', 'BADC' or 'DCBA'" \
+        in bad.stderr
+    assert f"{bad_file}:26: endpoints[2].address.point: the simulator needs" in bad.stderr
+    assert "devices[" not in bad.stderr
+    good_file = tmp_path / "good.yaml"
+    good_file.write_text(fixed.replace("BADX", "BADC").replace("pointt:", "point:"), encoding="utf-8")
+    good = subprocess.run([sys.executable, "main.py", "--check-config", str(good_file)], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert good.returncode == 0, good.stderr
+    assert "OK" in good.stdout

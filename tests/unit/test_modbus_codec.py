@@ -33,6 +33,51 @@ def test_register_layout_per_type_and_word_order(kind: str, order: str, value: f
     assert decode(p, registers, data_type) == value
 
 
+# bytes A B C D of the value, most significant first: int32 0x01020304 is 01 02 03 04, float 1.5 is 3F C0 00 00
+@pytest.mark.parametrize(("layout", "int_registers", "float_registers"), [
+    ("ABCD", [0x0102, 0x0304], [0x3FC0, 0x0000]),
+    ("CDAB", [0x0304, 0x0102], [0x0000, 0x3FC0]),
+    ("BADC", [0x0201, 0x0403], [0xC03F, 0x0000]),
+    ("DCBA", [0x0403, 0x0201], [0x0000, 0xC03F]),
+])
+def test_each_32_bit_byte_order_puts_the_bytes_where_the_manual_says(
+        layout: str, int_registers: list[int], float_registers: list[int]) -> None:
+    for kind in ("int32", "uint32"):
+        p = point(type=kind, byte_order=layout)
+        assert list(encode(p, 0x01020304).registers) == int_registers
+        assert decode(p, int_registers, DataType.INT) == 0x01020304
+    p = point(type="float32", byte_order=layout)
+    assert list(encode(p, 1.5).registers) == float_registers
+    assert decode(p, float_registers, DataType.FLOAT) == 1.5
+
+
+@pytest.mark.parametrize("layout", ["ABCD", "CDAB", "BADC", "DCBA"])
+@pytest.mark.parametrize(("kind", "value"), [("int32", -123456789), ("uint32", 4000000000),
+                                             ("float32", -0.15625), ("int32", -1)])
+def test_every_byte_order_round_trips(layout: str, kind: str, value: float) -> None:
+    p = point(type=kind, byte_order=layout, scale=1)
+    data_type = DataType.FLOAT if kind == "float32" else DataType.INT
+    assert decode(p, encode(p, value).registers, data_type) == value
+
+
+def test_word_order_keeps_working_as_abcd_and_cdab() -> None:
+    assert point(type="int32", word_order="big").layout == "ABCD"
+    assert point(type="int32", word_order="little").layout == "CDAB"
+    assert point(type="int32").layout == "ABCD"
+    assert encode(point(type="int32", word_order="little"), 0x01020304).registers == \
+        encode(point(type="int32", byte_order="CDAB"), 0x01020304).registers
+
+
+def test_byte_order_is_refused_where_it_cannot_mean_anything() -> None:
+    with pytest.raises(ValueError, match="byte_order or word_order, not both"):
+        point(type="int32", byte_order="CDAB", word_order="little")
+    with pytest.raises(ValueError, match="applies to 32-bit types"):
+        point(type="int16", byte_order="BADC")
+    with pytest.raises(ValueError, match="byte_order"):
+        point(type="int32", byte_order="BACD")
+    assert point(type="uint16", byte_order="ABCD").layout == "ABCD"  # the default spelt out is harmless
+
+
 def test_scale_and_offset_apply_inversely_on_write() -> None:
     p = point(type="int16", scale=0.1, offset=-40)
     assert encode(p, 25.3).registers == (653,)
