@@ -18,6 +18,7 @@ from nicegui.client import Client
 
 from bevforge.alarm_states import TransitionRefused
 from bevforge.alarms import AlarmNotFound
+from bevforge.domain import Actor
 from bevforge.runtime import Runtime
 from ui import session
 from ui.controls import tag
@@ -77,14 +78,25 @@ async def ack_with_note(runtime: Runtime, client: Client, alarm_id: int, message
         ack_now(runtime, client, alarm_id, comment)
 
 
-def reset(runtime: Runtime, client: Client, alarm_id: int) -> None:
-    actor = session.allowed(client, "operator", "RESET")
+def _attempt(client: Client, role: str, what: str, action: Callable[[Actor], object],
+             refusal: str | None = None) -> bool:
+    """Run one alarm transition as the actor allowed now; False when nobody may press it.
+
+    A transition the service refuses (already gone, not allowed in this state) is only a warning:
+    the attempt still happened, so the screen redraws to show the state that refused it.
+    """
+    actor = session.allowed(client, role, what)
     if actor is None:
-        return
+        return False
     try:
-        runtime.alarms.reset(alarm_id, actor)
+        action(actor)
     except (AlarmNotFound, TransitionRefused) as exc:
-        _refused("RESET", exc)
+        _refused(refusal or what, exc)
+    return True
+
+
+def reset(runtime: Runtime, client: Client, alarm_id: int) -> None:
+    _attempt(client, "operator", "RESET", lambda actor: runtime.alarms.reset(alarm_id, actor))
 
 
 async def shelve(runtime: Runtime, client: Client, rule_id: str, label: str, redraw: Redraw = None) -> None:
@@ -98,25 +110,14 @@ async def shelve(runtime: Runtime, client: Client, rule_id: str, label: str, red
                                 "alarm clears.", choices)
     if choice is None:
         return
-    actor = session.allowed(client, "technician" if choice == ONE_SHOT else "operator", "SHELVE")
-    if actor is None:
-        return
-    try:
-        runtime.alarms.shelve(rule_id, actor, float(choice) or None, comment or None)
-    except (AlarmNotFound, TransitionRefused) as exc:
-        _refused("SHELVE", exc)
-    _done(redraw)
+    if _attempt(client, "technician" if choice == ONE_SHOT else "operator", "SHELVE",
+                lambda actor: runtime.alarms.shelve(rule_id, actor, float(choice) or None, comment or None)):
+        _done(redraw)
 
 
 def unshelve(runtime: Runtime, client: Client, rule_id: str, redraw: Redraw = None) -> None:
-    actor = session.allowed(client, "operator", "UNSHELVE")
-    if actor is None:
-        return
-    try:
-        runtime.alarms.unshelve(rule_id, actor)
-    except (AlarmNotFound, TransitionRefused) as exc:
-        _refused("UNSHELVE", exc)
-    _done(redraw)
+    if _attempt(client, "operator", "UNSHELVE", lambda actor: runtime.alarms.unshelve(rule_id, actor)):
+        _done(redraw)
 
 
 async def set_service(runtime: Runtime, client: Client, rule_id: str, in_service: bool, redraw: Redraw = None) -> None:
@@ -128,14 +129,10 @@ async def set_service(runtime: Runtime, client: Client, rule_id: str, in_service
             return
     else:
         comment = ""
-    actor = session.allowed(client, "technician", "RETURN TO SERVICE" if in_service else "OUT OF SERVICE")
-    if actor is None:
-        return
-    try:
-        runtime.alarms.set_in_service(rule_id, in_service, actor, comment or None)
-    except (AlarmNotFound, TransitionRefused) as exc:
-        _refused("SERVICE", exc)
-    _done(redraw)
+    if _attempt(client, "technician", "RETURN TO SERVICE" if in_service else "OUT OF SERVICE",
+                lambda actor: runtime.alarms.set_in_service(rule_id, in_service, actor, comment or None),
+                refusal="SERVICE"):
+        _done(redraw)
 
 
 LIMIT_FIELDS = (("limit", "Limit"), ("deadband", "Deadband"), ("on_delay_s", "On-delay (s)"),

@@ -54,7 +54,13 @@ def local_time(ts: datetime | None) -> str:
     return ts.astimezone().strftime("%H:%M:%S")
 
 
-class _Sink:
+class AlarmSink:
+    """A LiveView sink that only cares about alarms: any alarm event redraws it from the service.
+
+    Telemetry and command events pass by; the alarm screens read the alarm service's own state, so
+    one `resync` serves both a pushed alarm and a reconnect.
+    """
+
     def telemetry(self, endpoint_ids: set[int]) -> None:
         pass
 
@@ -68,7 +74,7 @@ class _Sink:
         raise NotImplementedError
 
 
-class AlarmBanner(_Sink):
+class AlarmBanner(AlarmSink):
     """Header counts of unacknowledged alarms by priority; a tap opens the alarm list."""
 
     def __init__(self, runtime: Runtime, actor: Actor, suffix: str = "") -> None:
@@ -97,7 +103,7 @@ class AlarmBanner(_Sink):
                 label.classes(add="bf-alarm-count-zero").style(remove=f"background:{SEVERITY_COLOURS[severity]}")
 
 
-class FloodBanner(_Sink):
+class FloodBanner(AlarmSink):
     """More than 10 new alarms in 10 minutes: say so, and name the first-out alarm to deal with first."""
 
     def __init__(self, runtime: Runtime, actor: Actor, suffix: str = "") -> None:
@@ -127,7 +133,7 @@ class FloodBanner(_Sink):
             self.box.set_visibility(True)
 
 
-class CriticalAlarmDialog(_Sink):
+class CriticalAlarmDialog(AlarmSink):
     """Opens on every screen while a critical alarm is unacknowledged; closes when all are acked.
 
     A viewer may not acknowledge: their dialog has CLOSE instead, which hides it on that screen

@@ -9,25 +9,39 @@ nothing is polled. `?kiosk=1` (or `ui: {kiosk: true}` in the config) gives the t
 from __future__ import annotations
 
 from fastapi import Request
+from fastapi.responses import RedirectResponse
 from nicegui import ui
 from nicegui.client import Client
 
+from bevforge.domain import Actor
+from bevforge.runtime import Runtime
 from ui import layout, session, state
 from ui.alarm_page import AlarmPage
 from ui.audit_page import AuditView
 from ui.controls import Commander
+from ui.live import LiveView
 from ui.panel import ControlPanel
 from ui.trends import TrendView
+
+
+def _open(request: Request, client: Client, path: str,
+          kiosk: str | None) -> tuple[Runtime, Actor, LiveView] | RedirectResponse:
+    """What every page does first: admit the user (or answer with the sign-in redirect, drawing
+    nothing) and draw the shared frame, so no page can skip the sign-in check or draw its own header."""
+    actor = session.admit(request, client)
+    if actor is None:
+        return session.redirect_to_sign_in(request, client)
+    runtime = state.current()
+    return runtime, actor, layout.frame(runtime, path, layout.kiosk_mode(runtime, kiosk), actor)
 
 
 def register() -> None:
     @ui.page("/", title="Control Panel · BevForge OS")
     def control_panel(request: Request, client: Client, kiosk: str | None = None) -> object:
-        actor = session.admit(request, client)
-        if actor is None:
-            return session.redirect_to_sign_in(request, client)
-        runtime = state.current()
-        live = layout.frame(runtime, "/", layout.kiosk_mode(runtime, kiosk), actor)
+        opened = _open(request, client, "/", kiosk)
+        if isinstance(opened, RedirectResponse):
+            return opened
+        runtime, actor, live = opened
         panel = ControlPanel(runtime, Commander(runtime, client), actor)
         live.watch(panel.endpoint_ids)
         live.add(panel)
@@ -35,22 +49,20 @@ def register() -> None:
 
     @ui.page("/alarms", title="Alarms · BevForge OS")
     def alarms_page(request: Request, client: Client, kiosk: str | None = None) -> object:
-        actor = session.admit(request, client)
-        if actor is None:
-            return session.redirect_to_sign_in(request, client)
-        runtime = state.current()
-        live = layout.frame(runtime, "/alarms", layout.kiosk_mode(runtime, kiosk), actor)
+        opened = _open(request, client, "/alarms", kiosk)
+        if isinstance(opened, RedirectResponse):
+            return opened
+        runtime, actor, live = opened
         live.add(AlarmPage(runtime, client, actor))
         return None
 
     @ui.page("/trends", title="Trends · BevForge OS")
     async def trends_page(request: Request, client: Client, kiosk: str | None = None,
                           endpoint: int | None = None) -> object:
-        actor = session.admit(request, client)
-        if actor is None:
-            return session.redirect_to_sign_in(request, client)
-        runtime = state.current()
-        live = layout.frame(runtime, "/trends", layout.kiosk_mode(runtime, kiosk), actor)
+        opened = _open(request, client, "/trends", kiosk)
+        if isinstance(opened, RedirectResponse):
+            return opened
+        runtime, actor, live = opened
         if not any(actor.may_see(e.node) for e in runtime.config.endpoints):
             ui.label("None of your nodes has a point to trend.").classes("text-lg")
             return None
@@ -61,11 +73,10 @@ def register() -> None:
 
     @ui.page("/audit", title="Audit journal · BevForge OS")
     async def audit_page(request: Request, client: Client, kiosk: str | None = None) -> object:
-        actor = session.admit(request, client)
-        if actor is None:
-            return session.redirect_to_sign_in(request, client)
-        runtime = state.current()
-        layout.frame(runtime, "/audit", layout.kiosk_mode(runtime, kiosk), actor)
+        opened = _open(request, client, "/audit", kiosk)
+        if isinstance(opened, RedirectResponse):
+            return opened
+        runtime, actor, _live = opened
         if not session.may(actor, "technician"):
             ui.label(f"The audit journal needs the technician role; you are signed in as {actor.user} "
                      f"({actor.role}).").mark("forbidden").classes("text-lg")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
@@ -236,26 +236,24 @@ class Protocol:
         channel = self._channel(message)
         interest = self.interest
         if channel == "telemetry":
-            ids = self._endpoint_ids(message)
-            if ids is None:
-                interest.all_telemetry = False
-                interest.endpoints.clear()
-                self._ack("unsubscribed", channel)
-            else:
-                interest.endpoints.difference_update(ids)
-                self._ack("unsubscribed", channel, endpointIds=ids)
+            self._drop(channel, "endpointIds", self._endpoint_ids(message), interest.endpoints, "all_telemetry")
         elif channel == "alarms":
             interest.alarms = False
             self._ack("unsubscribed", channel)
         else:
-            ids = self._command_ids(message)
-            if ids is None:
-                interest.all_commands = False
-                interest.commands.clear()
-                self._ack("unsubscribed", channel)
-            else:
-                interest.commands.difference_update(ids)
-                self._ack("unsubscribed", channel, commandIds=ids)
+            self._drop(channel, "commandIds", self._command_ids(message), interest.commands, "all_commands")
+
+    def _drop(self, channel: str, key: str, ids: list[Any] | None, followed: set[Any],
+              whole: Literal["all_telemetry", "all_commands"]) -> None:
+        """Telemetry and commands unsubscribe alike: without ids the whole channel ends (the
+        channel-wide subscription and every id held), with ids only those ids, echoed under `key`."""
+        if ids is None:
+            setattr(self.interest, whole, False)
+            followed.clear()
+            self._ack("unsubscribed", channel)
+        else:
+            followed.difference_update(ids)
+            self._ack("unsubscribed", channel, **{key: ids})
 
     def _ack(self, kind: str, channel: str, **ids: Any) -> None:
         self.out(reply(kind, channel=channel, **ids, subscriptions=self.interest.count))

@@ -62,6 +62,22 @@ async def test_unsubscribe_stops_one_endpoint_and_keeps_the_other(server: LiveSe
     assert all(f.get("endpointId") != MLT_TEMPERATURE for f in ws.seen[mark:])
 
 
+async def test_unsubscribe_without_ids_ends_the_whole_channel_and_every_id(server: LiveServer) -> None:
+    async with ws_client(server) as ws:
+        await ws.subscribe("telemetry")
+        await ws.subscribe("telemetry", endpointIds=[HLT_VOLUME])
+        await ws.subscribe("commands")
+        assert (await ws.subscribe("commands", commandIds=[str(uuid.uuid4())]))["subscriptions"] == 4
+        ack = await ws.request({"type": "unsubscribe", "channel": "telemetry"}, "unsubscribed")
+        assert ack == {"type": "unsubscribed", "channel": "telemetry", "subscriptions": 2}
+        ack = await ws.request({"type": "unsubscribe", "channel": "commands"}, "unsubscribed")
+        assert ack == {"type": "unsubscribed", "channel": "commands", "subscriptions": 0}
+        mark = len(ws.seen)
+        await ingest(server, HLT_VOLUME, 46.5)  # its frame would be written before this returns
+        await ws.request({"type": "ping"}, "pong")
+    assert [f["type"] for f in ws.seen[mark:]] == ["pong"]
+
+
 async def test_subscribing_to_telemetry_without_ids_means_every_endpoint(server: LiveServer) -> None:
     async with ws_client(server) as ws:
         ack = await ws.subscribe("telemetry")

@@ -84,6 +84,14 @@ def sign_in(user: User, name: str, role: str, nodes: list[str] | None = None) ->
     return cookie
 
 
+async def open_signed_in(user: User, name: str, role: str, path: str, nodes: list[str] | None = None) -> Runtime:
+    """Sign in, open `path` and wait until the plant's values are live: the start of most screen tests."""
+    sign_in(user, name, role, nodes)
+    await user.open(path)
+    await online()
+    return runtime()
+
+
 def record_navigation(user: User) -> list[str]:
     """Where the server sends this screen (the sign-in page is not a NiceGUI page, so do not follow)."""
     targets: list[str] = []

@@ -10,8 +10,9 @@ import re
 
 from nicegui.testing import User
 
+from bevforge.alarms import Alarm
 from bevforge.domain import Actor, Reading, Severity
-from tests.ui.support import online, rows, runtime, shows, sign_in, sim, until, visible_markers
+from tests.ui.support import online, open_signed_in, rows, runtime, shows, sim, until, visible_markers
 
 
 def _bk_high() -> int:
@@ -21,16 +22,19 @@ def _bk_high() -> int:
     return 30
 
 
-async def _alarm(rule_id: str):
+async def _alarm(rule_id: str) -> Alarm:
     return await until(lambda: next((a for a in runtime().alarms.standing() if a.rule_id == rule_id), None))
 
 
-async def test_operator_shelves_for_a_time_and_unshelves_which_reannunciates(auth_required, user: User) -> None:
-    sign_in(user, "olga", "operator")
-    await user.open("/alarms")
-    await online()
+async def _bk_high_alarm() -> Alarm:
+    """BK held over its high limit, and the standing alarm that raises: the tests' usual alarm."""
     _bk_high()
-    alarm = await _alarm("bk_temperature_hi")
+    return await _alarm("bk_temperature_hi")
+
+
+async def test_operator_shelves_for_a_time_and_unshelves_which_reannunciates(auth_required, user: User) -> None:
+    await open_signed_in(user, "olga", "operator", "/alarms")
+    alarm = await _bk_high_alarm()
     await shows(user, f"alarm-state-{alarm.id}", "UNACKNOWLEDGED")
     user.find(marker=f"shelve-{alarm.id}").click()
     await user.should_see(marker="shelve-900")
@@ -53,11 +57,8 @@ async def test_operator_shelves_for_a_time_and_unshelves_which_reannunciates(aut
 
 
 async def test_technician_may_shelve_one_shot_until_the_alarm_clears(auth_required, user: User) -> None:
-    sign_in(user, "tom", "technician")
-    await user.open("/alarms")
-    await online()
-    _bk_high()
-    alarm = await _alarm("bk_temperature_hi")
+    await open_signed_in(user, "tom", "technician", "/alarms")
+    alarm = await _bk_high_alarm()
     await user.should_see(marker=f"shelve-{alarm.id}", retries=40)
     user.find(marker=f"shelve-{alarm.id}").click()
     await user.should_see(marker="shelve-oneshot")
@@ -85,10 +86,7 @@ async def test_latched_alarm_needs_reset_after_it_returns_to_normal(user: User) 
 
 
 async def test_technician_takes_out_of_service_and_changes_limits(auth_required, user: User) -> None:
-    sign_in(user, "tom", "technician")
-    await user.open("/alarms")
-    await online()
-    rt = runtime()
+    rt = await open_signed_in(user, "tom", "technician", "/alarms")
     user.find(marker="def-oos-fv1_temperature_hi").click()
     await user.should_see(marker="oos-confirm")
     user.find(marker="ask-note").type("probe replaced")
@@ -112,11 +110,8 @@ async def test_technician_takes_out_of_service_and_changes_limits(auth_required,
 
 
 async def test_operator_has_no_service_or_limit_controls(auth_required, user: User) -> None:
-    sign_in(user, "olga", "operator")
-    await user.open("/alarms")
-    await online()
-    _bk_high()
-    alarm = await _alarm("bk_temperature_hi")
+    await open_signed_in(user, "olga", "operator", "/alarms")
+    alarm = await _bk_high_alarm()
     await user.should_see(marker=f"ack-{alarm.id}")
     await user.should_see(marker=f"shelve-{alarm.id}")
     for marker in (f"oos-{alarm.id}", f"limits-{alarm.id}", "tab-definitions", "tab-statistics"):
@@ -140,8 +135,7 @@ async def test_flood_banner_names_the_first_out_alarm(user: User) -> None:
 async def test_statistics_and_journal_export_for_a_technician(user: User) -> None:
     await user.open("/alarms")
     await online()
-    _bk_high()
-    alarm = await _alarm("bk_temperature_hi")
+    alarm = await _bk_high_alarm()
     user.find(marker="stats-refresh").click()
     headline = await shows(user, "stats-headline", "alarms in 24 h")
     assert re.match(r"^\d+ alarms in 24 h", headline) and int(headline.split()[0]) >= 1

@@ -12,6 +12,7 @@ from bevforge.domain import Reading
 from tests.ui.support import (
     add_user,
     online,
+    open_signed_in,
     record_navigation,
     rows,
     runtime,
@@ -37,9 +38,7 @@ async def test_every_page_redirects_to_sign_in_without_a_session(auth_required, 
 
 
 async def test_viewer_sees_values_but_no_command_or_alarm_buttons(auth_required, user: User) -> None:
-    sign_in(user, "vera", "viewer")
-    await user.open("/")
-    await online()
+    await open_signed_in(user, "vera", "viewer", "/")
     await shows(user, "who", "vera · VIEWER")
     await shows(user, "value-10", "°C")
     assert "value-23" in visible_markers(user, "value-")  # the helper sees markers: the pump is shown…
@@ -63,9 +62,7 @@ async def test_viewer_sees_values_but_no_command_or_alarm_buttons(auth_required,
 
 
 async def test_node_limited_operator_sees_only_their_nodes(auth_required, user: User) -> None:
-    sign_in(user, "hanna", "operator", ["HLT"])
-    await user.open("/")
-    await online()
+    await open_signed_in(user, "hanna", "operator", "/", ["HLT"])
     await shows(user, "who", "hanna · OPERATOR · HLT")
     await user.should_see(marker="tile-hlt")
     await user.should_see(marker="on-11")  # an operator has the HLT controls
@@ -91,10 +88,7 @@ async def test_node_limited_operator_sees_only_their_nodes(auth_required, user: 
 
 
 async def test_commands_and_acks_carry_the_signed_in_user(auth_required, user: User) -> None:
-    sign_in(user, "olga", "operator")
-    await user.open("/")
-    await online()
-    rt = runtime()
+    rt = await open_signed_in(user, "olga", "operator", "/")
     user.find(marker="on-22").click()
     await shows(user, "value-22", "OPEN", absent=("?",))
     commands = await rt.commands.query(22, None, 10)
@@ -115,9 +109,7 @@ async def test_sign_out_elsewhere_sends_every_open_screen_to_sign_in(auth_requir
 
 
 async def test_a_press_after_the_session_ended_is_refused(auth_required, user: User) -> None:
-    sign_in(user, "olga", "operator")
-    await user.open("/")
-    await online()
+    await open_signed_in(user, "olga", "operator", "/")
     targets = record_navigation(user)
     runtime().auth.update_user("olga", disabled=True)  # an admin disables her: her sessions end
     await until(lambda: targets == ["/login?next=/"])
