@@ -15,20 +15,26 @@ import logging
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+CANCEL_RETRY_S = 0.1  # how long one cancellation may take before it is sent again
+
 
 async def stop_task(task: asyncio.Task[Any] | None) -> None:
     """Cancel `task` and wait until it has finished; None (never started) is a no-op.
 
+    The cancellation is repeated until the task has really ended: a library awaited inside it
+    (a Modbus client under an asyncio.timeout, say) can swallow one cancellation, and a stop that
+    trusted a single cancel() was seen waiting forever on a poll loop that kept going. Waiting with
+    asyncio.wait means a cancellation aimed at the caller of stop_task still reaches the caller.
     An exception other than the cancellation (the task had already crashed) still propagates,
     so a broken service is not silently forgotten at shutdown.
     """
     if task is None:
         return
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=CANCEL_RETRY_S)
+    if not task.cancelled() and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]
 
 
 async def repeat_every(period_s: float, body: Callable[[], object], log: logging.Logger, what: str) -> NoReturn:

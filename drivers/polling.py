@@ -11,7 +11,6 @@ of polling does (`_cycle`), how it recovers from a surprise, and what it release
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
@@ -20,6 +19,7 @@ from typing import ClassVar, Generic, Protocol, TypeVar
 
 from bevforge.config import Device, Endpoint
 from bevforge.devices import DeviceLink, Driver
+from bevforge.tasks import stop_task
 
 T = TypeVar("T")
 
@@ -119,11 +119,8 @@ class PollingDriver(Driver, Generic[S]):
         self._task = asyncio.create_task(self._run(), name=f"{self.protocol}-{self.device.id}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         self._release()
 
     def _release(self) -> None:
