@@ -162,13 +162,18 @@ endpoints:
 """
 
 
+def _check_config(path: Path, text: str) -> subprocess.CompletedProcess[str]:
+    """`python main.py --check-config` on `text` written to `path`, as a technician runs it."""
+    path.write_text(text, encoding="utf-8")
+    return subprocess.run([sys.executable, "main.py", "--check-config", str(path)], cwd=ROOT,
+                          capture_output=True, text=True)
+
+
 def test_check_config_runs_the_drivers_own_checks(tmp_path: Path) -> None:
     """Device settings and endpoint addresses are the drivers' to check; --check-config runs them
     too, with file:line: field like the schema's errors, every problem in one run, exit code 2."""
     bad_file = tmp_path / "drivers.yaml"
-    bad_file.write_text(DRIVER_PROBLEMS, encoding="utf-8")
-    bad = subprocess.run([sys.executable, "main.py", "--check-config", str(bad_file)], cwd=ROOT,
-                         capture_output=True, text=True)
+    bad = _check_config(bad_file, DRIVER_PROBLEMS)
     assert bad.returncode == 2, bad.stderr
     assert f"{bad_file}:7: devices[1].settings.device_id: Input should be less than or equal to 247" \
         in bad.stderr
@@ -180,17 +185,12 @@ def test_check_config_runs_the_drivers_own_checks(tmp_path: Path) -> None:
 def test_check_config_reports_a_bad_address_at_its_line(tmp_path: Path) -> None:
     fixed = DRIVER_PROBLEMS.replace("device_id: 300", "device_id: 3").replace("      baud_rate: 9600\n", "")
     bad_file = tmp_path / "address.yaml"
-    bad_file.write_text(fixed, encoding="utf-8")
-    bad = subprocess.run([sys.executable, "main.py", "--check-config", str(bad_file)], cwd=ROOT,
-                         capture_output=True, text=True)
+    bad = _check_config(bad_file, fixed)
     assert bad.returncode == 2, bad.stderr
     assert f"{bad_file}:20: endpoints[1].address.byte_order: Input should be 'ABCD', 'CDAB', 'BADC' or 'DCBA'" \
         in bad.stderr
     assert f"{bad_file}:26: endpoints[2].address.point: the simulator needs" in bad.stderr
     assert "devices[" not in bad.stderr
-    good_file = tmp_path / "good.yaml"
-    good_file.write_text(fixed.replace("BADX", "BADC").replace("pointt:", "point:"), encoding="utf-8")
-    good = subprocess.run([sys.executable, "main.py", "--check-config", str(good_file)], cwd=ROOT,
-                          capture_output=True, text=True)
+    good = _check_config(tmp_path / "good.yaml", fixed.replace("BADX", "BADC").replace("pointt:", "point:"))
     assert good.returncode == 0, good.stderr
     assert "OK" in good.stdout
