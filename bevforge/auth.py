@@ -27,12 +27,11 @@ from sqlmodel import select
 from bevforge.audit import AuditLog
 from bevforge.config import AuthSettings, PlantConfig
 from bevforge.domain import Actor, iso, utcnow
+from bevforge.permissions import ROLE_RANK, ROLES
 from bevforge.store import Database, SessionRow, TokenRow, UserRow
 
 log = logging.getLogger(__name__)
 
-ROLES = ("viewer", "operator", "technician", "admin")
-ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
 SESSION_COOKIE = "bevforge_session"
 TOKEN_CACHE_S = 5.0
 _hasher = PasswordHasher()

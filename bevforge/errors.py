@@ -1,0 +1,117 @@
+"""The one error hierarchy of the core: typed errors with code constants, and no HTTP in sight.
+
+Domain code raises these; each transport has exactly one translator (REST: `api/errors.py` maps
+the class to a status and the `{error, message, field}` body; `/ws` an `{"type":"error",...}`
+frame; SSE and the screens likewise). A new error is a subclass here (or a new `code` on an
+existing class), never an inline string in a handler.
+
+Why classes and codes both: the class says what kind of failure it is (and so the HTTP status a
+REST client sees), the code says exactly which one, for a client to branch on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# -- codes a client can branch on (the `error` field of every answer) ---------------------------
+INVALID_REQUEST = "invalid_request"
+INVALID_JSON = "invalid_json"
+INVALID_VALUE = "invalid_value"
+INVALID_TIMESTAMP = "invalid_timestamp"
+INVALID_QUALITY = "invalid_quality"
+INVALID_ENDPOINT_ID = "invalid_endpoint_id"
+INVALID_LAST_EVENT_ID = "invalid_last_event_id"
+MISSING_FIELD = "missing_field"
+UNKNOWN_FIELD = "unknown_field"
+OUT_OF_RANGE = "out_of_range"
+UNKNOWN_CHANNEL = "unknown_channel"
+UNKNOWN_ENDPOINT = "unknown_endpoint"
+UNKNOWN_ALARM = "unknown_alarm"
+UNKNOWN_ALARM_DEFINITION = "unknown_alarm_definition"
+UNKNOWN_COMMAND = "unknown_command"
+UNKNOWN_TOKEN = "unknown_token"
+UNKNOWN_USER = "unknown_user"
+NOT_FOUND = "not_found"
+UNAUTHORIZED = "unauthorized"
+FORBIDDEN = "forbidden"
+CSRF_REJECTED = "csrf_rejected"
+NOT_ALLOWED_NOW = "not_allowed_now"
+ALREADY_SET_UP = "already_set_up"
+CONFLICT = "conflict"
+TOO_LARGE = "too_large"
+TOO_MANY_REQUESTS = "too_many_requests"
+STORE_UNAVAILABLE = "store_unavailable"
+UNAVAILABLE = "unavailable"
+INTERNAL_ERROR = "internal_error"
+
+
+class BevForgeError(Exception):
+    """Base of every error a user may see. `field` names the request field at fault (dotted path)."""
+
+    code: str = INTERNAL_ERROR
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.field = field
+        self.extra = extra
+
+
+class Invalid(BevForgeError):
+    """The request is well-formed but a value in it is wrong (REST 422)."""
+
+    code = INVALID_REQUEST
+
+
+class Malformed(BevForgeError):
+    """The request cannot be parsed at all (REST 400)."""
+
+    code = INVALID_JSON
+
+
+class Unauthorized(BevForgeError):
+    """Nobody is signed in, or the credential is not valid (REST 401)."""
+
+    code = UNAUTHORIZED
+
+
+class Forbidden(BevForgeError):
+    """Signed in, but this actor may not do this (REST 403)."""
+
+    code = FORBIDDEN
+
+
+class NotFound(BevForgeError):
+    """No such thing, or none this actor may see: the two look the same on purpose (REST 404)."""
+
+    code = NOT_FOUND
+
+
+class Conflict(BevForgeError):
+    """Not allowed in the present state (REST 409): e.g. acknowledging an alarm that is normal."""
+
+    code = NOT_ALLOWED_NOW
+
+
+class TooLarge(BevForgeError):
+    """The request or batch is over a documented limit (REST 413)."""
+
+    code = TOO_LARGE
+
+
+class TooManyRequests(BevForgeError):
+    """Over a rate or connection cap (REST 429, `/ws` close 1013); `retry_after_s` says when to retry."""
+
+    code = TOO_MANY_REQUESTS
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after_s = retry_after_s
+
+
+class Unavailable(BevForgeError):
+    """A part the request needs is not working now (REST 503): e.g. the store cannot be written."""
+
+    code = UNAVAILABLE
