@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import select
 
-from bevforge import interlocks
+from bevforge import interlocks, permissions
 from bevforge.alarm_points import Alarm, Point, apply_overrides, limits_of
 from bevforge.alarm_recorder import AlarmRecorder
 from bevforge.alarm_rules import ConditionTracker
@@ -75,6 +75,10 @@ class AlarmEngine(AlarmRecorder):
         self.audit: AuditLog | None = None
 
     limits_of = staticmethod(limits_of)
+
+    def owners(self, alarm: Alarm) -> str | frozenset[str] | None:
+        """A device's alarm belongs to the nodes of the device's endpoints (the rule: `permissions`)."""
+        return permissions.alarm_owners(self.config, alarm)
 
     # -- start-up ----------------------------------------------------------------------------
 

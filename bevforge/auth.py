@@ -27,7 +27,8 @@ from sqlmodel import select
 from bevforge.audit import AuditLog
 from bevforge.config import AuthSettings, PlantConfig
 from bevforge.domain import Actor, iso, utcnow
-from bevforge.permissions import ROLE_RANK, ROLES
+from bevforge.permissions import ROLE_RANK as ROLE_RANK  # re-exported for callers that import it from here
+from bevforge.permissions import ROLES, is_role
 from bevforge.store import Database, SessionRow, TokenRow, UserRow
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def hash_secret(value: str) -> str:
 
 
 def check_role(role: str) -> str:
-    if role not in ROLE_RANK:
+    if not is_role(role):
         raise AuthError(422, "invalid_role", f"role must be one of {', '.join(ROLES)}", "role")
     return role
 

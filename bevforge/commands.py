@@ -15,6 +15,7 @@ import logging
 import uuid
 from typing import Any
 
+from bevforge import permissions
 from bevforge.alarms import AlarmService
 from bevforge.audit import AuditLog
 from bevforge.bus import EventBus
@@ -31,6 +32,7 @@ from bevforge.domain import (
     coerce_value,
     utcnow,
 )
+from bevforge.errors import COMMAND_ID_IN_USE, FORBIDDEN
 from bevforge.plant import Plant
 from bevforge.store import Database
 
@@ -71,19 +73,25 @@ class CommandService(CommandRunner):
         """Run a command request through validation and interlocks; return (command, created).
 
         Raises CommandRejected for requests that are wrong in themselves (unknown endpoint, not
-        writable, bad value). A request blocked by an interlock is *not* an exception: it is a
-        stored command with status `blocked` and its reasons.
+        writable, bad value) or not the actor's to make (a viewer; another node's endpoint looks
+        unknown). A request blocked by an interlock is *not* an exception: it is a stored command
+        with status `blocked` and its reasons. A `commandId` already used for a command the actor
+        may not see is refused as taken (409), never answered with that command.
         """
         actor = actor or Actor()
         command_id = self._check_command_id(command_id)
+        if not permissions.has_role(actor, permissions.OPERATOR):
+            raise CommandRejected(403, FORBIDDEN, f"a {actor.role} may not send commands", "endpointId")
         if command_id is not None:
             existing = await self.find(command_id)
+            if existing is None and command_id in self._submitting:
+                existing = await asyncio.shield(self._submitting[command_id])
             if existing is not None:
+                if not permissions.may_see_command(actor, self.config, existing):
+                    raise CommandRejected(409, COMMAND_ID_IN_USE,
+                                          f"commandId {command_id!r} is already in use; send a new one", "commandId")
                 return existing, False
-            pending = self._submitting.get(command_id)
-            if pending is not None:
-                return await asyncio.shield(pending), False
-        endpoint = self._check_endpoint(endpoint_id)
+        endpoint = self._check_endpoint(endpoint_id, actor)
         try:
             value = coerce_value(value, endpoint.data_type)
         except InvalidValue as exc:
@@ -149,11 +157,11 @@ class CommandService(CommandRunner):
                                   f"commandId must be at most {MAX_COMMAND_ID} characters", "commandId")
         return command_id
 
-    def _check_endpoint(self, endpoint_id: Any) -> Endpoint:
+    def _check_endpoint(self, endpoint_id: Any, actor: Actor) -> Endpoint:
         if isinstance(endpoint_id, bool) or not isinstance(endpoint_id, int):
             raise CommandRejected(422, "invalid_endpoint_id", "endpointId must be an integer", "endpointId")
         endpoint = self.plant.endpoints.get(endpoint_id)
-        if endpoint is None:
+        if endpoint is None or not permissions.may_operate(actor, endpoint):
             raise CommandRejected(404, "unknown_endpoint", f"no endpoint with id {endpoint_id}", "endpointId")
         if not endpoint.writable:
             raise CommandRejected(422, "not_writable", f"endpoint {endpoint.name} is read-only", "endpointId")

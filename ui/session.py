@@ -23,8 +23,9 @@ from nicegui import app as nicegui_app
 from nicegui import ui
 from nicegui.client import Client
 
+from bevforge import permissions
 from bevforge.api.deps import station_of
-from bevforge.auth import ROLE_RANK, SESSION_COOKIE
+from bevforge.auth import SESSION_COOKIE
 from bevforge.domain import Actor
 from ui import state
 
@@ -51,7 +52,7 @@ _seats: dict[str, Seat] = {}  # NiceGUI client id → seat
 
 def may(actor: Actor | None, role: str) -> bool:
     """Whether this actor holds at least `role` (viewer < operator < technician < admin)."""
-    return actor is not None and ROLE_RANK.get(actor.role, -1) >= ROLE_RANK[role]
+    return permissions.has_role(actor, role)
 
 
 def sign_in_url(path: str) -> str:
@@ -138,8 +139,9 @@ def _leave(client_id: str) -> None:
 def sign_out_button(actor: Actor) -> None:
     """Name, role and SIGN OUT (a form POST, so the server clears the HttpOnly cookie itself)."""
     who = f"{actor.user} · {actor.role.upper()}"
-    if actor.nodes is not None:
-        who += f" · {', '.join(sorted(actor.nodes))}"
+    limit = permissions.node_limit(actor)
+    if limit is not None:
+        who += f" · {', '.join(limit)}"
     ui.label(who).classes("bf-who").mark("who").props('data-testid="who"')
     if actor.credential is not None and actor.credential.startswith("session:"):
         ui.html(f'<form method="post" action="{SIGN_OUT_ACTION}" class="bf-signout">'

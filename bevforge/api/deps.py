@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import HTTPConnection
 
+from bevforge import permissions
 from bevforge.domain import Actor
 
 if TYPE_CHECKING:
@@ -29,11 +30,5 @@ def actor_for_request(conn: HTTPConnection) -> Actor:
 
 
 def require_role(conn: HTTPConnection, role: str) -> Actor:
-    """The actor behind the request, if its role is at least `role`; 403 otherwise."""
-    from bevforge.api.errors import ApiError
-    from bevforge.auth import ROLE_RANK
-
-    actor = actor_for_request(conn)
-    if ROLE_RANK.get(actor.role, -1) < ROLE_RANK[role]:
-        raise ApiError(403, "forbidden", f"this needs the {role} role; you are {actor.role}")
-    return actor
+    """The actor behind the request, if its role is at least `role`; Forbidden (403) otherwise."""
+    return permissions.require_role(actor_for_request(conn), role)

@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse as _StarletteJSONResponse
 from pydantic import WithJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bevforge import errors
+
 log = logging.getLogger(__name__)
 
 
@@ -126,12 +128,24 @@ def allowed_methods(request: Request) -> str | None:
     return next((methods for pattern, methods in table if pattern.match(path)), None)
 
 
+_STATUS: tuple[tuple[type[errors.BevForgeError], int], ...] = (
+    (errors.Malformed, 400), (errors.Unauthorized, 401), (errors.Forbidden, 403), (errors.NotFound, 404),
+    (errors.Conflict, 409), (errors.TooLarge, 413), (errors.Invalid, 422), (errors.TooManyRequests, 429),
+    (errors.Unavailable, 503))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     document_errors(app)
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(error_body(exc.code, exc.message, exc.field, **exc.extra), status_code=exc.status,
                             headers=exc.headers)
+
+    @app.exception_handler(errors.BevForgeError)
+    async def _core_error(_request: Request, exc: errors.BevForgeError) -> JSONResponse:
+        # The core's typed errors (bevforge/errors.py): the class says the status, `code` the error.
+        status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
+        return JSONResponse(error_body(exc.code, exc.message, exc.field, **exc.extra), status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

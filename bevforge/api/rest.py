@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlmodel import select
 
-from bevforge import history, interlocks
+from bevforge import history, interlocks, permissions
 from bevforge.api.deps import actor_for_request, runtime_of
 from bevforge.api.errors import ApiError, JSONResponse, TimeQuery
 from bevforge.api.security import enforce, requires
@@ -111,7 +111,7 @@ async def get_tiles(request: Request) -> list[dict[str, Any]]:
     nodes = {n.id: n for n in rt.config.nodes}
     out = []
     for tile in rt.config.tiles:
-        if actor.nodes is not None and tile.node not in actor.nodes:
+        if not permissions.may_see_tile(actor, tile):
             continue
         out.append({
             "id": tile.id, "title": tile.title, "node": tile.node, "nodeName": nodes[tile.node].name,
@@ -125,8 +125,7 @@ async def get_tiles(request: Request) -> list[dict[str, Any]]:
 async def get_endpoints(request: Request) -> list[dict[str, Any]]:
     rt = runtime_of(request)
     actor = actor_for_request(request)
-    return [endpoint_view(e, rt.plant.states[e.id]) for e in rt.config.endpoints
-            if actor.nodes is None or e.node in actor.nodes]
+    return [endpoint_view(e, rt.plant.states[e.id]) for e in permissions.visible_endpoints(actor, rt.config.endpoints)]
 
 
 @router.get("/endpoints/{endpoint_id}", summary="One endpoint", openapi_extra=requires("viewer"))
@@ -138,11 +137,8 @@ async def get_endpoint(request: Request, endpoint_id: int) -> dict[str, Any]:
 
 def _visible_endpoint(request: Request, endpoint_id: int, field: str) -> Endpoint:
     rt = runtime_of(request)
-    actor = actor_for_request(request)
-    endpoint = rt.plant.endpoints.get(endpoint_id)
-    if endpoint is None or (actor.nodes is not None and endpoint.node not in actor.nodes):
-        raise ApiError(404, "unknown_endpoint", f"no endpoint with id {endpoint_id}", field)
-    return endpoint
+    return permissions.require_endpoint(actor_for_request(request), rt.plant.endpoints.get(endpoint_id),
+                                        endpoint_id, field)
 
 
 # -- telemetry -----------------------------------------------------------------------------------
@@ -167,6 +163,10 @@ async def ingest(request: Request) -> dict[str, Any]:
     else:
         raise ApiError(422, "invalid_request", "body must be a reading or {readings: [...]}", "body")
     readings = [_parse_reading(rt, item, f"{prefix}[{i}]" if prefix else "") for i, item in enumerate(items)]
+    actor = actor_for_request(request)
+    for i, reading in enumerate(readings):  # a node-limited technician feeds only their own nodes
+        permissions.require_ingest(actor, rt.plant.endpoints[reading.endpoint_id],
+                                   f"{prefix}[{i}].endpointId" if prefix else "endpointId")
     accepted = rt.plant.ingest(readings)
     # Let the live consumers woken by this ingest write their frames before the answer goes out:
     # the screens are what an operator waits for, the ingesting script is not (one loop turn).
@@ -242,8 +242,7 @@ async def get_telemetry(
     if endpointId is not None:
         _visible_endpoint(request, endpointId, "endpointId")
     await rt.history.flush()
-    actor = actor_for_request(request)
-    visible = None if actor.nodes is None else [e.id for e in rt.config.endpoints if e.node in actor.nodes]
+    visible = permissions.visible_endpoint_ids(actor_for_request(request), rt.config)
 
     def query() -> list[TelemetryReading]:
         statement = select(TelemetryReading)
@@ -300,10 +299,6 @@ async def post_command(request: Request) -> JSONResponse:
         if key not in body:
             raise ApiError(422, "missing_field", f"{key} is required", key)
     actor = actor_for_request(request)
-    if isinstance(body["endpointId"], int) and not isinstance(body["endpointId"], bool):
-        endpoint = rt.plant.endpoints.get(body["endpointId"])
-        if endpoint is not None and actor.nodes is not None and endpoint.node not in actor.nodes:
-            raise ApiError(404, "unknown_endpoint", f"no endpoint with id {body['endpointId']}", "endpointId")
     try:
         command, created = await rt.commands.submit(body["endpointId"], body["value"], body.get("commandId"),
                                                     actor=actor, origin="api")
@@ -322,10 +317,7 @@ async def post_command(request: Request) -> JSONResponse:
 async def get_command(request: Request, command_id: str) -> dict[str, Any]:
     rt = runtime_of(request)
     command = await rt.commands.find(command_id)
-    actor = actor_for_request(request)
-    if command is None or (actor.nodes is not None and rt.config.node_of(command.endpoint_id) not in actor.nodes):
-        raise ApiError(404, "unknown_command", f"no command with id {command_id}", "command_id")
-    return command.as_dict()
+    return permissions.require_command(actor_for_request(request), rt.config, command, command_id).as_dict()
 
 
 @router.get("/commands", summary="Recent commands, newest first", openapi_extra=requires("viewer"))
@@ -338,23 +330,28 @@ async def list_commands(
     rt = runtime_of(request)
     actor = actor_for_request(request)
     commands = await rt.commands.query(endpointId, status, limit)
-    return [c.as_dict() for c in commands
-            if actor.nodes is None or rt.config.node_of(c.endpoint_id) in actor.nodes]
+    return [c.as_dict() for c in commands if permissions.may_see_command(actor, rt.config, c)]
 
 
 # -- interlocks and health ------------------------------------------------------------------------
 
 @router.get("/interlocks", summary="Interlock rules with their current evaluation", openapi_extra=requires("viewer"))
 async def list_interlocks(request: Request) -> list[dict[str, Any]]:
+    """The rules on outputs the actor may see; a condition on another node's endpoint without its value."""
     rt = runtime_of(request)
+    actor = actor_for_request(request)
+    shown = permissions.value_filter(actor, rt.config)
     out = []
     for rule in rt.config.interlocks:
+        if not permissions.may_see_interlock(actor, rt.config, rule):
+            continue
         target = rt.plant.endpoints[rule.target]
         current = rt.plant.states[target.feedback_id].value
-        verdict = interlocks.evaluate(rule, rt.plant.endpoints, rt.plant.states, current)
+        verdict = interlocks.evaluate(rule, rt.plant.endpoints, rt.plant.states, current, shown=shown)
         item = verdict.as_dict()
         item["targetName"] = target.name
-        item["requires"] = [interlocks.describe(c, rt.plant.endpoints, rt.plant.states.get(c.endpoint))
+        item["requires"] = [interlocks.describe(c, rt.plant.endpoints, rt.plant.states.get(c.endpoint),
+                                                shown=shown(c.endpoint))
                             for c in rule.requires]
         item["trip"] = rule.trip
         out.append(item)

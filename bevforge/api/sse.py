@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
+from bevforge import permissions
 from bevforge.api.deps import actor_for_request, runtime_of
 from bevforge.api.errors import ApiError
 from bevforge.api.livefeed import CHANNELS, Interest, alarm_snapshot, reply, telemetry_snapshot
@@ -31,7 +32,7 @@ def _csv(raw: str | None) -> list[str]:
 
 def _interest(request: Request, channels: str | None, endpoint_ids: str | None, command_ids: str | None) -> Interest:
     rt = runtime_of(request)
-    interest = Interest(actor_for_request(request).nodes)
+    interest = Interest(actor_for_request(request))
     wanted = _csv(channels) or list(CHANNELS)
     for channel in wanted:
         if channel not in CHANNELS:
@@ -43,7 +44,7 @@ def _interest(request: Request, channels: str | None, endpoint_ids: str | None, 
             if not part.lstrip("-").isdigit():
                 raise ApiError(422, "invalid_endpoint_id", f"endpointIds must be integers, got {part!r}", "endpointIds")
             endpoint = rt.plant.endpoints.get(int(part))
-            if endpoint is None or not interest.visible(endpoint.node):
+            if endpoint is None or not permissions.may_see_endpoint(interest.actor, endpoint):
                 raise ApiError(422, "unknown_endpoint", f"no endpoint with id {part}", "endpointIds")
             ids.append(endpoint.id)
         if ids:
@@ -96,7 +97,7 @@ async def events(
                                seq=rt.bus.last_seq))
         if interest.all_telemetry or interest.endpoints:
             ids = sorted(interest.endpoints) if interest.endpoints else [
-                e for e, ep in rt.plant.endpoints.items() if interest.visible(ep.node)]
+                e.id for e in permissions.visible_endpoints(interest.actor, rt.plant.endpoints.values())]
             first.extend(telemetry_snapshot(rt, ids))
         if interest.alarms:
             first.extend(alarm_snapshot(rt, interest))

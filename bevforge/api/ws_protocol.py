@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
+from bevforge import permissions
 from bevforge.api.livefeed import (
     CHANNELS,
     Interest,
@@ -160,8 +161,8 @@ class Protocol:
         ids = message["endpointIds"]
         if not isinstance(ids, list) or not ids or any(isinstance(i, bool) or not isinstance(i, int) for i in ids):
             raise FrameError("invalid_field", "endpointIds must be a non-empty list of integers", "endpointIds")
-        unknown = [i for i in ids if i not in self.runtime.plant.endpoints
-                   or not self.interest.visible(self.runtime.config.node_of(i))]
+        endpoints = self.runtime.plant.endpoints
+        unknown = [i for i in ids if i not in endpoints or not self.interest.visible(endpoints[i].node)]
         if unknown:
             raise FrameError("unknown_endpoint", "no endpoint with id " + ", ".join(map(str, unknown)),
                              "endpointIds", endpointIds=unknown)
@@ -192,8 +193,8 @@ class Protocol:
             if ids is None:
                 self._check_room(0 if interest.all_telemetry else 1)
                 interest.all_telemetry = True
-                ids = list(self.runtime.plant.endpoints)
-                ids = [i for i in ids if interest.visible(self.runtime.config.node_of(i))]
+                endpoints = self.runtime.plant.endpoints.values()
+                ids = [e.id for e in permissions.visible_endpoints(interest.actor, endpoints)]
                 self._ack("subscribed", channel)
             else:
                 self._check_room(len(set(ids) - interest.endpoints))
@@ -225,7 +226,7 @@ class Protocol:
         command = await self.runtime.commands.find(command_id)
         if command is None or command_id not in followed:
             return  # unknown yet (may be sent later), or its final status already went out live
-        if not self.interest.visible(self.runtime.config.node_of(command.endpoint_id)):
+        if not permissions.may_see_command(self.interest.actor, self.runtime.config, command):
             followed.discard(command_id)
             return
         self.out(command_snapshot(self.runtime, command))
@@ -272,14 +273,7 @@ class Protocol:
             raise FrameError("invalid_command_id",
                              f"commandId must be a non-empty string of at most {MAX_COMMAND_ID} characters",
                              "commandId")
-        if self.actor.role == "viewer":
-            raise FrameError("forbidden", "a viewer may not send commands", "endpointId", commandId=command_id)
-        endpoint_id = message["endpointId"]
-        if isinstance(endpoint_id, int) and not isinstance(endpoint_id, bool):
-            endpoint = self.runtime.plant.endpoints.get(endpoint_id)
-            if endpoint is not None and not self.interest.visible(endpoint.node):
-                raise FrameError("unknown_endpoint", f"no endpoint with id {endpoint_id}", "endpointId",
-                                 commandId=command_id)
+        endpoint_id = message["endpointId"]  # role and node are the command service's to check
         followed = self.interest.sent
         already = command_id in followed
         followed.add(command_id)  # before submit: its first status is published inside submit()
