@@ -17,7 +17,7 @@ from bevforge.api.errors import ApiError, JSONResponse, TimeQuery
 from bevforge.api.security import enforce, requires
 from bevforge.commands import CommandRejected
 from bevforge.config import Endpoint
-from bevforge.domain import CommandStatus, InvalidValue, Quality, Reading, coerce_value, iso, iso_epoch
+from bevforge.domain import Actor, CommandStatus, InvalidValue, Quality, Reading, coerce_value, iso, iso_epoch
 from bevforge.store import TelemetryReading
 
 router = APIRouter(prefix="/api/os", default_response_class=JSONResponse, dependencies=[Depends(enforce)])
@@ -162,11 +162,8 @@ async def ingest(request: Request) -> dict[str, Any]:
         items, prefix = [body], None
     else:
         raise ApiError(422, "invalid_request", "body must be a reading or {readings: [...]}", "body")
-    readings = [_parse_reading(rt, item, f"{prefix}[{i}]" if prefix else "") for i, item in enumerate(items)]
     actor = actor_for_request(request)
-    for i, reading in enumerate(readings):  # a node-limited technician feeds only their own nodes
-        permissions.require_ingest(actor, rt.plant.endpoints[reading.endpoint_id],
-                                   f"{prefix}[{i}].endpointId" if prefix else "endpointId")
+    readings = [_parse_reading(rt, item, f"{prefix}[{i}]" if prefix else "", actor) for i, item in enumerate(items)]
     accepted = rt.plant.ingest(readings)
     # Let the live consumers woken by this ingest write their frames before the answer goes out:
     # the screens are what an operator waits for, the ingesting script is not (one loop turn).
@@ -177,7 +174,7 @@ async def ingest(request: Request) -> dict[str, Any]:
 _READING_KEYS = {"endpointId", "value", "timestamp", "quality"}
 
 
-def _parse_reading(rt: Any, item: Any, where: str) -> Reading:
+def _parse_reading(rt: Any, item: Any, where: str, actor: Actor) -> Reading:
     def name(field: str) -> str:
         return f"{where}.{field}" if where else field
 
@@ -193,6 +190,7 @@ def _parse_reading(rt: Any, item: Any, where: str) -> Reading:
     endpoint = rt.plant.endpoints.get(endpoint_id)
     if endpoint is None:
         raise ApiError(422, "unknown_endpoint", f"no endpoint with id {endpoint_id}", name("endpointId"))
+    permissions.require_ingest(actor, endpoint, name("endpointId"))  # only the actor's own nodes, before any value
     quality_raw = item.get("quality", "good")
     try:
         quality = Quality(quality_raw)
