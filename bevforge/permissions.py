@@ -5,10 +5,15 @@ themselves: they ask here, and the core's services raise `Forbidden` / `NotFound
 Two transports can then never give two answers to the same question.
 
 Node rule (docs/security.md): a thing belongs to a set of nodes. An endpoint, a tile, a command
-and an alarm point belong to their node. A device-level thing (a device's comms alarm, a driver's
-status) belongs to the nodes of that device's endpoints, so the HLT operator sees that the HLT
-controller is offline. A thing that belongs to no node at all (a system alarm such as the store
-being unwritable) is shown only to actors without a node limit.
+and an alarm on an endpoint belong to their node. A device-level thing (a device's comms alarm,
+`comms:<device>`, stored with node null) belongs to the nodes of that device's endpoints, so the
+HLT operator sees that the HLT controller is offline. A thing that belongs to no node at all (a
+system alarm such as low disk space; sign-ins and users in the audit journal) is shown only to
+actors without a node limit.
+
+The live feed files each bus event under what it belongs to (`Event.node`: one node, a frozenset
+for a device alarm, or none) and filters with `node_filter`, made once per subscriber, because it
+runs at publish time for every subscriber.
 """
 
 from __future__ import annotations
