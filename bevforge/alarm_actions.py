@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from bevforge import permissions
 from bevforge.alarm_engine import AlarmEngine
 from bevforge.alarm_points import Alarm, AlarmNotFound, Point, apply_overrides
 from bevforge.alarm_states import AlarmEvent, TransitionRefused
@@ -19,9 +20,10 @@ from bevforge.domain import Actor, utcnow
 class AlarmActions(AlarmEngine):
     """Operator actions on occurrences and definitions; each one audited and journalled."""
 
-    def _point_of(self, alarm_id: int) -> Point:
+    def _point_of(self, alarm_id: int, actor: Actor) -> Point:
+        """The point of an open occurrence the actor may see; another node's looks closed (not found)."""
         alarm = self.current.get(alarm_id)
-        if alarm is None:
+        if alarm is None or not permissions.may_see_alarm(actor, self.config, alarm):
             raise AlarmNotFound(alarm_id)
         point = self.points.get(alarm.rule_id)
         if point is None or point.occurrence is not alarm:
@@ -29,7 +31,7 @@ class AlarmActions(AlarmEngine):
         return point
 
     def ack(self, alarm_id: int, actor: Actor, comment: str | None = None) -> Alarm:
-        point = self._point_of(alarm_id)
+        point = self._point_of(alarm_id, actor)
         alarm = point.occurrence
         assert alarm is not None
         if not point.state.acked:
@@ -37,27 +39,27 @@ class AlarmActions(AlarmEngine):
         return alarm
 
     def reset(self, alarm_id: int, actor: Actor, comment: str | None = None) -> Alarm:
-        point = self._point_of(alarm_id)
+        point = self._point_of(alarm_id, actor)
         alarm = point.occurrence
         assert alarm is not None
         self._event(point, AlarmEvent.RESET, actor=actor, comment=comment)
         return alarm
 
     def shelve(self, rule_id: str, actor: Actor, duration_s: float | None, comment: str | None = None) -> Point:
-        point = self._definition(rule_id)
+        point = self._definition(rule_id, actor)
         until = utcnow() + timedelta(seconds=duration_s) if duration_s else None
         self._event(point, AlarmEvent.SHELVE, actor=actor, comment=comment, until=until)
         self._save_point(point, actor.user)
         return point
 
     def unshelve(self, rule_id: str, actor: Actor, comment: str | None = None) -> Point:
-        point = self._definition(rule_id)
+        point = self._definition(rule_id, actor)
         self._event(point, AlarmEvent.UNSHELVE, actor=actor, comment=comment)
         self._save_point(point, actor.user)
         return point
 
     def set_in_service(self, rule_id: str, in_service: bool, actor: Actor, comment: str | None = None) -> Point:
-        point = self._definition(rule_id)
+        point = self._definition(rule_id, actor)
         event = AlarmEvent.RETURN_TO_SERVICE if in_service else AlarmEvent.REMOVE_FROM_SERVICE
         self._event(point, event, actor=actor, comment=comment)
         self._save_point(point, actor.user)
@@ -65,7 +67,7 @@ class AlarmActions(AlarmEngine):
 
     def change_limits(self, rule_id: str, changes: dict[str, Any], actor: Actor) -> tuple[dict[str, Any], Point]:
         """Technician changes limits at runtime; persisted and journalled with old → new."""
-        point = self._definition(rule_id)
+        point = self._definition(rule_id, actor)
         if point.tracker is None:
             raise TransitionRefused("this alarm has no limits")
         old = self.limits_of(point)
@@ -78,8 +80,9 @@ class AlarmActions(AlarmEngine):
                       f"limits of {rule_id} changed", utcnow())
         return old, point
 
-    def _definition(self, rule_id: str) -> Point:
+    def _definition(self, rule_id: str, actor: Actor) -> Point:
         point = self.points.get(rule_id)
-        if point is None or point.momentary:
+        if point is None or point.momentary or not permissions.may_see_nodes(
+                actor, permissions.alarm_nodes(self.config, rule_id, point.node, point.endpoint_id)):
             raise AlarmNotFound(rule_id)
         return point
