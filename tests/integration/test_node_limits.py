@@ -150,3 +150,15 @@ async def test_reused_command_id_of_another_node_is_never_answered_with_that_com
     again = await http.post("/api/os/command", headers=plant.admin,
                             json={"endpointId": HLT_OUT_VALVE, "value": True, "commandId": "mlt-valve-open-1"})
     assert again.status_code == 200 and again.json()["endpointId"] == HLT_OUT_VALVE
+
+
+async def test_alarm_journal_json_and_csv_hold_their_device_alarm_and_nothing_else(plant: Plant) -> None:
+    await plant.raise_hlt_and_bk_alarms()
+    http = plant.server.http
+    journal = (await http.get("/api/os/alarms/history", headers=plant.hlt_operator)).json()
+    assert {e["ruleId"] for e in journal} == {"comms:hlt_controller", "hlt_temperature_hihi"}
+    exported = (await http.get("/api/os/alarms/history", headers=plant.hlt_operator, params={"format": "csv"})).text
+    assert {r["ruleId"] for r in csv.DictReader(io.StringIO(exported))} == {"comms:hlt_controller",
+                                                                            "hlt_temperature_hihi"}
+    everything = (await http.get("/api/os/alarms/history", headers=plant.admin)).json()
+    assert {"comms:bk_controller", "bk_temperature_hi"} <= {e["ruleId"] for e in everything}
