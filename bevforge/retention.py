@@ -43,7 +43,7 @@ _RAW = TelemetryReading.__table__  # type: ignore[attr-defined]
 _ROLL = TelemetryRollup.__table__  # type: ignore[attr-defined]
 
 
-class AlarmSink(Protocol):
+class AlarmRaiser(Protocol):
     """What retention needs from the alarm service."""
 
     def raise_alarm(self, key: str, kind: str, severity: Severity, message: str) -> Any: ...
@@ -84,7 +84,7 @@ def sqlite_path(url: str) -> Path | None:
 class RetentionService:
     """Runs `run_once()` every `check_interval_s` from a task the runtime starts."""
 
-    def __init__(self, settings: RetentionSettings, db: Database, alarms: AlarmSink,
+    def __init__(self, settings: RetentionSettings, db: Database, alarms: AlarmRaiser,
                  clock: Callable[[], float] = time.time,
                  disk_usage: Callable[[Path], Any] = shutil.disk_usage) -> None:
         self.settings = settings

@@ -16,8 +16,7 @@ from typing import Any
 from nicegui import ui
 from nicegui.client import Client
 
-from bevforge.alarm_states import TransitionRefused
-from bevforge.alarms import AlarmNotFound
+from bevforge.alarms import AlarmNotFound, TransitionRefused
 from bevforge.domain import Actor
 from bevforge.runtime import Runtime
 from ui import session

@@ -14,7 +14,7 @@ from typing import Any
 from nicegui import background_tasks, ui
 from nicegui.client import Client
 
-from bevforge import alarm_history
+from bevforge.alarms import history as alarm_history
 from bevforge.domain import Actor, utcnow
 from bevforge.runtime import Runtime
 from ui.controls import tag

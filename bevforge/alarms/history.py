@@ -1,4 +1,8 @@
-"""Queries over the alarm journal: filtered history, CSV export and the technician's statistics."""
+"""Queries over the alarm journal: filtered history, CSV export and the technician's statistics.
+
+The alarm package's read side on the database (the journal and closed occurrences); callers run
+these on a reader thread (`Database.read`).
+"""
 
 from __future__ import annotations
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bevforge.alarm_rules import ConditionTracker
-from bevforge.alarm_states import DisplayState, PointState
+from bevforge.alarms.rules import ConditionTracker
+from bevforge.alarms.states import DisplayState, PointState
 from bevforge.config import AlarmRule
 from bevforge.domain import Severity, iso
 from bevforge.store import AlarmPointRow, AlarmRow

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from bevforge.alarm_states import AlarmEvent
+from bevforge.alarms.states import AlarmEvent
 from bevforge.config import AlarmRule
 
 

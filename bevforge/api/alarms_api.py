@@ -9,9 +9,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from bevforge import alarm_history
-from bevforge.alarm_states import TransitionRefused
-from bevforge.alarms import STATES, Alarm, AlarmNotFound, AlarmService
+from bevforge.alarms import STATES, Alarm, AlarmNotFound, AlarmService, TransitionRefused
+from bevforge.alarms import history as alarm_history
 from bevforge.api.deps import actor_for_request, require_role, runtime_of
 from bevforge.api.errors import CSV_ANSWER, ApiError, JSONResponse, TimeQuery
 from bevforge.api.rest import body_schema, json_body

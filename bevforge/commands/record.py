@@ -3,6 +3,8 @@
 Kept apart from the pipeline so the screens and `/ws` share one `Command` type without the
 machinery that runs it, and so the lookups (by id, by endpoint and status) read as what they are:
 the newest commands from memory (ahead of the DB writer thread), the rest from the database.
+A command's audit rows are written in the same transaction as the command row they describe, so
+the record and the audit journal can never disagree after a crash.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from sqlmodel import select
 
 from bevforge.domain import CommandStatus, Value, iso
-from bevforge.store import CommandRow, Database
+from bevforge.store import AuditRow, CommandRow, Database
 
 RECENT_KEPT = 10_000
 
@@ -87,19 +89,26 @@ class CommandLog:
         self.db = db
         self._recent: OrderedDict[str, Command] = OrderedDict()
 
-    def _remember(self, command: Command) -> None:
+    def remember(self, command: Command) -> None:
+        """Keep `command` in memory so lookups see it before the writer thread has stored it."""
         self._recent[command.id] = command
         while len(self._recent) > RECENT_KEPT:
             self._recent.popitem(last=False)
 
-    def _insert(self, row: CommandRow) -> None:
+    def insert(self, row: CommandRow, audit: AuditRow | None = None) -> None:
+        """Store a new command and its audit row in one transaction (runs on the writer thread)."""
         with self.db.session() as session:
             session.add(row)
+            if audit is not None:
+                session.add(audit)
             session.commit()
 
-    def _update(self, row: CommandRow) -> None:
+    def update(self, row: CommandRow, audit: AuditRow | None = None) -> None:
+        """Store a transition, with the audit row of a final one, in one transaction (writer thread)."""
         with self.db.session() as session:
             session.merge(row)
+            if audit is not None:
+                session.add(audit)
             session.commit()
 
     # -- lookups ---------------------------------------------------------------------------

@@ -1,33 +1,20 @@
-"""SQL tables of the plant and the batched history writer.
+"""The SQL tables of the plant (SQLModel): what is stored, one class per table.
 
-SQLite (WAL, synchronous=NORMAL) by default; any SQLAlchemy URL works (PostgreSQL in production).
-Commands and alarms are written synchronously because an answered command must survive a crash;
-telemetry is written in batches because a commit per reading caps ingest at a few thousand a second.
+Internal to the store: the API and the screens never import this module; they read through
+`bevforge.store.queries` (the import-linter contracts in pyproject.toml say so).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import JSON, Column, Index, event, insert, text
-from sqlalchemy.engine import Engine
-from sqlmodel import Field, Session, SQLModel, create_engine, select
+from sqlalchemy import JSON, Column, Index
+from sqlmodel import Field, SQLModel
 
-from bevforge.domain import CommandStatus, utcnow
-from bevforge.tasks import stop_task
-
-log = logging.getLogger(__name__)
+from bevforge.domain import utcnow
 
 SCHEMA_VERSION = 1
-T = TypeVar("T")
-
 
 class SchemaVersion(SQLModel, table=True):
     __tablename__ = "schema_version"
@@ -216,196 +203,3 @@ class AuditRow(SQLModel, table=True):
     result: str = "ok"
     command_id: str | None = None
     detail: str | None = None
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
-def default_db_url(data_dir: Path) -> str:
-    return f"sqlite:///{data_dir / 'bevforge.db'}"
-
-
-def make_engine(url: str) -> Engine:
-    """Engine for `url`; SQLite gets WAL and a directory created for its file."""
-    if url.startswith("sqlite"):
-        db_path = url.split("///", 1)[-1]
-        if db_path and db_path != ":memory:":
-            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True)
-
-
-def create_schema(engine: Engine) -> None:
-    """Create tables on first start and record the schema version.
-
-    Later schema changes ship as Alembic migrations keyed on this version; a database written by a
-    newer BevForge is refused rather than silently misread.
-    """
-    SQLModel.metadata.create_all(engine)
-    with Session(engine) as session:
-        row = session.exec(select(SchemaVersion).order_by(SchemaVersion.version.desc())).first()  # type: ignore[attr-defined]
-        if row is None:
-            session.add(SchemaVersion(version=SCHEMA_VERSION))
-            session.commit()
-        elif row.version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"database schema version {row.version} is newer than this BevForge ({SCHEMA_VERSION})"
-            )
-
-
-def sync_endpoints(engine: Engine, endpoints: Iterable[EndpointRow]) -> None:
-    with Session(engine) as session:
-        for row in endpoints:
-            session.merge(row)
-        session.commit()
-
-
-def fail_interrupted_commands(engine: Engine) -> int:
-    """Mark commands left in flight by a crash as failed; they are never re-sent."""
-    now = utcnow()
-    in_flight = [CommandStatus.QUEUED.value, CommandStatus.SENT.value, CommandStatus.ACKED.value]
-    with Session(engine) as session:
-        rows = session.exec(select(CommandRow).where(CommandRow.status.in_(in_flight))).all()  # type: ignore[attr-defined]
-        for row in rows:
-            row.status = CommandStatus.FAILED.value
-            row.error = "interrupted by restart"
-            row.completed_at = now
-            row.updated_at = now
-            session.add(row)
-        session.commit()
-        return len(rows)
-
-
-class Database:
-    """The engine plus one writer thread.
-
-    Every write goes through the single writer thread, in submission order, so SQLite never sees
-    two writers and a command's transitions are stored in the order they happened. Reads run on
-    other threads (WAL lets them proceed while a write is under way).
-    """
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.engine = make_engine(url)
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
-        self.write_errors = 0
-
-    async def write(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(*args)` on the writer thread and wait for it (durable before answering)."""
-        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
-
-    def write_later(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Queue a write without waiting; failures are logged and counted, never lost silently."""
-        future = self._writer.submit(fn, *args)
-        future.add_done_callback(self._log_failure)
-
-    def _log_failure(self, future: Future[Any]) -> None:
-        if future.exception() is not None:
-            self.write_errors += 1
-            log.error("database write failed: %s", future.exception())
-
-    async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.to_thread(fn, *args)
-
-    async def barrier(self) -> None:
-        """Wait until every write queued so far is committed (read-your-writes for journals)."""
-        await self.write(lambda: None)
-
-    def session(self) -> Session:
-        return Session(self.engine, expire_on_commit=False)
-
-    def close(self) -> None:
-        self._writer.shutdown(wait=True)
-        self.engine.dispose()
-
-
-class HistoryWriter:
-    """Buffers telemetry rows and the latest current values; flushes them in one transaction.
-
-    The flush runs in a worker thread so the event loop never waits for the disk. At most
-    `flush_interval_s` of telemetry is lost in a crash (the flush window).
-    """
-
-    def __init__(self, db: Database, flush_interval_s: float = 0.5, flush_rows: int = 5000) -> None:
-        self.db = db
-        self.engine = db.engine
-        self.flush_interval_s = flush_interval_s
-        self.flush_rows = flush_rows
-        self._rows: list[dict[str, Any]] = []
-        self._current: dict[int, dict[str, Any]] = {}
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._flush_lock = asyncio.Lock()
-        self.rows_written = 0
-        self.flushes = 0
-        self.last_error: str | None = None
-
-    def add(self, row: dict[str, Any], current: dict[str, Any]) -> None:
-        self._rows.append(row)
-        self._current[current["endpoint_id"]] = current
-        if len(self._rows) >= self.flush_rows:
-            self._wake.set()
-
-    @property
-    def pending(self) -> int:
-        return len(self._rows)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="history-writer")
-
-    async def stop(self) -> None:
-        await stop_task(self._task)
-        await self.flush()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            await self.flush()
-
-    async def flush(self) -> int:
-        async with self._flush_lock:
-            if not self._rows and not self._current:
-                return 0
-            rows, self._rows = self._rows, []
-            current, self._current = self._current, {}
-            try:
-                await self.db.write(self.write_batch, rows, list(current.values()))
-            except Exception as exc:  # the disk may be full or locked: keep running, say so
-                self.last_error = str(exc)
-                log.exception("history flush of %d rows failed", len(rows))
-                return 0
-            self.last_error = None
-            return len(rows)
-
-    def write_batch(self, rows: Sequence[dict[str, Any]], current: Sequence[dict[str, Any]]) -> None:
-        """One transaction: history rows by Core insert, current values by upsert."""
-        started = time.perf_counter()
-        with self.engine.begin() as conn:
-            if rows:
-                conn.execute(insert(TelemetryReading), list(rows))
-            if current:
-                ids = [c["endpoint_id"] for c in current]
-                conn.execute(
-                    EndpointCurrent.__table__.delete().where(EndpointCurrent.__table__.c.endpoint_id.in_(ids))  # type: ignore[attr-defined]
-                )
-                conn.execute(insert(EndpointCurrent), list(current))
-        self.rows_written += len(rows)
-        self.flushes += 1
-        log.debug("flushed %d rows in %.1f ms", len(rows), (time.perf_counter() - started) * 1000)
-
-
-def integrity_ok(engine: Engine) -> bool:
-    with engine.connect() as conn:
-        return conn.execute(text("PRAGMA integrity_check")).scalar() == "ok"
