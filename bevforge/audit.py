@@ -7,11 +7,14 @@ in order, so the journal's order is the order things happened.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bevforge.domain import Actor, iso, utcnow
 from bevforge.journals import csv_text, newest_first
-from bevforge.store import AuditRow, Database
+from bevforge.store.tables import AuditRow
+
+if TYPE_CHECKING:
+    from bevforge.store.writer import Database
 
 FIELDS = ("id", "time", "user", "role", "station", "action", "target", "old", "new", "result", "commandId", "detail")
 

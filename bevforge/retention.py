@@ -23,15 +23,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
 
-from bevforge.config import RetentionSettings
 from bevforge.domain import Severity
-from bevforge.store import Database, EndpointRow, TelemetryReading, TelemetryRollup
+from bevforge.store.tables import EndpointRow, TelemetryReading, TelemetryRollup
 from bevforge.tasks import stop_task
+
+if TYPE_CHECKING:
+    from bevforge.config import RetentionSettings
+    from bevforge.store.writer import Database
 
 log = logging.getLogger(__name__)
 

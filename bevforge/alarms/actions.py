@@ -9,13 +9,15 @@ The engine and the recorder are handed in when the service is composed.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bevforge.alarms.engine import AlarmEngine
 from bevforge.alarms.points import Alarm, AlarmNotFound, Point, apply_overrides, limits_of
-from bevforge.alarms.recorder import AlarmRecorder
 from bevforge.alarms.states import AlarmEvent, TransitionRefused
 from bevforge.domain import Actor, utcnow
+
+if TYPE_CHECKING:
+    from bevforge.alarms.engine import AlarmEngine
+    from bevforge.alarms.recorder import AlarmRecorder
 
 
 class AlarmActions:

@@ -26,15 +26,16 @@ from sqlmodel import select
 
 from bevforge import interlocks
 from bevforge.alarms.points import Alarm, Point, apply_overrides, limits_of
-from bevforge.alarms.recorder import AlarmRecorder
 from bevforge.alarms.rules import ConditionTracker
 from bevforge.alarms.states import AlarmEvent, apply
 from bevforge.config import PROCESS_KINDS, AlarmRule, PlantConfig
 from bevforge.domain import Actor, EndpointState, Quality, Severity, utcnow
-from bevforge.store import AlarmPointRow, AlarmRow, Database
+from bevforge.store.tables import AlarmPointRow, AlarmRow
 
 if TYPE_CHECKING:
+    from bevforge.alarms.recorder import AlarmRecorder
     from bevforge.audit import AuditLog
+    from bevforge.store.writer import Database
 from bevforge.tasks import repeat_every, stop_task
 
 # Logged under the service's name, as before the split, so log filters set up for it keep working.

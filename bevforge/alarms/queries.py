@@ -9,15 +9,18 @@ The engine (open occurrences, points) and the recorder (newest transitions) are 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import select
 
-from bevforge.alarms.engine import AlarmEngine
 from bevforge.alarms.points import Alarm, limits_of
-from bevforge.alarms.recorder import AlarmRecorder
 from bevforge.domain import Severity, iso
-from bevforge.store import AlarmRow, Database
+from bevforge.store.tables import AlarmRow
+
+if TYPE_CHECKING:
+    from bevforge.alarms.engine import AlarmEngine
+    from bevforge.alarms.recorder import AlarmRecorder
+    from bevforge.store.writer import Database
 
 
 class AlarmQueries:

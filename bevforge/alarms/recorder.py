@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bevforge.alarms.points import Alarm, Point, settings_row
 from bevforge.bus import ALARM, EventBus
 from bevforge.domain import utcnow
-from bevforge.store import AlarmJournalRow, AlarmRow, Database
+from bevforge.store.tables import AlarmJournalRow, AlarmRow
+
+if TYPE_CHECKING:
+    from bevforge.store.writer import Database
 
 RECENT_KEPT = 2000
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bevforge.alarms.states import AlarmEvent
-from bevforge.config import AlarmRule
+
+if TYPE_CHECKING:
+    from bevforge.config import AlarmRule
 
 
 @dataclass

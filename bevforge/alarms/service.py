@@ -24,13 +24,13 @@ from bevforge.alarms.engine import AlarmEngine
 from bevforge.alarms.points import Alarm, Point, limits_of
 from bevforge.alarms.queries import AlarmQueries
 from bevforge.alarms.recorder import AlarmRecorder
-from bevforge.bus import EventBus
-from bevforge.config import PlantConfig
-from bevforge.domain import Actor, EndpointState, Severity
-from bevforge.store import Database
 
 if TYPE_CHECKING:
     from bevforge.audit import AuditLog
+    from bevforge.bus import EventBus
+    from bevforge.config import PlantConfig
+    from bevforge.domain import Actor, EndpointState, Severity
+    from bevforge.store.writer import Database
 
 
 class AlarmService:

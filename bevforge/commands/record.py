@@ -12,12 +12,15 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import select
 
 from bevforge.domain import CommandStatus, Value, iso
-from bevforge.store import AuditRow, CommandRow, Database
+from bevforge.store.tables import AuditRow, CommandRow
+
+if TYPE_CHECKING:
+    from bevforge.store.writer import Database
 
 RECENT_KEPT = 10_000
 

@@ -24,13 +24,12 @@ from bevforge import interlocks
 from bevforge.audit import entry
 from bevforge.bus import COMMAND_STATUS, EventBus
 from bevforge.commands.record import Command, CommandLog, audit_value, shown_value
-from bevforge.config import Endpoint, PlantConfig
 from bevforge.devices import DeviceError, Driver
 from bevforge.domain import Actor, CommandStatus, DataType, Quality, Value, iso, utcnow
-from bevforge.plant import value_matches
 
 if TYPE_CHECKING:
     from bevforge.audit import AuditLog
+    from bevforge.config import Endpoint, PlantConfig
     from bevforge.plant import Plant
 
 TripDone = Callable[[Command, CommandStatus, "str | None"], None]
@@ -245,3 +244,13 @@ class CommandRunner:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def value_matches(endpoint: Endpoint, requested: Value, actual: Value | None) -> bool:
+    """Readback comparison: exact for bool/int, within the endpoint's tolerance for floats."""
+    if actual is None:
+        return False
+    if endpoint.data_type is DataType.BOOL:
+        return bool(actual) == bool(requested)
+    tolerance = endpoint.tolerance or (1e-6 * max(1.0, abs(float(requested))))
+    return abs(float(actual) - float(requested)) <= tolerance

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from bevforge.audit import entry
 from bevforge.commands.record import Command, CommandLog, audit_value, shown_value
 from bevforge.commands.runner import CommandRunner
-from bevforge.config import Endpoint, PlantConfig
 from bevforge.domain import (
     Actor,
     CommandStatus,
@@ -36,9 +35,10 @@ if TYPE_CHECKING:
     from bevforge.alarms import AlarmService
     from bevforge.audit import AuditLog
     from bevforge.bus import EventBus
+    from bevforge.config import Endpoint, PlantConfig
     from bevforge.devices import Driver
     from bevforge.plant import Plant
-    from bevforge.store import Database
+    from bevforge.store.writer import Database
 
 __all__ = ["MAX_COMMAND_ID", "Command", "CommandRejected", "CommandService"]
 
