@@ -74,6 +74,7 @@ class CommandService:
         self._submitting: dict[str, asyncio.Future[Command]] = {}
         self._tripping: set[int] = set()
         self._trip_tasks: set[asyncio.Task[None]] = set()  # kept: a running trip is never collected mid-run
+        self._stopping = False
 
     # -- the parts, as callers use them --------------------------------------------------------
 
@@ -89,8 +90,14 @@ class CommandService:
     def in_flight(self, endpoint_id: int) -> Command | None:
         return self.runner.in_flight(endpoint_id)
 
+    @property
+    def trip_tasks(self) -> frozenset[asyncio.Task[None]]:
+        """The interlock trips under way (each kept here from its start until it ends)."""
+        return frozenset(self._trip_tasks)
+
     async def stop(self) -> None:
         """Cancel the interlock trips under way, then the output workers."""
+        self._stopping = True
         trips = list(self._trip_tasks)
         for task in trips:
             task.cancel()
@@ -228,9 +235,12 @@ class CommandService:
         """A trip task ended: forget it; if it died instead of finishing, say so loudly (never silently)."""
         self._trip_tasks.discard(task)
         if task.cancelled():
-            if endpoint.id in self._tripping:
-                log.warning("interlock trip of %s cancelled (shutting down)", endpoint.name)
+            if self._stopping:
+                log.warning("interlock trip of %s cancelled: shutting down", endpoint.name)
                 self._tripping.discard(endpoint.id)
+            else:
+                log.error("interlock trip of %s was cancelled", endpoint.name)
+                self._trip_failed(endpoint, "the trip was cancelled before the safe-state command was queued")
             return
         exc = task.exception()
         if exc is not None:  # _trip catches Exception: this is a BaseException escaping a safety path
