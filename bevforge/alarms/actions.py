@@ -11,11 +11,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from bevforge import permissions
 from bevforge.alarms.points import Alarm, AlarmNotFound, Point, apply_overrides, limits_of
 from bevforge.alarms.states import AlarmEvent, TransitionRefused
 from bevforge.domain import Actor, utcnow
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from bevforge.alarms.engine import AlarmEngine
     from bevforge.alarms.recorder import AlarmRecorder
 
@@ -23,9 +26,11 @@ if TYPE_CHECKING:
 class AlarmActions:
     """Operator actions on occurrences and definitions; each one audited and journalled."""
 
-    def __init__(self, engine: AlarmEngine, recorder: AlarmRecorder) -> None:
+    def __init__(self, engine: AlarmEngine, recorder: AlarmRecorder,
+                 shelve_policy: Mapping[str, Sequence[float]] | None = None) -> None:
         self.engine = engine
         self.recorder = recorder
+        self.shelve_policy: Mapping[str, Sequence[float]] = shelve_policy or {}
 
     def _point_of(self, alarm_id: int) -> Point:
         alarm = self.engine.current.get(alarm_id)
@@ -52,6 +57,9 @@ class AlarmActions:
         return alarm
 
     def shelve(self, rule_id: str, actor: Actor, duration_s: float | None, comment: str | None = None) -> Point:
+        """Shelve `rule_id`: timed for one of the durations configured for the actor's role, else one-shot."""
+        if duration_s is not None:
+            permissions.require_shelve_duration(actor, duration_s, self.shelve_policy)
         point = self._definition(rule_id)
         until = utcnow() + timedelta(seconds=duration_s) if duration_s else None
         self.engine.apply_event(point, AlarmEvent.SHELVE, actor=actor, comment=comment, until=until)

@@ -42,7 +42,7 @@ class AlarmService:
         self.db = db
         self.recorder = AlarmRecorder(bus, db)
         self.engine = AlarmEngine(config, db, self.recorder, audit)
-        self.actions = AlarmActions(self.engine, self.recorder)
+        self.actions = AlarmActions(self.engine, self.recorder, config.auth.shelve_durations_s)
         self.queries = AlarmQueries(self.engine, self.recorder, db)
 
     limits_of = staticmethod(limits_of)

@@ -16,6 +16,7 @@ from bevforge.api.errors import CSV_ANSWER, ApiError, JSONResponse, TimeQuery
 from bevforge.api.rest import body_schema, json_body
 from bevforge.api.security import enforce, requires
 from bevforge.domain import Actor
+from bevforge.errors import Forbidden, Invalid
 
 SQL_INT_MAX = 2**63 - 1  # a larger id cannot be in the database; asking SQLite for it raised OverflowError (500)
 AlarmId = Annotated[int, Path(ge=0, le=SQL_INT_MAX)]
@@ -162,6 +163,8 @@ async def shelve(request: Request, rule_id: str) -> dict[str, Any]:
         runtime_of(request).alarms.shelve(rule_id, actor, body.durationS, body.comment)
     except TransitionRefused as exc:
         raise _refused(exc) from None
+    except (Invalid, Forbidden) as exc:  # a duration not configured for this role (auth.shelve_durations_s)
+        raise ApiError(422 if isinstance(exc, Invalid) else 403, exc.code, exc.message, exc.field) from None
     return _definition(request, rule_id)
 
 
