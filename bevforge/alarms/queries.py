@@ -9,10 +9,13 @@ The engine (open occurrences, points) and the recorder (newest transitions) are 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel import select
 
+from bevforge.alarms.history import history as journal_history
+from bevforge.alarms.history import statistics as journal_statistics
 from bevforge.alarms.points import Alarm, limits_of
 from bevforge.domain import Severity, iso
 from bevforge.store.tables import AlarmRow
@@ -88,3 +91,17 @@ class AlarmQueries:
                         "chattering": point.chattering, "limits": limits_of(point),
                         "alarmId": point.occurrence.id if point.occurrence else None})
         return out
+
+    async def journal(self, *, since: datetime | None = None, until: datetime | None = None,
+                      rule_id: str | None = None, event: str | None = None, alarm_id: int | None = None,
+                      limit: int = 1000) -> list[dict[str, Any]]:
+        """The alarm journal, newest first, with every transition queued before the question."""
+        await self.db.barrier()
+        return await self.db.read(lambda: journal_history(self.db, since=since, until=until, rule_id=rule_id,
+                                                          event=event, alarm_id=alarm_id, limit=limit))
+
+    async def statistics(self) -> dict[str, Any]:
+        """The technician's alarm load statistics (`history.statistics`), chattering points from memory."""
+        chattering = [p.key for p in self.engine.points.values() if p.chattering]
+        await self.db.barrier()
+        return await self.db.read(journal_statistics, self.db, chattering)

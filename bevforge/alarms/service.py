@@ -163,3 +163,12 @@ class AlarmService:
 
     def definitions(self) -> list[dict[str, Any]]:
         return self.queries.definitions()
+
+    async def journal(self, *, since: datetime | None = None, until: datetime | None = None,
+                      rule_id: str | None = None, event: str | None = None, alarm_id: int | None = None,
+                      limit: int = 1000) -> list[dict[str, Any]]:
+        return await self.queries.journal(since=since, until=until, rule_id=rule_id, event=event,
+                                          alarm_id=alarm_id, limit=limit)
+
+    async def statistics(self) -> dict[str, Any]:
+        return await self.queries.statistics()
