@@ -2,7 +2,9 @@
 
 Kept apart from the pipeline so the screens and `/ws` share one `Command` type without the
 machinery that runs it, and so the lookups (by id, by endpoint and status) read as what they are:
-the newest commands from memory (ahead of the DB writer thread), the rest from the database.
+the newest commands from memory, the rest from the database. What memory holds is each command as
+it was last stored (the runner hands it over once the write is committed), so a lookup, a snapshot
+or an idempotent repeat never shows a status the database does not have yet.
 A command's audit rows are written in the same transaction as the command row they describe, so
 the record and the audit journal can never disagree after a crash.
 """
@@ -93,7 +95,7 @@ class CommandLog:
         self._recent: OrderedDict[str, Command] = OrderedDict()
 
     def remember(self, command: Command) -> None:
-        """Keep `command` in memory so lookups see it before the writer thread has stored it."""
+        """Keep `command` (as stored) in memory so lookups need not ask the database."""
         self._recent[command.id] = command
         while len(self._recent) > RECENT_KEPT:
             self._recent.popitem(last=False)
@@ -115,6 +117,10 @@ class CommandLog:
             session.commit()
 
     # -- lookups ---------------------------------------------------------------------------
+
+    def stored(self, command_id: str) -> Command | None:
+        """The newest commands as last stored, from memory only (None: not among them)."""
+        return self._recent.get(command_id)
 
     async def find(self, command_id: str) -> Command | None:
         command = self._recent.get(command_id)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from bevforge import interlocks
@@ -194,8 +195,13 @@ class CommandRunner:
         elif status.is_final:
             command.completed_at = now
         payload, node = self.status_frame(command)
-        self.db.write_later(self.record.update, command.row(), audit,
-                            then=lambda: self.bus.publish(COMMAND_STATUS, payload, node=node))
+        stored = replace(command, reasons=list(command.reasons))  # the command as this write stores it
+
+        def stored_then() -> None:  # lookups and screens see a status once it is in the database
+            self.record.remember(stored)
+            self.bus.publish(COMMAND_STATUS, payload, node=node)
+
+        self.db.write_later(self.record.update, command.row(), audit, then=stored_then)
 
     def _finish(self, command: Command, status: CommandStatus, *, error: str | None = None,
                 actual: Value | None = None) -> None:
@@ -235,8 +241,10 @@ class CommandRunner:
         self.bus.publish(COMMAND_STATUS, payload, node=node)
 
     def in_flight(self, endpoint_id: int) -> Command | None:
+        """The command an output is working on, as last stored (what a screen may be shown)."""
         output = self._outputs.get(endpoint_id)
-        return output.current if output else None
+        current = output.current if output else None
+        return None if current is None else self.record.stored(current.id) or current
 
     async def stop(self) -> None:
         self._closed = True

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from bevforge.audit import entry
@@ -159,8 +160,9 @@ class CommandService:
                               result=command.status.value, command_id=command.id,
                               detail=command.error if command.status is CommandStatus.BLOCKED else origin)
             await self.db.write(self.record.insert, command.row(), audit)  # stored, with its audit row
-            self.record.remember(command)
-            self.runner.publish(command)
+            stored = replace(command, reasons=list(command.reasons))  # the runner moves `command` on from here
+            self.record.remember(stored)
+            self.runner.publish(stored)
             if command.status is CommandStatus.BLOCKED:
                 self.alarms.raise_alarm(
                     f"blocked:{command.id}", "interlock_block", Severity.MEDIUM,
@@ -170,8 +172,8 @@ class CommandService:
                 )
             else:
                 self.runner.enqueue(command)
-            future.set_result(command)
-            return command, True
+            future.set_result(stored)
+            return stored, True
         except BaseException as exc:
             if not future.done():
                 future.set_exception(exc)
