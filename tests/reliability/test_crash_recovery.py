@@ -170,7 +170,7 @@ def is_stored(stored: dict[int, list[int]], endpoint_id: int, ms: int) -> bool:
 def test_kill_9_under_load_loses_nothing_answered(tmp_path: Path) -> None:
     doc = config_document()
     doc["store"] = {"flush_interval_s": FLUSH_WINDOW_S}
-    config = tmp_path / "config.yaml"
+    config = tmp_path / "plant.yaml"
     config.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     db = tmp_path / "bevforge.db"
     log = tmp_path / "main.log"
