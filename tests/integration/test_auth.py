@@ -153,6 +153,7 @@ def run_main(*args: str, stdin: str | None = None) -> subprocess.CompletedProces
                           input=stdin, timeout=60)
 
 
+@pytest.mark.slow  # six `python main.py` runs, each a full interpreter start: ~50 s
 def test_cli_manages_users_and_tokens(tmp_path: Path) -> None:
     db = ["--db", f"sqlite:///{tmp_path / 'cli.db'}"]
     added = run_main("user", "add", "olga", "--role", "operator", "--nodes", "HLT,BK", "--password-stdin", *db,

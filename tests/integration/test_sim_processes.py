@@ -24,6 +24,8 @@ from pymodbus.client import AsyncModbusTcpClient
 from drivers.sim.ports import use_simulator_ports
 from tests.support.server import PLANT_FIXTURE, ROOT, config_document, free_port
 
+pytestmark = pytest.mark.slow  # each test starts main.py and/or the simulator as processes: ~10 s each
+
 HLT_HEATER, HLT_TEMPERATURE = 11, 10
 HLT_CONTROLLER_UNIT, RUN_COIL = 1, 0x0814
 

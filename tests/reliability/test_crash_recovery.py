@@ -167,6 +167,7 @@ def is_stored(stored: dict[int, list[int]], endpoint_id: int, ms: int) -> bool:
     return i < len(values) and values[i] <= ms + 1  # the frame's ms and the row's float may round apart
 
 
+@pytest.mark.slow  # 20 kill -9 / restart cycles of main.py under load: minutes
 def test_kill_9_under_load_loses_nothing_answered(tmp_path: Path) -> None:
     doc = config_document()
     doc["store"] = {"flush_interval_s": FLUSH_WINDOW_S}
