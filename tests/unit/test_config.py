@@ -1,4 +1,7 @@
-"""config.yaml errors name file, line and field; the default config is valid."""
+"""config.yaml errors name file, line and field; the tests' fixture brewhouse is valid.
+
+(The shipped sample config.yaml has its own test: tests/integration/test_shipped_sample.py.)
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from bevforge.config import ConfigError, load_config, parse_config
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.server import PLANT_FIXTURE, ROOT
 
 MINIMAL = """\
 nodes:
@@ -50,8 +52,8 @@ def test_minimal_config_is_valid() -> None:
     assert config.endpoint(10).stale_after == 3.0
 
 
-def test_default_config_is_valid() -> None:
-    config = load_config(ROOT / "config.yaml")
+def test_fixture_brewhouse_is_valid() -> None:
+    config = load_config(PLANT_FIXTURE)
     assert {n.id for n in config.nodes} >= {"HLT", "MLT", "BK", "FV1", "FV2"}
 
 
@@ -111,7 +113,7 @@ def test_not_a_mapping() -> None:
 
 
 def test_check_config_cli(tmp_path: Path) -> None:
-    good = subprocess.run([sys.executable, "main.py", "--check-config", "config.yaml"], cwd=ROOT,
+    good = subprocess.run([sys.executable, "main.py", "--check-config", str(PLANT_FIXTURE)], cwd=ROOT,
                           capture_output=True, text=True)
     assert good.returncode == 0, good.stderr
     assert "OK" in good.stdout
