@@ -29,7 +29,8 @@ from bevforge.config import AuthSettings, PlantConfig
 from bevforge.domain import Actor, iso, utcnow
 from bevforge.permissions import ROLE_RANK as ROLE_RANK  # re-exported for callers that import it from here
 from bevforge.permissions import ROLES, is_role
-from bevforge.store import Database, SessionRow, TokenRow, UserRow
+from bevforge.store.tables import SessionRow, TokenRow, UserRow
+from bevforge.store.writer import Database
 
 log = logging.getLogger(__name__)
 

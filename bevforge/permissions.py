@@ -18,17 +18,19 @@ runs at publish time for every subscriber.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from bevforge.domain import Actor
 from bevforge.errors import (
     FORBIDDEN,
+    INVALID_VALUE,
     UNKNOWN_ALARM,
     UNKNOWN_ALARM_DEFINITION,
     UNKNOWN_COMMAND,
     UNKNOWN_ENDPOINT,
     Forbidden,
+    Invalid,
     NotFound,
 )
 
@@ -352,3 +354,29 @@ def visible_audit(actor: Actor | None, config: PlantConfig, entries: list[dict[s
         return entries
     endpoint_nodes = {e.name: e.node for e in config.endpoints}
     return [e for e in entries if may_see_nodes(actor, audit_entry_nodes(config, e, endpoint_nodes, points))]
+
+
+# -- shelving ----------------------------------------------------------------------------------------
+
+
+def shelve_durations(actor: Actor, policy: Mapping[str, Sequence[float]]) -> tuple[float, ...]:
+    """The timed shelves (seconds) `actor` may choose: the configured list of their role, or of the
+    highest listed role below it (`auth.shelve_durations_s`); none for a role below every listed one."""
+    rank = ROLE_RANK.get(actor.role, -1)
+    for role in reversed(ROLES[: rank + 1]):
+        if role in policy:
+            return tuple(float(d) for d in policy[role])
+    return ()
+
+
+def require_shelve_duration(actor: Actor, duration_s: float, policy: Mapping[str, Sequence[float]],
+                            field: str = "durationS") -> None:
+    """Refuse (422 naming `field`) a timed shelf whose duration is not one configured for `actor`'s role."""
+    allowed = shelve_durations(actor, policy)
+    if any(abs(duration_s - d) < 1e-6 for d in allowed):
+        return
+    if not allowed:
+        raise Forbidden(f"the {actor.role} role may not shelve alarms")
+    shown = ", ".join(f"{d:g}" for d in allowed)
+    raise Invalid(f"{field} must be one of {shown} s for the {actor.role} role (got {duration_s:g})",
+                  code=INVALID_VALUE, field=field, allowed=list(allowed))

@@ -24,9 +24,8 @@ from nicegui import ui
 from nicegui.client import Client
 
 from bevforge import permissions
-from bevforge.api.deps import station_of
 from bevforge.auth import SESSION_COOKIE
-from bevforge.domain import Actor
+from bevforge.domain import Actor, station_of
 from ui import state
 
 log = logging.getLogger(__name__)

@@ -9,14 +9,15 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from bevforge import alarm_history, permissions
-from bevforge.alarm_states import TransitionRefused
-from bevforge.alarms import STATES, Alarm, AlarmNotFound, AlarmService
+from bevforge import permissions
+from bevforge.alarms import STATES, Alarm, AlarmNotFound, AlarmService, TransitionRefused
+from bevforge.alarms import history as alarm_history
 from bevforge.api.deps import actor_for_request, require_role, runtime_of
 from bevforge.api.errors import CSV_ANSWER, ApiError, JSONResponse, TimeQuery
 from bevforge.api.rest import body_schema, json_body
 from bevforge.api.security import enforce, requires
 from bevforge.domain import Actor
+from bevforge.errors import Forbidden, Invalid
 
 SQL_INT_MAX = 2**63 - 1  # a larger id cannot be in the database; asking SQLite for it raised OverflowError (500)
 AlarmId = Annotated[int, Path(ge=0, le=SQL_INT_MAX)]
@@ -94,12 +95,9 @@ async def history(request: Request, since: TimeQuery = None, until: TimeQuery = 
                   limit: Annotated[int, Query(ge=1, le=100000)] = 1000,
                   format: Literal["json", "csv"] = "json") -> Any:
     rt = runtime_of(request)
-    await rt.db.barrier()
-    entries = await rt.db.read(lambda: alarm_history.history(rt.db, since=since, until=until, rule_id=ruleId,
-                                                             event=event, alarm_id=alarmId, limit=limit))
-    visible = rt.alarms.key_filter(actor_for_request(request))
-    if visible is not None:
-        entries = [e for e in entries if visible(e["ruleId"])]
+    # JSON and CSV alike: only the entries of alarms the actor may see (`permissions.alarm_key_filter`)
+    entries = await rt.alarms.journal(actor_for_request(request), since=since, until=until, rule_id=ruleId,
+                                      event=event, alarm_id=alarmId, limit=limit)
     if format == "csv":
         return Response(alarm_history.to_csv(entries), media_type="text/csv",
                         headers={"content-disposition": 'attachment; filename="alarm-journal.csv"'})
@@ -110,9 +108,7 @@ async def history(request: Request, since: TimeQuery = None, until: TimeQuery = 
 async def stats(request: Request) -> dict[str, Any]:
     actor = require_role(request, "technician")
     rt = runtime_of(request)
-    chattering = [p.key for p in rt.alarms.points.values() if p.chattering]
-    await rt.db.barrier()
-    return await rt.db.read(alarm_history.statistics, rt.db, chattering, None, rt.alarms.key_filter(actor))
+    return await rt.alarms.statistics(actor)
 
 
 @router.get("/definitions", summary="Alarm definitions with their runtime state and current limits",
@@ -154,6 +150,8 @@ async def shelve(request: Request, rule_id: str) -> dict[str, Any]:
         runtime_of(request).alarms.shelve(rule_id, actor, body.durationS, body.comment)
     except TransitionRefused as exc:
         raise _refused(exc) from None
+    except (Invalid, Forbidden) as exc:  # a duration not configured for this role (auth.shelve_durations_s)
+        raise ApiError(422 if isinstance(exc, Invalid) else 403, exc.code, exc.message, exc.field) from None
     return _definition(request, rule_id)
 
 
