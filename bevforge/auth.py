@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import ipaddress
 import logging
 import secrets
@@ -33,6 +34,7 @@ from bevforge.store import Database, SessionRow, TokenRow, UserRow
 log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "bevforge_session"
+CSRF_FIELD = "csrf"  # the form field (and X-CSRF-Token header) that carries csrf_token()
 TOKEN_CACHE_S = 5.0
 _hasher = PasswordHasher()
 
@@ -70,6 +72,19 @@ def resolve_mode(settings: AuthSettings, host: str) -> str:
 
 def hash_secret(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+def csrf_token(cookie: str) -> str:
+    """The per-session CSRF token (api/csrf.py): derived from the session cookie, which another site never
+    learns. Derived rather than stored, so it needs no table, survives a restart with its session, and
+    any page drawn for a request that carries the cookie can be given it."""
+    return hashlib.sha256(b"bevforge-csrf:" + cookie.encode()).hexdigest()
+
+
+def csrf_token_ok(cookie: str | None, presented: str | None) -> bool:
+    if not cookie or not presented:
+        return False
+    return hmac.compare_digest(csrf_token(cookie), presented)
 
 
 def check_role(role: str) -> str:

@@ -26,6 +26,7 @@ async def secured(tmp_path: Path) -> AsyncIterator[LiveServer]:
     async with custom_server(tmp_path, required(login_max_failures=3, login_lockout_s=60)) as server:
         server.runtime.auth.add_user("olga", "olga-secret-1", "operator", None)
         server.runtime.auth.add_user("ada", "ada-secret-12", "admin", None)
+        server.http.headers["origin"] = server.base_url  # a browser on our own pages (see test_csrf.py)
         yield server
 
 
@@ -135,6 +136,7 @@ async def test_audit_journal_records_who_did_what(secured: LiveServer) -> None:
 
 async def test_first_run_page_creates_the_first_admin_only_once(tmp_path: Path) -> None:
     async with custom_server(tmp_path, required()) as server:
+        server.http.headers["origin"] = server.base_url  # the first-run form is posted by its own page
         page = await server.http.get("/login")
         assert page.status_code == 303 and page.headers["location"] == "/setup"
         form = (await server.http.get("/setup")).text
