@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from bevforge import __version__
-from bevforge.api import alarms_api, auth_api, rest, sse, ws
+from bevforge.api import alarms_api, apidocs, auth_api, rest, sse, ws
 from bevforge.api.body_limit import BodySizeCap
 from bevforge.api.csrf import OriginGuard, guard_settings
 from bevforge.api.errors import JSONResponse, install_error_handlers
@@ -51,6 +51,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True, freeze_heap: bo
         summary="Brewhouse control panel: tiles, telemetry, commands with interlocks, alarms, live push.",
         lifespan=lifespan,
         default_response_class=JSONResponse,
+        openapi_url=None, docs_url=None, redoc_url=None,  # served by api/apidocs.py, behind sign-in when required
     )
     app.state.runtime = runtime
     install_error_handlers(app)
@@ -62,4 +63,5 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True, freeze_heap: bo
     app.include_router(auth_api.router)
     app.include_router(sse.router)
     app.include_router(ws.router)
+    app.include_router(apidocs.router)
     return app

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from bevforge.journals import safe_cell
 from bevforge.store import TelemetryReading, TelemetryRollup
 
 MAX_EXPORT_ROWS = 500_000
@@ -131,7 +132,8 @@ def export_csv(engine: Engine, endpoint_id: int, name: str, unit: str, since: da
     writer = csv.writer(buffer)
     writer.writerow(["timestamp_utc", "endpoint_id", "endpoint", "value", "unit", "quality", "source_timestamp_utc"])
     for server_time, value, quality, source_time in readings(engine, endpoint_id, since, until):
-        writer.writerow([_iso(server_time), endpoint_id, name, "" if value is None else repr(value), unit, quality,
+        writer.writerow([_iso(server_time), endpoint_id, safe_cell(name), "" if value is None else repr(value),
+                         safe_cell(unit), quality,
                          _iso(source_time) if source_time else ""])
     return buffer.getvalue()
 

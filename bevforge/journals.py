@@ -44,10 +44,29 @@ def newest_first(table: type[RowT], *, since: datetime | None, until: datetime |
     return statement.order_by(columns.id.desc()).limit(limit)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (`=HYPERLINK(…)`, `+cmd|…`, `@SUM(…)`, or one of
+    those behind a tab or carriage return) is prefixed with `'`, so it opens as the text it is.
+
+    Numbers are left alone (a negative temperature is a number, not a formula); text that merely
+    looks like a negative number, such as a username "-5", is quoted too: it came from someone.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def csv_text(fields: Sequence[str], entries: Iterable[Mapping[str, Any]]) -> str:
-    """A CSV document with a header of `fields`; keys of an entry outside `fields` are left out."""
+    """A CSV document with a header of `fields`; keys of an entry outside `fields` are left out.
+
+    Every text cell goes through `safe_cell`: journals hold what users typed (a failed sign-in's
+    username, an acknowledgement note), and a CSV export must never turn that into a live formula.
+    """
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(entries)
+    writer.writerows({k: safe_cell(v) for k, v in entry.items() if k in fields} for entry in entries)
     return out.getvalue()

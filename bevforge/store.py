@@ -199,6 +199,22 @@ class SessionRow(SQLModel, table=True):
     ended_at: datetime | None = None
 
 
+class AuthChangeRow(SQLModel, table=True):
+    """Append-only: one row per change to a user, token or session, written in the same transaction.
+
+    The CLI is another process: this table is how `user passwd/disable` and `token revoke` reach a
+    running server, which polls it (bevforge/auth.py) and ends the affected sessions and sockets.
+    `ends_sessions`: the change ends every session of that user opened before `time`.
+    """
+
+    __tablename__ = "auth_changes"
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str  # user | token
+    key: str  # username or token id
+    ends_sessions: bool = False
+    time: datetime
+
+
 class AuditRow(SQLModel, table=True):
     """Append-only audit journal: who, where, when, what, old → new, result."""
 
@@ -301,6 +317,14 @@ class Database:
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` on the writer thread and wait for it (durable before answering)."""
         return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+
+    def write_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(*args)` on the writer thread and wait for it, from a thread that is not the event loop.
+
+        For synchronous callers (the admin CLI, a route's worker thread) so their writes queue behind
+        the server's instead of racing them on another connection.
+        """
+        return self._writer.submit(fn, *args).result()
 
     def write_later(self, fn: Callable[..., Any], *args: Any) -> None:
         """Queue a write without waiting; failures are logged and counted, never lost silently."""

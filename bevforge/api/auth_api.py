@@ -23,7 +23,7 @@ from bevforge.api.errors import CSV_ANSWER, ApiError, JSONResponse, TimeQuery
 from bevforge.api.rest import body_schema, json_body
 from bevforge.api.security import enforce, requires
 from bevforge.auth import SESSION_COOKIE, AuthError, is_loopback
-from bevforge.errors import CSRF_REJECTED
+from bevforge.errors import ALREADY_SET_UP, CSRF_REJECTED
 
 router = APIRouter(default_response_class=JSONResponse, dependencies=[Depends(enforce)], tags=["auth"])
 
@@ -281,14 +281,23 @@ async def setup_page(request: Request, error: str | None = None) -> HTMLResponse
 @router.post("/setup", summary="First run: create the first admin", openapi_extra=requires("public"),
              include_in_schema=False)
 async def setup(request: Request) -> Response:
+    """Create the first admin. Concurrent first-run posts are serialised (one at a time per server) and
+    the "no user yet" check is made again inside the writing transaction, so exactly one admin results."""
     await _check_first_run(request)
     rt = runtime_of(request)
     body, _ = await _form_or_json(request)
-    try:
-        row = await asyncio.to_thread(rt.auth.add_user, str(body.get("username", "")), str(body.get("password", "")),
-                                      "admin", None)
-    except AuthError as exc:
-        return RedirectResponse(f"/setup?error={quote(exc.message)}", status_code=303)
+    lock = getattr(request.app.state, "first_run_lock", None)
+    if lock is None:
+        lock = request.app.state.first_run_lock = asyncio.Lock()
+    async with lock:
+        await _check_first_run(request)
+        try:
+            row = await asyncio.to_thread(rt.auth.add_first_admin, str(body.get("username", "")),
+                                          str(body.get("password", "")))
+        except AuthError as exc:
+            if exc.code == ALREADY_SET_UP:
+                raise _auth_error(exc) from None
+            return RedirectResponse(f"/setup?error={quote(exc.message)}", status_code=303)
     rt.audit.record(actor_for_request(request), "user.create", target=row.username, new={"role": "admin"},
                     detail="first run")
     return RedirectResponse("/login", status_code=303)

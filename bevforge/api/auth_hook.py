@@ -43,6 +43,7 @@ async def authenticate_ws(conn: HTTPConnection, token: str | None) -> Actor | No
     station = station_of(conn)
     actor = None
     if token:
+        await auth.refresh_if_unknown(token)  # a token the CLI created a moment ago
         actor = auth.actor_from_token(token, station) or auth.actor_from_session(token, station)
         if actor is None:
             return None
