@@ -155,13 +155,14 @@ class OriginGuard:
     def check(self, scope: Scope) -> tuple[int, str, str] | None:
         """None to let the request through, else (status, code, message)."""
         path: str = scope.get("path", "")
+        screens_socket = path.startswith(NICEGUI_SOCKET)
+        if not screens_socket and (scope["type"] != "http" or not (path.startswith("/api/os/") or path in FORM_ROUTES)):
+            return None  # pages, static files and /ws (which checks its own Origin before accepting)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        if path.startswith(NICEGUI_SOCKET):
+        if screens_socket:
             claimed = headers.get("origin")
             if claimed is not None and not origin_matches(claimed, scope, headers, self.allowed):
                 return 403, CSRF_REJECTED, f"origin {claimed!r} may not open the screens' socket"
-            return None
-        if scope["type"] != "http" or not (path.startswith("/api/os/") or path in FORM_ROUTES):
             return None
         auth = headers.get("authorization", "")
         if auth[:7].lower() == "bearer " and auth[7:].strip():

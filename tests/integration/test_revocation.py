@@ -45,11 +45,11 @@ async def command(server: ServerProcess, http: httpx.AsyncClient, cookies: httpx
     return r.status_code
 
 
-async def until_refused(probe: object, guard: float = GUARD_S) -> None:
-    """Ask again until the server answers 401 (the CLI's change is applied by the server's poll)."""
-    async with asyncio.timeout(guard):
-        while await probe() != 401:  # type: ignore[operator]
-            await asyncio.sleep(0.05)
+async def open_ws(server: ServerProcess, cookies: httpx.Cookies) -> websockets.ClientConnection:
+    """A browser's /ws: the session cookie and our own Origin."""
+    return await websockets.connect(server.ws_url, origin=server.base_url,  # type: ignore[arg-type]
+                                    additional_headers={"cookie": f"bevforge_session={cookies['bevforge_session']}"},
+                                    open_timeout=GUARD_S)
 
 
 async def sse_events(server: ServerProcess, cookies: httpx.Cookies, seen: list[str], opened: asyncio.Event) -> None:
@@ -72,9 +72,7 @@ async def test_cli_passwd_ends_sessions_sockets_and_streams_also_after_a_restart
         seen: list[str] = []
         opened = asyncio.Event()
         stream = asyncio.create_task(sse_events(plant, cookies, seen, opened))
-        cookie = f"bevforge_session={cookies['bevforge_session']}"
-        async with websockets.connect(plant.ws_url, origin=plant.base_url,  # type: ignore[arg-type]
-                                      additional_headers={"cookie": cookie}, open_timeout=GUARD_S) as connection:
+        async with await open_ws(plant, cookies) as connection:
             ws = WsClient(connection)
             assert (await ws.expect_type("connected"))["authenticated"] is True
             await asyncio.wait_for(opened.wait(), GUARD_S)
@@ -107,8 +105,13 @@ async def test_cli_disable_and_token_revoke_reach_the_running_server(plant: Serv
         assert (await http.get(f"{plant.base_url}/api/os/tiles", headers=bearer)).status_code == 401
 
         assert await command(plant, http, cookies=cookies) == 202
-        await plant.acli("user", "disable", "olga")
-        await until_refused(lambda: command(plant, http, cookies=cookies))
+        async with await open_ws(plant, cookies) as connection:
+            ws = WsClient(connection)
+            assert (await ws.expect_type("connected"))["authenticated"] is True
+            await plant.acli("user", "disable", "olga")
+            code, reason = await ws.closed()  # the server applied the CLI's change
+        assert code == 1008 and "signed out" in reason
+        assert await command(plant, http, cookies=cookies) == 401
         await plant.acli("user", "enable", "olga")
         fresh = await sign_in(plant, http)
         assert await command(plant, http, cookies=cookies) == 401  # the old cookie stays ended

@@ -68,7 +68,8 @@ async def test_api_description_is_behind_sign_in(secured: LiveServer) -> None:
 async def test_a_formula_username_lands_in_the_audit_csv_as_text(secured: LiveServer) -> None:
     failed = await secured.http.post("/api/os/auth/login", json={"username": FORMULA, "password": "whatever-1"})
     assert failed.status_code == 401
-    export = await secured.http.get("/api/os/audit", params={"format": "csv"}, cookies=await cookies_of(secured, "tess"))
+    tess = await cookies_of(secured, "tess")
+    export = await secured.http.get("/api/os/audit", params={"format": "csv"}, cookies=tess)
     rows = list(csv.DictReader(io.StringIO(export.text)))
     users = [r["user"] for r in rows if r["action"] == "auth.login" and r["result"] == "failed"]
     assert users == ["'" + FORMULA]

@@ -51,12 +51,15 @@ class ServerProcess:
         assert done.returncode == 0, done.stderr
         return done
 
-    async def start(self) -> None:
+    def _spawn(self) -> subprocess.Popen[bytes]:
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
+            return subprocess.Popen(
                 [sys.executable, "main.py", "--port", str(self.port), "--host", "127.0.0.1", "--db", self.db,
                  "--config", str(self.config), "--log-level", "warning"],
                 cwd=ROOT, env=_env(), stdout=log, stderr=subprocess.STDOUT)
+
+    async def start(self) -> None:
+        self.process = self._spawn()
         async with httpx.AsyncClient(timeout=2) as http:
             for _ in range(300):  # up to ~30 s for a cold start; normally a few seconds
                 if self.process.poll() is not None:
