@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -43,6 +42,7 @@ from bevforge.domain import Actor, iso, utcnow
 from bevforge.errors import ALREADY_SET_UP
 from bevforge.permissions import ROLE_RANK, ROLES
 from bevforge.store import AuthChangeRow, Database, SessionRow, TokenRow, UserRow
+from bevforge.tasks import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -184,10 +184,7 @@ class AuthService:
 
     async def stop(self) -> None:
         task, self._poll_task = self._poll_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     async def _poll(self) -> None:
         while True:

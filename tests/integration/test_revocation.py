@@ -16,6 +16,8 @@ import websockets
 from tests.support.live import GUARD_S, WsClient
 from tests.support.process import ServerProcess
 
+pytestmark = pytest.mark.slow  # a real `python main.py` per test, restarted once
+
 PASSWORD = "olga-secret-1"
 HLT_SETPOINT = 12
 
