@@ -174,3 +174,19 @@ def test_auth_mode_none_refused_off_loopback(tmp_path: Path) -> None:
     r = run_main("--host", "0.0.0.0", "--config", str(config), "--data-dir", str(tmp_path))
     assert r.returncode == 2
     assert "refusing to start" in r.stderr and "auth.mode" in r.stderr and "Traceback" not in r.stderr
+
+
+async def test_a_role_change_ends_the_users_event_stream(secured: LiveServer) -> None:
+    olga = await login(secured, "olga", "olga-secret-1")
+    admin = await login(secured, "ada", "ada-secret-12")
+    events: list[str] = []
+    async with secured.http.stream("GET", "/api/os/events?channels=commands", cookies=olga.cookies) as stream:
+        assert stream.status_code == 200
+        lines = stream.aiter_lines()
+        assert (await anext(lines)).startswith("retry:")  # the stream is open
+        changed = await secured.http.patch("/api/os/users/olga", cookies=admin.cookies, json={"role": "viewer"})
+        assert changed.status_code == 200
+        async for line in lines:
+            events.append(line)
+    assert "event: error" in events
+    assert any('"unauthorized"' in line for line in events if line.startswith("data: "))
