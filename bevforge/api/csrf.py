@@ -5,10 +5,10 @@ trust) to every request it sends to this server, whichever page asked for it. Sa
 not help against another service on the same brewery host or LAN address (same site, other
 origin), so a state change is accepted only when the browser says it comes from one of our pages:
 
-- `Origin` (or, without it, the origin of `Referer`) must be this server's own origin (the scheme
-  and `Host` it was reached on) or one of `auth.allowed_origins`. A foreign one is refused (403
-  `csrf_rejected`) on every method of the guarded paths, credentials or not (that also stops
-  sign-in and first-run forgery).
+- `Origin` (or, on a state change without it, the origin of `Referer`) must be this server's own
+  origin (the scheme and `Host` it was reached on) or one of `auth.allowed_origins`. A foreign one
+  is refused (403 `csrf_rejected`) on the guarded paths, credentials or not (that also stops
+  sign-in and first-run forgery); a read (GET, HEAD) is refused only for a foreign `Origin`.
 - A state change that rides on ambient credentials (the session cookie, or a kiosk station's
   address) but has neither header is refused, unless it carries the session's CSRF token in
   `X-CSRF-Token` (`GET /api/os/auth/me` tells it).
@@ -167,11 +167,14 @@ class OriginGuard:
         auth = headers.get("authorization", "")
         if auth[:7].lower() == "bearer " and auth[7:].strip():
             return None  # a script's token: no browser page can send this header cross-origin unasked
-        claimed = claimed_origin(headers)
+        # A read is refused only for a foreign Origin (a cross-origin fetch or EventSource); a link
+        # followed from another site carries only a Referer and changes nothing.
+        safe = scope.get("method", "GET") in SAFE_METHODS
+        claimed = headers.get("origin", "") if safe else claimed_origin(headers)
         if claimed and not origin_matches(claimed, scope, headers, self.allowed):
             return 403, CSRF_REJECTED, (f"request from {claimed!r}: only this server's own pages (or "
                                         "auth.allowed_origins) may use its credentials")
-        if scope.get("method", "GET") in SAFE_METHODS:
+        if safe:
             return None
         cookie = _cookie(headers, self.cookie_name)
         client = scope.get("client")

@@ -145,3 +145,11 @@ async def test_ws_with_an_empty_allow_list_is_same_origin_only(tmp_path: Path) -
         async with ws_client(server, origin=server.base_url, additional_headers={"cookie": cookie}) as ws:
             hello = ws.seen[0]
             assert hello["authenticated"] is True
+
+
+async def test_another_origins_reads_are_refused_but_links_from_elsewhere_are_not(secured: LiveServer) -> None:
+    cookies = await sign_in(secured, "olga", "olga-secret-1")
+    stream = await secured.http.get("/api/os/events", cookies=cookies, headers={"origin": EVIL})
+    assert stream.status_code == 403 and stream.json()["error"] == "csrf_rejected"
+    linked = await secured.http.get("/api/os/tiles", cookies=cookies, headers={"referer": f"{EVIL}/wiki"})
+    assert linked.status_code == 200
