@@ -53,23 +53,30 @@ class TokenIn(BaseModel):
     nodes: list[str] | None = None
 
 
+STALE_FORM = "the page was out of date: please try again"
+
+
 def _auth_error(exc: AuthError) -> ApiError:
     return ApiError(exc.status, exc.code, exc.message, exc.field)
 
 
-async def _form_or_json(request: Request) -> tuple[dict[str, Any], bool]:
+async def _form_or_json(request: Request, back: str | None = None) -> tuple[dict[str, Any], bool]:
     """The body of a route the plain-HTML pages post to (a form) or a script calls (JSON).
 
     A form that rides on a session cookie must carry that session's CSRF token as `csrf` (the
     pages put it in a hidden field); the Origin check has already run in `csrf.OriginGuard`.
+    Without it the form is refused: with `back`, by sending the browser back to that page (a page
+    drawn before the cookie changed, e.g. signed in again in another tab), else 403.
     """
     if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         raw = (await request.body()).decode(errors="replace")
         form = {k: v[0] for k, v in parse_qs(raw).items()}
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie and not csrf_token_ok(cookie, form.get(CSRF_FIELD)):
-            raise ApiError(403, CSRF_REJECTED, "this form is missing its CSRF token: reload the page and try again",
-                           CSRF_FIELD)
+            message = "this form is missing its CSRF token: reload the page and try again"
+            if back is not None:
+                raise ApiError(303, CSRF_REJECTED, message, CSRF_FIELD, headers={"location": back})
+            raise ApiError(403, CSRF_REJECTED, message, CSRF_FIELD)
         return form, True
     body = await json_body(request)
     if not isinstance(body, dict):
@@ -100,7 +107,7 @@ def _set_cookie(response: Response, value: str, request: Request) -> None:
              openapi_extra=body_schema(LoginIn) | requires("public"))
 async def login(request: Request) -> Response:
     rt = runtime_of(request)
-    body, is_form = await _form_or_json(request)
+    body, is_form = await _form_or_json(request, back=f"/login?error={quote(STALE_FORM)}")
     creds: LoginIn = _validated(LoginIn, body)
     try:
         cookie, actor = await asyncio.to_thread(rt.auth.login, creds.username, creds.password, station_of(request))
@@ -126,7 +133,7 @@ async def logout(request: Request) -> Response:
     rt = runtime_of(request)
     is_form = request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
     if is_form:
-        await _form_or_json(request)  # checks the form's CSRF token
+        await _form_or_json(request, back="/")  # checks the form's CSRF token (a stale page: drawn again)
     rt.auth.logout(request.cookies.get(SESSION_COOKIE), getattr(request.state, "actor", None))
     response: Response = JSONResponse({"signedOut": True})
     if is_form:
@@ -285,7 +292,7 @@ async def setup(request: Request) -> Response:
     the "no user yet" check is made again inside the writing transaction, so exactly one admin results."""
     await _check_first_run(request)
     rt = runtime_of(request)
-    body, _ = await _form_or_json(request)
+    body, _ = await _form_or_json(request, back=f"/setup?error={quote(STALE_FORM)}")
     lock = getattr(request.app.state, "first_run_lock", None)
     if lock is None:
         lock = request.app.state.first_run_lock = asyncio.Lock()

@@ -96,7 +96,9 @@ async def test_a_cross_site_page_cannot_sign_the_brewer_out(secured: LiveServer)
     # The screens' SIGN OUT is a form: from our origin it still needs the session's CSRF token.
     tokenless = await secured.http.post("/api/os/auth/logout", cookies=cookies, headers=own(secured),
                                         data={"next": "/"})
-    assert tokenless.status_code == 403 and tokenless.json()["field"] == "csrf"
+    assert tokenless.status_code == 303 and tokenless.headers["location"] == "/"  # a stale page: drawn again
+    assert tokenless.json()["error"] == "csrf_rejected" and tokenless.json()["field"] == "csrf"
+    assert (await secured.http.get("/api/os/tiles", cookies=cookies)).status_code == 200
     page = (await secured.http.get("/login", cookies=cookies)).text
     token = re.search(r'name="csrf" value="([0-9a-f]{64})"', page)
     assert token is not None
