@@ -41,7 +41,8 @@ from bevforge.config import AuthSettings, PlantConfig
 from bevforge.domain import Actor, iso, utcnow
 from bevforge.errors import ALREADY_SET_UP
 from bevforge.permissions import ROLE_RANK, ROLES
-from bevforge.store import AuthChangeRow, Database, SessionRow, TokenRow, UserRow
+from bevforge.store.tables import AuthChangeRow, SessionRow, TokenRow, UserRow
+from bevforge.store.writer import Database
 from bevforge.tasks import stop_task
 
 log = logging.getLogger(__name__)

@@ -18,6 +18,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import SQLModel, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from bevforge.csv_cells import FORMULA_STARTS, safe_cell
+
+__all__ = ["FORMULA_STARTS", "csv_text", "newest_first", "safe_cell"]  # safe_cell: kept importable from here
+
 RowT = TypeVar("RowT", bound=SQLModel)
 
 
@@ -42,21 +46,6 @@ def newest_first(table: type[RowT], *, since: datetime | None, until: datetime |
     for condition in also:
         statement = statement.where(condition)
     return statement.order_by(columns.id.desc()).limit(limit)
-
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value: Any) -> Any:
-    """A text cell a spreadsheet would run as a formula (`=HYPERLINK(…)`, `+cmd|…`, `@SUM(…)`, or one of
-    those behind a tab or carriage return) is prefixed with `'`, so it opens as the text it is.
-
-    Numbers are left alone (a negative temperature is a number, not a formula); text that merely
-    looks like a negative number, such as a username "-5", is quoted too: it came from someone.
-    """
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 def csv_text(fields: Sequence[str], entries: Iterable[Mapping[str, Any]]) -> str:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from bevforge import alarm_history
+from bevforge.alarms import history as alarm_history
 from bevforge.store import UserRow
 from tests.support.live import custom_server
 from tests.support.server import LiveServer
