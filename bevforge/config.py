@@ -268,7 +268,8 @@ class KioskStation(Strict):
 
 class AuthSettings(Strict):
     mode: Literal["none", "required"] | None = None  # None: none on loopback, required elsewhere
-    allowed_origins: list[str] = Field(default_factory=list)
+    allowed_origins: list[str] = Field(default_factory=list, description="origins besides the server's own that "
+                                       "may use its cookies and /ws (empty: its own origin only)")
     session_idle_minutes: float = Field(default=30, gt=0, description="a session unused this long ends")
     session_max_hours: float = Field(default=12, gt=0, description="a brew day; then sign in again")
     stations: list[KioskStation] = Field(default_factory=list)

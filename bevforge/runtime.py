@@ -92,6 +92,7 @@ class Runtime:
                         self.interrupted_commands)
         self.alarms.load()
         self.auth.load()
+        self.auth.start()
         self.alarms.start()
         self.history_writer.start()
         self.retention.start()
@@ -105,7 +106,7 @@ class Runtime:
         so a stuck port or socket can never keep the plant from shutting down."""
         steps: list[tuple[str, Any]] = [(f"driver {d.device.id}", d.stop) for d in self.drivers.values()]
         steps += [("commands", self.commands.stop), ("plant", self.plant.stop), ("retention", self.retention.stop),
-                  ("alarms", self.alarms.stop), ("history writer", self.history_writer.stop)]
+                  ("alarms", self.alarms.stop), ("history writer", self.history_writer.stop), ("auth", self.auth.stop)]
         for name, stop in steps:
             try:
                 await asyncio.wait_for(stop(), STOP_TIMEOUT_S)

@@ -17,6 +17,7 @@ from bevforge.api.security import enforce, requires
 from bevforge.commands import CommandRejected
 from bevforge.config import Endpoint
 from bevforge.domain import CommandStatus, InvalidValue, Quality, Reading, coerce_value, iso, iso_epoch
+from bevforge.permissions import TECHNICIAN, has_role
 
 router = APIRouter(prefix="/api/os", default_response_class=JSONResponse, dependencies=[Depends(enforce)])
 
@@ -339,6 +340,13 @@ async def list_interlocks(request: Request) -> list[dict[str, Any]]:
     return out
 
 
-@router.get("/health", summary="Versions, uptime, driver states", openapi_extra=requires("public"))
+@router.get("/health", summary="Liveness for anyone; versions, uptime and driver states for technicians",
+            openapi_extra=requires("public"))
 async def health(request: Request) -> dict[str, Any]:
-    return runtime_of(request).health()
+    """A bare `{"status": "ok"}` is open to anyone (a load balancer's liveness probe). The detail names
+    device hosts and ports, last errors and versions: with sign-in required it is for signed-in
+    technicians and above only, since it maps the plant for an attacker."""
+    rt = runtime_of(request)
+    if rt.auth.required and not has_role(actor_for_request(request), TECHNICIAN):
+        return {"status": "ok"}
+    return rt.health()

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from bevforge.csv_cells import safe_cell
 from bevforge.store.tables import TelemetryReading, TelemetryRollup
 
 if TYPE_CHECKING:
@@ -153,7 +154,8 @@ def export_csv(engine: Engine, endpoint_id: int, name: str, unit: str, since: da
     writer = csv.writer(buffer)
     writer.writerow(["timestamp_utc", "endpoint_id", "endpoint", "value", "unit", "quality", "source_timestamp_utc"])
     for server_time, value, quality, source_time in readings(engine, endpoint_id, since, until):
-        writer.writerow([_iso(server_time), endpoint_id, name, "" if value is None else repr(value), unit, quality,
+        writer.writerow([_iso(server_time), endpoint_id, safe_cell(name), "" if value is None else repr(value),
+                         safe_cell(unit), quality,
                          _iso(source_time) if source_time else ""])
     return buffer.getvalue()
 

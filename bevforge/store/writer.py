@@ -44,6 +44,14 @@ class Database:
         """Run `fn(*args)` on the writer thread and wait for it (durable before answering)."""
         return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
 
+    def write_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(*args)` on the writer thread and wait for it, from a thread that is not the event loop.
+
+        For synchronous callers (the admin CLI, a route's worker thread) so their writes queue behind
+        the server's instead of racing them on another connection.
+        """
+        return self._writer.submit(fn, *args).result()
+
     def write_later(self, fn: Callable[..., Any], *args: Any, then: Callable[[], None] | None = None) -> None:
         """Queue a write without waiting; failures are logged and counted, never lost silently.
 
