@@ -17,7 +17,11 @@ from bevforge.domain import Actor, utcnow
 
 
 class AlarmActions(AlarmEngine):
-    """Operator actions on occurrences and definitions; each one audited and journalled."""
+    """Operator actions on occurrences and definitions; each one audited and journalled.
+
+    Refused whole (`StoreUnavailable`) while the store cannot be written: an acknowledgement that
+    could not be journalled would be a decision with no record.
+    """
 
     def _point_of(self, alarm_id: int) -> Point:
         alarm = self.current.get(alarm_id)
@@ -30,6 +34,7 @@ class AlarmActions(AlarmEngine):
 
     def ack(self, alarm_id: int, actor: Actor, comment: str | None = None) -> Alarm:
         point = self._point_of(alarm_id)
+        self.db.health.require_writable()  # its record is written later: refuse it whole now
         alarm = point.occurrence
         assert alarm is not None
         if not point.state.acked:
@@ -38,6 +43,7 @@ class AlarmActions(AlarmEngine):
 
     def reset(self, alarm_id: int, actor: Actor, comment: str | None = None) -> Alarm:
         point = self._point_of(alarm_id)
+        self.db.health.require_writable()  # its record is written later: refuse it whole now
         alarm = point.occurrence
         assert alarm is not None
         self._event(point, AlarmEvent.RESET, actor=actor, comment=comment)
@@ -45,6 +51,7 @@ class AlarmActions(AlarmEngine):
 
     def shelve(self, rule_id: str, actor: Actor, duration_s: float | None, comment: str | None = None) -> Point:
         point = self._definition(rule_id)
+        self.db.health.require_writable()  # its record is written later: refuse it whole now
         until = utcnow() + timedelta(seconds=duration_s) if duration_s else None
         self._event(point, AlarmEvent.SHELVE, actor=actor, comment=comment, until=until)
         self._save_point(point, actor.user)
@@ -52,12 +59,14 @@ class AlarmActions(AlarmEngine):
 
     def unshelve(self, rule_id: str, actor: Actor, comment: str | None = None) -> Point:
         point = self._definition(rule_id)
+        self.db.health.require_writable()  # its record is written later: refuse it whole now
         self._event(point, AlarmEvent.UNSHELVE, actor=actor, comment=comment)
         self._save_point(point, actor.user)
         return point
 
     def set_in_service(self, rule_id: str, in_service: bool, actor: Actor, comment: str | None = None) -> Point:
         point = self._definition(rule_id)
+        self.db.health.require_writable()  # its record is written later: refuse it whole now
         event = AlarmEvent.RETURN_TO_SERVICE if in_service else AlarmEvent.REMOVE_FROM_SERVICE
         self._event(point, event, actor=actor, comment=comment)
         self._save_point(point, actor.user)
@@ -66,6 +75,7 @@ class AlarmActions(AlarmEngine):
     def change_limits(self, rule_id: str, changes: dict[str, Any], actor: Actor) -> tuple[dict[str, Any], Point]:
         """Technician changes limits at runtime; persisted and journalled with old → new."""
         point = self._definition(rule_id)
+        self.db.health.require_writable()  # its record is written later: refuse it whole now
         if point.tracker is None:
             raise TransitionRefused("this alarm has no limits")
         old = self.limits_of(point)

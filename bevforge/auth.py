@@ -282,11 +282,11 @@ class AuthService:
         cookie = secrets.token_urlsafe(32)
         id_hash = hash_secret(cookie)
         now = utcnow()
-        self._sessions[id_hash] = _Session(user.username, station, now.timestamp(), now.timestamp())
-        with self.db.session() as session:
+        with self.db.session() as session:  # stored first: a refused write (store fault) leaves no session behind
             session.add(SessionRow(id_hash=id_hash, username=user.username, station=station, created_at=now,
                                    last_seen_at=now))
             session.commit()
+        self._sessions[id_hash] = _Session(user.username, station, now.timestamp(), now.timestamp())
         actor = self._actor(user, station, f"session:{id_hash}")
         self.audit.record(actor, "auth.login")
         return cookie, actor

@@ -17,7 +17,7 @@ from bevforge.bus import EventBus
 from bevforge.commands import CommandService
 from bevforge.config import PlantConfig
 from bevforge.devices import Driver, DriverFactory
-from bevforge.domain import Reading
+from bevforge.domain import Reading, Severity
 from bevforge.plant import Plant
 from bevforge.retention import RetentionService
 from bevforge.store import (
@@ -28,6 +28,7 @@ from bevforge.store import (
     fail_interrupted_commands,
     sync_endpoints,
 )
+from bevforge.store_faults import STORE_ALARM_KEY, STORE_ALARM_KIND
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 5.0
@@ -52,11 +53,12 @@ class Runtime:
                  config_path: str | None = None, host: str = "127.0.0.1") -> None:
         self.config = config
         self.config_path = config_path
-        self.db = Database(db_url)
+        self.db = Database(db_url, config.store.busy_timeout_s)
         self.audit = AuditLog(self.db)
         self.auth = AuthService(config, self.db, self.audit, host)
         self.bus = EventBus(history=config.realtime.sse_buffer, default_limit=config.realtime.queue_limit)
-        self.history = HistoryWriter(self.db, config.store.flush_interval_s, config.store.flush_rows)
+        self.history = HistoryWriter(self.db, config.store.flush_interval_s, config.store.flush_rows,
+                                     config.store.max_pending_rows)
         self.alarms = AlarmService(config, self.bus, self.db)
         self.plant = Plant(config, self.bus, self.history, self.alarms)
         self.alarms.states = self.plant.states
@@ -90,6 +92,7 @@ class Runtime:
                         self.interrupted_commands)
         self.alarms.load()
         self.auth.load()
+        self.db.health.attach(asyncio.get_running_loop(), self._store_health_changed)
         self.alarms.start()
         self.history.start()
         self.retention.start()
@@ -97,6 +100,16 @@ class Runtime:
         for driver in self.drivers.values():
             await driver.start()
         self.started_at = time.monotonic()
+
+    def _store_health_changed(self, ok: bool, reason: str | None) -> None:
+        """The store alarm follows the store: raised on the first refused write, cleared on the next that works."""
+        if ok:
+            self.alarms.clear(STORE_ALARM_KEY)
+        else:
+            self.alarms.raise_alarm(
+                STORE_ALARM_KEY, STORE_ALARM_KIND, Severity.HIGH,
+                f"Database cannot be written: {reason} — control and alarms go on; commands, sign-in and "
+                "changes are refused until it can, history is held and written when it can")
 
     async def stop(self) -> None:
         """Stop every part; a part that does not stop within STOP_TIMEOUT_S is logged and left behind,
@@ -128,7 +141,8 @@ class Runtime:
             "drivers": [d.status() for d in self.drivers.values()],
             "database": {"url": self.db.url.split("://", 1)[0], "historyPending": self.history.pending,
                          "rowsWritten": self.history.rows_written, "lastError": self.history.last_error,
-                         "writeErrors": self.db.write_errors},
+                         "writeErrors": self.db.write_errors, "writable": self.db.health.ok,
+                         "storeFault": self.db.health.reason, "historyDropped": self.history.rows_dropped},
             "bus": {"published": self.bus.published, "subscribers": self.bus.subscriber_count},
             "readingsIngested": self.plant.readings_ingested,
             "tasks": len(asyncio.all_tasks()),  # flat over a soak run, or something leaks tasks

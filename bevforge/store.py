@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 from bevforge.domain import CommandStatus, utcnow
+from bevforge.store_faults import StoreHealth, harden_sqlite, store_fault, translate_store_faults
 from bevforge.tasks import stop_task
 
 log = logging.getLogger(__name__)
@@ -222,7 +223,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -231,14 +231,15 @@ def default_db_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'bevforge.db'}"
 
 
-def make_engine(url: str) -> Engine:
-    """Engine for `url`; SQLite gets WAL and a directory created for its file."""
+def make_engine(url: str, busy_timeout_s: float = 5.0) -> Engine:
+    """Engine for `url`; SQLite gets WAL, no memory-mapped I/O, and a directory created for its file."""
     if url.startswith("sqlite"):
         db_path = url.split("///", 1)[-1]
         if db_path and db_path != ":memory:":
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_timeout_s})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", lambda conn, _record: harden_sqlite(conn, busy_timeout_s))
         return engine
     return create_engine(url, pool_pre_ping=True)
 
@@ -292,15 +293,22 @@ class Database:
     other threads (WAL lets them proceed while a write is under way).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, busy_timeout_s: float = 5.0) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, busy_timeout_s)
+        self.health = StoreHealth()
+        translate_store_faults(self.engine, self.health)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
         self.write_errors = 0
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(*args)` on the writer thread and wait for it (durable before answering)."""
-        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+        """Run `fn(*args)` on the writer thread and wait for it (durable before answering).
+
+        A store fault raises `StoreUnavailable` (see store_faults); a write that works marks the store healthy.
+        """
+        result = await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+        self.health.succeeded()
+        return result
 
     def write_later(self, fn: Callable[..., Any], *args: Any) -> None:
         """Queue a write without waiting; failures are logged and counted, never lost silently."""
@@ -308,16 +316,18 @@ class Database:
         future.add_done_callback(self._log_failure)
 
     def _log_failure(self, future: Future[Any]) -> None:
-        if future.exception() is not None:
-            self.write_errors += 1
-            log.error("database write failed: %s", future.exception())
+        if future.exception() is None:
+            self.health.succeeded()
+            return
+        self.write_errors += 1
+        log.error("database write failed: %s", future.exception())
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(fn, *args)
 
     async def barrier(self) -> None:
         """Wait until every write queued so far is committed (read-your-writes for journals)."""
-        await self.write(lambda: None)
+        await asyncio.get_running_loop().run_in_executor(self._writer, lambda: None)  # writes nothing: no health
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -332,20 +342,31 @@ class HistoryWriter:
 
     The flush runs in a worker thread so the event loop never waits for the disk. At most
     `flush_interval_s` of telemetry is lost in a crash (the flush window).
+
+    A flush the store refuses (disk full, read-only, locked) keeps its rows for the next try and
+    waits longer each time (`flush_interval_s` doubling up to `retry_max_s`); the buffer is bounded
+    by `max_pending_rows`, beyond which the oldest rows are dropped and counted. The first flush that
+    works writes the backlog and marks the store healthy again: writing resumes by itself.
     """
 
-    def __init__(self, db: Database, flush_interval_s: float = 0.5, flush_rows: int = 5000) -> None:
+    def __init__(self, db: Database, flush_interval_s: float = 0.5, flush_rows: int = 5000,
+                 max_pending_rows: int = 100_000, retry_max_s: float = 10.0) -> None:
         self.db = db
         self.engine = db.engine
         self.flush_interval_s = flush_interval_s
         self.flush_rows = flush_rows
+        self.max_pending_rows = max_pending_rows
+        self.retry_max_s = retry_max_s
+        self.retry_delay = 0.0  # > 0 while the store refuses flushes
         self._rows: list[dict[str, Any]] = []
         self._current: dict[int, dict[str, Any]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
         self.rows_written = 0
+        self.rows_dropped = 0
         self.flushes = 0
+        self.failed_flushes = 0
         self.last_error: str | None = None
 
     def add(self, row: dict[str, Any], current: dict[str, Any]) -> None:
@@ -353,6 +374,18 @@ class HistoryWriter:
         self._current[current["endpoint_id"]] = current
         if len(self._rows) >= self.flush_rows:
             self._wake.set()
+        if len(self._rows) > self.max_pending_rows:
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        """Bound the backlog while the store refuses writes: the oldest history goes first, counted."""
+        excess = len(self._rows) - self.max_pending_rows
+        if excess > 0:
+            if not self.rows_dropped:
+                log.error("history backlog over %d rows while the store refuses writes: dropping the oldest",
+                          self.max_pending_rows)
+            del self._rows[:excess]
+            self.rows_dropped += excess
 
     @property
     def pending(self) -> int:
@@ -367,10 +400,13 @@ class HistoryWriter:
 
     async def _run(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
-            except TimeoutError:
-                pass
+            if self.retry_delay:
+                await asyncio.sleep(self.retry_delay)  # backing off: a full buffer does not hurry a retry
+            else:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
+                except TimeoutError:
+                    pass
             self._wake.clear()
             await self.flush()
 
@@ -382,12 +418,27 @@ class HistoryWriter:
             current, self._current = self._current, {}
             try:
                 await self.db.write(self.write_batch, rows, list(current.values()))
-            except Exception as exc:  # the disk may be full or locked: keep running, say so
+            except Exception as exc:  # the disk may be full or locked: keep the rows, keep running, say so
+                self._keep_for_retry(rows, current)
                 self.last_error = str(exc)
-                log.exception("history flush of %d rows failed", len(rows))
+                self.failed_flushes += 1
+                self.retry_delay = min(max(self.retry_delay * 2, self.flush_interval_s), self.retry_max_s)
+                if store_fault(exc) is None:
+                    log.exception("history flush of %d rows failed", len(rows))
+                else:
+                    log.warning("history flush of %d rows refused (retry in %.1f s): %s", len(rows),
+                                self.retry_delay, exc)
                 return 0
+            self.retry_delay = 0.0
             self.last_error = None
             return len(rows)
+
+    def _keep_for_retry(self, rows: list[dict[str, Any]], current: dict[int, dict[str, Any]]) -> None:
+        """Put a refused batch back in front of what arrived meanwhile (newer current values win)."""
+        self._rows = rows + self._rows
+        for endpoint_id, value in current.items():
+            self._current.setdefault(endpoint_id, value)
+        self._drop_oldest()
 
     def write_batch(self, rows: Sequence[dict[str, Any]], current: Sequence[dict[str, Any]]) -> None:
         """One transaction: history rows by Core insert, current values by upsert."""
