@@ -142,7 +142,8 @@ class Runtime:
             "database": {"url": self.db.url.split("://", 1)[0], "historyPending": self.history.pending,
                          "rowsWritten": self.history.rows_written, "lastError": self.history.last_error,
                          "writeErrors": self.db.write_errors, "writable": self.db.health.ok,
-                         "storeFault": self.db.health.reason, "historyDropped": self.history.rows_dropped},
+                         "storeFault": self.db.health.reason, "historyDropped": self.history.rows_dropped,
+                         "heldWrites": len(self.db.held.jobs)},
             "bus": {"published": self.bus.published, "subscribers": self.bus.subscriber_count},
             "readingsIngested": self.plant.readings_ingested,
             "tasks": len(asyncio.all_tasks()),  # flat over a soak run, or something leaks tasks

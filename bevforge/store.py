@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 from bevforge.domain import CommandStatus, utcnow
-from bevforge.store_faults import StoreHealth, harden_sqlite, store_fault, translate_store_faults
+from bevforge.store_faults import HeldWrites, StoreHealth, harden_sqlite, store_fault, translate_store_faults
 from bevforge.tasks import stop_task
 
 log = logging.getLogger(__name__)
@@ -299,6 +299,7 @@ class Database:
         self.health = StoreHealth()
         translate_store_faults(self.engine, self.health)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
+        self.held = HeldWrites()  # background writes the store refused, written when it can
         self.write_errors = 0
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
@@ -306,18 +307,38 @@ class Database:
 
         A store fault raises `StoreUnavailable` (see store_faults); a write that works marks the store healthy.
         """
-        result = await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+        result = await asyncio.get_running_loop().run_in_executor(self._writer, self._now, fn, args)
         self.health.succeeded()
         return result
 
+    def _now(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        if self.held.jobs:
+            self.held.replay()  # earlier background writes first, while the store takes them
+        return fn(*args)
+
     def write_later(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Queue a write without waiting; failures are logged and counted, never lost silently."""
-        future = self._writer.submit(fn, *args)
+        """Queue a write without waiting; one the store refuses is held and written when it can."""
+        future = self._writer.submit(self._later, fn, args)
         future.add_done_callback(self._log_failure)
+
+    def _later(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
+        """On the writer thread: write now, or hold behind earlier held writes (order kept). True: written."""
+        if self.held.jobs and not self.held.replay():
+            self.held.hold(fn, args)
+            return False
+        try:
+            fn(*args)
+        except Exception as exc:
+            if store_fault(exc) is None:
+                raise
+            self.held.hold(fn, args)
+            return False
+        return True
 
     def _log_failure(self, future: Future[Any]) -> None:
         if future.exception() is None:
-            self.health.succeeded()
+            if future.result():
+                self.health.succeeded()
             return
         self.write_errors += 1
         log.error("database write failed: %s", future.exception())

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -124,6 +125,43 @@ class StoreHealth:
             loop.call_soon_threadsafe(callback, ok, reason)
         except RuntimeError:  # the loop closed meanwhile (shutdown)
             pass
+
+
+class HeldWrites:
+    """Background writes (alarm journal, audit, session ends) the store refused, kept in order.
+
+    Used on the writer thread only. Nothing an operator asked for waits here — those are refused
+    with 503 — only records of what already happened (an alarm raised while the disk was full).
+    They are written, oldest first, by the first write that works; beyond `limit` the oldest are
+    dropped and counted, so a store that never comes back cannot eat the memory.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self.jobs: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self.dropped = 0
+
+    def hold(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.jobs.append((fn, args))
+        if len(self.jobs) > self.limit:
+            self.jobs.popleft()
+            self.dropped += 1
+            if self.dropped == 1:
+                log.error("over %d background writes held while the store refuses writes: dropping the oldest",
+                          self.limit)
+
+    def replay(self) -> bool:
+        """Write the held jobs in order; False (the rest still held) at the first the store refuses."""
+        while self.jobs:
+            fn, args = self.jobs[0]
+            try:
+                fn(*args)
+            except Exception as exc:
+                if store_fault(exc) is not None:
+                    return False
+                log.exception("a held background write failed for good: dropped")
+            self.jobs.popleft()
+        return True
 
 
 def harden_sqlite(dbapi_connection: Any, busy_timeout_s: float) -> None:

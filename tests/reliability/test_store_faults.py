@@ -10,8 +10,8 @@ files — chmod does not stop root, who runs these tests), a second process hold
 - a command, a sign-in, a user change and an alarm acknowledgement are each refused with 503
   `store_unavailable` naming the store, and none of them is half-done (no command stored or queued,
   no session, the role unchanged, the alarm still unacknowledged);
-- when the fault ends, writing resumes by itself: the alarm clears, the history held meanwhile is
-  written, and the same requests succeed.
+- when the fault ends, writing resumes by itself: the alarm clears, the history and the alarm
+  journal held meanwhile are written, and the same requests succeed.
 
 Before this, the same faults answered 500 `internal_error` (and the history of the fault was lost).
 """
@@ -76,6 +76,12 @@ def store_alarm(alarms: list[dict[str, Any]]) -> dict[str, Any] | None:
     return next((a for a in alarms if a["ruleId"] == STORE_ALARM_KEY), None)
 
 
+def journal_of_store_alarm(db_path: Path) -> list[str]:
+    with contextlib.closing(sqlite3.connect(db_path)) as db:
+        return [row[0] for row in db.execute("SELECT event FROM alarm_journal WHERE rule_id = ? ORDER BY id",
+                                             (STORE_ALARM_KEY,))]
+
+
 def telemetry_rows_since(db_path: Path, since: float) -> int:
     with contextlib.closing(sqlite3.connect(db_path)) as db:
         return db.execute("SELECT count(*) FROM telemetry_readings WHERE server_ts >= ?", (since,)).fetchone()[0]
@@ -114,6 +120,8 @@ async def refuses_whole_then_resumes(server: LiveServer, db_path: Path, start_fa
     await wait_for(lambda: not rt.alarms.is_active(STORE_ALARM_KEY), timeout=30)
     await wait_for(lambda: rt.history.pending < 1000 and rt.history.retry_delay == 0, timeout=15)
     assert telemetry_rows_since(db_path, fault_began) > 0  # the history held during the fault is written
+    await rt.db.barrier()
+    assert journal_of_store_alarm(db_path)[:2] == ["raised", "cleared"]  # journalled, though raised in the fault
     assert (await server.http.get(f"/api/os/commands/{command_id}", cookies=ada)).status_code == 404
     assert next(u for u in rt.auth.list_users() if u["username"] == "olga")["role"] == "operator"
 
