@@ -33,6 +33,7 @@ from bevforge.domain import (
 )
 from bevforge.plant import Plant
 from bevforge.store import Database
+from bevforge.store_faults import StoreUnavailable
 
 __all__ = ["MAX_COMMAND_ID", "Command", "CommandRejected", "CommandService"]
 
@@ -111,7 +112,7 @@ class CommandService(CommandRunner):
                 command.error = "blocked: " + "; ".join(r["reason"] for r in reasons)
             else:
                 command.queued_at = now
-            await self.db.write(self._insert, command.row())
+            await self._store_new(command)
             self._remember(command)
             self._publish(command)
             if self.audit is not None:
@@ -158,6 +159,19 @@ class CommandService(CommandRunner):
         if not endpoint.writable:
             raise CommandRejected(422, "not_writable", f"endpoint {endpoint.name} is read-only", "endpointId")
         return endpoint
+
+    async def _store_new(self, command: Command) -> None:
+        """Store the command before anything acts on it; an interlock trip does not wait for the store.
+
+        A store that cannot be written refuses a person's command (StoreUnavailable: 503, nothing
+        done). A trip is safety: it goes on, and its record is held and written when the store can.
+        """
+        try:
+            await self.db.write(self._insert, command.row())
+        except StoreUnavailable:
+            if command.origin != "interlock":
+                raise
+            self.db.write_later(self._update, command.row())  # a merge: safe to retry after a refused commit
 
     # -- safety ----------------------------------------------------------------------------
 

@@ -143,7 +143,7 @@ class Runtime:
                          "rowsWritten": self.history.rows_written, "lastError": self.history.last_error,
                          "writeErrors": self.db.write_errors, "writable": self.db.health.ok,
                          "storeFault": self.db.health.reason, "historyDropped": self.history.rows_dropped,
-                         "heldWrites": len(self.db.held.jobs)},
+                         "heldWrites": len(self.db.held.jobs), "heldDropped": self.db.held.dropped},
             "bus": {"published": self.bus.published, "subscribers": self.bus.subscriber_count},
             "readingsIngested": self.plant.readings_ingested,
             "tasks": len(asyncio.all_tasks()),  # flat over a soak run, or something leaks tasks

@@ -355,6 +355,9 @@ class Database:
 
     def close(self) -> None:
         self._writer.shutdown(wait=True)
+        if self.held.jobs and not self.held.replay():  # one last try; what the store still refuses is lost
+            log.error("%d background writes (journal, audit) could not be stored before closing",
+                      len(self.held.jobs))
         self.engine.dispose()
 
 

@@ -6,7 +6,8 @@ files — chmod does not stop root, who runs these tests), a second process hold
 (`BEGIN EXCLUSIVE` in another `python`), and a tiny tmpfs filled to the last byte (skipped where
 `mount` is not permitted). Under each:
 
-- the process lives on, readings keep arriving and the store alarm (`store:database`) is raised;
+- the process lives on, readings keep arriving, the store alarm (`store:database`) is raised, and
+  an interlock still trips a running heater (its command record is held and written afterwards);
 - a command, a sign-in, a user change and an alarm acknowledgement are each refused with 503
   `store_unavailable` naming the store, and none of them is half-done (no command stored or queued,
   no session, the role unchanged, the alarm still unacknowledged);
@@ -38,6 +39,7 @@ from bevforge.store_faults import STORE_ALARM_KEY
 from tests.support.server import LiveServer, brewhouse_config, build_runtime, free_port, wait_for
 
 V1 = 22  # hlt_out_valve: writable, no interlock
+HLT_HEATER = 11  # interlocked: ON only while the HLT level switch (13) is high
 LEVEL = 13  # a reading that keeps arriving
 Fault = Callable[[], Awaitable[None]]
 
@@ -82,6 +84,12 @@ def journal_of_store_alarm(db_path: Path) -> list[str]:
                                              (STORE_ALARM_KEY,))]
 
 
+def stored_trips(db_path: Path) -> list[tuple[str, str]]:
+    with contextlib.closing(sqlite3.connect(db_path)) as db:
+        return db.execute("SELECT origin, status FROM commands WHERE endpoint_id = ? AND origin = 'interlock'",
+                          (HLT_HEATER,)).fetchall()
+
+
 def telemetry_rows_since(db_path: Path, since: float) -> int:
     with contextlib.closing(sqlite3.connect(db_path)) as db:
         return db.execute("SELECT count(*) FROM telemetry_readings WHERE server_ts >= ?", (since,)).fetchone()[0]
@@ -91,6 +99,9 @@ async def refuses_whole_then_resumes(server: LiveServer, db_path: Path, start_fa
     rt = server.runtime
     ada = (await sign_in(server, "ada", "ada-secret-12")).cookies
     assert ada
+    heater_on = await server.http.post("/api/os/command", json={"endpointId": HLT_HEATER, "value": True}, cookies=ada)
+    assert heater_on.status_code == 202, heater_on.text
+    await wait_for(lambda: server.sim.model.vessels["hlt"].heater_enabled is True, timeout=15)
 
     await start_fault()
     fault_began = time.time()
@@ -98,6 +109,8 @@ async def refuses_whole_then_resumes(server: LiveServer, db_path: Path, start_fa
     state = rt.plant.states[LEVEL]
     seen = state.seq
     await wait_for(lambda: state.seq > seen + 2)  # readings go on: the plant is alive and polling
+    server.sim.model.vessels["hlt"].volume_l = 5.0  # the HLT drains below its level switch: the interlock trips
+    await wait_for(lambda: server.sim.model.vessels["hlt"].heater_enabled is False, timeout=15)
 
     health = (await server.http.get("/api/os/health", cookies=ada)).json()
     assert health["database"]["writable"] is False
@@ -122,6 +135,7 @@ async def refuses_whole_then_resumes(server: LiveServer, db_path: Path, start_fa
     assert telemetry_rows_since(db_path, fault_began) > 0  # the history held during the fault is written
     await rt.db.barrier()
     assert journal_of_store_alarm(db_path)[:2] == ["raised", "cleared"]  # journalled, though raised in the fault
+    assert ("interlock", "succeeded") in stored_trips(db_path)  # the trip's record, held, is written too
     assert (await server.http.get(f"/api/os/commands/{command_id}", cookies=ada)).status_code == 404
     assert next(u for u in rt.auth.list_users() if u["username"] == "olga")["role"] == "operator"
 
