@@ -3,6 +3,7 @@
 SQLite (WAL, synchronous=NORMAL) by default; any SQLAlchemy URL works (PostgreSQL in production).
 Commands and alarms are written synchronously because an answered command must survive a crash;
 telemetry is written in batches because a commit per reading caps ingest at a few thousand a second.
+A store that cannot be written (full, read-only, locked) is an error, never a crash: see store_faults.py.
 """
 
 from __future__ import annotations
