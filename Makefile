@@ -20,11 +20,13 @@ run: $(VENV)/.installed
 	$(PY) main.py --port $(PORT)
 
 test: $(VENV)/.installed-test
+	$(VENV)/bin/lint-imports
 	bash scripts/ensure-chromium.sh
 	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q
 	$(PY) -m pytest tests/e2e -q -p no:asyncio -W ignore::pytest.PytestConfigWarning
 
 test-fast: $(VENV)/.installed-test
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q
 
 test-e2e: $(VENV)/.installed-test

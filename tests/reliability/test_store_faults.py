@@ -35,7 +35,7 @@ import httpx
 import pytest
 from sqlalchemy import event
 
-from bevforge.store_faults import STORE_ALARM_KEY
+from bevforge.store.faults import STORE_ALARM_KEY
 from tests.support.server import LiveServer, brewhouse_config, build_runtime, free_port, wait_for
 
 V1 = 22  # hlt_out_valve: writable, no interlock
@@ -131,7 +131,7 @@ async def refuses_whole_then_resumes(server: LiveServer, db_path: Path, start_fa
 
     await end_fault()
     await wait_for(lambda: not rt.alarms.is_active(STORE_ALARM_KEY), timeout=30)
-    await wait_for(lambda: rt.history.pending < 1000 and rt.history.retry_delay == 0, timeout=15)
+    await wait_for(lambda: rt.history_writer.pending < 1000 and rt.history_writer.retry_delay == 0, timeout=15)
     assert telemetry_rows_since(db_path, fault_began) > 0  # the history held during the fault is written
     await rt.db.barrier()
     assert journal_of_store_alarm(db_path)[:2] == ["raised", "cleared"]  # journalled, though raised in the fault

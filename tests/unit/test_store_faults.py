@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import event, text
 
 from bevforge.store import Database, HistoryWriter, create_schema
-from bevforge.store_faults import HeldWrites, StoreUnavailable, store_fault
+from bevforge.store.faults import HeldWrites, StoreUnavailable, store_fault
 
 
 def _sqlite_error(code: int, message: str) -> sqlite3.OperationalError:

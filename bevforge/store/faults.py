@@ -11,7 +11,8 @@ SQLite's part: memory-mapped I/O is switched off (`mmap_size=0`), so a write the
 cannot take is an error code from a `write()` call, never a SIGBUS from a page fault that kills
 the process with nothing logged.
 
-Kept in one module apart from the tables so it moves as a piece (into `store/` when that is a package).
+Kept in one module of its own, below the engine and the writer that use it (internal to the store,
+see pyproject.toml's import-linter contracts); the core's services import `StoreUnavailable` from here.
 """
 
 from __future__ import annotations
