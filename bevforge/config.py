@@ -26,7 +26,6 @@ from pydantic import (
 )
 
 from bevforge.domain import DataType, EndpointKind, Severity, Value
-from bevforge.permissions import ROLES
 
 TEMPERATURE_UNITS = ("°C", "°F")
 
@@ -290,6 +289,8 @@ class AuthSettings(Strict):
     @field_validator("shelve_durations_s")
     @classmethod
     def _known_roles(cls, value: dict[str, list[float]]) -> dict[str, list[float]]:
+        from bevforge.permissions import ROLES  # here: the role authority may itself read the config types
+
         for role, durations in value.items():
             if role not in ROLES:
                 raise ValueError(f"unknown role {role!r} (roles: {', '.join(ROLES)})")

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import connect
@@ -35,6 +36,8 @@ from websockets.sync.client import connect
 from drivers.sim.ports import use_simulator_ports
 from tests.reliability.test_crash_recovery import start_app, wait_ready
 from tests.support.server import config_document, free_port
+
+pytestmark = pytest.mark.slow  # about a minute: four crashes and restarts of main.py
 
 KILLS = int(os.environ.get("BEVFORGE_RECORD_KILLS", "4"))
 VALVES = [22, 34, 51, 61]  # writable, no interlock on them: commands are accepted, not blocked

@@ -194,3 +194,13 @@ def test_check_config_reports_a_bad_address_at_its_line(tmp_path: Path) -> None:
     good = _check_config(tmp_path / "good.yaml", fixed.replace("BADX", "BADC").replace("pointt:", "point:"))
     assert good.returncode == 0, good.stderr
     assert "OK" in good.stdout
+
+
+def test_shelve_durations_name_known_roles() -> None:
+    config = parse_config(MINIMAL + "auth:\n  shelve_durations_s: {technician: [900, 86400]}\n")
+    assert config.auth.shelve_durations_s == {"technician": [900.0, 86400.0]}
+    assert parse_config(MINIMAL).auth.shelve_durations_s == {"operator": [900.0, 3600.0, 28800.0]}
+    [(_line, field, message)] = problems(MINIMAL + "auth:\n  shelve_durations_s: {brewer: [900]}\n")
+    assert field.startswith("auth.shelve_durations_s") and "unknown role 'brewer'" in message
+    [(_line, field, _message)] = problems(MINIMAL + "auth:\n  shelve_durations_s: {operator: [0]}\n")
+    assert field.startswith("auth.shelve_durations_s")
