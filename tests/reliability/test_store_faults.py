@@ -90,6 +90,13 @@ def stored_trips(db_path: Path) -> list[tuple[str, str]]:
                           (HLT_HEATER,)).fetchall()
 
 
+def audit_of_trips(db_path: Path) -> list[tuple[str, str]]:
+    """The audit rows of the heater's interlock trips (stored with the command, in its transactions)."""
+    with contextlib.closing(sqlite3.connect(db_path)) as db:
+        return db.execute("SELECT a.action, a.result FROM audit a JOIN commands c ON a.command_id = c.id "
+                          "WHERE c.endpoint_id = ? AND c.origin = 'interlock' ORDER BY a.id", (HLT_HEATER,)).fetchall()
+
+
 def telemetry_rows_since(db_path: Path, since: float) -> int:
     with contextlib.closing(sqlite3.connect(db_path)) as db:
         return db.execute("SELECT count(*) FROM telemetry_readings WHERE server_ts >= ?", (since,)).fetchone()[0]
@@ -136,6 +143,8 @@ async def refuses_whole_then_resumes(server: LiveServer, db_path: Path, start_fa
     await rt.db.barrier()
     assert journal_of_store_alarm(db_path)[:2] == ["raised", "cleared"]  # journalled, though raised in the fault
     assert ("interlock", "succeeded") in stored_trips(db_path)  # the trip's record, held, is written too
+    trip_audit = audit_of_trips(db_path)  # and its audit rows, each written once as a new row
+    assert ("command.request", "queued") in trip_audit and ("command.result", "succeeded") in trip_audit, trip_audit
     assert (await server.http.get(f"/api/os/commands/{command_id}", cookies=ada)).status_code == 404
     assert next(u for u in rt.auth.list_users() if u["username"] == "olga")["role"] == "operator"
 
