@@ -456,7 +456,7 @@ class AuthService:
                 session.add(row)
                 session.commit()
 
-        self.db.write_blocking(insert)
+        self.db.write_blocking(insert)  # stored first: a refused write (store fault) leaves no session behind
         self._sessions[id_hash] = _Session(user.username, station, now.timestamp(), now.timestamp())
         actor = self._actor(user, station, f"session:{id_hash}")
         self.audit.record(actor, "auth.login")

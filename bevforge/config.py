@@ -221,6 +221,10 @@ class CommandSettings(Strict):
 class StoreSettings(Strict):
     flush_interval_s: float = Field(default=0.5, gt=0, le=10)
     flush_rows: int = Field(default=5000, ge=1)
+    busy_timeout_s: float = Field(default=5.0, gt=0, le=60,
+                                  description="how long a write waits for another program's lock before it is refused")
+    max_pending_rows: int = Field(default=100_000, ge=1000,
+                                  description="history rows held while the store refuses writes (oldest dropped)")
 
 
 class RetentionSettings(Strict):

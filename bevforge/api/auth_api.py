@@ -23,7 +23,7 @@ from bevforge.api.errors import CSV_ANSWER, ApiError, JSONResponse, TimeQuery
 from bevforge.api.rest import body_schema, json_body
 from bevforge.api.security import enforce, requires
 from bevforge.auth import SESSION_COOKIE, AuthError, is_loopback
-from bevforge.errors import ALREADY_SET_UP, CSRF_REJECTED
+from bevforge.errors import ALREADY_SET_UP, CSRF_REJECTED, Unavailable
 
 router = APIRouter(default_response_class=JSONResponse, dependencies=[Depends(enforce)], tags=["auth"])
 
@@ -111,6 +111,11 @@ async def login(request: Request) -> Response:
     creds: LoginIn = _validated(LoginIn, body)
     try:
         cookie, actor = await asyncio.to_thread(rt.auth.login, creds.username, creds.password, station_of(request))
+    except Unavailable as exc:  # the store cannot record the session now: JSON clients get the 503
+        if not is_form:
+            raise
+        return RedirectResponse(f"/login?error={quote(exc.message)}&next={quote(str(body.get('next', '/')))}",
+                                status_code=303)
     except AuthError as exc:
         if is_form:
             nxt = quote(str(body.get("next", "/")))

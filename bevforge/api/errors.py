@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse as _StarletteJSONResponse
 from pydantic import WithJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bevforge import errors
+
 log = logging.getLogger(__name__)
 
 
@@ -126,8 +128,24 @@ def allowed_methods(request: Request) -> str | None:
     return next((methods for pattern, methods in table if pattern.match(path)), None)
 
 
+# The core's typed errors (bevforge/errors.py) → HTTP status; the body is the one error format.
+STATUS_OF: dict[type[errors.BevForgeError], int] = {
+    errors.Malformed: 400, errors.Unauthorized: 401, errors.Forbidden: 403, errors.NotFound: 404,
+    errors.Conflict: 409, errors.TooLarge: 413, errors.Invalid: 422, errors.TooManyRequests: 429,
+    errors.Unavailable: 503,
+}
+
+
+def status_of(exc: errors.BevForgeError) -> int:
+    return next((status for cls, status in STATUS_OF.items() if isinstance(exc, cls)), 500)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     document_errors(app)
+
+    @app.exception_handler(errors.BevForgeError)
+    async def _core_error(_request: Request, exc: errors.BevForgeError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message, exc.field, **exc.extra), status_code=status_of(exc))
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(error_body(exc.code, exc.message, exc.field, **exc.extra), status_code=exc.status,
