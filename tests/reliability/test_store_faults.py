@@ -57,6 +57,7 @@ async def brewhouse(db_path: Path) -> AsyncIterator[LiveServer]:
         await wait_for(lambda: all(live.runtime.plant.device_online.values()), timeout=15)
         live.runtime.auth.add_user("olga", "olga-secret-1", "operator", None)
         live.runtime.auth.add_user("ada", "ada-secret-12", "admin", None)
+        live.http.headers["origin"] = live.base_url  # a browser on our own pages (see test_csrf.py)
         yield live
     finally:
         await live.stop()
