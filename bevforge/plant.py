@@ -33,6 +33,7 @@ from bevforge.domain import (
     Reading,
     Severity,
     Value,
+    plain_value,
     utcnow,
 )
 from bevforge.store import HistoryWriter
@@ -126,7 +127,7 @@ class Plant:
         payload = {
             "type": TELEMETRY,
             "endpointId": endpoint.id,
-            "value": state.value,
+            "value": plain_value(state.value),
             "timestamp": state.server_time.isoformat(timespec="milliseconds").replace("+00:00", "Z")
             if state.server_time else None,
             "quality": state.quality.value,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 from datetime import datetime
 from typing import Annotated, Any
@@ -13,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse as _StarletteJSONResponse
 from pydantic import WithJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from bevforge import errors as core
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +129,29 @@ def allowed_methods(request: Request) -> str | None:
     return next((methods for pattern, methods in table if pattern.match(path)), None)
 
 
+# The core's typed errors (bevforge/errors.py) → HTTP status; the most specific class wins.
+CORE_STATUS: tuple[tuple[type[core.BevForgeError], int], ...] = (
+    (core.Invalid, 422), (core.Malformed, 400), (core.Unauthorized, 401), (core.Forbidden, 403),
+    (core.NotFound, 404), (core.Conflict, 409), (core.TooLarge, 413), (core.TooManyRequests, 429),
+    (core.Unavailable, 503))
+
+
+def core_error_response(exc: core.BevForgeError) -> JSONResponse:
+    status = next((code for cls, code in CORE_STATUS if isinstance(exc, cls)), 500)
+    headers = None
+    if isinstance(exc, core.TooManyRequests) and exc.retry_after_s is not None:
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
+    return JSONResponse(error_body(exc.code, exc.message, exc.field, **exc.extra), status_code=status,
+                        headers=headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     document_errors(app)
+
+    @app.exception_handler(core.BevForgeError)
+    async def _core_error(_request: Request, exc: core.BevForgeError) -> JSONResponse:
+        return core_error_response(exc)
+
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(error_body(exc.code, exc.message, exc.field, **exc.extra), status_code=exc.status,
