@@ -72,6 +72,7 @@ class Range(Strict):
 
 
 EndpointSource = Literal["device", "external"]
+MAX_ENDPOINT_ID = 2_000_000_000  # endpointIds past this are refused before any store sees them (SQLite INTEGER)
 
 
 class Endpoint(Strict):
@@ -83,7 +84,7 @@ class Endpoint(Strict):
     a building sensor), so interlocks on it act on what that sender reports.
     """
 
-    id: int = Field(ge=1, le=2_000_000_000)
+    id: int = Field(ge=1, le=MAX_ENDPOINT_ID)
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
     label: str | None = None
     node: str

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse as _StarletteJSONResponse
-from pydantic import WithJsonSchema
+from pydantic import AfterValidator, WithJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bevforge import errors as core
@@ -65,8 +65,30 @@ def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return out
 
 
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)  # the query bounds every store and clock can compare and convert
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def utc_bound(ts: datetime | None) -> datetime | None:
+    """A query bound as an aware UTC time, clamped to what every reader can handle.
+
+    `since=0001-01-01T00:00:00+14:00` has no UTC form and `9999-12-31` none a day later; both
+    answered 500. As bounds they mean "from the beginning" / "to the end", so they are clamped
+    (nothing is stored outside that range); a time without a zone is UTC, like every stored time.
+    """
+    if ts is None:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    try:
+        ts = ts.astimezone(UTC)
+    except OverflowError:
+        return EARLIEST if ts.year == 1 else LATEST
+    return min(max(ts, EARLIEST), LATEST)
+
+
 # A time in a query (since/until): pydantic takes ISO-8601 and UNIX epoch seconds; say both in OpenAPI.
-TimeQuery = Annotated[datetime | None, WithJsonSchema({
+TimeQuery = Annotated[datetime | None, AfterValidator(utc_bound), WithJsonSchema({
     "anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}, {"type": "null"}],
     "description": "ISO-8601 (UTC when no zone is given) or UNIX epoch seconds"})]
 

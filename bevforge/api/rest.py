@@ -16,7 +16,7 @@ from bevforge.api.deps import actor_for_request, runtime_of
 from bevforge.api.errors import ApiError, JSONResponse, TimeQuery
 from bevforge.api.security import enforce, requires
 from bevforge.commands import CommandRejected
-from bevforge.config import Endpoint
+from bevforge.config import MAX_ENDPOINT_ID, Endpoint
 from bevforge.domain import CommandStatus, Quality, iso, iso_epoch, plain_value
 from bevforge.ingest import MAX_BATCH
 from bevforge.store import TelemetryReading
@@ -164,7 +164,7 @@ async def ingest(request: Request) -> dict[str, Any]:
             openapi_extra=requires("viewer"))
 async def get_telemetry(
     request: Request,
-    endpointId: Annotated[int | None, Query(description="endpoint id")] = None,  # noqa: N803
+    endpointId: Annotated[int | None, Query(description="endpoint id", ge=1, le=MAX_ENDPOINT_ID)] = None,  # noqa: N803
     since: TimeQuery = None,
     until: TimeQuery = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
@@ -264,7 +264,7 @@ async def get_command(request: Request, command_id: str) -> dict[str, Any]:
 @router.get("/commands", summary="Recent commands, newest first", openapi_extra=requires("viewer"))
 async def list_commands(
     request: Request,
-    endpointId: Annotated[int | None, Query()] = None,  # noqa: N803
+    endpointId: Annotated[int | None, Query(ge=1, le=MAX_ENDPOINT_ID)] = None,  # noqa: N803
     status: Annotated[CommandStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
