@@ -22,7 +22,7 @@ from bevforge import history
 from bevforge.domain import DataType, InvalidValue, Quality, coerce_value
 from bevforge.errors import TooManyRequests
 from bevforge.ingest import RateLimiter
-from tests.support.live import custom_server
+from tests.support.live import custom_server, ws_client
 from tests.support.server import LiveServer, fed_externally, wait_for
 
 HLT_TEMP, HLT_HEATER, HLT_LEVEL, HLT_VOLUME, PUMP_1_FAULT, FV1_TEMP = 10, 11, 13, 14, 26, 50
@@ -143,7 +143,8 @@ async def test_the_time_window_is_configurable(tmp_path: Path) -> None:
 
 async def test_poison_in_the_plant_state_never_breaks_a_read(server: LiveServer) -> None:
     rt = server.runtime
-    await rt.drivers["pump1_vfd"].stop()  # pump 1's fault code now holds only what this test put there
+    await rt.drivers["pump1_vfd"].stop()  # pump 1's fault code and FV1's probe now hold only what this test put there
+    await rt.drivers["cellar_probe"].stop()
     state = rt.plant.states[PUMP_1_FAULT]
     state.value = 10**30
     state.quality = Quality.GOOD
@@ -155,6 +156,10 @@ async def test_poison_in_the_plant_state_never_breaks_a_read(server: LiveServer)
         assert r.status_code == 200, (path, r.text)
     one = (await server.http.get(f"/api/os/endpoints/{PUMP_1_FAULT}")).json()
     assert one["value"] is None and one["lastValue"] is None and one["sourceTimestamp"] is None
+    async with ws_client(server) as ws:  # a screen's snapshot of the same state
+        await ws.send({"type": "subscribe", "channel": "telemetry", "endpointIds": [PUMP_1_FAULT, FV1_TEMP]})
+        snapshot = [await ws.expect(lambda f: f["type"] == "telemetry") for _ in range(2)]
+    assert [f["value"] for f in snapshot] == [None, None]
 
 
 async def test_poison_in_the_history_file_never_breaks_a_read(server: LiveServer) -> None:
