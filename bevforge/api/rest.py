@@ -24,7 +24,6 @@ from bevforge.store import TelemetryReading
 router = APIRouter(prefix="/api/os", default_response_class=JSONResponse, dependencies=[Depends(enforce)])
 
 
-
 # -- request bodies (documented in OpenAPI; parsed by hand so errors name the exact field) --------
 
 class ReadingIn(BaseModel):
