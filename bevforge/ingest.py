@@ -12,6 +12,7 @@ A reading a client sends is trusted only as far as this module lets it in:
   `ingest.rate_per_s`; a batch over it is refused whole (429 with Retry-After), so one busy script
   cannot starve the plant or the screens.
 
+A node-limited sender sees only its nodes' endpoints: another node's is answered like an unknown id.
 A batch is all or nothing: every reading is checked before the first one is applied.
 Errors are the core's typed errors (bevforge/errors.py); each transport translates them.
 """
@@ -28,6 +29,7 @@ from bevforge import errors
 from bevforge.config import Endpoint, IngestSettings
 from bevforge.domain import Actor, InvalidValue, Quality, Reading, coerce_value, utcnow
 from bevforge.errors import Forbidden, Invalid, TooLarge, TooManyRequests
+from bevforge.permissions import may_see_nodes
 from bevforge.plant import Plant
 
 MAX_BATCH = 5000
@@ -86,11 +88,11 @@ class ReadingIntake:
             raise TooLarge(f"at most {self.settings.burst} readings per batch (ingest.burst)", field="readings")
         self.limiter.take(credential_key(actor), max(1, len(items)))
         now = self.clock()
-        readings = [self.parse(item, f"{prefix}[{i}]" if prefix else "", now) for i, item in enumerate(items)]
+        readings = [self.parse(item, f"{prefix}[{i}]" if prefix else "", now, actor) for i, item in enumerate(items)]
         return self.plant.ingest(readings)
 
-    def parse(self, item: Any, where: str, now: datetime) -> Reading:
-        """One reading checked against its endpoint: owner, type, range and time."""
+    def parse(self, item: Any, where: str, now: datetime, actor: Actor) -> Reading:
+        """One reading checked against its endpoint: the sender's nodes, owner, type, range and time."""
         def name(field: str) -> str:
             return f"{where}.{field}" if where else field
 
@@ -104,7 +106,7 @@ class ReadingIntake:
         if isinstance(endpoint_id, bool) or not isinstance(endpoint_id, int):
             raise Invalid("endpointId must be an integer", code=errors.INVALID_ENDPOINT_ID, field=name("endpointId"))
         endpoint = self.plant.endpoints.get(endpoint_id)
-        if endpoint is None:
+        if endpoint is None or not may_see_nodes(actor, endpoint.node):  # another node's looks like none at all
             raise Invalid(f"no endpoint with id {endpoint_id}", code=errors.UNKNOWN_ENDPOINT, field=name("endpointId"))
         if not endpoint.ingestable:
             raise Forbidden(f"{endpoint.name} is read from device {endpoint.device}; only endpoints with "

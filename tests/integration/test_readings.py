@@ -212,6 +212,22 @@ async def test_ingest_rate_is_limited_per_token(tmp_path: Path) -> None:
         assert refused.status_code == 413 and refused.json()["field"] == "readings"
 
 
+async def test_a_node_limited_token_ingests_only_its_nodes(tmp_path: Path) -> None:
+    def adjust(doc: dict[str, Any]) -> None:
+        fed_externally(HLT_VOLUME, FV1_TEMP)(doc)
+        doc["auth"] = {"mode": "required"}
+
+    async with custom_server(tmp_path, adjust) as live:
+        fv1 = {"Authorization": f"Bearer {live.runtime.auth.create_token('fv1', 'technician', ['FV1'], 'x')[1]}"}
+        assert (await live.http.post(INGEST, json={"endpointId": FV1_TEMP, "value": 18.0}, headers=fv1)).status_code \
+            == 200
+        batch = {"readings": [{"endpointId": FV1_TEMP, "value": 19.0}, {"endpointId": HLT_VOLUME, "value": 50.0}]}
+        other = await live.http.post(INGEST, json=batch, headers=fv1)
+        assert other.status_code == 422 and other.json()["error"] == "unknown_endpoint"
+        assert other.json()["field"] == "readings[1].endpointId"
+        assert live.runtime.plant.states[FV1_TEMP].value == 18.0 and live.runtime.plant.states[HLT_VOLUME].value is None
+
+
 def test_the_bucket_refills_at_the_configured_rate() -> None:
     now = [100.0]
     limiter = RateLimiter(rate_per_s=10, burst=20, clock=lambda: now[0])
