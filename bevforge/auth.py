@@ -28,7 +28,8 @@ from bevforge.audit import AuditLog
 from bevforge.config import AuthSettings, PlantConfig
 from bevforge.domain import Actor, iso, utcnow
 from bevforge.permissions import ROLE_RANK, ROLES
-from bevforge.store import Database, SessionRow, TokenRow, UserRow
+from bevforge.store.tables import SessionRow, TokenRow, UserRow
+from bevforge.store.writer import Database
 
 log = logging.getLogger(__name__)
 

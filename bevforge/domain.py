@@ -214,6 +214,16 @@ class Actor:
         return Actor(user="system", station="plant", role="admin")
 
 
+def station_of(conn: Any) -> str:
+    """The station a request or socket comes from (its peer address), as actors and audit rows name it.
+
+    Takes any connection with a `client` (host, port) pair, so the API and the screens share it
+    without the screens importing the API layer.
+    """
+    client = getattr(conn, "client", None)
+    return client.host if client else "unknown"
+
+
 @dataclass(slots=True)
 class InterlockVerdict:
     """Result of evaluating one rule: satisfied or not, and the words an operator reads."""

@@ -9,14 +9,14 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from bevforge import alarm_history
-from bevforge.alarm_states import TransitionRefused
-from bevforge.alarms import STATES, Alarm, AlarmNotFound, AlarmService
+from bevforge.alarms import STATES, Alarm, AlarmNotFound, AlarmService, TransitionRefused
+from bevforge.alarms import history as alarm_history
 from bevforge.api.deps import actor_for_request, require_role, runtime_of
 from bevforge.api.errors import CSV_ANSWER, ApiError, JSONResponse, TimeQuery
 from bevforge.api.rest import body_schema, json_body
 from bevforge.api.security import enforce, requires
 from bevforge.domain import Actor
+from bevforge.errors import Forbidden, Invalid
 
 SQL_INT_MAX = 2**63 - 1  # a larger id cannot be in the database; asking SQLite for it raised OverflowError (500)
 AlarmId = Annotated[int, Path(ge=0, le=SQL_INT_MAX)]
@@ -97,9 +97,8 @@ async def history(request: Request, since: TimeQuery = None, until: TimeQuery = 
                   limit: Annotated[int, Query(ge=1, le=100000)] = 1000,
                   format: Literal["json", "csv"] = "json") -> Any:
     rt = runtime_of(request)
-    await rt.db.barrier()
-    entries = await rt.db.read(lambda: alarm_history.history(rt.db, since=since, until=until, rule_id=ruleId,
-                                                             event=event, alarm_id=alarmId, limit=limit))
+    entries = await rt.alarms.journal(since=since, until=until, rule_id=ruleId, event=event, alarm_id=alarmId,
+                                      limit=limit)
     actor = actor_for_request(request)
     if actor.nodes is not None:
         visible = {p.key for p in rt.alarms.points.values() if p.node in actor.nodes}
@@ -114,9 +113,7 @@ async def history(request: Request, since: TimeQuery = None, until: TimeQuery = 
 async def stats(request: Request) -> dict[str, Any]:
     require_role(request, "technician")
     rt = runtime_of(request)
-    chattering = [p.key for p in rt.alarms.points.values() if p.chattering]
-    await rt.db.barrier()
-    return await rt.db.read(alarm_history.statistics, rt.db, chattering)
+    return await rt.alarms.statistics()
 
 
 @router.get("/definitions", summary="Alarm definitions with their runtime state and current limits",
@@ -163,6 +160,8 @@ async def shelve(request: Request, rule_id: str) -> dict[str, Any]:
         runtime_of(request).alarms.shelve(rule_id, actor, body.durationS, body.comment)
     except TransitionRefused as exc:
         raise _refused(exc) from None
+    except (Invalid, Forbidden) as exc:  # a duration not configured for this role (auth.shelve_durations_s)
+        raise ApiError(422 if isinstance(exc, Invalid) else 403, exc.code, exc.message, exc.field) from None
     return _definition(request, rule_id)
 
 

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from bevforge import history
 from bevforge.domain import DataType, InvalidValue, Quality, coerce_value
 from bevforge.errors import TooManyRequests
 from bevforge.ingest import RateLimiter
@@ -164,7 +163,7 @@ async def test_poison_in_the_plant_state_never_breaks_a_read(server: LiveServer)
 
 async def test_poison_in_the_history_file_never_breaks_a_read(server: LiveServer) -> None:
     rt = server.runtime
-    await rt.history.flush()
+    await rt.history_writer.flush()
     now = time.time()
     rows = [(FV1_TEMP, "abc", "good", None, now - 3), (FV1_TEMP, b"\x00\xff", "good", None, now - 2),
             (FV1_TEMP, 1e308 * 10, "good", 1e300, now - 1), (FV1_TEMP, 12.5, "good", float("nan"), now)]
@@ -183,9 +182,9 @@ async def test_poison_in_the_history_file_never_breaks_a_read(server: LiveServer
     assert old.status_code == 200, old.text
     until = datetime.fromtimestamp(now + 10, UTC)
     start = datetime.fromtimestamp(now - 86400 * 366, UTC)
-    text = await rt.db.read(history.export_csv, rt.db.engine, FV1_TEMP, "fv1_temperature", "°C", start, until)
+    text = await rt.history_reader.export_csv(FV1_TEMP, "fv1_temperature", "°C", start, until)
     assert "12.5" in text
-    buckets = await rt.db.read(history.trend, rt.db.engine, FV1_TEMP, start, until, 100)
+    buckets = await rt.history_reader.trend(FV1_TEMP, start, until, 100)
     assert len(buckets) >= 100
 
 
