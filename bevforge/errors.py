@@ -37,6 +37,7 @@ FORBIDDEN = "forbidden"
 CSRF_REJECTED = "csrf_rejected"
 UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 NOT_ALLOWED_NOW = "not_allowed_now"
+NOT_INGESTABLE = "not_ingestable"  # a reading for an endpoint its device owns
 ALREADY_SET_UP = "already_set_up"
 CONFLICT = "conflict"
 TOO_LARGE = "too_large"

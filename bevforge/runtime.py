@@ -18,6 +18,7 @@ from bevforge.commands import CommandService
 from bevforge.config import PlantConfig
 from bevforge.devices import Driver, DriverFactory
 from bevforge.domain import Reading, Severity
+from bevforge.ingest import ReadingIntake
 from bevforge.plant import Plant
 from bevforge.retention import RetentionService
 from bevforge.store import (
@@ -65,6 +66,7 @@ class Runtime:
         self.alarms = AlarmService(config, self.bus, self.db, self.audit)
         self.plant = Plant(config, self.bus, self.history_writer, self.alarms)
         self.alarms.states = self.plant.states
+        self.intake = ReadingIntake(self.plant, config.ingest)
         self.alarms.device_online = self.plant.device_online
         self.drivers: dict[str, Driver] = {}
         for device in config.devices:

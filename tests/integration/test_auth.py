@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.support.live import custom_server
-from tests.support.server import PLANT_FIXTURE, ROOT, LiveServer, wait_for_command
+from tests.support.server import PLANT_FIXTURE, ROOT, LiveServer, fed_externally, wait_for_command
 
 
 def required(**extra: Any) -> Any:
@@ -24,7 +24,11 @@ def required(**extra: Any) -> Any:
 
 @pytest.fixture
 async def secured(tmp_path: Path) -> AsyncIterator[LiveServer]:
-    async with custom_server(tmp_path, required(login_max_failures=3, login_lockout_s=60)) as server:
+    def adjust(doc: dict) -> None:
+        required(login_max_failures=3, login_lockout_s=60)(doc)
+        fed_externally(50)(doc)  # FV1's probe is fed by a gateway with a token
+
+    async with custom_server(tmp_path, adjust) as server:
         server.runtime.auth.add_user("olga", "olga-secret-1", "operator", None)
         server.runtime.auth.add_user("ada", "ada-secret-12", "admin", None)
         server.http.headers["origin"] = server.base_url  # a browser on our own pages (see test_csrf.py)

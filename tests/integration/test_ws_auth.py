@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import websockets
 
+from bevforge.domain import Reading
 from tests.support.live import WsClient, custom_server, ws_client
 from tests.support.server import LiveServer
 
@@ -74,14 +75,11 @@ async def test_alarms_of_other_nodes_are_never_delivered(tmp_path: Path) -> None
     async with secured(tmp_path) as s, ws_client(s.server, f"/ws?token={s.operator_token}") as ws:
         await ws.subscribe("alarms")
         rt = s.server.runtime
-        s.server.sim.faults_for("bk_controller").offline = True
-        s.server.sim.faults_for("hlt_controller").offline = True
-        admin = rt.auth.create_token("t", "admin", None, "x")[1]
-        await s.server.http.post("/api/os/telemetry/ingest", json={"endpointId": 30, "value": 104.0},
-                                 headers={"Authorization": f"Bearer {admin}"})
+        await rt.drivers["bk_controller"].stop()  # the temperatures now come from this test only
+        await rt.drivers["hlt_controller"].stop()
+        rt.plant.ingest([Reading(30, 104.0)])  # the controllers' last readings, as their drivers deliver
         assert any(a.rule_id == "bk_temperature_hi" for a in rt.alarms.standing())
-        await s.server.http.post("/api/os/telemetry/ingest", json={"endpointId": 10, "value": 101.0},
-                                 headers={"Authorization": f"Bearer {admin}"})
+        rt.plant.ingest([Reading(10, 101.0)])
         frame = await ws.expect(lambda f: f["type"] == "alarm" and f.get("snapshot") is not True)
         assert frame["ruleId"] == "hlt_temperature_hihi"
         assert all(f.get("node") != "BK" for f in ws.seen if f["type"] == "alarm")
