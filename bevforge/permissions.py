@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from bevforge.domain import Actor
 from bevforge.errors import (
-    FORBIDDEN,
     INVALID_VALUE,
     UNKNOWN_ALARM,
     UNKNOWN_ALARM_DEFINITION,
@@ -181,16 +180,16 @@ def may_operate(actor: Actor | None, endpoint: Endpoint) -> bool:
     return has_role(actor, OPERATOR) and may_see_nodes(actor, endpoint.node)
 
 
-def may_ingest(actor: Actor | None, endpoint: Endpoint) -> bool:
-    """Feed a reading in over the API: a technician (or above) whose nodes include the endpoint's."""
-    return has_role(actor, TECHNICIAN) and may_see_nodes(actor, endpoint.node)
+def require_ingest(actor: Actor, endpoint: Endpoint | None, endpoint_id: Any, field: str) -> Endpoint:
+    """The endpoint a reading names, if `actor` may feed it (its node is theirs).
 
-
-def require_ingest(actor: Actor, endpoint: Endpoint, field: str) -> None:
-    """Forbidden, naming the reading's field, for a reading of an endpoint outside the actor's nodes."""
-    if not may_ingest(actor, endpoint):
-        raise Forbidden(f"you may not feed readings to endpoint {endpoint.id}: it is not on your nodes",
-                        code=FORBIDDEN, field=field)
+    Another node's endpoint is answered exactly like an id that does not exist (422 `unknown_endpoint`
+    naming the reading's field), so a sender learns nothing of the other nodes. The role (technician)
+    is the route's to check; the endpoint's owner (`source: external`) is `bevforge/ingest.py`'s.
+    """
+    if endpoint is None or not may_see_nodes(actor, endpoint.node):
+        raise Invalid(f"no endpoint with id {endpoint_id}", code=UNKNOWN_ENDPOINT, field=field)
+    return endpoint
 
 
 # -- alarms ------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from bevforge.domain import (
     Reading,
     Severity,
     Value,
+    plain_value,
     utcnow,
 )
 from bevforge.tasks import repeat_every, stop_task
@@ -128,7 +129,7 @@ class Plant:
         payload = {
             "type": TELEMETRY,
             "endpointId": endpoint.id,
-            "value": state.value,
+            "value": plain_value(state.value),
             "timestamp": state.server_time.isoformat(timespec="milliseconds").replace("+00:00", "Z")
             if state.server_time else None,
             "quality": state.quality.value,

@@ -19,6 +19,7 @@ from bevforge import permissions
 from bevforge.commands import Command, CommandRejected
 from bevforge.config import Endpoint
 from bevforge.domain import CommandStatus, Value
+from bevforge.errors import Unavailable
 from bevforge.runtime import Runtime
 from ui import session, words
 
@@ -74,7 +75,7 @@ class Commander:
             return None
         try:
             command, _created = await self.runtime.commands.submit(endpoint.id, value, actor=actor, origin="ui")
-        except CommandRejected as exc:
+        except (CommandRejected, Unavailable) as exc:  # Unavailable: the store cannot record it now
             ui.notify(f"{asked} refused: {exc.message}", type="negative", timeout=8000, close_button="OK")
             return None
         self.own[command.id] = asked

@@ -24,7 +24,7 @@ from nicegui import ui
 from nicegui.client import Client
 
 from bevforge import permissions
-from bevforge.auth import SESSION_COOKIE
+from bevforge.auth import CSRF_FIELD, SESSION_COOKIE, csrf_token
 from bevforge.domain import Actor, station_of
 from ui import state
 
@@ -136,14 +136,21 @@ def _leave(client_id: str) -> None:
 
 
 def sign_out_button(actor: Actor) -> None:
-    """Name, role and SIGN OUT (a form POST, so the server clears the HttpOnly cookie itself)."""
+    """Name, role and SIGN OUT (a form POST, so the server clears the HttpOnly cookie itself).
+
+    The form carries the session's CSRF token (api/csrf.py): a sign-out posted by another page
+    without it is refused.
+    """
     who = f"{actor.user} · {actor.role.upper()}"
     limit = permissions.node_limit(actor)
     if limit is not None:
         who += f" · {', '.join(limit)}"
     ui.label(who).classes("bf-who").mark("who").props('data-testid="who"')
     if actor.credential is not None and actor.credential.startswith("session:"):
+        seat = _seats.get(ui.context.client.id)
+        token = csrf_token(seat.cookie) if seat is not None and seat.cookie else ""
         ui.html(f'<form method="post" action="{SIGN_OUT_ACTION}" class="bf-signout">'
+                f'<input type="hidden" name="{CSRF_FIELD}" value="{token}">'
                 '<button type="submit" data-testid="sign-out" class="bf-btn">SIGN OUT</button></form>',
                 sanitize=False).mark("sign-out")
 

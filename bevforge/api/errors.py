@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse as _StarletteJSONResponse
-from pydantic import WithJsonSchema
+from pydantic import AfterValidator, WithJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bevforge import errors
+from bevforge import errors as core
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,30 @@ def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return out
 
 
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)  # the query bounds every store and clock can compare and convert
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def utc_bound(ts: datetime | None) -> datetime | None:
+    """A query bound as an aware UTC time, clamped to what every reader can handle.
+
+    `since=0001-01-01T00:00:00+14:00` has no UTC form and `9999-12-31` none a day later; both
+    answered 500. As bounds they mean "from the beginning" / "to the end", so they are clamped
+    (nothing is stored outside that range); a time without a zone is UTC, like every stored time.
+    """
+    if ts is None:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    try:
+        ts = ts.astimezone(UTC)
+    except OverflowError:
+        return EARLIEST if ts.year == 1 else LATEST
+    return min(max(ts, EARLIEST), LATEST)
+
+
 # A time in a query (since/until): pydantic takes ISO-8601 and UNIX epoch seconds; say both in OpenAPI.
-TimeQuery = Annotated[datetime | None, WithJsonSchema({
+TimeQuery = Annotated[datetime | None, AfterValidator(utc_bound), WithJsonSchema({
     "anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}, {"type": "null"}],
     "description": "ISO-8601 (UTC when no zone is given) or UNIX epoch seconds"})]
 
@@ -128,24 +151,33 @@ def allowed_methods(request: Request) -> str | None:
     return next((methods for pattern, methods in table if pattern.match(path)), None)
 
 
-_STATUS: tuple[tuple[type[errors.BevForgeError], int], ...] = (
-    (errors.Malformed, 400), (errors.Unauthorized, 401), (errors.Forbidden, 403), (errors.NotFound, 404),
-    (errors.Conflict, 409), (errors.TooLarge, 413), (errors.Invalid, 422), (errors.TooManyRequests, 429),
-    (errors.Unavailable, 503))
+# The core's typed errors (bevforge/errors.py) → HTTP status; the most specific class wins.
+CORE_STATUS: tuple[tuple[type[core.BevForgeError], int], ...] = (
+    (core.Invalid, 422), (core.Malformed, 400), (core.Unauthorized, 401), (core.Forbidden, 403),
+    (core.NotFound, 404), (core.Conflict, 409), (core.TooLarge, 413), (core.TooManyRequests, 429),
+    (core.Unavailable, 503))
+
+
+def core_error_response(exc: core.BevForgeError) -> JSONResponse:
+    status = next((code for cls, code in CORE_STATUS if isinstance(exc, cls)), 500)
+    headers = None
+    if isinstance(exc, core.TooManyRequests) and exc.retry_after_s is not None:
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
+    return JSONResponse(error_body(exc.code, exc.message, exc.field, **exc.extra), status_code=status,
+                        headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     document_errors(app)
+
+    @app.exception_handler(core.BevForgeError)
+    async def _core_error(_request: Request, exc: core.BevForgeError) -> JSONResponse:
+        return core_error_response(exc)
+
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(error_body(exc.code, exc.message, exc.field, **exc.extra), status_code=exc.status,
                             headers=exc.headers)
-
-    @app.exception_handler(errors.BevForgeError)
-    async def _core_error(_request: Request, exc: errors.BevForgeError) -> JSONResponse:
-        # The core's typed errors (bevforge/errors.py): the class says the status, `code` the error.
-        status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
-        return JSONResponse(error_body(exc.code, exc.message, exc.field, **exc.extra), status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from bevforge import permissions
 from bevforge.bus import ALARM, COMMAND_STATUS, TELEMETRY, Event
-from bevforge.domain import Actor, CommandStatus, iso
+from bevforge.domain import Actor, CommandStatus, iso, plain_value
 
 if TYPE_CHECKING:
     from bevforge.commands import Command
@@ -76,8 +76,8 @@ def telemetry_snapshot(runtime: Runtime, endpoint_ids: Iterable[int]) -> list[Ev
         endpoint = runtime.plant.endpoints[endpoint_id]
         state = runtime.plant.states[endpoint_id]
         payload: dict[str, Any] = {
-            "type": TELEMETRY, "endpointId": endpoint_id, "value": state.value, "timestamp": iso(state.server_time),
-            "quality": state.quality.value, "unit": endpoint.unit,
+            "type": TELEMETRY, "endpointId": endpoint_id, "value": plain_value(state.value),
+            "timestamp": iso(state.server_time), "quality": state.quality.value, "unit": endpoint.unit,
         }
         if state.error:
             payload["error"] = state.error

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -15,12 +15,12 @@ from bevforge.api.deps import actor_for_request, runtime_of
 from bevforge.api.errors import ApiError, JSONResponse, TimeQuery
 from bevforge.api.security import enforce, requires
 from bevforge.commands import CommandRejected
-from bevforge.config import Endpoint
-from bevforge.domain import Actor, CommandStatus, InvalidValue, Quality, Reading, coerce_value, iso, iso_epoch
+from bevforge.config import MAX_ENDPOINT_ID, Endpoint
+from bevforge.domain import CommandStatus, Quality, iso, iso_epoch, plain_value
+from bevforge.ingest import MAX_BATCH
+from bevforge.permissions import TECHNICIAN, has_role
 
 router = APIRouter(prefix="/api/os", default_response_class=JSONResponse, dependencies=[Depends(enforce)])
-
-MAX_BATCH = 5000
 
 
 # -- request bodies (documented in OpenAPI; parsed by hand so errors name the exact field) --------
@@ -93,8 +93,8 @@ def endpoint_view(endpoint: Endpoint, state: Any) -> dict[str, Any]:
         "feedbackEndpointId": endpoint.feedback_id,
         "pollIntervalS": endpoint.poll_interval_s,
         "staleAfterS": endpoint.stale_after,
-        "value": state.value if state.quality is not Quality.BAD else None,
-        "lastValue": state.value,
+        "value": plain_value(state.value) if state.quality is not Quality.BAD else None,
+        "lastValue": plain_value(state.value),
         "quality": state.quality.value,
         "timestamp": iso(state.server_time),
         "sourceTimestamp": iso(state.source_time),
@@ -144,92 +144,21 @@ def _visible_endpoint(request: Request, endpoint_id: int, field: str) -> Endpoin
 @router.post("/telemetry/ingest", summary="Ingest one reading or a batch {readings: [...]}",
              openapi_extra=body_schema(ReadingIn, IngestBatch) | requires("technician"))
 async def ingest(request: Request) -> dict[str, Any]:
+    """Transport only: owner, value, time and rate checks live in bevforge/ingest.py (shared with MQTT)."""
     rt = runtime_of(request)
     body = await json_body(request)
-    if isinstance(body, dict) and "readings" in body:
-        items = body["readings"]
-        if not isinstance(items, list):
-            raise ApiError(422, "invalid_request", "readings must be a list", "readings")
-        if len(items) > MAX_BATCH:
-            raise ApiError(413, "too_large", f"at most {MAX_BATCH} readings per batch", "readings")
-        extra = set(body) - {"readings"}
-        if extra:
-            raise ApiError(422, "unknown_field", f"unknown field {sorted(extra)[0]!r}", sorted(extra)[0])
-        prefix = "readings"
-    elif isinstance(body, dict):
-        items, prefix = [body], None
-    else:
-        raise ApiError(422, "invalid_request", "body must be a reading or {readings: [...]}", "body")
-    actor = actor_for_request(request)
-    readings = [_parse_reading(rt, item, f"{prefix}[{i}]" if prefix else "", actor) for i, item in enumerate(items)]
-    accepted = rt.plant.ingest(readings)
+    accepted = rt.intake.accept(body, actor_for_request(request))
     # Let the live consumers woken by this ingest write their frames before the answer goes out:
     # the screens are what an operator waits for, the ingesting script is not (one loop turn).
     await asyncio.sleep(0)
     return {"accepted": accepted}
 
 
-_READING_KEYS = {"endpointId", "value", "timestamp", "quality"}
-
-
-def _parse_reading(rt: Any, item: Any, where: str, actor: Actor) -> Reading:
-    def name(field: str) -> str:
-        return f"{where}.{field}" if where else field
-
-    if not isinstance(item, dict):
-        raise ApiError(422, "invalid_request", "a reading must be an object", where or "body")
-    unknown = set(item) - _READING_KEYS
-    if unknown:
-        key = sorted(unknown)[0]
-        raise ApiError(422, "unknown_field", f"unknown field {key!r}", name(key))
-    endpoint_id = item.get("endpointId")
-    if isinstance(endpoint_id, bool) or not isinstance(endpoint_id, int):
-        raise ApiError(422, "invalid_endpoint_id", "endpointId must be an integer", name("endpointId"))
-    endpoint = rt.plant.endpoints.get(endpoint_id)
-    if endpoint is None:
-        raise ApiError(422, "unknown_endpoint", f"no endpoint with id {endpoint_id}", name("endpointId"))
-    permissions.require_ingest(actor, endpoint, name("endpointId"))  # only the actor's own nodes, before any value
-    quality_raw = item.get("quality", "good")
-    try:
-        quality = Quality(quality_raw)
-    except ValueError:
-        raise ApiError(422, "invalid_quality", "quality must be good, uncertain or bad", name("quality")) from None
-    if "value" not in item:
-        raise ApiError(422, "missing_field", "value is required", name("value"))
-    value = item["value"]
-    if value is None:
-        if quality is Quality.GOOD:
-            raise ApiError(422, "invalid_value", "value may be null only with quality bad", name("value"))
-    else:
-        try:
-            value = coerce_value(value, endpoint.data_type, field=name("value"))
-        except InvalidValue as exc:
-            raise ApiError(422, "invalid_value", exc.message, name("value")) from None
-        if endpoint.range is not None and not endpoint.range.min <= float(value) <= endpoint.range.max:
-            raise ApiError(422, "out_of_range", f"{value} is outside {endpoint.name}'s range "
-                           f"{endpoint.range.min:g}…{endpoint.range.max:g}", name("value"))
-    source_time = _parse_time(item.get("timestamp"), name("timestamp"))
-    return Reading(endpoint_id, value, quality, source_time=source_time,
-                   error=None if quality is Quality.GOOD else "reported by sender")
-
-
-def _parse_time(raw: Any, field: str) -> datetime | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, str):
-        raise ApiError(422, "invalid_timestamp", "timestamp must be an ISO-8601 string", field)
-    try:
-        ts = datetime.fromisoformat(raw)
-    except ValueError:
-        raise ApiError(422, "invalid_timestamp", "timestamp must be an ISO-8601 string", field) from None
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-
-
 @router.get("/telemetry", summary="History of readings (1-minute rollups where raw samples were pruned)",
             openapi_extra=requires("viewer"))
 async def get_telemetry(
     request: Request,
-    endpointId: Annotated[int | None, Query(description="endpoint id")] = None,  # noqa: N803
+    endpointId: Annotated[int | None, Query(description="endpoint id", ge=1, le=MAX_ENDPOINT_ID)] = None,  # noqa: N803
     since: TimeQuery = None,
     until: TimeQuery = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
@@ -240,18 +169,20 @@ async def get_telemetry(
     visible = permissions.visible_endpoint_ids(actor_for_request(request), rt.config)
     ids = [endpointId] if endpointId is not None else visible
     rows = await rt.history_reader.recent_readings(ids, since, until, limit)
-    readings = [(r["server_ts"], {"endpointId": r["endpoint_id"], "value": r["value"], "quality": r["quality"],
-                                  "timestamp": iso_epoch(r["server_ts"]),
+    readings = [(r["server_ts"], {"endpointId": r["endpoint_id"], "value": plain_value(r["value"]),
+                                  "quality": r["quality"], "timestamp": iso_epoch(r["server_ts"]),
                                   "sourceTimestamp": iso_epoch(r["source_ts"])})
                 for r in rows]
     if len(rows) < limit:  # the range may reach back past the raw retention window: add its rollups
         rollups = await rt.history_reader.rollup_points(ids, since, until, limit - len(rows))
-        readings += [(p["minute_ts"], {"endpointId": p["endpoint_id"], "value": p["average"], "quality": "good",
-                                       "timestamp": iso_epoch(p["minute_ts"]), "sourceTimestamp": None,
-                                       "rollup": {"periodS": 60, "minimum": p["minimum"], "maximum": p["maximum"],
-                                                  "samples": p["samples"]}})
+        readings += [(p["minute_ts"], {"endpointId": p["endpoint_id"], "value": plain_value(p["average"]),
+                                       "quality": "good", "timestamp": iso_epoch(p["minute_ts"]),
+                                       "sourceTimestamp": None,
+                                       "rollup": {"periodS": 60, "minimum": plain_value(p["minimum"]),
+                                                  "maximum": plain_value(p["maximum"]),
+                                                  "samples": plain_value(p["samples"])}})
                      for p in rollups]
-        readings.sort(key=lambda item: item[0])
+        readings.sort(key=lambda item: plain_value(item[0]) or 0.0)  # a hand-edited row never breaks the sort
     else:
         readings.reverse()
     return {"endpointId": endpointId, "count": len(readings), "readings": [r for _, r in readings]}
@@ -299,7 +230,7 @@ async def get_command(request: Request, command_id: str) -> dict[str, Any]:
 @router.get("/commands", summary="Recent commands, newest first", openapi_extra=requires("viewer"))
 async def list_commands(
     request: Request,
-    endpointId: Annotated[int | None, Query()] = None,  # noqa: N803
+    endpointId: Annotated[int | None, Query(ge=1, le=MAX_ENDPOINT_ID)] = None,  # noqa: N803
     status: Annotated[CommandStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
@@ -334,6 +265,13 @@ async def list_interlocks(request: Request) -> list[dict[str, Any]]:
     return out
 
 
-@router.get("/health", summary="Versions, uptime, driver states", openapi_extra=requires("public"))
+@router.get("/health", summary="Liveness for anyone; versions, uptime and driver states for technicians",
+            openapi_extra=requires("public"))
 async def health(request: Request) -> dict[str, Any]:
-    return runtime_of(request).health()
+    """A bare `{"status": "ok"}` is open to anyone (a load balancer's liveness probe). The detail names
+    device hosts and ports, last errors and versions: with sign-in required it is for signed-in
+    technicians and above only, since it maps the plant for an attacker."""
+    rt = runtime_of(request)
+    if rt.auth.required and not has_role(actor_for_request(request), TECHNICIAN):
+        return {"status": "ok"}
+    return rt.health()

@@ -23,6 +23,7 @@ from bevforge.api.livefeed import CHANNELS, Interest, alarm_snapshot, reply, tel
 from bevforge.api.security import QUERY_TOKEN_KEY, enforce, requires
 from bevforge.bus import Event, SubscriberClosed
 
+CREDENTIALS_ENDED = "credentials ended: sign in again"
 router = APIRouter(prefix="/api/os", dependencies=[Depends(enforce)])
 
 
@@ -102,6 +103,11 @@ async def events(
         if interest.alarms:
             first.extend(alarm_snapshot(rt, interest))
     head = rt.bus.last_seq
+    # Sign-out, a revoked token, or a password/role/node change or disabling (also from the CLI, through
+    # auth_changes) ends the stream: closing the subscriber wakes the loop below with the reason.
+    actor = actor_for_request(request)
+    unregister = rt.auth.on_revoke(actor.credential, lambda _c: subscriber.close(CREDENTIALS_ENDED)) \
+        if actor.credential else None
 
     async def stream() -> AsyncIterator[str]:
         try:
@@ -117,10 +123,15 @@ async def events(
                     continue
                 yield "".join(_frame(e) for e in batch)
         except SubscriberClosed as exc:
-            yield _frame_at(reply("error", code="too_slow", message=exc.reason + "; reconnect to resume"),
-                            rt.bus.last_seq)
+            if exc.reason == CREDENTIALS_ENDED:
+                yield _frame_at(reply("error", code="unauthorized", message=exc.reason), rt.bus.last_seq)
+            else:
+                yield _frame_at(reply("error", code="too_slow", message=exc.reason + "; reconnect to resume"),
+                                rt.bus.last_seq)
         finally:
             subscriber.close("stream closed")
+            if unregister is not None:
+                unregister()
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

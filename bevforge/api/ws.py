@@ -25,6 +25,7 @@ from bevforge.api.livefeed import Interest, reply
 from bevforge.api.ws_protocol import FrameError, Protocol, RateLimiter, parse_frame
 from bevforge.bus import Subscriber, SubscriberClosed
 from bevforge.domain import Actor, iso, utcnow
+from bevforge.errors import BevForgeError
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -121,7 +122,8 @@ class Connection:
             self._unregister = self.runtime.auth.on_revoke(self.actor.credential, self._revoked)
 
     def _revoked(self, credential: str) -> None:
-        what = "signed out" if credential.startswith("session:") else "token revoked"
+        kind = credential.split(":", 1)[0]
+        what = {"session": "signed out", "token": "token revoked"}.get(kind, "station user changed")
         self._close(CLOSE_POLICY, f"credentials ended: {what}")
         self._ended.set()
 
@@ -210,6 +212,8 @@ class Connection:
                 await self.protocol.handle(frame)
             except FrameError as exc:
                 self.subscriber.push(reply("error", **exc.frame()))
+            except BevForgeError as exc:  # a typed core refusal, e.g. store_unavailable
+                self.subscriber.push(reply("error", code=exc.code, message=exc.message))
             except Exception:  # a bug must cost one frame, never the connection or a traceback
                 log.exception("%s: unexpected error handling a frame", self.client_id)
                 self.subscriber.push(reply("error", code="internal_error",

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.orm import make_transient
 from sqlmodel import select
 
 from bevforge.domain import CommandStatus, Value, iso
@@ -105,7 +106,7 @@ class CommandLog:
         with self.db.session() as session:
             session.add(row)
             if audit is not None:
-                session.add(audit)
+                session.add(_fresh(audit))
             session.commit()
 
     def update(self, row: CommandRow, audit: AuditRow | None = None) -> None:
@@ -113,7 +114,7 @@ class CommandLog:
         with self.db.session() as session:
             session.merge(row)
             if audit is not None:
-                session.add(audit)
+                session.add(_fresh(audit))
             session.commit()
 
     # -- lookups ---------------------------------------------------------------------------
@@ -147,6 +148,13 @@ class CommandLog:
         statement = statement.order_by(CommandRow.created_at.desc()).limit(limit)  # type: ignore[attr-defined]
         with self.db.session() as session:
             return list(session.exec(statement).all())
+
+
+def _fresh(audit: AuditRow) -> AuditRow:
+    """`audit` as a new row: a retry after a refused commit (store fault) must not reuse the id that flush gave it."""
+    make_transient(audit)
+    audit.id = None
+    return audit
 
 
 def audit_value(value: Any) -> Any:

@@ -14,7 +14,7 @@ import pytest
 
 from bevforge.domain import Reading
 from tests.support.live import custom_server, ws_client
-from tests.support.server import LiveServer, wait_for, wait_for_command
+from tests.support.server import LiveServer, fed_externally, wait_for, wait_for_command
 
 HLT_TEMPERATURE, HLT_SETPOINT, HLT_VOLUME = 10, 12, 14
 MLT_TEMPERATURE, HLT_OUT_VALVE = 20, 22  # both in the MLT node
@@ -24,6 +24,7 @@ HLT_ENDPOINTS = {10, 11, 12, 13, 14}
 
 def required_with_cross_node_rule(doc: dict[str, Any]) -> None:
     doc["auth"] = {"mode": "required"}
+    fed_externally(HLT_VOLUME, BK_VOLUME)(doc)  # readings a client may send (bevforge/ingest.py: owners)
     # an HLT output guarded by a condition on another node's endpoint (the MLT temperature)
     doc["interlocks"].append({"id": "hlt_heater_needs_cool_mash", "target": 11,
                               "requires": [{"endpoint": MLT_TEMPERATURE, "op": ">", "value": 1000}],
@@ -114,15 +115,16 @@ async def test_interlocks_only_on_their_outputs_and_no_other_nodes_values(plant:
     assert "hidden" not in own["requires"][0]  # the HLT level switch is theirs: its value is shown
 
 
-async def test_ingest_for_another_nodes_endpoint_is_forbidden(plant: Plant) -> None:
+async def test_ingest_for_another_nodes_endpoint_looks_unknown(plant: Plant) -> None:
     http = plant.server.http
     batch = {"readings": [{"endpointId": HLT_VOLUME, "value": 40.0}, {"endpointId": BK_VOLUME, "value": 40.0}]}
     r = await http.post("/api/os/telemetry/ingest", headers=plant.hlt_tech, json=batch)
-    assert r.status_code == 403, r.text
-    assert r.json()["error"] == "forbidden" and r.json()["field"] == "readings[1].endpointId"
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == "unknown_endpoint" and r.json()["field"] == "readings[1].endpointId"
     single = await http.post("/api/os/telemetry/ingest", headers=plant.hlt_tech,
                              json={"endpointId": BK_VOLUME, "value": 40.0})
-    assert single.status_code == 403 and single.json()["field"] == "endpointId"
+    assert single.status_code == 422 and single.json()["field"] == "endpointId"
+    assert single.json() == {**single.json(), "error": "unknown_endpoint"}  # the same answer as for no endpoint
     assert plant.server.runtime.plant.states[BK_VOLUME].value != 40.0  # nothing of the batch went in
 
 

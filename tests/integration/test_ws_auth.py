@@ -137,7 +137,8 @@ async def test_revoking_the_token_closes_its_socket(tmp_path: Path) -> None:
 async def test_logout_closes_the_session_sockets(tmp_path: Path) -> None:
     async with (secured(tmp_path) as s,
                 ws_client(s.server, additional_headers={"Cookie": f"bevforge_session={s.cookie}"}) as ws):
-        r = await s.server.http.post("/api/os/auth/logout", cookies={"bevforge_session": s.cookie})
+        r = await s.server.http.post("/api/os/auth/logout", cookies={"bevforge_session": s.cookie},
+                                     headers={"origin": s.server.base_url})
         assert r.status_code == 200
         code, reason = await ws.closed()
     assert code == 1008 and "signed out" in reason

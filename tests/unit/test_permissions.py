@@ -9,7 +9,7 @@ import pytest
 
 from bevforge import permissions
 from bevforge.domain import Actor
-from bevforge.errors import Forbidden, NotFound
+from bevforge.errors import Forbidden, Invalid, NotFound
 from tests.support.server import brewhouse_config
 
 CONFIG = brewhouse_config()
@@ -63,10 +63,11 @@ def test_roles_and_ingest() -> None:
     with pytest.raises(Forbidden):
         permissions.require_role(HLT_ONLY, "technician")
     technician = Actor(user="tom", role="technician", nodes=frozenset({"HLT"}))
-    permissions.require_ingest(technician, CONFIG.endpoint(14), "readings[0].endpointId")
-    with pytest.raises(Forbidden) as refused:
-        permissions.require_ingest(technician, CONFIG.endpoint(33), "readings[1].endpointId")
-    assert refused.value.field == "readings[1].endpointId"
+    assert permissions.require_ingest(technician, CONFIG.endpoint(14), 14, "readings[0].endpointId").id == 14
+    for endpoint, endpoint_id in ((CONFIG.endpoint(33), 33), (None, 999)):  # another node's looks like none at all
+        with pytest.raises(Invalid) as refused:
+            permissions.require_ingest(technician, endpoint, endpoint_id, "readings[1].endpointId")
+        assert refused.value.code == "unknown_endpoint" and refused.value.field == "readings[1].endpointId"
 
 
 def test_audit_entries_belong_to_their_commands_and_alarms() -> None:
