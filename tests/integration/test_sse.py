@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.live import custom_server, ingest, realtime, sse
-from tests.support.server import LiveServer, wait_for_command
+from tests.support.server import LiveServer, fed_externally, wait_for_command
 
 HLT_SETPOINT, HLT_VOLUME, MLT_TEMPERATURE, FV1_TEMPERATURE = 12, 14, 20, 50
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[LiveServer]:
+    """The brewhouse with the points these tests feed taken off the simulator: a poll between two
+    fed values would otherwise coalesce over the one a test waits for (latest value wins)."""
+    async with custom_server(tmp_path, fed_externally(HLT_VOLUME, MLT_TEMPERATURE, FV1_TEMPERATURE)) as live:
+        yield live
 
 
 def live_value(endpoint_id: int, value: float) -> Callable[[dict[str, Any]], bool]:
