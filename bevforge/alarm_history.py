@@ -8,8 +8,9 @@ from typing import Any
 
 from sqlmodel import select
 
-from bevforge.domain import iso, utcnow
+from bevforge.domain import utcnow
 from bevforge.journals import csv_text, newest_first
+from bevforge.messages import iso
 from bevforge.store import AlarmJournalRow, AlarmRow, Database
 
 HIDDEN_STATES = ("suppressed", "shelved", "out_of_service")

@@ -14,7 +14,8 @@ from sqlmodel import select
 
 from bevforge.alarm_engine import AlarmEngine
 from bevforge.alarm_points import Alarm
-from bevforge.domain import Severity, iso
+from bevforge.domain import Severity
+from bevforge.messages import iso
 from bevforge.store import AlarmRow
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from bevforge import messages
 from bevforge.alarm_points import Alarm, Point, settings_row
 from bevforge.bus import ALARM, EventBus
 from bevforge.domain import utcnow
@@ -47,7 +48,7 @@ class AlarmRecorder:
         while len(self._recent) > RECENT_KEPT:
             self._recent.popitem(last=False)
         self.db.write_later(self._persist, alarm.row())
-        self.bus.publish(ALARM, {"type": ALARM, "event": event, **alarm.as_dict()}, node=alarm.node)
+        self.bus.publish(ALARM, messages.alarm(alarm, event), node=alarm.node)
         for listener in self.listeners:
             listener(alarm, event)
 

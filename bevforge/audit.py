@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bevforge.domain import Actor, iso, utcnow
+from bevforge.domain import Actor, utcnow
 from bevforge.journals import csv_text, newest_first
+from bevforge.messages import iso
 from bevforge.store import AuditRow, Database
 
 FIELDS = ("id", "time", "user", "role", "station", "action", "target", "old", "new", "result", "commandId", "detail")

@@ -17,13 +17,13 @@ import asyncio
 import logging
 from typing import Any
 
-from bevforge import interlocks
+from bevforge import interlocks, messages
 from bevforge.audit import AuditLog
 from bevforge.bus import COMMAND_STATUS, EventBus
 from bevforge.command_log import Command, CommandLog, audit_value, shown_value
 from bevforge.config import Endpoint, PlantConfig
 from bevforge.devices import DeviceError, Driver
-from bevforge.domain import Actor, CommandStatus, DataType, Quality, Value, iso, utcnow
+from bevforge.domain import Actor, CommandStatus, DataType, Quality, Value, utcnow
 from bevforge.plant import Plant, value_matches
 from bevforge.store import Database
 
@@ -196,19 +196,7 @@ class CommandRunner(CommandLog):
             self._trip_done(command, status, error)
 
     def _publish(self, command: Command) -> None:
-        payload = {
-            "type": COMMAND_STATUS,
-            "commandId": command.id,
-            "status": command.status.value,
-            "actualValue": command.actual_value,
-            "completedAt": iso(command.completed_at or command.updated_at),
-            "endpointId": command.endpoint_id,
-            "requestedValue": command.requested_value,
-            "error": command.error,
-            "reasons": command.reasons,
-            "user": command.user,
-            "origin": command.origin,
-        }
+        payload = messages.command_status(command)
         node = self.plant.endpoints[command.endpoint_id].node
         self.bus.publish(COMMAND_STATUS, payload, node=node)
 

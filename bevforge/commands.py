@@ -31,6 +31,17 @@ from bevforge.domain import (
     coerce_value,
     utcnow,
 )
+from bevforge.errors import (
+    INVALID_COMMAND_ID,
+    INVALID_ENDPOINT_ID,
+    INVALID_VALUE,
+    NOT_WRITABLE,
+    OUT_OF_RANGE,
+    UNKNOWN_ENDPOINT,
+    BevForgeError,
+    Invalid,
+    NotFound,
+)
 from bevforge.plant import Plant
 from bevforge.store import Database
 
@@ -41,16 +52,9 @@ log = logging.getLogger(__name__)
 MAX_COMMAND_ID = 64
 
 
-class CommandRejected(Exception):
-    """The request itself is wrong (4xx): `field` names what, `status` is the HTTP code."""
-
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.field = field
-
+# A request wrong in itself is refused with a typed error (`Invalid`, or `NotFound` for an endpoint
+# that does not exist); the old name still catches every one of them.
+CommandRejected = BevForgeError
 
 
 class CommandService(CommandRunner):
@@ -70,9 +74,9 @@ class CommandService(CommandRunner):
                      check_interlocks: bool = True) -> tuple[Command, bool]:
         """Run a command request through validation and interlocks; return (command, created).
 
-        Raises CommandRejected for requests that are wrong in themselves (unknown endpoint, not
-        writable, bad value). A request blocked by an interlock is *not* an exception: it is a
-        stored command with status `blocked` and its reasons.
+        Raises `Invalid` / `NotFound` (old name: CommandRejected) for requests that are wrong in
+        themselves (unknown endpoint, not writable, bad value). A request blocked by an interlock is
+        *not* an exception: it is a stored command with status `blocked` and its reasons.
         """
         actor = actor or Actor()
         command_id = self._check_command_id(command_id)
@@ -87,12 +91,11 @@ class CommandService(CommandRunner):
         try:
             value = coerce_value(value, endpoint.data_type)
         except InvalidValue as exc:
-            raise CommandRejected(422, "invalid_value", exc.message, "value") from None
+            raise Invalid(exc.message, code=INVALID_VALUE, field="value") from None
         if endpoint.range is not None and not endpoint.range.min <= float(value) <= endpoint.range.max:
-            raise CommandRejected(
-                422, "out_of_range",
+            raise Invalid(
                 f"value {value} is outside {endpoint.name}'s range {endpoint.range.min:g}…{endpoint.range.max:g}",
-                "value",
+                code=OUT_OF_RANGE, field="value",
             )
         now = utcnow()
         command = Command(
@@ -143,20 +146,20 @@ class CommandService(CommandRunner):
         if command_id is None:
             return None
         if not isinstance(command_id, str) or not command_id.strip():
-            raise CommandRejected(422, "invalid_command_id", "commandId must be a non-empty string", "commandId")
+            raise Invalid("commandId must be a non-empty string", code=INVALID_COMMAND_ID, field="commandId")
         if len(command_id) > MAX_COMMAND_ID:
-            raise CommandRejected(422, "invalid_command_id",
-                                  f"commandId must be at most {MAX_COMMAND_ID} characters", "commandId")
+            raise Invalid(f"commandId must be at most {MAX_COMMAND_ID} characters", code=INVALID_COMMAND_ID,
+                          field="commandId")
         return command_id
 
     def _check_endpoint(self, endpoint_id: Any) -> Endpoint:
         if isinstance(endpoint_id, bool) or not isinstance(endpoint_id, int):
-            raise CommandRejected(422, "invalid_endpoint_id", "endpointId must be an integer", "endpointId")
+            raise Invalid("endpointId must be an integer", code=INVALID_ENDPOINT_ID, field="endpointId")
         endpoint = self.plant.endpoints.get(endpoint_id)
         if endpoint is None:
-            raise CommandRejected(404, "unknown_endpoint", f"no endpoint with id {endpoint_id}", "endpointId")
+            raise NotFound(f"no endpoint with id {endpoint_id}", code=UNKNOWN_ENDPOINT, field="endpointId")
         if not endpoint.writable:
-            raise CommandRejected(422, "not_writable", f"endpoint {endpoint.name} is read-only", "endpointId")
+            raise Invalid(f"endpoint {endpoint.name} is read-only", code=NOT_WRITABLE, field="endpointId")
         return endpoint
 
     # -- safety ----------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from bevforge.errors import INVALID_VALUE, Invalid
+
 Value = bool | int | float
 
 
@@ -19,18 +21,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def iso(ts: datetime | None) -> str | None:
-    """ISO-8601 in UTC with a trailing Z, as the seed's messages show timestamps."""
-    if ts is None:
-        return None
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def __getattr__(name: str) -> Any:
+    """`domain.iso` / `domain.iso_epoch` moved to `bevforge.messages`; the old import path still answers."""
+    if name in ("iso", "iso_epoch"):
+        from bevforge import messages
 
-
-def iso_epoch(ts: float | None) -> str | None:
-    """ISO-8601 for an epoch-seconds timestamp (how history rows store time)."""
-    return None if ts is None else iso(datetime.fromtimestamp(ts, UTC))
+        return getattr(messages, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Quality(StrEnum):
@@ -89,13 +86,13 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
-class InvalidValue(ValueError):
-    """A value that does not fit an endpoint; `field` names what is wrong for the API answer."""
+class InvalidValue(Invalid, ValueError):
+    """A value that does not fit an endpoint (`invalid_value`); `field` names what is wrong."""
+
+    code = INVALID_VALUE
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+        super().__init__(message, field=field)
 
 
 def coerce_value(value: Any, data_type: DataType, *, field: str = "value") -> Value:
@@ -147,14 +144,9 @@ class EndpointState:
     seq: int = 0  # increments on every change; lets waiters detect a fresh sample
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "endpointId": self.endpoint_id,
-            "value": self.value,
-            "quality": self.quality.value,
-            "sourceTimestamp": iso(self.source_time),
-            "timestamp": iso(self.server_time),
-            "error": self.error,
-        }
+        from bevforge.messages import state_view  # messages builds from these types: imported when used
+
+        return state_view(self)
 
 
 @dataclass(slots=True)

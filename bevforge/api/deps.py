@@ -30,10 +30,10 @@ def actor_for_request(conn: HTTPConnection) -> Actor:
 
 def require_role(conn: HTTPConnection, role: str) -> Actor:
     """The actor behind the request, if its role is at least `role`; 403 otherwise."""
-    from bevforge.api.errors import ApiError
     from bevforge.auth import ROLE_RANK
+    from bevforge.errors import FORBIDDEN, Forbidden
 
     actor = actor_for_request(conn)
     if ROLE_RANK.get(actor.role, -1) < ROLE_RANK[role]:
-        raise ApiError(403, "forbidden", f"this needs the {role} role; you are {actor.role}")
+        raise Forbidden(f"this needs the {role} role; you are {actor.role}", code=FORBIDDEN)
     return actor

@@ -1,8 +1,13 @@
-"""The one error format of every HTTP answer: {"error": code, "message": text, "field": path}."""
+"""The REST translator: every HTTP error answer is `{"error": code, "message": text, "field": path}`.
+
+The core raises `bevforge.errors` classes; this module alone turns them into a status and a body
+(and FastAPI's validation errors, 404/405 and unexpected exceptions into the same shape).
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 from datetime import datetime
 from typing import Annotated, Any
@@ -13,6 +18,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse as _StarletteJSONResponse
 from pydantic import WithJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from bevforge import errors
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +37,42 @@ class JSONResponse(_StarletteJSONResponse):
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None,
-                 headers: dict[str, str] | None = None, **extra: Any) -> None:
-        super().__init__(message)
-        self.headers = headers
-        self.status = status
-        self.code = code
-        self.message = message
-        self.field = field
-        self.extra = extra
+# The REST translator: the class of a typed error decides the status; nothing else does.
+STATUS: tuple[tuple[type[errors.BevForgeError], int], ...] = (
+    (errors.Invalid, 422), (errors.Malformed, 400), (errors.Unauthorized, 401), (errors.Forbidden, 403),
+    (errors.NotFound, 404), (errors.Conflict, 409), (errors.TooLarge, 413), (errors.TooManyRequests, 429),
+    (errors.Unavailable, 503),
+)
+_STATUS_ERROR: dict[int, type[errors.BevForgeError]] = {status: cls for cls, status in STATUS}
+
+
+def status_of(exc: errors.BevForgeError) -> int:
+    """The HTTP status of a typed error: its class (or the nearest base) in STATUS; 500 for none."""
+    return next((status for cls, status in STATUS if isinstance(exc, cls)), 500)
+
+
+def headers_of(exc: errors.BevForgeError) -> dict[str, str] | None:
+    """HTTP headers an error implies: the Bearer challenge of a missing sign-in, Retry-After of a cap."""
+    if isinstance(exc, errors.Unauthorized) and exc.code == errors.UNAUTHORIZED:
+        return {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, errors.TooManyRequests) and exc.retry_after_s is not None:
+        return {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
+    return None
+
+
+def error_response(exc: errors.BevForgeError) -> JSONResponse:
+    """The one REST answer of a typed error: status from its class, body `{error, message, field, ...extra}`."""
+    return JSONResponse(error_body(exc.code, exc.message, exc.field, **exc.extra), status_code=status_of(exc),
+                        headers=headers_of(exc))
+
+
+def ApiError(status: int, code: str, message: str, field: str | None = None,  # noqa: N802
+             headers: dict[str, str] | None = None, **extra: Any) -> errors.BevForgeError:
+    """Deprecated: the typed error for an HTTP status, for code written before `bevforge.errors`.
+
+    Raise `bevforge.errors` classes instead; kept so a branch that still says `ApiError(...)` merges.
+    """
+    return _STATUS_ERROR.get(status, errors.BevForgeError)(message, code=code, field=field, **extra)
 
 
 def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -128,24 +161,24 @@ def allowed_methods(request: Request) -> str | None:
 
 def install_error_handlers(app: FastAPI) -> None:
     document_errors(app)
-    @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.field, **exc.extra), status_code=exc.status,
-                            headers=exc.headers)
+    @app.exception_handler(errors.BevForgeError)
+    async def _typed(_request: Request, exc: errors.BevForgeError) -> JSONResponse:
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": field_path(e["loc"]), "message": e["msg"]} for e in exc.errors()]
-        first = errors[0] if errors else {"field": None, "message": "invalid request"}
+        problems = [{"field": field_path(e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        first = problems[0] if problems else {"field": None, "message": "invalid request"}
         return JSONResponse(
-            error_body("invalid_request", f"{first['field']}: {first['message']}", first["field"], errors=errors),
+            error_body(errors.INVALID_REQUEST, f"{first['field']}: {first['message']}", first["field"],
+                       errors=problems),
             status_code=422,
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden",
-                413: "too_large"}.get(exc.status_code, "http_error")
+        code = {404: errors.NOT_FOUND, 405: errors.METHOD_NOT_ALLOWED, 401: errors.UNAUTHORIZED,
+                403: errors.FORBIDDEN, 413: errors.TOO_LARGE}.get(exc.status_code, errors.HTTP_ERROR)
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:
             headers["Allow"] = allowed_methods(_request) or headers.get("Allow", "")
@@ -155,4 +188,4 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Never a traceback to a user: log it here, answer in the one format.
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body("internal_error", "internal error; see the server log"), status_code=500)
+        return JSONResponse(error_body(errors.INTERNAL_ERROR, "internal error; see the server log"), status_code=500)

@@ -13,11 +13,28 @@ from sqlmodel import select
 
 from bevforge import history, interlocks
 from bevforge.api.deps import actor_for_request, runtime_of
-from bevforge.api.errors import ApiError, JSONResponse, TimeQuery
+from bevforge.api.errors import JSONResponse, TimeQuery
 from bevforge.api.security import enforce, requires
-from bevforge.commands import CommandRejected
 from bevforge.config import Endpoint
 from bevforge.domain import CommandStatus, InvalidValue, Quality, Reading, coerce_value, iso, iso_epoch
+from bevforge.errors import (
+    INVALID_ENDPOINT_ID,
+    INVALID_JSON,
+    INVALID_QUALITY,
+    INVALID_REQUEST,
+    INVALID_TIMESTAMP,
+    INVALID_VALUE,
+    MISSING_FIELD,
+    OUT_OF_RANGE,
+    TOO_LARGE,
+    UNKNOWN_COMMAND,
+    UNKNOWN_ENDPOINT,
+    UNKNOWN_FIELD,
+    Invalid,
+    Malformed,
+    NotFound,
+    TooLarge,
+)
 from bevforge.store import TelemetryReading
 
 router = APIRouter(prefix="/api/os", default_response_class=JSONResponse, dependencies=[Depends(enforce)])
@@ -70,11 +87,11 @@ async def json_body(request: Request, *, optional: bool = False) -> Any:
     if not raw.strip():
         if optional:
             return {}
-        raise ApiError(422, "invalid_request", "request body must be a JSON object", "body")
+        raise Invalid("request body must be a JSON object", code=INVALID_REQUEST, field="body")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise ApiError(400, "invalid_json", "request body is not valid JSON", "body") from None
+        raise Malformed("request body is not valid JSON", code=INVALID_JSON, field="body") from None
 
 
 # -- endpoints and tiles -------------------------------------------------------------------------
@@ -141,7 +158,7 @@ def _visible_endpoint(request: Request, endpoint_id: int, field: str) -> Endpoin
     actor = actor_for_request(request)
     endpoint = rt.plant.endpoints.get(endpoint_id)
     if endpoint is None or (actor.nodes is not None and endpoint.node not in actor.nodes):
-        raise ApiError(404, "unknown_endpoint", f"no endpoint with id {endpoint_id}", field)
+        raise NotFound(f"no endpoint with id {endpoint_id}", code=UNKNOWN_ENDPOINT, field=field)
     return endpoint
 
 
@@ -155,17 +172,17 @@ async def ingest(request: Request) -> dict[str, Any]:
     if isinstance(body, dict) and "readings" in body:
         items = body["readings"]
         if not isinstance(items, list):
-            raise ApiError(422, "invalid_request", "readings must be a list", "readings")
+            raise Invalid("readings must be a list", code=INVALID_REQUEST, field="readings")
         if len(items) > MAX_BATCH:
-            raise ApiError(413, "too_large", f"at most {MAX_BATCH} readings per batch", "readings")
+            raise TooLarge(f"at most {MAX_BATCH} readings per batch", code=TOO_LARGE, field="readings")
         extra = set(body) - {"readings"}
         if extra:
-            raise ApiError(422, "unknown_field", f"unknown field {sorted(extra)[0]!r}", sorted(extra)[0])
+            raise Invalid(f"unknown field {sorted(extra)[0]!r}", code=UNKNOWN_FIELD, field=sorted(extra)[0])
         prefix = "readings"
     elif isinstance(body, dict):
         items, prefix = [body], None
     else:
-        raise ApiError(422, "invalid_request", "body must be a reading or {readings: [...]}", "body")
+        raise Invalid("body must be a reading or {readings: [...]}", code=INVALID_REQUEST, field="body")
     readings = [_parse_reading(rt, item, f"{prefix}[{i}]" if prefix else "") for i, item in enumerate(items)]
     accepted = rt.plant.ingest(readings)
     # Let the live consumers woken by this ingest write their frames before the answer goes out:
@@ -182,36 +199,36 @@ def _parse_reading(rt: Any, item: Any, where: str) -> Reading:
         return f"{where}.{field}" if where else field
 
     if not isinstance(item, dict):
-        raise ApiError(422, "invalid_request", "a reading must be an object", where or "body")
+        raise Invalid("a reading must be an object", code=INVALID_REQUEST, field=where or "body")
     unknown = set(item) - _READING_KEYS
     if unknown:
         key = sorted(unknown)[0]
-        raise ApiError(422, "unknown_field", f"unknown field {key!r}", name(key))
+        raise Invalid(f"unknown field {key!r}", code=UNKNOWN_FIELD, field=name(key))
     endpoint_id = item.get("endpointId")
     if isinstance(endpoint_id, bool) or not isinstance(endpoint_id, int):
-        raise ApiError(422, "invalid_endpoint_id", "endpointId must be an integer", name("endpointId"))
+        raise Invalid("endpointId must be an integer", code=INVALID_ENDPOINT_ID, field=name("endpointId"))
     endpoint = rt.plant.endpoints.get(endpoint_id)
     if endpoint is None:
-        raise ApiError(422, "unknown_endpoint", f"no endpoint with id {endpoint_id}", name("endpointId"))
+        raise Invalid(f"no endpoint with id {endpoint_id}", code=UNKNOWN_ENDPOINT, field=name("endpointId"))
     quality_raw = item.get("quality", "good")
     try:
         quality = Quality(quality_raw)
     except ValueError:
-        raise ApiError(422, "invalid_quality", "quality must be good, uncertain or bad", name("quality")) from None
+        raise Invalid("quality must be good, uncertain or bad", code=INVALID_QUALITY, field=name("quality")) from None
     if "value" not in item:
-        raise ApiError(422, "missing_field", "value is required", name("value"))
+        raise Invalid("value is required", code=MISSING_FIELD, field=name("value"))
     value = item["value"]
     if value is None:
         if quality is Quality.GOOD:
-            raise ApiError(422, "invalid_value", "value may be null only with quality bad", name("value"))
+            raise Invalid("value may be null only with quality bad", code=INVALID_VALUE, field=name("value"))
     else:
         try:
             value = coerce_value(value, endpoint.data_type, field=name("value"))
         except InvalidValue as exc:
-            raise ApiError(422, "invalid_value", exc.message, name("value")) from None
+            raise Invalid(exc.message, code=INVALID_VALUE, field=name("value")) from None
         if endpoint.range is not None and not endpoint.range.min <= float(value) <= endpoint.range.max:
-            raise ApiError(422, "out_of_range", f"{value} is outside {endpoint.name}'s range "
-                           f"{endpoint.range.min:g}…{endpoint.range.max:g}", name("value"))
+            raise Invalid(f"{value} is outside {endpoint.name}'s range "
+                           f"{endpoint.range.min:g}…{endpoint.range.max:g}", code=OUT_OF_RANGE, field=name("value"))
     source_time = _parse_time(item.get("timestamp"), name("timestamp"))
     return Reading(endpoint_id, value, quality, source_time=source_time,
                    error=None if quality is Quality.GOOD else "reported by sender")
@@ -221,11 +238,11 @@ def _parse_time(raw: Any, field: str) -> datetime | None:
     if raw is None:
         return None
     if not isinstance(raw, str):
-        raise ApiError(422, "invalid_timestamp", "timestamp must be an ISO-8601 string", field)
+        raise Invalid("timestamp must be an ISO-8601 string", code=INVALID_TIMESTAMP, field=field)
     try:
         ts = datetime.fromisoformat(raw)
     except ValueError:
-        raise ApiError(422, "invalid_timestamp", "timestamp must be an ISO-8601 string", field) from None
+        raise Invalid("timestamp must be an ISO-8601 string", code=INVALID_TIMESTAMP, field=field) from None
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
@@ -291,24 +308,21 @@ async def post_command(request: Request) -> JSONResponse:
     rt = runtime_of(request)
     body = await json_body(request)
     if not isinstance(body, dict):
-        raise ApiError(422, "invalid_request", "body must be an object {endpointId, value, commandId?}", "body")
+        raise Invalid("body must be an object {endpointId, value, commandId?}", code=INVALID_REQUEST, field="body")
     unknown = set(body) - {"endpointId", "value", "commandId"}
     if unknown:
         key = sorted(unknown)[0]
-        raise ApiError(422, "unknown_field", f"unknown field {key!r}", key)
+        raise Invalid(f"unknown field {key!r}", code=UNKNOWN_FIELD, field=key)
     for key in ("endpointId", "value"):
         if key not in body:
-            raise ApiError(422, "missing_field", f"{key} is required", key)
+            raise Invalid(f"{key} is required", code=MISSING_FIELD, field=key)
     actor = actor_for_request(request)
     if isinstance(body["endpointId"], int) and not isinstance(body["endpointId"], bool):
         endpoint = rt.plant.endpoints.get(body["endpointId"])
         if endpoint is not None and actor.nodes is not None and endpoint.node not in actor.nodes:
-            raise ApiError(404, "unknown_endpoint", f"no endpoint with id {body['endpointId']}", "endpointId")
-    try:
-        command, created = await rt.commands.submit(body["endpointId"], body["value"], body.get("commandId"),
-                                                    actor=actor, origin="api")
-    except CommandRejected as exc:
-        raise ApiError(exc.status, exc.code, exc.message, exc.field) from None
+            raise NotFound(f"no endpoint with id {body['endpointId']}", code=UNKNOWN_ENDPOINT, field="endpointId")
+    command, created = await rt.commands.submit(body["endpointId"], body["value"], body.get("commandId"),
+                                                actor=actor, origin="api")
     payload = command.as_dict()
     if command.status is CommandStatus.BLOCKED:
         payload["error"] = "blocked"
@@ -324,7 +338,7 @@ async def get_command(request: Request, command_id: str) -> dict[str, Any]:
     command = await rt.commands.find(command_id)
     actor = actor_for_request(request)
     if command is None or (actor.nodes is not None and rt.config.node_of(command.endpoint_id) not in actor.nodes):
-        raise ApiError(404, "unknown_command", f"no command with id {command_id}", "command_id")
+        raise NotFound(f"no command with id {command_id}", code=UNKNOWN_COMMAND, field="command_id")
     return command.as_dict()
 
 

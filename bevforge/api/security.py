@@ -12,8 +12,8 @@ from typing import Any
 from fastapi import Request
 
 from bevforge.api.deps import runtime_of, station_of
-from bevforge.api.errors import ApiError
 from bevforge.auth import ROLE_RANK, SESSION_COOKIE
+from bevforge.errors import FORBIDDEN, UNAUTHORIZED, Forbidden, Unauthorized
 
 PUBLIC = "public"
 ROLE_KEY = "x-required-role"
@@ -53,7 +53,6 @@ async def enforce(request: Request) -> None:
     if role == PUBLIC:
         return
     if actor is None:
-        raise ApiError(401, "unauthorized", "sign in (session cookie) or send 'Authorization: Bearer <token>'",
-                       headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized("sign in (session cookie) or send 'Authorization: Bearer <token>'", code=UNAUTHORIZED)
     if ROLE_RANK.get(actor.role, -1) < ROLE_RANK[role]:
-        raise ApiError(403, "forbidden", f"this needs the {role} role; you are {actor.role}")
+        raise Forbidden(f"this needs the {role} role; you are {actor.role}", code=FORBIDDEN)
