@@ -19,9 +19,11 @@ from nicegui.client import Client
 from bevforge.alarm_states import TransitionRefused
 from bevforge.alarms import AlarmNotFound
 from bevforge.domain import Actor
+from bevforge.errors import BevForgeError
 from bevforge.runtime import Runtime
 from ui import session
 from ui.controls import tag
+from ui.errors import notify_error
 from ui.theme import SEVERITY_ORDER, SEVERITY_SHAPES
 
 SHELF_TIMES = {"15 MIN": 15 * 60, "1 H": 3600, "8 H": 8 * 3600}  # operators: timed shelves only
@@ -54,8 +56,8 @@ def _stable() -> ui.element:
     return ui.context.client.layout
 
 
-def _refused(what: str, exc: Exception) -> None:
-    ui.notify(f"{what}: {exc}", type="warning", close_button="OK")
+def _refused(what: str, exc: BevForgeError) -> None:
+    notify_error(what, exc)
 
 
 def ack_now(runtime: Runtime, client: Client, alarm_id: int, comment: str | None = None) -> bool:

@@ -16,8 +16,9 @@ from bevforge.api.deps import actor_for_request, runtime_of
 from bevforge.api.errors import JSONResponse, TimeQuery
 from bevforge.api.security import enforce, requires
 from bevforge.config import Endpoint
-from bevforge.domain import CommandStatus, InvalidValue, Quality, Reading, coerce_value, iso, iso_epoch
+from bevforge.domain import CommandStatus, InvalidValue, Quality, Reading, coerce_value
 from bevforge.errors import (
+    BLOCKED,
     INVALID_ENDPOINT_ID,
     INVALID_JSON,
     INVALID_QUALITY,
@@ -35,6 +36,7 @@ from bevforge.errors import (
     NotFound,
     TooLarge,
 )
+from bevforge.messages import endpoint_view, history_reading, history_rollup
 from bevforge.store import TelemetryReading
 
 router = APIRouter(prefix="/api/os", default_response_class=JSONResponse, dependencies=[Depends(enforce)])
@@ -95,31 +97,6 @@ async def json_body(request: Request, *, optional: bool = False) -> Any:
 
 
 # -- endpoints and tiles -------------------------------------------------------------------------
-
-def endpoint_view(endpoint: Endpoint, state: Any) -> dict[str, Any]:
-    return {
-        "endpointId": endpoint.id,
-        "name": endpoint.name,
-        "label": endpoint.display_name,
-        "node": endpoint.node,
-        "kind": endpoint.kind.value,
-        "unit": endpoint.unit,
-        "dataType": endpoint.data_type.value,
-        "writable": endpoint.writable,
-        "critical": endpoint.critical,
-        "range": {"min": endpoint.range.min, "max": endpoint.range.max} if endpoint.range else None,
-        "safeValue": endpoint.safe_value,
-        "feedbackEndpointId": endpoint.feedback_id,
-        "pollIntervalS": endpoint.poll_interval_s,
-        "staleAfterS": endpoint.stale_after,
-        "value": state.value if state.quality is not Quality.BAD else None,
-        "lastValue": state.value,
-        "quality": state.quality.value,
-        "timestamp": iso(state.server_time),
-        "sourceTimestamp": iso(state.source_time),
-        "error": state.error,
-    }
-
 
 @router.get("/tiles", summary="Tiles with their endpoints' current values", openapi_extra=requires("viewer"))
 async def get_tiles(request: Request) -> list[dict[str, Any]]:
@@ -277,16 +254,13 @@ async def get_telemetry(
             return list(session.exec(statement).all())
 
     rows = await rt.db.read(query)
-    readings = [(r.server_ts, {"endpointId": r.endpoint_id, "value": r.value, "quality": r.quality,
-                               "timestamp": iso_epoch(r.server_ts), "sourceTimestamp": iso_epoch(r.source_ts)})
+    readings = [(r.server_ts, history_reading(r.endpoint_id, r.value, r.quality, r.server_ts, r.source_ts))
                 for r in rows]
     if len(rows) < limit:  # the range may reach back past the raw retention window: add its rollups
         ids = [endpointId] if endpointId is not None else visible
         rollups = await rt.db.read(history.rollup_points, rt.db.engine, ids, since, until, limit - len(rows))
-        readings += [(p["minute_ts"], {"endpointId": p["endpoint_id"], "value": p["average"], "quality": "good",
-                                       "timestamp": iso_epoch(p["minute_ts"]), "sourceTimestamp": None,
-                                       "rollup": {"periodS": 60, "minimum": p["minimum"], "maximum": p["maximum"],
-                                                  "samples": p["samples"]}})
+        readings += [(p["minute_ts"], history_rollup(p["endpoint_id"], p["minute_ts"], p["average"], p["minimum"],
+                                                     p["maximum"], p["samples"]))
                      for p in rollups]
         readings.sort(key=lambda item: item[0])
     else:
@@ -325,7 +299,7 @@ async def post_command(request: Request) -> JSONResponse:
                                                 actor=actor, origin="api")
     payload = command.as_dict()
     if command.status is CommandStatus.BLOCKED:
-        payload["error"] = "blocked"
+        payload["error"] = BLOCKED
         payload["message"] = command.error
         return JSONResponse(payload, status_code=409)
     return JSONResponse(payload, status_code=202 if created else 200)
