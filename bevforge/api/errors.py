@@ -129,6 +129,7 @@ def document_errors(app: FastAPI) -> None:
         if app.openapi_schema is None:
             schema = generate()
             schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+            _inline_body_refs(schema)
             for schemas in ("HTTPValidationError", "ValidationError"):
                 schema["components"]["schemas"].pop(schemas, None)
             error = {"description": "Error: {error, message, field}",
@@ -159,6 +160,69 @@ def allowed_methods(request: Request) -> str | None:
     return next((methods for pattern, methods in table if pattern.match(path)), None)
 
 
+# Codes a body model's own validators may raise (PydanticCustomError type): passed through as they are.
+BODY_CODES = frozenset({errors.INVALID_VALUE, errors.INVALID_ENDPOINT_ID, errors.INVALID_COMMAND_ID,
+                        errors.INVALID_QUALITY, errors.INVALID_TIMESTAMP, errors.OUT_OF_RANGE, errors.TOO_LARGE})
+
+
+def body_error(problems: list[dict[str, Any]]) -> errors.BevForgeError:
+    """A declared body model's validation errors → the one error the hand-parsed bodies answered.
+
+    Not JSON → 400 invalid_json; no object → invalid_request on `body`; then unknown fields first
+    (alphabetically: unknown_field), then missing ones (missing_field), then the first wrong value
+    (its validator's own code, else invalid_request naming the field, e.g. `readings[3].value`).
+    """
+    if any(p["type"] == "json_invalid" for p in problems):
+        return errors.Malformed("request body is not valid JSON", code=errors.INVALID_JSON, field="body")
+    whole = [p for p in problems if len(p["loc"]) == 1]
+    if whole:  # no body at all, or one that is not an object
+        empty = whole[0]["type"] == "missing"
+        message = "request body must be a JSON object" if empty else "body must be a JSON object"
+        return errors.Invalid(message, code=errors.INVALID_REQUEST, field="body")
+    extra = sorted((p for p in problems if p["type"] == "extra_forbidden"), key=lambda p: field_path(p["loc"]))
+    if extra:
+        field = field_path(extra[0]["loc"])
+        return errors.Invalid(f"unknown field {str(extra[0]['loc'][-1])!r}", code=errors.UNKNOWN_FIELD, field=field)
+    missing = [p for p in problems if p["type"] == "missing"]
+    first = missing[0] if missing else problems[0]
+    field = field_path(first["loc"])
+    if first["type"] == "missing":
+        return errors.Invalid(f"{first['loc'][-1]} is required", code=errors.MISSING_FIELD, field=field)
+    if first["type"] in BODY_CODES:
+        return errors.Invalid(first["msg"], code=first["type"], field=field)
+    return errors.Invalid(f"{field}: {first['msg']}", code=errors.INVALID_REQUEST, field=field)
+
+
+def _inline_body_refs(schema: dict[str, Any]) -> None:
+    """Request bodies stand on their own in OpenAPI (as the hand-documented ones did): a body
+    model's `$ref` is replaced by its schema, and the component dropped when nothing else uses it."""
+    components = schema.get("components", {}).get("schemas", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+                return inline(components[ref.removeprefix("#/components/schemas/")])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    inlined: set[str] = set()
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                ref = media.get("schema", {}).get("$ref", "")
+                if ref.startswith("#/components/schemas/"):
+                    inlined.add(ref.removeprefix("#/components/schemas/"))
+                    media["schema"] = inline(media["schema"])
+    rest = orjson.dumps({k: v for k, v in schema.items() if k != "components"} | {
+        "components": {"schemas": {k: v for k, v in components.items() if k not in inlined}}}).decode()
+    for name in inlined:
+        if f'"#/components/schemas/{name}"' not in rest:
+            components.pop(name, None)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     document_errors(app)
     @app.exception_handler(errors.BevForgeError)
@@ -167,6 +231,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        body = [e for e in exc.errors() if e.get("loc") and e["loc"][0] == "body"]
+        if body:
+            return error_response(body_error(body))
         problems = [{"field": field_path(e["loc"]), "message": e["msg"]} for e in exc.errors()]
         first = problems[0] if problems else {"field": None, "message": "invalid request"}
         return JSONResponse(
@@ -177,8 +244,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: errors.NOT_FOUND, 405: errors.METHOD_NOT_ALLOWED, 401: errors.UNAUTHORIZED,
-                403: errors.FORBIDDEN, 413: errors.TOO_LARGE}.get(exc.status_code, errors.HTTP_ERROR)
+        code = {400: errors.INVALID_JSON, 404: errors.NOT_FOUND, 405: errors.METHOD_NOT_ALLOWED,
+                401: errors.UNAUTHORIZED, 403: errors.FORBIDDEN, 413: errors.TOO_LARGE,
+                }.get(exc.status_code, errors.HTTP_ERROR)
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:
             headers["Allow"] = allowed_methods(_request) or headers.get("Allow", "")

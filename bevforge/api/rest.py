@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, WrapValidator
 from sqlmodel import select
 
 from bevforge import history, interlocks
@@ -57,10 +57,24 @@ class IngestBatch(BaseModel):
     readings: list[ReadingIn] = Field(max_length=MAX_BATCH)
 
 
+def _checked_by_the_core(value: Any, _handler: Any) -> Any:
+    """Documented type, checked by the command pipeline: the same checks and words as /ws and the
+    screens get (an endpoint's own data type decides what a good value is)."""
+    return value
+
+
+ByTheCore = WrapValidator(_checked_by_the_core)
+
+
 class CommandIn(BaseModel):
-    endpointId: int
-    value: bool | int | float
-    commandId: str | None = Field(default=None, max_length=64)
+    # POST /command's declared body: unknown fields refused here, the values checked by
+    # `CommandService.submit`. (A comment, not a docstring: it would become OpenAPI text.)
+    # additionalProperties stays out of the documented schema, as the hand-parsed body had it
+    model_config = ConfigDict(extra="forbid", json_schema_extra=lambda schema: schema.pop("additionalProperties"))
+
+    endpointId: Annotated[int, ByTheCore]
+    value: Annotated[bool | int | float, ByTheCore]
+    commandId: Annotated[str | None, ByTheCore] = Field(default=None, max_length=64)
 
 
 def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
@@ -275,27 +289,14 @@ def _aware_utc(ts: datetime) -> datetime:
 
 # -- commands ------------------------------------------------------------------------------------
 
-@router.post("/command", summary="Send a command (202 queued, 409 blocked by an interlock)",
-             status_code=202, openapi_extra=body_schema(CommandIn) | requires("operator"),
-             responses={200: {"description": "The same commandId was sent before: its current state"}})
-async def post_command(request: Request) -> JSONResponse:
+async def post_command(request: Request, body: CommandIn) -> JSONResponse:
     rt = runtime_of(request)
-    body = await json_body(request)
-    if not isinstance(body, dict):
-        raise Invalid("body must be an object {endpointId, value, commandId?}", code=INVALID_REQUEST, field="body")
-    unknown = set(body) - {"endpointId", "value", "commandId"}
-    if unknown:
-        key = sorted(unknown)[0]
-        raise Invalid(f"unknown field {key!r}", code=UNKNOWN_FIELD, field=key)
-    for key in ("endpointId", "value"):
-        if key not in body:
-            raise Invalid(f"{key} is required", code=MISSING_FIELD, field=key)
     actor = actor_for_request(request)
-    if isinstance(body["endpointId"], int) and not isinstance(body["endpointId"], bool):
-        endpoint = rt.plant.endpoints.get(body["endpointId"])
+    if isinstance(body.endpointId, int) and not isinstance(body.endpointId, bool):
+        endpoint = rt.plant.endpoints.get(body.endpointId)
         if endpoint is not None and actor.nodes is not None and endpoint.node not in actor.nodes:
-            raise NotFound(f"no endpoint with id {body['endpointId']}", code=UNKNOWN_ENDPOINT, field="endpointId")
-    command, created = await rt.commands.submit(body["endpointId"], body["value"], body.get("commandId"),
+            raise NotFound(f"no endpoint with id {body.endpointId}", code=UNKNOWN_ENDPOINT, field="endpointId")
+    command, created = await rt.commands.submit(body.endpointId, body.value, body.commandId,
                                                 actor=actor, origin="api")
     payload = command.as_dict()
     if command.status is CommandStatus.BLOCKED:
@@ -303,6 +304,14 @@ async def post_command(request: Request) -> JSONResponse:
         payload["message"] = command.error
         return JSONResponse(payload, status_code=409)
     return JSONResponse(payload, status_code=202 if created else 200)
+
+
+# A body without a Content-Type is read as JSON, as before the body was declared (FastAPI's default
+# reads only application/json); the decorator cannot say so, hence add_api_route.
+router.add_api_route("/command", post_command, methods=["POST"],
+                     summary="Send a command (202 queued, 409 blocked by an interlock)", status_code=202,
+                     openapi_extra=requires("operator"), strict_content_type=False,
+                     responses={200: {"description": "The same commandId was sent before: its current state"}})
 
 
 @router.get("/commands/{command_id}", summary="One command with every lifecycle timestamp",
