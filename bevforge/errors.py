@@ -70,6 +70,7 @@ UNKNOWN_NODE = "unknown_node"
 USER_EXISTS = "user_exists"
 BAD_CREDENTIALS = "bad_credentials"
 TOO_MANY_ATTEMPTS = "too_many_attempts"
+PASSWORD_MISMATCH = "mismatch"
 
 
 class BevForgeError(Exception):
