@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from bevforge.messages import iso
 from bevforge.store import TelemetryReading, TelemetryRollup
 
 MAX_EXPORT_ROWS = 500_000
@@ -131,12 +132,6 @@ def export_csv(engine: Engine, endpoint_id: int, name: str, unit: str, since: da
     writer = csv.writer(buffer)
     writer.writerow(["timestamp_utc", "endpoint_id", "endpoint", "value", "unit", "quality", "source_timestamp_utc"])
     for server_time, value, quality, source_time in readings(engine, endpoint_id, since, until):
-        writer.writerow([_iso(server_time), endpoint_id, name, "" if value is None else repr(value), unit, quality,
-                         _iso(source_time) if source_time else ""])
+        writer.writerow([iso(server_time), endpoint_id, name, "" if value is None else repr(value), unit, quality,
+                         iso(source_time) if source_time else ""])
     return buffer.getvalue()
-
-
-def _iso(ts: datetime) -> str:
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
