@@ -1,9 +1,10 @@
 """The command pipeline's front door: validate → interlocks → queued (or blocked), and interlock trips.
 
 A command request from the UI, REST or `/ws` enters here. A request that is wrong in itself is
-refused (`CommandRejected`, a 4xx); one blocked by an interlock is stored as `blocked` with its
-reasons and never reaches a device; an allowed one is stored `queued` and handed to its output's
-worker. An interlock trip enters the same way, with the output's safe value and no interlock check.
+refused with a typed error (`Invalid`, or `NotFound` for no such endpoint); one blocked by an
+interlock is stored as `blocked` with its reasons and never reaches a device; an allowed one is
+stored `queued` and handed to its output's worker. An interlock trip enters the same way, with the
+output's safe value and no interlock check.
 The lifecycle after queueing is `command_runner.py`; the stored record and lookups `command_log.py`.
 This module keeps the names callers import from `bevforge.commands`.
 """

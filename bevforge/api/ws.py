@@ -21,7 +21,7 @@ from starlette.websockets import WebSocketState
 from bevforge import messages
 from bevforge.api.auth_hook import authenticate_ws, origin_allowed, presented_token
 from bevforge.api.deps import runtime_of
-from bevforge.api.errors import JSONResponse, error_body, status_of
+from bevforge.api.errors import error_response
 from bevforge.api.livefeed import Interest, reply
 from bevforge.api.ws_protocol import Protocol, RateLimiter, parse_frame
 from bevforge.bus import Subscriber, SubscriberClosed
@@ -108,8 +108,7 @@ async def _refuse(websocket: WebSocket, exc: BevForgeError) -> None:
     """Refuse a handshake with the REST translator's answer (or a bare 403 close where the server
     cannot send an HTTP answer on a WebSocket handshake)."""
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        await websocket.send_denial_response(
-            JSONResponse(error_body(exc.code, exc.message, exc.field, **exc.extra), status_code=status_of(exc)))
+        await websocket.send_denial_response(error_response(exc))
     else:
         await websocket.close(CLOSE_POLICY, exc.message)
 
