@@ -120,6 +120,18 @@ async def test_command_request_errors(server: LiveServer) -> None:
     assert (await server.http.get("/api/os/commands", params={"status": "bogus"})).json()["field"] == "status"
 
 
+async def test_a_command_body_is_read_only_as_json(server: LiveServer) -> None:
+    """The declared body model: JSON with no Content-Type still works; a text/plain or form body (what a
+    page on another site can post without a preflight) is refused before it reaches the pipeline."""
+    body = b'{"endpointId": %d, "value": true}' % HLT_HEATER
+    for content_type in ("text/plain", "application/x-www-form-urlencoded"):
+        r = await server.http.post("/api/os/command", content=body, headers={"content-type": content_type})
+        assert r.status_code == 422, content_type
+        assert (r.json()["error"], r.json()["field"]) == ("invalid_request", "body")
+    assert (await server.http.post("/api/os/command", content=body)).status_code in (202, 409)
+    assert len(await server.runtime.commands.query(HLT_HEATER, None, 10)) == 1  # only the JSON one arrived
+
+
 async def test_threshold_alarm_raise_ack_and_clear(server: LiveServer) -> None:
     server.sim.faults_for("hlt_controller").offline = True
     await server.http.post("/api/os/telemetry/ingest", json={"endpointId": HLT_TEMP, "value": 101.0})
