@@ -297,7 +297,7 @@ class Protocol:
                                   f"{self.interest.count}", code=TOO_MANY_SUBSCRIPTIONS, limit=limit,
                                   subscriptions=self.interest.count)
 
-    async def _subscribe(self, frame: SubscribeIn) -> None:
+    async def subscribe(self, frame: SubscribeIn) -> None:
         channel = frame.channel
         interest = self.interest
         if channel == "telemetry":
@@ -345,7 +345,7 @@ class Protocol:
         if command.status.is_final:
             followed.discard(command_id)
 
-    def _unsubscribe(self, frame: UnsubscribeIn) -> None:
+    def unsubscribe(self, frame: UnsubscribeIn) -> None:
         channel = frame.channel
         interest = self.interest
         if channel == "telemetry":
@@ -373,7 +373,7 @@ class Protocol:
 
     # -- commands --------------------------------------------------------------------------
 
-    async def _command(self, frame: CommandIn) -> None:
+    async def command(self, frame: CommandIn) -> None:
         """The same pipeline as POST /api/os/command; the sender follows the command's statuses."""
         command_id = frame.commandId if frame.commandId is not None else str(uuid.uuid4())
         if self.actor.role == "viewer":
@@ -420,14 +420,14 @@ async def _auth(protocol: Protocol, _frame: AuthIn) -> None:
 
 @handles("subscribe", SubscribeIn)
 async def _subscribe(protocol: Protocol, frame: SubscribeIn) -> None:
-    await protocol._subscribe(frame)
+    await protocol.subscribe(frame)
 
 
 @handles("unsubscribe", UnsubscribeIn)
 async def _unsubscribe(protocol: Protocol, frame: UnsubscribeIn) -> None:
-    protocol._unsubscribe(frame)
+    protocol.unsubscribe(frame)
 
 
 @handles("command", CommandIn)
 async def _command(protocol: Protocol, frame: CommandIn) -> None:
-    await protocol._command(frame)
+    await protocol.command(frame)
