@@ -20,12 +20,15 @@ run: $(VENV)/.installed
 	$(PY) main.py --port $(PORT)
 
 test: $(VENV)/.installed-test
+	$(VENV)/bin/lint-imports
 	bash scripts/ensure-chromium.sh
 	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q
 	$(PY) -m pytest tests/e2e -q -p no:asyncio -W ignore::pytest.PytestConfigWarning
 
+# Everything but the browser tests and the tests marked slow (pyproject.toml: markers).
 test-fast: $(VENV)/.installed-test
-	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q -m "not slow"
 
 test-e2e: $(VENV)/.installed-test
 	bash scripts/ensure-chromium.sh

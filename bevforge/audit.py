@@ -7,12 +7,15 @@ in order, so the journal's order is the order things happened.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bevforge.domain import Actor, utcnow
 from bevforge.journals import csv_text, newest_first
 from bevforge.messages import iso
-from bevforge.store import AuditRow, Database
+from bevforge.store.tables import AuditRow
+
+if TYPE_CHECKING:
+    from bevforge.store.writer import Database
 
 FIELDS = ("id", "time", "user", "role", "station", "action", "target", "old", "new", "result", "commandId", "detail")
 
@@ -23,9 +26,8 @@ class AuditLog:
 
     def record(self, actor: Actor, action: str, *, target: str | None = None, old: Any = None, new: Any = None,
                result: str = "ok", command_id: str | None = None, detail: str | None = None) -> None:
-        row = AuditRow(time=utcnow(), user=actor.user, role=actor.role, station=actor.station, action=action,
-                       target=target, old=old, new=new, result=result, command_id=command_id, detail=detail)
-        self.db.write_later(self._insert, row)
+        self.db.write_later(self._insert, entry(actor, action, target=target, old=old, new=new, result=result,
+                                                command_id=command_id, detail=detail))
 
     def _insert(self, row: AuditRow) -> None:
         with self.db.session() as session:
@@ -44,6 +46,13 @@ class AuditLog:
                 return [view(r) for r in session.exec(statement).all()]
 
         return await self.db.read(run)
+
+
+def entry(actor: Actor, action: str, *, target: str | None = None, old: Any = None, new: Any = None,
+          result: str = "ok", command_id: str | None = None, detail: str | None = None) -> AuditRow:
+    """One audit row, for a caller that stores it in its own transaction (a command with its record)."""
+    return AuditRow(time=utcnow(), user=actor.user, role=actor.role, station=actor.station, action=action,
+                    target=target, old=old, new=new, result=result, command_id=command_id, detail=detail)
 
 
 def view(row: AuditRow) -> dict[str, Any]:

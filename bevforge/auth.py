@@ -47,7 +47,8 @@ from bevforge.errors import (
 )
 from bevforge.messages import iso
 from bevforge.permissions import ROLE_RANK, ROLES
-from bevforge.store import Database, SessionRow, TokenRow, UserRow
+from bevforge.store.tables import SessionRow, TokenRow, UserRow
+from bevforge.store.writer import Database
 
 log = logging.getLogger(__name__)
 

@@ -276,6 +276,23 @@ class AuthSettings(Strict):
     login_window_s: float = Field(default=900, gt=0, description="… within this window before a lockout")
     login_lockout_s: float = Field(default=60, gt=0, description="first lockout; doubles while attacks go on")
     ws_auth_grace_s: float = Field(default=5, gt=0, description="an unauthenticated /ws is closed after this")
+    shelve_durations_s: dict[str, list[Annotated[float, Field(gt=0)]]] = Field(
+        default_factory=lambda: {"operator": [900.0, 3600.0, 28800.0]},
+        description="the timed shelves each role may choose (s); a role not listed has the list of the "
+                    "highest listed role below it",
+    )
+
+    @field_validator("shelve_durations_s")
+    @classmethod
+    def _known_roles(cls, value: dict[str, list[float]]) -> dict[str, list[float]]:
+        from bevforge.permissions import ROLES  # here: the role authority may itself read the config types
+
+        for role, durations in value.items():
+            if role not in ROLES:
+                raise ValueError(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
+            if not durations:
+                raise ValueError(f"{role}: at least one duration (or leave the role out)")
+        return value
 
 
 class SimulatorSettings(Strict):

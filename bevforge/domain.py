@@ -21,15 +21,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def __getattr__(name: str) -> Any:
-    """`domain.iso` / `domain.iso_epoch` moved to `bevforge.messages`; the old import path still answers."""
-    if name in ("iso", "iso_epoch"):
-        from bevforge import messages
-
-        return getattr(messages, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 class Quality(StrEnum):
     """OPC-style quality of a value; only GOOD values are ever shown as live."""
 
@@ -142,11 +133,7 @@ class EndpointState:
     server_time: datetime | None = None
     error: str | None = "never read"
     seq: int = 0  # increments on every change; lets waiters detect a fresh sample
-
-    def as_dict(self) -> dict[str, Any]:
-        from bevforge.messages import state_view  # messages builds from these types: imported when used
-
-        return state_view(self)
+    # Its wire form is `messages.state_view(state)` (messages builds from domain types, not the reverse).
 
 
 @dataclass(slots=True)
@@ -165,6 +152,16 @@ class Actor:
     @staticmethod
     def system() -> Actor:
         return Actor(user="system", station="plant", role="admin")
+
+
+def station_of(conn: Any) -> str:
+    """The station a request or socket comes from (its peer address), as actors and audit rows name it.
+
+    Takes any connection with a `client` (host, port) pair, so the API and the screens share it
+    without the screens importing the API layer.
+    """
+    client = getattr(conn, "client", None)
+    return client.host if client else "unknown"
 
 
 @dataclass(slots=True)

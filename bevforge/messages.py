@@ -19,8 +19,8 @@ from bevforge.bus import ALARM, COMMAND_STATUS, TELEMETRY
 from bevforge.domain import EndpointState, Quality
 
 if TYPE_CHECKING:  # types only: the modules defining these import this one
-    from bevforge.alarm_points import Alarm
-    from bevforge.command_log import Command
+    from bevforge.alarms.points import Alarm
+    from bevforge.commands.record import Command
     from bevforge.config import Endpoint
     from bevforge.errors import BevForgeError
 
@@ -80,7 +80,7 @@ def command_status(command: Command) -> dict[str, Any]:
         "type": COMMAND_STATUS, "commandId": command.id, "status": command.status.value,
         "actualValue": command.actual_value, "completedAt": iso(command.completed_at or command.updated_at),
         "endpointId": command.endpoint_id, "requestedValue": command.requested_value, "error": command.error,
-        "reasons": command.reasons, "user": command.user, "origin": command.origin,
+        "reasons": list(command.reasons), "user": command.user, "origin": command.origin,
     }
 
 

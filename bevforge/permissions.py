@@ -13,10 +13,10 @@ being unwritable) is shown only to actors without a node limit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 from bevforge.domain import Actor
-from bevforge.errors import Forbidden, NotFound
+from bevforge.errors import INVALID_VALUE, Forbidden, Invalid, NotFound
 
 ROLES = ("viewer", "operator", "technician", "admin")
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
@@ -60,3 +60,26 @@ def require_visible(actor: Actor, nodes: Iterable[str | None] | str | None, not_
     """Raise `not_found` when `actor` may not see it: a hidden thing and a missing one look the same."""
     if not may_see_nodes(actor, nodes):
         raise not_found
+
+
+def shelve_durations(actor: Actor, policy: Mapping[str, Sequence[float]]) -> tuple[float, ...]:
+    """The timed shelves (seconds) `actor` may choose: the configured list of their role, or of the
+    highest listed role below it (`auth.shelve_durations_s`); none for a role below every listed one."""
+    rank = ROLE_RANK.get(actor.role, -1)
+    for role in reversed(ROLES[: rank + 1]):
+        if role in policy:
+            return tuple(float(d) for d in policy[role])
+    return ()
+
+
+def require_shelve_duration(actor: Actor, duration_s: float, policy: Mapping[str, Sequence[float]],
+                            field: str = "durationS") -> None:
+    """Refuse (422 naming `field`) a timed shelf whose duration is not one configured for `actor`'s role."""
+    allowed = shelve_durations(actor, policy)
+    if any(abs(duration_s - d) < 1e-6 for d in allowed):
+        return
+    if not allowed:
+        raise Forbidden(f"the {actor.role} role may not shelve alarms")
+    shown = ", ".join(f"{d:g}" for d in allowed)
+    raise Invalid(f"{field} must be one of {shown} s for the {actor.role} role (got {duration_s:g})",
+                  code=INVALID_VALUE, field=field, allowed=list(allowed))

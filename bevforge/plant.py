@@ -20,13 +20,11 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from bevforge import interlocks, messages
-from bevforge.alarms import AlarmService
 from bevforge.bus import TELEMETRY, EventBus
-from bevforge.config import Endpoint, PlantConfig
 from bevforge.domain import (
-    DataType,
     EndpointState,
     InterlockVerdict,
     Quality,
@@ -35,8 +33,12 @@ from bevforge.domain import (
     Value,
     utcnow,
 )
-from bevforge.store import HistoryWriter
 from bevforge.tasks import repeat_every, stop_task
+
+if TYPE_CHECKING:
+    from bevforge.alarms import AlarmService
+    from bevforge.config import Endpoint, PlantConfig
+    from bevforge.store.writer import HistoryWriter
 
 log = logging.getLogger(__name__)
 
@@ -217,13 +219,3 @@ def _as_number(value: Value | None) -> float | None:
         return 1.0 if value else 0.0
     number = float(value)
     return number if math.isfinite(number) else None
-
-
-def value_matches(endpoint: Endpoint, requested: Value, actual: Value | None) -> bool:
-    """Readback comparison: exact for bool/int, within the endpoint's tolerance for floats."""
-    if actual is None:
-        return False
-    if endpoint.data_type is DataType.BOOL:
-        return bool(actual) == bool(requested)
-    tolerance = endpoint.tolerance or (1e-6 * max(1.0, abs(float(requested))))
-    return abs(float(actual) - float(requested)) <= tolerance

@@ -23,15 +23,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
 
-from bevforge.config import RetentionSettings
 from bevforge.domain import Severity
-from bevforge.store import Database, EndpointRow, TelemetryReading, TelemetryRollup
+from bevforge.store.tables import EndpointRow, TelemetryReading, TelemetryRollup
 from bevforge.tasks import stop_task
+
+if TYPE_CHECKING:
+    from bevforge.config import RetentionSettings
+    from bevforge.store.writer import Database
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ _RAW = TelemetryReading.__table__  # type: ignore[attr-defined]
 _ROLL = TelemetryRollup.__table__  # type: ignore[attr-defined]
 
 
-class AlarmSink(Protocol):
+class AlarmRaiser(Protocol):
     """What retention needs from the alarm service."""
 
     def raise_alarm(self, key: str, kind: str, severity: Severity, message: str) -> Any: ...
@@ -84,7 +87,7 @@ def sqlite_path(url: str) -> Path | None:
 class RetentionService:
     """Runs `run_once()` every `check_interval_s` from a task the runtime starts."""
 
-    def __init__(self, settings: RetentionSettings, db: Database, alarms: AlarmSink,
+    def __init__(self, settings: RetentionSettings, db: Database, alarms: AlarmRaiser,
                  clock: Callable[[], float] = time.time,
                  disk_usage: Callable[[Path], Any] = shutil.disk_usage) -> None:
         self.settings = settings

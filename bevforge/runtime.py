@@ -28,6 +28,7 @@ from bevforge.store import (
     fail_interrupted_commands,
     sync_endpoints,
 )
+from bevforge.store.queries import HistoryReader
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 5.0
@@ -56,9 +57,11 @@ class Runtime:
         self.audit = AuditLog(self.db)
         self.auth = AuthService(config, self.db, self.audit, host)
         self.bus = EventBus(history=config.realtime.sse_buffer, default_limit=config.realtime.queue_limit)
-        self.history = HistoryWriter(self.db, config.store.flush_interval_s, config.store.flush_rows)
-        self.alarms = AlarmService(config, self.bus, self.db)
-        self.plant = Plant(config, self.bus, self.history, self.alarms)
+        # the writer batches telemetry into the store; the reader answers trends and listings from it
+        self.history_writer = HistoryWriter(self.db, config.store.flush_interval_s, config.store.flush_rows)
+        self.history_reader = HistoryReader(self.db, self.history_writer)
+        self.alarms = AlarmService(config, self.bus, self.db, self.audit)
+        self.plant = Plant(config, self.bus, self.history_writer, self.alarms)
         self.alarms.states = self.plant.states
         self.alarms.device_online = self.plant.device_online
         self.drivers: dict[str, Driver] = {}
@@ -70,7 +73,6 @@ class Runtime:
             endpoints = [e for e in config.endpoints if e.device == device.id]
             self.drivers[device.id] = factory(device, endpoints, _Link(self.plant, device.id))
         self.commands = CommandService(config, self.plant, self.bus, self.db, self.alarms, self.drivers, self.audit)
-        self.alarms.audit = self.audit
         self.retention = RetentionService(config.retention, self.db, self.alarms)
         self.plant.trip_handler = self.commands.trip
         self.started_at: float | None = None
@@ -91,7 +93,7 @@ class Runtime:
         self.alarms.load()
         self.auth.load()
         self.alarms.start()
-        self.history.start()
+        self.history_writer.start()
         self.retention.start()
         self.plant.start()
         for driver in self.drivers.values():
@@ -103,7 +105,7 @@ class Runtime:
         so a stuck port or socket can never keep the plant from shutting down."""
         steps: list[tuple[str, Any]] = [(f"driver {d.device.id}", d.stop) for d in self.drivers.values()]
         steps += [("commands", self.commands.stop), ("plant", self.plant.stop), ("retention", self.retention.stop),
-                  ("alarms", self.alarms.stop), ("history", self.history.stop)]
+                  ("alarms", self.alarms.stop), ("history writer", self.history_writer.stop)]
         for name, stop in steps:
             try:
                 await asyncio.wait_for(stop(), STOP_TIMEOUT_S)
@@ -126,8 +128,8 @@ class Runtime:
             "uptimeS": round(time.monotonic() - self.started_at, 1) if self.started_at else 0.0,
             "site": self.config.site.name,
             "drivers": [d.status() for d in self.drivers.values()],
-            "database": {"url": self.db.url.split("://", 1)[0], "historyPending": self.history.pending,
-                         "rowsWritten": self.history.rows_written, "lastError": self.history.last_error,
+            "database": {"url": self.db.url.split("://", 1)[0], "historyPending": self.history_writer.pending,
+                         "rowsWritten": self.history_writer.rows_written, "lastError": self.history_writer.last_error,
                          "writeErrors": self.db.write_errors},
             "bus": {"published": self.bus.published, "subscribers": self.bus.subscriber_count},
             "readingsIngested": self.plant.readings_ingested,

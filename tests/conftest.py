@@ -1,18 +1,28 @@
-"""Fixtures shared by the suites: a live server over the default (simulated) brewhouse."""
+"""Fixtures shared by the suites: a live server over the tests' fixture brewhouse (simulated hardware).
+
+The suites build their plant from tests/fixtures/plant.yaml, never from the shipped config.yaml (the
+technician's sample, free to change). As a safety net, `python main.py` started by a test without
+`--config` also reads the fixture: BEVFORGE_CONFIG is set for the whole run.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.server import LiveServer, brewhouse_config, build_runtime, free_port
+from tests.support.server import PLANT_FIXTURE, LiveServer, brewhouse_config, build_runtime, free_port
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ["BEVFORGE_CONFIG"] = str(PLANT_FIXTURE)
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[LiveServer]:
-    """The default brewhouse on a real HTTP server with a real SQLite file in tmp_path."""
+    """The fixture brewhouse on a real HTTP server with a real SQLite file in tmp_path."""
     live = LiveServer(build_runtime(brewhouse_config(), tmp_path / "bevforge.db"), free_port())
     await live.start()
     await _wait_online(live)

@@ -16,17 +16,16 @@ from typing import Any
 from nicegui import ui
 from nicegui.client import Client
 
-from bevforge.alarm_states import TransitionRefused
-from bevforge.alarms import AlarmNotFound
+from bevforge import permissions
+from bevforge.alarms import AlarmNotFound, TransitionRefused
 from bevforge.domain import Actor
-from bevforge.errors import BevForgeError
+from bevforge.errors import BevForgeError, Forbidden, Invalid
 from bevforge.runtime import Runtime
 from ui import session
 from ui.controls import tag
 from ui.errors import notify_error
 from ui.theme import SEVERITY_ORDER, SEVERITY_SHAPES
 
-SHELF_TIMES = {"15 MIN": 15 * 60, "1 H": 3600, "8 H": 8 * 3600}  # operators: timed shelves only
 ONE_SHOT = 0
 Redraw = Callable[[], None] | None
 
@@ -92,7 +91,7 @@ def _attempt(client: Client, role: str, what: str, action: Callable[[Actor], obj
         return False
     try:
         action(actor)
-    except (AlarmNotFound, TransitionRefused) as exc:
+    except (AlarmNotFound, TransitionRefused, Invalid, Forbidden) as exc:
         _refused(refusal or what, exc)
     return True
 
@@ -102,8 +101,11 @@ def reset(runtime: Runtime, client: Client, alarm_id: int) -> None:
 
 
 async def shelve(runtime: Runtime, client: Client, rule_id: str, label: str, redraw: Redraw = None) -> None:
-    """Timed shelves (15 min, 1 h, 8 h) for operators; a one-shot shelf (until it clears) for technicians."""
-    choices = [(name, seconds, f"shelve-{seconds}") for name, seconds in SHELF_TIMES.items()]
+    """Timed shelves of the durations configured for the role (`auth.shelve_durations_s`: 15 min, 1 h,
+    8 h by default); a one-shot shelf (until it clears) for technicians."""
+    actor = session.seated(client)
+    durations = permissions.shelve_durations(actor, runtime.config.auth.shelve_durations_s) if actor else ()
+    choices = [(shelf_words(seconds), seconds, f"shelve-{seconds:g}") for seconds in durations]
     if session.may(session.seated(client), "technician"):
         choices.append(("ONE-SHOT", ONE_SHOT, "shelve-oneshot"))
     choice, comment = await ask(f"Shelve: {label}",
@@ -115,6 +117,15 @@ async def shelve(runtime: Runtime, client: Client, rule_id: str, label: str, red
     if _attempt(client, "technician" if choice == ONE_SHOT else "operator", "SHELVE",
                 lambda actor: runtime.alarms.shelve(rule_id, actor, float(choice) or None, comment or None)):
         _done(redraw)
+
+
+def shelf_words(seconds: float) -> str:
+    """A shelf duration as the button says it: 15 MIN, 1 H, 8 H, 90 S."""
+    if seconds % 3600 == 0:
+        return f"{seconds / 3600:g} H"
+    if seconds % 60 == 0:
+        return f"{seconds / 60:g} MIN"
+    return f"{seconds:g} S"
 
 
 def unshelve(runtime: Runtime, client: Client, rule_id: str, redraw: Redraw = None) -> None:

@@ -1,7 +1,7 @@
 """The alarm journal on screen (every transition with time and user, filters, CSV export) and the
 technician's alarm statistics (alarms per 10 minutes, top 10, chattering, stale > 24 h).
 
-Both read the database through `runtime.db.read` after a barrier, so a transition the screen was
+Both ask the alarm service, which reads the database after a barrier, so a transition the screen was
 just told about is already in what it reads. A node-limited user sees only their nodes' rows.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from nicegui import background_tasks, ui
 from nicegui.client import Client
 
-from bevforge import alarm_history
+from bevforge.alarms import history as alarm_history
 from bevforge.domain import Actor, utcnow
 from bevforge.runtime import Runtime
 from ui.controls import tag
@@ -78,10 +78,7 @@ class AlarmHistory:
                 "event": None if self.event.value == "all" else self.event.value}
 
     async def entries(self, limit: int) -> list[dict[str, Any]]:
-        await self.runtime.db.barrier()
-        filters = self._filters()
-        entries = await self.runtime.db.read(
-            lambda: alarm_history.history(self.runtime.db, limit=limit, **filters))
+        entries = await self.runtime.alarms.journal(limit=limit, **self._filters())
         allowed = visible_rules(self.runtime, self.actor)
         return entries if allowed is None else [e for e in entries if e["ruleId"] in allowed]
 
@@ -153,9 +150,7 @@ class AlarmStatistics:
 
     async def load(self) -> None:
         runtime = self.runtime
-        chattering = [p.key for p in runtime.alarms.points.values() if p.chattering]
-        await runtime.db.barrier()
-        stats = await runtime.db.read(alarm_history.statistics, runtime.db, chattering)
+        stats = await runtime.alarms.statistics()
         if self.client.is_deleted:
             return
         self.headline.text = (f"{stats['raisedLast24h']} alarms in 24 h · average {stats['averagePer10Minutes']} "

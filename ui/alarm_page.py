@@ -21,7 +21,7 @@ from bevforge.runtime import Runtime
 from ui import alarm_actions as act
 from ui import session
 from ui.alarm_journal import AlarmHistory, AlarmStatistics
-from ui.alarms import STATE_WORDS, AlarmSink, local_time, severity_chip, visible
+from ui.alarms import STATE_WORDS, AlarmViewSink, local_time, severity_chip, visible
 from ui.controls import tag
 from ui.theme import SEVERITY_COLOURS
 
@@ -33,7 +33,7 @@ def _button(label: str, marker: str, handler: Callable[[], Any], css: str = "") 
     tag(ui.button(label, on_click=handler).classes(f"bf-btn bf-control {css}"), marker)
 
 
-class AlarmPage(AlarmSink):
+class AlarmPage(AlarmViewSink):
     def __init__(self, runtime: Runtime, client: Client, actor: Actor) -> None:
         self.runtime = runtime
         self.client = client

@@ -54,7 +54,7 @@ def local_time(ts: datetime | None) -> str:
     return ts.astimezone().strftime("%H:%M:%S")
 
 
-class AlarmSink:
+class AlarmViewSink:
     """A LiveView sink that only cares about alarms: any alarm event redraws it from the service.
 
     Telemetry and command events pass by; the alarm screens read the alarm service's own state, so
@@ -74,7 +74,7 @@ class AlarmSink:
         raise NotImplementedError
 
 
-class AlarmBanner(AlarmSink):
+class AlarmBanner(AlarmViewSink):
     """Header counts of unacknowledged alarms by priority; a tap opens the alarm list."""
 
     def __init__(self, runtime: Runtime, actor: Actor, suffix: str = "") -> None:
@@ -103,7 +103,7 @@ class AlarmBanner(AlarmSink):
                 label.classes(add="bf-alarm-count-zero").style(remove=f"background:{SEVERITY_COLOURS[severity]}")
 
 
-class FloodBanner(AlarmSink):
+class FloodBanner(AlarmViewSink):
     """More than 10 new alarms in 10 minutes: say so, and name the first-out alarm to deal with first."""
 
     def __init__(self, runtime: Runtime, actor: Actor, suffix: str = "") -> None:
@@ -133,7 +133,7 @@ class FloodBanner(AlarmSink):
             self.box.set_visibility(True)
 
 
-class CriticalAlarmDialog(AlarmSink):
+class CriticalAlarmDialog(AlarmViewSink):
     """Opens on every screen while a critical alarm is unacknowledged; closes when all are acked.
 
     A viewer may not acknowledge: their dialog has CLOSE instead, which hides it on that screen

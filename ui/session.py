@@ -23,9 +23,8 @@ from nicegui import app as nicegui_app
 from nicegui import ui
 from nicegui.client import Client
 
-from bevforge.api.deps import station_of
 from bevforge.auth import ROLE_RANK, SESSION_COOKIE
-from bevforge.domain import Actor
+from bevforge.domain import Actor, station_of
 from ui import state
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """The /trends page: an endpoint's history as min/avg/max per bucket, appended live, CSV export.
 
-The database buckets the range (bevforge/history.py), so a 12 h brew day draws from ≤ 600 rows. New
+The database buckets the range (bevforge/store/queries.py), so a 12 h brew day draws from ≤ 600 rows. New
 readings fold into the newest bucket on the server side of the screen and the chart is redrawn at
 most once a second. Only GOOD values are drawn; buckets without a good sample stay gaps.
 """
@@ -14,10 +14,11 @@ from typing import Any
 
 from nicegui import ui
 
-from bevforge import history, messages
+from bevforge import messages
 from bevforge.config import Endpoint
 from bevforge.domain import Actor, EndpointState, Quality, utcnow
 from bevforge.runtime import Runtime
+from bevforge.store import queries
 from ui.controls import tag
 from ui.live import LiveView
 
@@ -101,10 +102,8 @@ class TrendView:
     async def load(self) -> None:
         """Query the shown range, bucketed by the database, and redraw."""
         since, until = self.window()
-        await self.runtime.history.flush()
-        buckets = await self.runtime.db.read(history.trend, self.runtime.db.engine, self.endpoint.id,
-                                             since, until, BUCKETS)
-        self.width = history.bucket_width(since, until, BUCKETS)
+        buckets = await self.runtime.history_reader.trend(self.endpoint.id, since, until, BUCKETS)
+        self.width = queries.bucket_width(since, until, BUCKETS)
         self.buckets = [[_ms(b.start), b.minimum, b.average, b.maximum, b.samples] for b in buckets]
         self.chart.options.update(self._options())
         self._draw(force=True)
@@ -196,9 +195,7 @@ class TrendView:
     async def export(self) -> None:
         """Download the raw samples of the shown range as CSV."""
         since, until = self.window()
-        await self.runtime.history.flush()
         endpoint = self.endpoint
-        text = await self.runtime.db.read(history.export_csv, self.runtime.db.engine, endpoint.id, endpoint.name,
-                                          endpoint.unit, since, until)
+        text = await self.runtime.history_reader.export_csv(endpoint.id, endpoint.name, endpoint.unit, since, until)
         stamp = until.strftime("%Y%m%dT%H%M%SZ")
         ui.download.content(text.encode(), f"{endpoint.name}_{stamp}.csv", "text/csv")

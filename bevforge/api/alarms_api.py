@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from bevforge import alarm_history
 from bevforge.alarms import STATES, Alarm, AlarmNotFound, AlarmService
+from bevforge.alarms import history as alarm_history
 from bevforge.api.deps import actor_for_request, require_role, runtime_of
 from bevforge.api.errors import CSV_ANSWER, JSONResponse, TimeQuery
 from bevforge.api.rest import body_schema, json_body
@@ -101,9 +101,8 @@ async def history(request: Request, since: TimeQuery = None, until: TimeQuery = 
                   limit: Annotated[int, Query(ge=1, le=100000)] = 1000,
                   format: Literal["json", "csv"] = "json") -> Any:
     rt = runtime_of(request)
-    await rt.db.barrier()
-    entries = await rt.db.read(lambda: alarm_history.history(rt.db, since=since, until=until, rule_id=ruleId,
-                                                             event=event, alarm_id=alarmId, limit=limit))
+    entries = await rt.alarms.journal(since=since, until=until, rule_id=ruleId, event=event, alarm_id=alarmId,
+                                      limit=limit)
     actor = actor_for_request(request)
     if actor.nodes is not None:
         visible = {p.key for p in rt.alarms.points.values() if p.node in actor.nodes}
@@ -118,9 +117,7 @@ async def history(request: Request, since: TimeQuery = None, until: TimeQuery = 
 async def stats(request: Request) -> dict[str, Any]:
     require_role(request, "technician")
     rt = runtime_of(request)
-    chattering = [p.key for p in rt.alarms.points.values() if p.chattering]
-    await rt.db.barrier()
-    return await rt.db.read(alarm_history.statistics, rt.db, chattering)
+    return await rt.alarms.statistics()
 
 
 @router.get("/definitions", summary="Alarm definitions with their runtime state and current limits",

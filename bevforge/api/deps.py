@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import HTTPConnection
 
-from bevforge.domain import Actor
+from bevforge.domain import Actor, station_of
+
+__all__ = ["actor_for_request", "require_role", "runtime_of", "station_of"]
 
 if TYPE_CHECKING:
     from bevforge.runtime import Runtime
@@ -14,10 +16,6 @@ if TYPE_CHECKING:
 
 def runtime_of(conn: HTTPConnection) -> Runtime:
     return conn.app.state.runtime
-
-
-def station_of(conn: HTTPConnection) -> str:
-    return conn.client.host if conn.client else "unknown"
 
 
 def actor_for_request(conn: HTTPConnection) -> Actor:

@@ -9,9 +9,8 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, WrapValidator
-from sqlmodel import select
 
-from bevforge import history, interlocks
+from bevforge import interlocks
 from bevforge.api.deps import actor_for_request, runtime_of
 from bevforge.api.errors import JSONResponse, TimeQuery
 from bevforge.api.security import enforce, requires
@@ -37,7 +36,6 @@ from bevforge.errors import (
     TooLarge,
 )
 from bevforge.messages import endpoint_view, history_reading, history_rollup
-from bevforge.store import TelemetryReading
 
 router = APIRouter(prefix="/api/os", default_response_class=JSONResponse, dependencies=[Depends(enforce)])
 
@@ -249,30 +247,15 @@ async def get_telemetry(
     rt = runtime_of(request)
     if endpointId is not None:
         _visible_endpoint(request, endpointId, "endpointId")
-    await rt.history.flush()
     actor = actor_for_request(request)
     visible = None if actor.nodes is None else [e.id for e in rt.config.endpoints if e.node in actor.nodes]
-
-    def query() -> list[TelemetryReading]:
-        statement = select(TelemetryReading)
-        if endpointId is not None:
-            statement = statement.where(TelemetryReading.endpoint_id == endpointId)
-        elif visible is not None:
-            statement = statement.where(TelemetryReading.endpoint_id.in_(visible))  # type: ignore[attr-defined]
-        if since is not None:
-            statement = statement.where(TelemetryReading.server_ts >= _aware_utc(since).timestamp())
-        if until is not None:
-            statement = statement.where(TelemetryReading.server_ts <= _aware_utc(until).timestamp())
-        statement = statement.order_by(TelemetryReading.server_ts.desc(), TelemetryReading.id.desc()).limit(limit)  # type: ignore[attr-defined,union-attr]
-        with rt.db.session() as session:
-            return list(session.exec(statement).all())
-
-    rows = await rt.db.read(query)
-    readings = [(r.server_ts, history_reading(r.endpoint_id, r.value, r.quality, r.server_ts, r.source_ts))
+    ids = [endpointId] if endpointId is not None else visible
+    rows = await rt.history_reader.recent_readings(ids, since, until, limit)
+    readings = [(r["server_ts"], history_reading(r["endpoint_id"], r["value"], r["quality"], r["server_ts"],
+                                                 r["source_ts"]))
                 for r in rows]
     if len(rows) < limit:  # the range may reach back past the raw retention window: add its rollups
-        ids = [endpointId] if endpointId is not None else visible
-        rollups = await rt.db.read(history.rollup_points, rt.db.engine, ids, since, until, limit - len(rows))
+        rollups = await rt.history_reader.rollup_points(ids, since, until, limit - len(rows))
         readings += [(p["minute_ts"], history_rollup(p["endpoint_id"], p["minute_ts"], p["average"], p["minimum"],
                                                      p["maximum"], p["samples"]))
                      for p in rollups]
@@ -280,11 +263,6 @@ async def get_telemetry(
     else:
         readings.reverse()
     return {"endpointId": endpointId, "count": len(readings), "readings": [r for _, r in readings]}
-
-
-def _aware_utc(ts: datetime) -> datetime:
-    """Query bounds without a zone are taken as UTC, the zone every stored timestamp is in."""
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 # -- commands ------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from playwright.sync_api import Browser, Page
 
-from tests.support.server import config_document, free_port
+from tests.support.server import PLANT_FIXTURE, config_document, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -40,14 +40,15 @@ def browser_type_launch_args() -> dict[str, Any]:
 
 
 class ServerProcess:
-    """`python main.py --port N --db sqlite:///…` as the operator would run it."""
+    """`python main.py --config FILE --port N --db sqlite:///…` as the operator would run it, on the tests'
+    fixture brewhouse unless given another config file."""
 
     def __init__(self, port: int, db_path: Path, log_path: Path, config_path: Path | None = None,
                  token: str | None = None) -> None:
         self.port = port
         self.db_path = db_path
         self.log_path = log_path
-        self.config_path = config_path
+        self.config_path = config_path or PLANT_FIXTURE
         self.headers = {"authorization": f"Bearer {token}"} if token else {}
         self.base_url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -57,7 +58,7 @@ class ServerProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "main.py", "--port", str(self.port), "--db", f"sqlite:///{self.db_path}",
-             "--log-level", "warning", *(["--config", str(self.config_path)] if self.config_path else [])],
+             "--log-level", "warning", "--config", str(self.config_path)],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.wait_ready()
 
@@ -127,7 +128,7 @@ def secured_server(tmp_path: Path) -> Iterator[ServerProcess]:
     """`auth: {mode: required}`, users created first with the CLI, an admin API token for checks."""
     doc = config_document()
     doc["auth"] = {"mode": "required"}
-    config = tmp_path / "config.yaml"
+    config = tmp_path / "plant.yaml"
     config.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     db_path = tmp_path / "bevforge.db"
     admin_cli(config, db_path, "user", "add", "brewer", "--role", "operator", "--password-stdin", password=PASSWORD)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -74,6 +75,7 @@ def check(text: str) -> None:
         assert isinstance(config, PlantConfig)
 
 
+@pytest.mark.slow  # 150 generated brewhouses, each parsed and checked: ~40-60 s
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated_documents())
 def test_mutated_brewhouse_configs_are_valid_or_clearly_refused(doc: dict[str, Any]) -> None:

@@ -39,6 +39,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]
         yield server
 
 
+@pytest.mark.slow  # schemathesis over every route: ~2 minutes
 def test_every_route_survives_schemathesis(served: ThreadedServer, tmp_path: Path) -> None:
     examples = os.environ.get("BEVFORGE_FUZZ_EXAMPLES", "25")
     result = subprocess.run(

@@ -128,6 +128,7 @@ def check_answer(frame: str | bytes, received: list[dict[str, Any]]) -> None:
         assert any(m["type"] == "error" for m in received), f"no error frame for {frame!r}: {received}"
 
 
+@pytest.mark.slow  # 400 generated frames over a real socket: ~12 s
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(message=plausible)
 def test_random_messages_get_answers_or_error_frames(client: Client, message: dict[str, Any]) -> None:

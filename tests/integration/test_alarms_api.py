@@ -34,7 +34,7 @@ async def test_ack_reaches_the_journal_with_user_and_comment(server: LiveServer)
 
 async def test_shelve_unshelve_and_service(server: LiveServer) -> None:
     await hot(server)
-    r = await server.http.post(f"/api/os/alarms/definitions/{RULE}/shelve", json={"durationS": 600, "comment": "x"})
+    r = await server.http.post(f"/api/os/alarms/definitions/{RULE}/shelve", json={"durationS": 900, "comment": "x"})
     assert r.status_code == 200 and r.json()["shelved"] == "timed" and r.json()["state"] == "shelved"
     summary = (await server.http.get("/api/os/alarms/summary")).json()
     assert summary["unacknowledged"]["critical"] == 0
@@ -47,6 +47,10 @@ async def test_shelve_unshelve_and_service(server: LiveServer) -> None:
     assert r.json()["outOfService"] is False
     bad = await server.http.post(f"/api/os/alarms/definitions/{RULE}/shelve", json={"durationS": -5})
     assert bad.status_code == 422 and bad.json()["field"] == "durationS"
+    for duration in (24 * 3600, 0.001):  # issue 13.8: not one of the configured 15 min, 1 h, 8 h
+        bad = await server.http.post(f"/api/os/alarms/definitions/{RULE}/shelve", json={"durationS": duration})
+        assert bad.status_code == 422 and bad.json()["field"] == "durationS", bad.json()
+        assert "900, 3600, 28800" in bad.json()["message"]
     assert (await server.http.post("/api/os/alarms/definitions/nope/shelve")).status_code == 404
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from tests.support.live import custom_server
-from tests.support.server import ROOT, LiveServer, wait_for_command
+from tests.support.server import PLANT_FIXTURE, ROOT, LiveServer, wait_for_command
 
 
 def required(**extra: Any) -> Any:
@@ -146,10 +147,13 @@ async def test_first_run_page_creates_the_first_admin_only_once(tmp_path: Path) 
 
 
 def run_main(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True, input=stdin,
-                          timeout=60)
+    """`python main.py …` on the fixture brewhouse unless `args` name another `--config`."""
+    env = {**os.environ, "BEVFORGE_CONFIG": str(PLANT_FIXTURE)}
+    return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          input=stdin, timeout=60)
 
 
+@pytest.mark.slow  # six `python main.py` runs, each a full interpreter start: ~50 s
 def test_cli_manages_users_and_tokens(tmp_path: Path) -> None:
     db = ["--db", f"sqlite:///{tmp_path / 'cli.db'}"]
     added = run_main("user", "add", "olga", "--role", "operator", "--nodes", "HLT,BK", "--password-stdin", *db,
@@ -168,7 +172,7 @@ def test_cli_manages_users_and_tokens(tmp_path: Path) -> None:
 
 def test_auth_mode_none_refused_off_loopback(tmp_path: Path) -> None:
     config = tmp_path / "open.yaml"
-    config.write_text((ROOT / "config.yaml").read_text(encoding="utf-8") + "\nauth: {mode: none}\n", encoding="utf-8")
+    config.write_text(PLANT_FIXTURE.read_text(encoding="utf-8") + "\nauth: {mode: none}\n", encoding="utf-8")
     r = run_main("--host", "0.0.0.0", "--config", str(config), "--data-dir", str(tmp_path))
     assert r.returncode == 2
     assert "refusing to start" in r.stderr and "auth.mode" in r.stderr and "Traceback" not in r.stderr

@@ -22,7 +22,9 @@ import yaml
 from pymodbus.client import AsyncModbusTcpClient
 
 from drivers.sim.ports import use_simulator_ports
-from tests.support.server import ROOT, config_document, free_port
+from tests.support.server import PLANT_FIXTURE, ROOT, config_document, free_port
+
+pytestmark = pytest.mark.slow  # each test starts main.py and/or the simulator as processes: ~10 s each
 
 HLT_HEATER, HLT_TEMPERATURE = 11, 10
 HLT_CONTROLLER_UNIT, RUN_COIL = 1, 0x0814
@@ -65,7 +67,7 @@ def write_config(tmp_path: Path, modbus_port: int, **simulator: Any) -> Path:
     use_simulator_ports(doc, modbus_port, str(tmp_path / "probe"))
     doc["simulator"].update(simulator)
     doc["store"] = {"flush_interval_s": 0.1}
-    path = tmp_path / "config.yaml"
+    path = tmp_path / "plant.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     return path
 
@@ -101,8 +103,8 @@ async def command(http: httpx.AsyncClient, endpoint_id: int, value: Any) -> dict
 @pytest.fixture
 async def standalone_sim(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
     port = free_port()
-    sim = await spawn("-m", "drivers.sim", "--modbus-port", str(port), "--probe-link", str(tmp_path / "probe"),
-                      "--watchdog-s", "1.5")
+    sim = await spawn("-m", "drivers.sim", "--config", str(PLANT_FIXTURE), "--modbus-port", str(port),
+                      "--probe-link", str(tmp_path / "probe"), "--watchdog-s", "1.5")
     await line_with(sim, "READY")
     try:
         yield sim, port

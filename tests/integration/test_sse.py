@@ -92,12 +92,18 @@ async def test_gap_older_than_the_buffer_resyncs_with_a_snapshot(tmp_path: Path)
     assert again["event"] == "resync"
 
 
-async def test_quiet_stream_gets_comment_keep_alives(tmp_path: Path) -> None:
+async def test_quiet_stream_gets_comment_keep_alives_and_stays_open(tmp_path: Path) -> None:
+    """A keep-alive is only worth sending on a stream that goes on: after it, the same stream still
+    delivers the next event (a stream that simply ended would fail here, not pass)."""
     async with (custom_server(tmp_path, realtime(sse_keepalive_s=0.05)) as server,
                 sse(server, "?channels=commands") as stream):
-        async for line in stream.lines:
-            if line == ": keep-alive":
-                break
+        await stream.comment("keep-alive")
+        await stream.comment("keep-alive")  # the stream stayed quiet, and open, for a second interval
+        r = await server.http.post("/api/os/command", json={"endpointId": HLT_SETPOINT, "value": 62})
+        command_id = r.json()["commandId"]
+        queued = await stream.expect(lambda e: e["event"] == "command_status" and e["data"]["commandId"] == command_id)
+    assert queued["data"]["status"] == "queued"
+    assert stream.comments.count("keep-alive") >= 2
 
 
 async def test_bad_filters_are_refused_with_the_error_format(server: LiveServer) -> None:

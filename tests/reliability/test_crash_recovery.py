@@ -45,6 +45,7 @@ import yaml
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import connect
 
+from drivers.sim.ports import use_simulator_ports
 from tests.support.server import ROOT, config_document, free_port
 
 KILLS = int(os.environ.get("BEVFORGE_CRASH_KILLS", "20"))
@@ -167,10 +168,13 @@ def is_stored(stored: dict[int, list[int]], endpoint_id: int, ms: int) -> bool:
     return i < len(values) and values[i] <= ms + 1  # the frame's ms and the row's float may round apart
 
 
+@pytest.mark.slow  # 20 kill -9 / restart cycles of main.py under load: minutes
 def test_kill_9_under_load_loses_nothing_answered(tmp_path: Path) -> None:
     doc = config_document()
+    # its own simulator port and pty: another server on the machine must not make start-up fail
+    use_simulator_ports(doc, free_port(), str(tmp_path / "probe"))
     doc["store"] = {"flush_interval_s": FLUSH_WINDOW_S}
-    config = tmp_path / "config.yaml"
+    config = tmp_path / "plant.yaml"
     config.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     db = tmp_path / "bevforge.db"
     log = tmp_path / "main.log"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 import websockets
 
 from tests.support.server import LiveServer, wait_for, wait_for_command
@@ -52,6 +53,7 @@ def comms_alarm(alarms: list[dict], device: str) -> dict | None:
     return next((a for a in alarms if a["kind"] == "comms" and a["ruleId"].endswith(device) and a["active"]), None)
 
 
+@pytest.mark.slow  # a fault campaign on three devices: ~20 s
 async def test_faults_on_three_devices_leave_the_fourth_and_every_screen_serving(server: LiveServer) -> None:
     sim, runtime = server.sim, server.runtime
     async with websockets.connect(server.ws_url) as ws:
@@ -116,6 +118,7 @@ async def test_faults_on_three_devices_leave_the_fourth_and_every_screen_serving
         assert (await command(server, HLT_SETPOINT, 65))["status"] == "succeeded"
 
 
+@pytest.mark.slow  # repeated drop / recover cycles: ~10 s
 async def test_a_flapping_device_recovers_every_time(server: LiveServer) -> None:
     sim, runtime = server.sim, server.runtime
     device, endpoint_ids = CELLAR

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, insert, select, text
 
-from bevforge import history
 from bevforge.config import ConfigError, parse_config
 from bevforge.retention import DAY_S, DISK_ALARM_KEY, minute_floor
 from bevforge.store import TelemetryReading, TelemetryRollup
+from bevforge.store import queries as history
 from tests.support.server import LiveServer, config_document
 
 HLT_TEMP = 10  # the default brewhouse's HLT and FV1 temperature probes

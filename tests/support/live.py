@@ -121,6 +121,17 @@ class SseStream:
                     event[key] = value.removeprefix(" ")
         raise AssertionError("stream ended")
 
+    async def comment(self, text: str) -> None:
+        """Read on until the comment line `: text`; fails if the stream ends first. For a quiet stream:
+        the lines of an event read on the way are not kept."""
+        async with asyncio.timeout(GUARD_S):
+            async for line in self.lines:
+                if line.startswith(":"):
+                    self.comments.append(line[1:].strip())
+                    if self.comments[-1] == text:
+                        return
+        raise AssertionError("stream ended")
+
     async def expect(self, predicate: Callable[[dict[str, Any]], bool], seen: list[dict[str, Any]] | None = None
                      ) -> dict[str, Any]:
         while True:

@@ -19,9 +19,9 @@ from tests.support.server import config_document, free_port
 
 
 def ui_test_config() -> dict:
-    """The default brewhouse with short command timeouts, its simulator on a free port and a fresh pty
-    path; the cellar devices never time out by themselves, so a test can age their values
-    deliberately (stale, then bad)."""
+    """The fixture brewhouse (tests/fixtures/plant.yaml) with short command timeouts, its simulator on a
+    free port and a fresh pty path; the cellar devices never time out by themselves, so a test can age
+    their values deliberately (stale, then bad)."""
     doc = config_document()
     use_simulator_ports(doc, free_port(), str(Path(tempfile.mkdtemp(prefix="bevforge-ui-sim-")) / "probe"))
     doc["commands"] = {"readback_timeout_s": 1.0, "write_timeout_s": 2.0, "expiry_s": 10}

@@ -11,9 +11,9 @@ from pathlib import Path
 from nicegui.testing import User
 from sqlalchemy import insert
 
-from bevforge import history
 from bevforge.domain import Reading
 from bevforge.store import TelemetryReading, create_schema, make_engine
+from bevforge.store import queries as history
 from tests.ui.support import online, runtime, shows, until
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -73,7 +73,7 @@ async def test_trend_page_draws_history_appends_live_and_exports(user: User) -> 
     await user.open("/")
     await online()
     rt = runtime()
-    await until(lambda: rt.history.rows_written > 20)
+    await until(lambda: rt.history_writer.rows_written > 20)
     await user.open("/trends")
     summary = await shows(user, "trend-summary", "HLT temperature", "good samples")
     chart = next(iter(user.find(marker="trend-chart").elements))

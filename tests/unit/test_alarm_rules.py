@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from bevforge.alarm_rules import ConditionTracker
-from bevforge.alarm_states import AlarmEvent
+from bevforge.alarms.rules import ConditionTracker
+from bevforge.alarms.states import AlarmEvent
 from bevforge.config import AlarmRule
 
 

@@ -13,6 +13,7 @@ from sqlmodel import select
 from bevforge.alarms import AlarmService
 from bevforge.bus import EventBus
 from bevforge.domain import Actor, Quality, Reading, utcnow
+from bevforge.errors import Invalid
 from bevforge.plant import Plant
 from bevforge.store import AlarmJournalRow, Database, HistoryWriter, create_schema
 from tests.support.server import brewhouse_config
@@ -96,11 +97,11 @@ def test_timed_shelf_expires_and_reannunciates(rig: Rig) -> None:
     rig.feed(HLT_TEMP, 101.0)
     [alarm] = rig.standing("hlt_temperature_hihi")
     rig.alarms.ack(alarm["alarmId"], OPERATOR)
-    rig.alarms.shelve("hlt_temperature_hihi", OPERATOR, 60.0, "probe swap")
+    rig.alarms.shelve("hlt_temperature_hihi", OPERATOR, 900.0, "probe swap")
     assert rig.standing("hlt_temperature_hihi")[0]["state"] == "shelved"
-    rig.alarms.tick(0.0, utcnow() + timedelta(seconds=30))
+    rig.alarms.tick(0.0, utcnow() + timedelta(seconds=450))
     assert rig.standing("hlt_temperature_hihi")[0]["state"] == "shelved"
-    rig.alarms.tick(0.0, utcnow() + timedelta(seconds=61))
+    rig.alarms.tick(0.0, utcnow() + timedelta(seconds=901))
     assert rig.standing("hlt_temperature_hihi")[0]["state"] == "unacknowledged"
     events = [e for rule, e, _ in rig.journal() if rule == "hlt_temperature_hihi"]
     assert events[-3:] == ["shelved", "shelf_expired", "reannunciated"]
@@ -162,3 +163,25 @@ def test_out_of_service_alarm_is_not_annunciated(rig: Rig) -> None:
     assert rig.alarms.summary()["unacknowledged"]["critical"] == 0
     rig.alarms.set_in_service("hlt_temperature_hihi", True, Actor(user="tom", role="technician"))
     assert rig.alarms.summary()["unacknowledged"]["critical"] == 1
+
+
+@pytest.mark.parametrize("duration_s", [24 * 3600.0, 0.001, 600.0])
+def test_shelf_durations_come_from_the_role_policy(rig: Rig, duration_s: float) -> None:
+    with pytest.raises(Invalid) as refused:
+        rig.alarms.shelve("hlt_temperature_hihi", OPERATOR, duration_s)
+    assert refused.value.field == "durationS"
+    assert rig.alarms.points["hlt_temperature_hihi"].state.shelf is None
+
+
+def test_a_role_may_be_given_its_own_shelf_durations(tmp_path: Path) -> None:
+    def adjust(doc: dict[str, Any]) -> None:
+        doc.setdefault("auth", {})["shelve_durations_s"] = {"operator": [300], "technician": [300, 86400]}
+
+    rig = Rig(tmp_path, adjust)
+    technician = Actor(user="tom", station="desk", role="technician")
+    rig.alarms.shelve("hlt_temperature_hihi", technician, 86400.0)
+    assert rig.alarms.points["hlt_temperature_hihi"].state.shelf == "timed"
+    with pytest.raises(Invalid):
+        rig.alarms.shelve("mlt_temperature_lo", OPERATOR, 86400.0)
+    admin = Actor(user="ada", station="desk", role="admin")  # not listed: the technician's list
+    rig.alarms.shelve("mlt_temperature_lo", admin, 86400.0)

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bevforge.alarm_states import AlarmEvent as E
-from bevforge.alarm_states import DisplayState as D
-from bevforge.alarm_states import PointState, TransitionRefused, apply
+from bevforge.alarms.states import AlarmEvent as E
+from bevforge.alarms.states import DisplayState as D
+from bevforge.alarms.states import PointState, TransitionRefused, apply
 
 NORMAL = PointState()
 UNACK = PointState(active=True, acked=False)

@@ -1,4 +1,7 @@
-"""config.yaml errors name file, line and field; the default config is valid."""
+"""config.yaml errors name file, line and field; the tests' fixture brewhouse is valid.
+
+(The shipped sample config.yaml has its own test: tests/integration/test_shipped_sample.py.)
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from bevforge.config import ConfigError, load_config, parse_config
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.server import PLANT_FIXTURE, ROOT
 
 MINIMAL = """\
 nodes:
@@ -50,8 +52,8 @@ def test_minimal_config_is_valid() -> None:
     assert config.endpoint(10).stale_after == 3.0
 
 
-def test_default_config_is_valid() -> None:
-    config = load_config(ROOT / "config.yaml")
+def test_fixture_brewhouse_is_valid() -> None:
+    config = load_config(PLANT_FIXTURE)
     assert {n.id for n in config.nodes} >= {"HLT", "MLT", "BK", "FV1", "FV2"}
 
 
@@ -111,7 +113,7 @@ def test_not_a_mapping() -> None:
 
 
 def test_check_config_cli(tmp_path: Path) -> None:
-    good = subprocess.run([sys.executable, "main.py", "--check-config", "config.yaml"], cwd=ROOT,
+    good = subprocess.run([sys.executable, "main.py", "--check-config", str(PLANT_FIXTURE)], cwd=ROOT,
                           capture_output=True, text=True)
     assert good.returncode == 0, good.stderr
     assert "OK" in good.stdout
@@ -194,3 +196,13 @@ def test_check_config_reports_a_bad_address_at_its_line(tmp_path: Path) -> None:
     good = _check_config(tmp_path / "good.yaml", fixed.replace("BADX", "BADC").replace("pointt:", "point:"))
     assert good.returncode == 0, good.stderr
     assert "OK" in good.stdout
+
+
+def test_shelve_durations_name_known_roles() -> None:
+    config = parse_config(MINIMAL + "auth:\n  shelve_durations_s: {technician: [900, 86400]}\n")
+    assert config.auth.shelve_durations_s == {"technician": [900.0, 86400.0]}
+    assert parse_config(MINIMAL).auth.shelve_durations_s == {"operator": [900.0, 3600.0, 28800.0]}
+    [(_line, field, message)] = problems(MINIMAL + "auth:\n  shelve_durations_s: {brewer: [900]}\n")
+    assert field.startswith("auth.shelve_durations_s") and "unknown role 'brewer'" in message
+    [(_line, field, _message)] = problems(MINIMAL + "auth:\n  shelve_durations_s: {operator: [0]}\n")
+    assert field.startswith("auth.shelve_durations_s")

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from bevforge import messages
-from bevforge.alarm_points import Alarm
-from bevforge.alarm_states import PointState
-from bevforge.command_log import Command
+from bevforge.alarms.points import Alarm
+from bevforge.alarms.states import PointState
+from bevforge.commands.record import Command
 from bevforge.config import Endpoint
 from bevforge.domain import CommandStatus, EndpointState, Quality, Severity
 from bevforge.errors import INVALID_VALUE, Invalid
@@ -140,8 +140,6 @@ def test_iso_is_utc_with_milliseconds_and_a_z(ts: datetime | None, text: str | N
     assert messages.from_iso(text) == (None if ts is None else AT)
 
 
-def test_iso_epoch_and_the_old_import_path_agree() -> None:
-    from bevforge.domain import iso  # the old path still answers (moved to messages)
-
-    assert messages.iso_epoch(AT.timestamp()) == iso(AT) == "2025-12-27T06:00:01.250Z"
+def test_iso_epoch_agrees_with_iso() -> None:
+    assert messages.iso_epoch(AT.timestamp()) == messages.iso(AT) == "2025-12-27T06:00:01.250Z"
     assert messages.iso_epoch(None) is None

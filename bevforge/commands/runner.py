@@ -5,27 +5,35 @@ confirmed the value within the readback timeout. One command is in flight per ou
 commands run in order, setpoints are latest-wins (an older queued setpoint is superseded). A command
 that waited longer than its expiry is never sent, so clicks made while a screen was cut off are
 not replayed, and the interlocks are checked again just before sending. Every transition is stored
-(in order, on the DB writer thread), audited when final, and published.
+(in order, on the DB writer thread; a final one with its audit row in the same transaction) and
+published only once it is stored, so a screen never shows a status the record does not have.
 
-Kept apart from submission (`commands.py`) because this half talks to drivers and runs on its own
-tasks; submission only decides whether a request may join an output's queue.
+Kept apart from submission (`service.py`) because this half talks to drivers and runs on its own
+tasks; submission only decides whether a request may join an output's queue. The runner is handed
+the command record (`CommandLog`) and a callback for finished interlock trips when it is built.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from bevforge import interlocks, messages
-from bevforge.audit import AuditLog
+from bevforge.audit import entry
 from bevforge.bus import COMMAND_STATUS, EventBus
-from bevforge.command_log import Command, CommandLog, audit_value, shown_value
-from bevforge.config import Endpoint, PlantConfig
+from bevforge.commands.record import Command, CommandLog, audit_value, shown_value
 from bevforge.devices import DeviceError, Driver
 from bevforge.domain import Actor, CommandStatus, DataType, Quality, Value, utcnow
-from bevforge.plant import Plant, value_matches
-from bevforge.store import Database
+
+if TYPE_CHECKING:
+    from bevforge.audit import AuditLog
+    from bevforge.config import Endpoint, PlantConfig
+    from bevforge.plant import Plant
+
+TripDone = Callable[[Command, CommandStatus, "str | None"], None]
 
 # Logged under the service's name, as before the split, so log filters set up for it keep working.
 log = logging.getLogger("bevforge.commands")
@@ -40,13 +48,16 @@ class _Output:
         self.current: Command | None = None
 
 
-class CommandRunner(CommandLog):
+class CommandRunner:
     """Runs queued commands against the drivers and records every transition."""
 
-    def __init__(self, config: PlantConfig, plant: Plant, bus: EventBus, db: Database,
-                 drivers: dict[str, Driver], audit: AuditLog | None = None) -> None:
-        super().__init__(db)
+    def __init__(self, config: PlantConfig, plant: Plant, bus: EventBus, record: CommandLog,
+                 drivers: dict[str, Driver], audit: AuditLog | None = None,
+                 trip_done: TripDone | None = None) -> None:
+        self.record = record
+        self.db = record.db
         self.audit = audit
+        self.trip_done = trip_done
         self.config = config
         self.settings = config.commands
         self.plant = plant
@@ -71,6 +82,10 @@ class CommandRunner(CommandLog):
         return reasons
 
     # -- the per-output worker ------------------------------------------------------------
+
+    def enqueue(self, command: Command) -> None:
+        """Hand an accepted command to its output's worker (started on first use)."""
+        self._output(command.endpoint_id).queue.put_nowait(command)
 
     def _output(self, endpoint_id: int) -> _Output:
         output = self._outputs.get(endpoint_id)
@@ -168,7 +183,8 @@ class CommandRunner(CommandLog):
 
     # -- transitions -----------------------------------------------------------------------
 
-    def _transition(self, command: Command, status: CommandStatus) -> None:
+    def _transition(self, command: Command, status: CommandStatus, audit: Any = None) -> None:
+        """Record one transition and push it once it is stored (with `audit` in the same transaction)."""
         now = utcnow()
         command.status = status
         command.updated_at = now
@@ -178,34 +194,44 @@ class CommandRunner(CommandLog):
             command.acked_at = now
         elif status.is_final:
             command.completed_at = now
-        self.db.write_later(self._update, command.row())
-        self._publish(command)
+        payload, node = self.status_frame(command)
+        stored = replace(command, reasons=list(command.reasons))  # the command as this write stores it
+
+        def stored_then() -> None:  # lookups and screens see a status once it is in the database
+            self.record.remember(stored)
+            self.bus.publish(COMMAND_STATUS, payload, node=node)
+
+        self.db.write_later(self.record.update, command.row(), audit, then=stored_then)
 
     def _finish(self, command: Command, status: CommandStatus, *, error: str | None = None,
                 actual: Value | None = None) -> None:
         command.error = error
         if actual is not None:
             command.actual_value = actual
-        self._transition(command, status)
+        audit = None
         if self.audit is not None:
             endpoint = self.plant.endpoints[command.endpoint_id]
-            self.audit.record(Actor(user=command.user, station=command.station, role="-"), "command.result",
-                              target=endpoint.name, new=audit_value(command.actual_value), result=status.value,
-                              command_id=command.id, detail=error)
-        if command.origin == "interlock":
-            self._trip_done(command, status, error)
+            audit = entry(Actor(user=command.user, station=command.station, role="-"), "command.result",
+                          target=endpoint.name, new=audit_value(command.actual_value), result=status.value,
+                          command_id=command.id, detail=error)
+        self._transition(command, status, audit)
+        if command.origin == "interlock" and self.trip_done is not None:
+            self.trip_done(command, status, error)
 
-    def _publish(self, command: Command) -> None:
-        payload = messages.command_status(command)
-        node = self.plant.endpoints[command.endpoint_id].node
+    def status_frame(self, command: Command) -> tuple[dict[str, Any], str]:
+        """The `command_status` event of `command` as it is now (built by `messages`), and its node."""
+        return messages.command_status(command), self.plant.endpoints[command.endpoint_id].node
+
+    def publish(self, command: Command) -> None:
+        """Push `command`'s status now (the caller has stored it already)."""
+        payload, node = self.status_frame(command)
         self.bus.publish(COMMAND_STATUS, payload, node=node)
 
-    def _trip_done(self, command: Command, status: CommandStatus, error: str | None) -> None:
-        """A safe-state command of an interlock trip finished; `CommandService` settles its alarms."""
-
     def in_flight(self, endpoint_id: int) -> Command | None:
+        """The command an output is working on, as last stored (what a screen may be shown)."""
         output = self._outputs.get(endpoint_id)
-        return output.current if output else None
+        current = output.current if output else None
+        return None if current is None else self.record.stored(current.id) or current
 
     async def stop(self) -> None:
         self._closed = True
@@ -213,3 +239,13 @@ class CommandRunner(CommandLog):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def value_matches(endpoint: Endpoint, requested: Value, actual: Value | None) -> bool:
+    """Readback comparison: exact for bool/int, within the endpoint's tolerance for floats."""
+    if actual is None:
+        return False
+    if endpoint.data_type is DataType.BOOL:
+        return bool(actual) == bool(requested)
+    tolerance = endpoint.tolerance or (1e-6 * max(1.0, abs(float(requested))))
+    return abs(float(actual) - float(requested)) <= tolerance

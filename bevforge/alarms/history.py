@@ -1,17 +1,24 @@
-"""Queries over the alarm journal: filtered history, CSV export and the technician's statistics."""
+"""Queries over the alarm journal: filtered history, CSV export and the technician's statistics.
+
+The alarm package's read side on the database (the journal and closed occurrences); callers run
+these on a reader thread (`Database.read`).
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import select
 
 from bevforge.domain import utcnow
 from bevforge.journals import csv_text, newest_first
 from bevforge.messages import iso
-from bevforge.store import AlarmJournalRow, AlarmRow, Database
+from bevforge.store.tables import AlarmJournalRow, AlarmRow
+
+if TYPE_CHECKING:
+    from bevforge.store.writer import Database
 
 HIDDEN_STATES = ("suppressed", "shelved", "out_of_service")
 JOURNAL_FIELDS = ("id", "time", "alarmId", "ruleId", "event", "user", "comment", "value", "state", "priority",

@@ -12,15 +12,17 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bevforge import messages
-from bevforge.alarm_rules import ConditionTracker
-from bevforge.alarm_states import DisplayState, PointState
-from bevforge.config import AlarmRule
+from bevforge.alarms.states import DisplayState, PointState
 from bevforge.domain import Severity
 from bevforge.errors import UNKNOWN_ALARM, NotFound
-from bevforge.store import AlarmPointRow, AlarmRow
+from bevforge.store.tables import AlarmPointRow, AlarmRow
+
+if TYPE_CHECKING:
+    from bevforge.alarms.rules import ConditionTracker
+    from bevforge.config import AlarmRule
 
 STATES = tuple(s.value for s in DisplayState)
 

@@ -2,7 +2,11 @@
 
 Kept apart from the pipeline so the screens and `/ws` share one `Command` type without the
 machinery that runs it, and so the lookups (by id, by endpoint and status) read as what they are:
-the newest commands from memory (ahead of the DB writer thread), the rest from the database.
+the newest commands from memory, the rest from the database. What memory holds is each command as
+it was last stored (the runner hands it over once the write is committed), so a lookup, a snapshot
+or an idempotent repeat never shows a status the database does not have yet.
+A command's audit rows are written in the same transaction as the command row they describe, so
+the record and the audit journal can never disagree after a crash.
 """
 
 from __future__ import annotations
@@ -10,13 +14,16 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import select
 
 from bevforge import messages
 from bevforge.domain import CommandStatus, Value
-from bevforge.store import CommandRow, Database
+from bevforge.store.tables import AuditRow, CommandRow
+
+if TYPE_CHECKING:
+    from bevforge.store.writer import Database
 
 RECENT_KEPT = 10_000
 
@@ -70,22 +77,33 @@ class CommandLog:
         self.db = db
         self._recent: OrderedDict[str, Command] = OrderedDict()
 
-    def _remember(self, command: Command) -> None:
+    def remember(self, command: Command) -> None:
+        """Keep `command` (as stored) in memory so lookups need not ask the database."""
         self._recent[command.id] = command
         while len(self._recent) > RECENT_KEPT:
             self._recent.popitem(last=False)
 
-    def _insert(self, row: CommandRow) -> None:
+    def insert(self, row: CommandRow, audit: AuditRow | None = None) -> None:
+        """Store a new command and its audit row in one transaction (runs on the writer thread)."""
         with self.db.session() as session:
             session.add(row)
+            if audit is not None:
+                session.add(audit)
             session.commit()
 
-    def _update(self, row: CommandRow) -> None:
+    def update(self, row: CommandRow, audit: AuditRow | None = None) -> None:
+        """Store a transition, with the audit row of a final one, in one transaction (writer thread)."""
         with self.db.session() as session:
             session.merge(row)
+            if audit is not None:
+                session.add(audit)
             session.commit()
 
     # -- lookups ---------------------------------------------------------------------------
+
+    def stored(self, command_id: str) -> Command | None:
+        """The newest commands as last stored, from memory only (None: not among them)."""
+        return self._recent.get(command_id)
 
     async def find(self, command_id: str) -> Command | None:
         command = self._recent.get(command_id)

@@ -2,40 +2,53 @@
 
 Kept apart from the engine because these only look: the screens and REST routes ask them, nothing
 here changes a point. Open occurrences and the newest transitions come from memory (ahead of the DB
-writer); older ones from the database. The journal's history and statistics are `alarm_history.py`.
+writer); older ones from the database. The journal's history and statistics are `history.py`.
+The engine (open occurrences, points) and the recorder (newest transitions) are handed in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import select
 
-from bevforge.alarm_engine import AlarmEngine
-from bevforge.alarm_points import Alarm
+from bevforge.alarms.history import history as journal_history
+from bevforge.alarms.history import statistics as journal_statistics
+from bevforge.alarms.points import Alarm, limits_of
 from bevforge.domain import Severity
 from bevforge.messages import iso
-from bevforge.store import AlarmRow
+from bevforge.store.tables import AlarmRow
+
+if TYPE_CHECKING:
+    from bevforge.alarms.engine import AlarmEngine
+    from bevforge.alarms.recorder import AlarmRecorder
+    from bevforge.store.writer import Database
 
 
-class AlarmQueries(AlarmEngine):
+class AlarmQueries:
     """Occurrences and definitions as the API and the screens list them."""
 
+    def __init__(self, engine: AlarmEngine, recorder: AlarmRecorder, db: Database) -> None:
+        self.engine = engine
+        self.recorder = recorder
+        self.db = db
+
     def standing(self) -> list[Alarm]:
-        return sorted(self.current.values(), key=lambda a: a.id, reverse=True)
+        return sorted(self.engine.current.values(), key=lambda a: a.id, reverse=True)
 
     def summary(self, nodes: Iterable[str] | None = None) -> dict[str, Any]:
         allowed = set(nodes) if nodes is not None else None
         counts = {s.value: 0 for s in Severity}
-        for alarm in self.current.values():
+        for alarm in self.engine.current.values():
             if (allowed is None or alarm.node in allowed) and alarm.point.annunciated and not alarm.point.acked:
                 counts[alarm.severity.value] += 1
-        return {"unacknowledged": counts, "standing": len(self.current), "flood": self.flood,
-                "firstOutAlarmId": self.flood_first_out if self.flood else None}
+        return {"unacknowledged": counts, "standing": len(self.engine.current), "flood": self.engine.flood,
+                "firstOutAlarmId": self.engine.flood_first_out if self.engine.flood else None}
 
     async def get(self, alarm_id: int) -> Alarm | None:
-        alarm = self.current.get(alarm_id) or self._recent.get(alarm_id)
+        alarm = self.engine.current.get(alarm_id) or self.recorder.recent.get(alarm_id)
         if alarm is not None:
             return alarm
         row = await self.db.read(self._fetch_one, alarm_id)
@@ -56,8 +69,8 @@ class AlarmQueries(AlarmEngine):
         else:
             rows = await self.db.read(self._fetch_recent, limit * 5)
             merged = {r.id: Alarm.from_row(r) for r in rows}
-            merged.update(self._recent)
-            merged.update(self.current)
+            merged.update(self.recorder.recent)
+            merged.update(self.engine.current)
             alarms = sorted(merged.values(), key=lambda a: a.id, reverse=True)
             if state != "all":
                 alarms = [a for a in alarms if a.state == state]
@@ -68,7 +81,7 @@ class AlarmQueries(AlarmEngine):
 
     def definitions(self) -> list[dict[str, Any]]:
         out = []
-        for point in self.points.values():
+        for point in self.engine.points.values():
             if point.rule is None or point.momentary:
                 continue
             out.append({"ruleId": point.key, "kind": point.kind, "endpointId": point.endpoint_id,
@@ -76,6 +89,20 @@ class AlarmQueries(AlarmEngine):
                         "state": point.state.display.value,
                         "shelved": point.state.shelf, "shelvedUntil": iso(point.state.shelved_until),
                         "outOfService": point.state.out_of_service, "suppressed": point.state.suppressed,
-                        "chattering": point.chattering, "limits": self.limits_of(point),
+                        "chattering": point.chattering, "limits": limits_of(point),
                         "alarmId": point.occurrence.id if point.occurrence else None})
         return out
+
+    async def journal(self, *, since: datetime | None = None, until: datetime | None = None,
+                      rule_id: str | None = None, event: str | None = None, alarm_id: int | None = None,
+                      limit: int = 1000) -> list[dict[str, Any]]:
+        """The alarm journal, newest first, with every transition queued before the question."""
+        await self.db.barrier()
+        return await self.db.read(lambda: journal_history(self.db, since=since, until=until, rule_id=rule_id,
+                                                          event=event, alarm_id=alarm_id, limit=limit))
+
+    async def statistics(self) -> dict[str, Any]:
+        """The technician's alarm load statistics (`history.statistics`), chattering points from memory."""
+        chattering = [p.key for p in self.engine.points.values() if p.chattering]
+        await self.db.barrier()
+        return await self.db.read(journal_statistics, self.db, chattering)

@@ -5,8 +5,11 @@ refused with a typed error (`Invalid`, or `NotFound` for no such endpoint); one 
 interlock is stored as `blocked` with its reasons and never reaches a device; an allowed one is
 stored `queued` and handed to its output's worker. An interlock trip enters the same way, with the
 output's safe value and no interlock check.
-The lifecycle after queueing is `command_runner.py`; the stored record and lookups `command_log.py`.
-This module keeps the names callers import from `bevforge.commands`.
+The service is composed at construction time: a `CommandLog` (the stored record and lookups,
+`record.py`) and a `CommandRunner` (the lifecycle after queueing, `runner.py`), each handed its
+collaborators in `__init__`; the service forwards to them and never reaches into their insides.
+An accepted command's row and its `command.request` audit row are stored in one transaction before
+the request is answered.
 """
 
 from __future__ import annotations
@@ -14,15 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
-from bevforge.alarms import AlarmService
-from bevforge.audit import AuditLog
-from bevforge.bus import EventBus
-from bevforge.command_log import Command, audit_value, shown_value
-from bevforge.command_runner import CommandRunner
-from bevforge.config import Endpoint, PlantConfig
-from bevforge.devices import Driver
+from bevforge.audit import entry
+from bevforge.commands.record import Command, CommandLog, audit_value, shown_value
+from bevforge.commands.runner import CommandRunner
 from bevforge.domain import (
     Actor,
     CommandStatus,
@@ -43,8 +43,15 @@ from bevforge.errors import (
     Invalid,
     NotFound,
 )
-from bevforge.plant import Plant
-from bevforge.store import Database
+
+if TYPE_CHECKING:
+    from bevforge.alarms import AlarmService
+    from bevforge.audit import AuditLog
+    from bevforge.bus import EventBus
+    from bevforge.config import Endpoint, PlantConfig
+    from bevforge.devices import Driver
+    from bevforge.plant import Plant
+    from bevforge.store.writer import Database
 
 __all__ = ["MAX_COMMAND_ID", "Command", "CommandRejected", "CommandService"]
 
@@ -58,15 +65,50 @@ MAX_COMMAND_ID = 64
 CommandRejected = BevForgeError
 
 
-class CommandService(CommandRunner):
+class CommandService:
     """Accepts, refuses or blocks command requests; drives tripped outputs to their safe value."""
 
     def __init__(self, config: PlantConfig, plant: Plant, bus: EventBus, db: Database,
                  alarms: AlarmService, drivers: dict[str, Driver], audit: AuditLog | None = None) -> None:
-        super().__init__(config, plant, bus, db, drivers, audit)
+        self.config = config
+        self.plant = plant
+        self.db = db
         self.alarms = alarms
+        self.audit = audit
+        self.record = CommandLog(db)
+        self.runner = CommandRunner(config, plant, bus, self.record, drivers, audit, trip_done=self._trip_done)
         self._submitting: dict[str, asyncio.Future[Command]] = {}
         self._tripping: set[int] = set()
+        self._trip_tasks: set[asyncio.Task[None]] = set()  # kept: a running trip is never collected mid-run
+        self._stopping = False
+
+    # -- the parts, as callers use them --------------------------------------------------------
+
+    async def find(self, command_id: str) -> Command | None:
+        return await self.record.find(command_id)
+
+    async def query(self, endpoint_id: int | None, status: CommandStatus | None, limit: int) -> list[Command]:
+        return await self.record.query(endpoint_id, status, limit)
+
+    def blockers(self, endpoint: Endpoint, value: Any) -> list[dict[str, Any]]:
+        return self.runner.blockers(endpoint, value)
+
+    def in_flight(self, endpoint_id: int) -> Command | None:
+        return self.runner.in_flight(endpoint_id)
+
+    @property
+    def trip_tasks(self) -> frozenset[asyncio.Task[None]]:
+        """The interlock trips under way (each kept here from its start until it ends)."""
+        return frozenset(self._trip_tasks)
+
+    async def stop(self) -> None:
+        """Cancel the interlock trips under way, then the output workers."""
+        self._stopping = True
+        trips = list(self._trip_tasks)
+        for task in trips:
+            task.cancel()
+        await asyncio.gather(*trips, return_exceptions=True)
+        await self.runner.stop()
 
     # -- submission ------------------------------------------------------------------------
 
@@ -82,7 +124,7 @@ class CommandService(CommandRunner):
         actor = actor or Actor()
         command_id = self._check_command_id(command_id)
         if command_id is not None:
-            existing = await self.find(command_id)
+            existing = await self.record.find(command_id)
             if existing is not None:
                 return existing, False
             pending = self._submitting.get(command_id)
@@ -115,14 +157,16 @@ class CommandService(CommandRunner):
                 command.error = "blocked: " + "; ".join(r["reason"] for r in reasons)
             else:
                 command.queued_at = now
-            await self.db.write(self._insert, command.row())
-            self._remember(command)
-            self._publish(command)
+            audit = None
             if self.audit is not None:
-                self.audit.record(actor, "command.request", target=endpoint.name,
-                                  old=audit_value(self.plant.states[endpoint.feedback_id].value), new=value,
-                                  result=command.status.value, command_id=command.id,
-                                  detail=command.error if command.status is CommandStatus.BLOCKED else origin)
+                audit = entry(actor, "command.request", target=endpoint.name,
+                              old=audit_value(self.plant.states[endpoint.feedback_id].value), new=value,
+                              result=command.status.value, command_id=command.id,
+                              detail=command.error if command.status is CommandStatus.BLOCKED else origin)
+            await self.db.write(self.record.insert, command.row(), audit)  # stored, with its audit row
+            stored = replace(command, reasons=list(command.reasons))  # the runner moves `command` on from here
+            self.record.remember(stored)
+            self.runner.publish(stored)
             if command.status is CommandStatus.BLOCKED:
                 self.alarms.raise_alarm(
                     f"blocked:{command.id}", "interlock_block", Severity.MEDIUM,
@@ -131,9 +175,9 @@ class CommandService(CommandRunner):
                     endpoint_id=endpoint.id, value=value, momentary=True,
                 )
             else:
-                self._output(endpoint.id).queue.put_nowait(command)
-            future.set_result(command)
-            return command, True
+                self.runner.enqueue(command)
+            future.set_result(stored)
+            return stored, True
         except BaseException as exc:
             if not future.done():
                 future.set_exception(exc)
@@ -181,7 +225,9 @@ class CommandService(CommandRunner):
             f"({'; '.join(verdict.failed_conditions)})",
             endpoint_id=endpoint.id, ref=verdict.rule_id,
         )
-        asyncio.get_running_loop().create_task(self._trip(endpoint))
+        task = asyncio.get_running_loop().create_task(self._trip(endpoint), name=f"interlock-trip-{endpoint.id}")
+        self._trip_tasks.add(task)
+        task.add_done_callback(lambda done: self._trip_ended(done, endpoint))
 
     async def _trip(self, endpoint: Endpoint) -> None:
         try:
@@ -189,7 +235,30 @@ class CommandService(CommandRunner):
                               check_interlocks=False)
         except Exception:
             log.exception("interlock trip of %s failed", endpoint.name)
-            self._tripping.discard(endpoint.id)
+            self._trip_failed(endpoint, "the safe-state command could not be submitted")
+
+    def _trip_ended(self, task: asyncio.Task[None], endpoint: Endpoint) -> None:
+        """A trip task ended: forget it; if it died instead of finishing, say so loudly (never silently)."""
+        self._trip_tasks.discard(task)
+        if task.cancelled():
+            if self._stopping:
+                log.warning("interlock trip of %s cancelled: shutting down", endpoint.name)
+                self._tripping.discard(endpoint.id)
+            else:
+                log.error("interlock trip of %s was cancelled", endpoint.name)
+                self._trip_failed(endpoint, "the trip was cancelled before the safe-state command was queued")
+            return
+        exc = task.exception()
+        if exc is not None:  # _trip catches Exception: this is a BaseException escaping a safety path
+            log.error("interlock trip of %s died: %r", endpoint.name, exc)
+            self._trip_failed(endpoint, f"the trip task died: {exc!r}")
+
+    def _trip_failed(self, endpoint: Endpoint, why: str) -> None:
+        """The safe state was not commanded: critical alarm; the next reading tries the trip again."""
+        self._tripping.discard(endpoint.id)
+        self.alarms.raise_alarm(f"tripfail:{endpoint.id}", "interlock_trip", Severity.CRITICAL,
+                                f"Could not drive {endpoint.display_name} to its safe state: {why}",
+                                endpoint_id=endpoint.id)
 
     def _trip_done(self, command: Command, status: CommandStatus, error: str | None) -> None:
         endpoint = self.plant.endpoints[command.endpoint_id]

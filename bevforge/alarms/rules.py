@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from bevforge.alarm_states import AlarmEvent
-from bevforge.config import AlarmRule
+from bevforge.alarms.states import AlarmEvent
+
+if TYPE_CHECKING:
+    from bevforge.config import AlarmRule
 
 
 @dataclass

@@ -1,4 +1,7 @@
-"""Reading telemetry history back: downsampled trends and CSV export.
+"""The read side of the store: telemetry history back as trends, raw listings and CSV export.
+
+This is the store's public query layer: the REST routes and the screens read history through these
+functions (run on a reader thread with `Database.read`) and never build SQL themselves.
 
 A brew-day trend (12 h of a 0.5 s probe is ~86 000 rows) must draw as fast as a 15 min one, so the
 database does the bucketing: one GROUP BY over the (endpoint_id, server_ts) index returns at most
@@ -18,12 +21,16 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from bevforge.messages import iso
-from bevforge.store import TelemetryReading, TelemetryRollup
+from bevforge.store.tables import TelemetryReading, TelemetryRollup
+
+if TYPE_CHECKING:
+    from bevforge.store.writer import Database, HistoryWriter
 
 MAX_EXPORT_ROWS = 500_000
 
@@ -110,6 +117,21 @@ def rollup_points(engine: Engine, endpoint_ids: list[int] | None, since: datetim
         return [dict(row._mapping) for row in conn.execute(statement)]
 
 
+def recent_readings(engine: Engine, endpoint_ids: list[int] | None, since: datetime | None, until: datetime | None,
+                    limit: int) -> list[dict[str, float | int | str | None]]:
+    """The newest `limit` raw samples of the given endpoints (None: all) in a range, newest first."""
+    statement = select(_T.c.endpoint_id, _T.c.value, _T.c.quality, _T.c.server_ts, _T.c.source_ts)
+    if endpoint_ids is not None:
+        statement = statement.where(_T.c.endpoint_id.in_(endpoint_ids))
+    if since is not None:
+        statement = statement.where(_T.c.server_ts >= aware_utc(since).timestamp())
+    if until is not None:
+        statement = statement.where(_T.c.server_ts <= aware_utc(until).timestamp())
+    statement = statement.order_by(_T.c.server_ts.desc(), _T.c.id.desc()).limit(limit)
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(statement)]
+
+
 def readings(engine: Engine, endpoint_id: int, since: datetime, until: datetime,
              limit: int = MAX_EXPORT_ROWS) -> Iterator[tuple[datetime, float | None, str, datetime | None]]:
     """Raw samples (server time, value, quality, source time) in time order, every quality included."""
@@ -135,3 +157,36 @@ def export_csv(engine: Engine, endpoint_id: int, name: str, unit: str, since: da
         writer.writerow([iso(server_time), endpoint_id, name, "" if value is None else repr(value), unit, quality,
                          iso(source_time) if source_time else ""])
     return buffer.getvalue()
+
+
+class HistoryReader:
+    """Telemetry history as the API and the screens ask for it: each query on a reader thread.
+
+    Before reading it flushes the history writer's buffer, so a trend or a listing includes the
+    readings that arrived just before the question (read-your-writes), as the routes did by hand.
+    """
+
+    def __init__(self, db: Database, writer: HistoryWriter | None = None) -> None:
+        self.db = db
+        self.writer = writer
+
+    async def _fresh(self) -> None:
+        if self.writer is not None:
+            await self.writer.flush()
+
+    async def trend(self, endpoint_id: int, since: datetime, until: datetime, buckets: int = 600) -> list[Bucket]:
+        await self._fresh()
+        return await self.db.read(trend, self.db.engine, endpoint_id, since, until, buckets)
+
+    async def recent_readings(self, endpoint_ids: list[int] | None, since: datetime | None, until: datetime | None,
+                              limit: int) -> list[dict[str, float | int | str | None]]:
+        await self._fresh()
+        return await self.db.read(recent_readings, self.db.engine, endpoint_ids, since, until, limit)
+
+    async def rollup_points(self, endpoint_ids: list[int] | None, since: datetime | None, until: datetime | None,
+                            limit: int) -> list[dict[str, float | int]]:
+        return await self.db.read(rollup_points, self.db.engine, endpoint_ids, since, until, limit)
+
+    async def export_csv(self, endpoint_id: int, name: str, unit: str, since: datetime, until: datetime) -> str:
+        await self._fresh()
+        return await self.db.read(export_csv, self.db.engine, endpoint_id, name, unit, since, until)

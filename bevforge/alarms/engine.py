@@ -3,8 +3,9 @@
 This is the part of the alarm service that runs by itself: it evaluates readings against the
 definitions, raises and clears system alarms (comms, trips, blocked commands), runs delays and shelf
 expiry on a timer, watches floods and chattering, and is the one place a point changes state
-(`_event`). `alarm_recorder.py` journals, stores and publishes what changed; operator actions
-(`alarm_actions.py`) and queries (`alarm_queries.py`) build on the engine.
+(`apply_event`). The `AlarmRecorder` it is built with journals, stores and publishes what changed;
+operator actions (`actions.py`) and queries (`queries.py`) are separate parts that are handed the
+engine when the service is composed (`service.py`), and use only its public methods.
 
 Bad or stale input freezes a point's evaluation: an alarm never clears because its input went bad.
 """
@@ -18,21 +19,23 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func
 from sqlmodel import select
 
 from bevforge import interlocks
-from bevforge.alarm_points import Alarm, Point, apply_overrides, limits_of
-from bevforge.alarm_recorder import AlarmRecorder
-from bevforge.alarm_rules import ConditionTracker
-from bevforge.alarm_states import AlarmEvent, apply
-from bevforge.audit import AuditLog
-from bevforge.bus import EventBus
+from bevforge.alarms.points import Alarm, Point, apply_overrides, limits_of
+from bevforge.alarms.rules import ConditionTracker
+from bevforge.alarms.states import AlarmEvent, apply
 from bevforge.config import PROCESS_KINDS, AlarmRule, PlantConfig
 from bevforge.domain import Actor, EndpointState, Quality, Severity, utcnow
-from bevforge.store import AlarmPointRow, AlarmRow, Database
+from bevforge.store.tables import AlarmPointRow, AlarmRow
+
+if TYPE_CHECKING:
+    from bevforge.alarms.recorder import AlarmRecorder
+    from bevforge.audit import AuditLog
+    from bevforge.store.writer import Database
 from bevforge.tasks import repeat_every, stop_task
 
 # Logged under the service's name, as before the split, so log filters set up for it keep working.
@@ -44,12 +47,14 @@ CHATTER_WINDOW_S = 60.0
 CHATTER_CYCLES = 3
 
 
-class AlarmEngine(AlarmRecorder):
-    """Raises and clears alarms from readings and conditions; publishes and journals every transition."""
+class AlarmEngine:
+    """Raises and clears alarms from readings and conditions; hands every transition to its recorder."""
 
-    def __init__(self, config: PlantConfig, bus: EventBus, db: Database) -> None:
-        super().__init__(bus, db)
+    def __init__(self, config: PlantConfig, db: Database, recorder: AlarmRecorder,
+                 audit: AuditLog | None = None) -> None:
         self.config = config
+        self.db = db
+        self.recorder = recorder
         self.states: Mapping[int, EndpointState] = {}
         self.device_online: Mapping[str, bool] = {}
         self.points: dict[str, Point] = {}
@@ -72,7 +77,7 @@ class AlarmEngine(AlarmRecorder):
         self._raises: deque[tuple[float, int]] = deque()
         self.flood_first_out: int | None = None
         self._task: asyncio.Task[None] | None = None
-        self.audit: AuditLog | None = None
+        self.audit = audit
 
     limits_of = staticmethod(limits_of)
 
@@ -116,10 +121,10 @@ class AlarmEngine(AlarmRecorder):
             if point.tracker is not None and point.tracker.pending:
                 event = point.tracker.tick(now_s)
                 if event is not None:
-                    self._event(point, event)
+                    self.apply_event(point, event)
             if point.state.shelf == "timed" and point.state.shelved_until and point.state.shelved_until <= now:
-                self._event(point, AlarmEvent.SHELF_EXPIRED)
-                self._save_point(point, "system")
+                self.apply_event(point, AlarmEvent.SHELF_EXPIRED)
+                self.recorder.save_point(point, "system")
 
     # -- evaluation --------------------------------------------------------------------------
 
@@ -145,7 +150,7 @@ class AlarmEngine(AlarmRecorder):
                 reference = float(ref.value)
             event = point.tracker.update(state.value, now_s, reference)
             if event is not None:
-                self._event(point, event, value=state.value)
+                self.apply_event(point, event, value=state.value)
 
     def _suppression_known(self, rule: AlarmRule) -> bool:
         for cond in rule.suppress_when:
@@ -159,7 +164,7 @@ class AlarmEngine(AlarmRecorder):
         assert rule is not None
         hold = all(interlocks.condition_holds(c, self.states.get(c.endpoint)) for c in rule.suppress_when)
         if hold != point.state.suppressed:
-            self._event(point, AlarmEvent.SUPPRESS if hold else AlarmEvent.UNSUPPRESS)
+            self.apply_event(point, AlarmEvent.SUPPRESS if hold else AlarmEvent.UNSUPPRESS)
 
     def quality_changed(self, state: EndpointState, device: str) -> None:
         """An input of a definition went stale or bad while its device still answers: say so."""
@@ -202,17 +207,17 @@ class AlarmEngine(AlarmRecorder):
             message = f"{point.rule.message} — {message}"
         if point.state.active and point.occurrence is not None:
             return point.occurrence
-        self._event(point, AlarmEvent.CONDITION_TRUE, value=value, message=message)
+        self.apply_event(point, AlarmEvent.CONDITION_TRUE, value=value, message=message)
         assert point.occurrence is not None
         alarm = point.occurrence
         if momentary:
-            self._event(point, AlarmEvent.CONDITION_FALSE)
+            self.apply_event(point, AlarmEvent.CONDITION_FALSE)
         return alarm
 
     def clear(self, key: str) -> None:
         point = self.points.get(key)
         if point is not None and point.state.active:
-            self._event(point, AlarmEvent.CONDITION_FALSE)
+            self.apply_event(point, AlarmEvent.CONDITION_FALSE)
 
     def is_active(self, key: str) -> bool:
         point = self.points.get(key)
@@ -220,8 +225,9 @@ class AlarmEngine(AlarmRecorder):
 
     # -- the one place a point changes ------------------------------------------------------------
 
-    def _event(self, point: Point, event: AlarmEvent, *, value: Any = None, message: str | None = None,
+    def apply_event(self, point: Point, event: AlarmEvent, *, value: Any = None, message: str | None = None,
                actor: Actor | None = None, comment: str | None = None, until: datetime | None = None) -> list[str]:
+        """The one place a point changes state: apply `event`, audit a person's action, journal, publish."""
         new_state, words = apply(point.state, event, latching=point.latching, until=until)
         if not words:
             return words
@@ -238,7 +244,7 @@ class AlarmEngine(AlarmRecorder):
             if not new_state.annunciated:
                 # nothing shown to anyone (shelved, suppressed, out of service, or just normal):
                 # journal against the point; an occurrence opens once the alarm is annunciated
-                self._journal(None, point, words, user, comment, value, message or "", now)
+                self.recorder.journal(None, point, words, user, comment, value, message or "", now)
                 return words
             alarm = self._open(point, value, message, now)
         alarm.point = new_state
@@ -259,8 +265,8 @@ class AlarmEngine(AlarmRecorder):
             point.occurrence = None
             if point.momentary:
                 self.points.pop(point.key, None)
-        self._journal(alarm, point, words, user, comment, alarm.value, alarm.message, now)
-        self._publish(alarm, words[0])
+        self.recorder.journal(alarm, point, words, user, comment, alarm.value, alarm.message, now)
+        self.recorder.publish(alarm, words[0])
         return words
 
     def _open(self, point: Point, value: Any, message: str | None, now: datetime) -> Alarm:
@@ -287,7 +293,7 @@ class AlarmEngine(AlarmRecorder):
                 first = self.current.get(self.flood_first_out)
                 if first is not None:
                     first.first_out = True
-                    self._publish(first, "first_out")
+                    self.recorder.publish(first, "first_out")
         else:
             self.flood_first_out = None
         point.activations.append(now_s)
@@ -297,7 +303,7 @@ class AlarmEngine(AlarmRecorder):
         point.chattering = len(point.activations) >= CHATTER_CYCLES
         alarm.chattering = point.chattering
         if point.chattering and not was:
-            self._journal(alarm, point, ["chattering"], "system", None, None, alarm.message, utcnow())
+            self.recorder.journal(alarm, point, ["chattering"], "system", None, None, alarm.message, utcnow())
 
     @property
     def flood(self) -> bool:

@@ -1,29 +1,42 @@
 """What an operator or technician does to alarms: acknowledge, reset, shelve, take out of service, change limits.
 
 Kept apart from the engine because every one of these is a person's decision: it goes through the
-same state machine (`_event`) but names the actor, leaves an audit record, and, for the settings of
-a definition (shelf, out-of-service, limits), is persisted so it survives a restart.
+same state machine (`AlarmEngine.apply_event`) but names the actor, leaves an audit record, and, for
+the settings of a definition (shelf, out-of-service, limits), is persisted so it survives a restart.
+The engine and the recorder are handed in when the service is composed.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bevforge.alarm_engine import AlarmEngine
-from bevforge.alarm_points import Alarm, AlarmNotFound, Point, apply_overrides
-from bevforge.alarm_states import AlarmEvent, TransitionRefused
+from bevforge import permissions
+from bevforge.alarms.points import Alarm, AlarmNotFound, Point, apply_overrides, limits_of
+from bevforge.alarms.states import AlarmEvent, TransitionRefused
 from bevforge.domain import Actor, utcnow
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
-class AlarmActions(AlarmEngine):
+    from bevforge.alarms.engine import AlarmEngine
+    from bevforge.alarms.recorder import AlarmRecorder
+
+
+class AlarmActions:
     """Operator actions on occurrences and definitions; each one audited and journalled."""
 
+    def __init__(self, engine: AlarmEngine, recorder: AlarmRecorder,
+                 shelve_policy: Mapping[str, Sequence[float]] | None = None) -> None:
+        self.engine = engine
+        self.recorder = recorder
+        self.shelve_policy: Mapping[str, Sequence[float]] = shelve_policy or {}
+
     def _point_of(self, alarm_id: int) -> Point:
-        alarm = self.current.get(alarm_id)
+        alarm = self.engine.current.get(alarm_id)
         if alarm is None:
             raise AlarmNotFound(alarm_id)
-        point = self.points.get(alarm.rule_id)
+        point = self.engine.points.get(alarm.rule_id)
         if point is None or point.occurrence is not alarm:
             raise AlarmNotFound(alarm_id)
         return point
@@ -33,34 +46,37 @@ class AlarmActions(AlarmEngine):
         alarm = point.occurrence
         assert alarm is not None
         if not point.state.acked:
-            self._event(point, AlarmEvent.ACK, actor=actor, comment=comment)
+            self.engine.apply_event(point, AlarmEvent.ACK, actor=actor, comment=comment)
         return alarm
 
     def reset(self, alarm_id: int, actor: Actor, comment: str | None = None) -> Alarm:
         point = self._point_of(alarm_id)
         alarm = point.occurrence
         assert alarm is not None
-        self._event(point, AlarmEvent.RESET, actor=actor, comment=comment)
+        self.engine.apply_event(point, AlarmEvent.RESET, actor=actor, comment=comment)
         return alarm
 
     def shelve(self, rule_id: str, actor: Actor, duration_s: float | None, comment: str | None = None) -> Point:
+        """Shelve `rule_id`: timed for one of the durations configured for the actor's role, else one-shot."""
+        if duration_s is not None:
+            permissions.require_shelve_duration(actor, duration_s, self.shelve_policy)
         point = self._definition(rule_id)
         until = utcnow() + timedelta(seconds=duration_s) if duration_s else None
-        self._event(point, AlarmEvent.SHELVE, actor=actor, comment=comment, until=until)
-        self._save_point(point, actor.user)
+        self.engine.apply_event(point, AlarmEvent.SHELVE, actor=actor, comment=comment, until=until)
+        self.recorder.save_point(point, actor.user)
         return point
 
     def unshelve(self, rule_id: str, actor: Actor, comment: str | None = None) -> Point:
         point = self._definition(rule_id)
-        self._event(point, AlarmEvent.UNSHELVE, actor=actor, comment=comment)
-        self._save_point(point, actor.user)
+        self.engine.apply_event(point, AlarmEvent.UNSHELVE, actor=actor, comment=comment)
+        self.recorder.save_point(point, actor.user)
         return point
 
     def set_in_service(self, rule_id: str, in_service: bool, actor: Actor, comment: str | None = None) -> Point:
         point = self._definition(rule_id)
         event = AlarmEvent.RETURN_TO_SERVICE if in_service else AlarmEvent.REMOVE_FROM_SERVICE
-        self._event(point, event, actor=actor, comment=comment)
-        self._save_point(point, actor.user)
+        self.engine.apply_event(point, event, actor=actor, comment=comment)
+        self.recorder.save_point(point, actor.user)
         return point
 
     def change_limits(self, rule_id: str, changes: dict[str, Any], actor: Actor) -> tuple[dict[str, Any], Point]:
@@ -68,18 +84,18 @@ class AlarmActions(AlarmEngine):
         point = self._definition(rule_id)
         if point.tracker is None:
             raise TransitionRefused("this alarm has no limits")
-        old = self.limits_of(point)
+        old = limits_of(point)
         apply_overrides(point, changes)
-        self._save_point(point, actor.user)
-        new = self.limits_of(point)
-        if self.audit is not None:
-            self.audit.record(actor, "alarm.limits", target=rule_id, old=old, new=new)
-        self._journal(point.occurrence, point, ["limits_changed"], actor.user, f"{old} → {new}", None,
+        self.recorder.save_point(point, actor.user)
+        new = limits_of(point)
+        if self.engine.audit is not None:
+            self.engine.audit.record(actor, "alarm.limits", target=rule_id, old=old, new=new)
+        self.recorder.journal(point.occurrence, point, ["limits_changed"], actor.user, f"{old} → {new}", None,
                       f"limits of {rule_id} changed", utcnow())
         return old, point
 
     def _definition(self, rule_id: str) -> Point:
-        point = self.points.get(rule_id)
+        point = self.engine.points.get(rule_id)
         if point is None or point.momentary:
             raise AlarmNotFound(rule_id)
         return point

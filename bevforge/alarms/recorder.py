@@ -1,8 +1,9 @@
 """How an alarm transition leaves the engine: journal rows, the occurrence row, the bus event.
 
-Split from the engine so the engine reads as the state logic alone. Every write goes through the
-DB writer thread (`Database.write_later`), in order, so the event loop never waits on SQLite; the
-newest occurrences are kept in memory (`_recent`) so a query sees them before the writer has.
+Split from the engine so the engine reads as the state logic alone: the engine is handed a recorder
+when it is built and calls its public methods; it knows nothing of rows or the bus. Every write goes
+through the DB writer thread (`Database.write_later`), in order, so the event loop never waits on
+SQLite; the newest occurrences are kept in memory (`recent`) so a query sees them before the writer has.
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bevforge import messages
-from bevforge.alarm_points import Alarm, Point, settings_row
+from bevforge.alarms.points import Alarm, Point, settings_row
 from bevforge.bus import ALARM, EventBus
 from bevforge.domain import utcnow
-from bevforge.store import AlarmJournalRow, AlarmRow, Database
+from bevforge.store.tables import AlarmJournalRow, AlarmRow
+
+if TYPE_CHECKING:
+    from bevforge.store.writer import Database
 
 RECENT_KEPT = 2000
 
@@ -27,10 +31,10 @@ class AlarmRecorder:
     def __init__(self, bus: EventBus, db: Database) -> None:
         self.bus = bus
         self.db = db
-        self._recent: OrderedDict[int, Alarm] = OrderedDict()  # newest transitions, ahead of the DB writer
+        self.recent: OrderedDict[int, Alarm] = OrderedDict()  # newest transitions, ahead of the DB writer
         self.listeners: list[Callable[[Alarm, str], None]] = []
 
-    def _journal(self, alarm: Alarm | None, point: Point, words: list[str], user: str, comment: str | None,
+    def journal(self, alarm: Alarm | None, point: Point, words: list[str], user: str, comment: str | None,
                  value: Any, message: str, now: datetime) -> None:
         rows = [AlarmJournalRow(time=now, alarm_id=alarm.id if alarm else None, rule_id=point.key, event=word,
                                 user=user, comment=comment, value=value, state=point.state.display.value,
@@ -42,11 +46,11 @@ class AlarmRecorder:
             session.add_all(rows)
             session.commit()
 
-    def _publish(self, alarm: Alarm, event: str) -> None:
-        self._recent[alarm.id] = alarm
-        self._recent.move_to_end(alarm.id)
-        while len(self._recent) > RECENT_KEPT:
-            self._recent.popitem(last=False)
+    def publish(self, alarm: Alarm, event: str) -> None:
+        self.recent[alarm.id] = alarm
+        self.recent.move_to_end(alarm.id)
+        while len(self.recent) > RECENT_KEPT:
+            self.recent.popitem(last=False)
         self.db.write_later(self._persist, alarm.row())
         self.bus.publish(ALARM, messages.alarm(alarm, event), node=alarm.node)
         for listener in self.listeners:
@@ -57,7 +61,7 @@ class AlarmRecorder:
             session.merge(row)
             session.commit()
 
-    def _save_point(self, point: Point, user: str) -> None:
+    def save_point(self, point: Point, user: str) -> None:
         row = settings_row(point, user, utcnow())
 
         def save() -> None:

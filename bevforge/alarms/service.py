@@ -1,0 +1,174 @@
+"""The alarm service: the one object the runtime, the API and the screens hold for alarms.
+
+- A *point* is one definition from config.yaml (or a system condition: a device's comms, an
+  interlock trip, a blocked command). It carries the runtime state (`states.PointState`).
+- An *occurrence* (`Alarm`, the seed's `alarmId`) opens when the point becomes abnormal and closes
+  when it is back to normal, acknowledged and (if latching) reset.
+
+The service is composed at construction time from parts with one job each, each handed its
+collaborators in `__init__`: the `AlarmRecorder` (journal, rows, bus), the `AlarmEngine`
+(evaluation and the state of points; given the recorder), `AlarmActions` (operator actions; given
+the engine and the recorder) and `AlarmQueries` (lists and summary; given the engine, the recorder
+and the database). The service only forwards to them: no part calls another's private methods and
+none inherits from another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from bevforge.alarms.actions import AlarmActions
+from bevforge.alarms.engine import AlarmEngine
+from bevforge.alarms.points import Alarm, Point, limits_of
+from bevforge.alarms.queries import AlarmQueries
+from bevforge.alarms.recorder import AlarmRecorder
+
+if TYPE_CHECKING:
+    from bevforge.audit import AuditLog
+    from bevforge.bus import EventBus
+    from bevforge.config import PlantConfig
+    from bevforge.domain import Actor, EndpointState, Severity
+    from bevforge.store.writer import Database
+
+
+class AlarmService:
+    """Raises, clears, acknowledges, shelves, resets; publishes and journals every transition."""
+
+    def __init__(self, config: PlantConfig, bus: EventBus, db: Database, audit: AuditLog | None = None) -> None:
+        self.config = config
+        self.bus = bus
+        self.db = db
+        self.recorder = AlarmRecorder(bus, db)
+        self.engine = AlarmEngine(config, db, self.recorder, audit)
+        self.actions = AlarmActions(self.engine, self.recorder, config.auth.shelve_durations_s)
+        self.queries = AlarmQueries(self.engine, self.recorder, db)
+
+    limits_of = staticmethod(limits_of)
+
+    # -- what the plant hands in (the plant is built after the service) -----------------------
+
+    @property
+    def states(self) -> Mapping[int, EndpointState]:
+        return self.engine.states
+
+    @states.setter
+    def states(self, states: Mapping[int, EndpointState]) -> None:
+        self.engine.states = states
+
+    @property
+    def device_online(self) -> Mapping[str, bool]:
+        return self.engine.device_online
+
+    @device_online.setter
+    def device_online(self, online: Mapping[str, bool]) -> None:
+        self.engine.device_online = online
+
+    @property
+    def audit(self) -> AuditLog | None:
+        return self.engine.audit
+
+    @audit.setter
+    def audit(self, audit: AuditLog | None) -> None:
+        self.engine.audit = audit
+
+    # -- the engine's state, as callers read it -----------------------------------------------
+
+    @property
+    def points(self) -> dict[str, Point]:
+        return self.engine.points
+
+    @property
+    def current(self) -> dict[int, Alarm]:
+        return self.engine.current
+
+    @property
+    def flood(self) -> bool:
+        return self.engine.flood
+
+    @property
+    def flood_first_out(self) -> int | None:
+        return self.engine.flood_first_out
+
+    @property
+    def listeners(self) -> list[Callable[[Alarm, str], None]]:
+        return self.recorder.listeners
+
+    # -- the engine ---------------------------------------------------------------------------
+
+    def load(self) -> None:
+        self.engine.load()
+
+    def start(self) -> None:
+        self.engine.start()
+
+    async def stop(self) -> None:
+        await self.engine.stop()
+
+    def tick(self, now_s: float, now: datetime) -> None:
+        self.engine.tick(now_s, now)
+
+    def evaluate(self, state: EndpointState) -> None:
+        self.engine.evaluate(state)
+
+    def quality_changed(self, state: EndpointState, device: str) -> None:
+        self.engine.quality_changed(state, device)
+
+    def raise_alarm(self, key: str, kind: str, severity: Severity, message: str, *,
+                    endpoint_id: int | None = None, node: str | None = None, value: Any = None,
+                    momentary: bool = False, ref: str | None = None) -> Alarm:
+        return self.engine.raise_alarm(key, kind, severity, message, endpoint_id=endpoint_id, node=node,
+                                       value=value, momentary=momentary, ref=ref)
+
+    def clear(self, key: str) -> None:
+        self.engine.clear(key)
+
+    def is_active(self, key: str) -> bool:
+        return self.engine.is_active(key)
+
+    # -- operator actions ---------------------------------------------------------------------
+
+    def ack(self, alarm_id: int, actor: Actor, comment: str | None = None) -> Alarm:
+        return self.actions.ack(alarm_id, actor, comment)
+
+    def reset(self, alarm_id: int, actor: Actor, comment: str | None = None) -> Alarm:
+        return self.actions.reset(alarm_id, actor, comment)
+
+    def shelve(self, rule_id: str, actor: Actor, duration_s: float | None, comment: str | None = None) -> Point:
+        return self.actions.shelve(rule_id, actor, duration_s, comment)
+
+    def unshelve(self, rule_id: str, actor: Actor, comment: str | None = None) -> Point:
+        return self.actions.unshelve(rule_id, actor, comment)
+
+    def set_in_service(self, rule_id: str, in_service: bool, actor: Actor, comment: str | None = None) -> Point:
+        return self.actions.set_in_service(rule_id, in_service, actor, comment)
+
+    def change_limits(self, rule_id: str, changes: dict[str, Any], actor: Actor) -> tuple[dict[str, Any], Point]:
+        return self.actions.change_limits(rule_id, changes, actor)
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def standing(self) -> list[Alarm]:
+        return self.queries.standing()
+
+    def summary(self, nodes: Iterable[str] | None = None) -> dict[str, Any]:
+        return self.queries.summary(nodes)
+
+    async def get(self, alarm_id: int) -> Alarm | None:
+        return await self.queries.get(alarm_id)
+
+    async def query(self, state: str | None, limit: int = 200, nodes: Iterable[str] | None = None) -> list[Alarm]:
+        return await self.queries.query(state, limit, nodes)
+
+    def definitions(self) -> list[dict[str, Any]]:
+        return self.queries.definitions()
+
+    async def journal(self, *, since: datetime | None = None, until: datetime | None = None,
+                      rule_id: str | None = None, event: str | None = None, alarm_id: int | None = None,
+                      limit: int = 1000) -> list[dict[str, Any]]:
+        return await self.queries.journal(since=since, until=until, rule_id=rule_id, event=event,
+                                          alarm_id=alarm_id, limit=limit)
+
+    async def statistics(self) -> dict[str, Any]:
+        return await self.queries.statistics()

@@ -1,0 +1,65 @@
+"""The store: SQL tables, the engine, the one writer, and the read-side queries.
+
+- `tables` — the SQLModel tables (internal);
+- `engine` — engine, schema, start-up clean-up (internal);
+- `writer` — `Database` (the engine plus the one writer thread every write goes through) and the
+  batched telemetry `HistoryWriter` (internal);
+- `queries` — the read side the API and the screens use (public).
+
+The API (`bevforge.api`) and the screens (`ui`) import only `bevforge.store.queries`; the
+import-linter contracts in pyproject.toml fail `make test` otherwise. The core's services import the
+names below from `bevforge.store`, which keeps every name that lived in the old `store.py` importable.
+"""
+
+from __future__ import annotations
+
+from bevforge.store.engine import (
+    create_schema,
+    default_db_url,
+    fail_interrupted_commands,
+    integrity_ok,
+    make_engine,
+    sync_endpoints,
+)
+from bevforge.store.tables import (
+    SCHEMA_VERSION,
+    AlarmJournalRow,
+    AlarmPointRow,
+    AlarmRow,
+    AuditRow,
+    CommandRow,
+    EndpointCurrent,
+    EndpointRow,
+    SchemaVersion,
+    SessionRow,
+    TelemetryReading,
+    TelemetryRollup,
+    TokenRow,
+    UserRow,
+)
+from bevforge.store.writer import Database, HistoryWriter
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AlarmJournalRow",
+    "AlarmPointRow",
+    "AlarmRow",
+    "AuditRow",
+    "CommandRow",
+    "Database",
+    "EndpointCurrent",
+    "EndpointRow",
+    "HistoryWriter",
+    "SchemaVersion",
+    "SessionRow",
+    "TelemetryReading",
+    "TelemetryRollup",
+    "TokenRow",
+    "UserRow",
+    "create_schema",
+    "default_db_url",
+    "fail_interrupted_commands",
+    "integrity_ok",
+    "make_engine",
+    "sync_endpoints",
+]

@@ -1,0 +1,89 @@
+"""The engine: SQLite (WAL, synchronous=NORMAL) by default, any SQLAlchemy URL works (PostgreSQL in
+production); creating the schema, mirroring endpoints, and the start-up clean-up of a crash.
+
+Internal to the store (see pyproject.toml's import-linter contracts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel, create_engine, select
+
+from bevforge.domain import CommandStatus, utcnow
+from bevforge.store.tables import SCHEMA_VERSION, CommandRow, EndpointRow, SchemaVersion
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def default_db_url(data_dir: Path) -> str:
+    return f"sqlite:///{data_dir / 'bevforge.db'}"
+
+
+def make_engine(url: str) -> Engine:
+    """Engine for `url`; SQLite gets WAL and a directory created for its file."""
+    if url.startswith("sqlite"):
+        db_path = url.split("///", 1)[-1]
+        if db_path and db_path != ":memory:":
+            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def create_schema(engine: Engine) -> None:
+    """Create tables on first start and record the schema version.
+
+    Later schema changes ship as Alembic migrations keyed on this version; a database written by a
+    newer BevForge is refused rather than silently misread.
+    """
+    SQLModel.metadata.create_all(engine)
+    with Session(engine) as session:
+        row = session.exec(select(SchemaVersion).order_by(SchemaVersion.version.desc())).first()  # type: ignore[attr-defined]
+        if row is None:
+            session.add(SchemaVersion(version=SCHEMA_VERSION))
+            session.commit()
+        elif row.version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"database schema version {row.version} is newer than this BevForge ({SCHEMA_VERSION})"
+            )
+
+
+def sync_endpoints(engine: Engine, endpoints: Iterable[EndpointRow]) -> None:
+    with Session(engine) as session:
+        for row in endpoints:
+            session.merge(row)
+        session.commit()
+
+
+def fail_interrupted_commands(engine: Engine) -> int:
+    """Mark commands left in flight by a crash as failed; they are never re-sent."""
+    now = utcnow()
+    in_flight = [CommandStatus.QUEUED.value, CommandStatus.SENT.value, CommandStatus.ACKED.value]
+    with Session(engine) as session:
+        rows = session.exec(select(CommandRow).where(CommandRow.status.in_(in_flight))).all()  # type: ignore[attr-defined]
+        for row in rows:
+            row.status = CommandStatus.FAILED.value
+            row.error = "interrupted by restart"
+            row.completed_at = now
+            row.updated_at = now
+            session.add(row)
+        session.commit()
+        return len(rows)
+
+
+def integrity_ok(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(text("PRAGMA integrity_check")).scalar() == "ok"

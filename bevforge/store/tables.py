@@ -1,0 +1,205 @@
+"""The SQL tables of the plant (SQLModel): what is stored, one class per table.
+
+Internal to the store: the API and the screens never import this module; they read through
+`bevforge.store.queries` (the import-linter contracts in pyproject.toml say so).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index
+from sqlmodel import Field, SQLModel
+
+from bevforge.domain import utcnow
+
+SCHEMA_VERSION = 1
+
+class SchemaVersion(SQLModel, table=True):
+    __tablename__ = "schema_version"
+    version: int = Field(primary_key=True)
+    applied_at: datetime = Field(default_factory=utcnow)
+
+
+class EndpointRow(SQLModel, table=True):
+    """The configured endpoints, mirrored so history stays readable after a config change."""
+
+    __tablename__ = "endpoints"
+    id: int = Field(primary_key=True)
+    name: str
+    node: str
+    kind: str
+    unit: str
+    data_type: str
+    writable: bool
+
+
+class EndpointCurrent(SQLModel, table=True):
+    __tablename__ = "endpoint_current"
+    endpoint_id: int = Field(primary_key=True)
+    value: Any = Field(default=None, sa_column=Column(JSON))
+    quality: str
+    source_time: datetime | None = None
+    server_time: datetime | None = None
+
+
+class TelemetryReading(SQLModel, table=True):
+    """History. Times are UNIX epoch seconds (UTC): a REAL column inserts several times faster than a
+    timezone-aware DATETIME (no per-row conversion) and range queries on it are plain comparisons."""
+
+    __tablename__ = "telemetry_readings"
+    __table_args__ = (Index("ix_telemetry_endpoint_time", "endpoint_id", "server_ts"),)
+    id: int | None = Field(default=None, primary_key=True)
+    endpoint_id: int
+    value: float | None = None
+    quality: str
+    source_ts: float | None = None
+    server_ts: float
+
+
+class TelemetryRollup(SQLModel, table=True):
+    """One endpoint's good samples over one minute, kept after the raw rows are pruned (retention).
+
+    `minute_ts` is the minute's start in epoch seconds; a minute with no good sample has no row (a gap).
+    """
+
+    __tablename__ = "telemetry_rollups"
+    endpoint_id: int = Field(primary_key=True)
+    minute_ts: float = Field(primary_key=True)
+    minimum: float
+    average: float
+    maximum: float
+    samples: int
+
+
+class CommandRow(SQLModel, table=True):
+    __tablename__ = "commands"
+    id: str = Field(primary_key=True, max_length=64)
+    endpoint_id: int = Field(index=True)
+    requested_value: Any = Field(default=None, sa_column=Column(JSON))
+    actual_value: Any = Field(default=None, sa_column=Column(JSON))
+    status: str = Field(index=True)
+    error: str | None = None
+    reasons: Any = Field(default=None, sa_column=Column(JSON))
+    user: str
+    station: str
+    origin: str = "api"
+    created_at: datetime
+    queued_at: datetime | None = None
+    sent_at: datetime | None = None
+    acked_at: datetime | None = None
+    completed_at: datetime | None = None
+    updated_at: datetime
+
+
+class AlarmRow(SQLModel, table=True):
+    """One alarm occurrence: from raised until back to normal and acknowledged (and reset if latched)."""
+
+    __tablename__ = "alarms"
+    id: int | None = Field(default=None, primary_key=True)
+    rule_id: str = Field(index=True)
+    endpoint_id: int | None = None
+    node: str | None = None
+    kind: str
+    severity: str
+    message: str
+    value: Any = Field(default=None, sa_column=Column(JSON))
+    active: bool = True
+    acked: bool = False
+    latched: bool = False
+    state: str = "unacknowledged"  # display state at the last transition (derived; for queries only)
+    raised_at: datetime
+    cleared_at: datetime | None = None
+    acked_at: datetime | None = None
+    acked_by: str | None = None
+    ack_comment: str | None = None
+    closed: bool = False
+
+
+class AlarmJournalRow(SQLModel, table=True):
+    """Append-only: every alarm transition with time and user. Never updated, never deleted."""
+
+    __tablename__ = "alarm_journal"
+    __table_args__ = (Index("ix_alarm_journal_time", "time"),)
+    id: int | None = Field(default=None, primary_key=True)
+    time: datetime
+    alarm_id: int | None = Field(default=None, index=True)
+    rule_id: str = Field(index=True)
+    event: str
+    user: str = "system"
+    comment: str | None = None
+    value: Any = Field(default=None, sa_column=Column(JSON))
+    state: str
+    priority: str
+    message: str
+
+
+class AlarmPointRow(SQLModel, table=True):
+    """Settings of an alarm point that outlive a restart: shelf, out of service, changed limits."""
+
+    __tablename__ = "alarm_points"
+    rule_id: str = Field(primary_key=True)
+    shelf: str | None = None
+    shelved_until: datetime | None = None
+    out_of_service: bool = False
+    overrides: Any = Field(default=None, sa_column=Column(JSON))
+    updated_at: datetime
+    updated_by: str = "system"
+
+
+class UserRow(SQLModel, table=True):
+    __tablename__ = "users"
+    username: str = Field(primary_key=True, max_length=64)
+    password_hash: str
+    role: str
+    nodes: Any = Field(default=None, sa_column=Column(JSON))  # None: every node
+    disabled: bool = False
+    created_at: datetime
+    updated_at: datetime
+
+
+class TokenRow(SQLModel, table=True):
+    """API token; only its SHA-256 is stored (the token itself is shown once, at creation)."""
+
+    __tablename__ = "api_tokens"
+    id: str = Field(primary_key=True, max_length=32)
+    name: str
+    token_hash: str = Field(index=True, unique=True)
+    role: str
+    nodes: Any = Field(default=None, sa_column=Column(JSON))
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+
+class SessionRow(SQLModel, table=True):
+    """Server-side session behind the HttpOnly cookie (stored as a hash of the cookie value)."""
+
+    __tablename__ = "sessions"
+    id_hash: str = Field(primary_key=True)
+    username: str = Field(index=True)
+    station: str
+    created_at: datetime
+    last_seen_at: datetime
+    ended_at: datetime | None = None
+
+
+class AuditRow(SQLModel, table=True):
+    """Append-only audit journal: who, where, when, what, old → new, result."""
+
+    __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_time", "time"),)
+    id: int | None = Field(default=None, primary_key=True)
+    time: datetime
+    user: str = Field(index=True)
+    role: str
+    station: str
+    action: str = Field(index=True)
+    target: str | None = None
+    old: Any = Field(default=None, sa_column=Column(JSON))
+    new: Any = Field(default=None, sa_column=Column(JSON))
+    result: str = "ok"
+    command_id: str | None = None
+    detail: str | None = None

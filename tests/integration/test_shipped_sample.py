@@ -1,0 +1,55 @@
+"""The shipped config.yaml — the technician's sample — is itself a working brewhouse.
+
+This is the only test module that reads config.yaml (tests/unit/test_fixture_plant.py checks that);
+every other test builds its plant from tests/fixtures/plant.yaml. So a technician may change the
+sample freely, and this module alone says whether the change still checks and still starts.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from bevforge.config import load_config, parse_config
+from drivers.sim.ports import use_simulator_ports
+from tests.support.server import PLANT_FIXTURE, ROOT, LiveServer, build_runtime, free_port, wait_for
+
+SAMPLE = ROOT / "config.yaml"
+
+
+def test_check_config_passes_on_the_shipped_sample() -> None:
+    """`python main.py --check-config config.yaml`, exactly as the sample's first lines tell a technician."""
+    done = subprocess.run([sys.executable, "main.py", "--check-config", "config.yaml"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "config.yaml: OK" in done.stdout
+
+
+def test_the_sample_and_the_fixture_are_loaded_separately() -> None:
+    """Both files are valid on their own; they are two files, so editing one never edits the other."""
+    sample, fixture = load_config(SAMPLE), load_config(PLANT_FIXTURE)
+    assert SAMPLE.resolve() != PLANT_FIXTURE.resolve()
+    assert sample.nodes and sample.devices and sample.endpoints
+    assert fixture.nodes and fixture.devices and fixture.endpoints
+
+
+async def test_the_simulated_brewhouse_starts_with_the_shipped_sample(tmp_path: Path) -> None:
+    """The sample as shipped (only the simulator moved to a free port and a private pty) starts
+    its simulated brewhouse, and every device it declares comes online over its real driver."""
+    doc = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
+    assert doc["simulator"]["enabled"] is True
+    use_simulator_ports(doc, free_port(), str(Path(tempfile.mkdtemp(prefix="bevforge-sample-")) / "probe"))
+    config = parse_config(yaml.safe_dump(doc, allow_unicode=True), str(SAMPLE))
+    live = LiveServer(build_runtime(config, tmp_path / "bevforge.db"), free_port())
+    await live.start()
+    try:
+        online = live.runtime.plant.device_online
+        await wait_for(lambda: len(online) == len(config.devices) and all(online.values()), timeout=20)
+        endpoints = (await live.http.get("/api/os/endpoints")).json()
+        assert {e["endpointId"] for e in endpoints} == {e.id for e in config.endpoints}
+    finally:
+        await live.stop()
