@@ -37,7 +37,7 @@ import uvloop
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBE = 14  # hlt_volume (0…100 L): the bench owns it; the simulator polls it only hourly here
+PROBE = 14  # hlt_volume (0…100 L): the bench feeds it; no driver polls it here
 SCALE = 1000  # value = counter / SCALE
 END = 99_999  # the counter that tells clients the run is over
 LAUNCH = """
@@ -59,8 +59,12 @@ def free_port() -> int:
 def bench_config(directory: Path) -> Path:
     doc = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
     for endpoint in doc["endpoints"]:
-        if endpoint["id"] == PROBE:
-            endpoint["poll_interval_s"] = 3600
+        if endpoint["id"] == PROBE:  # fed by the bench over the ingest API (source: external), never polled
+            endpoint.pop("device")
+            endpoint.pop("address")
+            endpoint["source"] = "external"
+            endpoint["poll_interval_s"] = 3600  # its stale time: no stale flip between bench updates
+    doc["ingest"] = {"rate_per_s": 1e9}  # the bench measures fan-out, not the per-credential rate limit
     path = directory / "bench-config.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     return path

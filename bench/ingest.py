@@ -16,10 +16,11 @@ from pathlib import Path
 
 import httpx
 import orjson
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import AppProcess, Row, table
+from bench.common import ROOT, AppProcess, Row, table
 from bevforge.domain import utcnow
 from bevforge.store import Database, HistoryWriter, create_schema
 
@@ -65,8 +66,25 @@ def writer_throughput(rows_total: int = 300_000, batch: int = 5000) -> float:
         return rows_total / elapsed
 
 
+def bench_config(directory: Path) -> Path:
+    """The default brewhouse with the fermenter probes fed over the API (only an endpoint whose source is
+    `external` accepts readings from clients) and the per-credential ingest rate out of the way."""
+    doc = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    for endpoint in doc["endpoints"]:
+        if endpoint["id"] in FV_ENDPOINTS:
+            endpoint.pop("device")
+            endpoint.pop("address")
+            endpoint["source"] = "external"
+    doc["devices"] = [d for d in doc["devices"] if d["id"] != "cellar_probe"]
+    doc["ingest"] = {"rate_per_s": 1e9, "burst": BATCH}
+    path = directory / "bench-config.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    return path
+
+
 def rows(seconds: float = 5.0, clients: int = 2) -> list[Row]:
-    with AppProcess() as app:
+    with tempfile.TemporaryDirectory(prefix="bevforge-bench-config-") as directory, \
+            AppProcess(config=bench_config(Path(directory))) as app:
         rate, total = asyncio.run(api_throughput(app.base_url, seconds, clients))
     rows_per_s = writer_throughput()
     command = f"python bench/ingest.py --seconds {seconds:g} --clients {clients}"

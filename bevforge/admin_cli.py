@@ -20,7 +20,7 @@ from bevforge.audit import AuditLog
 from bevforge.auth import ROLES, AuthError, AuthService
 from bevforge.cli import load_or_report, parse_args
 from bevforge.domain import Actor
-from bevforge.errors import PASSWORD_MISMATCH, Invalid
+from bevforge.errors import PASSWORD_MISMATCH, Invalid, Unavailable
 from bevforge.store import Database, create_schema
 
 
@@ -108,7 +108,7 @@ def run(argv: list[str]) -> int:
                 return 1
             audit.record(shell, "token.revoke", target=args.id)
             print(f"token {args.id} revoked")
-    except AuthError as exc:
+    except (AuthError, Unavailable) as exc:  # Unavailable: the database is locked, read-only or full
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
     finally:

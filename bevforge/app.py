@@ -13,9 +13,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from bevforge import __version__
-from bevforge.api import alarms_api, auth_api, rest, sse, ws
+from bevforge.api import alarms_api, apidocs, auth_api, rest, sse, ws
 from bevforge.api.body_limit import BodySizeCap
+from bevforge.api.csrf import OriginGuard, guard_settings
 from bevforge.api.errors import JSONResponse, install_error_handlers
+from bevforge.auth import SESSION_COOKIE
 from bevforge.runtime import Runtime
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -49,14 +51,17 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True, freeze_heap: bo
         summary="Brewhouse control panel: tiles, telemetry, commands with interlocks, alarms, live push.",
         lifespan=lifespan,
         default_response_class=JSONResponse,
+        openapi_url=None, docs_url=None, redoc_url=None,  # served by api/apidocs.py, behind sign-in when required
     )
     app.state.runtime = runtime
     install_error_handlers(app)
 
     app.add_middleware(BodySizeCap, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(OriginGuard, **guard_settings(runtime.config, SESSION_COOKIE))  # CSRF: docs/security.md
     app.include_router(rest.router)
     app.include_router(alarms_api.router)
     app.include_router(auth_api.router)
     app.include_router(sse.router)
     app.include_router(ws.router)
+    app.include_router(apidocs.router)
     return app

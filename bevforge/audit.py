@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.orm import make_transient
+
 from bevforge.domain import Actor, utcnow
 from bevforge.journals import csv_text, newest_first
 from bevforge.messages import iso
@@ -30,6 +32,8 @@ class AuditLog:
                                                 command_id=command_id, detail=detail))
 
     def _insert(self, row: AuditRow) -> None:
+        make_transient(row)  # a retry after a refused commit: a new row, not the id the failed flush gave it
+        row.id = None
         with self.db.session() as session:
             session.add(row)
             session.commit()

@@ -6,11 +6,22 @@
 - `auth.mode: none` is for development on loopback only: every caller is an anonymous admin.
 - Logging out or revoking a token calls the revocation listeners, which close that credential's
   live sockets.
+- Revocation is shared through the database: every write to a user or token also appends an
+  `auth_changes` row in the same transaction, and a running server polls that table every
+  REVOCATION_POLL_S (in a worker thread). So `python main.py user passwd/disable` and `token revoke`,
+  which run in another process, end that user's sessions, cookies, `/ws` sockets and SSE streams on
+  the running server within a second; the session rows they end stay ended across a restart.
+- Every write goes through the store's single writer thread; requests never query the database on
+  the event loop: users, open sessions and active tokens are held in memory and kept current by
+  that poll (a token this process has not seen triggers one poll at once, for a token just
+  created by the CLI).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import hmac
 import ipaddress
 import logging
 import secrets
@@ -18,16 +29,18 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlmodel import select
+from sqlmodel import Session, func, select
 
 from bevforge.audit import AuditLog
 from bevforge.config import AuthSettings, PlantConfig
 from bevforge.domain import Actor, utcnow
 from bevforge.errors import (
+    ALREADY_SET_UP,
     BAD_CREDENTIALS,
     INVALID_NAME,
     INVALID_PASSWORD,
@@ -47,13 +60,15 @@ from bevforge.errors import (
 )
 from bevforge.messages import iso
 from bevforge.permissions import ROLE_RANK, ROLES
-from bevforge.store.tables import SessionRow, TokenRow, UserRow
+from bevforge.store.tables import AuthChangeRow, SessionRow, TokenRow, UserRow
 from bevforge.store.writer import Database
+from bevforge.tasks import stop_task
 
 log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "bevforge_session"
-TOKEN_CACHE_S = 5.0
+CSRF_FIELD = "csrf"  # the form field (and X-CSRF-Token header) that carries csrf_token()
+REVOCATION_POLL_S = 0.25  # how often a running server reads auth_changes (the CLI's revocations)
 _hasher = PasswordHasher()
 
 
@@ -90,6 +105,19 @@ def hash_secret(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
+def csrf_token(cookie: str) -> str:
+    """The per-session CSRF token (api/csrf.py): derived from the session cookie, which another site never
+    learns. Derived rather than stored, so it needs no table, survives a restart with its session, and
+    any page drawn for a request that carries the cookie can be given it."""
+    return hashlib.sha256(b"bevforge-csrf:" + cookie.encode()).hexdigest()
+
+
+def csrf_token_ok(cookie: str | None, presented: str | None) -> bool:
+    if not cookie or not presented:
+        return False
+    return hmac.compare_digest(csrf_token(cookie), presented)
+
+
 def check_role(role: str) -> str:
     if role not in ROLE_RANK:
         raise Invalid(f"role must be one of {', '.join(ROLES)}", code=INVALID_ROLE, field="role")
@@ -119,10 +147,15 @@ class _Session:
     last_seen: float
 
 
-@dataclass
-class _CachedToken:
-    row: TokenRow
-    checked: float
+def _epoch(when: datetime) -> float:
+    """SQLite hands datetimes back without a zone; they were stored as UTC."""
+    return (when if when.tzinfo is not None else when.replace(tzinfo=UTC)).timestamp()
+
+
+def _record_change(session: Session, kind: str, key: str, ends_sessions: bool = False,
+                   at: datetime | None = None) -> None:
+    """Append the auth_changes row that tells every process (the server, after the CLI) to look again."""
+    session.add(AuthChangeRow(kind=kind, key=key, ends_sessions=ends_sessions, time=at or utcnow()))
 
 
 class AuthService:
@@ -133,11 +166,15 @@ class AuthService:
         self.audit = audit
         self.mode = resolve_mode(config.auth, host)
         self._sessions: dict[str, _Session] = {}
-        self._tokens: dict[str, _CachedToken] = {}
+        self._tokens: dict[str, TokenRow] = {}  # token hash → active token row (kept current by the poll)
         self._users: dict[str, UserRow] = {}
         self._failures: dict[tuple[str, str], deque[float]] = {}
         self._locked_until: dict[tuple[str, str], tuple[float, float]] = {}
         self._revocation_listeners: dict[str, set[Callable[[str], None]]] = {}
+        self._last_change = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._poll_task: asyncio.Task[None] | None = None
+        self._refreshing: asyncio.Task[None] | None = None
 
     @property
     def required(self) -> bool:
@@ -147,11 +184,81 @@ class AuthService:
         with self.db.session() as session:
             self._users = {u.username: u for u in session.exec(select(UserRow)).all()}
             rows = session.exec(select(SessionRow).where(SessionRow.ended_at == None)).all()  # noqa: E711
+            tokens = session.exec(select(TokenRow).where(TokenRow.revoked_at == None)).all()  # noqa: E711
+            self._last_change = session.exec(select(func.max(AuthChangeRow.id))).one() or 0
+        self._tokens = {t.token_hash: t for t in tokens}
         now = time.time()
         for row in rows:
-            self._sessions[row.id_hash] = _Session(row.username, row.station, row.created_at.timestamp(),
-                                                   row.last_seen_at.timestamp())
+            self._sessions[row.id_hash] = _Session(row.username, row.station, _epoch(row.created_at),
+                                                   _epoch(row.last_seen_at))
         self._expire_sessions(now)
+
+    # -- the shared revocation state: poll auth_changes ----------------------------------------------
+
+    def start(self) -> None:
+        """Start polling auth_changes (call after load(), on the event loop)."""
+        self._loop = asyncio.get_running_loop()
+        self._poll_task = self._loop.create_task(self._poll(), name="auth-changes-poll")
+
+    async def stop(self) -> None:
+        task, self._poll_task = self._poll_task, None
+        await stop_task(task)
+
+    async def _poll(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a locked or failing store must not end revocation for good: try again
+                log.exception("reading auth_changes failed")
+            await asyncio.sleep(REVOCATION_POLL_S)
+
+    async def refresh(self) -> None:
+        """Apply every auth change made since the last look (by this process or another). Concurrent
+        callers share one read."""
+        task = self._refreshing
+        if task is None or task.done():
+            task = self._refreshing = asyncio.get_running_loop().create_task(self._refresh_once())
+        await asyncio.shield(task)
+
+    async def _refresh_once(self) -> None:
+        changes, users, tokens = await self.db.read(self._read_changes, self._last_change)
+        if not changes:
+            return
+        for name, user in users.items():
+            if user is None:
+                self._users.pop(name, None)
+            else:
+                self._users[name] = user
+        for token_id, token in tokens.items():
+            for token_hash, known in list(self._tokens.items()):
+                if known.id == token_id:
+                    self._tokens.pop(token_hash, None)
+            if token is not None and token.revoked_at is None:
+                self._tokens[token.token_hash] = token
+            else:
+                self._revoked(f"token:{token_id}")
+        for change in changes:
+            if change.kind == "user" and change.ends_sessions:
+                self._end_local_sessions(change.key, before=_epoch(change.time))
+        self._last_change = max(c.id or 0 for c in changes)
+
+    def _read_changes(self, after: int) -> tuple[list[AuthChangeRow], dict[str, UserRow | None],
+                                                 dict[str, TokenRow | None]]:
+        with self.db.session() as session:
+            changes = list(session.exec(select(AuthChangeRow).where(AuthChangeRow.id > after)
+                                        .order_by(AuthChangeRow.id)).all())  # type: ignore[union-attr]
+            users = {c.key: session.get(UserRow, c.key) for c in changes if c.kind == "user"}
+            tokens = {c.key: session.get(TokenRow, c.key) for c in changes if c.kind == "token"}
+        return changes, users, tokens
+
+    async def refresh_if_unknown(self, secret: str | None) -> None:
+        """A token this process has never seen may have been created by the CLI a moment ago: look now."""
+        if secret and self._poll_task is not None:
+            secret_hash = hash_secret(secret)
+            if secret_hash not in self._tokens and secret_hash not in self._sessions:
+                await self.refresh()
 
     # -- users (the CLI and the admin API) -------------------------------------------------
 
@@ -165,38 +272,85 @@ class AuthService:
         check_role(role)
         node_list = self._check_nodes(nodes)
         now = utcnow()
-        with self.db.session() as session:
-            if session.get(UserRow, username) is not None:
-                raise Conflict(f"user {username} exists", code=USER_EXISTS, field="username")
-            row = UserRow(username=username, password_hash=_hasher.hash(password), role=role, nodes=node_list,
-                          created_at=now, updated_at=now)
-            session.add(row)
-            session.commit()
-            session.refresh(row)
-        self._users[username] = row
+        row = UserRow(username=username, password_hash=_hasher.hash(password), role=role, nodes=node_list,
+                      created_at=now, updated_at=now)
+
+        def insert() -> UserRow:
+            with self.db.session() as session:
+                if session.get(UserRow, username) is not None:
+                    raise Conflict(f"user {username} exists", code=USER_EXISTS, field="username")
+                session.add(row)
+                _record_change(session, "user", username, at=now)
+                session.commit()
+                session.refresh(row)
+            return row
+
+        self._users[username] = self.db.write_blocking(insert)
+        return row
+
+    def add_first_admin(self, username: str, password: str) -> UserRow:
+        """The first-run admin: created only if no user exists, checked again inside the writing
+        transaction, so concurrent first-run requests make exactly one admin (the rest: 409)."""
+        check_username(username)
+        check_password(password)
+        now = utcnow()
+        row = UserRow(username=username, password_hash=_hasher.hash(password), role="admin", nodes=None,
+                      created_at=now, updated_at=now)
+
+        def insert() -> UserRow:
+            with self.db.session() as session:
+                if session.exec(select(UserRow).limit(1)).first() is not None:
+                    raise Conflict("users exist: sign in at /login", code=ALREADY_SET_UP)
+                session.add(row)
+                _record_change(session, "user", username, at=now)
+                session.commit()
+                session.refresh(row)
+            return row
+
+        self._users[username] = self.db.write_blocking(insert)
         return row
 
     def update_user(self, username: str, *, password: str | None = None, role: str | None = None,
                     nodes: Iterable[str] | bool | None = False, disabled: bool | None = None) -> UserRow:
-        with self.db.session() as session:
-            row = session.get(UserRow, username)
-            if row is None:
-                raise NotFound(f"no user {username}", code=UNKNOWN_USER, field="username")
-            if password is not None:
-                row.password_hash = _hasher.hash(check_password(password))
-            if role is not None:
-                row.role = check_role(role)
-            if nodes is not False:
-                row.nodes = self._check_nodes(nodes)  # type: ignore[arg-type]
-            if disabled is not None:
-                row.disabled = disabled
-            row.updated_at = utcnow()
-            session.add(row)
-            session.commit()
-            session.refresh(row)
+        """Change a user (through the store's writer). A new password, role or node list, or disabling,
+        ends every session of that user: here at once, in other processes through auth_changes, and
+        after a restart because the session rows are ended in the same transaction."""
+        new_hash = _hasher.hash(check_password(password)) if password is not None else None
+        if role is not None:
+            check_role(role)
+        node_list = self._check_nodes(nodes) if nodes is not False else None  # type: ignore[arg-type]
+        ends = role is not None or bool(disabled) or nodes is not False or password is not None
+        now = utcnow()
+
+        def apply() -> UserRow:
+            with self.db.session() as session:
+                row = session.get(UserRow, username)
+                if row is None:
+                    raise NotFound(f"no user {username}", code=UNKNOWN_USER, field="username")
+                if new_hash is not None:
+                    row.password_hash = new_hash
+                if role is not None:
+                    row.role = role
+                if nodes is not False:
+                    row.nodes = node_list
+                if disabled is not None:
+                    row.disabled = disabled
+                row.updated_at = now
+                session.add(row)
+                if ends:
+                    for open_row in session.exec(select(SessionRow).where(
+                            SessionRow.username == username, SessionRow.ended_at == None)).all():  # noqa: E711
+                        open_row.ended_at = now
+                        session.add(open_row)
+                _record_change(session, "user", username, ends, now)
+                session.commit()
+                session.refresh(row)
+            return row
+
+        row = self.db.write_blocking(apply)
         self._users[username] = row
-        if role is not None or disabled or nodes is not False or password is not None:
-            self.end_user_sessions(username, keep=None)
+        if ends:
+            self._end_local_sessions(username, before=now.timestamp())
         return row
 
     def list_users(self) -> list[dict[str, Any]]:
@@ -224,20 +378,32 @@ class AuthService:
         token = f"bf_{token_id}_{secrets.token_urlsafe(32)}"
         row = TokenRow(id=token_id, name=name, token_hash=hash_secret(token), role=role,
                        nodes=self._check_nodes(nodes), created_by=created_by, created_at=utcnow())
-        with self.db.session() as session:
-            session.add(row)
-            session.commit()
+
+        def insert() -> None:
+            with self.db.session() as session:
+                session.add(row)
+                _record_change(session, "token", token_id)
+                session.commit()
+
+        self.db.write_blocking(insert)
+        self._tokens[row.token_hash] = row
         return token_id, token
 
     def revoke_token(self, token_id: str) -> bool:
-        with self.db.session() as session:
-            row = session.get(TokenRow, token_id)
-            if row is None or row.revoked_at is not None:
-                return False
-            row.revoked_at = utcnow()
-            session.add(row)
-            session.commit()
-            token_hash = row.token_hash
+        def revoke() -> str | None:
+            with self.db.session() as session:
+                row = session.get(TokenRow, token_id)
+                if row is None or row.revoked_at is not None:
+                    return None
+                row.revoked_at = utcnow()
+                session.add(row)
+                _record_change(session, "token", token_id)
+                session.commit()
+                return row.token_hash
+
+        token_hash = self.db.write_blocking(revoke)
+        if token_hash is None:
+            return False
         self._tokens.pop(token_hash, None)
         self._revoked(f"token:{token_id}")
         return True
@@ -300,11 +466,15 @@ class AuthService:
         cookie = secrets.token_urlsafe(32)
         id_hash = hash_secret(cookie)
         now = utcnow()
+        row = SessionRow(id_hash=id_hash, username=user.username, station=station, created_at=now, last_seen_at=now)
+
+        def insert() -> None:
+            with self.db.session() as session:
+                session.add(row)
+                session.commit()
+
+        self.db.write_blocking(insert)  # stored first: a refused write (store fault) leaves no session behind
         self._sessions[id_hash] = _Session(user.username, station, now.timestamp(), now.timestamp())
-        with self.db.session() as session:
-            session.add(SessionRow(id_hash=id_hash, username=user.username, station=station, created_at=now,
-                                   last_seen_at=now))
-            session.commit()
         actor = self._actor(user, station, f"session:{id_hash}")
         self.audit.record(actor, "auth.login")
         return cookie, actor
@@ -326,6 +496,17 @@ class AuthService:
                 self._sessions.pop(id_hash, None)
                 self._end_session_row(id_hash)
                 self._revoked(f"session:{id_hash}")
+
+    def _end_local_sessions(self, username: str, before: float) -> None:
+        """Forget this user's sessions opened before `before` (their rows are already ended) and close
+        what they opened; a kiosk station signed in as this user has its sockets closed too."""
+        for id_hash, session in list(self._sessions.items()):
+            if session.username == username and session.created <= before:
+                self._sessions.pop(id_hash, None)
+                self._revoked(f"session:{id_hash}")
+        for kiosk in self.settings.stations:
+            if kiosk.user == username:
+                self._revoked(f"station:{kiosk.address}")
 
     def _end_session_row(self, id_hash: str) -> None:
         def end() -> None:
@@ -375,19 +556,8 @@ class AuthService:
     def actor_from_token(self, token: str | None, station: str) -> Actor | None:
         if not token:
             return None
-        token_hash = hash_secret(token)
-        now = time.monotonic()
-        cached = self._tokens.get(token_hash)
-        if cached is None or now - cached.checked > TOKEN_CACHE_S:
-            with self.db.session() as session:
-                row = session.exec(select(TokenRow).where(TokenRow.token_hash == token_hash)).first()
-            if row is None:
-                self._tokens.pop(token_hash, None)
-                return None
-            cached = _CachedToken(row, now)
-            self._tokens[token_hash] = cached
-        row = cached.row
-        if row.revoked_at is not None:
+        row = self._tokens.get(hash_secret(token))  # memory only: no query on the event loop
+        if row is None or row.revoked_at is not None:
             return None
         nodes = frozenset(row.nodes) if row.nodes is not None else None
         return Actor(user=f"token:{row.name}", station=station, role=row.role, nodes=nodes,
@@ -399,7 +569,7 @@ class AuthService:
             if kiosk.address == station:
                 user = self._users.get(kiosk.user)
                 if user is not None and not user.disabled:
-                    return self._actor(user, station, None)
+                    return self._actor(user, station, f"station:{station}")
         return None
 
     def authenticate(self, *, bearer: str | None, cookie: str | None, station: str) -> Actor | None:
@@ -410,6 +580,11 @@ class AuthService:
             return Actor(user="anonymous", station=station, role="admin")
         return actor
 
+    async def authenticate_async(self, *, bearer: str | None, cookie: str | None, station: str) -> Actor | None:
+        """`authenticate`, after one look at auth_changes if the bearer token is new to this process."""
+        await self.refresh_if_unknown(bearer)
+        return self.authenticate(bearer=bearer, cookie=cookie, station=station)
+
     # -- revocation: close what a credential opened -------------------------------------------------
 
     def on_revoke(self, credential: str, callback: Callable[[str], None]) -> Callable[[], None]:
@@ -418,6 +593,19 @@ class AuthService:
         return lambda: listeners.discard(callback)
 
     def _revoked(self, credential: str) -> None:
+        """Call the credential's listeners on the event loop (a worker thread's write hands them over)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is not loop:
+                loop.call_soon_threadsafe(self._fire, credential)
+                return
+        self._fire(credential)
+
+    def _fire(self, credential: str) -> None:
         for callback in list(self._revocation_listeners.pop(credential, ())):
             try:
                 callback(credential)

@@ -71,14 +71,26 @@ class Range(Strict):
         return self
 
 
-class Endpoint(Strict):
-    """One point of the plant: a probe, an output, a setpoint. `id` is the seed's endpointId."""
+EndpointSource = Literal["device", "external"]
+MAX_ENDPOINT_ID = 2_000_000_000  # endpointIds past this are refused before any store sees them (SQLite INTEGER)
 
-    id: int = Field(ge=1, le=2_000_000_000)
+
+class Endpoint(Strict):
+    """One point of the plant: a probe, an output, a setpoint. `id` is the seed's endpointId.
+
+    Every reading has one owner (`source`): `device` — the driver of `device` polls it, and nothing
+    else may write it (a client's ingest could otherwise open an interlock the device holds shut);
+    `external` — it has no device and is fed only through the ingest API (a hydrometer gateway,
+    a building sensor), so interlocks on it act on what that sender reports.
+    """
+
+    id: int = Field(ge=1, le=MAX_ENDPOINT_ID)
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
     label: str | None = None
     node: str
-    device: str
+    source: EndpointSource = Field(default="device", description="who feeds its readings: its device's driver, "
+                                   "or an outside sender through the ingest API (external)")
+    device: str | None = Field(default=None, description="the device whose driver polls it (source: device)")
     kind: EndpointKind
     unit: str = ""
     data_type: DataType = DataType.FLOAT
@@ -103,6 +115,11 @@ class Endpoint(Strict):
     @property
     def feedback_id(self) -> int:
         return self.feedback if self.feedback is not None else self.id
+
+    @property
+    def ingestable(self) -> bool:
+        """Whether the ingest API (REST, later MQTT) may write it: only readings no device owns."""
+        return self.source == "external"
 
     @model_validator(mode="after")
     def _consistent(self) -> Endpoint:
@@ -221,6 +238,10 @@ class CommandSettings(Strict):
 class StoreSettings(Strict):
     flush_interval_s: float = Field(default=0.5, gt=0, le=10)
     flush_rows: int = Field(default=5000, ge=1)
+    busy_timeout_s: float = Field(default=5.0, gt=0, le=60,
+                                  description="how long a write waits for another program's lock before it is refused")
+    max_pending_rows: int = Field(default=100_000, ge=1000,
+                                  description="history rows held while the store refuses writes (oldest dropped)")
 
 
 class RetentionSettings(Strict):
@@ -259,6 +280,21 @@ class RealtimeSettings(Strict):
     sse_buffer: int = Field(default=10000, ge=10)
 
 
+class IngestSettings(Strict):
+    """Limits on readings sent by clients (POST /api/os/telemetry/ingest; later MQTT).
+
+    The time window is wide enough for a buffered gateway that replays a day's outage, narrow enough
+    that a reading stamped in year 1 or 9999 never reaches the store or a screen. The rate is per
+    credential (token or session), so one busy script cannot starve the others.
+    """
+
+    max_age_s: float = Field(default=86400, gt=0, description="a reading stamped further in the past is refused")
+    max_ahead_s: float = Field(default=300, ge=0, description="a reading stamped further in the future is refused")
+    rate_per_s: float = Field(default=1000, gt=0, description="readings a second per credential (token bucket)")
+    burst: int = Field(default=5000, ge=1, description="readings a credential may send at once before the rate "
+                       "applies; a larger batch is refused as too large")
+
+
 class KioskStation(Strict):
     """A touchscreen that signs in as a fixed user, from its own address only."""
 
@@ -268,7 +304,8 @@ class KioskStation(Strict):
 
 class AuthSettings(Strict):
     mode: Literal["none", "required"] | None = None  # None: none on loopback, required elsewhere
-    allowed_origins: list[str] = Field(default_factory=list)
+    allowed_origins: list[str] = Field(default_factory=list, description="origins besides the server's own that "
+                                       "may use its cookies and /ws (empty: its own origin only)")
     session_idle_minutes: float = Field(default=30, gt=0, description="a session unused this long ends")
     session_max_hours: float = Field(default=12, gt=0, description="a brew day; then sign in again")
     stations: list[KioskStation] = Field(default_factory=list)
@@ -329,6 +366,7 @@ class PlantConfig(Strict):
     store: StoreSettings = Field(default_factory=StoreSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
@@ -544,8 +582,16 @@ def check_references(config: PlantConfig) -> list[tuple[tuple[Any, ...], str]]:
     for i, ep in enumerate(config.endpoints):
         if ep.node not in node_ids:
             problems.append((("endpoints", i, "node"), f"unknown node {ep.node!r}"))
-        if ep.device not in device_ids:
+        if ep.source == "device" and ep.device is None:
+            problems.append((("endpoints", i, "device"), "a polled endpoint names its device "
+                             "(or says source: external when a client feeds it)"))
+        elif ep.source == "external" and ep.device is not None:
+            problems.append((("endpoints", i, "device"), "an external endpoint has no device: one owner per "
+                             "reading (remove device, or source: external)"))
+        elif ep.device is not None and ep.device not in device_ids:
             problems.append((("endpoints", i, "device"), f"unknown device {ep.device!r}"))
+        if ep.source == "external" and ep.writable:
+            problems.append((("endpoints", i, "writable"), "an external endpoint has no device to write to"))
         if ep.feedback is not None and ep.feedback not in endpoint_ids:
             problems.append((("endpoints", i, "feedback"), f"unknown endpoint id {ep.feedback}"))
         if ep.writable and ep.safe_value is None and ep.kind in (EndpointKind.HEATER, EndpointKind.PUMP):

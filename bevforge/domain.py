@@ -15,10 +15,37 @@ from bevforge.errors import INVALID_VALUE, Invalid
 
 Value = bool | int | float
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what an int endpoint holds (SQLite INTEGER, a 64-bit register)
+
 
 def utcnow() -> datetime:
     """The one clock of the plant (UTC, timezone-aware)."""
     return datetime.now(UTC)
+
+
+def epoch_time(ts: Any) -> datetime | None:
+    """An epoch-seconds column as an aware datetime; None for one no datetime can hold (NaN, 1e300, text)."""
+    if ts is None or isinstance(ts, bool) or not isinstance(ts, int | float):
+        return None
+    try:
+        return datetime.fromtimestamp(ts, UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def plain_value(value: Any) -> Value | None:
+    """A value every reader can show and every encoder can write, else None.
+
+    Validation at the edge keeps poison out; this is the second wall, for a value that reached the
+    store or the plant another way (an old database, a hand edit): reads format defensively.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if INT64_MIN <= value <= INT64_MAX else None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return None
 
 
 class Quality(StrEnum):
@@ -90,7 +117,8 @@ def coerce_value(value: Any, data_type: DataType, *, field: str = "value") -> Va
     """Turn a JSON value into the endpoint's type, refusing anything that would need guessing.
 
     JSON has no int/float distinction worth trusting, so 1.0 is a fine int and 1 a fine float, but
-    a string, a list or a NaN never is. Booleans accept only true/false (and 0/1, as devices do).
+    a string, a list or a NaN never is, nor an int past int64 (1e300 "is" a whole number).
+    Booleans accept only true/false (and 0/1, as devices do).
     """
     if data_type is DataType.BOOL:
         if isinstance(value, bool):
@@ -106,9 +134,14 @@ def coerce_value(value: Any, data_type: DataType, *, field: str = "value") -> Va
         if isinstance(value, float):
             if not value.is_integer():
                 raise InvalidValue(field, f"{field} must be a whole number")
-            return int(value)
+            value = int(value)
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise InvalidValue(field, f"{field} must fit a 64-bit integer")
         return value
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int past 1.8e308 has no float
+        raise InvalidValue(field, f"{field} must be a finite number") from None
 
 
 @dataclass(slots=True)

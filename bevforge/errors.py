@@ -35,7 +35,9 @@ NOT_FOUND = "not_found"
 UNAUTHORIZED = "unauthorized"
 FORBIDDEN = "forbidden"
 CSRF_REJECTED = "csrf_rejected"
+UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 NOT_ALLOWED_NOW = "not_allowed_now"
+NOT_INGESTABLE = "not_ingestable"  # a reading for an endpoint its device owns
 ALREADY_SET_UP = "already_set_up"
 CONFLICT = "conflict"
 TOO_LARGE = "too_large"
@@ -121,6 +123,12 @@ class Conflict(BevForgeError):
     """Not allowed in the present state (REST 409): e.g. acknowledging an alarm that is normal."""
 
     code = NOT_ALLOWED_NOW
+
+
+class UnsupportedMedia(BevForgeError):
+    """The body is not of a type this route takes (REST 415): the API takes JSON bodies only."""
+
+    code = UNSUPPORTED_MEDIA_TYPE
 
 
 class TooLarge(BevForgeError):

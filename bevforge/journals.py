@@ -18,6 +18,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import SQLModel, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from bevforge.csv_cells import FORMULA_STARTS, safe_cell
+
+__all__ = ["FORMULA_STARTS", "csv_text", "newest_first", "safe_cell"]  # safe_cell: kept importable from here
+
 RowT = TypeVar("RowT", bound=SQLModel)
 
 
@@ -45,9 +49,13 @@ def newest_first(table: type[RowT], *, since: datetime | None, until: datetime |
 
 
 def csv_text(fields: Sequence[str], entries: Iterable[Mapping[str, Any]]) -> str:
-    """A CSV document with a header of `fields`; keys of an entry outside `fields` are left out."""
+    """A CSV document with a header of `fields`; keys of an entry outside `fields` are left out.
+
+    Every text cell goes through `safe_cell`: journals hold what users typed (a failed sign-in's
+    username, an acknowledgement note), and a CSV export must never turn that into a live formula.
+    """
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(entries)
+    writer.writerows({k: safe_cell(v) for k, v in entry.items() if k in fields} for entry in entries)
     return out.getvalue()

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bevforge.bus import ALARM, COMMAND_STATUS, TELEMETRY
-from bevforge.domain import EndpointState, Quality
+from bevforge.domain import EndpointState, Quality, epoch_time, plain_value
 
 if TYPE_CHECKING:  # types only: the modules defining these import this one
     from bevforge.alarms.points import Alarm
@@ -38,17 +38,23 @@ RESYNC = "resync"
 # -- timestamps ----------------------------------------------------------------------------------
 
 def iso(ts: datetime | None) -> str | None:
-    """ISO-8601 in UTC with a trailing Z, as the seed's messages show timestamps (None stays None)."""
+    """ISO-8601 in UTC with a trailing Z, as the seed's messages show timestamps (None stays None).
+
+    None too for a time that has no UTC form (year 1 at +14:00): a read must never fail on a stored time.
+    """
     if ts is None:
         return None
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except (OverflowError, ValueError):
+        return None
 
 
-def iso_epoch(ts: float | None) -> str | None:
-    """ISO-8601 for an epoch-seconds timestamp (how history rows store time)."""
-    return None if ts is None else iso(datetime.fromtimestamp(ts, UTC))
+def iso_epoch(ts: Any) -> str | None:
+    """ISO-8601 for an epoch-seconds timestamp (how history rows store time); None for one no datetime holds."""
+    return iso(epoch_time(ts))
 
 
 def from_iso(text: str | None) -> datetime | None:
@@ -66,7 +72,8 @@ def now_iso() -> str:
 def telemetry(endpoint: Endpoint, state: EndpointState) -> dict[str, Any]:
     """An endpoint's value as pushed: `error` only when there is one (docs/protocol.md)."""
     frame: dict[str, Any] = {
-        "type": TELEMETRY, "endpointId": endpoint.id, "value": state.value, "timestamp": iso(state.server_time),
+        "type": TELEMETRY, "endpointId": endpoint.id, "value": plain_value(state.value),
+        "timestamp": iso(state.server_time),
         "quality": state.quality.value, "unit": endpoint.unit,
     }
     if state.error:
@@ -158,8 +165,8 @@ def endpoint_view(endpoint: Endpoint, state: EndpointState) -> dict[str, Any]:
         "feedbackEndpointId": endpoint.feedback_id,
         "pollIntervalS": endpoint.poll_interval_s,
         "staleAfterS": endpoint.stale_after,
-        "value": state.value if state.quality is not Quality.BAD else None,
-        "lastValue": state.value,
+        "value": plain_value(state.value) if state.quality is not Quality.BAD else None,
+        "lastValue": plain_value(state.value),
         "quality": state.quality.value,
         "timestamp": iso(state.server_time),
         "sourceTimestamp": iso(state.source_time),
@@ -171,7 +178,7 @@ def state_view(state: EndpointState) -> dict[str, Any]:
     """An endpoint's present value alone."""
     return {
         "endpointId": state.endpoint_id,
-        "value": state.value,
+        "value": plain_value(state.value),
         "quality": state.quality.value,
         "sourceTimestamp": iso(state.source_time),
         "timestamp": iso(state.server_time),
@@ -186,19 +193,21 @@ def state_of(frame: dict[str, Any]) -> EndpointState:
                          seq=frame.get("seq", 0))
 
 
-def history_reading(endpoint_id: int, value: Any, quality: str, server_ts: float,
-                    source_ts: float | None) -> dict[str, Any]:
-    """One stored sample (GET /telemetry)."""
-    return {"endpointId": endpoint_id, "value": value, "quality": quality, "timestamp": iso_epoch(server_ts),
-            "sourceTimestamp": iso_epoch(source_ts)}
+def history_reading(endpoint_id: int, value: Any, quality: str, server_ts: Any,
+                    source_ts: Any) -> dict[str, Any]:
+    """One stored sample (GET /telemetry); stored values and times are formatted defensively (a hand-edited
+    row must never break a read)."""
+    return {"endpointId": endpoint_id, "value": plain_value(value), "quality": quality,
+            "timestamp": iso_epoch(server_ts), "sourceTimestamp": iso_epoch(source_ts)}
 
 
-def history_rollup(endpoint_id: int, minute_ts: float, average: Any, minimum: Any, maximum: Any,
-                   samples: int) -> dict[str, Any]:
+def history_rollup(endpoint_id: int, minute_ts: Any, average: Any, minimum: Any, maximum: Any,
+                   samples: Any) -> dict[str, Any]:
     """One 1-minute rollup standing for pruned raw samples (GET /telemetry)."""
-    return {"endpointId": endpoint_id, "value": average, "quality": "good", "timestamp": iso_epoch(minute_ts),
-            "sourceTimestamp": None,
-            "rollup": {"periodS": 60, "minimum": minimum, "maximum": maximum, "samples": samples}}
+    return {"endpointId": endpoint_id, "value": plain_value(average), "quality": "good",
+            "timestamp": iso_epoch(minute_ts), "sourceTimestamp": None,
+            "rollup": {"periodS": 60, "minimum": plain_value(minimum), "maximum": plain_value(maximum),
+                       "samples": plain_value(samples)}}
 
 
 def command_view(command: Command) -> dict[str, Any]:

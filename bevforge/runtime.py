@@ -17,7 +17,8 @@ from bevforge.bus import EventBus
 from bevforge.commands import CommandService
 from bevforge.config import PlantConfig
 from bevforge.devices import Driver, DriverFactory
-from bevforge.domain import Reading
+from bevforge.domain import Reading, Severity
+from bevforge.ingest import ReadingIntake
 from bevforge.plant import Plant
 from bevforge.retention import RetentionService
 from bevforge.store import (
@@ -28,6 +29,7 @@ from bevforge.store import (
     fail_interrupted_commands,
     sync_endpoints,
 )
+from bevforge.store.faults import STORE_ALARM_KEY, STORE_ALARM_KIND
 from bevforge.store.queries import HistoryReader
 
 log = logging.getLogger(__name__)
@@ -53,16 +55,18 @@ class Runtime:
                  config_path: str | None = None, host: str = "127.0.0.1") -> None:
         self.config = config
         self.config_path = config_path
-        self.db = Database(db_url)
+        self.db = Database(db_url, config.store.busy_timeout_s)
         self.audit = AuditLog(self.db)
         self.auth = AuthService(config, self.db, self.audit, host)
         self.bus = EventBus(history=config.realtime.sse_buffer, default_limit=config.realtime.queue_limit)
         # the writer batches telemetry into the store; the reader answers trends and listings from it
-        self.history_writer = HistoryWriter(self.db, config.store.flush_interval_s, config.store.flush_rows)
+        self.history_writer = HistoryWriter(self.db, config.store.flush_interval_s, config.store.flush_rows,
+                                            config.store.max_pending_rows)
         self.history_reader = HistoryReader(self.db, self.history_writer)
         self.alarms = AlarmService(config, self.bus, self.db, self.audit)
         self.plant = Plant(config, self.bus, self.history_writer, self.alarms)
         self.alarms.states = self.plant.states
+        self.intake = ReadingIntake(self.plant, config.ingest)
         self.alarms.device_online = self.plant.device_online
         self.drivers: dict[str, Driver] = {}
         for device in config.devices:
@@ -92,6 +96,8 @@ class Runtime:
                         self.interrupted_commands)
         self.alarms.load()
         self.auth.load()
+        self.auth.start()
+        self.db.health.attach(asyncio.get_running_loop(), self._store_health_changed)
         self.alarms.start()
         self.history_writer.start()
         self.retention.start()
@@ -100,12 +106,22 @@ class Runtime:
             await driver.start()
         self.started_at = time.monotonic()
 
+    def _store_health_changed(self, ok: bool, reason: str | None) -> None:
+        """The store alarm follows the store: raised on the first refused write, cleared on the next that works."""
+        if ok:
+            self.alarms.clear(STORE_ALARM_KEY)
+        else:
+            self.alarms.raise_alarm(
+                STORE_ALARM_KEY, STORE_ALARM_KIND, Severity.HIGH,
+                f"Database cannot be written: {reason} — control and alarms go on; commands, sign-in and "
+                "changes are refused until it can, history is held and written when it can")
+
     async def stop(self) -> None:
         """Stop every part; a part that does not stop within STOP_TIMEOUT_S is logged and left behind,
         so a stuck port or socket can never keep the plant from shutting down."""
         steps: list[tuple[str, Any]] = [(f"driver {d.device.id}", d.stop) for d in self.drivers.values()]
         steps += [("commands", self.commands.stop), ("plant", self.plant.stop), ("retention", self.retention.stop),
-                  ("alarms", self.alarms.stop), ("history writer", self.history_writer.stop)]
+                  ("alarms", self.alarms.stop), ("history writer", self.history_writer.stop), ("auth", self.auth.stop)]
         for name, stop in steps:
             try:
                 await asyncio.wait_for(stop(), STOP_TIMEOUT_S)
@@ -130,7 +146,9 @@ class Runtime:
             "drivers": [d.status() for d in self.drivers.values()],
             "database": {"url": self.db.url.split("://", 1)[0], "historyPending": self.history_writer.pending,
                          "rowsWritten": self.history_writer.rows_written, "lastError": self.history_writer.last_error,
-                         "writeErrors": self.db.write_errors},
+                         "writeErrors": self.db.write_errors, "writable": self.db.health.ok,
+                         "storeFault": self.db.health.reason, "historyDropped": self.history_writer.rows_dropped,
+                         "heldWrites": len(self.db.held.jobs), "heldDropped": self.db.held.dropped},
             "bus": {"published": self.bus.published, "subscribers": self.bus.subscriber_count},
             "readingsIngested": self.plant.readings_ingested,
             "tasks": len(asyncio.all_tasks()),  # flat over a soak run, or something leaks tasks

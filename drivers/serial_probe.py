@@ -6,6 +6,13 @@ An answer that does not match (noise, a framing error, a half line) becomes a BA
 reason — the probe answered, so it stays online. Silence counts toward offline; a port that
 vanishes (USB adapter unplugged) makes the device offline at once and is reopened with backoff.
 Nothing that arrives on the wire can end the polling task.
+
+Each answer is matched to its request, so a line that fell out of step (a probe that stalled and
+then answered every request it had held, answers later than `timeout_s`) is back in step on the
+next poll: everything received before a request is written is thrown away (the OS input queue
+too), and an answer that names another channel (`T2=…` while asking `T1?`) belongs to another
+request and is skipped. If only such answers come, the reading is BAD, never another channel's
+number or an old value read from a backlog.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from bevforge.config import Device, Endpoint
 from bevforge.devices import DeviceError, DeviceLink, SettingsRefused
 from bevforge.domain import DataType, Quality, Reading, Value, utcnow
 from drivers.polling import Due, PollingDriver, next_due, take_due
+from drivers.serial_lines import Line, LineCollector, LineLost
 
 log = logging.getLogger(__name__)
 MAX_LINE = 256
@@ -99,8 +107,8 @@ class SerialProbeDriver(PollingDriver[SerialProbeSettings]):
         self.patterns = {eid: re.compile(a.pattern) for eid, a in self.addresses.items()}
         self.answers = 0
         self.reopens = 0
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._transport: asyncio.Transport | None = None
+        self._lines: LineCollector | None = None
         self._lock = asyncio.Lock()
         self.timetable: list[Due[Endpoint]] = [Due(e, self._interval(e)) for e in self.endpoints]
 
@@ -108,7 +116,7 @@ class SerialProbeDriver(PollingDriver[SerialProbeSettings]):
         raise DeviceError("a serial probe has no outputs", code="not_writable")
 
     async def refresh(self, endpoint: Endpoint) -> None:
-        if self._writer is not None:
+        if self._transport is not None:
             await self._poll(endpoint)
 
     # -- the port --------------------------------------------------------------------------
@@ -116,24 +124,25 @@ class SerialProbeDriver(PollingDriver[SerialProbeSettings]):
     async def _open(self) -> None:
         s = self.settings
         try:
-            self._reader, self._writer = await serial_asyncio_fast.open_serial_connection(
+            self._transport, self._lines = await serial_asyncio_fast.create_serial_connection(
+                asyncio.get_running_loop(), lambda: LineCollector(MAX_LINE),
                 url=s.port, baudrate=s.baudrate, parity=s.parity, stopbits=s.stopbits, bytesize=s.bytesize)
         except (OSError, serial.SerialException, ValueError) as exc:
             raise PortLost(f"cannot open {s.port}: {exc}") from None
 
     def _release(self) -> None:
         """Close the port (stop, port lost, or a surprise: the next cycle opens it afresh)."""
-        if self._writer is not None:
+        if self._transport is not None:
             with contextlib.suppress(Exception):
-                self._writer.close()
-        self._reader = self._writer = None
+                self._transport.close()
+        self._transport = self._lines = None
 
     # -- polling ---------------------------------------------------------------------------
 
     async def _cycle(self) -> float | None:
         loop = asyncio.get_running_loop()
         try:
-            if self._writer is None:
+            if self._transport is None:
                 await self._open()
                 self.reopens += 1
                 self.backoff.reset()
@@ -154,36 +163,65 @@ class SerialProbeDriver(PollingDriver[SerialProbeSettings]):
 
     async def _poll(self, endpoint: Endpoint) -> None:
         async with self._lock:
-            if self._reader is None or self._writer is None:
+            if self._transport is None or self._lines is None:
                 return
             address = self.addresses[endpoint.id]
+            loop = asyncio.get_running_loop()
             try:
-                self._writer.write((address.request + self.settings.eol).encode("ascii"))
-                await self._writer.drain()
-                async with asyncio.timeout(self.settings.timeout_s):
-                    raw = await self._reader.readuntil(b"\n")
-            except TimeoutError:
-                await self._drain()
-                self._silent(f"timeout: no answer to {address.request!r} within {self.settings.timeout_s:g} s")
-                return
-            except asyncio.LimitOverrunError:
-                await self._drain()
-                self._answered()
-                self._bad(endpoint, "garbled answer: line too long")
-                return
-            except (asyncio.IncompleteReadError, ConnectionError, OSError, serial.SerialException) as exc:
+                if self._transport.is_closing() or self._lines.lost is not None:
+                    raise LineLost(self._lines.lost or "closing")
+                self._drop_stale_input()
+                written = loop.time()
+                self._transport.write((address.request + self.settings.eol).encode("ascii"))
+                answer, others = await self._answer_to(endpoint, written, written + self.settings.timeout_s)
+            except (LineLost, ConnectionError, OSError, serial.SerialException) as exc:
                 raise PortLost(f"port {self.settings.port} lost: {exc or type(exc).__name__}") from None
+        if answer is None and not others:
+            self._silent(f"timeout: no answer to {address.request!r} within {self.settings.timeout_s:g} s")
+            return
         self._answered()
-        self._parse(endpoint, raw)
+        if answer is None:
+            self._bad(endpoint, f"unexpected answer: {others[-1][:40]!r} (none to {address.request!r})")
+        elif answer.overlong:
+            self._bad(endpoint, "garbled answer: line too long")
+        else:
+            self._parse(endpoint, answer.raw)
 
-    async def _drain(self) -> None:
-        """Throw away a late or partial answer so it is not taken for the next one."""
-        assert self._reader is not None
-        with contextlib.suppress(TimeoutError, asyncio.IncompleteReadError, OSError, serial.SerialException):
-            while True:
-                async with asyncio.timeout(0.02):
-                    if not await self._reader.read(4096):
-                        return
+    def _drop_stale_input(self) -> None:
+        """Forget whatever came before this request: late answers, a backlog, noise (also the OS queue)."""
+        assert self._transport is not None and self._lines is not None
+        port = self._transport.get_extra_info("serial")
+        if port is not None:
+            try:
+                port.reset_input_buffer()
+            except Exception as exc:  # termios.error is no OSError; the port is gone either way
+                raise LineLost(f"cannot flush input: {exc}") from None
+        self._lines.discard()
+
+    async def _answer_to(self, endpoint: Endpoint, written: float, deadline: float) -> tuple[Line | None, list[str]]:
+        """The first line after `written` that is this request's answer (or noise); skip other channels' answers.
+
+        Returns (the answer, or None on timeout; the other channels' answers skipped on the way).
+        An answer matching another endpoint's pattern is a late one to that endpoint's request.
+        """
+        assert self._lines is not None
+        others: list[str] = []
+        while True:
+            line = await self._lines.next_line(deadline)
+            if line is None:
+                return None, others
+            if line.started < written:
+                continue  # began before the request went out: not its answer
+            if line.overlong:
+                return line, others
+            text = line.raw.decode("ascii", "replace").strip()
+            if not text:
+                continue
+            if self.patterns[endpoint.id].search(text) is None and any(
+                    p.search(text) for eid, p in self.patterns.items() if eid != endpoint.id):
+                others.append(text)
+                continue
+            return line, others
 
     def _parse(self, endpoint: Endpoint, raw: bytes) -> None:
         try:

@@ -19,7 +19,7 @@ from nicegui.client import Client
 from bevforge import permissions
 from bevforge.alarms import AlarmNotFound, TransitionRefused
 from bevforge.domain import Actor
-from bevforge.errors import BevForgeError, Forbidden, Invalid
+from bevforge.errors import BevForgeError, Forbidden, Invalid, Unavailable
 from bevforge.runtime import Runtime
 from ui import session
 from ui.controls import tag
@@ -67,7 +67,7 @@ def ack_now(runtime: Runtime, client: Client, alarm_id: int, comment: str | None
         runtime.alarms.ack(alarm_id, actor, comment or None)
     except AlarmNotFound:
         pass  # already acknowledged and closed elsewhere: nothing left to do
-    except TransitionRefused as exc:
+    except (TransitionRefused, Unavailable) as exc:  # Unavailable: the store cannot record it now
         _refused("ACK", exc)
         return False
     return True
@@ -91,7 +91,7 @@ def _attempt(client: Client, role: str, what: str, action: Callable[[Actor], obj
         return False
     try:
         action(actor)
-    except (AlarmNotFound, TransitionRefused, Invalid, Forbidden) as exc:
+    except (AlarmNotFound, TransitionRefused, Invalid, Forbidden, Unavailable) as exc:  # Unavailable: store fault
         _refused(refusal or what, exc)
     return True
 

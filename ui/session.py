@@ -23,7 +23,7 @@ from nicegui import app as nicegui_app
 from nicegui import ui
 from nicegui.client import Client
 
-from bevforge.auth import ROLE_RANK, SESSION_COOKIE
+from bevforge.auth import CSRF_FIELD, ROLE_RANK, SESSION_COOKIE, csrf_token
 from bevforge.domain import Actor, station_of
 from ui import state
 
@@ -135,13 +135,20 @@ def _leave(client_id: str) -> None:
 
 
 def sign_out_button(actor: Actor) -> None:
-    """Name, role and SIGN OUT (a form POST, so the server clears the HttpOnly cookie itself)."""
+    """Name, role and SIGN OUT (a form POST, so the server clears the HttpOnly cookie itself).
+
+    The form carries the session's CSRF token (api/csrf.py): a sign-out posted by another page
+    without it is refused.
+    """
     who = f"{actor.user} · {actor.role.upper()}"
     if actor.nodes is not None:
         who += f" · {', '.join(sorted(actor.nodes))}"
     ui.label(who).classes("bf-who").mark("who").props('data-testid="who"')
     if actor.credential is not None and actor.credential.startswith("session:"):
+        seat = _seats.get(ui.context.client.id)
+        token = csrf_token(seat.cookie) if seat is not None and seat.cookie else ""
         ui.html(f'<form method="post" action="{SIGN_OUT_ACTION}" class="bf-signout">'
+                f'<input type="hidden" name="{CSRF_FIELD}" value="{token}">'
                 '<button type="submit" data-testid="sign-out" class="bf-btn">SIGN OUT</button></form>',
                 sanitize=False).mark("sign-out")
 

@@ -24,7 +24,11 @@ if TYPE_CHECKING:
 
 
 class AlarmActions:
-    """Operator actions on occurrences and definitions; each one audited and journalled."""
+    """Operator actions on occurrences and definitions; each one audited and journalled.
+
+    Refused whole (`StoreUnavailable`) while the store cannot be written: an acknowledgement that
+    could not be journalled would be a decision with no record.
+    """
 
     def __init__(self, engine: AlarmEngine, recorder: AlarmRecorder,
                  shelve_policy: Mapping[str, Sequence[float]] | None = None) -> None:
@@ -43,6 +47,7 @@ class AlarmActions:
 
     def ack(self, alarm_id: int, actor: Actor, comment: str | None = None) -> Alarm:
         point = self._point_of(alarm_id)
+        self.recorder.db.health.require_writable()  # its record is written later: refuse it whole now
         alarm = point.occurrence
         assert alarm is not None
         if not point.state.acked:
@@ -51,6 +56,7 @@ class AlarmActions:
 
     def reset(self, alarm_id: int, actor: Actor, comment: str | None = None) -> Alarm:
         point = self._point_of(alarm_id)
+        self.recorder.db.health.require_writable()  # its record is written later: refuse it whole now
         alarm = point.occurrence
         assert alarm is not None
         self.engine.apply_event(point, AlarmEvent.RESET, actor=actor, comment=comment)
@@ -61,6 +67,7 @@ class AlarmActions:
         if duration_s is not None:
             permissions.require_shelve_duration(actor, duration_s, self.shelve_policy)
         point = self._definition(rule_id)
+        self.recorder.db.health.require_writable()  # its record is written later: refuse it whole now
         until = utcnow() + timedelta(seconds=duration_s) if duration_s else None
         self.engine.apply_event(point, AlarmEvent.SHELVE, actor=actor, comment=comment, until=until)
         self.recorder.save_point(point, actor.user)
@@ -68,12 +75,14 @@ class AlarmActions:
 
     def unshelve(self, rule_id: str, actor: Actor, comment: str | None = None) -> Point:
         point = self._definition(rule_id)
+        self.recorder.db.health.require_writable()  # its record is written later: refuse it whole now
         self.engine.apply_event(point, AlarmEvent.UNSHELVE, actor=actor, comment=comment)
         self.recorder.save_point(point, actor.user)
         return point
 
     def set_in_service(self, rule_id: str, in_service: bool, actor: Actor, comment: str | None = None) -> Point:
         point = self._definition(rule_id)
+        self.recorder.db.health.require_writable()  # its record is written later: refuse it whole now
         event = AlarmEvent.RETURN_TO_SERVICE if in_service else AlarmEvent.REMOVE_FROM_SERVICE
         self.engine.apply_event(point, event, actor=actor, comment=comment)
         self.recorder.save_point(point, actor.user)
@@ -82,6 +91,7 @@ class AlarmActions:
     def change_limits(self, rule_id: str, changes: dict[str, Any], actor: Actor) -> tuple[dict[str, Any], Point]:
         """Technician changes limits at runtime; persisted and journalled with old → new."""
         point = self._definition(rule_id)
+        self.recorder.db.health.require_writable()  # its record is written later: refuse it whole now
         if point.tracker is None:
             raise TransitionRefused("this alarm has no limits")
         old = limits_of(point)

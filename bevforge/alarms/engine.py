@@ -166,7 +166,7 @@ class AlarmEngine:
         if hold != point.state.suppressed:
             self.apply_event(point, AlarmEvent.SUPPRESS if hold else AlarmEvent.UNSUPPRESS)
 
-    def quality_changed(self, state: EndpointState, device: str) -> None:
+    def quality_changed(self, state: EndpointState, device: str | None) -> None:
         """An input of a definition went stale or bad while its device still answers: say so."""
         if state.endpoint_id not in self._by_endpoint:
             return

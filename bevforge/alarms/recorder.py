@@ -13,6 +13,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.orm import make_transient
+
 from bevforge import messages
 from bevforge.alarms.points import Alarm, Point, settings_row
 from bevforge.bus import ALARM, EventBus
@@ -42,6 +44,9 @@ class AlarmRecorder:
         self.db.write_later(self._append_journal, rows)
 
     def _append_journal(self, rows: list[AlarmJournalRow]) -> None:
+        for row in rows:  # a retry after a refused commit: a new row, not the id the failed flush gave it
+            make_transient(row)
+            row.id = None
         with self.db.session() as session:
             session.add_all(rows)
             session.commit()

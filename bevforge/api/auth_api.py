@@ -17,13 +17,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from bevforge import audit as audit_mod
+from bevforge.api.csrf import CSRF_FIELD, csrf_token, csrf_token_ok
 from bevforge.api.deps import actor_for_request, runtime_of, station_of
-from bevforge.api.errors import CSV_ANSWER, JSONResponse, TimeQuery
+from bevforge.api.errors import CSV_ANSWER, JSONResponse, SentBack, TimeQuery
 from bevforge.api.rest import body_schema, json_body
 from bevforge.api.security import enforce, requires
 from bevforge.auth import SESSION_COOKIE, AuthError, is_loopback
 from bevforge.errors import (
     ALREADY_SET_UP,
+    CSRF_REJECTED,
     FORBIDDEN,
     INVALID_REQUEST,
     UNKNOWN_TOKEN,
@@ -31,6 +33,7 @@ from bevforge.errors import (
     Forbidden,
     Invalid,
     NotFound,
+    Unavailable,
 )
 
 router = APIRouter(default_response_class=JSONResponse, dependencies=[Depends(enforce)], tags=["auth"])
@@ -61,10 +64,27 @@ class TokenIn(BaseModel):
     nodes: list[str] | None = None
 
 
-async def _form_or_json(request: Request) -> tuple[dict[str, Any], bool]:
+STALE_FORM = "the page was out of date: please try again"
+
+
+async def _form_or_json(request: Request, back: str | None = None) -> tuple[dict[str, Any], bool]:
+    """The body of a route the plain-HTML pages post to (a form) or a script calls (JSON).
+
+    A form that rides on a session cookie must carry that session's CSRF token as `csrf` (the
+    pages put it in a hidden field); the Origin check has already run in `csrf.OriginGuard`.
+    Without it the form is refused: with `back`, by sending the browser back to that page (a page
+    drawn before the cookie changed, e.g. signed in again in another tab), else 403.
+    """
     if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         raw = (await request.body()).decode(errors="replace")
-        return {k: v[0] for k, v in parse_qs(raw).items()}, True
+        form = {k: v[0] for k, v in parse_qs(raw).items()}
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie and not csrf_token_ok(cookie, form.get(CSRF_FIELD)):
+            message = "this form is missing its CSRF token: reload the page and try again"
+            if back is not None:
+                raise SentBack(message, location=back, code=CSRF_REJECTED, field=CSRF_FIELD)
+            raise Forbidden(message, code=CSRF_REJECTED, field=CSRF_FIELD)
+        return form, True
     body = await json_body(request)
     if not isinstance(body, dict):
         raise Invalid("body must be a JSON object", code=INVALID_REQUEST, field="body")
@@ -94,10 +114,15 @@ def _set_cookie(response: Response, value: str, request: Request) -> None:
              openapi_extra=body_schema(LoginIn) | requires("public"))
 async def login(request: Request) -> Response:
     rt = runtime_of(request)
-    body, is_form = await _form_or_json(request)
+    body, is_form = await _form_or_json(request, back=f"/login?error={quote(STALE_FORM)}")
     creds: LoginIn = _validated(LoginIn, body)
     try:
         cookie, actor = await asyncio.to_thread(rt.auth.login, creds.username, creds.password, station_of(request))
+    except Unavailable as exc:  # the store cannot record the session now: JSON clients get the 503
+        if not is_form:
+            raise
+        return RedirectResponse(f"/login?error={quote(exc.message)}&next={quote(str(body.get('next', '/')))}",
+                                status_code=303)
     except AuthError as exc:
         if is_form:
             nxt = quote(str(body.get("next", "/")))
@@ -118,9 +143,12 @@ async def login(request: Request) -> Response:
              openapi_extra=requires("public"))
 async def logout(request: Request) -> Response:
     rt = runtime_of(request)
+    is_form = request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
+    if is_form:
+        await _form_or_json(request, back="/")  # checks the form's CSRF token (a stale page: drawn again)
     rt.auth.logout(request.cookies.get(SESSION_COOKIE), getattr(request.state, "actor", None))
     response: Response = JSONResponse({"signedOut": True})
-    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+    if is_form:
         response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -129,9 +157,12 @@ async def logout(request: Request) -> Response:
 @router.get("/api/os/auth/me", summary="Who am I", openapi_extra=requires("viewer"))
 async def me(request: Request) -> dict[str, Any]:
     actor = actor_for_request(request)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    signed_in = cookie and actor.credential and actor.credential.startswith("session:")
     return {"user": actor.user, "role": actor.role, "station": actor.station,
             "nodes": sorted(actor.nodes) if actor.nodes is not None else None,
-            "authMode": runtime_of(request).auth.mode}
+            "authMode": runtime_of(request).auth.mode,
+            "csrfToken": csrf_token(cookie) if signed_in and cookie else None}
 
 
 # -- users and tokens (admin) -------------------------------------------------------------------------
@@ -224,13 +255,19 @@ box-sizing:border-box}}button{{margin-top:1.2rem;font-size:1.2rem;min-height:48p
 <h1>{title}</h1>{error}{fields}<button type="submit">{button}</button></form></body></html>"""
 
 
+def _csrf_field(request: Request) -> str:
+    """The hidden CSRF field of a page's form, when the browser already holds a session cookie."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return f'<input type="hidden" name="{CSRF_FIELD}" value="{csrf_token(cookie)}">' if cookie else ""
+
+
 @router.get("/login", summary="Sign-in page", response_class=HTMLResponse, openapi_extra=requires("public"),
             include_in_schema=False)
 async def login_page(request: Request, error: str | None = None, next: str = "/") -> HTMLResponse:
     rt = runtime_of(request)
     if not await rt.db.read(rt.auth.has_users) and is_loopback(station_of(request)):
         return RedirectResponse("/setup", status_code=303)  # type: ignore[return-value]
-    fields = (f'<input type="hidden" name="next" value="{html.escape(next)}">'
+    fields = (_csrf_field(request) + f'<input type="hidden" name="next" value="{html.escape(next)}">'
               '<label for="u">User</label><input id="u" name="username" autocomplete="username" autofocus>'
               '<label for="p">Password</label><input id="p" name="password" type="password" '
               'autocomplete="current-password">')
@@ -243,7 +280,7 @@ async def login_page(request: Request, error: str | None = None, next: str = "/"
             response_class=HTMLResponse, openapi_extra=requires("public"), include_in_schema=False)
 async def setup_page(request: Request, error: str | None = None) -> HTMLResponse:
     await _check_first_run(request)
-    fields = ('<p>No user exists yet. Create the first administrator.</p>'
+    fields = (_csrf_field(request) + '<p>No user exists yet. Create the first administrator.</p>'
               '<label for="u">User</label><input id="u" name="username" autofocus>'
               '<label for="p">Password (8+ characters)</label><input id="p" name="password" type="password">')
     err = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
@@ -254,14 +291,23 @@ async def setup_page(request: Request, error: str | None = None) -> HTMLResponse
 @router.post("/setup", summary="First run: create the first admin", openapi_extra=requires("public"),
              include_in_schema=False)
 async def setup(request: Request) -> Response:
+    """Create the first admin. Concurrent first-run posts are serialised (one at a time per server) and
+    the "no user yet" check is made again inside the writing transaction, so exactly one admin results."""
     await _check_first_run(request)
     rt = runtime_of(request)
-    body, _ = await _form_or_json(request)
-    try:
-        row = await asyncio.to_thread(rt.auth.add_user, str(body.get("username", "")), str(body.get("password", "")),
-                                      "admin", None)
-    except AuthError as exc:
-        return RedirectResponse(f"/setup?error={quote(exc.message)}", status_code=303)
+    body, _ = await _form_or_json(request, back=f"/setup?error={quote(STALE_FORM)}")
+    lock = getattr(request.app.state, "first_run_lock", None)
+    if lock is None:
+        lock = request.app.state.first_run_lock = asyncio.Lock()
+    async with lock:
+        await _check_first_run(request)
+        try:
+            row = await asyncio.to_thread(rt.auth.add_first_admin, str(body.get("username", "")),
+                                          str(body.get("password", "")))
+        except AuthError as exc:
+            if exc.code == ALREADY_SET_UP:
+                raise
+            return RedirectResponse(f"/setup?error={quote(exc.message)}", status_code=303)
     rt.audit.record(actor_for_request(request), "user.create", target=row.username, new={"role": "admin"},
                     detail="first run")
     return RedirectResponse("/login", status_code=303)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
+from bevforge.api import csrf
 from bevforge.api.deps import runtime_of, station_of
 from bevforge.auth import SESSION_COOKIE
 from bevforge.domain import Actor
@@ -18,19 +19,12 @@ TOKEN_QUERY = "token"
 
 
 def origin_allowed(conn: HTTPConnection) -> bool:
-    """Cross-site WebSocket hijacking guard: a browser's Origin must be on the allow-list.
-
-    An empty list allows every origin; a request without Origin is not from a browser page and
-    cannot carry a victim's cookie on someone else's behalf, so it is judged by its credentials.
+    """Cross-site WebSocket hijacking guard: a browser's Origin must be this server's own origin
+    (the scheme and Host it was reached on) or on `auth.allowed_origins`; an empty list means
+    same-origin only. A handshake without Origin is not from a browser page and cannot carry a
+    victim's cookie on someone else's behalf, so it is judged by its credentials.
     """
-    allowed = runtime_of(conn).config.auth.allowed_origins
-    if not allowed:
-        return True
-    origin = conn.headers.get("origin")
-    if origin is None:
-        return True
-    wanted = origin.rstrip("/").lower()
-    return any(wanted == a.rstrip("/").lower() for a in allowed)
+    return csrf.origin_allowed(conn.scope, conn.headers, runtime_of(conn).config.auth.allowed_origins)
 
 
 def presented_token(conn: HTTPConnection) -> str | None:
@@ -49,6 +43,7 @@ async def authenticate_ws(conn: HTTPConnection, token: str | None) -> Actor | No
     station = station_of(conn)
     actor = None
     if token:
+        await auth.refresh_if_unknown(token)  # a token the CLI created a moment ago
         actor = auth.actor_from_token(token, station) or auth.actor_from_session(token, station)
         if actor is None:
             return None

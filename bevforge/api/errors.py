@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse as _StarletteJSONResponse
-from pydantic import WithJsonSchema
+from pydantic import AfterValidator, WithJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bevforge import errors
@@ -37,13 +37,22 @@ class JSONResponse(_StarletteJSONResponse):
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
 
 
+class SentBack(errors.Forbidden):
+    """A refused browser form sent back to its page (303 to `location`, body still the error):
+    a page drawn before its session changed is drawn again rather than shown a bare JSON 403."""
+
+    def __init__(self, message: str, *, location: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.location = location
+
+
 # The REST translator: the class of a typed error decides the status; nothing else does.
 STATUS: tuple[tuple[type[errors.BevForgeError], int], ...] = (
-    (errors.Invalid, 422), (errors.Malformed, 400), (errors.Unauthorized, 401), (errors.Forbidden, 403),
-    (errors.NotFound, 404), (errors.Conflict, 409), (errors.TooLarge, 413), (errors.TooManyRequests, 429),
-    (errors.Unavailable, 503),
+    (SentBack, 303), (errors.Invalid, 422), (errors.Malformed, 400), (errors.Unauthorized, 401),
+    (errors.Forbidden, 403), (errors.NotFound, 404), (errors.Conflict, 409), (errors.TooLarge, 413),
+    (errors.UnsupportedMedia, 415), (errors.TooManyRequests, 429), (errors.Unavailable, 503),
 )
-_STATUS_ERROR: dict[int, type[errors.BevForgeError]] = {status: cls for cls, status in STATUS}
+_STATUS_ERROR: dict[int, type[errors.BevForgeError]] = {status: cls for cls, status in STATUS if cls is not SentBack}
 
 
 def status_of(exc: errors.BevForgeError) -> int:
@@ -52,7 +61,10 @@ def status_of(exc: errors.BevForgeError) -> int:
 
 
 def headers_of(exc: errors.BevForgeError) -> dict[str, str] | None:
-    """HTTP headers an error implies: the Bearer challenge of a missing sign-in, Retry-After of a cap."""
+    """HTTP headers an error implies: the Bearer challenge of a missing sign-in, Retry-After of a cap,
+    the page a refused form is sent back to."""
+    if isinstance(exc, SentBack):
+        return {"location": exc.location}
     if isinstance(exc, errors.Unauthorized) and exc.code == errors.UNAUTHORIZED:
         return {"WWW-Authenticate": "Bearer"}
     if isinstance(exc, errors.TooManyRequests) and exc.retry_after_s is not None:
@@ -95,8 +107,30 @@ def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return out
 
 
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)  # the query bounds every store and clock can compare and convert
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def utc_bound(ts: datetime | None) -> datetime | None:
+    """A query bound as an aware UTC time, clamped to what every reader can handle.
+
+    `since=0001-01-01T00:00:00+14:00` has no UTC form and `9999-12-31` none a day later; both
+    answered 500. As bounds they mean "from the beginning" / "to the end", so they are clamped
+    (nothing is stored outside that range); a time without a zone is UTC, like every stored time.
+    """
+    if ts is None:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    try:
+        ts = ts.astimezone(UTC)
+    except OverflowError:
+        return EARLIEST if ts.year == 1 else LATEST
+    return min(max(ts, EARLIEST), LATEST)
+
+
 # A time in a query (since/until): pydantic takes ISO-8601 and UNIX epoch seconds; say both in OpenAPI.
-TimeQuery = Annotated[datetime | None, WithJsonSchema({
+TimeQuery = Annotated[datetime | None, AfterValidator(utc_bound), WithJsonSchema({
     "anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}, {"type": "null"}],
     "description": "ISO-8601 (UTC when no zone is given) or UNIX epoch seconds"})]
 
@@ -225,6 +259,7 @@ def _inline_body_refs(schema: dict[str, Any]) -> None:
 
 def install_error_handlers(app: FastAPI) -> None:
     document_errors(app)
+
     @app.exception_handler(errors.BevForgeError)
     async def _typed(_request: Request, exc: errors.BevForgeError) -> JSONResponse:
         return error_response(exc)

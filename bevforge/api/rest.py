@@ -3,43 +3,36 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from collections.abc import Callable, Coroutine
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, WrapValidator
 
 from bevforge import interlocks
 from bevforge.api.deps import actor_for_request, runtime_of
 from bevforge.api.errors import JSONResponse, TimeQuery
 from bevforge.api.security import enforce, requires
-from bevforge.config import Endpoint
-from bevforge.domain import CommandStatus, InvalidValue, Quality, Reading, coerce_value
+from bevforge.config import MAX_ENDPOINT_ID, Endpoint
+from bevforge.domain import CommandStatus, plain_value
 from bevforge.errors import (
     BLOCKED,
-    INVALID_ENDPOINT_ID,
     INVALID_JSON,
-    INVALID_QUALITY,
     INVALID_REQUEST,
-    INVALID_TIMESTAMP,
-    INVALID_VALUE,
-    MISSING_FIELD,
-    OUT_OF_RANGE,
-    TOO_LARGE,
     UNKNOWN_COMMAND,
     UNKNOWN_ENDPOINT,
-    UNKNOWN_FIELD,
     Invalid,
     Malformed,
     NotFound,
-    TooLarge,
 )
+from bevforge.ingest import MAX_BATCH
 from bevforge.messages import endpoint_view, history_reading, history_rollup
+from bevforge.permissions import TECHNICIAN, has_role
 
 router = APIRouter(prefix="/api/os", default_response_class=JSONResponse, dependencies=[Depends(enforce)])
-
-MAX_BATCH = 5000
 
 
 # -- request bodies (documented in OpenAPI; parsed by hand so errors name the exact field) --------
@@ -156,90 +149,21 @@ def _visible_endpoint(request: Request, endpoint_id: int, field: str) -> Endpoin
 @router.post("/telemetry/ingest", summary="Ingest one reading or a batch {readings: [...]}",
              openapi_extra=body_schema(ReadingIn, IngestBatch) | requires("technician"))
 async def ingest(request: Request) -> dict[str, Any]:
+    """Transport only: owner, value, time and rate checks live in bevforge/ingest.py (shared with MQTT)."""
     rt = runtime_of(request)
     body = await json_body(request)
-    if isinstance(body, dict) and "readings" in body:
-        items = body["readings"]
-        if not isinstance(items, list):
-            raise Invalid("readings must be a list", code=INVALID_REQUEST, field="readings")
-        if len(items) > MAX_BATCH:
-            raise TooLarge(f"at most {MAX_BATCH} readings per batch", code=TOO_LARGE, field="readings")
-        extra = set(body) - {"readings"}
-        if extra:
-            raise Invalid(f"unknown field {sorted(extra)[0]!r}", code=UNKNOWN_FIELD, field=sorted(extra)[0])
-        prefix = "readings"
-    elif isinstance(body, dict):
-        items, prefix = [body], None
-    else:
-        raise Invalid("body must be a reading or {readings: [...]}", code=INVALID_REQUEST, field="body")
-    readings = [_parse_reading(rt, item, f"{prefix}[{i}]" if prefix else "") for i, item in enumerate(items)]
-    accepted = rt.plant.ingest(readings)
+    accepted = rt.intake.accept(body, actor_for_request(request))
     # Let the live consumers woken by this ingest write their frames before the answer goes out:
     # the screens are what an operator waits for, the ingesting script is not (one loop turn).
     await asyncio.sleep(0)
     return {"accepted": accepted}
 
 
-_READING_KEYS = {"endpointId", "value", "timestamp", "quality"}
-
-
-def _parse_reading(rt: Any, item: Any, where: str) -> Reading:
-    def name(field: str) -> str:
-        return f"{where}.{field}" if where else field
-
-    if not isinstance(item, dict):
-        raise Invalid("a reading must be an object", code=INVALID_REQUEST, field=where or "body")
-    unknown = set(item) - _READING_KEYS
-    if unknown:
-        key = sorted(unknown)[0]
-        raise Invalid(f"unknown field {key!r}", code=UNKNOWN_FIELD, field=name(key))
-    endpoint_id = item.get("endpointId")
-    if isinstance(endpoint_id, bool) or not isinstance(endpoint_id, int):
-        raise Invalid("endpointId must be an integer", code=INVALID_ENDPOINT_ID, field=name("endpointId"))
-    endpoint = rt.plant.endpoints.get(endpoint_id)
-    if endpoint is None:
-        raise Invalid(f"no endpoint with id {endpoint_id}", code=UNKNOWN_ENDPOINT, field=name("endpointId"))
-    quality_raw = item.get("quality", "good")
-    try:
-        quality = Quality(quality_raw)
-    except ValueError:
-        raise Invalid("quality must be good, uncertain or bad", code=INVALID_QUALITY, field=name("quality")) from None
-    if "value" not in item:
-        raise Invalid("value is required", code=MISSING_FIELD, field=name("value"))
-    value = item["value"]
-    if value is None:
-        if quality is Quality.GOOD:
-            raise Invalid("value may be null only with quality bad", code=INVALID_VALUE, field=name("value"))
-    else:
-        try:
-            value = coerce_value(value, endpoint.data_type, field=name("value"))
-        except InvalidValue as exc:
-            raise Invalid(exc.message, code=INVALID_VALUE, field=name("value")) from None
-        if endpoint.range is not None and not endpoint.range.min <= float(value) <= endpoint.range.max:
-            raise Invalid(f"{value} is outside {endpoint.name}'s range "
-                           f"{endpoint.range.min:g}…{endpoint.range.max:g}", code=OUT_OF_RANGE, field=name("value"))
-    source_time = _parse_time(item.get("timestamp"), name("timestamp"))
-    return Reading(endpoint_id, value, quality, source_time=source_time,
-                   error=None if quality is Quality.GOOD else "reported by sender")
-
-
-def _parse_time(raw: Any, field: str) -> datetime | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, str):
-        raise Invalid("timestamp must be an ISO-8601 string", code=INVALID_TIMESTAMP, field=field)
-    try:
-        ts = datetime.fromisoformat(raw)
-    except ValueError:
-        raise Invalid("timestamp must be an ISO-8601 string", code=INVALID_TIMESTAMP, field=field) from None
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-
-
 @router.get("/telemetry", summary="History of readings (1-minute rollups where raw samples were pruned)",
             openapi_extra=requires("viewer"))
 async def get_telemetry(
     request: Request,
-    endpointId: Annotated[int | None, Query(description="endpoint id")] = None,  # noqa: N803
+    endpointId: Annotated[int | None, Query(description="endpoint id", ge=1, le=MAX_ENDPOINT_ID)] = None,  # noqa: N803
     since: TimeQuery = None,
     until: TimeQuery = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
@@ -259,7 +183,7 @@ async def get_telemetry(
         readings += [(p["minute_ts"], history_rollup(p["endpoint_id"], p["minute_ts"], p["average"], p["minimum"],
                                                      p["maximum"], p["samples"]))
                      for p in rollups]
-        readings.sort(key=lambda item: item[0])
+        readings.sort(key=lambda item: plain_value(item[0]) or 0.0)  # a hand-edited row never breaks the sort
     else:
         readings.reverse()
     return {"endpointId": endpointId, "count": len(readings), "readings": [r for _, r in readings]}
@@ -284,11 +208,29 @@ async def post_command(request: Request, body: CommandIn) -> JSONResponse:
     return JSONResponse(payload, status_code=202 if created else 200)
 
 
-# A body without a Content-Type is read as JSON, as before the body was declared (FastAPI's default
-# reads only application/json); the decorator cannot say so, hence add_api_route.
+class _ReadAsJson(APIRoute):
+    """A route whose declared body is read as JSON whatever its Content-Type.
+
+    Which bodies may arrive at all is the OriginGuard's decision (bevforge/api/csrf.py): from a browser
+    (a cookie, a station, a form) only JSON passes it, 415 otherwise; a Bearer-token script, which no
+    page on another site can send, passes with any Content-Type and its JSON is read as before the
+    body was declared (FastAPI's default reads only application/json)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def read_as_json(request: Request) -> Response:
+            scope = dict(request.scope)
+            scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            return await handler(Request(scope, request.receive))
+
+        return read_as_json
+
+
+# The decorator cannot say strict_content_type=False (no Content-Type: read as JSON), hence add_api_route.
 router.add_api_route("/command", post_command, methods=["POST"],
                      summary="Send a command (202 queued, 409 blocked by an interlock)", status_code=202,
-                     openapi_extra=requires("operator"), strict_content_type=False,
+                     openapi_extra=requires("operator"), strict_content_type=False, route_class_override=_ReadAsJson,
                      responses={200: {"description": "The same commandId was sent before: its current state"}})
 
 
@@ -306,7 +248,7 @@ async def get_command(request: Request, command_id: str) -> dict[str, Any]:
 @router.get("/commands", summary="Recent commands, newest first", openapi_extra=requires("viewer"))
 async def list_commands(
     request: Request,
-    endpointId: Annotated[int | None, Query()] = None,  # noqa: N803
+    endpointId: Annotated[int | None, Query(ge=1, le=MAX_ENDPOINT_ID)] = None,  # noqa: N803
     status: Annotated[CommandStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
@@ -336,6 +278,13 @@ async def list_interlocks(request: Request) -> list[dict[str, Any]]:
     return out
 
 
-@router.get("/health", summary="Versions, uptime, driver states", openapi_extra=requires("public"))
+@router.get("/health", summary="Liveness for anyone; versions, uptime and driver states for technicians",
+            openapi_extra=requires("public"))
 async def health(request: Request) -> dict[str, Any]:
-    return runtime_of(request).health()
+    """A bare `{"status": "ok"}` is open to anyone (a load balancer's liveness probe). The detail names
+    device hosts and ports, last errors and versions: with sign-in required it is for signed-in
+    technicians and above only, since it maps the plant for an attacker."""
+    rt = runtime_of(request)
+    if rt.auth.required and not has_role(actor_for_request(request), TECHNICIAN):
+        return {"status": "ok"}
+    return rt.health()

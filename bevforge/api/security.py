@@ -47,7 +47,8 @@ async def enforce(request: Request) -> None:
     bearer = bearer_token(request.headers)
     if bearer is None and _route_extra(request).get(QUERY_TOKEN_KEY):
         bearer = request.query_params.get("token")
-    actor = rt.auth.authenticate(bearer=bearer, cookie=request.cookies.get(SESSION_COOKIE), station=station_of(request))
+    actor = await rt.auth.authenticate_async(bearer=bearer, cookie=request.cookies.get(SESSION_COOKIE),
+                                             station=station_of(request))
     request.state.actor = actor
     role = required_role(request)
     if role == PUBLIC:

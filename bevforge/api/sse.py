@@ -25,12 +25,15 @@ from bevforge.errors import (
     INVALID_ENDPOINT_ID,
     INVALID_LAST_EVENT_ID,
     TOO_SLOW,
+    UNAUTHORIZED,
     UNKNOWN_CHANNEL,
     UNKNOWN_ENDPOINT,
     Invalid,
     TooManyRequests,
+    Unauthorized,
 )
 
+CREDENTIALS_ENDED = "credentials ended: sign in again"
 router = APIRouter(prefix="/api/os", dependencies=[Depends(enforce)])
 
 
@@ -111,6 +114,11 @@ async def events(
         if interest.alarms:
             first.extend(alarm_snapshot(rt, interest))
     head = rt.bus.last_seq
+    # Sign-out, a revoked token, or a password/role/node change or disabling (also from the CLI, through
+    # auth_changes) ends the stream: closing the subscriber wakes the loop below with the reason.
+    actor = actor_for_request(request)
+    unregister = rt.auth.on_revoke(actor.credential, lambda _c: subscriber.close(CREDENTIALS_ENDED)) \
+        if actor.credential else None
 
     async def stream() -> AsyncIterator[str]:
         try:
@@ -126,10 +134,13 @@ async def events(
                     continue
                 yield "".join(_frame(e) for e in batch)
         except SubscriberClosed as exc:
-            yield _frame_at(reply(messages.error_of(TooManyRequests(exc.reason + "; reconnect to resume",
-                                                                    code=TOO_SLOW))), rt.bus.last_seq)
+            ended = Unauthorized(exc.reason, code=UNAUTHORIZED) if exc.reason == CREDENTIALS_ENDED \
+                else TooManyRequests(exc.reason + "; reconnect to resume", code=TOO_SLOW)
+            yield _frame_at(reply(messages.error_of(ended)), rt.bus.last_seq)
         finally:
             subscriber.close("stream closed")
+            if unregister is not None:
+                unregister()
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

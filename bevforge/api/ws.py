@@ -137,7 +137,8 @@ class Connection:
             self._unregister = self.runtime.auth.on_revoke(self.actor.credential, self._revoked)
 
     def _revoked(self, credential: str) -> None:
-        what = "signed out" if credential.startswith("session:") else "token revoked"
+        kind = credential.split(":", 1)[0]
+        what = {"session": "signed out", "token": "token revoked"}.get(kind, "station user changed")
         self._close(CLOSE_POLICY, f"credentials ended: {what}")
         self._ended.set()
 

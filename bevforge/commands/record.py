@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.orm import make_transient
 from sqlmodel import select
 
 from bevforge import messages
@@ -88,7 +89,7 @@ class CommandLog:
         with self.db.session() as session:
             session.add(row)
             if audit is not None:
-                session.add(audit)
+                session.add(_fresh(audit))
             session.commit()
 
     def update(self, row: CommandRow, audit: AuditRow | None = None) -> None:
@@ -96,7 +97,7 @@ class CommandLog:
         with self.db.session() as session:
             session.merge(row)
             if audit is not None:
-                session.add(audit)
+                session.add(_fresh(audit))
             session.commit()
 
     # -- lookups ---------------------------------------------------------------------------
@@ -130,6 +131,13 @@ class CommandLog:
         statement = statement.order_by(CommandRow.created_at.desc()).limit(limit)  # type: ignore[attr-defined]
         with self.db.session() as session:
             return list(session.exec(statement).all())
+
+
+def _fresh(audit: AuditRow) -> AuditRow:
+    """`audit` as a new row: a retry after a refused commit (store fault) must not reuse the id that flush gave it."""
+    make_transient(audit)
+    audit.id = None
+    return audit
 
 
 def audit_value(value: Any) -> Any:

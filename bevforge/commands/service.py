@@ -43,6 +43,7 @@ from bevforge.errors import (
     Invalid,
     NotFound,
 )
+from bevforge.store.faults import StoreUnavailable
 
 if TYPE_CHECKING:
     from bevforge.alarms import AlarmService
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from bevforge.config import Endpoint, PlantConfig
     from bevforge.devices import Driver
     from bevforge.plant import Plant
+    from bevforge.store.tables import AuditRow
     from bevforge.store.writer import Database
 
 __all__ = ["MAX_COMMAND_ID", "Command", "CommandRejected", "CommandService"]
@@ -163,7 +165,7 @@ class CommandService:
                               old=audit_value(self.plant.states[endpoint.feedback_id].value), new=value,
                               result=command.status.value, command_id=command.id,
                               detail=command.error if command.status is CommandStatus.BLOCKED else origin)
-            await self.db.write(self.record.insert, command.row(), audit)  # stored, with its audit row
+            await self._store_new(command, audit)  # stored, with its audit row (a trip does not wait for it)
             stored = replace(command, reasons=list(command.reasons))  # the runner moves `command` on from here
             self.record.remember(stored)
             self.runner.publish(stored)
@@ -206,6 +208,20 @@ class CommandService:
         if not endpoint.writable:
             raise Invalid(f"endpoint {endpoint.name} is read-only", code=NOT_WRITABLE, field="endpointId")
         return endpoint
+
+    async def _store_new(self, command: Command, audit: AuditRow | None) -> None:
+        """Store the command (and its audit row) before anything acts on it; a trip does not wait for the store.
+
+        A store that cannot be written refuses a person's command (StoreUnavailable: 503, nothing
+        done). A trip is safety: it goes on, and its record is held and written when the store can.
+        """
+        try:
+            await self.db.write(self.record.insert, command.row(), audit)
+        except StoreUnavailable:
+            if command.origin != "interlock":
+                raise
+            # a merge (and a fresh audit row): safe to retry after a refused commit
+            self.db.write_later(self.record.update, command.row(), audit)
 
     # -- safety ----------------------------------------------------------------------------
 

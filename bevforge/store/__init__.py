@@ -4,7 +4,10 @@
 - `engine` — engine, schema, start-up clean-up (internal);
 - `writer` — `Database` (the engine plus the one writer thread every write goes through) and the
   batched telemetry `HistoryWriter` (internal);
-- `queries` — the read side the API and the screens use (public).
+- `queries` — the read side the API and the screens use (public);
+- `faults` — what a store that cannot be written means: `StoreUnavailable` (503), the store's
+  health the store alarm follows, held background writes, SQLite without mmap (internal, but the
+  core's services import `StoreUnavailable` and the store alarm's key from it).
 
 The API (`bevforge.api`) and the screens (`ui`) import only `bevforge.store.queries`; the
 import-linter contracts in pyproject.toml fail `make test` otherwise. The core's services import the
@@ -27,6 +30,7 @@ from bevforge.store.tables import (
     AlarmPointRow,
     AlarmRow,
     AuditRow,
+    AuthChangeRow,
     CommandRow,
     EndpointCurrent,
     EndpointRow,
@@ -45,6 +49,7 @@ __all__ = [
     "AlarmPointRow",
     "AlarmRow",
     "AuditRow",
+    "AuthChangeRow",
     "CommandRow",
     "Database",
     "EndpointCurrent",

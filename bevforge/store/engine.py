@@ -1,5 +1,6 @@
 """The engine: SQLite (WAL, synchronous=NORMAL) by default, any SQLAlchemy URL works (PostgreSQL in
 production); creating the schema, mirroring endpoints, and the start-up clean-up of a crash.
+A store that cannot be written (full, read-only, locked) is an error, never a crash: see faults.py.
 
 Internal to the store (see pyproject.toml's import-linter contracts).
 """
@@ -15,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from bevforge.domain import CommandStatus, utcnow
+from bevforge.store.faults import harden_sqlite
 from bevforge.store.tables import SCHEMA_VERSION, CommandRow, EndpointRow, SchemaVersion
 
 
@@ -22,7 +24,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -31,14 +32,15 @@ def default_db_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'bevforge.db'}"
 
 
-def make_engine(url: str) -> Engine:
-    """Engine for `url`; SQLite gets WAL and a directory created for its file."""
+def make_engine(url: str, busy_timeout_s: float = 5.0) -> Engine:
+    """Engine for `url`; SQLite gets WAL, no memory-mapped I/O, and a directory created for its file."""
     if url.startswith("sqlite"):
         db_path = url.split("///", 1)[-1]
         if db_path and db_path != ":memory:":
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_timeout_s})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", lambda conn, _record: harden_sqlite(conn, busy_timeout_s))
         return engine
     return create_engine(url, pool_pre_ping=True)
 

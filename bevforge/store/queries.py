@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from bevforge.csv_cells import safe_cell
+from bevforge.domain import epoch_time, plain_value
 from bevforge.messages import iso
 from bevforge.store.tables import TelemetryReading, TelemetryRollup
 
@@ -90,6 +92,8 @@ def trend(engine: Engine, endpoint_id: int, since: datetime, until: datetime, bu
         row, roll = raw.get(i), rolled.get(i)
         if row is None and roll is None:
             out.append(Bucket(start, None, None, None, 0))
+        elif not all(_number(v) is not None for v in (*(row or ())[1:], *(roll or ())[1:])):
+            out.append(Bucket(start, None, None, None, 0))  # a hand-edited row: a gap, never a failed trend
         elif roll is None:
             out.append(Bucket(start, float(row[1]), float(row[2]), float(row[3]), int(row[4])))
         elif row is None:
@@ -100,6 +104,12 @@ def trend(engine: Engine, endpoint_id: int, since: datetime, until: datetime, bu
             out.append(Bucket(start, min(float(row[1]), float(roll[1])), average,
                               max(float(row[3]), float(roll[3])), n))
     return out
+
+
+def _number(value: object) -> float | None:
+    """A finite number from an aggregate column, else None (SQLite's min() of a text cell is text)."""
+    plain = plain_value(value)
+    return None if plain is None or isinstance(plain, bool) else float(plain)
 
 
 def rollup_points(engine: Engine, endpoint_ids: list[int] | None, since: datetime | None, until: datetime | None,
@@ -144,8 +154,11 @@ def readings(engine: Engine, endpoint_id: int, since: datetime, until: datetime,
     )
     with engine.connect() as conn:
         for row in conn.execute(statement):
-            yield (datetime.fromtimestamp(row[0], UTC), row[1], row[2],
-                   datetime.fromtimestamp(row[3], UTC) if row[3] is not None else None)
+            server_time = epoch_time(row[0])
+            if server_time is None:  # a row no reader can place in time (written by hand): skipped
+                continue
+            value = plain_value(row[1])
+            yield server_time, None if value is None else float(value), str(row[2]), epoch_time(row[3])
 
 
 def export_csv(engine: Engine, endpoint_id: int, name: str, unit: str, since: datetime, until: datetime) -> str:
@@ -154,7 +167,8 @@ def export_csv(engine: Engine, endpoint_id: int, name: str, unit: str, since: da
     writer = csv.writer(buffer)
     writer.writerow(["timestamp_utc", "endpoint_id", "endpoint", "value", "unit", "quality", "source_timestamp_utc"])
     for server_time, value, quality, source_time in readings(engine, endpoint_id, since, until):
-        writer.writerow([iso(server_time), endpoint_id, name, "" if value is None else repr(value), unit, quality,
+        writer.writerow([iso(server_time), endpoint_id, safe_cell(name), "" if value is None else repr(value),
+                         safe_cell(unit), quality,
                          iso(source_time) if source_time else ""])
     return buffer.getvalue()
 

@@ -186,6 +186,22 @@ class SessionRow(SQLModel, table=True):
     ended_at: datetime | None = None
 
 
+class AuthChangeRow(SQLModel, table=True):
+    """Append-only: one row per change to a user, token or session, written in the same transaction.
+
+    The CLI is another process: this table is how `user passwd/disable` and `token revoke` reach a
+    running server, which polls it (bevforge/auth.py) and ends the affected sessions and sockets.
+    `ends_sessions`: the change ends every session of that user opened before `time`.
+    """
+
+    __tablename__ = "auth_changes"
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str  # user | token
+    key: str  # username or token id
+    ends_sessions: bool = False
+    time: datetime
+
+
 class AuditRow(SQLModel, table=True):
     """Append-only audit journal: who, where, when, what, old → new, result."""
 

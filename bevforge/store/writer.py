@@ -3,6 +3,9 @@
 Commands and alarms are written through the writer thread in order because an answered command
 must survive a crash; telemetry is written in batches because a commit per reading caps ingest at a
 few thousand a second. Internal to the store (see pyproject.toml's import-linter contracts).
+A store that cannot be written (full, read-only, locked) is an error, never a crash: the writer
+refuses what a person asked for (`StoreUnavailable`), holds background records and telemetry, and
+resumes by itself (see faults.py).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from sqlalchemy import insert
 from sqlmodel import Session
 
 from bevforge.store.engine import make_engine
+from bevforge.store.faults import HeldWrites, StoreHealth, store_fault, translate_store_faults
 from bevforge.store.tables import EndpointCurrent, TelemetryReading
 from bevforge.tasks import stop_task
 
@@ -34,24 +38,47 @@ class Database:
     other threads (WAL lets them proceed while a write is under way).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, busy_timeout_s: float = 5.0) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, busy_timeout_s)
+        self.health = StoreHealth()
+        translate_store_faults(self.engine, self.health)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
+        self.held = HeldWrites()  # background writes the store refused, written when it can
         self.write_errors = 0
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(*args)` on the writer thread and wait for it (durable before answering)."""
-        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+        """Run `fn(*args)` on the writer thread and wait for it (durable before answering).
+
+        A store fault raises `StoreUnavailable` (see faults.py); a write that works marks the store healthy.
+        """
+        result = await asyncio.get_running_loop().run_in_executor(self._writer, self._now, fn, args)
+        self.health.succeeded()
+        return result
+
+    def _now(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        if self.held.jobs:
+            self.held.replay()  # earlier background writes first, while the store takes them
+        return fn(*args)
+
+    def write_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(*args)` on the writer thread and wait for it, from a thread that is not the event loop.
+
+        For synchronous callers (the admin CLI, a route's worker thread) so their writes queue behind
+        the server's instead of racing them on another connection.
+        """
+        return self._writer.submit(fn, *args).result()
 
     def write_later(self, fn: Callable[..., Any], *args: Any, then: Callable[[], None] | None = None) -> None:
-        """Queue a write without waiting; failures are logged and counted, never lost silently.
+        """Queue a write without waiting; one the store refuses is held and written when it can.
 
         `then` runs on the event loop once the write has been committed (or has failed and been
         logged): what is pushed to a screen after a write is never ahead of what is stored, so a
-        crash cannot leave the record contradicting what the operators saw.
+        crash cannot leave the record contradicting what the operators saw. While the store refuses
+        writes (the store alarm is up) `then` runs once the write is held: control goes on and the
+        screens follow the plant, and the held record is written, in order, when the store can.
         """
-        future = self._writer.submit(fn, *args)
+        future = self._writer.submit(self._later, fn, args)
         future.add_done_callback(self._log_failure)
         if then is not None:
             loop = asyncio.get_running_loop()
@@ -64,23 +91,43 @@ class Database:
 
             future.add_done_callback(hand_back)
 
+    def _later(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
+        """On the writer thread: write now, or hold behind earlier held writes (order kept). True: written."""
+        if self.held.jobs and not self.held.replay():
+            self.held.hold(fn, args)
+            return False
+        try:
+            fn(*args)
+        except Exception as exc:
+            if store_fault(exc) is None:
+                raise
+            self.held.hold(fn, args)
+            return False
+        return True
+
     def _log_failure(self, future: Future[Any]) -> None:
-        if future.exception() is not None:
-            self.write_errors += 1
-            log.error("database write failed: %s", future.exception())
+        if future.exception() is None:
+            if future.result():
+                self.health.succeeded()
+            return
+        self.write_errors += 1
+        log.error("database write failed: %s", future.exception())
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(fn, *args)
 
     async def barrier(self) -> None:
         """Wait until every write queued so far is committed (read-your-writes for journals)."""
-        await self.write(lambda: None)
+        await asyncio.get_running_loop().run_in_executor(self._writer, lambda: None)  # writes nothing: no health
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
 
     def close(self) -> None:
         self._writer.shutdown(wait=True)
+        if self.held.jobs and not self.held.replay():  # one last try; what the store still refuses is lost
+            log.error("%d background writes (journal, audit) could not be stored before closing",
+                      len(self.held.jobs))
         self.engine.dispose()
 
 
@@ -89,20 +136,31 @@ class HistoryWriter:
 
     The flush runs in a worker thread so the event loop never waits for the disk. At most
     `flush_interval_s` of telemetry is lost in a crash (the flush window).
+
+    A flush the store refuses (disk full, read-only, locked) keeps its rows for the next try and
+    waits longer each time (`flush_interval_s` doubling up to `retry_max_s`); the buffer is bounded
+    by `max_pending_rows`, beyond which the oldest rows are dropped and counted. The first flush that
+    works writes the backlog and marks the store healthy again: writing resumes by itself.
     """
 
-    def __init__(self, db: Database, flush_interval_s: float = 0.5, flush_rows: int = 5000) -> None:
+    def __init__(self, db: Database, flush_interval_s: float = 0.5, flush_rows: int = 5000,
+                 max_pending_rows: int = 100_000, retry_max_s: float = 10.0) -> None:
         self.db = db
         self.engine = db.engine
         self.flush_interval_s = flush_interval_s
         self.flush_rows = flush_rows
+        self.max_pending_rows = max_pending_rows
+        self.retry_max_s = retry_max_s
+        self.retry_delay = 0.0  # > 0 while the store refuses flushes
         self._rows: list[dict[str, Any]] = []
         self._current: dict[int, dict[str, Any]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
         self.rows_written = 0
+        self.rows_dropped = 0
         self.flushes = 0
+        self.failed_flushes = 0
         self.last_error: str | None = None
 
     def add(self, row: dict[str, Any], current: dict[str, Any]) -> None:
@@ -110,6 +168,18 @@ class HistoryWriter:
         self._current[current["endpoint_id"]] = current
         if len(self._rows) >= self.flush_rows:
             self._wake.set()
+        if len(self._rows) > self.max_pending_rows:
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        """Bound the backlog while the store refuses writes: the oldest history goes first, counted."""
+        excess = len(self._rows) - self.max_pending_rows
+        if excess > 0:
+            if not self.rows_dropped:
+                log.error("history backlog over %d rows while the store refuses writes: dropping the oldest",
+                          self.max_pending_rows)
+            del self._rows[:excess]
+            self.rows_dropped += excess
 
     @property
     def pending(self) -> int:
@@ -124,10 +194,13 @@ class HistoryWriter:
 
     async def _run(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
-            except TimeoutError:
-                pass
+            if self.retry_delay:
+                await asyncio.sleep(self.retry_delay)  # backing off: a full buffer does not hurry a retry
+            else:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
+                except TimeoutError:
+                    pass
             self._wake.clear()
             await self.flush()
 
@@ -139,12 +212,27 @@ class HistoryWriter:
             current, self._current = self._current, {}
             try:
                 await self.db.write(self.write_batch, rows, list(current.values()))
-            except Exception as exc:  # the disk may be full or locked: keep running, say so
+            except Exception as exc:  # the disk may be full or locked: keep the rows, keep running, say so
+                self._keep_for_retry(rows, current)
                 self.last_error = str(exc)
-                log.exception("history flush of %d rows failed", len(rows))
+                self.failed_flushes += 1
+                self.retry_delay = min(max(self.retry_delay * 2, self.flush_interval_s), self.retry_max_s)
+                if store_fault(exc) is None:
+                    log.exception("history flush of %d rows failed", len(rows))
+                else:
+                    log.warning("history flush of %d rows refused (retry in %.1f s): %s", len(rows),
+                                self.retry_delay, exc)
                 return 0
+            self.retry_delay = 0.0
             self.last_error = None
             return len(rows)
+
+    def _keep_for_retry(self, rows: list[dict[str, Any]], current: dict[int, dict[str, Any]]) -> None:
+        """Put a refused batch back in front of what arrived meanwhile (newer current values win)."""
+        self._rows = rows + self._rows
+        for endpoint_id, value in current.items():
+            self._current.setdefault(endpoint_id, value)
+        self._drop_oldest()
 
     def write_batch(self, rows: Sequence[dict[str, Any]], current: Sequence[dict[str, Any]]) -> None:
         """One transaction: history rows by Core insert, current values by upsert."""

@@ -20,6 +20,7 @@ class Faults:
     exception_code: int | None = None  # every request answered with this Modbus exception code
     corrupt_lines: bool = False  # serial probe: answers are garbage
     port_closed: bool = False  # serial: the port has vanished (USB adapter unplugged)
+    stalled: bool = False  # serial probe: silent, but keeps the requests and answers them all when cleared
 
     def clear(self) -> None:
         """Back to a healthy device."""

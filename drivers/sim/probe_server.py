@@ -1,7 +1,9 @@
 """The simulated fermenter probe on a pty: answers `T1?` with `T1=18.25` (CR LF), line by line.
 
-Faults: offline (silence), delay, corrupt lines (garbage bytes where the answer should be) and a
-closed port (the USB adapter unplugged: the path vanishes until the switch is cleared).
+Faults: offline (silence), delay, corrupt lines (garbage bytes where the answer should be), a
+closed port (the USB adapter unplugged: the path vanishes until the switch is cleared) and a stall
+(silent for a while, then every request received meanwhile answered at once — a probe box whose
+firmware hung, or an adapter that held its buffer: the line the driver must resynchronise on).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ class SimProbe:
         self.port = PtyPort(link, self._received)
         self.requests = 0
         self._buffer = b""
+        self.held: list[str] = []  # requests received while stalled, answered when the stall ends
+        self.answering = 0  # answers being prepared (a delayed answer is still to come while > 0)
+        self.answer_as: dict[str, str] = {}  # a miswired probe: channel → the name its answer carries
         self._watch: asyncio.Task[None] | None = None
 
     @property
@@ -54,6 +59,10 @@ class SimProbe:
                 self._buffer = b""
             elif not closed and not self.port.is_open:
                 self.port.open()
+            if self.held and not self.faults().stalled:
+                held, self.held = self.held, []
+                for request in held:
+                    await self._answer(request)
 
     def _received(self, data: bytes) -> None:
         self._buffer += data
@@ -65,8 +74,18 @@ class SimProbe:
                 asyncio.get_running_loop().create_task(self._answer(line.strip().decode("ascii", "replace")))
 
     async def _answer(self, request: str) -> None:
+        self.answering += 1
+        try:
+            await self._answer_now(request)
+        finally:
+            self.answering -= 1
+
+    async def _answer_now(self, request: str) -> None:
         faults = self.faults()
         if faults.offline:
+            return
+        if faults.stalled:
+            self.held.append(request)
             return
         if faults.delay_s:
             await asyncio.sleep(faults.delay_s)
@@ -78,4 +97,5 @@ class SimProbe:
         if point is None or not request.endswith("?"):
             self.port.write(b"ERR\r\n")
             return
-        self.port.write(f"{channel}={float(self.model.read(point)):.2f}\r\n".encode("ascii"))
+        named = self.answer_as.get(channel, channel)
+        self.port.write(f"{named}={float(self.model.read(point)):.2f}\r\n".encode("ascii"))

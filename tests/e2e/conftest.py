@@ -100,9 +100,48 @@ class ServerProcess:
         return httpx.get(f"{self.base_url}{path}", headers=self.headers, timeout=5).json()
 
 
+HLT_TEMPERATURE_GATEWAY, BK_TEMPERATURE_GATEWAY = 15, 38
+
+
+def temperatures_from_a_gateway(doc: dict[str, Any]) -> None:
+    """Second HLT and BK probes fed by a gateway over the ingest API, carrying the HLT and BK alarms.
+
+    A test cannot write the controllers' own probes (readings have one owner: their device), so the
+    alarm flows are driven through these externally fed twins; the tiles still show the devices.
+    """
+    for eid, name, node, rule in ((HLT_TEMPERATURE_GATEWAY, "hlt", "HLT", "hlt_temperature_hihi"),
+                                  (BK_TEMPERATURE_GATEWAY, "bk", "BK", "bk_temperature_hi")):
+        doc["endpoints"].append({"id": eid, "name": f"{name}_temperature_gateway", "label": f"{node} temperature",
+                                 "node": node, "source": "external", "kind": "temperature", "unit": "°C",
+                                 "range": {"min": -10, "max": 120}, "poll_interval_s": 3600})
+        next(a for a in doc["alarms"] if a["id"] == rule)["endpoint"] = eid
+
+
+def fermenter_probes_from_a_gateway(doc: dict[str, Any]) -> None:
+    """FV1's and FV2's probes fed over the ingest API instead of the serial probe (which is removed)."""
+    for endpoint in doc["endpoints"]:
+        if endpoint["id"] in (50, 60):
+            endpoint.pop("device")
+            endpoint.pop("address")
+            endpoint["source"] = "external"
+    doc["devices"] = [d for d in doc["devices"] if d["id"] != "cellar_probe"]
+
+
+E2E_CONFIGS = {"temperatures_from_a_gateway": temperatures_from_a_gateway,
+               "fermenter_probes_from_a_gateway": fermenter_probes_from_a_gateway}
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    proc = ServerProcess(free_port(), tmp_path / "bevforge.db", tmp_path / "server.log")
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
+    """The default brewhouse; `@pytest.mark.parametrize("server", [NAME], indirect=True)` adjusts its config."""
+    config_path = None
+    adjust = E2E_CONFIGS.get(getattr(request, "param", ""))
+    if adjust is not None:
+        doc = config_document()
+        adjust(doc)
+        config_path = tmp_path / "config.yaml"
+        config_path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    proc = ServerProcess(free_port(), tmp_path / "bevforge.db", tmp_path / "server.log", config_path)
     proc.start()
     try:
         yield proc

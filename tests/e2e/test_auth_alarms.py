@@ -7,9 +7,17 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import PASSWORD, VIEWPORT, ServerProcess, snapshot
+from tests.e2e.conftest import (
+    BK_TEMPERATURE_GATEWAY,
+    HLT_TEMPERATURE_GATEWAY,
+    PASSWORD,
+    VIEWPORT,
+    ServerProcess,
+    snapshot,
+)
 
 TIMEOUT = 10_000  # ms; a generous ceiling for a loaded machine, not a speed requirement
 
@@ -75,9 +83,17 @@ def test_sign_in_command_sign_out_each_in_the_audit_journal(browser: Browser, se
     assert httpx.get(server.base_url + "/api/os/audit", timeout=5).status_code == 401  # not without sign-in
 
 
+def spike(server: ServerProcess, endpoint_id: int, value: float) -> None:
+    """A gateway probe reports `value` and at once a normal 60 °C again (as the device's next poll did)."""
+    readings = [{"endpointId": endpoint_id, "value": value}, {"endpointId": endpoint_id, "value": 60.0}]
+    response = server.post("/api/os/telemetry/ingest", {"readings": readings})
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("server", ["temperatures_from_a_gateway"], indirect=True)
 def test_kiosk_critical_alarm_tone_silence_ack_and_shelve_flow(server: ServerProcess, screen) -> None:
     page = screen("/alarms?kiosk=1")
-    assert server.post("/api/os/telemetry/ingest", {"endpointId": 10, "value": 99.6}).status_code == 200
+    spike(server, HLT_TEMPERATURE_GATEWAY, 99.6)
     dialog = page.locator(tid("critical-dialog"))
     expect(dialog).to_contain_text("HLT temperature exceeded 99°C (99.6°C)", timeout=TIMEOUT)
     expect(page.locator(tid("tone-state"))).to_have_text("◆ CRITICAL ALARM TONE", timeout=TIMEOUT)
@@ -93,7 +109,7 @@ def test_kiosk_critical_alarm_tone_silence_ack_and_shelve_flow(server: ServerPro
     dialog.get_by_role("button", name="ACK").click()
     expect(dialog).to_be_hidden(timeout=TIMEOUT)
 
-    assert server.post("/api/os/telemetry/ingest", {"endpointId": 30, "value": 104.0}).status_code == 200
+    spike(server, BK_TEMPERATURE_GATEWAY, 104.0)
     high = next(a for a in server.get("/api/os/alarms") if a["ruleId"] == "bk_temperature_hi")
     row = page.locator(tid(f"alarm-row-{high['alarmId']}"))
     expect(row).to_contain_text("BK temperature exceeded 103°C (104.0°C)", timeout=TIMEOUT)

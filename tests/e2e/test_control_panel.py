@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import signal
 
+import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import ServerProcess, snapshot
+from tests.e2e.conftest import HLT_TEMPERATURE_GATEWAY, ServerProcess, snapshot
 
 TIMEOUT = 10_000  # ms; a generous ceiling for a loaded CI machine, not a speed requirement
 
@@ -32,9 +33,11 @@ def test_two_stations_see_the_same_pump_start(server: ServerProcess, screen) -> 
     assert commands[0]["station"] == "127.0.0.1"
 
 
+@pytest.mark.parametrize("server", ["temperatures_from_a_gateway"], indirect=True)
 def test_critical_alarm_dialog_on_both_screens_and_ack_clears_both(server: ServerProcess, screen) -> None:
     first, second = screen("/"), screen("/alarms")
-    response = server.post("/api/os/telemetry/ingest", {"endpointId": 10, "value": 99.6})
+    response = server.post("/api/os/telemetry/ingest", {"readings": [  # a spike, and back to normal
+        {"endpointId": HLT_TEMPERATURE_GATEWAY, "value": 99.6}, {"endpointId": HLT_TEMPERATURE_GATEWAY, "value": 60}]})
     assert response.status_code == 200, response.text
     for page in (first, second):
         dialog = page.locator(tid("critical-dialog"))
@@ -126,11 +129,12 @@ def test_a_server_that_stops_answering_is_reported_by_the_liveness_ping(server: 
     expect(page.locator(tid("on-23"))).to_be_enabled()
 
 
+@pytest.mark.parametrize("server", ["fermenter_probes_from_a_gateway"], indirect=True)
 def test_stale_and_bad_values_look_different_in_the_browser(server: ServerProcess, screen) -> None:
-    """A sender reports FV1's probe uncertain and FV2's bad: hatched, '?', STALE/BAD — never live.
+    """A gateway reports FV1's probe uncertain and FV2's bad: hatched, '?', STALE/BAD — never live.
 
-    The simulator polls these probes every 2 s and then reports them good again, so the report is
-    repeated until the screen has drawn both at once (the rendering itself is what is checked).
+    The report is repeated until the screen has drawn both at once (the rendering itself is what is
+    checked).
     """
     page = screen("/")
     page.locator(tid("tile-fv1")).scroll_into_view_if_needed()

@@ -43,3 +43,29 @@ async def test_openapi_documents_the_real_answers(server: LiveServer) -> None:
     assert {"application/json", "text/csv"} <= set(history)
     ingest = spec["paths"]["/api/os/telemetry/ingest"]["post"]["requestBody"]["content"]["application/json"]
     assert "$ref" not in str(ingest)  # the batch schema stands on its own
+
+
+# Found by the typed-edge grid of issue 13.6 (dates at year 1 and 9999, ints past SQLite's INTEGER):
+# these answered 500 (OverflowError converting to UTC; naive bounds refused by the journals' column type).
+CALENDAR_ENDS = ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "0001-01-01", "9999-12-31")
+
+
+async def test_time_bounds_at_the_ends_of_the_calendar_are_clamped_not_a_500(server: LiveServer) -> None:
+    for path in ("/api/os/telemetry", "/api/os/alarms/history", "/api/os/audit"):
+        for key in ("since", "until"):
+            for stamp in CALENDAR_ENDS:
+                for fmt in ("json", "csv"):
+                    answer = await server.http.get(path, params={key: stamp, "format": fmt})
+                    assert answer.status_code == 200, (path, key, stamp, fmt, answer.text)
+
+
+async def test_a_zoneless_time_bound_is_utc_in_every_journal(server: LiveServer) -> None:
+    for path in ("/api/os/alarms/history", "/api/os/audit"):
+        answer = await server.http.get(path, params={"since": "2026-01-01T00:00:00"})
+        assert answer.status_code == 200, (path, answer.text)
+
+
+async def test_endpoint_ids_past_the_store_are_a_422(server: LiveServer) -> None:
+    for path in ("/api/os/commands", "/api/os/telemetry"):
+        answer = await server.http.get(path, params={"endpointId": str(10**20)})
+        assert answer.status_code == 422 and answer.json()["field"] == "endpointId", (path, answer.text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
+from bevforge.domain import Reading
 from tests.support.server import LiveServer
 
 HLT_TEMP = 10
@@ -12,8 +13,8 @@ RULE = "hlt_temperature_hihi"
 
 
 async def hot(server: LiveServer) -> dict:
-    server.sim.faults_for("hlt_controller").offline = True  # keep the simulator from overwriting
-    await server.http.post("/api/os/telemetry/ingest", json={"endpointId": HLT_TEMP, "value": 101.0})
+    await server.runtime.drivers["hlt_controller"].stop()  # the HLT temperature now comes from this test only
+    server.runtime.plant.ingest([Reading(HLT_TEMP, 101.0)])  # as the controller's driver delivers it
     alarms = (await server.http.get("/api/os/alarms")).json()
     return next(a for a in alarms if a["ruleId"] == RULE)
 
@@ -58,8 +59,8 @@ async def test_change_limits_at_runtime(server: LiveServer) -> None:
     r = await server.http.patch(f"/api/os/alarms/definitions/{RULE}", json={"limit": 90, "deadband": 2})
     assert r.status_code == 200
     assert r.json()["limits"]["limit"] == 90 and r.json()["previous"]["limit"] == 99
-    server.sim.faults_for("hlt_controller").offline = True
-    await server.http.post("/api/os/telemetry/ingest", json={"endpointId": HLT_TEMP, "value": 95.0})
+    await server.runtime.drivers["hlt_controller"].stop()
+    server.runtime.plant.ingest([Reading(HLT_TEMP, 95.0)])
     assert any(a["ruleId"] == RULE for a in (await server.http.get("/api/os/alarms")).json())
     assert (await server.http.patch(f"/api/os/alarms/definitions/{RULE}", json={})).status_code == 422
     assert (await server.http.patch(f"/api/os/alarms/definitions/{RULE}",

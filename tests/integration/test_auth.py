@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.support.live import custom_server
-from tests.support.server import PLANT_FIXTURE, ROOT, LiveServer, wait_for_command
+from tests.support.server import PLANT_FIXTURE, ROOT, LiveServer, fed_externally, wait_for_command
 
 
 def required(**extra: Any) -> Any:
@@ -24,9 +24,14 @@ def required(**extra: Any) -> Any:
 
 @pytest.fixture
 async def secured(tmp_path: Path) -> AsyncIterator[LiveServer]:
-    async with custom_server(tmp_path, required(login_max_failures=3, login_lockout_s=60)) as server:
+    def adjust(doc: dict) -> None:
+        required(login_max_failures=3, login_lockout_s=60)(doc)
+        fed_externally(50)(doc)  # FV1's probe is fed by a gateway with a token
+
+    async with custom_server(tmp_path, adjust) as server:
         server.runtime.auth.add_user("olga", "olga-secret-1", "operator", None)
         server.runtime.auth.add_user("ada", "ada-secret-12", "admin", None)
+        server.http.headers["origin"] = server.base_url  # a browser on our own pages (see test_csrf.py)
         yield server
 
 
@@ -136,6 +141,7 @@ async def test_audit_journal_records_who_did_what(secured: LiveServer) -> None:
 
 async def test_first_run_page_creates_the_first_admin_only_once(tmp_path: Path) -> None:
     async with custom_server(tmp_path, required()) as server:
+        server.http.headers["origin"] = server.base_url  # the first-run form is posted by its own page
         page = await server.http.get("/login")
         assert page.status_code == 303 and page.headers["location"] == "/setup"
         form = (await server.http.get("/setup")).text
@@ -176,3 +182,19 @@ def test_auth_mode_none_refused_off_loopback(tmp_path: Path) -> None:
     r = run_main("--host", "0.0.0.0", "--config", str(config), "--data-dir", str(tmp_path))
     assert r.returncode == 2
     assert "refusing to start" in r.stderr and "auth.mode" in r.stderr and "Traceback" not in r.stderr
+
+
+async def test_a_role_change_ends_the_users_event_stream(secured: LiveServer) -> None:
+    olga = await login(secured, "olga", "olga-secret-1")
+    admin = await login(secured, "ada", "ada-secret-12")
+    events: list[str] = []
+    async with secured.http.stream("GET", "/api/os/events?channels=commands", cookies=olga.cookies) as stream:
+        assert stream.status_code == 200
+        lines = stream.aiter_lines()
+        assert (await anext(lines)).startswith("retry:")  # the stream is open
+        changed = await secured.http.patch("/api/os/users/olga", cookies=admin.cookies, json={"role": "viewer"})
+        assert changed.status_code == 200
+        async for line in lines:
+            events.append(line)
+    assert "event: error" in events
+    assert any('"unauthorized"' in line for line in events if line.startswith("data: "))

@@ -98,3 +98,78 @@ async def test_port_vanishing_and_reappearing_is_survived(probe: tuple) -> None:
         await wait_for(lambda: rec.online is True and rec.count(1) > count + 2)
         assert driver.reopens >= 2
         assert rec.latest(1).quality is Quality.GOOD
+
+
+def _after(rec: Recorder, mark: int, endpoint_id: int) -> list:
+    return [r for r in rec.received[mark:] if r.endpoint_id == endpoint_id]
+
+
+async def _step_shows_at_once(sim: SimProbe, model: Brewhouse, rec: Recorder) -> None:
+    """A step made now shows in FV1's next answers: no buffered old answer is read in its place.
+
+    One answer may already be on its way when the step is made; a driver reading stale buffered
+    lines shows the old value for as many polls as lines it is behind (or the wrong channel's).
+    """
+    fv1 = model.fermenters["fv1"]
+    stepped = round(fv1.temperature_c + 7.25, 2)
+    requests_before = sim.requests
+    mark = len(rec.received)
+    fv1.temperature_c = stepped
+    await wait_for(lambda: any(r.value == pytest.approx(stepped) for r in _after(rec, mark, 1)))
+    first_new = next(i for i, r in enumerate(_after(rec, mark, 1)) if r.value == pytest.approx(stepped))
+    assert first_new <= 1, [(r.quality, r.value, r.error) for r in _after(rec, mark, 1)]
+    assert sim.requests - requests_before <= 6  # a couple of polls of each channel, not a backlog's worth
+    assert all(r.quality is Quality.GOOD for r in rec.received[mark:]), [r.error for r in rec.received[mark:]]
+
+
+async def test_probe_that_stalls_and_catches_up_is_read_current_within_one_poll(probe: tuple) -> None:
+    """The line goes silent (longer than the answer timeout), then every held request is answered at once.
+
+    Before the fix the driver read one buffered line per request from then on: FV1 stayed BAD
+    ("unexpected answer: 'T2=…'") or read GOOD but as many polls behind as answers had piled up.
+    """
+    sim, faults, model = probe
+    async with polling(sim) as (driver, rec):
+        await wait_for(lambda: rec.online is True and rec.count(1) >= 2 and rec.count(2) >= 2)
+        faults.stalled = True
+        await wait_for(lambda: len(sim.held) >= 8 and rec.online is False)  # timeouts: offline, requests held
+        faults.stalled = False
+        await wait_for(lambda: not sim.held)  # the catch-up burst has been written to the line
+        mark = len(rec.received)
+        await wait_for(lambda: rec.online is True and len(_after(rec, mark, 1)) >= 2 and len(_after(rec, mark, 2)) >= 2)
+        assert all(r.quality is Quality.GOOD for r in rec.received[mark:]), [r.error for r in rec.received[mark:]]
+        await _step_shows_at_once(sim, model, rec)
+        assert not driver._task.done()
+
+
+async def test_probe_answering_late_then_on_time_is_read_current(probe: tuple) -> None:
+    """Answers come later than the timeout for a while (each to a request the driver gave up on), then on time."""
+    sim, faults, model = probe
+    async with polling(sim) as (_, rec):
+        await wait_for(lambda: rec.online is True and rec.count(1) >= 2)
+        faults.delay_s = 0.7
+        requests = sim.requests
+        await wait_for(lambda: sim.requests >= requests + 8)
+        faults.delay_s = 0.0
+        await wait_for(lambda: sim.answering == 0 and sim.requests >= requests + 12)  # every late answer is out
+        mark = len(rec.received)
+        await wait_for(lambda: len(_after(rec, mark, 1)) >= 2 and len(_after(rec, mark, 2)) >= 2)
+        assert all(r.quality is Quality.GOOD for r in rec.received[mark:]), [r.error for r in rec.received[mark:]]
+        await _step_shows_at_once(sim, model, rec)
+
+
+async def test_an_answer_for_another_channel_is_bad_never_a_value(tmp_path: Path) -> None:
+    """A probe that answers T2 when asked for T1 gives FV1 a BAD reading naming what came, not T2's number."""
+    model = Brewhouse.default()
+    faults = Faults()
+    sim = SimProbe(model, tmp_path / "ttyUSB0", lambda: faults, channels={"T1": "fv2.temperature"})
+    sim.answer_as = {"T1": "T2"}
+    await sim.start()
+    try:
+        async with polling(sim) as (_, rec):
+            await wait_for(lambda: rec.count(1) >= 2)
+            assert all(r.quality is Quality.BAD and r.value is None for r in rec.readings_of(1))
+            assert "T2=" in rec.latest(1).error
+            assert rec.online is True  # it answers, just not to the question
+    finally:
+        await sim.stop()

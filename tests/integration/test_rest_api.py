@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from tests.support.server import LiveServer, wait_for
+import pytest
+
+from bevforge.domain import Reading
+from tests.support.live import custom_server
+from tests.support.server import LiveServer, fed_externally, wait_for
 
 HLT_TEMP, HLT_HEATER, HLT_LEVEL, FV1_TEMP = 10, 11, 13, 50
+GAUGE, SWITCH = 14, 32  # hlt_volume (0…100 L) and bk_level_high, fed by a client in `fed` below
+
+
+@pytest.fixture
+async def fed(tmp_path: Path) -> AsyncIterator[LiveServer]:
+    """The brewhouse with FV1's probe, the HLT volume and the BK level switch fed over the ingest API."""
+    async with custom_server(tmp_path, fed_externally(FV1_TEMP, GAUGE, SWITCH)) as live:
+        yield live
 
 
 async def test_tiles_carry_current_values(server: LiveServer) -> None:
@@ -30,8 +44,8 @@ async def test_endpoints_list_and_one(server: LiveServer) -> None:
     assert wrong.status_code == 422 and wrong.json()["field"] == "endpoint_id"
 
 
-async def test_ingest_one_reading_updates_current_and_history(server: LiveServer) -> None:
-    server.sim.faults_for("cellar_probe").offline = True  # keep the driver from superseding the value
+async def test_ingest_one_reading_updates_current_and_history(fed: LiveServer) -> None:
+    server = fed
     r = await server.http.post("/api/os/telemetry/ingest", json={"endpointId": FV1_TEMP, "value": 19.25})
     assert r.status_code == 200 and r.json() == {"accepted": 1}
     one = (await server.http.get(f"/api/os/endpoints/{FV1_TEMP}")).json()
@@ -40,7 +54,8 @@ async def test_ingest_one_reading_updates_current_and_history(server: LiveServer
     assert history["readings"][-1]["value"] == 19.25
 
 
-async def test_ingest_batch_and_history_filters(server: LiveServer) -> None:
+async def test_ingest_batch_and_history_filters(fed: LiveServer) -> None:
+    server = fed
     readings = [{"endpointId": FV1_TEMP, "value": 10.0 + i * 0.05} for i in range(500)]
     r = await server.http.post("/api/os/telemetry/ingest", json={"readings": readings})
     assert r.json() == {"accepted": 500}
@@ -53,19 +68,21 @@ async def test_ingest_batch_and_history_filters(server: LiveServer) -> None:
     assert (await server.http.get("/api/os/telemetry", params={"since": future})).json()["count"] == 0
 
 
-async def test_ingest_errors_name_the_field(server: LiveServer) -> None:
+async def test_ingest_errors_name_the_field(fed: LiveServer) -> None:
+    server = fed
     cases = [
         ({"endpointId": 9999, "value": 1}, 422, "endpointId"),
-        ({"endpointId": HLT_TEMP, "value": "hot"}, 422, "value"),
-        ({"endpointId": HLT_TEMP, "value": 500}, 422, "value"),
-        ({"endpointId": HLT_LEVEL, "value": 7}, 422, "value"),
-        ({"endpointId": HLT_TEMP}, 422, "value"),
-        ({"endpointId": "10", "value": 1}, 422, "endpointId"),
-        ({"endpointId": HLT_TEMP, "value": 50, "timestamp": "yesterday"}, 422, "timestamp"),
-        ({"endpointId": HLT_TEMP, "value": 50, "colour": "red"}, 422, "colour"),
-        ({"readings": [{"endpointId": HLT_TEMP, "value": 50}, {"endpointId": HLT_TEMP, "value": "x"}]}, 422,
+        ({"endpointId": GAUGE, "value": "hot"}, 422, "value"),
+        ({"endpointId": GAUGE, "value": 500}, 422, "value"),
+        ({"endpointId": SWITCH, "value": 7}, 422, "value"),
+        ({"endpointId": GAUGE}, 422, "value"),
+        ({"endpointId": "14", "value": 1}, 422, "endpointId"),
+        ({"endpointId": GAUGE, "value": 50, "timestamp": "yesterday"}, 422, "timestamp"),
+        ({"endpointId": GAUGE, "value": 50, "colour": "red"}, 422, "colour"),
+        ({"readings": [{"endpointId": GAUGE, "value": 50}, {"endpointId": GAUGE, "value": "x"}]}, 422,
          "readings[1].value"),
         ({"readings": "many"}, 422, "readings"),
+        ({"endpointId": HLT_TEMP, "value": 50}, 403, "endpointId"),  # polled by its device: not a client's
     ]
     for body, status, field in cases:
         r = await server.http.post("/api/os/telemetry/ingest", json=body)
@@ -95,8 +112,8 @@ async def test_a_body_over_the_size_cap_is_refused_as_json_naming_the_body(serve
     assert (await server.http.get("/api/os/health")).status_code == 200
 
 
-async def test_rejected_batch_loses_nothing_already_accepted(server: LiveServer) -> None:
-    server.sim.faults_for("cellar_probe").offline = True
+async def test_rejected_batch_loses_nothing_already_accepted(fed: LiveServer) -> None:
+    server = fed
     await server.http.post("/api/os/telemetry/ingest", json={"endpointId": FV1_TEMP, "value": 11.0})
     bad = {"readings": [{"endpointId": FV1_TEMP, "value": 12.0}, {"endpointId": FV1_TEMP, "value": 999}]}
     assert (await server.http.post("/api/os/telemetry/ingest", json=bad)).status_code == 422
@@ -121,30 +138,34 @@ async def test_command_request_errors(server: LiveServer) -> None:
 
 
 async def test_a_command_body_is_read_only_as_json(server: LiveServer) -> None:
-    """The declared body model: JSON with no Content-Type still works; a text/plain or form body (what a
-    page on another site can post without a preflight) is refused before it reaches the pipeline."""
+    """The declared body model: a text/plain, form or untyped body (what a page on another site can post
+    without a preflight) is refused (415, by the OriginGuard) before it reaches the pipeline; a Bearer-token
+    script's JSON with no Content-Type still works."""
     body = b'{"endpointId": %d, "value": true}' % HLT_HEATER
     for content_type in ("text/plain", "application/x-www-form-urlencoded"):
         r = await server.http.post("/api/os/command", content=body, headers={"content-type": content_type})
-        assert r.status_code == 422, content_type
-        assert (r.json()["error"], r.json()["field"]) == ("invalid_request", "body")
-    assert (await server.http.post("/api/os/command", content=body)).status_code in (202, 409)
+        assert r.status_code == 415, content_type
+        assert r.json()["error"] == "unsupported_media_type"
+    assert (await server.http.post("/api/os/command", content=body)).status_code == 415
+    _, token = server.runtime.auth.create_token("brewday-script", "operator", None, "test")
+    bearer = {"authorization": f"Bearer {token}"}
+    assert (await server.http.post("/api/os/command", content=body, headers=bearer)).status_code in (202, 409)
     assert len(await server.runtime.commands.query(HLT_HEATER, None, 10)) == 1  # only the JSON one arrived
 
 
 async def test_threshold_alarm_raise_ack_and_clear(server: LiveServer) -> None:
-    server.sim.faults_for("hlt_controller").offline = True
-    await server.http.post("/api/os/telemetry/ingest", json={"endpointId": HLT_TEMP, "value": 101.0})
+    await server.runtime.drivers["hlt_controller"].stop()  # the HLT temperature now comes from this test only
+    server.runtime.plant.ingest([Reading(HLT_TEMP, 101.0)])  # as the controller's driver delivers it
     alarms = (await server.http.get("/api/os/alarms")).json()
     alarm = next(a for a in alarms if a["ruleId"] == "hlt_temperature_hihi")
     assert alarm["severity"] == "critical" and alarm["state"] == "unacknowledged"
     assert "HLT temperature exceeded 99°C" in alarm["message"]
     acked = await server.http.post(f"/api/os/alarms/{alarm['alarmId']}/ack", json={"comment": "seen"})
     assert acked.json()["state"] == "acknowledged" and acked.json()["ackComment"] == "seen"
-    await server.http.post("/api/os/telemetry/ingest", json={"endpointId": HLT_TEMP, "value": 98.5})
+    server.runtime.plant.ingest([Reading(HLT_TEMP, 98.5)])
     assert (await server.http.get("/api/os/alarms", params={"state": "acknowledged"})).json()[0]["alarmId"] == \
         alarm["alarmId"]  # within the deadband: still active
-    await server.http.post("/api/os/telemetry/ingest", json={"endpointId": HLT_TEMP, "value": 90.0})
+    server.runtime.plant.ingest([Reading(HLT_TEMP, 90.0)])
     assert all(a["alarmId"] != alarm["alarmId"] for a in (await server.http.get("/api/os/alarms")).json())
     normal = (await server.http.get("/api/os/alarms", params={"state": "normal"})).json()
     assert any(a["alarmId"] == alarm["alarmId"] for a in normal)

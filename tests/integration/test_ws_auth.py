@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import websockets
 
+from bevforge.domain import Reading
 from tests.support.live import WsClient, custom_server, ws_client
 from tests.support.server import LiveServer
 
@@ -74,14 +75,11 @@ async def test_alarms_of_other_nodes_are_never_delivered(tmp_path: Path) -> None
     async with secured(tmp_path) as s, ws_client(s.server, f"/ws?token={s.operator_token}") as ws:
         await ws.subscribe("alarms")
         rt = s.server.runtime
-        s.server.sim.faults_for("bk_controller").offline = True
-        s.server.sim.faults_for("hlt_controller").offline = True
-        admin = rt.auth.create_token("t", "admin", None, "x")[1]
-        await s.server.http.post("/api/os/telemetry/ingest", json={"endpointId": 30, "value": 104.0},
-                                 headers={"Authorization": f"Bearer {admin}"})
+        await rt.drivers["bk_controller"].stop()  # the temperatures now come from this test only
+        await rt.drivers["hlt_controller"].stop()
+        rt.plant.ingest([Reading(30, 104.0)])  # the controllers' last readings, as their drivers deliver
         assert any(a.rule_id == "bk_temperature_hi" for a in rt.alarms.standing())
-        await s.server.http.post("/api/os/telemetry/ingest", json={"endpointId": 10, "value": 101.0},
-                                 headers={"Authorization": f"Bearer {admin}"})
+        rt.plant.ingest([Reading(10, 101.0)])
         frame = await ws.expect(lambda f: f["type"] == "alarm" and f.get("snapshot") is not True)
         assert frame["ruleId"] == "hlt_temperature_hihi"
         assert all(f.get("node") != "BK" for f in ws.seen if f["type"] == "alarm")
@@ -135,7 +133,8 @@ async def test_revoking_the_token_closes_its_socket(tmp_path: Path) -> None:
 async def test_logout_closes_the_session_sockets(tmp_path: Path) -> None:
     async with (secured(tmp_path) as s,
                 ws_client(s.server, additional_headers={"Cookie": f"bevforge_session={s.cookie}"}) as ws):
-        r = await s.server.http.post("/api/os/auth/logout", cookies={"bevforge_session": s.cookie})
+        r = await s.server.http.post("/api/os/auth/logout", cookies={"bevforge_session": s.cookie},
+                                     headers={"origin": s.server.base_url})
         assert r.status_code == 200
         code, reason = await ws.closed()
     assert code == 1008 and "signed out" in reason

@@ -16,6 +16,7 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from bevforge.domain import Reading
 from tests.support.server import LiveServer, brewhouse_config, build_runtime, free_port, wait_for
 
 Frame = dict[str, Any]
@@ -93,9 +94,13 @@ def realtime(**settings: Any) -> Callable[[dict[str, Any]], None]:
 
 
 async def ingest(server: LiveServer, endpoint_id: int, *values: Any) -> None:
-    readings = [{"endpointId": endpoint_id, "value": v} for v in values]
-    r = await server.http.post("/api/os/telemetry/ingest", json={"readings": readings})
-    assert r.status_code == 200, r.text
+    """Readings of a device-polled endpoint, delivered as its driver delivers them (to the plant).
+
+    The REST ingest API refuses device-owned endpoints (one owner per reading); the tests of that
+    API use endpoints with `source: external` (tests.support.server.fed_externally).
+    """
+    server.runtime.plant.ingest([Reading(endpoint_id, value) for value in values])
+    await asyncio.sleep(0)  # as the REST answer did: let the woken consumers write their frames
 
 
 class SseStream:

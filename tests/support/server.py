@@ -62,6 +62,21 @@ def brewhouse_config(adjust: Callable[[dict[str, Any]], None] | None = None) -> 
     return parse_config(yaml.safe_dump(doc, allow_unicode=True), "test-config.yaml")
 
 
+def fed_externally(*endpoint_ids: int) -> Callable[[dict[str, Any]], None]:
+    """A config adjustment: these endpoints lose their device and are fed only by the ingest API.
+
+    Readings have one owner (docs/config.md): a device-polled endpoint refuses client readings, so a
+    test that exercises REST ingest uses endpoints whose `source` is `external`.
+    """
+    def adjust(doc: dict[str, Any]) -> None:
+        for endpoint in doc["endpoints"]:
+            if endpoint["id"] in endpoint_ids:
+                endpoint.pop("device", None)
+                endpoint.pop("address", None)
+                endpoint["source"] = "external"
+    return adjust
+
+
 class LiveServer:
     def __init__(self, runtime: Runtime, port: int) -> None:
         self.runtime = runtime

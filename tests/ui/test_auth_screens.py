@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 from nicegui.testing import User
 
+from bevforge.auth import csrf_token
 from bevforge.domain import Reading
 from tests.ui.support import (
     add_user,
@@ -164,3 +166,13 @@ async def test_a_kiosk_station_signs_in_as_its_fixed_user(kiosk_station, user: U
     await shows(user, "value-22", "OPEN", absent=("?",))
     commands = await runtime().commands.query(22, None, 10)
     assert commands[0].user == "kiosk"
+
+
+async def test_sign_out_form_carries_the_sessions_csrf_token(auth_required, user: User) -> None:
+    await open_signed_in(user, "olga", "operator", "/")
+    await user.should_see(marker="sign-out")
+    form = next(iter(user.find(marker="sign-out").elements))
+    token = re.search(r'name="csrf" value="([0-9a-f]{64})"', form.content)  # type: ignore[attr-defined]
+    assert token is not None
+    cookie = user.http_client.headers["cookie"].split("bevforge_session=", 1)[1].split(";")[0]
+    assert token.group(1) == csrf_token(cookie)

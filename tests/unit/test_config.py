@@ -198,6 +198,44 @@ def test_check_config_reports_a_bad_address_at_its_line(tmp_path: Path) -> None:
     assert "OK" in good.stdout
 
 
+# -- reading owners and ingest limits (docs/config.md "Who feeds a reading") -----------------------
+
+EXTERNAL = MINIMAL.replace("tiles:", """\
+  - id: 12
+    name: hlt_gravity
+    node: HLT
+    source: external
+    kind: status
+tiles:""")
+
+
+def test_an_external_endpoint_has_no_device_and_is_the_only_ingestable_kind() -> None:
+    config = parse_config(EXTERNAL)
+    assert config.endpoint(12).ingestable and config.endpoint(12).device is None
+    assert not config.endpoint(10).ingestable and config.endpoint(10).source == "device"
+
+
+def test_every_reading_has_exactly_one_owner() -> None:
+    no_owner = EXTERNAL.replace("    source: external\n", "")
+    assert problems(no_owner) == [(20, "endpoints[2].device", "a polled endpoint names its device "
+                                   "(or says source: external when a client feeds it)")]
+    two_owners = EXTERNAL.replace("    source: external\n", "    source: external\n    device: io\n")
+    assert problems(two_owners) == [(24, "endpoints[2].device", "an external endpoint has no device: one owner "
+                                     "per reading (remove device, or source: external)")]
+    writable = EXTERNAL.replace("    source: external\n", "    source: external\n    writable: true\n")
+    assert problems(writable) == [(24, "endpoints[2].writable", "an external endpoint has no device to write to")]
+    [(line, field, _message)] = problems(EXTERNAL.replace("source: external", "source: mqtt"))
+    assert (line, field) == (23, "endpoints[2].source")
+
+
+def test_ingest_limits_are_checked_with_their_line() -> None:
+    text = MINIMAL + "ingest:\n  max_age_s: 0\n  rate_per_s: 50\n  burst: 0\n  colour: red\n"
+    found = {field: line for line, field, _message in problems(text)}
+    assert found == {"ingest.max_age_s": 23, "ingest.burst": 25, "ingest.colour": 26}
+    config = parse_config(MINIMAL + "ingest: {max_age_s: 3600, max_ahead_s: 60, rate_per_s: 50, burst: 100}\n")
+    assert (config.ingest.max_age_s, config.ingest.rate_per_s, config.ingest.burst) == (3600, 50, 100)
+
+
 def test_shelve_durations_name_known_roles() -> None:
     config = parse_config(MINIMAL + "auth:\n  shelve_durations_s: {technician: [900, 86400]}\n")
     assert config.auth.shelve_durations_s == {"technician": [900.0, 86400.0]}

@@ -27,11 +27,13 @@ AT = datetime(2025, 12, 27, 6, 0, 1, 250_000, tzinfo=UTC)
 
 
 def documented_frames() -> dict[str, dict[str, Any]]:
-    """Every JSON example of docs/protocol.md, by frame type (the first example of each type)."""
+    """Every frame example of docs/protocol.md, by frame type (the first example of each type);
+    JSON examples without a `type` are request bodies (e.g. an ingest batch), not frames."""
     frames: dict[str, dict[str, Any]] = {}
     for block in re.findall(r"```json\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.S):
         frame = json.loads(block)
-        frames.setdefault(frame["type"], frame)
+        if "type" in frame:
+            frames.setdefault(frame["type"], frame)
     return frames
 
 
