@@ -59,7 +59,8 @@ from bevforge.errors import (
     Unauthorized,
 )
 from bevforge.messages import iso
-from bevforge.permissions import ROLE_RANK, ROLES
+from bevforge.permissions import ROLE_RANK as ROLE_RANK  # re-exported for callers that import it from here
+from bevforge.permissions import ROLES, is_role
 from bevforge.store.tables import AuthChangeRow, SessionRow, TokenRow, UserRow
 from bevforge.store.writer import Database
 from bevforge.tasks import stop_task
@@ -119,7 +120,7 @@ def csrf_token_ok(cookie: str | None, presented: str | None) -> bool:
 
 
 def check_role(role: str) -> str:
-    if role not in ROLE_RANK:
+    if not is_role(role):
         raise Invalid(f"role must be one of {', '.join(ROLES)}", code=INVALID_ROLE, field="role")
     return role
 

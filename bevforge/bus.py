@@ -27,11 +27,17 @@ ALARM = "alarm"
 
 
 class Event:
-    """One published change. `data` is the JSON text every transport sends as is."""
+    """One published change. `data` is the JSON text every transport sends as is.
+
+    `node` is what the change belongs to, as `permissions.node_filter` reads it: one node (a
+    reading, a command), a frozenset of nodes (a device's alarm belongs to the nodes of its
+    endpoints), or None / an empty set (a system thing, for actors without a node limit only).
+    """
 
     __slots__ = ("data", "key", "node", "payload", "seq", "type")
 
-    def __init__(self, seq: int, type_: str, payload: dict[str, Any], key: Any, node: str | None) -> None:
+    def __init__(self, seq: int, type_: str, payload: dict[str, Any], key: Any,
+                 node: str | frozenset[str] | None) -> None:
         self.seq = seq
         self.type = type_
         self.payload = payload
@@ -179,7 +185,8 @@ class EventBus:
         self.published = 0
         self.last_seq = 0
 
-    def publish(self, type_: str, payload: dict[str, Any], *, key: Any = None, node: str | None = None) -> Event:
+    def publish(self, type_: str, payload: dict[str, Any], *, key: Any = None,
+                node: str | frozenset[str] | None = None) -> Event:
         seq = next(self._seq)
         payload["seq"] = seq
         event = Event(seq, type_, payload, key, node)

@@ -371,6 +371,8 @@ class PlantConfig(Strict):
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
     _by_id: dict[int, Endpoint] = PrivateAttr(default_factory=dict)
+    _device_nodes: dict[str, frozenset[str]] = PrivateAttr(default_factory=dict)
+    _alarms_by_id: dict[str, AlarmRule] = PrivateAttr(default_factory=dict)
 
     @field_validator("tiles")
     @classmethod
@@ -379,6 +381,11 @@ class PlantConfig(Strict):
 
     def model_post_init(self, context: Any, /) -> None:
         self._by_id = {e.id: e for e in self.endpoints}
+        served: dict[str, set[str]] = {}
+        for e in self.endpoints:
+            served.setdefault(e.device, set()).add(e.node)
+        self._device_nodes = {device: frozenset(nodes) for device, nodes in served.items()}
+        self._alarms_by_id = {a.id: a for a in self.alarms}
 
     def endpoint(self, endpoint_id: int) -> Endpoint:
         return self._by_id[endpoint_id]
@@ -389,6 +396,13 @@ class PlantConfig(Strict):
 
     def node_of(self, endpoint_id: int) -> str:
         return self._by_id[endpoint_id].node
+
+    def nodes_of_device(self, device_id: str) -> frozenset[str]:
+        """The nodes of a device's endpoints (empty for a device with none, or an unknown one)."""
+        return self._device_nodes.get(device_id, frozenset())
+
+    def alarm_definition(self, rule_id: str) -> AlarmRule | None:
+        return self._alarms_by_id.get(rule_id)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -179,9 +179,6 @@ class Actor:
     nodes: frozenset[str] | None = None  # None: all nodes
     credential: str | None = None  # "session:<hash>" or "token:<id>": what to close on logout/revoke
 
-    def may_see(self, node: str | None) -> bool:
-        return self.nodes is None or node in self.nodes
-
     @staticmethod
     def system() -> Actor:
         return Actor(user="system", station="plant", role="admin")

@@ -40,6 +40,7 @@ NOT_ALLOWED_NOW = "not_allowed_now"
 NOT_INGESTABLE = "not_ingestable"  # a reading for an endpoint its device owns
 ALREADY_SET_UP = "already_set_up"
 CONFLICT = "conflict"
+COMMAND_ID_IN_USE = "command_id_in_use"
 TOO_LARGE = "too_large"
 TOO_MANY_REQUESTS = "too_many_requests"
 STORE_UNAVAILABLE = "store_unavailable"

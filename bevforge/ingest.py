@@ -29,7 +29,7 @@ from bevforge import errors, messages
 from bevforge.config import Endpoint, IngestSettings
 from bevforge.domain import Actor, InvalidValue, Quality, Reading, coerce_value, utcnow
 from bevforge.errors import Forbidden, Invalid, TooLarge, TooManyRequests
-from bevforge.permissions import may_see_nodes
+from bevforge.permissions import require_ingest
 from bevforge.plant import Plant
 
 MAX_BATCH = 5000
@@ -105,9 +105,8 @@ class ReadingIntake:
         endpoint_id = item.get("endpointId")
         if isinstance(endpoint_id, bool) or not isinstance(endpoint_id, int):
             raise Invalid("endpointId must be an integer", code=errors.INVALID_ENDPOINT_ID, field=name("endpointId"))
-        endpoint = self.plant.endpoints.get(endpoint_id)
-        if endpoint is None or not may_see_nodes(actor, endpoint.node):  # another node's looks like none at all
-            raise Invalid(f"no endpoint with id {endpoint_id}", code=errors.UNKNOWN_ENDPOINT, field=name("endpointId"))
+        # another node's endpoint looks like none at all (the node rule: `permissions`)
+        endpoint = require_ingest(actor, self.plant.endpoints.get(endpoint_id), endpoint_id, name("endpointId"))
         if not endpoint.ingestable:
             raise Forbidden(f"{endpoint.name} is read from device {endpoint.device}; only endpoints with "
                             "source: external accept readings from clients",

@@ -6,7 +6,7 @@ can be table-tested and the operator is shown exactly which rule blocks an actio
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from bevforge.config import COMPARATORS, Condition, Endpoint, Interlock
 from bevforge.domain import EndpointState, InterlockVerdict, Quality, Value
@@ -33,11 +33,16 @@ def _compare(left: Value, cond: Condition) -> bool:
         return False
 
 
-def describe(cond: Condition, endpoints: Mapping[int, Endpoint], state: EndpointState | None) -> str:
+def describe(cond: Condition, endpoints: Mapping[int, Endpoint], state: EndpointState | None,
+             shown: bool = True) -> str:
+    """The condition in words with its live value; `shown=False` (another node's endpoint, for a
+    node-limited reader) names the condition but not the value."""
     ep = endpoints.get(cond.endpoint)
     name = ep.name if ep else f"endpoint {cond.endpoint}"
     want = str(cond.value).lower() if isinstance(cond.value, bool) else f"{cond.value:g}"
-    if state is None or state.value is None or state.quality is not Quality.GOOD:
+    if not shown:
+        now = "hidden: not on your nodes"
+    elif state is None or state.value is None or state.quality is not Quality.GOOD:
         now = "unknown (no good reading)" if state is None or state.quality is Quality.BAD else "stale"
     else:
         now = str(state.value).lower() if isinstance(state.value, bool) else f"{state.value:g}"
@@ -57,12 +62,17 @@ def evaluate(
     endpoints: Mapping[int, Endpoint],
     states: Mapping[int, EndpointState],
     target_value: Value | None,
+    shown: Callable[[int], bool] | None = None,
 ) -> InterlockVerdict:
-    """Evaluate one rule as if the target had `target_value`."""
+    """Evaluate one rule as if the target had `target_value`.
+
+    `shown` says whose values the reader may see (`permissions.value_filter`): the verdict is the
+    same, only the words of a hidden condition leave its value out.
+    """
     target = endpoints[rule.target]
     applies = is_active_value(rule, target, target_value)
-    failed = [describe(c, endpoints, states.get(c.endpoint)) for c in rule.requires
-              if not condition_holds(c, states.get(c.endpoint))]
+    failed = [describe(c, endpoints, states.get(c.endpoint), shown is None or shown(c.endpoint))
+              for c in rule.requires if not condition_holds(c, states.get(c.endpoint))]
     return InterlockVerdict(
         rule_id=rule.id,
         target=rule.target,

@@ -8,6 +8,7 @@ just told about is already in what it reads. A node-limited user sees only their
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -37,11 +38,9 @@ COLUMNS = [
 ROW_LIMIT = 1000
 
 
-def visible_rules(runtime: Runtime, actor: Actor) -> set[str] | None:
-    """Rule ids a node-limited user may see (None: all)."""
-    if actor.nodes is None:
-        return None
-    return {p.key for p in runtime.alarms.points.values() if actor.may_see(p.node)}
+def visible_rules(runtime: Runtime, actor: Actor) -> Callable[[str], bool] | None:
+    """Which rule ids this user may see (None: all), as REST's journal and statistics answer it."""
+    return runtime.alarms.key_filter(actor)
 
 
 def _when(text: str | None) -> str:
@@ -59,7 +58,7 @@ class AlarmHistory:
         self._again = False
         allowed = visible_rules(runtime, actor)
         rules = sorted(k for k, p in runtime.alarms.points.items()
-                       if p.rule is not None and (allowed is None or k in allowed))
+                       if p.rule is not None and (allowed is None or allowed(k)))
         with ui.row().classes("items-end gap-3 w-full"):
             self.range = tag(ui.select(list(RANGES), value="24 h", label="Range", on_change=self.refresh)
                              .classes("min-w-32"), "hist-range")
@@ -78,9 +77,7 @@ class AlarmHistory:
                 "event": None if self.event.value == "all" else self.event.value}
 
     async def entries(self, limit: int) -> list[dict[str, Any]]:
-        entries = await self.runtime.alarms.journal(limit=limit, **self._filters())
-        allowed = visible_rules(self.runtime, self.actor)
-        return entries if allowed is None else [e for e in entries if e["ruleId"] in allowed]
+        return await self.runtime.alarms.journal(self.actor, limit=limit, **self._filters())
 
     def refresh(self) -> None:
         """Reload in the background; alarm bursts fold into one more load, never a queue of them."""
@@ -123,9 +120,10 @@ class AlarmHistory:
 class AlarmStatistics:
     """The STATISTICS tab (technicians): is the alarm system usable? (EEMUA 191 / ISA-18.2 load)."""
 
-    def __init__(self, runtime: Runtime, client: Client) -> None:
+    def __init__(self, runtime: Runtime, client: Client, actor: Actor) -> None:
         self.runtime = runtime
         self.client = client
+        self.actor = actor
         with ui.row().classes("items-center gap-3"):
             tag(ui.button("REFRESH", on_click=self.load).classes("bf-btn"), "stats-refresh")
             self.headline = tag(ui.label("").classes("font-semibold"), "stats-headline")
@@ -150,7 +148,7 @@ class AlarmStatistics:
 
     async def load(self) -> None:
         runtime = self.runtime
-        stats = await runtime.alarms.statistics()
+        stats = await runtime.alarms.statistics(self.actor)
         if self.client.is_deleted:
             return
         self.headline.text = (f"{stats['raisedLast24h']} alarms in 24 h · average {stats['averagePer10Minutes']} "

@@ -61,7 +61,7 @@ class AlarmPage(AlarmViewSink):
                 with ui.tab_panel(definitions):
                     self.definitions = tag(ui.column().classes("w-full gap-1"), "alarms-definitions")
                 with ui.tab_panel(statistics):
-                    self.statistics = AlarmStatistics(runtime, client)
+                    self.statistics = AlarmStatistics(runtime, client, actor)
         tabs.on_value_change(self._tab_changed)
         ui.timer(RECHECK_S, self._recheck)
 
@@ -78,13 +78,17 @@ class AlarmPage(AlarmViewSink):
         if self.definitions is not None:
             self._draw_definitions()
 
+    def _sees(self, rule_id: str) -> bool:
+        visible_keys = self.runtime.alarms.key_filter(self.actor)
+        return visible_keys is None or visible_keys(rule_id)
+
     def _recheck(self) -> None:
         if self._signature() != self._points_seen:
             self.redraw()
 
     def _signature(self) -> tuple[Any, ...]:
         return tuple((k, p.state, p.priority, str(self.runtime.alarms.limits_of(p)))
-                     for k, p in self.runtime.alarms.points.items() if self.actor.may_see(p.node))
+                     for k, p in self.runtime.alarms.points.items() if self._sees(k))
 
     async def _tab_changed(self, event: Any) -> None:
         if self.statistics is not None and event.value == "STATISTICS":
@@ -97,7 +101,7 @@ class AlarmPage(AlarmViewSink):
         return point if point is not None and point.rule is not None and not point.momentary else None
 
     def _draw_active(self) -> None:
-        summary = self.runtime.alarms.summary(self.actor.nodes)
+        summary = self.runtime.alarms.summary(self.actor)
         first_out = summary["firstOutAlarmId"] if summary["flood"] else None
         alarms = [a for a in visible(self.runtime, self.actor) if a.state not in HIDDEN]
         self.active.clear()
@@ -145,7 +149,7 @@ class AlarmPage(AlarmViewSink):
 
     def _draw_shelved(self) -> None:
         points = [p for p in self.runtime.alarms.points.values()
-                  if self.actor.may_see(p.node) and p.state.display.value in HIDDEN]
+                  if self._sees(p.key) and p.state.display.value in HIDDEN]
         self.shelved.clear()
         with self.shelved:
             if not points:
@@ -204,7 +208,7 @@ class AlarmPage(AlarmViewSink):
     def _draw_definitions(self) -> None:
         assert self.definitions is not None
         points = [p for p in self.runtime.alarms.points.values()
-                  if p.rule is not None and not p.momentary and self.actor.may_see(p.node)]
+                  if p.rule is not None and not p.momentary and self._sees(p.key)]
         self.definitions.clear()
         with self.definitions:
             for point in points:

@@ -33,7 +33,7 @@ STATE_WORDS = {"unacknowledged": "UNACKNOWLEDGED", "acknowledged": "ACKNOWLEDGED
 
 def visible(runtime: Runtime, actor: Actor) -> list[Alarm]:
     """The open alarms this user may see (newest first)."""
-    return [a for a in runtime.alarms.standing() if actor.may_see(a.node)]
+    return runtime.alarms.standing(actor)
 
 
 def unacknowledged(runtime: Runtime, actor: Actor) -> list[Alarm]:
@@ -117,14 +117,14 @@ class FloodBanner(AlarmViewSink):
         ui.timer(FLOOD_RECHECK_S, self.resync)
 
     def resync(self) -> None:
-        summary = self.runtime.alarms.summary(self.actor.nodes)
+        summary = self.runtime.alarms.summary(self.actor)
         if not summary["flood"]:
             if self.box.visible:
                 self.box.set_visibility(False)
             return
         first = self.runtime.alarms.current.get(summary["firstOutAlarmId"] or -1)
         text = "more than 10 new alarms in 10 minutes."
-        if first is not None and self.actor.may_see(first.node):
+        if first is not None:  # the summary names a first-out alarm only to whom may see it
             text += (f" FIRST OUT: {SEVERITY_SHAPES[first.severity.value]} {first.severity.value.upper()} "
                      f"{first.message} (raised {local_time(first.raised_at)}) — start there.")
         if self.text.text != text:

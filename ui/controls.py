@@ -15,6 +15,7 @@ from typing import Any
 from nicegui import ui
 from nicegui.client import Client
 
+from bevforge import permissions
 from bevforge.commands import Command
 from bevforge.config import Endpoint
 from bevforge.domain import CommandStatus, Value
@@ -70,7 +71,7 @@ class Commander:
         actor = session.allowed(self.client, "operator", asked)
         if actor is None:
             return None
-        if not actor.may_see(endpoint.node):
+        if not permissions.may_see_endpoint(actor, endpoint):
             ui.notify(f"{asked}: not one of your nodes", type="negative")
             return None
         try:

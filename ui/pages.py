@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 from nicegui.client import Client
 
+from bevforge import permissions
 from bevforge.domain import Actor
 from bevforge.runtime import Runtime
 from ui import layout, session, state
@@ -63,7 +64,7 @@ def register() -> None:
         if isinstance(opened, RedirectResponse):
             return opened
         runtime, actor, live = opened
-        if not any(actor.may_see(e.node) for e in runtime.config.endpoints):
+        if not permissions.visible_endpoints(actor, runtime.config.endpoints):
             ui.label("None of your nodes has a point to trend.").classes("text-lg")
             return None
         view = TrendView(runtime, live, endpoint, actor)

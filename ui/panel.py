@@ -11,7 +11,7 @@ from typing import Any
 
 from nicegui import ui
 
-from bevforge import messages
+from bevforge import messages, permissions
 from bevforge.alarms import Alarm
 from bevforge.domain import Actor
 from bevforge.runtime import Runtime
@@ -31,7 +31,7 @@ class ControlPanel:
         nodes = {node.id: node for node in runtime.config.nodes}
         with ui.row().classes("w-full items-start gap-3"):
             for node_id, node in nodes.items():
-                if not actor.may_see(node_id):
+                if not permissions.may_see_node(actor, node_id):
                     continue  # a node-limited user: other nodes do not exist on this screen
                 tiles = [t for t in runtime.config.tiles if t.node == node_id]
                 if not tiles:
@@ -78,8 +78,8 @@ class ControlPanel:
 
     def _alarm_tags(self) -> None:
         worst: dict[int, Alarm] = {}
-        for alarm in self.runtime.alarms.standing():
-            if (not alarm.active or not self.actor.may_see(alarm.node) or alarm.endpoint_id is None
+        for alarm in self.runtime.alarms.standing(self.actor):
+            if (not alarm.active or alarm.endpoint_id is None
                     or alarm.kind not in PROCESS_KINDS or not alarm.point.annunciated):
                 continue
             held = worst.get(alarm.endpoint_id)

@@ -23,7 +23,8 @@ from nicegui import app as nicegui_app
 from nicegui import ui
 from nicegui.client import Client
 
-from bevforge.auth import CSRF_FIELD, ROLE_RANK, SESSION_COOKIE, csrf_token
+from bevforge import permissions
+from bevforge.auth import CSRF_FIELD, SESSION_COOKIE, csrf_token
 from bevforge.domain import Actor, station_of
 from ui import state
 
@@ -50,7 +51,7 @@ _seats: dict[str, Seat] = {}  # NiceGUI client id → seat
 
 def may(actor: Actor | None, role: str) -> bool:
     """Whether this actor holds at least `role` (viewer < operator < technician < admin)."""
-    return actor is not None and ROLE_RANK.get(actor.role, -1) >= ROLE_RANK[role]
+    return permissions.has_role(actor, role)
 
 
 def sign_in_url(path: str) -> str:
@@ -141,8 +142,9 @@ def sign_out_button(actor: Actor) -> None:
     without it is refused.
     """
     who = f"{actor.user} · {actor.role.upper()}"
-    if actor.nodes is not None:
-        who += f" · {', '.join(sorted(actor.nodes))}"
+    limit = permissions.node_limit(actor)
+    if limit is not None:
+        who += f" · {', '.join(limit)}"
     ui.label(who).classes("bf-who").mark("who").props('data-testid="who"')
     if actor.credential is not None and actor.credential.startswith("session:"):
         seat = _seats.get(ui.context.client.id)

@@ -12,11 +12,12 @@ from typing import Any
 
 from nicegui import ui
 
+from bevforge import permissions
 from bevforge.alarms import Alarm
 from bevforge.config import Endpoint, Tile
 from bevforge.domain import Actor, CommandStatus, DataType, EndpointState, Value
 from bevforge.runtime import Runtime
-from ui import session, words
+from ui import words
 from ui.controls import Commander, tag
 from ui.theme import SEVERITY_COLOURS, SEVERITY_SHAPES
 
@@ -182,10 +183,10 @@ class TileCard:
     def __init__(self, runtime: Runtime, tile: Tile, commander: Commander, actor: Actor) -> None:
         self.tile = tile
         self.rows: list[EndpointRow] = []
-        controls = session.may(actor, "operator")
+        controls = permissions.has_role(actor, permissions.OPERATOR)
         with tag(ui.card().classes("bf-tile"), f"tile-{tile.id}"):
             ui.label(tile.title).classes("bf-tile-title")
             for eid in tile.endpoints:
                 endpoint = runtime.plant.endpoints[eid]
-                if actor.may_see(endpoint.node):
+                if permissions.may_see_endpoint(actor, endpoint):
                     self.rows.append(EndpointRow(runtime, endpoint, commander, controls))

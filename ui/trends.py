@@ -14,7 +14,7 @@ from typing import Any
 
 from nicegui import ui
 
-from bevforge import messages
+from bevforge import messages, permissions
 from bevforge.config import Endpoint
 from bevforge.domain import Actor, EndpointState, Quality, utcnow
 from bevforge.runtime import Runtime
@@ -43,7 +43,7 @@ class TrendView:
     def __init__(self, runtime: Runtime, live: LiveView, endpoint_id: int | None, actor: Actor) -> None:
         self.runtime = runtime
         self.live = live
-        mine = [e for e in runtime.config.endpoints if actor.may_see(e.node)]  # a node-limited user: theirs only
+        mine = permissions.visible_endpoints(actor, runtime.config.endpoints)  # a node-limited user: theirs only
         self.choices = {e.id: f"{e.display_name} ({e.node})" for e in mine}
         if not mine:
             raise ValueError(f"user {actor.user} may see no endpoint")

@@ -36,9 +36,10 @@ class AlarmActions:
         self.recorder = recorder
         self.shelve_policy: Mapping[str, Sequence[float]] = shelve_policy or {}
 
-    def _point_of(self, alarm_id: int) -> Point:
+    def _point_of(self, alarm_id: int, actor: Actor) -> Point:
+        """The point of an open occurrence the actor may see; another node's looks closed (not found)."""
         alarm = self.engine.current.get(alarm_id)
-        if alarm is None:
+        if alarm is None or not permissions.may_see_alarm(actor, self.engine.config, alarm):
             raise AlarmNotFound(alarm_id)
         point = self.engine.points.get(alarm.rule_id)
         if point is None or point.occurrence is not alarm:
@@ -46,7 +47,7 @@ class AlarmActions:
         return point
 
     def ack(self, alarm_id: int, actor: Actor, comment: str | None = None) -> Alarm:
-        point = self._point_of(alarm_id)
+        point = self._point_of(alarm_id, actor)
         self.recorder.db.health.require_writable()  # its record is written later: refuse it whole now
         alarm = point.occurrence
         assert alarm is not None
@@ -55,7 +56,7 @@ class AlarmActions:
         return alarm
 
     def reset(self, alarm_id: int, actor: Actor, comment: str | None = None) -> Alarm:
-        point = self._point_of(alarm_id)
+        point = self._point_of(alarm_id, actor)
         self.recorder.db.health.require_writable()  # its record is written later: refuse it whole now
         alarm = point.occurrence
         assert alarm is not None
@@ -66,7 +67,7 @@ class AlarmActions:
         """Shelve `rule_id`: timed for one of the durations configured for the actor's role, else one-shot."""
         if duration_s is not None:
             permissions.require_shelve_duration(actor, duration_s, self.shelve_policy)
-        point = self._definition(rule_id)
+        point = self._definition(rule_id, actor)
         self.recorder.db.health.require_writable()  # its record is written later: refuse it whole now
         until = utcnow() + timedelta(seconds=duration_s) if duration_s else None
         self.engine.apply_event(point, AlarmEvent.SHELVE, actor=actor, comment=comment, until=until)
@@ -74,14 +75,14 @@ class AlarmActions:
         return point
 
     def unshelve(self, rule_id: str, actor: Actor, comment: str | None = None) -> Point:
-        point = self._definition(rule_id)
+        point = self._definition(rule_id, actor)
         self.recorder.db.health.require_writable()  # its record is written later: refuse it whole now
         self.engine.apply_event(point, AlarmEvent.UNSHELVE, actor=actor, comment=comment)
         self.recorder.save_point(point, actor.user)
         return point
 
     def set_in_service(self, rule_id: str, in_service: bool, actor: Actor, comment: str | None = None) -> Point:
-        point = self._definition(rule_id)
+        point = self._definition(rule_id, actor)
         self.recorder.db.health.require_writable()  # its record is written later: refuse it whole now
         event = AlarmEvent.RETURN_TO_SERVICE if in_service else AlarmEvent.REMOVE_FROM_SERVICE
         self.engine.apply_event(point, event, actor=actor, comment=comment)
@@ -90,7 +91,7 @@ class AlarmActions:
 
     def change_limits(self, rule_id: str, changes: dict[str, Any], actor: Actor) -> tuple[dict[str, Any], Point]:
         """Technician changes limits at runtime; persisted and journalled with old → new."""
-        point = self._definition(rule_id)
+        point = self._definition(rule_id, actor)
         self.recorder.db.health.require_writable()  # its record is written later: refuse it whole now
         if point.tracker is None:
             raise TransitionRefused("this alarm has no limits")
@@ -104,8 +105,9 @@ class AlarmActions:
                       f"limits of {rule_id} changed", utcnow())
         return old, point
 
-    def _definition(self, rule_id: str) -> Point:
+    def _definition(self, rule_id: str, actor: Actor) -> Point:
         point = self.engine.points.get(rule_id)
-        if point is None or point.momentary:
+        if point is None or point.momentary or not permissions.may_see_nodes(
+                actor, permissions.alarm_nodes(self.engine.config, rule_id, point.node, point.endpoint_id)):
             raise AlarmNotFound(rule_id)
         return point

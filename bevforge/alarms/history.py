@@ -7,6 +7,7 @@ these on a reader thread (`Database.read`).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -45,8 +46,12 @@ def to_csv(entries: list[dict[str, Any]]) -> str:
     return csv_text(JOURNAL_FIELDS, entries)
 
 
-def statistics(db: Database, chattering: list[str], now: datetime | None = None) -> dict[str, Any]:
-    """Alarm load for a technician: per 10 minutes (last 24 h), top 10, chattering, stale (> 24 h)."""
+def statistics(db: Database, chattering: list[str], now: datetime | None = None,
+               visible: Callable[[str], bool] | None = None) -> dict[str, Any]:
+    """Alarm load for a technician: per 10 minutes (last 24 h), top 10, chattering, stale (> 24 h).
+
+    `visible` (from `permissions.alarm_key_filter`) keeps only the alarm keys the asker may see.
+    """
     now = now or utcnow()
     day_ago = now - timedelta(hours=24)
     with db.session() as session:
@@ -56,6 +61,10 @@ def statistics(db: Database, chattering: list[str], now: datetime | None = None)
                                      AlarmJournalRow.state.not_in(HIDDEN_STATES))).all()  # type: ignore[attr-defined]
         stale = session.exec(select(AlarmRow).where(AlarmRow.active == True, AlarmRow.closed == False,  # noqa: E712
                                                     AlarmRow.raised_at <= day_ago)).all()
+    if visible is not None:
+        raised = [r for r in raised if visible(r[1])]
+        stale = [a for a in stale if visible(a.rule_id)]
+        chattering = [key for key in chattering if visible(key)]
     buckets: Counter[str] = Counter()
     for ts, _ in raised:
         start = ts.replace(minute=ts.minute - ts.minute % 10, second=0, microsecond=0)

@@ -8,16 +8,17 @@ The engine (open occurrences, points) and the recorder (newest transitions) are 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel import select
 
+from bevforge import permissions
 from bevforge.alarms.history import history as journal_history
 from bevforge.alarms.history import statistics as journal_statistics
 from bevforge.alarms.points import Alarm, limits_of
-from bevforge.domain import Severity
+from bevforge.domain import Actor, Severity
 from bevforge.messages import iso
 from bevforge.store.tables import AlarmRow
 
@@ -28,24 +29,43 @@ if TYPE_CHECKING:
 
 
 class AlarmQueries:
-    """Occurrences and definitions as the API and the screens list them."""
+    """Occurrences and definitions as the API and the screens list them.
+
+    Every list takes the actor it is for (None: the whole plant, as the core itself sees it) and
+    asks `permissions` what that actor may see, so REST, `/ws`, SSE and the screens list the same.
+    """
 
     def __init__(self, engine: AlarmEngine, recorder: AlarmRecorder, db: Database) -> None:
         self.engine = engine
         self.recorder = recorder
         self.db = db
 
-    def standing(self) -> list[Alarm]:
-        return sorted(self.engine.current.values(), key=lambda a: a.id, reverse=True)
+    def standing(self, actor: Actor | None = None) -> list[Alarm]:
+        alarms = sorted(self.engine.current.values(), key=lambda a: a.id, reverse=True)
+        return alarms if actor is None else permissions.visible_alarms(actor, self.engine.config, alarms)
 
-    def summary(self, nodes: Iterable[str] | None = None) -> dict[str, Any]:
-        allowed = set(nodes) if nodes is not None else None
+    def may_see(self, actor: Actor | None, alarm: Alarm) -> bool:
+        return actor is None or permissions.may_see_alarm(actor, self.engine.config, alarm)
+
+    def key_filter(self, actor: Actor | None) -> Callable[[str], bool] | None:
+        """Which alarm keys (`ruleId`s of the journal and statistics) `actor` sees; None: every one."""
+        return None if actor is None else permissions.alarm_key_filter(actor, self.engine.config, self.engine.points)
+
+    def summary(self, actor: Actor | None = None) -> dict[str, Any]:
+        """Counts of what `actor` may see; `flood` is the plant-wide alarm-rate state, not a list."""
         counts = {s.value: 0 for s in Severity}
-        for alarm in self.engine.current.values():
-            if (allowed is None or alarm.node in allowed) and alarm.point.annunciated and not alarm.point.acked:
+        standing = self.standing(actor)
+        for alarm in standing:
+            if alarm.point.annunciated and not alarm.point.acked:
                 counts[alarm.severity.value] += 1
-        return {"unacknowledged": counts, "standing": len(self.engine.current), "flood": self.engine.flood,
-                "firstOutAlarmId": self.engine.flood_first_out if self.engine.flood else None}
+        flood = self.engine.flood
+        first_out = self.engine.flood_first_out if flood else None
+        if first_out is not None and actor is not None and not permissions.sees_all_nodes(actor):
+            alarm = self.engine.current.get(first_out) or self.recorder.recent.get(first_out)
+            if alarm is None or not self.may_see(actor, alarm):
+                first_out = None
+        return {"unacknowledged": counts, "standing": len(standing), "flood": flood,
+                "firstOutAlarmId": first_out}
 
     async def get(self, alarm_id: int) -> Alarm | None:
         alarm = self.engine.current.get(alarm_id) or self.recorder.recent.get(alarm_id)
@@ -62,7 +82,7 @@ class AlarmQueries:
         with self.db.session() as session:
             return list(session.exec(select(AlarmRow).order_by(AlarmRow.id.desc()).limit(limit)).all())  # type: ignore[union-attr]
 
-    async def query(self, state: str | None, limit: int = 200, nodes: Iterable[str] | None = None) -> list[Alarm]:
+    async def query(self, state: str | None, limit: int = 200, actor: Actor | None = None) -> list[Alarm]:
         """Occurrences by display state; `active` (default) means every open occurrence."""
         if state in (None, "active"):
             alarms = self.standing()
@@ -74,15 +94,15 @@ class AlarmQueries:
             alarms = sorted(merged.values(), key=lambda a: a.id, reverse=True)
             if state != "all":
                 alarms = [a for a in alarms if a.state == state]
-        if nodes is not None:
-            allowed = set(nodes)
-            alarms = [a for a in alarms if a.node in allowed]
+        if actor is not None:
+            alarms = permissions.visible_alarms(actor, self.engine.config, alarms)
         return alarms[:limit]
 
-    def definitions(self) -> list[dict[str, Any]]:
+    def definitions(self, actor: Actor | None = None) -> list[dict[str, Any]]:
         out = []
+        sees = self.key_filter(actor)
         for point in self.engine.points.values():
-            if point.rule is None or point.momentary:
+            if point.rule is None or point.momentary or (sees is not None and not sees(point.key)):
                 continue
             out.append({"ruleId": point.key, "kind": point.kind, "endpointId": point.endpoint_id,
                         "node": point.node, "priority": point.priority.value, "latching": point.latching,
@@ -93,16 +113,20 @@ class AlarmQueries:
                         "alarmId": point.occurrence.id if point.occurrence else None})
         return out
 
-    async def journal(self, *, since: datetime | None = None, until: datetime | None = None,
-                      rule_id: str | None = None, event: str | None = None, alarm_id: int | None = None,
-                      limit: int = 1000) -> list[dict[str, Any]]:
-        """The alarm journal, newest first, with every transition queued before the question."""
+    async def journal(self, actor: Actor | None = None, *, since: datetime | None = None,
+                      until: datetime | None = None, rule_id: str | None = None, event: str | None = None,
+                      alarm_id: int | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """The alarm journal, newest first, with every transition queued before the question; only the
+        entries of alarms `actor` may see (None: all)."""
         await self.db.barrier()
-        return await self.db.read(lambda: journal_history(self.db, since=since, until=until, rule_id=rule_id,
-                                                          event=event, alarm_id=alarm_id, limit=limit))
+        entries = await self.db.read(lambda: journal_history(self.db, since=since, until=until, rule_id=rule_id,
+                                                             event=event, alarm_id=alarm_id, limit=limit))
+        visible = self.key_filter(actor)
+        return entries if visible is None else [e for e in entries if visible(e["ruleId"])]
 
-    async def statistics(self) -> dict[str, Any]:
-        """The technician's alarm load statistics (`history.statistics`), chattering points from memory."""
+    async def statistics(self, actor: Actor | None = None) -> dict[str, Any]:
+        """The technician's alarm load statistics (`history.statistics`) over the alarms `actor` may see,
+        chattering points from memory."""
         chattering = [p.key for p in self.engine.points.values() if p.chattering]
         await self.db.barrier()
-        return await self.db.read(journal_statistics, self.db, chattering)
+        return await self.db.read(journal_statistics, self.db, chattering, None, self.key_filter(actor))

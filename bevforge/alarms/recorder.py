@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import make_transient
 
-from bevforge import messages
+from bevforge import messages, permissions
 from bevforge.alarms.points import Alarm, Point, settings_row
 from bevforge.bus import ALARM, EventBus
 from bevforge.domain import utcnow
 from bevforge.store.tables import AlarmJournalRow, AlarmRow
 
 if TYPE_CHECKING:
+    from bevforge.config import PlantConfig
     from bevforge.store.writer import Database
 
 RECENT_KEPT = 2000
@@ -30,9 +31,10 @@ RECENT_KEPT = 2000
 class AlarmRecorder:
     """Journals, stores and publishes alarm transitions; tells in-process listeners (the screens)."""
 
-    def __init__(self, bus: EventBus, db: Database) -> None:
+    def __init__(self, bus: EventBus, db: Database, config: PlantConfig | None = None) -> None:
         self.bus = bus
         self.db = db
+        self.config = config  # the plant, for what each alarm belongs to (`owners`)
         self.recent: OrderedDict[int, Alarm] = OrderedDict()  # newest transitions, ahead of the DB writer
         self.listeners: list[Callable[[Alarm, str], None]] = []
 
@@ -57,9 +59,16 @@ class AlarmRecorder:
         while len(self.recent) > RECENT_KEPT:
             self.recent.popitem(last=False)
         self.db.write_later(self._persist, alarm.row())
-        self.bus.publish(ALARM, messages.alarm(alarm, event), node=alarm.node)
+        self.bus.publish(ALARM, messages.alarm(alarm, event), node=self.owners(alarm))
         for listener in self.listeners:
             listener(alarm, event)
+
+    def owners(self, alarm: Alarm) -> permissions.Owners:
+        """The nodes the live feed files `alarm` under: a device's alarm belongs to the nodes of the
+        device's endpoints (the rule is `permissions.alarm_owners`)."""
+        if self.config is None:
+            return alarm.node
+        return permissions.alarm_owners(self.config, alarm)
 
     def _persist(self, row: AlarmRow) -> None:
         with self.db.session() as session:

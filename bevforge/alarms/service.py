@@ -15,7 +15,7 @@ none inherits from another.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from bevforge.bus import EventBus
     from bevforge.config import PlantConfig
     from bevforge.domain import Actor, EndpointState, Severity
+    from bevforge.permissions import Owners
     from bevforge.store.writer import Database
 
 
@@ -40,7 +41,7 @@ class AlarmService:
         self.config = config
         self.bus = bus
         self.db = db
-        self.recorder = AlarmRecorder(bus, db)
+        self.recorder = AlarmRecorder(bus, db, config)
         self.engine = AlarmEngine(config, db, self.recorder, audit)
         self.actions = AlarmActions(self.engine, self.recorder, config.auth.shelve_durations_s)
         self.queries = AlarmQueries(self.engine, self.recorder, db)
@@ -149,26 +150,39 @@ class AlarmService:
 
     # -- queries ------------------------------------------------------------------------------
 
-    def standing(self) -> list[Alarm]:
-        return self.queries.standing()
+    # Every list takes the actor it is for (None: the whole plant, as the core sees it); what an
+    # actor may see is `permissions`' answer, asked inside the parts.
 
-    def summary(self, nodes: Iterable[str] | None = None) -> dict[str, Any]:
-        return self.queries.summary(nodes)
+    def standing(self, actor: Actor | None = None) -> list[Alarm]:
+        return self.queries.standing(actor)
+
+    def may_see(self, actor: Actor | None, alarm: Alarm) -> bool:
+        return self.queries.may_see(actor, alarm)
+
+    def key_filter(self, actor: Actor | None) -> Callable[[str], bool] | None:
+        return self.queries.key_filter(actor)
+
+    def owners(self, alarm: Alarm) -> Owners:
+        """The nodes `alarm` belongs to, as the live feed files it (a device's alarm: its endpoints' nodes)."""
+        return self.recorder.owners(alarm)
+
+    def summary(self, actor: Actor | None = None) -> dict[str, Any]:
+        return self.queries.summary(actor)
 
     async def get(self, alarm_id: int) -> Alarm | None:
         return await self.queries.get(alarm_id)
 
-    async def query(self, state: str | None, limit: int = 200, nodes: Iterable[str] | None = None) -> list[Alarm]:
-        return await self.queries.query(state, limit, nodes)
+    async def query(self, state: str | None, limit: int = 200, actor: Actor | None = None) -> list[Alarm]:
+        return await self.queries.query(state, limit, actor)
 
-    def definitions(self) -> list[dict[str, Any]]:
-        return self.queries.definitions()
+    def definitions(self, actor: Actor | None = None) -> list[dict[str, Any]]:
+        return self.queries.definitions(actor)
 
-    async def journal(self, *, since: datetime | None = None, until: datetime | None = None,
-                      rule_id: str | None = None, event: str | None = None, alarm_id: int | None = None,
-                      limit: int = 1000) -> list[dict[str, Any]]:
-        return await self.queries.journal(since=since, until=until, rule_id=rule_id, event=event,
+    async def journal(self, actor: Actor | None = None, *, since: datetime | None = None,
+                      until: datetime | None = None, rule_id: str | None = None, event: str | None = None,
+                      alarm_id: int | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        return await self.queries.journal(actor, since=since, until=until, rule_id=rule_id, event=event,
                                           alarm_id=alarm_id, limit=limit)
 
-    async def statistics(self) -> dict[str, Any]:
-        return await self.queries.statistics()
+    async def statistics(self, actor: Actor | None = None) -> dict[str, Any]:
+        return await self.queries.statistics(actor)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from bevforge import permissions
 from bevforge.alarms import STATES, Alarm, AlarmNotFound, AlarmService
 from bevforge.alarms import history as alarm_history
 from bevforge.api.deps import actor_for_request, require_role, runtime_of
@@ -19,11 +20,8 @@ from bevforge.domain import Actor
 from bevforge.errors import (
     INVALID_REQUEST,
     NOT_ALLOWED_NOW,
-    UNKNOWN_ALARM,
-    UNKNOWN_ALARM_DEFINITION,
     Conflict,
     Invalid,
-    NotFound,
 )
 
 SQL_INT_MAX = 2**63 - 1  # a larger id cannot be in the database; asking SQLite for it raised OverflowError (500)
@@ -68,10 +66,7 @@ async def _model(request: Request, model: type[BaseModel]) -> Any:
 
 
 def _visible(request: Request, alarm: Alarm | None, alarm_id: int) -> Alarm:
-    actor = actor_for_request(request)
-    if alarm is None or (actor.nodes is not None and alarm.node not in actor.nodes):
-        raise NotFound(f"no alarm with id {alarm_id}", code=UNKNOWN_ALARM, field="alarm_id")
-    return alarm
+    return permissions.require_alarm(actor_for_request(request), runtime_of(request).config, alarm, alarm_id)
 
 
 def _definition(request: Request, rule_id: str) -> dict[str, Any]:
@@ -84,13 +79,13 @@ def _definition(request: Request, rule_id: str) -> dict[str, Any]:
 async def list_alarms(request: Request, state: Annotated[AlarmStateFilter | None, Query()] = None,
                       limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, Any]]:
     rt = runtime_of(request)
-    return [a.as_dict() for a in await rt.alarms.query(state, limit, actor_for_request(request).nodes)]
+    return [a.as_dict() for a in await rt.alarms.query(state, limit, actor_for_request(request))]
 
 
 @router.get("/summary", summary="Unacknowledged counts by priority, flood and first-out",
             openapi_extra=requires("viewer"))
 async def summary(request: Request) -> dict[str, Any]:
-    return runtime_of(request).alarms.summary(actor_for_request(request).nodes)
+    return runtime_of(request).alarms.summary(actor_for_request(request))
 
 
 @router.get("/history", summary="The alarm journal: every transition with time and user (format=csv to export)",
@@ -101,12 +96,9 @@ async def history(request: Request, since: TimeQuery = None, until: TimeQuery = 
                   limit: Annotated[int, Query(ge=1, le=100000)] = 1000,
                   format: Literal["json", "csv"] = "json") -> Any:
     rt = runtime_of(request)
-    entries = await rt.alarms.journal(since=since, until=until, rule_id=ruleId, event=event, alarm_id=alarmId,
-                                      limit=limit)
-    actor = actor_for_request(request)
-    if actor.nodes is not None:
-        visible = {p.key for p in rt.alarms.points.values() if p.node in actor.nodes}
-        entries = [e for e in entries if e["ruleId"] in visible]
+    # JSON and CSV alike: only the entries of alarms the actor may see (`permissions.alarm_key_filter`)
+    entries = await rt.alarms.journal(actor_for_request(request), since=since, until=until, rule_id=ruleId,
+                                      event=event, alarm_id=alarmId, limit=limit)
     if format == "csv":
         return Response(alarm_history.to_csv(entries), media_type="text/csv",
                         headers={"content-disposition": 'attachment; filename="alarm-journal.csv"'})
@@ -115,25 +107,20 @@ async def history(request: Request, since: TimeQuery = None, until: TimeQuery = 
 
 @router.get("/stats", summary="Alarm load statistics for technicians", openapi_extra=requires("technician"))
 async def stats(request: Request) -> dict[str, Any]:
-    require_role(request, "technician")
+    actor = require_role(request, "technician")
     rt = runtime_of(request)
-    return await rt.alarms.statistics()
+    return await rt.alarms.statistics(actor)
 
 
 @router.get("/definitions", summary="Alarm definitions with their runtime state and current limits",
             openapi_extra=requires("viewer"))
 async def definitions(request: Request) -> list[dict[str, Any]]:
-    actor = actor_for_request(request)
-    return [d for d in runtime_of(request).alarms.definitions()
-            if actor.nodes is None or d["node"] in actor.nodes]
+    return runtime_of(request).alarms.definitions(actor_for_request(request))
 
 
 def _rule(request: Request, rule_id: str) -> str:
     rt = runtime_of(request)
-    actor = actor_for_request(request)
-    point = rt.alarms.points.get(rule_id)
-    if point is None or point.rule is None or (actor.nodes is not None and point.node not in actor.nodes):
-        raise NotFound(f"no alarm definition {rule_id!r}", code=UNKNOWN_ALARM_DEFINITION, field="rule_id")
+    permissions.require_alarm_point(actor_for_request(request), rt.config, rt.alarms.points.get(rule_id), rule_id)
     return rule_id
 
 

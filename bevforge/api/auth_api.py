@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from bevforge import audit as audit_mod
+from bevforge import permissions
 from bevforge.api.csrf import CSRF_FIELD, csrf_token, csrf_token_ok
 from bevforge.api.deps import actor_for_request, runtime_of, station_of
 from bevforge.api.errors import CSV_ANSWER, JSONResponse, SentBack, TimeQuery
@@ -134,7 +135,7 @@ async def login(request: Request) -> Response:
                                               else "/", status_code=303)
     else:
         response = JSONResponse({"user": actor.user, "role": actor.role,
-                                 "nodes": sorted(actor.nodes) if actor.nodes is not None else None})
+                                 "nodes": permissions.node_limit(actor)})
     _set_cookie(response, cookie, request)
     return response
 
@@ -160,7 +161,7 @@ async def me(request: Request) -> dict[str, Any]:
     cookie = request.cookies.get(SESSION_COOKIE)
     signed_in = cookie and actor.credential and actor.credential.startswith("session:")
     return {"user": actor.user, "role": actor.role, "station": actor.station,
-            "nodes": sorted(actor.nodes) if actor.nodes is not None else None,
+            "nodes": permissions.node_limit(actor),
             "authMode": runtime_of(request).auth.mode,
             "csrfToken": csrf_token(cookie) if signed_in and cookie else None}
 
@@ -236,7 +237,10 @@ async def audit(request: Request, since: TimeQuery = None, until: TimeQuery = No
                 user: str | None = None, action: str | None = None,
                 limit: Annotated[int, Query(ge=1, le=100000)] = 1000,
                 format: Literal["json", "csv"] = "json") -> Any:
-    entries = await runtime_of(request).audit.query(since=since, until=until, user=user, action=action, limit=limit)
+    rt = runtime_of(request)
+    entries = await rt.audit.query(since=since, until=until, user=user, action=action, limit=limit)
+    # JSON and CSV alike: a node-limited technician reads only the entries about their nodes
+    entries = permissions.visible_audit(actor_for_request(request), rt.config, entries, rt.alarms.points)
     if format == "csv":
         return Response(audit_mod.to_csv(entries), media_type="text/csv",
                         headers={"content-disposition": 'attachment; filename="audit.csv"'})

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import HTTPConnection
 
+from bevforge import permissions
 from bevforge.domain import Actor, station_of
 
 __all__ = ["actor_for_request", "require_role", "runtime_of", "station_of"]
@@ -27,11 +28,5 @@ def actor_for_request(conn: HTTPConnection) -> Actor:
 
 
 def require_role(conn: HTTPConnection, role: str) -> Actor:
-    """The actor behind the request, if its role is at least `role`; 403 otherwise."""
-    from bevforge.auth import ROLE_RANK
-    from bevforge.errors import FORBIDDEN, Forbidden
-
-    actor = actor_for_request(conn)
-    if ROLE_RANK.get(actor.role, -1) < ROLE_RANK[role]:
-        raise Forbidden(f"this needs the {role} role; you are {actor.role}", code=FORBIDDEN)
-    return actor
+    """The actor behind the request, if its role is at least `role`; Forbidden (403) otherwise."""
+    return permissions.require_role(actor_for_request(conn), role)

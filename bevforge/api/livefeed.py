@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from bevforge import messages
+from bevforge import messages, permissions
 from bevforge.bus import ALARM, COMMAND_STATUS, TELEMETRY, Event
-from bevforge.domain import CommandStatus
+from bevforge.domain import Actor, CommandStatus
 
 if TYPE_CHECKING:
     from bevforge.commands import Command
@@ -25,11 +25,13 @@ class Interest:
     """One consumer's subscriptions. `wants` is the bus filter: it runs at publish time, so it is cheap.
 
     Command subscriptions end by themselves once the command's final status has passed: a
-    finished command never changes again, and the slot is free for the next one.
+    finished command never changes again, and the slot is free for the next one. What the actor
+    may see is `permissions`' answer (`node_filter`), the same as REST's and the screens'.
     """
 
-    def __init__(self, nodes: frozenset[str] | None = None) -> None:
-        self.nodes = nodes  # None: every node is visible
+    def __init__(self, actor: Actor | None = None) -> None:
+        self.actor = actor  # None: not signed in yet, nothing is visible
+        self.visible = permissions.node_filter(actor)
         self.all_telemetry = False
         self.endpoints: set[int] = set()
         self.alarms = False
@@ -43,8 +45,10 @@ class Interest:
         return (len(self.endpoints) + int(self.all_telemetry) + int(self.alarms) + int(self.all_commands)
                 + len(self.commands))
 
-    def visible(self, node: str | None) -> bool:
-        return self.nodes is None or node is None or node in self.nodes
+    def signed_in(self, actor: Actor) -> None:
+        """The connection authenticated (a `/ws` auth message): see what this actor may see."""
+        self.actor = actor
+        self.visible = permissions.node_filter(actor)
 
     def wants(self, event: Event) -> bool:
         if not self.visible(event.node):
@@ -79,9 +83,9 @@ def alarm_snapshot(runtime: Runtime, interest: Interest) -> list[Event]:
     """Every standing alarm (active or not yet acknowledged), oldest first, with `event: standing`."""
     seq = runtime.bus.last_seq
     out = []
-    for alarm in sorted(runtime.alarms.standing(), key=lambda a: a.id):
-        if interest.visible(alarm.node):
-            out.append(Event(seq, ALARM, messages.snapshot(messages.alarm(alarm, "standing"), seq), None, alarm.node))
+    for alarm in sorted(runtime.alarms.standing(interest.actor) if interest.actor else [], key=lambda a: a.id):
+        frame = messages.snapshot(messages.alarm(alarm, "standing"), seq)
+        out.append(Event(seq, ALARM, frame, None, runtime.alarms.owners(alarm)))
     return out
 
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, WrapValidator
 
-from bevforge import interlocks
+from bevforge import interlocks, permissions
 from bevforge.api.deps import actor_for_request, runtime_of
 from bevforge.api.errors import JSONResponse, TimeQuery
 from bevforge.api.security import enforce, requires
@@ -22,11 +22,8 @@ from bevforge.errors import (
     BLOCKED,
     INVALID_JSON,
     INVALID_REQUEST,
-    UNKNOWN_COMMAND,
-    UNKNOWN_ENDPOINT,
     Invalid,
     Malformed,
-    NotFound,
 )
 from bevforge.ingest import MAX_BATCH
 from bevforge.messages import endpoint_view, history_reading, history_rollup
@@ -110,7 +107,7 @@ async def get_tiles(request: Request) -> list[dict[str, Any]]:
     nodes = {n.id: n for n in rt.config.nodes}
     out = []
     for tile in rt.config.tiles:
-        if actor.nodes is not None and tile.node not in actor.nodes:
+        if not permissions.may_see_tile(actor, tile):
             continue
         out.append({
             "id": tile.id, "title": tile.title, "node": tile.node, "nodeName": nodes[tile.node].name,
@@ -124,8 +121,7 @@ async def get_tiles(request: Request) -> list[dict[str, Any]]:
 async def get_endpoints(request: Request) -> list[dict[str, Any]]:
     rt = runtime_of(request)
     actor = actor_for_request(request)
-    return [endpoint_view(e, rt.plant.states[e.id]) for e in rt.config.endpoints
-            if actor.nodes is None or e.node in actor.nodes]
+    return [endpoint_view(e, rt.plant.states[e.id]) for e in permissions.visible_endpoints(actor, rt.config.endpoints)]
 
 
 @router.get("/endpoints/{endpoint_id}", summary="One endpoint", openapi_extra=requires("viewer"))
@@ -137,11 +133,8 @@ async def get_endpoint(request: Request, endpoint_id: int) -> dict[str, Any]:
 
 def _visible_endpoint(request: Request, endpoint_id: int, field: str) -> Endpoint:
     rt = runtime_of(request)
-    actor = actor_for_request(request)
-    endpoint = rt.plant.endpoints.get(endpoint_id)
-    if endpoint is None or (actor.nodes is not None and endpoint.node not in actor.nodes):
-        raise NotFound(f"no endpoint with id {endpoint_id}", code=UNKNOWN_ENDPOINT, field=field)
-    return endpoint
+    return permissions.require_endpoint(actor_for_request(request), rt.plant.endpoints.get(endpoint_id),
+                                        endpoint_id, field)
 
 
 # -- telemetry -----------------------------------------------------------------------------------
@@ -171,8 +164,7 @@ async def get_telemetry(
     rt = runtime_of(request)
     if endpointId is not None:
         _visible_endpoint(request, endpointId, "endpointId")
-    actor = actor_for_request(request)
-    visible = None if actor.nodes is None else [e.id for e in rt.config.endpoints if e.node in actor.nodes]
+    visible = permissions.visible_endpoint_ids(actor_for_request(request), rt.config)
     ids = [endpointId] if endpointId is not None else visible
     rows = await rt.history_reader.recent_readings(ids, since, until, limit)
     readings = [(r["server_ts"], history_reading(r["endpoint_id"], r["value"], r["quality"], r["server_ts"],
@@ -194,12 +186,8 @@ async def get_telemetry(
 async def post_command(request: Request, body: CommandIn) -> JSONResponse:
     rt = runtime_of(request)
     actor = actor_for_request(request)
-    if isinstance(body.endpointId, int) and not isinstance(body.endpointId, bool):
-        endpoint = rt.plant.endpoints.get(body.endpointId)
-        if endpoint is not None and actor.nodes is not None and endpoint.node not in actor.nodes:
-            raise NotFound(f"no endpoint with id {body.endpointId}", code=UNKNOWN_ENDPOINT, field="endpointId")
     command, created = await rt.commands.submit(body.endpointId, body.value, body.commandId,
-                                                actor=actor, origin="api")
+                                                actor=actor, origin="api")  # role and node: the service's to check
     payload = command.as_dict()
     if command.status is CommandStatus.BLOCKED:
         payload["error"] = BLOCKED
@@ -239,10 +227,7 @@ router.add_api_route("/command", post_command, methods=["POST"],
 async def get_command(request: Request, command_id: str) -> dict[str, Any]:
     rt = runtime_of(request)
     command = await rt.commands.find(command_id)
-    actor = actor_for_request(request)
-    if command is None or (actor.nodes is not None and rt.config.node_of(command.endpoint_id) not in actor.nodes):
-        raise NotFound(f"no command with id {command_id}", code=UNKNOWN_COMMAND, field="command_id")
-    return command.as_dict()
+    return permissions.require_command(actor_for_request(request), rt.config, command, command_id).as_dict()
 
 
 @router.get("/commands", summary="Recent commands, newest first", openapi_extra=requires("viewer"))
@@ -255,23 +240,28 @@ async def list_commands(
     rt = runtime_of(request)
     actor = actor_for_request(request)
     commands = await rt.commands.query(endpointId, status, limit)
-    return [c.as_dict() for c in commands
-            if actor.nodes is None or rt.config.node_of(c.endpoint_id) in actor.nodes]
+    return [c.as_dict() for c in commands if permissions.may_see_command(actor, rt.config, c)]
 
 
 # -- interlocks and health ------------------------------------------------------------------------
 
 @router.get("/interlocks", summary="Interlock rules with their current evaluation", openapi_extra=requires("viewer"))
 async def list_interlocks(request: Request) -> list[dict[str, Any]]:
+    """The rules on outputs the actor may see; a condition on another node's endpoint without its value."""
     rt = runtime_of(request)
+    actor = actor_for_request(request)
+    shown = permissions.value_filter(actor, rt.config)
     out = []
     for rule in rt.config.interlocks:
+        if not permissions.may_see_interlock(actor, rt.config, rule):
+            continue
         target = rt.plant.endpoints[rule.target]
         current = rt.plant.states[target.feedback_id].value
-        verdict = interlocks.evaluate(rule, rt.plant.endpoints, rt.plant.states, current)
+        verdict = interlocks.evaluate(rule, rt.plant.endpoints, rt.plant.states, current, shown=shown)
         item = verdict.as_dict()
         item["targetName"] = target.name
-        item["requires"] = [interlocks.describe(c, rt.plant.endpoints, rt.plant.states.get(c.endpoint))
+        item["requires"] = [interlocks.describe(c, rt.plant.endpoints, rt.plant.states.get(c.endpoint),
+                                                shown=shown(c.endpoint))
                             for c in rule.requires]
         item["trip"] = rule.trip
         out.append(item)

@@ -11,9 +11,10 @@ from typing import Any
 
 from fastapi import Request
 
+from bevforge import permissions
 from bevforge.api.deps import runtime_of, station_of
-from bevforge.auth import ROLE_RANK, SESSION_COOKIE
-from bevforge.errors import FORBIDDEN, UNAUTHORIZED, Forbidden, Unauthorized
+from bevforge.auth import SESSION_COOKIE
+from bevforge.errors import UNAUTHORIZED, Unauthorized
 
 PUBLIC = "public"
 ROLE_KEY = "x-required-role"
@@ -21,7 +22,7 @@ QUERY_TOKEN_KEY = "x-query-token"  # EventSource cannot send headers: SSE may ca
 
 
 def requires(role: str) -> dict[str, Any]:
-    if role != PUBLIC and role not in ROLE_RANK:
+    if role != PUBLIC and not permissions.is_role(role):
         raise ValueError(role)
     return {ROLE_KEY: role}
 
@@ -55,5 +56,4 @@ async def enforce(request: Request) -> None:
         return
     if actor is None:
         raise Unauthorized("sign in (session cookie) or send 'Authorization: Bearer <token>'", code=UNAUTHORIZED)
-    if ROLE_RANK.get(actor.role, -1) < ROLE_RANK[role]:
-        raise Forbidden(f"this needs the {role} role; you are {actor.role}", code=FORBIDDEN)
+    permissions.require_role(actor, role)

@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from bevforge import messages
+from bevforge import messages, permissions
 from bevforge.api.deps import actor_for_request, runtime_of
 from bevforge.api.livefeed import CHANNELS, Interest, alarm_snapshot, reply, telemetry_snapshot
 from bevforge.api.security import QUERY_TOKEN_KEY, enforce, requires
@@ -43,7 +43,7 @@ def _csv(raw: str | None) -> list[str]:
 
 def _interest(request: Request, channels: str | None, endpoint_ids: str | None, command_ids: str | None) -> Interest:
     rt = runtime_of(request)
-    interest = Interest(actor_for_request(request).nodes)
+    interest = Interest(actor_for_request(request))
     wanted = _csv(channels) or list(CHANNELS)
     for channel in wanted:
         if channel not in CHANNELS:
@@ -56,7 +56,7 @@ def _interest(request: Request, channels: str | None, endpoint_ids: str | None, 
                 raise Invalid(f"endpointIds must be integers, got {part!r}", code=INVALID_ENDPOINT_ID,
                               field="endpointIds")
             endpoint = rt.plant.endpoints.get(int(part))
-            if endpoint is None or not interest.visible(endpoint.node):
+            if endpoint is None or not permissions.may_see_endpoint(interest.actor, endpoint):
                 raise Invalid(f"no endpoint with id {part}", code=UNKNOWN_ENDPOINT, field="endpointIds")
             ids.append(endpoint.id)
         if ids:
@@ -109,7 +109,7 @@ async def events(
                                                rt.bus.last_seq)))
         if interest.all_telemetry or interest.endpoints:
             ids = sorted(interest.endpoints) if interest.endpoints else [
-                e for e, ep in rt.plant.endpoints.items() if interest.visible(ep.node)]
+                e.id for e in permissions.visible_endpoints(interest.actor, rt.plant.endpoints.values())]
             first.extend(telemetry_snapshot(rt, ids))
         if interest.alarms:
             first.extend(alarm_snapshot(rt, interest))

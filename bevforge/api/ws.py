@@ -120,7 +120,7 @@ class Connection:
         self.settings = runtime.config.realtime
         self.actor = actor
         self.client_id = f"client-{secrets.token_hex(6)}"
-        self.interest = Interest(actor.nodes if actor else frozenset())
+        self.interest = Interest(actor)
         self.subscriber: Subscriber = runtime.bus.subscribe(self.interest.wants, limit=self.settings.queue_limit,
                                                             name=self.client_id)
         self.protocol = Protocol(runtime, self.settings, actor or Actor(), self.interest, self.subscriber)
@@ -247,7 +247,7 @@ class Connection:
             self._close(CLOSE_POLICY, "credentials refused")
             return False
         self.actor = self.protocol.actor = actor
-        self.interest.nodes = actor.nodes
+        self.interest.signed_in(actor)
         self._watch_credential()
         self.subscriber.push(reply(messages.authenticated_as(actor.user, actor.role)))
         return True

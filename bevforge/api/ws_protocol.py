@@ -19,7 +19,7 @@ import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, StrictInt, ValidationError, WrapValidator, model_validator
 from pydantic_core import PydanticCustomError
 
-from bevforge import messages
+from bevforge import messages, permissions
 from bevforge.api.errors import field_path
 from bevforge.api.livefeed import (
     CHANNELS,
@@ -33,7 +33,6 @@ from bevforge.commands import MAX_COMMAND_ID
 from bevforge.domain import Actor
 from bevforge.errors import (
     ALREADY_AUTHENTICATED,
-    FORBIDDEN,
     INVALID_COMMAND_ID,
     INVALID_FIELD,
     INVALID_JSON,
@@ -47,10 +46,8 @@ from bevforge.errors import (
     UNKNOWN_TYPE,
     BevForgeError,
     Conflict,
-    Forbidden,
     Invalid,
     Malformed,
-    NotFound,
     TooLarge,
     TooManyRequests,
 )
@@ -283,8 +280,8 @@ class Protocol:
         ids = frame.endpointIds
         if ids is None:
             return None
-        unknown = [i for i in ids if i not in self.runtime.plant.endpoints
-                   or not self.interest.visible(self.runtime.config.node_of(i))]
+        endpoints = self.runtime.plant.endpoints
+        unknown = [i for i in ids if i not in endpoints or not self.interest.visible(endpoints[i].node)]
         if unknown:
             raise Invalid("no endpoint with id " + ", ".join(map(str, unknown)), code=UNKNOWN_ENDPOINT,
                           field="endpointIds", endpointIds=unknown)
@@ -305,8 +302,8 @@ class Protocol:
             if ids is None:
                 self._check_room(0 if interest.all_telemetry else 1)
                 interest.all_telemetry = True
-                ids = list(self.runtime.plant.endpoints)
-                ids = [i for i in ids if interest.visible(self.runtime.config.node_of(i))]
+                endpoints = self.runtime.plant.endpoints.values()
+                ids = [e.id for e in permissions.visible_endpoints(interest.actor, endpoints)]
                 self._ack(messages.SUBSCRIBED, channel)
             else:
                 self._check_room(len(set(ids) - interest.endpoints))
@@ -338,7 +335,7 @@ class Protocol:
         command = await self.runtime.commands.find(command_id)
         if command is None or command_id not in followed:
             return  # unknown yet (may be sent later), or its final status already went out live
-        if not self.interest.visible(self.runtime.config.node_of(command.endpoint_id)):
+        if not permissions.may_see_command(self.interest.actor, self.runtime.config, command):
             followed.discard(command_id)
             return
         self.out(command_snapshot(self.runtime, command))
@@ -376,15 +373,7 @@ class Protocol:
     async def command(self, frame: CommandIn) -> None:
         """The same pipeline as POST /api/os/command; the sender follows the command's statuses."""
         command_id = frame.commandId if frame.commandId is not None else str(uuid.uuid4())
-        if self.actor.role == "viewer":
-            raise Forbidden("a viewer may not send commands", code=FORBIDDEN, field="endpointId",
-                            commandId=command_id)
-        endpoint_id = frame.endpointId
-        if isinstance(endpoint_id, int) and not isinstance(endpoint_id, bool):
-            endpoint = self.runtime.plant.endpoints.get(endpoint_id)
-            if endpoint is not None and not self.interest.visible(endpoint.node):
-                raise NotFound(f"no endpoint with id {endpoint_id}", code=UNKNOWN_ENDPOINT, field="endpointId",
-                               commandId=command_id)
+        endpoint_id = frame.endpointId  # role and node are the command service's to check
         followed = self.interest.sent
         already = command_id in followed
         followed.add(command_id)  # before submit: its first status is published inside submit()

@@ -20,6 +20,7 @@ import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from bevforge import permissions
 from bevforge.audit import entry
 from bevforge.commands.record import Command, CommandLog, audit_value, shown_value
 from bevforge.commands.runner import CommandRunner
@@ -33,6 +34,8 @@ from bevforge.domain import (
     utcnow,
 )
 from bevforge.errors import (
+    COMMAND_ID_IN_USE,
+    FORBIDDEN,
     INVALID_COMMAND_ID,
     INVALID_ENDPOINT_ID,
     INVALID_VALUE,
@@ -40,6 +43,8 @@ from bevforge.errors import (
     OUT_OF_RANGE,
     UNKNOWN_ENDPOINT,
     BevForgeError,
+    Conflict,
+    Forbidden,
     Invalid,
     NotFound,
 )
@@ -119,20 +124,27 @@ class CommandService:
                      check_interlocks: bool = True) -> tuple[Command, bool]:
         """Run a command request through validation and interlocks; return (command, created).
 
-        Raises `Invalid` / `NotFound` (old name: CommandRejected) for requests that are wrong in
-        themselves (unknown endpoint, not writable, bad value). A request blocked by an interlock is
-        *not* an exception: it is a stored command with status `blocked` and its reasons.
+        Raises `Invalid` / `NotFound` / `Forbidden` / `Conflict` (old name: CommandRejected) for
+        requests that are wrong in themselves (unknown endpoint, not writable, bad value) or not the
+        actor's to make (a viewer; another node's endpoint looks unknown). A request blocked by an
+        interlock is *not* an exception: it is a stored command with status `blocked` and its
+        reasons. A `commandId` already used for a command the actor may not see is refused as taken
+        (409), never answered with that command.
         """
         actor = actor or Actor()
         command_id = self._check_command_id(command_id)
+        if not permissions.has_role(actor, permissions.OPERATOR):
+            raise Forbidden(f"a {actor.role} may not send commands", code=FORBIDDEN, field="endpointId")
         if command_id is not None:
             existing = await self.record.find(command_id)
+            if existing is None and command_id in self._submitting:
+                existing = await asyncio.shield(self._submitting[command_id])
             if existing is not None:
+                if not permissions.may_see_command(actor, self.config, existing):
+                    raise Conflict(f"commandId {command_id!r} is already in use; send a new one",
+                                   code=COMMAND_ID_IN_USE, field="commandId")
                 return existing, False
-            pending = self._submitting.get(command_id)
-            if pending is not None:
-                return await asyncio.shield(pending), False
-        endpoint = self._check_endpoint(endpoint_id)
+        endpoint = self._check_endpoint(endpoint_id, actor)
         try:
             value = coerce_value(value, endpoint.data_type)
         except InvalidValue as exc:
@@ -199,11 +211,11 @@ class CommandService:
                           field="commandId")
         return command_id
 
-    def _check_endpoint(self, endpoint_id: Any) -> Endpoint:
+    def _check_endpoint(self, endpoint_id: Any, actor: Actor) -> Endpoint:
         if isinstance(endpoint_id, bool) or not isinstance(endpoint_id, int):
             raise Invalid("endpointId must be an integer", code=INVALID_ENDPOINT_ID, field="endpointId")
         endpoint = self.plant.endpoints.get(endpoint_id)
-        if endpoint is None:
+        if endpoint is None or not permissions.may_operate(actor, endpoint):
             raise NotFound(f"no endpoint with id {endpoint_id}", code=UNKNOWN_ENDPOINT, field="endpointId")
         if not endpoint.writable:
             raise Invalid(f"endpoint {endpoint.name} is read-only", code=NOT_WRITABLE, field="endpointId")

@@ -14,7 +14,7 @@ import websockets
 
 from bevforge.domain import Reading
 from tests.support.live import WsClient, custom_server, ws_client
-from tests.support.server import LiveServer
+from tests.support.server import LiveServer, wait_for
 
 
 def auth(mode: str | None, origins: list[str] | None = None, grace: float = 5.0) -> Any:
@@ -75,14 +75,18 @@ async def test_alarms_of_other_nodes_are_never_delivered(tmp_path: Path) -> None
     async with secured(tmp_path) as s, ws_client(s.server, f"/ws?token={s.operator_token}") as ws:
         await ws.subscribe("alarms")
         rt = s.server.runtime
-        await rt.drivers["bk_controller"].stop()  # the temperatures now come from this test only
-        await rt.drivers["hlt_controller"].stop()
-        rt.plant.ingest([Reading(30, 104.0)])  # the controllers' last readings, as their drivers deliver
-        assert any(a.rule_id == "bk_temperature_hi" for a in rt.alarms.standing())
+        s.server.sim.faults_for("bk_controller").offline = True
+        s.server.sim.faults_for("hlt_controller").offline = True
+        await wait_for(lambda: all(rt.alarms.is_active(f"comms:{d}") for d in ("hlt_controller", "bk_controller")))
+        rt.plant.ingest([Reading(30, 104.0)])  # their polls fail: these values stay
+        assert rt.alarms.is_active("bk_temperature_hi")
         rt.plant.ingest([Reading(10, 101.0)])
-        frame = await ws.expect(lambda f: f["type"] == "alarm" and f.get("snapshot") is not True)
-        assert frame["ruleId"] == "hlt_temperature_hihi"
-        assert all(f.get("node") != "BK" for f in ws.seen if f["type"] == "alarm")
+        await ws.expect(lambda f: f["type"] == "alarm" and f["ruleId"] == "hlt_temperature_hihi")
+        received = {f["ruleId"] for f in ws.seen if f["type"] == "alarm"}
+        # the HLT controller's comms alarm (node null: a device alarm) is the HLT's; the BK's never arrive
+        assert received == {"comms:hlt_controller", "hlt_temperature_hihi"}
+        rest = await s.server.http.get("/api/os/alarms", headers={"Authorization": f"Bearer {s.operator_token}"})
+        assert {a["ruleId"] for a in rest.json()} == received  # and REST says the same
 
 
 async def test_no_credentials_closed_after_the_grace_period(tmp_path: Path) -> None:

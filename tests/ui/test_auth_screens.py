@@ -7,10 +7,12 @@ import csv
 import io
 import re
 
+import httpx
 from nicegui.testing import User
 
-from bevforge.auth import csrf_token
-from bevforge.domain import Reading
+from bevforge.app import create_app
+from bevforge.auth import SESSION_COOKIE, csrf_token
+from bevforge.domain import Reading, Severity
 from tests.ui.support import (
     add_user,
     online,
@@ -87,6 +89,40 @@ async def test_node_limited_operator_sees_only_their_nodes(auth_required, user: 
     select = next(iter(user.find(marker="trend-endpoint").elements))
     assert set(select.options) == {10, 11, 12, 13, 14}
     assert select.value == 10
+
+
+async def test_screens_show_each_actor_what_rest_shows(auth_required, user: User) -> None:
+    """The screens' side of the role × transport matrix (tests/integration/test_role_matrix.py): the
+    tiles' endpoints, the trend choices and the alarm rows are the REST answer for the same user."""
+    rt = await open_signed_in(user, "ada", "admin", "/")
+    sim().faults_for("hlt_controller").offline = True  # a device alarm, node null: the HLT's
+    sim().faults_for("bk_controller").offline = True
+    await until(lambda: all(rt.alarms.is_active(f"comms:{d}") for d in ("hlt_controller", "bk_controller")))
+    rt.plant.ingest([Reading(10, 101.0), Reading(30, 104.0)])  # their polls fail: these values stay
+    rt.alarms.raise_alarm("store:test", "store", Severity.HIGH, "test: the store cannot be written")  # no node
+    await until(lambda: rt.alarms.is_active("hlt_temperature_hihi") and rt.alarms.is_active("bk_temperature_hi"))
+    rest = httpx.AsyncClient(transport=httpx.ASGITransport(create_app(rt, manage_runtime=False)),
+                             base_url="http://127.0.0.1")  # the REST routes over the screens' own plant
+    for name, role, nodes in (("ada", "admin", None), ("vic", "viewer", None), ("hanna", "operator", ["HLT"])):
+        cookie = {"cookie": f"{SESSION_COOKIE}={sign_in(user, name, role, nodes)}"}
+        tiles = (await rest.get("/api/os/tiles", headers=cookie)).json()
+        endpoints = {e["endpointId"] for e in (await rest.get("/api/os/endpoints", headers=cookie)).json()}
+        alarms = (await rest.get("/api/os/alarms", headers=cookie)).json()
+        await user.open("/")
+        assert {int(m.removeprefix("value-")) for m in visible_markers(user, "value-")} \
+            == {e["endpointId"] for t in tiles for e in t["endpoints"]}, name
+        await user.open("/trends")
+        assert set(next(iter(user.find(marker="trend-endpoint").elements)).options) == endpoints, name
+        await user.open("/alarms")
+        shown = {a["alarmId"] for a in alarms if a["state"] not in ("shelved", "out_of_service", "suppressed")}
+        await until(lambda shown=shown: shown == {int(m.removeprefix("alarm-row-"))
+                                                  for m in visible_markers(user, "alarm-row-")})
+        keys = {a["ruleId"] for a in alarms}
+        if nodes is None:
+            assert {"comms:hlt_controller", "comms:bk_controller", "store:test"} <= keys, name
+        else:
+            assert "comms:hlt_controller" in keys and not keys & {"comms:bk_controller", "store:test"}, name
+    await rest.aclose()
 
 
 async def test_commands_and_acks_carry_the_signed_in_user(auth_required, user: User) -> None:

@@ -165,6 +165,26 @@ def test_out_of_service_alarm_is_not_annunciated(rig: Rig) -> None:
     assert rig.alarms.summary()["unacknowledged"]["critical"] == 1
 
 
+def test_a_node_limited_actor_cannot_act_on_another_nodes_alarm(rig: Rig) -> None:
+    """The service itself checks the node (the screens and REST ask it too): another node's alarm is not found."""
+    from bevforge.alarms import AlarmNotFound
+
+    mlt_only = Actor(user="max", station="kiosk", role="technician", nodes=frozenset({"MLT"}))
+    rig.feed(HLT_TEMP, 101.0)
+    [alarm] = rig.standing("hlt_temperature_hihi")
+    for act in (lambda: rig.alarms.ack(alarm["alarmId"], mlt_only),
+                lambda: rig.alarms.reset(alarm["alarmId"], mlt_only),
+                lambda: rig.alarms.shelve("hlt_temperature_hihi", mlt_only, 900.0),
+                lambda: rig.alarms.set_in_service("hlt_temperature_hihi", False, mlt_only),
+                lambda: rig.alarms.change_limits("hlt_temperature_hihi", {"limit": 120.0}, mlt_only)):
+        with pytest.raises(AlarmNotFound):
+            act()
+    [still] = rig.standing("hlt_temperature_hihi")
+    assert still["state"] == "unacknowledged" and not still["shelved"]
+    rig.alarms.ack(alarm["alarmId"], Actor(user="hanna", role="operator", nodes=frozenset({"HLT"})))
+    assert rig.standing("hlt_temperature_hihi")[0]["acked"]
+
+
 @pytest.mark.parametrize("duration_s", [24 * 3600.0, 0.001, 600.0])
 def test_shelf_durations_come_from_the_role_policy(rig: Rig, duration_s: float) -> None:
     with pytest.raises(Invalid) as refused:
