@@ -20,7 +20,7 @@ from bevforge.audit import AuditLog
 from bevforge.auth import ROLES, AuthError, AuthService
 from bevforge.cli import load_or_report, parse_args
 from bevforge.domain import Actor
-from bevforge.errors import Unavailable
+from bevforge.errors import PASSWORD_MISMATCH, Invalid, Unavailable
 from bevforge.store import Database, create_schema
 
 
@@ -29,7 +29,7 @@ def _password(from_stdin: bool) -> str:
         return sys.stdin.readline().rstrip("\n")
     first = getpass.getpass("Password: ")
     if getpass.getpass("Again: ") != first:
-        raise AuthError(422, "mismatch", "the passwords differ")
+        raise Invalid("the passwords differ", code=PASSWORD_MISMATCH)
     return first
 
 

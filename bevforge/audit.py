@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import make_transient
 
-from bevforge.domain import Actor, iso, utcnow
+from bevforge.domain import Actor, utcnow
 from bevforge.journals import csv_text, newest_first
+from bevforge.messages import iso
 from bevforge.store.tables import AuditRow
 
 if TYPE_CHECKING:

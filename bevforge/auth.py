@@ -38,8 +38,27 @@ from sqlmodel import Session, func, select
 
 from bevforge.audit import AuditLog
 from bevforge.config import AuthSettings, PlantConfig
-from bevforge.domain import Actor, iso, utcnow
-from bevforge.errors import ALREADY_SET_UP
+from bevforge.domain import Actor, utcnow
+from bevforge.errors import (
+    ALREADY_SET_UP,
+    BAD_CREDENTIALS,
+    INVALID_NAME,
+    INVALID_PASSWORD,
+    INVALID_ROLE,
+    INVALID_USERNAME,
+    TOO_MANY_ATTEMPTS,
+    UNKNOWN_NODE,
+    UNKNOWN_USER,
+    USER_EXISTS,
+    WEAK_PASSWORD,
+    BevForgeError,
+    Conflict,
+    Invalid,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
+from bevforge.messages import iso
 from bevforge.permissions import ROLE_RANK as ROLE_RANK  # re-exported for callers that import it from here
 from bevforge.permissions import ROLES, is_role
 from bevforge.store.tables import AuthChangeRow, SessionRow, TokenRow, UserRow
@@ -54,10 +73,8 @@ REVOCATION_POLL_S = 0.25  # how often a running server reads auth_changes (the C
 _hasher = PasswordHasher()
 
 
-class AuthError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
+# Users, tokens and sign-in refuse with typed errors (`bevforge.errors`); the old name catches them all.
+AuthError = BevForgeError
 
 
 class AuthModeRefused(Exception):
@@ -104,22 +121,22 @@ def csrf_token_ok(cookie: str | None, presented: str | None) -> bool:
 
 def check_role(role: str) -> str:
     if not is_role(role):
-        raise AuthError(422, "invalid_role", f"role must be one of {', '.join(ROLES)}", "role")
+        raise Invalid(f"role must be one of {', '.join(ROLES)}", code=INVALID_ROLE, field="role")
     return role
 
 
 def check_username(name: str) -> str:
     if not isinstance(name, str) or not (1 <= len(name) <= 64) or not name.replace("_", "").replace("-", "") \
             .replace(".", "").isalnum():
-        raise AuthError(422, "invalid_username", "username: 1–64 letters, digits, '.', '_' or '-'", "username")
+        raise Invalid("username: 1–64 letters, digits, '.', '_' or '-'", code=INVALID_USERNAME, field="username")
     return name
 
 
 def check_password(password: str) -> str:
     if not isinstance(password, str) or len(password) < 8:
-        raise AuthError(422, "weak_password", "password must be at least 8 characters", "password")
+        raise Invalid("password must be at least 8 characters", code=WEAK_PASSWORD, field="password")
     if len(password) > 1024:
-        raise AuthError(422, "invalid_password", "password too long", "password")
+        raise Invalid("password too long", code=INVALID_PASSWORD, field="password")
     return password
 
 
@@ -262,7 +279,7 @@ class AuthService:
         def insert() -> UserRow:
             with self.db.session() as session:
                 if session.get(UserRow, username) is not None:
-                    raise AuthError(409, "user_exists", f"user {username} exists", "username")
+                    raise Conflict(f"user {username} exists", code=USER_EXISTS, field="username")
                 session.add(row)
                 _record_change(session, "user", username, at=now)
                 session.commit()
@@ -284,7 +301,7 @@ class AuthService:
         def insert() -> UserRow:
             with self.db.session() as session:
                 if session.exec(select(UserRow).limit(1)).first() is not None:
-                    raise AuthError(409, ALREADY_SET_UP, "users exist: sign in at /login")
+                    raise Conflict("users exist: sign in at /login", code=ALREADY_SET_UP)
                 session.add(row)
                 _record_change(session, "user", username, at=now)
                 session.commit()
@@ -310,7 +327,7 @@ class AuthService:
             with self.db.session() as session:
                 row = session.get(UserRow, username)
                 if row is None:
-                    raise AuthError(404, "unknown_user", f"no user {username}", "username")
+                    raise NotFound(f"no user {username}", code=UNKNOWN_USER, field="username")
                 if new_hash is not None:
                     row.password_hash = new_hash
                 if role is not None:
@@ -348,7 +365,7 @@ class AuthService:
         node_list = [n for n in nodes if n]
         unknown = [n for n in node_list if n not in self.node_ids]
         if unknown:
-            raise AuthError(422, "unknown_node", f"unknown node(s): {', '.join(unknown)}", "nodes")
+            raise Invalid(f"unknown node(s): {', '.join(unknown)}", code=UNKNOWN_NODE, field="nodes")
         return node_list
 
     # -- tokens ------------------------------------------------------------------------------
@@ -357,7 +374,7 @@ class AuthService:
         """Return (token id, token). The token is not stored and cannot be shown again."""
         check_role(role)
         if not name or len(name) > 64:
-            raise AuthError(422, "invalid_name", "name: 1–64 characters", "name")
+            raise Invalid("name: 1–64 characters", code=INVALID_NAME, field="name")
         token_id = secrets.token_hex(6)
         token = f"bf_{token_id}_{secrets.token_urlsafe(32)}"
         row = TokenRow(id=token_id, name=name, token_hash=hash_secret(token), role=role,
@@ -431,7 +448,7 @@ class AuthService:
         wait = self.login_throttled(username, station)
         if wait > 0:
             self.audit.record(Actor(user=username, station=station, role="-"), "auth.login", result="throttled")
-            raise AuthError(429, "too_many_attempts", f"too many failed sign-ins: try again in {wait:.0f} s")
+            raise TooManyRequests(f"too many failed sign-ins: try again in {wait:.0f} s", code=TOO_MANY_ATTEMPTS)
         with self.db.session() as session:
             user = session.get(UserRow, username) if isinstance(username, str) else None
         ok = False
@@ -445,7 +462,7 @@ class AuthService:
         if not ok or user is None:
             self._failed(username, station)
             self.audit.record(Actor(user=str(username)[:64], station=station, role="-"), "auth.login", result="failed")
-            raise AuthError(401, "bad_credentials", "unknown user or wrong password")
+            raise Unauthorized("unknown user or wrong password", code=BAD_CREDENTIALS)
         self._users[user.username] = user
         cookie = secrets.token_urlsafe(32)
         id_hash = hash_secret(cookie)

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from bevforge.errors import INVALID_VALUE, Invalid
+
 Value = bool | int | float
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what an int endpoint holds (SQLite INTEGER, a 64-bit register)
@@ -21,21 +23,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def iso(ts: datetime | None) -> str | None:
-    """ISO-8601 in UTC with a trailing Z, as the seed's messages show timestamps.
-
-    None for a time that has no UTC form (year 1 at +14:00): a read must never fail on a stored time.
-    """
-    if ts is None:
-        return None
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    try:
-        return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    except (OverflowError, ValueError):
-        return None
-
-
 def epoch_time(ts: Any) -> datetime | None:
     """An epoch-seconds column as an aware datetime; None for one no datetime can hold (NaN, 1e300, text)."""
     if ts is None or isinstance(ts, bool) or not isinstance(ts, int | float):
@@ -44,11 +31,6 @@ def epoch_time(ts: Any) -> datetime | None:
         return datetime.fromtimestamp(ts, UTC)
     except (OverflowError, ValueError, OSError):
         return None
-
-
-def iso_epoch(ts: float | None) -> str | None:
-    """ISO-8601 for an epoch-seconds timestamp (how history rows store time)."""
-    return iso(epoch_time(ts))
 
 
 def plain_value(value: Any) -> Value | None:
@@ -122,13 +104,13 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
-class InvalidValue(ValueError):
-    """A value that does not fit an endpoint; `field` names what is wrong for the API answer."""
+class InvalidValue(Invalid, ValueError):
+    """A value that does not fit an endpoint (`invalid_value`); `field` names what is wrong."""
+
+    code = INVALID_VALUE
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+        super().__init__(message, field=field)
 
 
 def coerce_value(value: Any, data_type: DataType, *, field: str = "value") -> Value:
@@ -184,16 +166,7 @@ class EndpointState:
     server_time: datetime | None = None
     error: str | None = "never read"
     seq: int = 0  # increments on every change; lets waiters detect a fresh sample
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "endpointId": self.endpoint_id,
-            "value": plain_value(self.value),
-            "quality": self.quality.value,
-            "sourceTimestamp": iso(self.source_time),
-            "timestamp": iso(self.server_time),
-            "error": self.error,
-        }
+    # Its wire form is `messages.state_view(state)` (messages builds from domain types, not the reverse).
 
 
 @dataclass(slots=True)

@@ -46,6 +46,34 @@ TOO_MANY_REQUESTS = "too_many_requests"
 STORE_UNAVAILABLE = "store_unavailable"
 UNAVAILABLE = "unavailable"
 INTERNAL_ERROR = "internal_error"
+METHOD_NOT_ALLOWED = "method_not_allowed"
+HTTP_ERROR = "http_error"
+# commands
+NOT_WRITABLE = "not_writable"
+INVALID_COMMAND_ID = "invalid_command_id"
+BLOCKED = "blocked"
+# the live protocol (/ws, SSE)
+INVALID_MESSAGE = "invalid_message"
+INVALID_FIELD = "invalid_field"
+UNKNOWN_TYPE = "unknown_type"
+TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
+RATE_LIMITED = "rate_limited"
+ALREADY_AUTHENTICATED = "already_authenticated"
+AUTH_REQUIRED = "auth_required"
+AUTH_TIMEOUT = "auth_timeout"
+FORBIDDEN_ORIGIN = "forbidden_origin"
+TOO_SLOW = "too_slow"
+# users, tokens and sign-in
+INVALID_ROLE = "invalid_role"
+INVALID_USERNAME = "invalid_username"
+INVALID_PASSWORD = "invalid_password"
+WEAK_PASSWORD = "weak_password"
+INVALID_NAME = "invalid_name"
+UNKNOWN_NODE = "unknown_node"
+USER_EXISTS = "user_exists"
+BAD_CREDENTIALS = "bad_credentials"
+TOO_MANY_ATTEMPTS = "too_many_attempts"
+PASSWORD_MISMATCH = "mismatch"
 
 
 class BevForgeError(Exception):
@@ -96,6 +124,12 @@ class Conflict(BevForgeError):
     """Not allowed in the present state (REST 409): e.g. acknowledging an alarm that is normal."""
 
     code = NOT_ALLOWED_NOW
+
+
+class UnsupportedMedia(BevForgeError):
+    """The body is not of a type this route takes (REST 415): the API takes JSON bodies only."""
+
+    code = UNSUPPORTED_MEDIA_TYPE
 
 
 class TooLarge(BevForgeError):

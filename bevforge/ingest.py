@@ -25,7 +25,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bevforge import errors
+from bevforge import errors, messages
 from bevforge.config import Endpoint, IngestSettings
 from bevforge.domain import Actor, InvalidValue, Quality, Reading, coerce_value, utcnow
 from bevforge.errors import Forbidden, Invalid, TooLarge, TooManyRequests
@@ -153,7 +153,7 @@ class ReadingIntake:
             raise Invalid("timestamp must be an ISO-8601 string", code=errors.INVALID_TIMESTAMP, field=field) from None
         if not math.isfinite(ahead) or ahead < -self.settings.max_age_s or ahead > self.settings.max_ahead_s:
             raise Invalid(f"timestamp must lie within {self.settings.max_age_s:g} s before and "
-                          f"{self.settings.max_ahead_s:g} s after the server clock ({now.isoformat()})",
+                          f"{self.settings.max_ahead_s:g} s after the server clock ({messages.iso(now)})",
                           code=errors.INVALID_TIMESTAMP, field=field)
         return ts.astimezone(UTC)
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from bevforge import interlocks
+from bevforge import interlocks, messages
 from bevforge.bus import TELEMETRY, EventBus
 from bevforge.domain import (
     EndpointState,
@@ -31,7 +31,6 @@ from bevforge.domain import (
     Reading,
     Severity,
     Value,
-    plain_value,
     utcnow,
 )
 from bevforge.tasks import repeat_every, stop_task
@@ -126,17 +125,7 @@ class Plant:
     def _publish(self, endpoint: Endpoint, state: EndpointState, now_mono: float | None = None) -> None:
         self._last_published[endpoint.id] = (state.value, state.quality, state.error,
                                              self.clock() if now_mono is None else now_mono)
-        payload = {
-            "type": TELEMETRY,
-            "endpointId": endpoint.id,
-            "value": plain_value(state.value),
-            "timestamp": state.server_time.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            if state.server_time else None,
-            "quality": state.quality.value,
-            "unit": endpoint.unit,
-        }
-        if state.error:
-            payload["error"] = state.error
+        payload = messages.telemetry(endpoint, state)
         self.bus.publish(TELEMETRY, payload, key=endpoint.id, node=endpoint.node)
 
     def _check_trips(self, rule_indexes: set[int]) -> None:

@@ -19,10 +19,11 @@ from nicegui.client import Client
 from bevforge import permissions
 from bevforge.alarms import AlarmNotFound, TransitionRefused
 from bevforge.domain import Actor
-from bevforge.errors import Forbidden, Invalid, Unavailable
+from bevforge.errors import BevForgeError, Forbidden, Invalid, Unavailable
 from bevforge.runtime import Runtime
 from ui import session
 from ui.controls import tag
+from ui.errors import notify_error
 from ui.theme import SEVERITY_ORDER, SEVERITY_SHAPES
 
 ONE_SHOT = 0
@@ -54,8 +55,8 @@ def _stable() -> ui.element:
     return ui.context.client.layout
 
 
-def _refused(what: str, exc: Exception) -> None:
-    ui.notify(f"{what}: {exc}", type="warning", close_button="OK")
+def _refused(what: str, exc: BevForgeError) -> None:
+    notify_error(what, exc)
 
 
 def ack_now(runtime: Runtime, client: Client, alarm_id: int, comment: str | None = None) -> bool:

@@ -61,7 +61,7 @@ class AlarmViewSink:
     one `resync` serves both a pushed alarm and a reconnect.
     """
 
-    def telemetry(self, endpoint_ids: set[int]) -> None:
+    def telemetry(self, frames: dict[int, dict[str, Any]]) -> None:
         pass
 
     def command(self, payload: dict[str, Any]) -> None:

@@ -109,7 +109,7 @@ class Annunciator:
             silenced &= set(self.runtime.alarms.current)  # forget alarms that are closed
         self._update()
 
-    def telemetry(self, endpoint_ids: set[int]) -> None:
+    def telemetry(self, frames: dict[int, dict[str, Any]]) -> None:
         pass
 
     def command(self, payload: dict[str, Any]) -> None:

@@ -16,12 +16,13 @@ from nicegui import ui
 from nicegui.client import Client
 
 from bevforge import permissions
-from bevforge.commands import Command, CommandRejected
+from bevforge.commands import Command
 from bevforge.config import Endpoint
 from bevforge.domain import CommandStatus, Value
-from bevforge.errors import Unavailable
+from bevforge.errors import BevForgeError
 from bevforge.runtime import Runtime
 from ui import session, words
+from ui.errors import notify_error
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,8 @@ class Commander:
             return None
         try:
             command, _created = await self.runtime.commands.submit(endpoint.id, value, actor=actor, origin="ui")
-        except (CommandRejected, Unavailable) as exc:  # Unavailable: the store cannot record it now
-            ui.notify(f"{asked} refused: {exc.message}", type="negative", timeout=8000, close_button="OK")
+        except BevForgeError as exc:
+            notify_error(asked, exc)
             return None
         self.own[command.id] = asked
         for listener in self.on_submitted:

@@ -5,9 +5,11 @@ the view subscribes to the core's event bus and redraws all sinks from the plant
 when it disconnects the subscription ends (nothing is queued for a screen that is not there). A
 reconnect is a fresh subscription plus a full redraw, so a screen that was away never shows what
 it missed as current. A loop then takes whatever the bus queued (telemetry already coalesced per endpoint),
-hands it to the sinks, and sleeps `period`: no tile changes more than 1/period times a second, and
-the sinks update elements explicitly (no bindings, no polling). A subscriber the bus cut off as too
-slow is replaced and followed by a full resync.
+hands it to the sinks (telemetry as the frames themselves: a sink shows the value it was pushed,
+never a re-read of the plant, which may already hold a newer value than the frame), and sleeps
+`period`: no tile changes more than 1/period times a second, and the sinks update elements
+explicitly (no bindings, no polling). A subscriber the bus cut off as too slow is replaced and
+followed by a full resync.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ MAX_RATE_HZ = 5.0
 
 class Sink(Protocol):
     def resync(self) -> None: ...
-    def telemetry(self, endpoint_ids: set[int]) -> None: ...
+    def telemetry(self, frames: dict[int, dict[str, Any]]) -> None:
+        """The newest pushed telemetry frame of each endpoint that changed: show these values."""
     def command(self, payload: dict[str, Any]) -> None: ...
     def alarms(self, payloads: list[dict[str, Any]]) -> None: ...
 
@@ -109,12 +112,12 @@ class LiveView:
             await asyncio.sleep(self.period)
 
     def apply(self, events: list[Event]) -> None:
-        changed: set[int] = set()
+        changed: dict[int, dict[str, Any]] = {}  # endpoint → its newest frame in this batch
         commands: list[dict[str, Any]] = []
         alarms: list[dict[str, Any]] = []
         for event in events:
             if event.type == TELEMETRY:
-                changed.add(event.payload["endpointId"])
+                changed[event.payload["endpointId"]] = event.payload
             elif event.type == COMMAND_STATUS:
                 commands.append(event.payload)
             elif event.type == ALARM:

@@ -1,8 +1,8 @@
 """The Control Panel body: the configured tiles grouped by node, kept live by a LiveView.
 
-It is a `Sink`: the LiveView tells it which endpoints changed, which commands moved and that alarms
-changed; it reads the present state from the plant and lets each row decide whether anything
-visible changed.
+It is a `Sink`: the LiveView hands it the telemetry frames pushed, which commands moved and that
+alarms changed; a row shows the value of the frame it was pushed (a full redraw, `resync`, reads the
+plant's present state) and decides whether anything visible changed.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from nicegui import ui
 
-from bevforge import permissions
+from bevforge import messages, permissions
 from bevforge.alarms import Alarm
 from bevforge.domain import Actor
 from bevforge.runtime import Runtime
@@ -59,11 +59,13 @@ class ControlPanel:
                     row.clear_pending()
         self._alarm_tags()
 
-    def telemetry(self, endpoint_ids: set[int]) -> None:
-        states = self.runtime.plant.states
-        for eid in endpoint_ids:
-            for row in self.rows.get(eid, ()):
-                row.show_state(states[eid])
+    def telemetry(self, frames: dict[int, dict[str, Any]]) -> None:
+        for eid, frame in frames.items():
+            rows = self.rows.get(eid, ())
+            if rows:
+                state = messages.state_of(frame)  # the value pushed, in the frame's own order
+                for row in rows:
+                    row.show_state(state)
 
     def command(self, payload: dict[str, Any]) -> None:
         for row in self.rows.get(payload["endpointId"], ()):

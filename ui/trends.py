@@ -14,9 +14,9 @@ from typing import Any
 
 from nicegui import ui
 
-from bevforge import permissions
+from bevforge import messages, permissions
 from bevforge.config import Endpoint
-from bevforge.domain import Actor, Quality, utcnow
+from bevforge.domain import Actor, EndpointState, Quality, utcnow
 from bevforge.runtime import Runtime
 from bevforge.store import queries
 from ui.controls import tag
@@ -129,15 +129,17 @@ class TrendView:
             return  # the first load is awaited by the page
         self._fold_latest()
 
-    def telemetry(self, endpoint_ids: set[int]) -> None:
-        if self.endpoint.id in endpoint_ids:
-            self._fold_latest()
+    def telemetry(self, frames: dict[int, dict[str, Any]]) -> None:
+        frame = frames.get(self.endpoint.id)
+        if frame is not None:
+            self._fold_latest(messages.state_of(frame))
         elif self._dirty:
             self._draw()
 
-    def _fold_latest(self) -> None:
-        """Fold a pushed sample into the newest bucket (or start one)."""
-        state = self.runtime.plant.states[self.endpoint.id]
+    def _fold_latest(self, state: EndpointState | None = None) -> None:
+        """Fold a pushed sample (or, on a redraw, the present one) into the newest bucket (or start one)."""
+        if state is None:
+            state = self.runtime.plant.states[self.endpoint.id]
         if state.quality is not Quality.GOOD or state.value is None or state.server_time is None:
             return
         self._fold(float(state.value), _ms(state.server_time), counted=True)

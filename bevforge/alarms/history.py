@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import select
 
-from bevforge.domain import iso, utcnow
+from bevforge.domain import utcnow
 from bevforge.journals import csv_text, newest_first
+from bevforge.messages import iso
 from bevforge.store.tables import AlarmJournalRow, AlarmRow
 
 if TYPE_CHECKING:

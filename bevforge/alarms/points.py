@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from bevforge import messages
 from bevforge.alarms.states import DisplayState, PointState
-from bevforge.domain import Severity, iso
+from bevforge.domain import Severity
+from bevforge.errors import UNKNOWN_ALARM, NotFound
 from bevforge.store.tables import AlarmPointRow, AlarmRow
 
 if TYPE_CHECKING:
@@ -60,17 +62,7 @@ class Alarm:
         return self.point.acked
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "alarmId": self.id, "ruleId": self.rule_id, "kind": self.kind,
-            "severity": self.severity.value, "priority": self.severity.value,
-            "message": self.message, "endpointId": self.endpoint_id, "node": self.node, "value": self.value,
-            "state": self.state, "active": self.point.active, "acked": self.point.acked,
-            "latched": self.point.latched, "shelved": self.point.shelf, "shelvedUntil": iso(self.point.shelved_until),
-            "suppressed": self.point.suppressed, "outOfService": self.point.out_of_service,
-            "chattering": self.chattering, "firstOut": self.first_out,
-            "timestamp": iso(self.raised_at), "raisedAt": iso(self.raised_at), "clearedAt": iso(self.cleared_at),
-            "ackedAt": iso(self.acked_at), "ackedBy": self.acked_by, "ackComment": self.ack_comment,
-        }
+        return messages.alarm_view(self)
 
     def row(self) -> AlarmRow:
         return AlarmRow(
@@ -107,8 +99,17 @@ class Point:
     chattering: bool = False
 
 
-class AlarmNotFound(KeyError):
-    pass
+class AlarmNotFound(NotFound, KeyError):
+    """No such alarm occurrence or definition (404); a KeyError too, for callers that test for one."""
+
+    code = UNKNOWN_ALARM
+
+    def __init__(self, key: object) -> None:
+        super().__init__(f"no alarm {key!r}", field=None)
+        self.key = key
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def limits_of(point: Point) -> dict[str, Any]:

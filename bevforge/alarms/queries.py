@@ -18,7 +18,8 @@ from bevforge import permissions
 from bevforge.alarms.history import history as journal_history
 from bevforge.alarms.history import statistics as journal_statistics
 from bevforge.alarms.points import Alarm, limits_of
-from bevforge.domain import Actor, Severity, iso
+from bevforge.domain import Actor, Severity
+from bevforge.messages import iso
 from bevforge.store.tables import AlarmRow
 
 if TYPE_CHECKING:

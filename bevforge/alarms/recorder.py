@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import make_transient
 
-from bevforge import permissions
+from bevforge import messages, permissions
 from bevforge.alarms.points import Alarm, Point, settings_row
 from bevforge.bus import ALARM, EventBus
 from bevforge.domain import utcnow
@@ -59,7 +59,7 @@ class AlarmRecorder:
         while len(self.recent) > RECENT_KEPT:
             self.recent.popitem(last=False)
         self.db.write_later(self._persist, alarm.row())
-        self.bus.publish(ALARM, {"type": ALARM, "event": event, **alarm.as_dict()}, node=self.owners(alarm))
+        self.bus.publish(ALARM, messages.alarm(alarm, event), node=self.owners(alarm))
         for listener in self.listeners:
             listener(alarm, event)
 

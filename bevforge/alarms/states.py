@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
+from bevforge.errors import NOT_ALLOWED_NOW, Conflict
+
 
 class AlarmEvent(StrEnum):
     CONDITION_TRUE = "condition_true"  # the process condition became abnormal (after on-delay)
@@ -38,8 +40,10 @@ class DisplayState(StrEnum):
     OUT_OF_SERVICE = "out_of_service"
 
 
-class TransitionRefused(Exception):
-    """The event makes no sense in the current state (reset while still active, ack when normal)."""
+class TransitionRefused(Conflict):
+    """The event makes no sense in the current state (reset while still active, ack when normal): 409."""
+
+    code = NOT_ALLOWED_NOW
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,14 +10,19 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from bevforge import permissions
-from bevforge.alarms import STATES, Alarm, AlarmNotFound, AlarmService, TransitionRefused
+from bevforge.alarms import STATES, Alarm, AlarmNotFound, AlarmService
 from bevforge.alarms import history as alarm_history
 from bevforge.api.deps import actor_for_request, require_role, runtime_of
-from bevforge.api.errors import CSV_ANSWER, ApiError, JSONResponse, TimeQuery
+from bevforge.api.errors import CSV_ANSWER, JSONResponse, TimeQuery
 from bevforge.api.rest import body_schema, json_body
 from bevforge.api.security import enforce, requires
 from bevforge.domain import Actor
-from bevforge.errors import Forbidden, Invalid
+from bevforge.errors import (
+    INVALID_REQUEST,
+    NOT_ALLOWED_NOW,
+    Conflict,
+    Invalid,
+)
 
 SQL_INT_MAX = 2**63 - 1  # a larger id cannot be in the database; asking SQLite for it raised OverflowError (500)
 AlarmId = Annotated[int, Path(ge=0, le=SQL_INT_MAX)]
@@ -50,22 +55,18 @@ async def _model(request: Request, model: type[BaseModel]) -> Any:
     """The body as `model`; no body counts as {} (so the routes document their body as optional)."""
     body = await json_body(request, optional=True)
     if not isinstance(body, dict):
-        raise ApiError(422, "invalid_request", "body must be a JSON object", "body")
+        raise Invalid("body must be a JSON object", code=INVALID_REQUEST, field="body")
     try:
         return model.model_validate(body, strict=False)
     except Exception as exc:  # pydantic ValidationError: name the first field
         errors = getattr(exc, "errors", lambda: [])()
         first = errors[0] if errors else {"loc": ("body",), "msg": str(exc)}
         field = ".".join(str(p) for p in first["loc"]) or "body"
-        raise ApiError(422, "invalid_request", f"{field}: {first['msg']}", field) from None
+        raise Invalid(f"{field}: {first['msg']}", code=INVALID_REQUEST, field=field) from None
 
 
 def _visible(request: Request, alarm: Alarm | None, alarm_id: int) -> Alarm:
     return permissions.require_alarm(actor_for_request(request), runtime_of(request).config, alarm, alarm_id)
-
-
-def _refused(exc: TransitionRefused) -> ApiError:
-    return ApiError(409, "not_allowed_now", str(exc))
 
 
 def _definition(request: Request, rule_id: str) -> dict[str, Any]:
@@ -132,11 +133,8 @@ async def change_limits(request: Request, rule_id: str) -> dict[str, Any]:
     changes = {k: v for k, v in {"limit": body.limit, "deadband": body.deadband, "on_delay_s": body.onDelayS,
                                  "off_delay_s": body.offDelayS, "priority": body.priority}.items() if v is not None}
     if not changes:
-        raise ApiError(422, "invalid_request", "nothing to change", "body")
-    try:
-        old, _point = runtime_of(request).alarms.change_limits(rule_id, changes, actor)
-    except TransitionRefused as exc:
-        raise _refused(exc) from None
+        raise Invalid("nothing to change", code=INVALID_REQUEST, field="body")
+    old, _point = runtime_of(request).alarms.change_limits(rule_id, changes, actor)
     return _definition(request, rule_id) | {"previous": old}
 
 
@@ -146,12 +144,7 @@ async def shelve(request: Request, rule_id: str) -> dict[str, Any]:
     body: ShelveIn = await _model(request, ShelveIn)
     actor = require_role(request, "operator" if body.durationS else "technician")
     rule_id = _rule(request, rule_id)
-    try:
-        runtime_of(request).alarms.shelve(rule_id, actor, body.durationS, body.comment)
-    except TransitionRefused as exc:
-        raise _refused(exc) from None
-    except (Invalid, Forbidden) as exc:  # a duration not configured for this role (auth.shelve_durations_s)
-        raise ApiError(422 if isinstance(exc, Invalid) else 403, exc.code, exc.message, exc.field) from None
+    runtime_of(request).alarms.shelve(rule_id, actor, body.durationS, body.comment)
     return _definition(request, rule_id)
 
 
@@ -190,10 +183,7 @@ async def _commented_change(request: Request, rule_id: str, role: str, change: D
     actor = require_role(request, role)
     rule_id = _rule(request, rule_id)
     body: CommentIn = await _model(request, CommentIn)
-    try:
-        change(runtime_of(request).alarms, rule_id, actor, body.comment)
-    except TransitionRefused as exc:
-        raise _refused(exc) from None
+    change(runtime_of(request).alarms, rule_id, actor, body.comment)
     return _definition(request, rule_id)
 
 
@@ -223,8 +213,6 @@ async def _act(request: Request, alarm_id: int, action: str) -> dict[str, Any]:
         alarm = (rt.alarms.ack if action == "ack" else rt.alarms.reset)(alarm_id, actor, body.comment)
     except AlarmNotFound:
         if action == "reset":
-            raise ApiError(409, "not_allowed_now", "this alarm is closed: nothing to reset") from None
+            raise Conflict("this alarm is closed: nothing to reset", code=NOT_ALLOWED_NOW) from None
         # already closed (normal and acknowledged): acknowledging again changes nothing
-    except TransitionRefused as exc:
-        raise _refused(exc) from None
     return alarm.as_dict()

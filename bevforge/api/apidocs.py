@@ -16,8 +16,9 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import RedirectResponse, Response
 
 from bevforge.api.deps import runtime_of
-from bevforge.api.errors import ApiError, JSONResponse
+from bevforge.api.errors import JSONResponse
 from bevforge.api.security import enforce, requires
+from bevforge.errors import UNAUTHORIZED, Unauthorized
 
 OPENAPI_URL = "/openapi.json"
 router = APIRouter(dependencies=[Depends(enforce)], include_in_schema=False)
@@ -30,8 +31,8 @@ def _signed_in(request: Request) -> bool:
 @router.get(OPENAPI_URL, openapi_extra=requires("public"))
 async def openapi(request: Request) -> Any:
     if not _signed_in(request):
-        raise ApiError(401, "unauthorized", "the API description needs sign-in: send the session cookie or "
-                       "'Authorization: Bearer <token>'", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized("the API description needs sign-in: send the session cookie or "
+                           "'Authorization: Bearer <token>'", code=UNAUTHORIZED)
     return JSONResponse(request.app.openapi())
 
 

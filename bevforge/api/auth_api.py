@@ -20,11 +20,22 @@ from bevforge import audit as audit_mod
 from bevforge import permissions
 from bevforge.api.csrf import CSRF_FIELD, csrf_token, csrf_token_ok
 from bevforge.api.deps import actor_for_request, runtime_of, station_of
-from bevforge.api.errors import CSV_ANSWER, ApiError, JSONResponse, TimeQuery
+from bevforge.api.errors import CSV_ANSWER, JSONResponse, SentBack, TimeQuery
 from bevforge.api.rest import body_schema, json_body
 from bevforge.api.security import enforce, requires
 from bevforge.auth import SESSION_COOKIE, AuthError, is_loopback
-from bevforge.errors import ALREADY_SET_UP, CSRF_REJECTED, Unavailable
+from bevforge.errors import (
+    ALREADY_SET_UP,
+    CSRF_REJECTED,
+    FORBIDDEN,
+    INVALID_REQUEST,
+    UNKNOWN_TOKEN,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Unavailable,
+)
 
 router = APIRouter(default_response_class=JSONResponse, dependencies=[Depends(enforce)], tags=["auth"])
 
@@ -57,10 +68,6 @@ class TokenIn(BaseModel):
 STALE_FORM = "the page was out of date: please try again"
 
 
-def _auth_error(exc: AuthError) -> ApiError:
-    return ApiError(exc.status, exc.code, exc.message, exc.field)
-
-
 async def _form_or_json(request: Request, back: str | None = None) -> tuple[dict[str, Any], bool]:
     """The body of a route the plain-HTML pages post to (a form) or a script calls (JSON).
 
@@ -76,12 +83,12 @@ async def _form_or_json(request: Request, back: str | None = None) -> tuple[dict
         if cookie and not csrf_token_ok(cookie, form.get(CSRF_FIELD)):
             message = "this form is missing its CSRF token: reload the page and try again"
             if back is not None:
-                raise ApiError(303, CSRF_REJECTED, message, CSRF_FIELD, headers={"location": back})
-            raise ApiError(403, CSRF_REJECTED, message, CSRF_FIELD)
+                raise SentBack(message, location=back, code=CSRF_REJECTED, field=CSRF_FIELD)
+            raise Forbidden(message, code=CSRF_REJECTED, field=CSRF_FIELD)
         return form, True
     body = await json_body(request)
     if not isinstance(body, dict):
-        raise ApiError(422, "invalid_request", "body must be a JSON object", "body")
+        raise Invalid("body must be a JSON object", code=INVALID_REQUEST, field="body")
     return body, False
 
 
@@ -92,7 +99,7 @@ def _validated(model: type[BaseModel], body: dict[str, Any]) -> Any:
         errors = getattr(exc, "errors", lambda: [])()
         first = errors[0] if errors else {"loc": ("body",), "msg": "invalid"}
         field = ".".join(str(p) for p in first["loc"]) or "body"
-        raise ApiError(422, "invalid_request", f"{field}: {first['msg']}", field) from None
+        raise Invalid(f"{field}: {first['msg']}", code=INVALID_REQUEST, field=field) from None
 
 
 def _set_cookie(response: Response, value: str, request: Request) -> None:
@@ -121,7 +128,7 @@ async def login(request: Request) -> Response:
         if is_form:
             nxt = quote(str(body.get("next", "/")))
             return RedirectResponse(f"/login?error={quote(exc.message)}&next={nxt}", status_code=303)
-        raise _auth_error(exc) from None
+        raise
     if is_form:
         target = str(body.get("next") or "/")
         response: Response = RedirectResponse(target if target.startswith("/") and not target.startswith("//")
@@ -172,10 +179,7 @@ async def list_users(request: Request) -> list[dict[str, Any]]:
 async def create_user(request: Request) -> dict[str, Any]:
     rt = runtime_of(request)
     body: UserIn = _validated(UserIn, (await _form_or_json(request))[0])
-    try:
-        row = await asyncio.to_thread(rt.auth.add_user, body.username, body.password, body.role, body.nodes)
-    except AuthError as exc:
-        raise _auth_error(exc) from None
+    row = await asyncio.to_thread(rt.auth.add_user, body.username, body.password, body.role, body.nodes)
     rt.audit.record(actor_for_request(request), "user.create", target=row.username, new={"role": row.role,
                                                                                           "nodes": row.nodes})
     return {"username": row.username, "role": row.role, "nodes": row.nodes}
@@ -188,11 +192,8 @@ async def update_user(request: Request, username: str) -> dict[str, Any]:
     raw = (await _form_or_json(request))[0]
     body: UserPatch = _validated(UserPatch, raw)
     before = next((u for u in await rt.db.read(rt.auth.list_users) if u["username"] == username), None)
-    try:
-        row = await asyncio.to_thread(rt.auth.update_user, username, password=body.password, role=body.role,
-                                      nodes=body.nodes if "nodes" in raw else False, disabled=body.disabled)
-    except AuthError as exc:
-        raise _auth_error(exc) from None
+    row = await asyncio.to_thread(rt.auth.update_user, username, password=body.password, role=body.role,
+                                  nodes=body.nodes if "nodes" in raw else False, disabled=body.disabled)
     after = {"role": row.role, "nodes": row.nodes, "disabled": row.disabled}
     rt.audit.record(actor_for_request(request), "user.update", target=username,
                     old={k: before[k] for k in after} if before else None,
@@ -212,10 +213,7 @@ async def create_token(request: Request) -> dict[str, Any]:
     rt = runtime_of(request)
     body: TokenIn = _validated(TokenIn, (await _form_or_json(request))[0])
     actor = actor_for_request(request)
-    try:
-        token_id, token = await asyncio.to_thread(rt.auth.create_token, body.name, body.role, body.nodes, actor.user)
-    except AuthError as exc:
-        raise _auth_error(exc) from None
+    token_id, token = await asyncio.to_thread(rt.auth.create_token, body.name, body.role, body.nodes, actor.user)
     rt.audit.record(actor, "token.create", target=token_id, new={"name": body.name, "role": body.role,
                                                                  "nodes": body.nodes})
     return {"id": token_id, "token": token, "name": body.name, "role": body.role, "nodes": body.nodes}
@@ -226,7 +224,7 @@ async def create_token(request: Request) -> dict[str, Any]:
 async def revoke_token(request: Request, token_id: str) -> dict[str, Any]:
     rt = runtime_of(request)
     if not await asyncio.to_thread(rt.auth.revoke_token, token_id):
-        raise ApiError(404, "unknown_token", f"no active token {token_id}", "token_id")
+        raise NotFound(f"no active token {token_id}", code=UNKNOWN_TOKEN, field="token_id")
     rt.audit.record(actor_for_request(request), "token.revoke", target=token_id)
     return {"id": token_id, "revoked": True}
 
@@ -312,7 +310,7 @@ async def setup(request: Request) -> Response:
                                           str(body.get("password", "")))
         except AuthError as exc:
             if exc.code == ALREADY_SET_UP:
-                raise _auth_error(exc) from None
+                raise
             return RedirectResponse(f"/setup?error={quote(exc.message)}", status_code=303)
     rt.audit.record(actor_for_request(request), "user.create", target=row.username, new={"role": "admin"},
                     detail="first run")
@@ -322,7 +320,7 @@ async def setup(request: Request) -> Response:
 async def _check_first_run(request: Request) -> None:
     rt = runtime_of(request)
     if not is_loopback(station_of(request)):
-        raise ApiError(403, "forbidden", "the first-run page answers only on the machine itself")
+        raise Forbidden("the first-run page answers only on the machine itself", code=FORBIDDEN)
     if await rt.db.read(rt.auth.has_users):
-        raise ApiError(409, "already_set_up", "users exist: sign in at /login")
+        raise Conflict("users exist: sign in at /login", code=ALREADY_SET_UP)
 

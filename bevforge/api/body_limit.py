@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bevforge.api.errors import JSONResponse, error_body
+from bevforge.api.errors import error_response
+from bevforge.errors import TooLarge
 
 
 class _TooLarge(Exception):
@@ -58,6 +59,5 @@ class BodySizeCap:
             await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = JSONResponse(error_body("too_large", f"request body over {self.max_bytes} bytes", "body"),
-                                status_code=413)
+        response = error_response(TooLarge(f"request body over {self.max_bytes} bytes", field="body"))
         await response(scope, receive, send)

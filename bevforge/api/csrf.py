@@ -33,9 +33,9 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bevforge.api.errors import JSONResponse, error_body
+from bevforge.api.errors import error_response
 from bevforge.auth import CSRF_FIELD, csrf_token, csrf_token_ok
-from bevforge.errors import CSRF_REJECTED, UNSUPPORTED_MEDIA_TYPE
+from bevforge.errors import CSRF_REJECTED, UNSUPPORTED_MEDIA_TYPE, BevForgeError, Forbidden, UnsupportedMedia
 
 __all__ = ["CSRF_FIELD", "OriginGuard", "csrf_token", "csrf_token_ok", "origin_allowed"]
 
@@ -144,16 +144,15 @@ class OriginGuard:
         if scope["type"] in ("http", "websocket"):
             refusal = self.check(scope)
             if refusal is not None:
-                status, code, message = refusal
                 if scope["type"] == "websocket":
-                    await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
+                    await send({"type": "websocket.close", "code": 1008, "reason": refusal.message[:120]})
                     return
-                await JSONResponse(error_body(code, message), status_code=status)(scope, receive, send)
+                await error_response(refusal)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    def check(self, scope: Scope) -> tuple[int, str, str] | None:
-        """None to let the request through, else (status, code, message)."""
+    def check(self, scope: Scope) -> BevForgeError | None:
+        """None to let the request through, else the typed refusal (answered by the one REST translator)."""
         path: str = scope.get("path", "")
         screens_socket = path.startswith(NICEGUI_SOCKET)
         if not screens_socket and (scope["type"] != "http" or not (path.startswith("/api/os/") or path in FORM_ROUTES)):
@@ -162,7 +161,7 @@ class OriginGuard:
         if screens_socket:
             claimed = headers.get("origin")
             if claimed is not None and not origin_matches(claimed, scope, headers, self.allowed):
-                return 403, CSRF_REJECTED, f"origin {claimed!r} may not open the screens' socket"
+                return Forbidden(f"origin {claimed!r} may not open the screens' socket", code=CSRF_REJECTED)
             return None
         auth = headers.get("authorization", "")
         if auth[:7].lower() == "bearer " and auth[7:].strip():
@@ -172,8 +171,8 @@ class OriginGuard:
         safe = scope.get("method", "GET") in SAFE_METHODS
         claimed = headers.get("origin", "") if safe else claimed_origin(headers)
         if claimed and not origin_matches(claimed, scope, headers, self.allowed):
-            return 403, CSRF_REJECTED, (f"request from {claimed!r}: only this server's own pages (or "
-                                        "auth.allowed_origins) may use its credentials")
+            return Forbidden(f"request from {claimed!r}: only this server's own pages (or "
+                             "auth.allowed_origins) may use its credentials", code=CSRF_REJECTED)
         if safe:
             return None
         cookie = _cookie(headers, self.cookie_name)
@@ -182,11 +181,11 @@ class OriginGuard:
         media = _media_type(headers)
         form = media == "application/x-www-form-urlencoded" and path in FORM_ROUTES
         if not claimed and (ambient or form) and not csrf_token_ok(cookie, headers.get(CSRF_HEADER)):
-            return 403, CSRF_REJECTED, ("a signed-in change needs this server's Origin or Referer header "
-                                        "(or the session's X-CSRF-Token)")
+            return Forbidden("a signed-in change needs this server's Origin or Referer header "
+                             "(or the session's X-CSRF-Token)", code=CSRF_REJECTED)
         if _has_body(headers) and not form and not (media == "application/json" or media.endswith("+json")):
-            return 415, UNSUPPORTED_MEDIA_TYPE, (f"the body must be JSON (Content-Type: application/json), "
-                                                 f"not {media or 'untyped'}")
+            return UnsupportedMedia(f"the body must be JSON (Content-Type: application/json), "
+                                    f"not {media or 'untyped'}", code=UNSUPPORTED_MEDIA_TYPE)
         return None
 
 

@@ -1,4 +1,8 @@
-"""The one error format of every HTTP answer: {"error": code, "message": text, "field": path}."""
+"""The REST translator: every HTTP error answer is `{"error": code, "message": text, "field": path}`.
+
+The core raises `bevforge.errors` classes; this module alone turns them into a status and a body
+(and FastAPI's validation errors, 404/405 and unexpected exceptions into the same shape).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from fastapi.responses import JSONResponse as _StarletteJSONResponse
 from pydantic import AfterValidator, WithJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bevforge import errors as core
+from bevforge import errors
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +37,54 @@ class JSONResponse(_StarletteJSONResponse):
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None,
-                 headers: dict[str, str] | None = None, **extra: Any) -> None:
-        super().__init__(message)
-        self.headers = headers
-        self.status = status
-        self.code = code
-        self.message = message
-        self.field = field
-        self.extra = extra
+class SentBack(errors.Forbidden):
+    """A refused browser form sent back to its page (303 to `location`, body still the error):
+    a page drawn before its session changed is drawn again rather than shown a bare JSON 403."""
+
+    def __init__(self, message: str, *, location: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.location = location
+
+
+# The REST translator: the class of a typed error decides the status; nothing else does.
+STATUS: tuple[tuple[type[errors.BevForgeError], int], ...] = (
+    (SentBack, 303), (errors.Invalid, 422), (errors.Malformed, 400), (errors.Unauthorized, 401),
+    (errors.Forbidden, 403), (errors.NotFound, 404), (errors.Conflict, 409), (errors.TooLarge, 413),
+    (errors.UnsupportedMedia, 415), (errors.TooManyRequests, 429), (errors.Unavailable, 503),
+)
+_STATUS_ERROR: dict[int, type[errors.BevForgeError]] = {status: cls for cls, status in STATUS if cls is not SentBack}
+
+
+def status_of(exc: errors.BevForgeError) -> int:
+    """The HTTP status of a typed error: its class (or the nearest base) in STATUS; 500 for none."""
+    return next((status for cls, status in STATUS if isinstance(exc, cls)), 500)
+
+
+def headers_of(exc: errors.BevForgeError) -> dict[str, str] | None:
+    """HTTP headers an error implies: the Bearer challenge of a missing sign-in, Retry-After of a cap,
+    the page a refused form is sent back to."""
+    if isinstance(exc, SentBack):
+        return {"location": exc.location}
+    if isinstance(exc, errors.Unauthorized) and exc.code == errors.UNAUTHORIZED:
+        return {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, errors.TooManyRequests) and exc.retry_after_s is not None:
+        return {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
+    return None
+
+
+def error_response(exc: errors.BevForgeError) -> JSONResponse:
+    """The one REST answer of a typed error: status from its class, body `{error, message, field, ...extra}`."""
+    return JSONResponse(error_body(exc.code, exc.message, exc.field, **exc.extra), status_code=status_of(exc),
+                        headers=headers_of(exc))
+
+
+def ApiError(status: int, code: str, message: str, field: str | None = None,  # noqa: N802
+             headers: dict[str, str] | None = None, **extra: Any) -> errors.BevForgeError:
+    """Deprecated: the typed error for an HTTP status, for code written before `bevforge.errors`.
+
+    Raise `bevforge.errors` classes instead; kept so a branch that still says `ApiError(...)` merges.
+    """
+    return _STATUS_ERROR.get(status, errors.BevForgeError)(message, code=code, field=field, **extra)
 
 
 def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -121,6 +163,7 @@ def document_errors(app: FastAPI) -> None:
         if app.openapi_schema is None:
             schema = generate()
             schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+            _inline_body_refs(schema)
             for schemas in ("HTTPValidationError", "ValidationError"):
                 schema["components"]["schemas"].pop(schemas, None)
             error = {"description": "Error: {error, message, field}",
@@ -151,47 +194,94 @@ def allowed_methods(request: Request) -> str | None:
     return next((methods for pattern, methods in table if pattern.match(path)), None)
 
 
-# The core's typed errors (bevforge/errors.py) → HTTP status; the most specific class wins.
-CORE_STATUS: tuple[tuple[type[core.BevForgeError], int], ...] = (
-    (core.Invalid, 422), (core.Malformed, 400), (core.Unauthorized, 401), (core.Forbidden, 403),
-    (core.NotFound, 404), (core.Conflict, 409), (core.TooLarge, 413), (core.TooManyRequests, 429),
-    (core.Unavailable, 503))
+# Codes a body model's own validators may raise (PydanticCustomError type): passed through as they are.
+BODY_CODES = frozenset({errors.INVALID_VALUE, errors.INVALID_ENDPOINT_ID, errors.INVALID_COMMAND_ID,
+                        errors.INVALID_QUALITY, errors.INVALID_TIMESTAMP, errors.OUT_OF_RANGE, errors.TOO_LARGE})
 
 
-def core_error_response(exc: core.BevForgeError) -> JSONResponse:
-    status = next((code for cls, code in CORE_STATUS if isinstance(exc, cls)), 500)
-    headers = None
-    if isinstance(exc, core.TooManyRequests) and exc.retry_after_s is not None:
-        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
-    return JSONResponse(error_body(exc.code, exc.message, exc.field, **exc.extra), status_code=status,
-                        headers=headers)
+def body_error(problems: list[dict[str, Any]]) -> errors.BevForgeError:
+    """A declared body model's validation errors → the one error the hand-parsed bodies answered.
+
+    Not JSON → 400 invalid_json; no object → invalid_request on `body`; then unknown fields first
+    (alphabetically: unknown_field), then missing ones (missing_field), then the first wrong value
+    (its validator's own code, else invalid_request naming the field, e.g. `readings[3].value`).
+    """
+    if any(p["type"] == "json_invalid" for p in problems):
+        return errors.Malformed("request body is not valid JSON", code=errors.INVALID_JSON, field="body")
+    whole = [p for p in problems if len(p["loc"]) == 1]
+    if whole:  # no body at all, or one that is not an object
+        empty = whole[0]["type"] == "missing"
+        message = "request body must be a JSON object" if empty else "body must be a JSON object"
+        return errors.Invalid(message, code=errors.INVALID_REQUEST, field="body")
+    extra = sorted((p for p in problems if p["type"] == "extra_forbidden"), key=lambda p: field_path(p["loc"]))
+    if extra:
+        field = field_path(extra[0]["loc"])
+        return errors.Invalid(f"unknown field {str(extra[0]['loc'][-1])!r}", code=errors.UNKNOWN_FIELD, field=field)
+    missing = [p for p in problems if p["type"] == "missing"]
+    first = missing[0] if missing else problems[0]
+    field = field_path(first["loc"])
+    if first["type"] == "missing":
+        return errors.Invalid(f"{first['loc'][-1]} is required", code=errors.MISSING_FIELD, field=field)
+    if first["type"] in BODY_CODES:
+        return errors.Invalid(first["msg"], code=first["type"], field=field)
+    return errors.Invalid(f"{field}: {first['msg']}", code=errors.INVALID_REQUEST, field=field)
+
+
+def _inline_body_refs(schema: dict[str, Any]) -> None:
+    """Request bodies stand on their own in OpenAPI (as the hand-documented ones did): a body
+    model's `$ref` is replaced by its schema, and the component dropped when nothing else uses it."""
+    components = schema.get("components", {}).get("schemas", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+                return inline(components[ref.removeprefix("#/components/schemas/")])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    inlined: set[str] = set()
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                ref = media.get("schema", {}).get("$ref", "")
+                if ref.startswith("#/components/schemas/"):
+                    inlined.add(ref.removeprefix("#/components/schemas/"))
+                    media["schema"] = inline(media["schema"])
+    rest = orjson.dumps({k: v for k, v in schema.items() if k != "components"} | {
+        "components": {"schemas": {k: v for k, v in components.items() if k not in inlined}}}).decode()
+    for name in inlined:
+        if f'"#/components/schemas/{name}"' not in rest:
+            components.pop(name, None)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     document_errors(app)
 
-    @app.exception_handler(core.BevForgeError)
-    async def _core_error(_request: Request, exc: core.BevForgeError) -> JSONResponse:
-        return core_error_response(exc)
-
-    @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.field, **exc.extra), status_code=exc.status,
-                            headers=exc.headers)
+    @app.exception_handler(errors.BevForgeError)
+    async def _typed(_request: Request, exc: errors.BevForgeError) -> JSONResponse:
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": field_path(e["loc"]), "message": e["msg"]} for e in exc.errors()]
-        first = errors[0] if errors else {"field": None, "message": "invalid request"}
+        body = [e for e in exc.errors() if e.get("loc") and e["loc"][0] == "body"]
+        if body:
+            return error_response(body_error(body))
+        problems = [{"field": field_path(e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        first = problems[0] if problems else {"field": None, "message": "invalid request"}
         return JSONResponse(
-            error_body("invalid_request", f"{first['field']}: {first['message']}", first["field"], errors=errors),
+            error_body(errors.INVALID_REQUEST, f"{first['field']}: {first['message']}", first["field"],
+                       errors=problems),
             status_code=422,
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden",
-                413: "too_large"}.get(exc.status_code, "http_error")
+        code = {400: errors.INVALID_JSON, 404: errors.NOT_FOUND, 405: errors.METHOD_NOT_ALLOWED,
+                401: errors.UNAUTHORIZED, 403: errors.FORBIDDEN, 413: errors.TOO_LARGE,
+                }.get(exc.status_code, errors.HTTP_ERROR)
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:
             headers["Allow"] = allowed_methods(_request) or headers.get("Allow", "")
@@ -201,4 +291,4 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Never a traceback to a user: log it here, answer in the one format.
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body("internal_error", "internal error; see the server log"), status_code=500)
+        return JSONResponse(error_body(errors.INTERNAL_ERROR, "internal error; see the server log"), status_code=500)

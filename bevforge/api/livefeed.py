@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from bevforge import permissions
+from bevforge import messages, permissions
 from bevforge.bus import ALARM, COMMAND_STATUS, TELEMETRY, Event
-from bevforge.domain import Actor, CommandStatus, iso, plain_value
+from bevforge.domain import Actor, CommandStatus
 
 if TYPE_CHECKING:
     from bevforge.commands import Command
@@ -74,16 +74,8 @@ def telemetry_snapshot(runtime: Runtime, endpoint_ids: Iterable[int]) -> list[Ev
     events = []
     for endpoint_id in endpoint_ids:
         endpoint = runtime.plant.endpoints[endpoint_id]
-        state = runtime.plant.states[endpoint_id]
-        payload: dict[str, Any] = {
-            "type": TELEMETRY, "endpointId": endpoint_id, "value": plain_value(state.value),
-            "timestamp": iso(state.server_time), "quality": state.quality.value, "unit": endpoint.unit,
-        }
-        if state.error:
-            payload["error"] = state.error
-        payload["seq"] = seq
-        payload["snapshot"] = True
-        events.append(Event(seq, TELEMETRY, payload, endpoint_id, endpoint.node))
+        frame = messages.snapshot(messages.telemetry(endpoint, runtime.plant.states[endpoint_id]), seq)
+        events.append(Event(seq, TELEMETRY, frame, endpoint_id, endpoint.node))
     return events
 
 
@@ -92,23 +84,19 @@ def alarm_snapshot(runtime: Runtime, interest: Interest) -> list[Event]:
     seq = runtime.bus.last_seq
     out = []
     for alarm in sorted(runtime.alarms.standing(interest.actor) if interest.actor else [], key=lambda a: a.id):
-        payload = {"type": ALARM, "event": "standing", **alarm.as_dict(), "seq": seq, "snapshot": True}
-        out.append(Event(seq, ALARM, payload, None, runtime.alarms.owners(alarm)))
+        frame = messages.snapshot(messages.alarm(alarm, "standing"), seq)
+        out.append(Event(seq, ALARM, frame, None, runtime.alarms.owners(alarm)))
     return out
 
 
 def command_snapshot(runtime: Runtime, command: Command) -> Event:
     """A command's present status in the command_status frame shape."""
     seq = runtime.bus.last_seq
-    payload = {
-        "type": COMMAND_STATUS, "commandId": command.id, "status": command.status.value,
-        "actualValue": command.actual_value, "completedAt": iso(command.completed_at or command.updated_at),
-        "endpointId": command.endpoint_id, "requestedValue": command.requested_value, "error": command.error,
-        "reasons": command.reasons, "user": command.user, "origin": command.origin, "seq": seq, "snapshot": True,
-    }
-    return Event(seq, COMMAND_STATUS, payload, None, runtime.config.node_of(command.endpoint_id))
+    frame = messages.snapshot(messages.command_status(command), seq)
+    return Event(seq, COMMAND_STATUS, frame, None, runtime.config.node_of(command.endpoint_id))
 
 
-def reply(type_: str, **fields: Any) -> Event:
-    """A frame for one connection only (connected, pong, error, ...): never published, seq 0."""
-    return Event(0, type_, {"type": type_, **fields}, None, None)
+def reply(frame: dict[str, Any]) -> Event:
+    """A frame from `bevforge.messages` for one connection only (connected, pong, error, ...):
+    never published, seq 0."""
+    return Event(0, frame["type"], frame, None, None)

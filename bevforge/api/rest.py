@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field, WrapValidator
 
 from bevforge import interlocks, permissions
 from bevforge.api.deps import actor_for_request, runtime_of
-from bevforge.api.errors import ApiError, JSONResponse, TimeQuery
+from bevforge.api.errors import JSONResponse, TimeQuery
 from bevforge.api.security import enforce, requires
-from bevforge.commands import CommandRejected
 from bevforge.config import MAX_ENDPOINT_ID, Endpoint
-from bevforge.domain import CommandStatus, Quality, iso, iso_epoch, plain_value
+from bevforge.domain import CommandStatus, plain_value
+from bevforge.errors import (
+    BLOCKED,
+    INVALID_JSON,
+    INVALID_REQUEST,
+    Invalid,
+    Malformed,
+)
 from bevforge.ingest import MAX_BATCH
+from bevforge.messages import endpoint_view, history_reading, history_rollup
 from bevforge.permissions import TECHNICIAN, has_role
 
 router = APIRouter(prefix="/api/os", default_response_class=JSONResponse, dependencies=[Depends(enforce)])
@@ -36,10 +45,24 @@ class IngestBatch(BaseModel):
     readings: list[ReadingIn] = Field(max_length=MAX_BATCH)
 
 
+def _checked_by_the_core(value: Any, _handler: Any) -> Any:
+    """Documented type, checked by the command pipeline: the same checks and words as /ws and the
+    screens get (an endpoint's own data type decides what a good value is)."""
+    return value
+
+
+ByTheCore = WrapValidator(_checked_by_the_core)
+
+
 class CommandIn(BaseModel):
-    endpointId: int
-    value: bool | int | float
-    commandId: str | None = Field(default=None, max_length=64)
+    # POST /command's declared body: unknown fields refused here, the values checked by
+    # `CommandService.submit`. (A comment, not a docstring: it would become OpenAPI text.)
+    # additionalProperties stays out of the documented schema, as the hand-parsed body had it
+    model_config = ConfigDict(extra="forbid", json_schema_extra=lambda schema: schema.pop("additionalProperties"))
+
+    endpointId: Annotated[int, ByTheCore]
+    value: Annotated[bool | int | float, ByTheCore]
+    commandId: Annotated[str | None, ByTheCore] = Field(default=None, max_length=64)
 
 
 def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
@@ -68,39 +91,14 @@ async def json_body(request: Request, *, optional: bool = False) -> Any:
     if not raw.strip():
         if optional:
             return {}
-        raise ApiError(422, "invalid_request", "request body must be a JSON object", "body")
+        raise Invalid("request body must be a JSON object", code=INVALID_REQUEST, field="body")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise ApiError(400, "invalid_json", "request body is not valid JSON", "body") from None
+        raise Malformed("request body is not valid JSON", code=INVALID_JSON, field="body") from None
 
 
 # -- endpoints and tiles -------------------------------------------------------------------------
-
-def endpoint_view(endpoint: Endpoint, state: Any) -> dict[str, Any]:
-    return {
-        "endpointId": endpoint.id,
-        "name": endpoint.name,
-        "label": endpoint.display_name,
-        "node": endpoint.node,
-        "kind": endpoint.kind.value,
-        "unit": endpoint.unit,
-        "dataType": endpoint.data_type.value,
-        "writable": endpoint.writable,
-        "critical": endpoint.critical,
-        "range": {"min": endpoint.range.min, "max": endpoint.range.max} if endpoint.range else None,
-        "safeValue": endpoint.safe_value,
-        "feedbackEndpointId": endpoint.feedback_id,
-        "pollIntervalS": endpoint.poll_interval_s,
-        "staleAfterS": endpoint.stale_after,
-        "value": plain_value(state.value) if state.quality is not Quality.BAD else None,
-        "lastValue": plain_value(state.value),
-        "quality": state.quality.value,
-        "timestamp": iso(state.server_time),
-        "sourceTimestamp": iso(state.source_time),
-        "error": state.error,
-    }
-
 
 @router.get("/tiles", summary="Tiles with their endpoints' current values", openapi_extra=requires("viewer"))
 async def get_tiles(request: Request) -> list[dict[str, Any]]:
@@ -169,18 +167,13 @@ async def get_telemetry(
     visible = permissions.visible_endpoint_ids(actor_for_request(request), rt.config)
     ids = [endpointId] if endpointId is not None else visible
     rows = await rt.history_reader.recent_readings(ids, since, until, limit)
-    readings = [(r["server_ts"], {"endpointId": r["endpoint_id"], "value": plain_value(r["value"]),
-                                  "quality": r["quality"], "timestamp": iso_epoch(r["server_ts"]),
-                                  "sourceTimestamp": iso_epoch(r["source_ts"])})
+    readings = [(r["server_ts"], history_reading(r["endpoint_id"], r["value"], r["quality"], r["server_ts"],
+                                                 r["source_ts"]))
                 for r in rows]
     if len(rows) < limit:  # the range may reach back past the raw retention window: add its rollups
         rollups = await rt.history_reader.rollup_points(ids, since, until, limit - len(rows))
-        readings += [(p["minute_ts"], {"endpointId": p["endpoint_id"], "value": plain_value(p["average"]),
-                                       "quality": "good", "timestamp": iso_epoch(p["minute_ts"]),
-                                       "sourceTimestamp": None,
-                                       "rollup": {"periodS": 60, "minimum": plain_value(p["minimum"]),
-                                                  "maximum": plain_value(p["maximum"]),
-                                                  "samples": plain_value(p["samples"])}})
+        readings += [(p["minute_ts"], history_rollup(p["endpoint_id"], p["minute_ts"], p["average"], p["minimum"],
+                                                     p["maximum"], p["samples"]))
                      for p in rollups]
         readings.sort(key=lambda item: plain_value(item[0]) or 0.0)  # a hand-edited row never breaks the sort
     else:
@@ -190,33 +183,43 @@ async def get_telemetry(
 
 # -- commands ------------------------------------------------------------------------------------
 
-@router.post("/command", summary="Send a command (202 queued, 409 blocked by an interlock)",
-             status_code=202, openapi_extra=body_schema(CommandIn) | requires("operator"),
-             responses={200: {"description": "The same commandId was sent before: its current state"}})
-async def post_command(request: Request) -> JSONResponse:
+async def post_command(request: Request, body: CommandIn) -> JSONResponse:
     rt = runtime_of(request)
-    body = await json_body(request)
-    if not isinstance(body, dict):
-        raise ApiError(422, "invalid_request", "body must be an object {endpointId, value, commandId?}", "body")
-    unknown = set(body) - {"endpointId", "value", "commandId"}
-    if unknown:
-        key = sorted(unknown)[0]
-        raise ApiError(422, "unknown_field", f"unknown field {key!r}", key)
-    for key in ("endpointId", "value"):
-        if key not in body:
-            raise ApiError(422, "missing_field", f"{key} is required", key)
     actor = actor_for_request(request)
-    try:
-        command, created = await rt.commands.submit(body["endpointId"], body["value"], body.get("commandId"),
-                                                    actor=actor, origin="api")
-    except CommandRejected as exc:
-        raise ApiError(exc.status, exc.code, exc.message, exc.field) from None
+    command, created = await rt.commands.submit(body.endpointId, body.value, body.commandId,
+                                                actor=actor, origin="api")  # role and node: the service's to check
     payload = command.as_dict()
     if command.status is CommandStatus.BLOCKED:
-        payload["error"] = "blocked"
+        payload["error"] = BLOCKED
         payload["message"] = command.error
         return JSONResponse(payload, status_code=409)
     return JSONResponse(payload, status_code=202 if created else 200)
+
+
+class _ReadAsJson(APIRoute):
+    """A route whose declared body is read as JSON whatever its Content-Type.
+
+    Which bodies may arrive at all is the OriginGuard's decision (bevforge/api/csrf.py): from a browser
+    (a cookie, a station, a form) only JSON passes it, 415 otherwise; a Bearer-token script, which no
+    page on another site can send, passes with any Content-Type and its JSON is read as before the
+    body was declared (FastAPI's default reads only application/json)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def read_as_json(request: Request) -> Response:
+            scope = dict(request.scope)
+            scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            return await handler(Request(scope, request.receive))
+
+        return read_as_json
+
+
+# The decorator cannot say strict_content_type=False (no Content-Type: read as JSON), hence add_api_route.
+router.add_api_route("/command", post_command, methods=["POST"],
+                     summary="Send a command (202 queued, 409 blocked by an interlock)", status_code=202,
+                     openapi_extra=requires("operator"), strict_content_type=False, route_class_override=_ReadAsJson,
+                     responses={200: {"description": "The same commandId was sent before: its current state"}})
 
 
 @router.get("/commands/{command_id}", summary="One command with every lifecycle timestamp",

@@ -13,8 +13,8 @@ from fastapi import Request
 
 from bevforge import permissions
 from bevforge.api.deps import runtime_of, station_of
-from bevforge.api.errors import ApiError
 from bevforge.auth import SESSION_COOKIE
+from bevforge.errors import UNAUTHORIZED, Unauthorized
 
 PUBLIC = "public"
 ROLE_KEY = "x-required-role"
@@ -55,6 +55,5 @@ async def enforce(request: Request) -> None:
     if role == PUBLIC:
         return
     if actor is None:
-        raise ApiError(401, "unauthorized", "sign in (session cookie) or send 'Authorization: Bearer <token>'",
-                       headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized("sign in (session cookie) or send 'Authorization: Bearer <token>'", code=UNAUTHORIZED)
     permissions.require_role(actor, role)

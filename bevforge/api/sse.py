@@ -16,12 +16,22 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from bevforge import permissions
+from bevforge import messages, permissions
 from bevforge.api.deps import actor_for_request, runtime_of
-from bevforge.api.errors import ApiError
 from bevforge.api.livefeed import CHANNELS, Interest, alarm_snapshot, reply, telemetry_snapshot
 from bevforge.api.security import QUERY_TOKEN_KEY, enforce, requires
 from bevforge.bus import Event, SubscriberClosed
+from bevforge.errors import (
+    INVALID_ENDPOINT_ID,
+    INVALID_LAST_EVENT_ID,
+    TOO_SLOW,
+    UNAUTHORIZED,
+    UNKNOWN_CHANNEL,
+    UNKNOWN_ENDPOINT,
+    Invalid,
+    TooManyRequests,
+    Unauthorized,
+)
 
 CREDENTIALS_ENDED = "credentials ended: sign in again"
 router = APIRouter(prefix="/api/os", dependencies=[Depends(enforce)])
@@ -37,16 +47,17 @@ def _interest(request: Request, channels: str | None, endpoint_ids: str | None, 
     wanted = _csv(channels) or list(CHANNELS)
     for channel in wanted:
         if channel not in CHANNELS:
-            raise ApiError(422, "unknown_channel", f"unknown channel {channel!r}; expected some of "
-                           + ",".join(CHANNELS), "channels")
+            raise Invalid(f"unknown channel {channel!r}; expected some of "
+                           + ",".join(CHANNELS), code=UNKNOWN_CHANNEL, field="channels")
     if "telemetry" in wanted:
         ids = []
         for part in _csv(endpoint_ids):
             if not part.lstrip("-").isdigit():
-                raise ApiError(422, "invalid_endpoint_id", f"endpointIds must be integers, got {part!r}", "endpointIds")
+                raise Invalid(f"endpointIds must be integers, got {part!r}", code=INVALID_ENDPOINT_ID,
+                              field="endpointIds")
             endpoint = rt.plant.endpoints.get(int(part))
             if endpoint is None or not permissions.may_see_endpoint(interest.actor, endpoint):
-                raise ApiError(422, "unknown_endpoint", f"no endpoint with id {part}", "endpointIds")
+                raise Invalid(f"no endpoint with id {part}", code=UNKNOWN_ENDPOINT, field="endpointIds")
             ids.append(endpoint.id)
         if ids:
             interest.endpoints.update(ids)
@@ -84,7 +95,7 @@ async def events(
     resume: int | None = lastEventId
     if last_event_id is not None and last_event_id.strip():
         if not last_event_id.strip().isdigit():
-            raise ApiError(422, "invalid_last_event_id", "Last-Event-ID must be a sequence number", "Last-Event-ID")
+            raise Invalid("Last-Event-ID must be a sequence number", code=INVALID_LAST_EVENT_ID, field="Last-Event-ID")
         resume = int(last_event_id)
     # Subscribe before reading the ring buffer, with no await between: nothing can fall in the gap.
     subscriber = rt.bus.subscribe(interest.wants, limit=settings.queue_limit, name="sse")
@@ -94,8 +105,8 @@ async def events(
     else:
         first = []
         if resume is not None:
-            first.append(reply("resync", reason=f"events after {resume} are no longer buffered; current values follow",
-                               seq=rt.bus.last_seq))
+            first.append(reply(messages.resync(f"events after {resume} are no longer buffered; current values follow",
+                                               rt.bus.last_seq)))
         if interest.all_telemetry or interest.endpoints:
             ids = sorted(interest.endpoints) if interest.endpoints else [
                 e.id for e in permissions.visible_endpoints(interest.actor, rt.plant.endpoints.values())]
@@ -123,11 +134,9 @@ async def events(
                     continue
                 yield "".join(_frame(e) for e in batch)
         except SubscriberClosed as exc:
-            if exc.reason == CREDENTIALS_ENDED:
-                yield _frame_at(reply("error", code="unauthorized", message=exc.reason), rt.bus.last_seq)
-            else:
-                yield _frame_at(reply("error", code="too_slow", message=exc.reason + "; reconnect to resume"),
-                                rt.bus.last_seq)
+            ended = Unauthorized(exc.reason, code=UNAUTHORIZED) if exc.reason == CREDENTIALS_ENDED \
+                else TooManyRequests(exc.reason + "; reconnect to resume", code=TOO_SLOW)
+            yield _frame_at(reply(messages.error_of(ended)), rt.bus.last_seq)
         finally:
             subscriber.close("stream closed")
             if unregister is not None:

@@ -18,14 +18,28 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, WebSocket
 from starlette.websockets import WebSocketState
 
+from bevforge import messages
 from bevforge.api.auth_hook import authenticate_ws, origin_allowed, presented_token
 from bevforge.api.deps import runtime_of
-from bevforge.api.errors import JSONResponse, error_body
+from bevforge.api.errors import error_response
 from bevforge.api.livefeed import Interest, reply
-from bevforge.api.ws_protocol import FrameError, Protocol, RateLimiter, parse_frame
+from bevforge.api.ws_protocol import Protocol, RateLimiter, parse_frame
 from bevforge.bus import Subscriber, SubscriberClosed
-from bevforge.domain import Actor, iso, utcnow
-from bevforge.errors import BevForgeError
+from bevforge.domain import Actor
+from bevforge.errors import (
+    AUTH_REQUIRED,
+    AUTH_TIMEOUT,
+    FORBIDDEN_ORIGIN,
+    INTERNAL_ERROR,
+    INVALID_MESSAGE,
+    RATE_LIMITED,
+    UNAUTHORIZED,
+    BevForgeError,
+    Forbidden,
+    Malformed,
+    TooManyRequests,
+    Unauthorized,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -65,8 +79,8 @@ async def live(websocket: WebSocket) -> None:
     runtime = runtime_of(websocket)
     settings = runtime.config.realtime
     if not origin_allowed(websocket):
-        await _refuse(websocket, 403, "forbidden_origin",
-                      f"origin {websocket.headers.get('origin')!r} is not allowed to open /ws")
+        await _refuse(websocket, Forbidden(f"origin {websocket.headers.get('origin')!r} is not allowed to open /ws",
+                                           code=FORBIDDEN_ORIGIN))
         return
     hub = hub_of(websocket.app)
     if not hub.reserve(settings.max_connections):
@@ -78,7 +92,7 @@ async def live(websocket: WebSocket) -> None:
         token = presented_token(websocket)
         actor = await authenticate_ws(websocket, token)
         if actor is None and token is not None:
-            await _refuse(websocket, 401, "unauthorized", "the presented credentials were not accepted")
+            await _refuse(websocket, Unauthorized("the presented credentials were not accepted", code=UNAUTHORIZED))
             return
         connection = Connection(websocket, runtime, actor)
         hub.connections[connection.client_id] = connection
@@ -90,12 +104,13 @@ async def live(websocket: WebSocket) -> None:
         hub.release()
 
 
-async def _refuse(websocket: WebSocket, status: int, code: str, message: str) -> None:
-    """Refuse a handshake with an HTTP answer in the API's error format (or a bare 403)."""
+async def _refuse(websocket: WebSocket, exc: BevForgeError) -> None:
+    """Refuse a handshake with the REST translator's answer (or a bare 403 close where the server
+    cannot send an HTTP answer on a WebSocket handshake)."""
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        await websocket.send_denial_response(JSONResponse(error_body(code, message), status_code=status))
+        await websocket.send_denial_response(error_response(exc))
     else:
-        await websocket.close(CLOSE_POLICY, message)
+        await websocket.close(CLOSE_POLICY, exc.message)
 
 
 class Connection:
@@ -132,7 +147,8 @@ class Connection:
         if self.actor is None:
             await asyncio.sleep(self.runtime.config.auth.ws_auth_grace_s)
             if self.actor is None:
-                self.subscriber.push(reply("error", code="auth_timeout", message="not authenticated in time"))
+                self.subscriber.push(reply(messages.error_of(Unauthorized("not authenticated in time",
+                                                                          code=AUTH_TIMEOUT))))
                 self._close(CLOSE_POLICY, "authentication timeout")
                 self._ended.set()
                 return
@@ -142,8 +158,8 @@ class Connection:
         loop = asyncio.get_running_loop()
         await self.websocket.accept()
         self.last_seen = loop.time()
-        self.subscriber.push(reply("connected", clientId=self.client_id, authenticated=self.actor is not None,
-                                   serverTime=iso(utcnow()), seq=self.runtime.bus.last_seq))
+        self.subscriber.push(reply(messages.connected(self.client_id, self.actor is not None,
+                                                      self.runtime.bus.last_seq)))
         tasks = [asyncio.create_task(self._receive(), name=f"{self.client_id}-receive"),
                  asyncio.create_task(self._send(), name=f"{self.client_id}-send"),
                  asyncio.create_task(self._heartbeat(), name=f"{self.client_id}-heartbeat"),
@@ -199,43 +215,41 @@ class Connection:
                         self._close(CLOSE_POLICY, f"abuse: sustained rate over {self.settings.max_messages_per_s:g} "
                                     "messages/s")
                         return
-                    raise FrameError("rate_limited", f"over {self.settings.max_messages_per_s:g} messages/s; "
-                                     "this message was ignored")
+                    raise TooManyRequests(f"over {self.settings.max_messages_per_s:g} messages/s; "
+                                          "this message was ignored", code=RATE_LIMITED)
                 text = message.get("text")
                 if text is None:
-                    raise FrameError("invalid_message", "binary frames are not supported; send JSON text")
+                    raise Malformed("binary frames are not supported; send JSON text", code=INVALID_MESSAGE)
                 frame = parse_frame(text, max_bytes)
                 if self.actor is None:
                     if not await self._authenticate(frame):
                         return
                     continue
                 await self.protocol.handle(frame)
-            except FrameError as exc:
-                self.subscriber.push(reply("error", **exc.frame()))
-            except BevForgeError as exc:  # a typed core refusal, e.g. store_unavailable
-                self.subscriber.push(reply("error", code=exc.code, message=exc.message))
+            except BevForgeError as exc:  # the one /ws translator: a typed error becomes an error frame
+                self.subscriber.push(reply(messages.error_of(exc)))
             except Exception:  # a bug must cost one frame, never the connection or a traceback
                 log.exception("%s: unexpected error handling a frame", self.client_id)
-                self.subscriber.push(reply("error", code="internal_error",
-                                           message="internal error; see the server log"))
+                self.subscriber.push(reply(messages.error(INTERNAL_ERROR, "internal error; see the server log")))
 
     async def _authenticate(self, frame: dict[str, Any]) -> bool:
         """Before credentials, the only frame accepted is `{"type":"auth","token":...}`."""
         token = frame.get("token")
         if frame["type"] != "auth" or not isinstance(token, str) or not token:
-            self.subscriber.push(reply("error", code="auth_required",
-                                       message='send {"type":"auth","token":...} first'))
+            self.subscriber.push(reply(messages.error_of(Unauthorized('send {"type":"auth","token":...} first',
+                                                                      code=AUTH_REQUIRED))))
             self._close(CLOSE_POLICY, "authentication required")
             return False
         actor = await authenticate_ws(self.websocket, token)
         if actor is None:
-            self.subscriber.push(reply("error", code="unauthorized", message="the token was not accepted"))
+            self.subscriber.push(reply(messages.error_of(Unauthorized("the token was not accepted",
+                                                                      code=UNAUTHORIZED))))
             self._close(CLOSE_POLICY, "credentials refused")
             return False
         self.actor = self.protocol.actor = actor
         self.interest.signed_in(actor)
         self._watch_credential()
-        self.subscriber.push(reply("authenticated", user=actor.user, role=actor.role))
+        self.subscriber.push(reply(messages.authenticated_as(actor.user, actor.role)))
         return True
 
     async def _heartbeat(self) -> None:
@@ -248,6 +262,6 @@ class Connection:
                 self._close(CLOSE_IDLE, f"idle: no message from the client for {idle:g} s")
                 return
             if now >= next_ping:
-                self.subscriber.push(reply("ping", timestamp=iso(utcnow())))
+                self.subscriber.push(reply(messages.ping()))
                 next_ping = now + interval
             await asyncio.sleep(max(0.0, min(next_ping, self.last_seen + idle) - now))

@@ -1,19 +1,26 @@
 """The seed's /ws message protocol: what each client frame means and how it is answered.
 
 Transport-free: frames come in as text, answers go out through the connection's bus Subscriber
-(so replies, snapshots and live events leave in one order, from one sender). A bad frame raises
-FrameError, which the connection turns into an `{"type":"error",...}` frame and stays open.
+(so replies, snapshots and live events leave in one order, from one sender). Each message type is
+registered once, with the pydantic schema of the frame it accepts (`@handles("subscribe", SubscribeIn)`):
+adding a message type is one schema and one function. A frame that breaks its schema, or that a
+handler refuses, raises a typed `BevForgeError`; the connection turns it into the one error frame
+(`messages.error_of`) and stays open.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, StrictInt, ValidationError, WrapValidator, model_validator
+from pydantic_core import PydanticCustomError
 
-from bevforge import permissions
+from bevforge import messages, permissions
+from bevforge.api.errors import field_path
 from bevforge.api.livefeed import (
     CHANNELS,
     Interest,
@@ -22,37 +29,164 @@ from bevforge.api.livefeed import (
     reply,
     telemetry_snapshot,
 )
-from bevforge.commands import MAX_COMMAND_ID, CommandRejected
-from bevforge.domain import Actor, iso, utcnow
+from bevforge.commands import MAX_COMMAND_ID
+from bevforge.domain import Actor
+from bevforge.errors import (
+    ALREADY_AUTHENTICATED,
+    INVALID_COMMAND_ID,
+    INVALID_FIELD,
+    INVALID_JSON,
+    INVALID_MESSAGE,
+    MISSING_FIELD,
+    TOO_LARGE,
+    TOO_MANY_SUBSCRIPTIONS,
+    UNKNOWN_CHANNEL,
+    UNKNOWN_ENDPOINT,
+    UNKNOWN_FIELD,
+    UNKNOWN_TYPE,
+    BevForgeError,
+    Conflict,
+    Invalid,
+    Malformed,
+    TooLarge,
+    TooManyRequests,
+)
 
 if TYPE_CHECKING:
     from bevforge.bus import Subscriber
     from bevforge.config import RealtimeSettings
     from bevforge.runtime import Runtime
 
-FIELDS = {
-    "ping": set(), "pong": set(), "auth": {"token"},
-    "subscribe": {"channel", "endpointIds", "commandIds"}, "unsubscribe": {"channel", "endpointIds", "commandIds"},
-    "command": {"endpointId", "value", "commandId"},
-}
+# Old name of the error a frame raises; every typed error is one now.
+FrameError = BevForgeError
 
 
-class FrameError(Exception):
-    """A client frame that cannot be honoured; becomes an error frame, the connection stays open."""
+# -- schemas of the client frames ----------------------------------------------------------------
 
-    def __init__(self, code: str, message: str, field: str | None = None, **extra: Any) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.field = field
-        self.extra = extra
+def refuse(code: str, message: str) -> WrapValidator:
+    """Any failure of the field's own validation is reported as `code` with `message` (the words and
+    code docs/protocol.md promise), instead of pydantic's generic ones."""
 
-    def frame(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.field is not None:
-            out["field"] = self.field
-        out.update(self.extra)
-        return out
+    def wrap(value: Any, handler: Callable[[Any], Any]) -> Any:
+        try:
+            return handler(value)
+        except (ValidationError, ValueError):
+            raise PydanticCustomError(code, message) from None
+
+    return WrapValidator(wrap)
+
+
+def _present_list(value: list[Any] | None) -> list[Any]:
+    if not value:  # explicit null or []: a list of ids must name at least one
+        raise ValueError("empty")
+    return list(dict.fromkeys(value))  # each id once, in the order given
+
+
+def _command_id(value: str) -> str:
+    if not value.strip() or len(value) > MAX_COMMAND_ID:
+        raise ValueError("blank or too long")
+    return value
+
+
+def _channel(value: Any) -> str:
+    if not isinstance(value, str) or value not in CHANNELS:
+        raise PydanticCustomError(UNKNOWN_CHANNEL, "unknown channel {channel}; expected one of {choices}",
+                                  {"channel": repr(value), "choices": ", ".join(CHANNELS)})
+    return value
+
+
+Channel = Annotated[Any, AfterValidator(_channel)]
+EndpointIds = Annotated[list[StrictInt] | None, AfterValidator(_present_list),
+                        refuse(INVALID_FIELD, "endpointIds must be a non-empty list of integers")]
+CommandIds = Annotated[list[Annotated[str, AfterValidator(_command_id)]] | None, AfterValidator(_present_list),
+                       refuse(INVALID_FIELD, f"commandIds must be a non-empty list of strings of at most "
+                                             f"{MAX_COMMAND_ID} characters")]
+CommandId = Annotated[str | None, AfterValidator(lambda v: v if v is None else _command_id(v)),
+                      refuse(INVALID_COMMAND_ID,
+                             f"commandId must be a non-empty string of at most {MAX_COMMAND_ID} characters")]
+
+
+class Frame(BaseModel):
+    """A client frame: only its own fields (an unknown one is `unknown_field`), ids strictly typed."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class PingIn(Frame):
+    pass
+
+
+class PongIn(Frame):
+    pass
+
+
+class AuthIn(Frame):
+    token: Any = None
+
+
+class SubscribeIn(Frame):
+    channel: Channel
+    endpointIds: EndpointIds = None
+    commandIds: CommandIds = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ids_fit_channel(cls, data: Any) -> Any:
+        """endpointIds belong to telemetry, commandIds to commands, neither to alarms (`unknown_field`)."""
+        if not isinstance(data, dict) or set(data) - set(cls.model_fields) or data.get("channel") not in CHANNELS:
+            return data  # unknown fields and channels are reported by the fields themselves
+        channel = data["channel"]
+        stray = {"telemetry": "commandIds", "commands": "endpointIds", "alarms": None}[channel]
+        for key in ("endpointIds", "commandIds"):
+            if key in data and (key == stray or channel == "alarms"):
+                raise PydanticCustomError(UNKNOWN_FIELD, "{key} does not apply to the {channel} channel",
+                                          {"key": key, "channel": channel, "field": key})
+        return data
+
+
+class UnsubscribeIn(SubscribeIn):
+    pass
+
+
+class CommandIn(Frame):
+    endpointId: Any
+    value: Any
+    commandId: CommandId = None
+
+
+# -- the registry --------------------------------------------------------------------------------
+
+Handler = Callable[["Protocol", Any], Awaitable[None]]
+HANDLERS: dict[str, tuple[type[Frame], Handler]] = {}
+
+
+def handles(kind: str, schema: type[Frame]) -> Callable[[Handler], Handler]:
+    """Register the handler of client frames of `type` `kind`, which must fit `schema`."""
+
+    def register(handler: Handler) -> Handler:
+        HANDLERS[kind] = (schema, handler)
+        return handler
+
+    return register
+
+
+def schema_error(kind: str, exc: ValidationError) -> BevForgeError:
+    """The first thing wrong with a frame, as the error docs/protocol.md lists for it.
+
+    Unknown fields are reported first (alphabetically), then missing and wrong ones in field order.
+    """
+    problems = exc.errors(include_url=False)
+    extra = sorted((e for e in problems if e["type"] == "extra_forbidden"), key=lambda e: str(e["loc"]))
+    first = extra[0] if extra else problems[0]
+    context = first.get("ctx") or {}
+    field = context.get("field") or field_path(first["loc"]) or None
+    if first["type"] == "extra_forbidden":
+        return Invalid(f"unknown field {field!r} in a {kind} message", code=UNKNOWN_FIELD, field=field)
+    if first["type"] == "missing":
+        return Invalid(f"{field} is required", code=MISSING_FIELD, field=field)
+    if first["type"] in (UNKNOWN_CHANNEL, UNKNOWN_FIELD, INVALID_FIELD, INVALID_COMMAND_ID):
+        return Invalid(first["msg"], code=first["type"], field=field)
+    return Invalid(f"{field}: {first['msg']}", code=INVALID_FIELD, field=field)
 
 
 class RateLimiter:
@@ -90,27 +224,32 @@ class RateLimiter:
 
 
 def parse_frame(text: str, max_bytes: int) -> dict[str, Any]:
-    """Text → a known message with only its known fields, or FrameError naming the problem."""
+    """Text → a registered message with only its schema's fields, or a typed error naming the problem.
+
+    Only the envelope is checked here (size, JSON, `type`, field names): the rest of the schema is
+    checked when the frame is handled, so an unauthenticated client learns only that it must sign in.
+    """
     size = len(text.encode())
     if size > max_bytes:
-        raise FrameError("too_large", f"message of {size} bytes is over the limit of {max_bytes}")
+        raise TooLarge(f"message of {size} bytes is over the limit of {max_bytes}", code=TOO_LARGE)
     try:
         message = orjson.loads(text)
     except orjson.JSONDecodeError:
-        raise FrameError("invalid_json", "message is not valid JSON") from None
+        raise Malformed("message is not valid JSON", code=INVALID_JSON) from None
     if not isinstance(message, dict):
-        raise FrameError("invalid_message", "a message must be a JSON object with a \"type\"")
+        raise Malformed("a message must be a JSON object with a \"type\"", code=INVALID_MESSAGE)
     kind = message.get("type")
     if not isinstance(kind, str):
-        raise FrameError("invalid_field" if "type" in message else "missing_field",
-                         "type must be a string" if "type" in message else "type is required", "type")
-    if kind not in FIELDS:
-        raise FrameError("unknown_type", f"unknown message type {kind!r}; expected one of "
-                         + ", ".join(sorted(FIELDS)), "type")
-    unknown = set(message) - FIELDS[kind] - {"type"}
+        if "type" in message:
+            raise Invalid("type must be a string", code=INVALID_FIELD, field="type")
+        raise Invalid("type is required", code=MISSING_FIELD, field="type")
+    if kind not in HANDLERS:
+        raise Invalid(f"unknown message type {kind!r}; expected one of " + ", ".join(sorted(HANDLERS)),
+                      code=UNKNOWN_TYPE, field="type")
+    unknown = set(message) - set(HANDLERS[kind][0].model_fields) - {"type"}
     if unknown:
         key = sorted(unknown)[0]
-        raise FrameError("unknown_field", f"unknown field {key!r} in a {kind} message", key)
+        raise Invalid(f"unknown field {key!r} in a {kind} message", code=UNKNOWN_FIELD, field=key)
     return message
 
 
@@ -126,99 +265,69 @@ class Protocol:
         self.out = subscriber.push
 
     async def handle(self, message: dict[str, Any]) -> None:
+        """Check `message` against its type's schema and run that type's handler."""
         kind = message["type"]
-        if kind == "ping":
-            self.out(reply("pong", timestamp=iso(utcnow())))
-        elif kind == "pong":
-            pass  # an answer to our heartbeat: receiving it already counted as life
-        elif kind == "subscribe":
-            await self._subscribe(message)
-        elif kind == "unsubscribe":
-            self._unsubscribe(message)
-        elif kind == "command":
-            await self._command(message)
-        elif kind == "auth":
-            raise FrameError("already_authenticated", f"this connection is already authenticated as {self.actor.user}")
+        schema, handler = HANDLERS[kind]
+        try:
+            frame = schema.model_validate({k: v for k, v in message.items() if k != "type"})
+        except ValidationError as exc:
+            raise schema_error(kind, exc) from None
+        await handler(self, frame)
 
     # -- subscriptions ---------------------------------------------------------------------
 
-    def _channel(self, message: dict[str, Any]) -> str:
-        channel = message.get("channel")
-        if channel is None:
-            raise FrameError("missing_field", "channel is required", "channel")
-        if not isinstance(channel, str) or channel not in CHANNELS:
-            raise FrameError("unknown_channel", f"unknown channel {channel!r}; expected one of {', '.join(CHANNELS)}",
-                             "channel")
-        stray = {"telemetry": "commandIds", "commands": "endpointIds", "alarms": None}[channel]
-        for key in ("endpointIds", "commandIds"):
-            if key in message and (key == stray or channel == "alarms"):
-                raise FrameError("unknown_field", f"{key} does not apply to the {channel} channel", key)
-        return channel
-
-    def _endpoint_ids(self, message: dict[str, Any]) -> list[int] | None:
-        if "endpointIds" not in message:
+    def _endpoint_ids(self, frame: SubscribeIn) -> list[int] | None:
+        ids = frame.endpointIds
+        if ids is None:
             return None
-        ids = message["endpointIds"]
-        if not isinstance(ids, list) or not ids or any(isinstance(i, bool) or not isinstance(i, int) for i in ids):
-            raise FrameError("invalid_field", "endpointIds must be a non-empty list of integers", "endpointIds")
         endpoints = self.runtime.plant.endpoints
         unknown = [i for i in ids if i not in endpoints or not self.interest.visible(endpoints[i].node)]
         if unknown:
-            raise FrameError("unknown_endpoint", "no endpoint with id " + ", ".join(map(str, unknown)),
-                             "endpointIds", endpointIds=unknown)
-        return list(dict.fromkeys(ids))
-
-    def _command_ids(self, message: dict[str, Any]) -> list[str] | None:
-        if "commandIds" not in message:
-            return None
-        ids = message["commandIds"]
-        if (not isinstance(ids, list) or not ids
-                or any(not isinstance(i, str) or not i.strip() or len(i) > MAX_COMMAND_ID for i in ids)):
-            raise FrameError("invalid_field", f"commandIds must be a non-empty list of strings of at most "
-                             f"{MAX_COMMAND_ID} characters", "commandIds")
-        return list(dict.fromkeys(ids))
+            raise Invalid("no endpoint with id " + ", ".join(map(str, unknown)), code=UNKNOWN_ENDPOINT,
+                          field="endpointIds", endpointIds=unknown)
+        return ids
 
     def _check_room(self, adding: int) -> None:
         limit = self.settings.max_subscriptions
         if self.interest.count + adding > limit:
-            raise FrameError("too_many_subscriptions",
-                             f"at most {limit} subscriptions per connection; this one holds {self.interest.count}",
-                             limit=limit, subscriptions=self.interest.count)
+            raise TooManyRequests(f"at most {limit} subscriptions per connection; this one holds "
+                                  f"{self.interest.count}", code=TOO_MANY_SUBSCRIPTIONS, limit=limit,
+                                  subscriptions=self.interest.count)
 
-    async def _subscribe(self, message: dict[str, Any]) -> None:
-        channel = self._channel(message)
+    async def subscribe(self, frame: SubscribeIn) -> None:
+        channel = frame.channel
         interest = self.interest
         if channel == "telemetry":
-            ids = self._endpoint_ids(message)
+            ids = self._endpoint_ids(frame)
             if ids is None:
                 self._check_room(0 if interest.all_telemetry else 1)
                 interest.all_telemetry = True
                 endpoints = self.runtime.plant.endpoints.values()
                 ids = [e.id for e in permissions.visible_endpoints(interest.actor, endpoints)]
-                self._ack("subscribed", channel)
+                self._ack(messages.SUBSCRIBED, channel)
             else:
                 self._check_room(len(set(ids) - interest.endpoints))
                 interest.endpoints.update(ids)
-                self._ack("subscribed", channel, endpointIds=ids)
+                self._ack(messages.SUBSCRIBED, channel, endpointIds=ids)
             for event in telemetry_snapshot(self.runtime, ids):
                 self.out(event)
         elif channel == "alarms":
             self._check_room(0 if interest.alarms else 1)
             interest.alarms = True
-            self._ack("subscribed", channel)
+            self._ack(messages.SUBSCRIBED, channel)
             for event in alarm_snapshot(self.runtime, interest):
                 self.out(event)
         else:
-            ids = self._command_ids(message)
-            if ids is None:
+            command_ids = frame.commandIds
+            if command_ids is None:
                 self._check_room(0 if interest.all_commands else 1)
                 interest.all_commands = True
-                self._ack("subscribed", channel)
+                self._ack(messages.SUBSCRIBED, channel)
                 return
-            self._check_room(len(set(ids) - interest.commands))
-            interest.commands.update(ids)
-            self._ack("subscribed", channel, commandIds=ids)
-            for command_id in ids:
+            self._check_room(len(set(command_ids) - interest.commands))
+            interest.commands.update(command_ids)
+            self._ack(messages.SUBSCRIBED, channel, commandIds=command_ids)
+            for command_id in command_ids:
                 await self._present(command_id, interest.commands)
 
     async def _present(self, command_id: str, followed: set[str]) -> None:
@@ -233,16 +342,16 @@ class Protocol:
         if command.status.is_final:
             followed.discard(command_id)
 
-    def _unsubscribe(self, message: dict[str, Any]) -> None:
-        channel = self._channel(message)
+    def unsubscribe(self, frame: UnsubscribeIn) -> None:
+        channel = frame.channel
         interest = self.interest
         if channel == "telemetry":
-            self._drop(channel, "endpointIds", self._endpoint_ids(message), interest.endpoints, "all_telemetry")
+            self._drop(channel, "endpointIds", self._endpoint_ids(frame), interest.endpoints, "all_telemetry")
         elif channel == "alarms":
             interest.alarms = False
-            self._ack("unsubscribed", channel)
+            self._ack(messages.UNSUBSCRIBED, channel)
         else:
-            self._drop(channel, "commandIds", self._command_ids(message), interest.commands, "all_commands")
+            self._drop(channel, "commandIds", frame.commandIds, interest.commands, "all_commands")
 
     def _drop(self, channel: str, key: str, ids: list[Any] | None, followed: set[Any],
               whole: Literal["all_telemetry", "all_commands"]) -> None:
@@ -251,38 +360,63 @@ class Protocol:
         if ids is None:
             setattr(self.interest, whole, False)
             followed.clear()
-            self._ack("unsubscribed", channel)
+            self._ack(messages.UNSUBSCRIBED, channel)
         else:
             followed.difference_update(ids)
-            self._ack("unsubscribed", channel, **{key: ids})
+            self._ack(messages.UNSUBSCRIBED, channel, **{key: ids})
 
     def _ack(self, kind: str, channel: str, **ids: Any) -> None:
-        self.out(reply(kind, channel=channel, **ids, subscriptions=self.interest.count))
+        self.out(reply(messages.subscription(kind, channel, self.interest.count, **ids)))
 
     # -- commands --------------------------------------------------------------------------
 
-    async def _command(self, message: dict[str, Any]) -> None:
+    async def command(self, frame: CommandIn) -> None:
         """The same pipeline as POST /api/os/command; the sender follows the command's statuses."""
-        for key in ("endpointId", "value"):
-            if key not in message:
-                raise FrameError("missing_field", f"{key} is required", key)
-        command_id = message.get("commandId")
-        if command_id is None:
-            command_id = str(uuid.uuid4())
-        elif not isinstance(command_id, str) or not command_id.strip() or len(command_id) > MAX_COMMAND_ID:
-            raise FrameError("invalid_command_id",
-                             f"commandId must be a non-empty string of at most {MAX_COMMAND_ID} characters",
-                             "commandId")
-        endpoint_id = message["endpointId"]  # role and node are the command service's to check
+        command_id = frame.commandId if frame.commandId is not None else str(uuid.uuid4())
+        endpoint_id = frame.endpointId  # role and node are the command service's to check
         followed = self.interest.sent
         already = command_id in followed
         followed.add(command_id)  # before submit: its first status is published inside submit()
         try:
             command, created = await self.runtime.commands.submit(
-                endpoint_id, message["value"], command_id, actor=self.actor, origin="ws")
-        except CommandRejected as exc:
+                endpoint_id, frame.value, command_id, actor=self.actor, origin="ws")
+        except BevForgeError as exc:
             if not already:
                 followed.discard(command_id)
-            raise FrameError(exc.code, exc.message, exc.field, commandId=command_id) from None
+            exc.extra["commandId"] = command_id
+            raise
         if not created:  # a repeated commandId: idempotent, answer with where that command stands
             await self._present(command.id, followed)
+
+
+# -- the handlers, one per message type ----------------------------------------------------------
+
+@handles("ping", PingIn)
+async def _ping(protocol: Protocol, _frame: PingIn) -> None:
+    protocol.out(reply(messages.pong()))
+
+
+@handles("pong", PongIn)
+async def _pong(_protocol: Protocol, _frame: PongIn) -> None:
+    """An answer to our heartbeat: receiving it already counted as life."""
+
+
+@handles("auth", AuthIn)
+async def _auth(protocol: Protocol, _frame: AuthIn) -> None:
+    """Credentials are taken before the first handled frame (`Connection`); a second time is refused."""
+    raise Conflict(f"this connection is already authenticated as {protocol.actor.user}", code=ALREADY_AUTHENTICATED)
+
+
+@handles("subscribe", SubscribeIn)
+async def _subscribe(protocol: Protocol, frame: SubscribeIn) -> None:
+    await protocol.subscribe(frame)
+
+
+@handles("unsubscribe", UnsubscribeIn)
+async def _unsubscribe(protocol: Protocol, frame: UnsubscribeIn) -> None:
+    protocol.unsubscribe(frame)
+
+
+@handles("command", CommandIn)
+async def _command(protocol: Protocol, frame: CommandIn) -> None:
+    await protocol.command(frame)

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import make_transient
 from sqlmodel import select
 
-from bevforge.domain import CommandStatus, Value, iso
+from bevforge import messages
+from bevforge.domain import CommandStatus, Value
 from bevforge.store.tables import AuditRow, CommandRow
 
 if TYPE_CHECKING:
@@ -48,25 +49,7 @@ class Command:
     reasons: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "commandId": self.id,
-            "endpointId": self.endpoint_id,
-            "value": self.requested_value,
-            "requestedValue": self.requested_value,
-            "status": self.status.value,
-            "actualValue": self.actual_value,
-            "error": self.error,
-            "reasons": self.reasons,
-            "user": self.user,
-            "station": self.station,
-            "origin": self.origin,
-            "createdAt": iso(self.created_at),
-            "queuedAt": iso(self.queued_at),
-            "sentAt": iso(self.sent_at),
-            "ackedAt": iso(self.acked_at),
-            "completedAt": iso(self.completed_at),
-            "updatedAt": iso(self.updated_at),
-        }
+        return messages.command_view(self)
 
     def row(self) -> CommandRow:
         return CommandRow(

@@ -21,12 +21,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from bevforge import interlocks
+from bevforge import interlocks, messages
 from bevforge.audit import entry
 from bevforge.bus import COMMAND_STATUS, EventBus
 from bevforge.commands.record import Command, CommandLog, audit_value, shown_value
 from bevforge.devices import DeviceError, Driver
-from bevforge.domain import Actor, CommandStatus, DataType, Quality, Value, iso, utcnow
+from bevforge.domain import Actor, CommandStatus, DataType, Quality, Value, utcnow
 
 if TYPE_CHECKING:
     from bevforge.audit import AuditLog
@@ -219,21 +219,8 @@ class CommandRunner:
             self.trip_done(command, status, error)
 
     def status_frame(self, command: Command) -> tuple[dict[str, Any], str]:
-        """The `command_status` event of `command` as it is now, and the node it belongs to."""
-        payload = {
-            "type": COMMAND_STATUS,
-            "commandId": command.id,
-            "status": command.status.value,
-            "actualValue": command.actual_value,
-            "completedAt": iso(command.completed_at or command.updated_at),
-            "endpointId": command.endpoint_id,
-            "requestedValue": command.requested_value,
-            "error": command.error,
-            "reasons": list(command.reasons),
-            "user": command.user,
-            "origin": command.origin,
-        }
-        return payload, self.plant.endpoints[command.endpoint_id].node
+        """The `command_status` event of `command` as it is now (built by `messages`), and its node."""
+        return messages.command_status(command), self.plant.endpoints[command.endpoint_id].node
 
     def publish(self, command: Command) -> None:
         """Push `command`'s status now (the caller has stored it already)."""

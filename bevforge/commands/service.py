@@ -1,9 +1,10 @@
 """The command pipeline's front door: validate → interlocks → queued (or blocked), and interlock trips.
 
 A command request from the UI, REST or `/ws` enters here. A request that is wrong in itself is
-refused (`CommandRejected`, a 4xx); one blocked by an interlock is stored as `blocked` with its
-reasons and never reaches a device; an allowed one is stored `queued` and handed to its output's
-worker. An interlock trip enters the same way, with the output's safe value and no interlock check.
+refused with a typed error (`Invalid`, or `NotFound` for no such endpoint); one blocked by an
+interlock is stored as `blocked` with its reasons and never reaches a device; an allowed one is
+stored `queued` and handed to its output's worker. An interlock trip enters the same way, with the
+output's safe value and no interlock check.
 The service is composed at construction time: a `CommandLog` (the stored record and lookups,
 `record.py`) and a `CommandRunner` (the lifecycle after queueing, `runner.py`), each handed its
 collaborators in `__init__`; the service forwards to them and never reaches into their insides.
@@ -32,7 +33,21 @@ from bevforge.domain import (
     coerce_value,
     utcnow,
 )
-from bevforge.errors import COMMAND_ID_IN_USE, FORBIDDEN
+from bevforge.errors import (
+    COMMAND_ID_IN_USE,
+    FORBIDDEN,
+    INVALID_COMMAND_ID,
+    INVALID_ENDPOINT_ID,
+    INVALID_VALUE,
+    NOT_WRITABLE,
+    OUT_OF_RANGE,
+    UNKNOWN_ENDPOINT,
+    BevForgeError,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+)
 from bevforge.store.faults import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -52,16 +67,9 @@ log = logging.getLogger(__name__)
 MAX_COMMAND_ID = 64
 
 
-class CommandRejected(Exception):
-    """The request itself is wrong (4xx): `field` names what, `status` is the HTTP code."""
-
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.field = field
-
+# A request wrong in itself is refused with a typed error (`Invalid`, or `NotFound` for an endpoint
+# that does not exist); the old name still catches every one of them.
+CommandRejected = BevForgeError
 
 
 class CommandService:
@@ -116,35 +124,35 @@ class CommandService:
                      check_interlocks: bool = True) -> tuple[Command, bool]:
         """Run a command request through validation and interlocks; return (command, created).
 
-        Raises CommandRejected for requests that are wrong in themselves (unknown endpoint, not
-        writable, bad value) or not the actor's to make (a viewer; another node's endpoint looks
-        unknown). A request blocked by an interlock is *not* an exception: it is a stored command
-        with status `blocked` and its reasons. A `commandId` already used for a command the actor
-        may not see is refused as taken (409), never answered with that command.
+        Raises `Invalid` / `NotFound` / `Forbidden` / `Conflict` (old name: CommandRejected) for
+        requests that are wrong in themselves (unknown endpoint, not writable, bad value) or not the
+        actor's to make (a viewer; another node's endpoint looks unknown). A request blocked by an
+        interlock is *not* an exception: it is a stored command with status `blocked` and its
+        reasons. A `commandId` already used for a command the actor may not see is refused as taken
+        (409), never answered with that command.
         """
         actor = actor or Actor()
         command_id = self._check_command_id(command_id)
         if not permissions.has_role(actor, permissions.OPERATOR):
-            raise CommandRejected(403, FORBIDDEN, f"a {actor.role} may not send commands", "endpointId")
+            raise Forbidden(f"a {actor.role} may not send commands", code=FORBIDDEN, field="endpointId")
         if command_id is not None:
             existing = await self.record.find(command_id)
             if existing is None and command_id in self._submitting:
                 existing = await asyncio.shield(self._submitting[command_id])
             if existing is not None:
                 if not permissions.may_see_command(actor, self.config, existing):
-                    raise CommandRejected(409, COMMAND_ID_IN_USE,
-                                          f"commandId {command_id!r} is already in use; send a new one", "commandId")
+                    raise Conflict(f"commandId {command_id!r} is already in use; send a new one",
+                                   code=COMMAND_ID_IN_USE, field="commandId")
                 return existing, False
         endpoint = self._check_endpoint(endpoint_id, actor)
         try:
             value = coerce_value(value, endpoint.data_type)
         except InvalidValue as exc:
-            raise CommandRejected(422, "invalid_value", exc.message, "value") from None
+            raise Invalid(exc.message, code=INVALID_VALUE, field="value") from None
         if endpoint.range is not None and not endpoint.range.min <= float(value) <= endpoint.range.max:
-            raise CommandRejected(
-                422, "out_of_range",
+            raise Invalid(
                 f"value {value} is outside {endpoint.name}'s range {endpoint.range.min:g}…{endpoint.range.max:g}",
-                "value",
+                code=OUT_OF_RANGE, field="value",
             )
         now = utcnow()
         command = Command(
@@ -197,20 +205,20 @@ class CommandService:
         if command_id is None:
             return None
         if not isinstance(command_id, str) or not command_id.strip():
-            raise CommandRejected(422, "invalid_command_id", "commandId must be a non-empty string", "commandId")
+            raise Invalid("commandId must be a non-empty string", code=INVALID_COMMAND_ID, field="commandId")
         if len(command_id) > MAX_COMMAND_ID:
-            raise CommandRejected(422, "invalid_command_id",
-                                  f"commandId must be at most {MAX_COMMAND_ID} characters", "commandId")
+            raise Invalid(f"commandId must be at most {MAX_COMMAND_ID} characters", code=INVALID_COMMAND_ID,
+                          field="commandId")
         return command_id
 
     def _check_endpoint(self, endpoint_id: Any, actor: Actor) -> Endpoint:
         if isinstance(endpoint_id, bool) or not isinstance(endpoint_id, int):
-            raise CommandRejected(422, "invalid_endpoint_id", "endpointId must be an integer", "endpointId")
+            raise Invalid("endpointId must be an integer", code=INVALID_ENDPOINT_ID, field="endpointId")
         endpoint = self.plant.endpoints.get(endpoint_id)
         if endpoint is None or not permissions.may_operate(actor, endpoint):
-            raise CommandRejected(404, "unknown_endpoint", f"no endpoint with id {endpoint_id}", "endpointId")
+            raise NotFound(f"no endpoint with id {endpoint_id}", code=UNKNOWN_ENDPOINT, field="endpointId")
         if not endpoint.writable:
-            raise CommandRejected(422, "not_writable", f"endpoint {endpoint.name} is read-only", "endpointId")
+            raise Invalid(f"endpoint {endpoint.name} is read-only", code=NOT_WRITABLE, field="endpointId")
         return endpoint
 
     async def _store_new(self, command: Command, audit: AuditRow | None) -> None:

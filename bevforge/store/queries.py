@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 
 from bevforge.csv_cells import safe_cell
 from bevforge.domain import epoch_time, plain_value
+from bevforge.messages import iso
 from bevforge.store.tables import TelemetryReading, TelemetryRollup
 
 if TYPE_CHECKING:
@@ -166,16 +167,10 @@ def export_csv(engine: Engine, endpoint_id: int, name: str, unit: str, since: da
     writer = csv.writer(buffer)
     writer.writerow(["timestamp_utc", "endpoint_id", "endpoint", "value", "unit", "quality", "source_timestamp_utc"])
     for server_time, value, quality, source_time in readings(engine, endpoint_id, since, until):
-        writer.writerow([_iso(server_time), endpoint_id, safe_cell(name), "" if value is None else repr(value),
+        writer.writerow([iso(server_time), endpoint_id, safe_cell(name), "" if value is None else repr(value),
                          safe_cell(unit), quality,
-                         _iso(source_time) if source_time else ""])
+                         iso(source_time) if source_time else ""])
     return buffer.getvalue()
-
-
-def _iso(ts: datetime) -> str:
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class HistoryReader:

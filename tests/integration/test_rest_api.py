@@ -137,6 +137,22 @@ async def test_command_request_errors(server: LiveServer) -> None:
     assert (await server.http.get("/api/os/commands", params={"status": "bogus"})).json()["field"] == "status"
 
 
+async def test_a_command_body_is_read_only_as_json(server: LiveServer) -> None:
+    """The declared body model: a text/plain, form or untyped body (what a page on another site can post
+    without a preflight) is refused (415, by the OriginGuard) before it reaches the pipeline; a Bearer-token
+    script's JSON with no Content-Type still works."""
+    body = b'{"endpointId": %d, "value": true}' % HLT_HEATER
+    for content_type in ("text/plain", "application/x-www-form-urlencoded"):
+        r = await server.http.post("/api/os/command", content=body, headers={"content-type": content_type})
+        assert r.status_code == 415, content_type
+        assert r.json()["error"] == "unsupported_media_type"
+    assert (await server.http.post("/api/os/command", content=body)).status_code == 415
+    _, token = server.runtime.auth.create_token("brewday-script", "operator", None, "test")
+    bearer = {"authorization": f"Bearer {token}"}
+    assert (await server.http.post("/api/os/command", content=body, headers=bearer)).status_code in (202, 409)
+    assert len(await server.runtime.commands.query(HLT_HEATER, None, 10)) == 1  # only the JSON one arrived
+
+
 async def test_threshold_alarm_raise_ack_and_clear(server: LiveServer) -> None:
     await server.runtime.drivers["hlt_controller"].stop()  # the HLT temperature now comes from this test only
     server.runtime.plant.ingest([Reading(HLT_TEMP, 101.0)])  # as the controller's driver delivers it

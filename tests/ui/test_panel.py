@@ -8,7 +8,9 @@ from datetime import timedelta
 from nicegui.nicegui import _on_handshake
 from nicegui.testing import User
 
-from bevforge.domain import Actor, CommandStatus, Quality, Reading, utcnow
+from bevforge import messages
+from bevforge.bus import TELEMETRY
+from bevforge.domain import Actor, CommandStatus, EndpointState, Quality, Reading, utcnow
 from tests.ui.support import online, runtime, shows, sim, until
 
 
@@ -184,3 +186,18 @@ async def test_kiosk_mode_from_the_query(user: User) -> None:
     await user.should_see("FULL SCREEN")
     await user.open("/")
     await user.should_not_see("FULL SCREEN")
+
+
+async def test_a_tile_shows_the_value_it_was_pushed_not_a_reread_of_the_plant(user: User) -> None:
+    """The frame is what the screen was told; the plant may already hold another value by the
+    time the view applies it (issue 12.5). A frame whose value differs from `plant.states` must
+    show its own value."""
+    await user.open("/")
+    await online()
+    rt = runtime()
+    await shows(user, "value-14", "60.0 L")
+    endpoint = rt.plant.endpoints[14]
+    pushed = EndpointState(14, value=42.5, quality=Quality.GOOD, server_time=utcnow(), error=None)
+    rt.bus.publish(TELEMETRY, messages.telemetry(endpoint, pushed), key=14, node=endpoint.node)
+    assert rt.plant.states[14].value == 60.0
+    await shows(user, "value-14", "42.5 L")

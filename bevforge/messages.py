@@ -1,0 +1,251 @@
+"""Every message BevForge sends, built in one place: live frames, their snapshots, REST views, timestamps.
+
+Why one module: `/ws`, SSE, the REST views and the screens all show the same things (an endpoint's
+value, a command's status, an alarm), and each used to build its own dict — so a field renamed in one
+drifted from the others. Here each shape has exactly one builder; the field names are requirements
+(docs/protocol.md, docs/api.md) and tests/unit/test_messages.py pins them.
+
+Nothing here does I/O or decides anything: a builder takes domain objects and returns a JSON-ready
+dict. The core publishes what these return; transports only wrap them (a bus `Event`, an SSE line,
+an HTTP body). Timestamps are ISO-8601 UTC with a trailing `Z`, made only by `iso()`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from bevforge.bus import ALARM, COMMAND_STATUS, TELEMETRY
+from bevforge.domain import EndpointState, Quality, epoch_time, plain_value
+
+if TYPE_CHECKING:  # types only: the modules defining these import this one
+    from bevforge.alarms.points import Alarm
+    from bevforge.commands.record import Command
+    from bevforge.config import Endpoint
+    from bevforge.errors import BevForgeError
+
+# Frame types a live client receives besides the three bus events.
+CONNECTED = "connected"
+AUTHENTICATED = "authenticated"
+SUBSCRIBED = "subscribed"
+UNSUBSCRIBED = "unsubscribed"
+PING = "ping"
+PONG = "pong"
+ERROR = "error"
+RESYNC = "resync"
+
+
+# -- timestamps ----------------------------------------------------------------------------------
+
+def iso(ts: datetime | None) -> str | None:
+    """ISO-8601 in UTC with a trailing Z, as the seed's messages show timestamps (None stays None).
+
+    None too for a time that has no UTC form (year 1 at +14:00): a read must never fail on a stored time.
+    """
+    if ts is None:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    try:
+        return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except (OverflowError, ValueError):
+        return None
+
+
+def iso_epoch(ts: Any) -> str | None:
+    """ISO-8601 for an epoch-seconds timestamp (how history rows store time); None for one no datetime holds."""
+    return iso(epoch_time(ts))
+
+
+def from_iso(text: str | None) -> datetime | None:
+    """The datetime an `iso()` string stands for (a screen reading back a pushed frame)."""
+    return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def now_iso() -> str:
+    """The present moment as a frame shows it (pong, ping, connected)."""
+    return iso(datetime.now(UTC)) or ""
+
+
+# -- bus events (published by the core, sent as is by /ws and SSE) --------------------------------
+
+def telemetry(endpoint: Endpoint, state: EndpointState) -> dict[str, Any]:
+    """An endpoint's value as pushed: `error` only when there is one (docs/protocol.md)."""
+    frame: dict[str, Any] = {
+        "type": TELEMETRY, "endpointId": endpoint.id, "value": plain_value(state.value),
+        "timestamp": iso(state.server_time),
+        "quality": state.quality.value, "unit": endpoint.unit,
+    }
+    if state.error:
+        frame["error"] = state.error
+    return frame
+
+
+def command_status(command: Command) -> dict[str, Any]:
+    """One transition of a command; `completedAt` is the time of this transition."""
+    return {
+        "type": COMMAND_STATUS, "commandId": command.id, "status": command.status.value,
+        "actualValue": command.actual_value, "completedAt": iso(command.completed_at or command.updated_at),
+        "endpointId": command.endpoint_id, "requestedValue": command.requested_value, "error": command.error,
+        "reasons": list(command.reasons), "user": command.user, "origin": command.origin,
+    }
+
+
+def alarm(occurrence: Alarm, event: str) -> dict[str, Any]:
+    """An alarm transition (`event`: raised, cleared, acked, ... or `standing` in a snapshot)."""
+    return {"type": ALARM, "event": event, **alarm_view(occurrence)}
+
+
+def snapshot(frame: dict[str, Any], seq: int) -> dict[str, Any]:
+    """A live frame standing for the present (a late joiner's first frames): same shape, plus
+    the bus position it was taken at and `"snapshot": true`."""
+    frame["seq"] = seq
+    frame["snapshot"] = True
+    return frame
+
+
+# -- replies to one client (never published) ------------------------------------------------------
+
+def connected(client_id: str, authenticated: bool, seq: int) -> dict[str, Any]:
+    return {"type": CONNECTED, "clientId": client_id, "authenticated": authenticated, "serverTime": now_iso(),
+            "seq": seq}
+
+
+def authenticated_as(user: str, role: str) -> dict[str, Any]:
+    return {"type": AUTHENTICATED, "user": user, "role": role}
+
+
+def subscription(kind: str, channel: str, subscriptions: int, **ids: Any) -> dict[str, Any]:
+    """`subscribed` / `unsubscribed`: the ids echoed (endpointIds or commandIds) when some were named."""
+    return {"type": kind, "channel": channel, **ids, "subscriptions": subscriptions}
+
+
+def ping() -> dict[str, Any]:
+    return {"type": PING, "timestamp": now_iso()}
+
+
+def pong() -> dict[str, Any]:
+    return {"type": PONG, "timestamp": now_iso()}
+
+
+def resync(reason: str, seq: int) -> dict[str, Any]:
+    return {"type": RESYNC, "reason": reason, "seq": seq}
+
+
+def error(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The live error frame: `code`, `message`, `field` when one is at fault, then any extra."""
+    frame: dict[str, Any] = {"type": ERROR, "code": code, "message": message}
+    if field is not None:
+        frame["field"] = field
+    frame.update(extra)
+    return frame
+
+
+def error_of(exc: BevForgeError) -> dict[str, Any]:
+    """The live error frame for a typed error (the one /ws and SSE translator)."""
+    return error(exc.code, exc.message, exc.field, **exc.extra)
+
+
+# -- views (REST answers, and the parts frames share with them) ----------------------------------
+
+def endpoint_view(endpoint: Endpoint, state: EndpointState) -> dict[str, Any]:
+    """An endpoint with its configuration and present value (GET /endpoints, /tiles)."""
+    return {
+        "endpointId": endpoint.id,
+        "name": endpoint.name,
+        "label": endpoint.display_name,
+        "node": endpoint.node,
+        "kind": endpoint.kind.value,
+        "unit": endpoint.unit,
+        "dataType": endpoint.data_type.value,
+        "writable": endpoint.writable,
+        "critical": endpoint.critical,
+        "range": {"min": endpoint.range.min, "max": endpoint.range.max} if endpoint.range else None,
+        "safeValue": endpoint.safe_value,
+        "feedbackEndpointId": endpoint.feedback_id,
+        "pollIntervalS": endpoint.poll_interval_s,
+        "staleAfterS": endpoint.stale_after,
+        "value": plain_value(state.value) if state.quality is not Quality.BAD else None,
+        "lastValue": plain_value(state.value),
+        "quality": state.quality.value,
+        "timestamp": iso(state.server_time),
+        "sourceTimestamp": iso(state.source_time),
+        "error": state.error,
+    }
+
+
+def state_view(state: EndpointState) -> dict[str, Any]:
+    """An endpoint's present value alone."""
+    return {
+        "endpointId": state.endpoint_id,
+        "value": plain_value(state.value),
+        "quality": state.quality.value,
+        "sourceTimestamp": iso(state.source_time),
+        "timestamp": iso(state.server_time),
+        "error": state.error,
+    }
+
+
+def state_of(frame: dict[str, Any]) -> EndpointState:
+    """The endpoint state a telemetry frame reports (what a screen shows from a pushed frame)."""
+    return EndpointState(frame["endpointId"], value=frame["value"], quality=Quality(frame["quality"]),
+                         server_time=from_iso(frame.get("timestamp")), error=frame.get("error"),
+                         seq=frame.get("seq", 0))
+
+
+def history_reading(endpoint_id: int, value: Any, quality: str, server_ts: Any,
+                    source_ts: Any) -> dict[str, Any]:
+    """One stored sample (GET /telemetry); stored values and times are formatted defensively (a hand-edited
+    row must never break a read)."""
+    return {"endpointId": endpoint_id, "value": plain_value(value), "quality": quality,
+            "timestamp": iso_epoch(server_ts), "sourceTimestamp": iso_epoch(source_ts)}
+
+
+def history_rollup(endpoint_id: int, minute_ts: Any, average: Any, minimum: Any, maximum: Any,
+                   samples: Any) -> dict[str, Any]:
+    """One 1-minute rollup standing for pruned raw samples (GET /telemetry)."""
+    return {"endpointId": endpoint_id, "value": plain_value(average), "quality": "good",
+            "timestamp": iso_epoch(minute_ts), "sourceTimestamp": None,
+            "rollup": {"periodS": 60, "minimum": plain_value(minimum), "maximum": plain_value(maximum),
+                       "samples": plain_value(samples)}}
+
+
+def command_view(command: Command) -> dict[str, Any]:
+    """A command with every lifecycle timestamp (GET /commands, POST /command answers)."""
+    return {
+        "commandId": command.id,
+        "endpointId": command.endpoint_id,
+        "value": command.requested_value,
+        "requestedValue": command.requested_value,
+        "status": command.status.value,
+        "actualValue": command.actual_value,
+        "error": command.error,
+        "reasons": command.reasons,
+        "user": command.user,
+        "station": command.station,
+        "origin": command.origin,
+        "createdAt": iso(command.created_at),
+        "queuedAt": iso(command.queued_at),
+        "sentAt": iso(command.sent_at),
+        "ackedAt": iso(command.acked_at),
+        "completedAt": iso(command.completed_at),
+        "updatedAt": iso(command.updated_at),
+    }
+
+
+def alarm_view(occurrence: Alarm) -> dict[str, Any]:
+    """An alarm occurrence as the API, the frames and the screens show it."""
+    point = occurrence.point
+    return {
+        "alarmId": occurrence.id, "ruleId": occurrence.rule_id, "kind": occurrence.kind,
+        "severity": occurrence.severity.value, "priority": occurrence.severity.value,
+        "message": occurrence.message, "endpointId": occurrence.endpoint_id, "node": occurrence.node,
+        "value": occurrence.value,
+        "state": occurrence.state, "active": point.active, "acked": point.acked,
+        "latched": point.latched, "shelved": point.shelf, "shelvedUntil": iso(point.shelved_until),
+        "suppressed": point.suppressed, "outOfService": point.out_of_service,
+        "chattering": occurrence.chattering, "firstOut": occurrence.first_out,
+        "timestamp": iso(occurrence.raised_at), "raisedAt": iso(occurrence.raised_at),
+        "clearedAt": iso(occurrence.cleared_at),
+        "ackedAt": iso(occurrence.acked_at), "ackedBy": occurrence.acked_by, "ackComment": occurrence.ack_comment,
+    }
