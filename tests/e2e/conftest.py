@@ -23,6 +23,7 @@ import pytest
 import yaml
 from playwright.sync_api import Browser, Page
 
+from drivers.sim.ports import use_simulator_ports
 from tests.support.server import PLANT_FIXTURE, config_document, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,13 +135,14 @@ E2E_CONFIGS = {"temperatures_from_a_gateway": temperatures_from_a_gateway,
 @pytest.fixture
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
     """The default brewhouse; `@pytest.mark.parametrize("server", [NAME], indirect=True)` adjusts its config."""
-    config_path = None
+    doc = config_document()
     adjust = E2E_CONFIGS.get(getattr(request, "param", ""))
     if adjust is not None:
-        doc = config_document()
         adjust(doc)
-        config_path = tmp_path / "config.yaml"
-        config_path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    # The simulator on a free port and its own pty, so another server on the machine cannot make it fail to start.
+    use_simulator_ports(doc, free_port(), str(tmp_path / "probe"))
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     proc = ServerProcess(free_port(), tmp_path / "bevforge.db", tmp_path / "server.log", config_path)
     proc.start()
     try:
@@ -167,6 +169,7 @@ def secured_server(tmp_path: Path) -> Iterator[ServerProcess]:
     """`auth: {mode: required}`, users created first with the CLI, an admin API token for checks."""
     doc = config_document()
     doc["auth"] = {"mode": "required"}
+    use_simulator_ports(doc, free_port(), str(tmp_path / "probe"))
     config = tmp_path / "plant.yaml"
     config.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     db_path = tmp_path / "bevforge.db"
