@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse as _StarletteJSONResponse
 from pydantic import WithJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bevforge import errors as core
+
 log = logging.getLogger(__name__)
 
 
@@ -126,12 +128,27 @@ def allowed_methods(request: Request) -> str | None:
     return next((methods for pattern, methods in table if pattern.match(path)), None)
 
 
+_STATUS_OF: tuple[tuple[type[core.BevForgeError], int], ...] = (
+    (core.Invalid, 422), (core.Malformed, 400), (core.Unauthorized, 401), (core.Forbidden, 403),
+    (core.NotFound, 404), (core.Conflict, 409), (core.TooLarge, 413), (core.TooManyRequests, 429),
+    (core.Unavailable, 503))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     document_errors(app)
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(error_body(exc.code, exc.message, exc.field, **exc.extra), status_code=exc.status,
                             headers=exc.headers)
+
+    @app.exception_handler(core.BevForgeError)
+    async def _core_error(_request: Request, exc: core.BevForgeError) -> JSONResponse:
+        # The core's typed errors: the class says the status (minimal until the full translator lands).
+        status = next((s for cls, s in _STATUS_OF if isinstance(exc, cls)), 500)
+        retry = getattr(exc, "retry_after_s", None)
+        headers = {"Retry-After": str(max(1, round(retry)))} if retry is not None else None
+        return JSONResponse(error_body(exc.code, exc.message, exc.field, **exc.extra), status_code=status,
+                            headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -144,3 +144,47 @@ async def test_wait_closed_reports_the_reason() -> None:
     for i in range(9):
         status(bus, f"c{i}", "queued")
     assert "too slow" in await waiter
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_consumer_that_takes_nothing_for_stall_s_is_cut_off_for_its_own_backlog() -> None:
+    bus = EventBus()
+    bus.clock = clock = FakeClock()
+    stuck = bus.subscribe(stall_s=30, name="stuck")
+    reader = bus.subscribe(stall_s=30, name="reader")
+    for second in range(0, 61, 5):  # telemetry only: coalesced, one frame waiting; never over the limit
+        clock.now = 1000.0 + second
+        telemetry(bus, 10, float(second))
+        assert await reader.get_many()
+    assert stuck.closed_reason is not None and "took no frame for 30 s" in stuck.closed_reason
+    assert reader.closed_reason is None
+    assert stuck.high_water == 1  # cut off while its backlog was one coalesced frame
+
+
+async def test_an_idle_consumer_is_not_slow_when_frames_arrive_after_a_quiet_hour() -> None:
+    bus = EventBus()
+    bus.clock = clock = FakeClock()
+    sub = bus.subscribe(stall_s=30)
+    clock.now += 3600  # nothing to take for an hour: no backlog, so no judgement
+    status(bus, "c1", "queued")
+    clock.now += 29
+    status(bus, "c1", "sent")
+    assert sub.closed_reason is None
+    assert [e.payload["status"] for e in await sub.get_many()] == ["queued", "sent"]
+
+
+async def test_in_process_consumers_without_stall_s_are_never_cut_off_by_time() -> None:
+    bus = EventBus()
+    bus.clock = clock = FakeClock()
+    screen = bus.subscribe()
+    telemetry(bus, 10, 1.0)
+    clock.now += 3600
+    telemetry(bus, 10, 2.0)
+    assert screen.closed_reason is None
