@@ -52,6 +52,29 @@ class Event:
     def __repr__(self) -> str:
         return f"Event({self.seq}, {self.type}, {self.data[:80]})"
 
+    @classmethod
+    def replayed(cls, past: PastEvent) -> Event:
+        """An event again from the ring buffer: the same text; the payload parsed back from it."""
+        event = cls.__new__(cls)
+        event.seq, event.type, event.key, event.node, event.data = past.seq, past.type, past.key, past.node, past.data
+        event.payload = orjson.loads(past.data)
+        return event
+
+
+class PastEvent:
+    """What the resume ring keeps of a published event: its text, not its payload dict.
+
+    The text is shared with the live Event, so a full ring of 10 000 costs about half of what
+    10 000 Events would (the payload dicts were the other half): memory that stays flat is
+    memory that stays small. Replays are rare (an SSE reconnect), so parsing the text back then
+    is the cheaper side of the trade.
+    """
+
+    __slots__ = ("data", "key", "node", "seq", "type")
+
+    def __init__(self, event: Event) -> None:
+        self.seq, self.type, self.key, self.node, self.data = event.seq, event.type, event.key, event.node, event.data
+
 
 class SubscriberClosed(Exception):
     """Raised by Subscriber.get() once the subscriber was closed; `reason` says why."""
@@ -193,13 +216,13 @@ class Subscriber:
 
 
 class EventBus:
-    """In-process publish/subscribe with a ring buffer of recent events for SSE resume."""
+    """In-process publish/subscribe with a ring buffer of recent events (their text) for SSE resume."""
 
     def __init__(self, history: int = 10000, default_limit: int = 512) -> None:
         self.clock: Callable[[], float] = time.monotonic  # replaceable, so tests can age a backlog
         self._seq = itertools.count(1)
         self._subscribers: list[Subscriber] = []
-        self.recent: deque[Event] = deque(maxlen=history)
+        self.recent: deque[PastEvent] = deque(maxlen=history)
         self.default_limit = default_limit
         self.published = 0
         self.last_seq = 0
@@ -210,7 +233,7 @@ class EventBus:
         event = Event(seq, type_, payload, key, node)
         self.last_seq = seq
         self.published += 1
-        self.recent.append(event)
+        self.recent.append(PastEvent(event))
         now = self.clock()
         for sub in tuple(self._subscribers):
             sub.offer(event, now)
@@ -252,4 +275,4 @@ class EventBus:
         if seq < oldest - 1:
             return None
         # Sequence numbers in the buffer are consecutive, so the position of seq+1 is known.
-        return list(itertools.islice(self.recent, seq + 1 - oldest, None))
+        return [Event.replayed(past) for past in itertools.islice(self.recent, seq + 1 - oldest, None)]

@@ -188,3 +188,12 @@ async def test_in_process_consumers_without_stall_s_are_never_cut_off_by_time() 
     clock.now += 3600
     telemetry(bus, 10, 2.0)
     assert screen.closed_reason is None
+
+
+def test_the_ring_keeps_each_event_as_its_text_and_replays_the_same_frame() -> None:
+    bus = EventBus(history=10)
+    event = telemetry(bus, 10, 65.5)
+    assert not hasattr(bus.recent[0], "payload")  # no payload dict held for resume: half the memory
+    [again] = bus.since(0) or []
+    assert again.data is event.data and again.payload == event.payload
+    assert (again.seq, again.type, again.key, again.node) == (event.seq, event.type, event.key, event.node)
