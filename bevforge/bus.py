@@ -70,10 +70,11 @@ class PastEvent:
     is the cheaper side of the trade.
     """
 
-    __slots__ = ("data", "key", "node", "seq", "type")
+    __slots__ = ("at", "data", "key", "node", "seq", "type")
 
-    def __init__(self, event: Event) -> None:
+    def __init__(self, event: Event, at: float) -> None:
         self.seq, self.type, self.key, self.node, self.data = event.seq, event.type, event.key, event.node, event.data
+        self.at = at  # bus clock at publish: the ring also forgets by age
 
 
 class SubscriberClosed(Exception):
@@ -218,11 +219,14 @@ class Subscriber:
 class EventBus:
     """In-process publish/subscribe with a ring buffer of recent events (their text) for SSE resume."""
 
-    def __init__(self, history: int = 10000, default_limit: int = 512) -> None:
+    def __init__(self, history: int = 10000, default_limit: int = 512, history_s: float | None = None) -> None:
         self.clock: Callable[[], float] = time.monotonic  # replaceable, so tests can age a backlog
         self._seq = itertools.count(1)
         self._subscribers: list[Subscriber] = []
         self.recent: deque[PastEvent] = deque(maxlen=history)
+        # At most `history` events and none older than `history_s`: a resume needs seconds, and a
+        # ring sized by age holds only recent traffic, so it is full (flat) minutes after start.
+        self.history_s = history_s
         self.default_limit = default_limit
         self.published = 0
         self.last_seq = 0
@@ -233,8 +237,13 @@ class EventBus:
         event = Event(seq, type_, payload, key, node)
         self.last_seq = seq
         self.published += 1
-        self.recent.append(PastEvent(event))
         now = self.clock()
+        recent = self.recent
+        recent.append(PastEvent(event, now))
+        if self.history_s is not None:
+            horizon = now - self.history_s
+            while recent[0].at < horizon:
+                recent.popleft()
         for sub in tuple(self._subscribers):
             sub.offer(event, now)
         return event

@@ -263,6 +263,8 @@ class RealtimeSettings(Strict):
         default=10, ge=0, description="a sample equal to the last one sent is pushed again only after this "
         "long (report-by-exception); 0 pushes every sample")
     sse_buffer: int = Field(default=10000, ge=10)
+    sse_buffer_s: float = Field(default=300, gt=0, description="SSE resume: events older than this are "
+                                "forgotten (with sse_buffer, whichever is reached first)")
 
 
 class KioskStation(Strict):

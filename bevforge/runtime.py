@@ -55,7 +55,8 @@ class Runtime:
         self.db = Database(db_url)
         self.audit = AuditLog(self.db)
         self.auth = AuthService(config, self.db, self.audit, host)
-        self.bus = EventBus(history=config.realtime.sse_buffer, default_limit=config.realtime.queue_limit)
+        self.bus = EventBus(history=config.realtime.sse_buffer, default_limit=config.realtime.queue_limit,
+                            history_s=config.realtime.sse_buffer_s)
         self.history = HistoryWriter(self.db, config.store.flush_interval_s, config.store.flush_rows)
         self.alarms = AlarmService(config, self.bus, self.db)
         self.plant = Plant(config, self.bus, self.history, self.alarms)

@@ -197,3 +197,19 @@ def test_the_ring_keeps_each_event_as_its_text_and_replays_the_same_frame() -> N
     [again] = bus.since(0) or []
     assert again.data is event.data and again.payload == event.payload
     assert (again.seq, again.type, again.key, again.node) == (event.seq, event.type, event.key, event.node)
+
+
+def test_the_ring_also_forgets_events_older_than_history_s() -> None:
+    bus = EventBus(history=1000, history_s=300)
+    bus.clock = clock = FakeClock()
+    for _ in range(5):
+        telemetry(bus, 10, 1.0)
+    clock.now += 200
+    for _ in range(5):
+        telemetry(bus, 10, 2.0)
+    assert [e.seq for e in bus.since(0) or []] == list(range(1, 11))
+    clock.now += 150  # the first five are now 350 s old
+    telemetry(bus, 10, 3.0)
+    assert [e.seq for e in bus.recent] == list(range(6, 12))
+    assert bus.since(0) is None  # too old to replay: the client resynchronises from a snapshot
+    assert [e.seq for e in bus.since(5) or []] == list(range(6, 12))
