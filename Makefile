@@ -1,10 +1,11 @@
-# BevForge OS — make run · make test · make bench · make lint
+# BevForge OS — make run · make test · make bench · make soak · make lint
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 5007
+SOAK_MINUTES ?= 120
 
-.PHONY: run test test-fast test-e2e doc-images bench lint clean
+.PHONY: run test test-fast test-e2e doc-images bench soak lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,12 @@ doc-images: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(PY) bench/run_all.py
+
+# The long soak: the server under 50 /ws + 10 screen clients and an operator for SOAK_MINUTES
+# (default 2 hours; `make soak SOAK_MINUTES=20` for a shorter one). Prints a table per sample and
+# judges "RSS flat after warm-up within 10 %" (exit status 1 when not met).
+soak: $(VENV)/.installed-test
+	$(PY) bench/soak.py --minutes $(SOAK_MINUTES)
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .

@@ -3,9 +3,14 @@
 Rules (REFERENCE.md §7):
 - an event is serialised once, at publish, and every subscriber gets the same bytes;
 - publishing never awaits a subscriber: it only appends to per-subscriber bounded queues;
-- telemetry coalesces per endpoint while undelivered (latest value wins);
-- alarm and command events are never dropped: a subscriber that lets more than `limit` of them
-  pile up is closed with a reason, so it reconnects and resynchronises.
+- each subscriber has two budgets, so one kind of traffic cannot crowd out another: telemetry
+  coalesces per endpoint while undelivered (latest value wins), so a burst of readings costs at
+  most one queued frame per endpoint; alarm, command and reply frames are never dropped and queue
+  up to a generous `limit`;
+- a subscriber is cut off only for its own backlog: more than `limit` loss-free frames waiting, or
+  frames waiting `stall_s` while it took none (a client that stopped reading). It is closed with a
+  reason, so it reconnects and resynchronises; a reader that keeps up is never cut off by a burst
+  someone else caused.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -52,6 +58,30 @@ class Event:
     def __repr__(self) -> str:
         return f"Event({self.seq}, {self.type}, {self.data[:80]})"
 
+    @classmethod
+    def replayed(cls, past: PastEvent) -> Event:
+        """An event again from the ring buffer: the same text; the payload parsed back from it."""
+        event = cls.__new__(cls)
+        event.seq, event.type, event.key, event.node, event.data = past.seq, past.type, past.key, past.node, past.data
+        event.payload = orjson.loads(past.data)
+        return event
+
+
+class PastEvent:
+    """What the resume ring keeps of a published event: its text, not its payload dict.
+
+    The text is shared with the live Event, so a full ring of 10 000 costs about half of what
+    10 000 Events would (the payload dicts were the other half): memory that stays flat is
+    memory that stays small. Replays are rare (an SSE reconnect), so parsing the text back then
+    is the cheaper side of the trade.
+    """
+
+    __slots__ = ("at", "data", "key", "node", "seq", "type")
+
+    def __init__(self, event: Event, at: float) -> None:
+        self.seq, self.type, self.key, self.node, self.data = event.seq, event.type, event.key, event.node, event.data
+        self.at = at  # bus clock at publish: the ring also forgets by age
+
 
 class SubscriberClosed(Exception):
     """Raised by Subscriber.get() once the subscriber was closed; `reason` says why."""
@@ -62,6 +92,12 @@ class SubscriberClosed(Exception):
 
 
 class _Slot:
+    """A coalescing place in the queue: a newer value of the same key replaces the event in it.
+
+    Loss-free events go into the queue as themselves (one pointer per subscriber, the Event shared
+    by all), so a generous `limit` costs little memory.
+    """
+
     __slots__ = ("event",)
 
     def __init__(self, event: Event) -> None:
@@ -71,12 +107,14 @@ class _Slot:
 class Subscriber:
     """A bounded, coalescing queue owned by one consumer (a socket, an SSE stream, a screen)."""
 
-    def __init__(self, bus: EventBus, wants: Callable[[Event], bool] | None, limit: int, name: str) -> None:
+    def __init__(self, bus: EventBus, wants: Callable[[Event], bool] | None, limit: int, name: str,
+                 stall_s: float | None = None) -> None:
         self.bus = bus
         self.wants = wants
         self.limit = limit
+        self.stall_s = stall_s  # None: never cut off for not taking (in-process consumers)
         self.name = name
-        self._queue: deque[_Slot] = deque()
+        self._queue: deque[_Slot | Event] = deque()
         self._latest: dict[Any, _Slot] = {}
         self._critical = 0
         self._ready = asyncio.Event()
@@ -85,12 +123,13 @@ class Subscriber:
         self.delivered = 0
         self.coalesced = 0
         self.high_water = 0  # the longest the queue has been: proof that memory stays bounded
+        self._taken_at = bus.clock()  # when the consumer last took frames, or when frames began to wait
 
     def __len__(self) -> int:
         return len(self._queue)
 
-    def offer(self, event: Event) -> None:
-        """Called by the bus; never blocks."""
+    def offer(self, event: Event, now: float | None = None) -> None:
+        """Called by the bus; never blocks. `now` is the bus clock at publish (read once per event)."""
         if self.closed_reason is not None:
             return
         if self.wants is not None:
@@ -103,12 +142,19 @@ class Subscriber:
                 return
             if not wanted:
                 return
-        self.push(event)
+        self.push(event, now)
 
-    def push(self, event: Event) -> None:
+    def push(self, event: Event, now: float | None = None) -> None:
         """Queue an event regardless of the filter (snapshots, direct replies)."""
         if self.closed_reason is not None:
             return
+        if self.stall_s is not None:
+            now = self.bus.clock() if now is None else now
+            if not self._queue:
+                self._taken_at = now  # frames start waiting now: an idle hour before is no backlog
+            elif now - self._taken_at > self.stall_s:
+                self.close(f"too slow: took no frame for {self.stall_s:g} s")
+                return
         if event.coalescible:
             slot = self._latest.get(event.key)
             if slot is not None:
@@ -117,13 +163,13 @@ class Subscriber:
                 return
             slot = _Slot(event)
             self._latest[event.key] = slot
+            self._queue.append(slot)
         else:
             self._critical += 1
             if self._critical > self.limit:
                 self.close(f"too slow: more than {self.limit} undelivered events")
                 return
-            slot = _Slot(event)
-        self._queue.append(slot)
+            self._queue.append(event)
         if len(self._queue) > self.high_water:
             self.high_water = len(self._queue)
         self._ready.set()
@@ -149,11 +195,12 @@ class Subscriber:
 
     def _pop(self) -> Event:
         slot = self._queue.popleft()
-        event = slot.event
-        if event.coalescible:
+        if isinstance(slot, _Slot):
+            event = slot.event
             if self._latest.get(event.key) is slot:
                 del self._latest[event.key]
         else:
+            event = slot
             self._critical -= 1
         self.delivered += 1
         return event
@@ -168,6 +215,7 @@ class Subscriber:
         if self.closed_reason is not None:
             raise SubscriberClosed(self.closed_reason)
         out = [self._pop() for _ in range(min(max_items, len(self._queue)))]
+        self._taken_at = self.bus.clock()
         return out
 
     async def get(self) -> Event:
@@ -175,12 +223,16 @@ class Subscriber:
 
 
 class EventBus:
-    """In-process publish/subscribe with a ring buffer of recent events for SSE resume."""
+    """In-process publish/subscribe with a ring buffer of recent events (their text) for SSE resume."""
 
-    def __init__(self, history: int = 10000, default_limit: int = 512) -> None:
+    def __init__(self, history: int = 10000, default_limit: int = 512, history_s: float | None = None) -> None:
+        self.clock: Callable[[], float] = time.monotonic  # replaceable, so tests can age a backlog
         self._seq = itertools.count(1)
         self._subscribers: list[Subscriber] = []
-        self.recent: deque[Event] = deque(maxlen=history)
+        self.recent: deque[PastEvent] = deque(maxlen=history)
+        # At most `history` events and none older than `history_s`: a resume needs seconds, and a
+        # ring sized by age holds only recent traffic, so it is full (flat) minutes after start.
+        self.history_s = history_s
         self.default_limit = default_limit
         self.published = 0
         self.last_seq = 0
@@ -192,15 +244,24 @@ class EventBus:
         event = Event(seq, type_, payload, key, node)
         self.last_seq = seq
         self.published += 1
-        self.recent.append(event)
+        now = self.clock()
+        recent = self.recent
+        recent.append(PastEvent(event, now))
+        if self.history_s is not None:
+            horizon = now - self.history_s
+            while recent[0].at < horizon:
+                recent.popleft()
         for sub in tuple(self._subscribers):
-            sub.offer(event)
+            sub.offer(event, now)
         return event
 
     def subscribe(
-        self, wants: Callable[[Event], bool] | None = None, *, limit: int | None = None, name: str = "?"
+        self, wants: Callable[[Event], bool] | None = None, *, limit: int | None = None, name: str = "?",
+        stall_s: float | None = None,
     ) -> Subscriber:
-        sub = Subscriber(self, wants, limit or self.default_limit, name)
+        """A new bounded queue. `stall_s` (for consumers across a network): cut off after frames
+        waited that long untaken; in-process consumers leave it None."""
+        sub = Subscriber(self, wants, limit or self.default_limit, name, stall_s)
         self._subscribers.append(sub)
         return sub
 
@@ -230,4 +291,4 @@ class EventBus:
         if seq < oldest - 1:
             return None
         # Sequence numbers in the buffer are consecutive, so the position of seq+1 is known.
-        return list(itertools.islice(self.recent, seq + 1 - oldest, None))
+        return [Event.replayed(past) for past in itertools.islice(self.recent, seq + 1 - oldest, None)]

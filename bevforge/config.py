@@ -272,12 +272,20 @@ class RealtimeSettings(Strict):
     ping_interval_s: float = Field(default=30, gt=0)
     idle_timeout_s: float = Field(default=60, gt=0)
     max_message_bytes: int = Field(default=65536, ge=256)
-    queue_limit: int = Field(default=512, ge=8, description="undelivered critical events before disconnect")
+    queue_limit: int = Field(default=10000, ge=8, description="undelivered alarm/command/reply frames a live "
+                             "client may have waiting before it is cut off (telemetry coalesces and is not counted)")
+    stall_timeout_s: float = Field(default=30, gt=0, description="a live client with frames waiting that takes "
+                                   "none for this long (it stopped reading) is cut off")
+    max_sse_streams: int = Field(default=100, ge=1, description="open SSE streams in total")
+    max_sse_streams_per_user: int = Field(default=10, ge=1, description="open SSE streams per signed-in user "
+                                          "(per station address when anonymous)")
     sse_keepalive_s: float = Field(default=15, gt=0)
     telemetry_refresh_s: float = Field(
         default=10, ge=0, description="a sample equal to the last one sent is pushed again only after this "
         "long (report-by-exception); 0 pushes every sample")
     sse_buffer: int = Field(default=10000, ge=10)
+    sse_buffer_s: float = Field(default=300, gt=0, description="SSE resume: events older than this are "
+                                "forgotten (with sse_buffer, whichever is reached first)")
 
 
 class IngestSettings(Strict):

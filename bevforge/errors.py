@@ -43,6 +43,7 @@ CONFLICT = "conflict"
 COMMAND_ID_IN_USE = "command_id_in_use"
 TOO_LARGE = "too_large"
 TOO_MANY_REQUESTS = "too_many_requests"
+TOO_MANY_STREAMS = "too_many_streams"
 STORE_UNAVAILABLE = "store_unavailable"
 UNAVAILABLE = "unavailable"
 INTERNAL_ERROR = "internal_error"
@@ -81,12 +82,14 @@ class BevForgeError(Exception):
 
     code: str = INTERNAL_ERROR
 
-    def __init__(self, message: str, *, code: str | None = None, field: str | None = None, **extra: Any) -> None:
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None,
+                 retry_after_s: float | None = None, **extra: Any) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
         self.field = field
+        self.retry_after_s = retry_after_s  # when a retry may succeed (a cap, a store coming back): Retry-After
         self.extra = extra
 
 
@@ -142,10 +145,6 @@ class TooManyRequests(BevForgeError):
     """Over a rate or connection cap (REST 429, `/ws` close 1013); `retry_after_s` says when to retry."""
 
     code = TOO_MANY_REQUESTS
-
-    def __init__(self, message: str, *, retry_after_s: float | None = None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.retry_after_s = retry_after_s
 
 
 class Unavailable(BevForgeError):

@@ -58,7 +58,8 @@ class Runtime:
         self.db = Database(db_url, config.store.busy_timeout_s)
         self.audit = AuditLog(self.db)
         self.auth = AuthService(config, self.db, self.audit, host)
-        self.bus = EventBus(history=config.realtime.sse_buffer, default_limit=config.realtime.queue_limit)
+        self.bus = EventBus(history=config.realtime.sse_buffer, default_limit=config.realtime.queue_limit,
+                            history_s=config.realtime.sse_buffer_s)
         # the writer batches telemetry into the store; the reader answers trends and listings from it
         self.history_writer = HistoryWriter(self.db, config.store.flush_interval_s, config.store.flush_rows,
                                             config.store.max_pending_rows)

@@ -67,7 +67,7 @@ def headers_of(exc: errors.BevForgeError) -> dict[str, str] | None:
         return {"location": exc.location}
     if isinstance(exc, errors.Unauthorized) and exc.code == errors.UNAUTHORIZED:
         return {"WWW-Authenticate": "Bearer"}
-    if isinstance(exc, errors.TooManyRequests) and exc.retry_after_s is not None:
+    if exc.retry_after_s is not None:
         return {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
     return None
 

@@ -4,7 +4,8 @@ Same payloads as /ws (`data:` is the very text the bus serialised), `id:` is the
 number, `event:` the frame type. `Last-Event-ID` (sent by EventSource on reconnect) replays what was
 missed out of the bus ring buffer; when the gap is older than the buffer the stream starts with a
 `resync` event and a snapshot of current values instead. A `:` comment line every sse_keepalive_s
-keeps proxies from closing a quiet stream.
+keeps proxies from closing a quiet stream. Open streams are capped per user and in total, and a
+stream that stops reading is cut off for its own backlog (api/stream_limits.py, bus.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bevforge import messages, permissions
 from bevforge.api.deps import actor_for_request, runtime_of
 from bevforge.api.livefeed import CHANNELS, Interest, alarm_snapshot, reply, telemetry_snapshot
 from bevforge.api.security import QUERY_TOKEN_KEY, enforce, requires
+from bevforge.api.stream_limits import LiveStreamResponse, holder_of, stream_caps_of
 from bevforge.bus import Event, SubscriberClosed
 from bevforge.errors import (
     INVALID_ENDPOINT_ID,
@@ -97,8 +99,12 @@ async def events(
         if not last_event_id.strip().isdigit():
             raise Invalid("Last-Event-ID must be a sequence number", code=INVALID_LAST_EVENT_ID, field="Last-Event-ID")
         resume = int(last_event_id)
+    # A slot before the stream starts: over a cap the answer is a 429/503 in the error format.
+    holder = holder_of(actor_for_request(request))
+    release = stream_caps_of(request.app).acquire(holder, settings.max_sse_streams_per_user, settings.max_sse_streams)
     # Subscribe before reading the ring buffer, with no await between: nothing can fall in the gap.
-    subscriber = rt.bus.subscribe(interest.wants, limit=settings.queue_limit, name="sse")
+    subscriber = rt.bus.subscribe(interest.wants, limit=settings.queue_limit, name=f"sse:{holder}",
+                                  stall_s=settings.stall_timeout_s)
     backlog = rt.bus.since(resume) if resume is not None else None
     if backlog is not None:
         first = [e for e in backlog if interest.wants(e)]
@@ -142,8 +148,8 @@ async def events(
             if unregister is not None:
                 unregister()
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return LiveStreamResponse(stream(), subscriber=subscriber, release=release, media_type="text/event-stream",
+                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 def _frame_at(event: Event, seq: int) -> str:

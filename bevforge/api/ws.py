@@ -3,8 +3,9 @@
 Each connection is three small tasks: a receiver (client frames → Protocol), a sender (drains the
 connection's bus Subscriber and writes the pre-serialised text, so no broadcast loop ever awaits a
 client) and a heartbeat (server `ping` every ping_interval_s, close after idle_timeout_s without a
-client frame). A client too slow for its command and alarm frames is closed with 1013 and a reason
-(its bus queue is bounded); a client over the message rate gets error frames, and 1008 if it keeps on.
+client frame). A client too slow for its command and alarm frames (more than queue_limit waiting, or
+frames waiting stall_timeout_s untaken) is closed with 1013 and a reason (its bus queue is bounded;
+telemetry in it coalesces); a client over the message rate gets error frames, and 1008 if it keeps on.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ class Connection:
         self.client_id = f"client-{secrets.token_hex(6)}"
         self.interest = Interest(actor)
         self.subscriber: Subscriber = runtime.bus.subscribe(self.interest.wants, limit=self.settings.queue_limit,
-                                                            name=self.client_id)
+                                                            name=self.client_id, stall_s=self.settings.stall_timeout_s)
         self.protocol = Protocol(runtime, self.settings, actor or Actor(), self.interest, self.subscriber)
         self.limiter = RateLimiter(self.settings.max_messages_per_s, self.settings.abuse_strikes)
         self.last_seen = 0.0

@@ -149,3 +149,28 @@ async def test_a_client_that_stops_reading_is_cut_off_without_delaying_another(t
             # ... and what it got has no gap: critical frames are cut off, never dropped.
             got = [f["event"] for f in slow.seen if f["type"] == "alarm" and f["event"] != "first_out"]
             assert got == (["raised", "cleared"] * raised)[:len(got)]
+
+
+async def test_a_burst_of_readings_never_cuts_off_a_viewer_that_keeps_up(server: LiveServer) -> None:
+    # One technician's script posts two batches of 1,200 readings at once, each flipping FV1 in and
+    # out of its band: 2,400 alarm transitions of its HI rule land faster than a socket can carry them.
+    async with ws_client(server) as viewer:
+        await viewer.subscribe("alarms")
+
+        async def read_promptly() -> list[str]:
+            transitions: list[str] = []
+            while len(transitions) < 2400:
+                frame = await viewer.expect(lambda f: f["type"] == "alarm" and f["event"] != "first_out"
+                                            and f["ruleId"] == "fv1_temperature_hi")
+                transitions.append(frame["event"])
+            return transitions
+
+        reader = asyncio.create_task(read_promptly())
+        batch = [{"endpointId": FV1_TEMPERATURE, "value": v} for v in (30.0, 10.0) * 600]
+        answers = await asyncio.gather(*(server.http.post("/api/os/telemetry/ingest", json={"readings": batch},
+                                                          timeout=120) for _ in range(2)))
+        assert [a.status_code for a in answers] == [200, 200]
+        # The viewer stays connected and receives every alarm frame, in order.
+        assert await reader == ["raised", "cleared"] * 1200
+        assert connection(server, viewer).subscriber.closed_reason is None
+        assert (await viewer.request({"type": "ping"}, "pong"))["type"] == "pong"

@@ -144,3 +144,72 @@ async def test_wait_closed_reports_the_reason() -> None:
     for i in range(9):
         status(bus, f"c{i}", "queued")
     assert "too slow" in await waiter
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_consumer_that_takes_nothing_for_stall_s_is_cut_off_for_its_own_backlog() -> None:
+    bus = EventBus()
+    bus.clock = clock = FakeClock()
+    stuck = bus.subscribe(stall_s=30, name="stuck")
+    reader = bus.subscribe(stall_s=30, name="reader")
+    for second in range(0, 61, 5):  # telemetry only: coalesced, one frame waiting; never over the limit
+        clock.now = 1000.0 + second
+        telemetry(bus, 10, float(second))
+        assert await reader.get_many()
+    assert stuck.closed_reason is not None and "took no frame for 30 s" in stuck.closed_reason
+    assert reader.closed_reason is None
+    assert stuck.high_water == 1  # cut off while its backlog was one coalesced frame
+
+
+async def test_an_idle_consumer_is_not_slow_when_frames_arrive_after_a_quiet_hour() -> None:
+    bus = EventBus()
+    bus.clock = clock = FakeClock()
+    sub = bus.subscribe(stall_s=30)
+    clock.now += 3600  # nothing to take for an hour: no backlog, so no judgement
+    status(bus, "c1", "queued")
+    clock.now += 29
+    status(bus, "c1", "sent")
+    assert sub.closed_reason is None
+    assert [e.payload["status"] for e in await sub.get_many()] == ["queued", "sent"]
+
+
+async def test_in_process_consumers_without_stall_s_are_never_cut_off_by_time() -> None:
+    bus = EventBus()
+    bus.clock = clock = FakeClock()
+    screen = bus.subscribe()
+    telemetry(bus, 10, 1.0)
+    clock.now += 3600
+    telemetry(bus, 10, 2.0)
+    assert screen.closed_reason is None
+
+
+def test_the_ring_keeps_each_event_as_its_text_and_replays_the_same_frame() -> None:
+    bus = EventBus(history=10)
+    event = telemetry(bus, 10, 65.5)
+    assert not hasattr(bus.recent[0], "payload")  # no payload dict held for resume: half the memory
+    [again] = bus.since(0) or []
+    assert again.data is event.data and again.payload == event.payload
+    assert (again.seq, again.type, again.key, again.node) == (event.seq, event.type, event.key, event.node)
+
+
+def test_the_ring_also_forgets_events_older_than_history_s() -> None:
+    bus = EventBus(history=1000, history_s=300)
+    bus.clock = clock = FakeClock()
+    for _ in range(5):
+        telemetry(bus, 10, 1.0)
+    clock.now += 200
+    for _ in range(5):
+        telemetry(bus, 10, 2.0)
+    assert [e.seq for e in bus.since(0) or []] == list(range(1, 11))
+    clock.now += 150  # the first five are now 350 s old
+    telemetry(bus, 10, 3.0)
+    assert [e.seq for e in bus.recent] == list(range(6, 12))
+    assert bus.since(0) is None  # too old to replay: the client resynchronises from a snapshot
+    assert [e.seq for e in bus.since(5) or []] == list(range(6, 12))
