@@ -17,7 +17,7 @@ import websockets
 
 from bevforge.api.ws import Connection, hub_of
 from tests.support.live import WsClient, custom_server, ingest, realtime, ws_client
-from tests.support.server import LiveServer, wait_for
+from tests.support.server import LiveServer, fed_externally, wait_for
 
 FV1_TEMPERATURE, HLT_VOLUME = 50, 14
 
@@ -151,10 +151,11 @@ async def test_a_client_that_stops_reading_is_cut_off_without_delaying_another(t
             assert got == (["raised", "cleared"] * raised)[:len(got)]
 
 
-async def test_a_burst_of_readings_never_cuts_off_a_viewer_that_keeps_up(server: LiveServer) -> None:
+async def test_a_burst_of_readings_never_cuts_off_a_viewer_that_keeps_up(tmp_path: Path) -> None:
     # One technician's script posts two batches of 1,200 readings at once, each flipping FV1 in and
     # out of its band: 2,400 alarm transitions of its HI rule land faster than a socket can carry them.
-    async with ws_client(server) as viewer:
+    # (FV1's probe is fed by that script here: a device-polled point refuses client readings.)
+    async with custom_server(tmp_path, fed_externally(FV1_TEMPERATURE)) as server, ws_client(server) as viewer:
         await viewer.subscribe("alarms")
 
         async def read_promptly() -> list[str]:
