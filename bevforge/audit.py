@@ -9,11 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import make_transient
-
 from bevforge.domain import Actor, utcnow
-from bevforge.journals import csv_text, newest_first
+from bevforge.journals import csv_text
 from bevforge.messages import iso
+from bevforge.store import audit_rows
 from bevforge.store.tables import AuditRow
 
 if TYPE_CHECKING:
@@ -32,22 +31,15 @@ class AuditLog:
                                                 command_id=command_id, detail=detail))
 
     def _insert(self, row: AuditRow) -> None:
-        make_transient(row)  # a retry after a refused commit: a new row, not the id the failed flush gave it
-        row.id = None
-        with self.db.session() as session:
-            session.add(row)
-            session.commit()
+        audit_rows.append(self.db, row)  # a retry after a refused commit inserts a new row (audit_rows.fresh)
 
     async def query(self, *, since: datetime | None = None, until: datetime | None = None, user: str | None = None,
                     action: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         await self.db.barrier()
 
         def run() -> list[dict[str, Any]]:
-            prefix = [AuditRow.action.startswith(action)] if action is not None else []  # type: ignore[attr-defined]
-            statement = newest_first(AuditRow, since=since, until=until, limit=limit,
-                                     equal=[(AuditRow.user, user)], also=prefix)
-            with self.db.session() as session:
-                return [view(r) for r in session.exec(statement).all()]
+            rows = audit_rows.newest(self.db, since=since, until=until, user=user, action=action, limit=limit)
+            return [view(r) for r in rows]
 
         return await self.db.read(run)
 

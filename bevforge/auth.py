@@ -11,10 +11,10 @@
   REVOCATION_POLL_S (in a worker thread). So `python main.py user passwd/disable` and `token revoke`,
   which run in another process, end that user's sessions, cookies, `/ws` sockets and SSE streams on
   the running server within a second; the session rows they end stay ended across a restart.
-- Every write goes through the store's single writer thread; requests never query the database on
-  the event loop: users, open sessions and active tokens are held in memory and kept current by
-  that poll (a token this process has not seen triggers one poll at once, for a token just
-  created by the CLI).
+- Every write goes through the store's single writer thread (the SQL is `bevforge.store.auth_rows`);
+  requests never query the database on the event loop: users, open sessions and active tokens are
+  held in memory and kept current by that poll (a token this process has not seen triggers one
+  poll at once, for a token just created by the CLI).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlmodel import Session, func, select
 
 from bevforge.audit import AuditLog
 from bevforge.config import AuthSettings, PlantConfig
@@ -61,6 +60,7 @@ from bevforge.errors import (
 from bevforge.messages import iso
 from bevforge.permissions import ROLE_RANK as ROLE_RANK  # re-exported for callers that import it from here
 from bevforge.permissions import ROLES, is_role
+from bevforge.store import auth_rows
 from bevforge.store.tables import AuthChangeRow, SessionRow, TokenRow, UserRow
 from bevforge.store.writer import Database
 from bevforge.tasks import stop_task
@@ -153,12 +153,6 @@ def _epoch(when: datetime) -> float:
     return (when if when.tzinfo is not None else when.replace(tzinfo=UTC)).timestamp()
 
 
-def _record_change(session: Session, kind: str, key: str, ends_sessions: bool = False,
-                   at: datetime | None = None) -> None:
-    """Append the auth_changes row that tells every process (the server, after the CLI) to look again."""
-    session.add(AuthChangeRow(kind=kind, key=key, ends_sessions=ends_sessions, time=at or utcnow()))
-
-
 class AuthService:
     def __init__(self, config: PlantConfig, db: Database, audit: AuditLog, host: str = "127.0.0.1") -> None:
         self.settings = config.auth
@@ -182,11 +176,8 @@ class AuthService:
         return self.mode == "required"
 
     def load(self) -> None:
-        with self.db.session() as session:
-            self._users = {u.username: u for u in session.exec(select(UserRow)).all()}
-            rows = session.exec(select(SessionRow).where(SessionRow.ended_at == None)).all()  # noqa: E711
-            tokens = session.exec(select(TokenRow).where(TokenRow.revoked_at == None)).all()  # noqa: E711
-            self._last_change = session.exec(select(func.max(AuthChangeRow.id))).one() or 0
+        users, rows, tokens, self._last_change = auth_rows.load(self.db)
+        self._users = {u.username: u for u in users}
         self._tokens = {t.token_hash: t for t in tokens}
         now = time.time()
         for row in rows:
@@ -247,12 +238,7 @@ class AuthService:
 
     def _read_changes(self, after: int) -> tuple[list[AuthChangeRow], dict[str, UserRow | None],
                                                  dict[str, TokenRow | None]]:
-        with self.db.session() as session:
-            changes = list(session.exec(select(AuthChangeRow).where(AuthChangeRow.id > after)
-                                        .order_by(AuthChangeRow.id)).all())  # type: ignore[union-attr]
-            users = {c.key: session.get(UserRow, c.key) for c in changes if c.kind == "user"}
-            tokens = {c.key: session.get(TokenRow, c.key) for c in changes if c.kind == "token"}
-        return changes, users, tokens
+        return auth_rows.changes_after(self.db, after)
 
     async def refresh_if_unknown(self, secret: str | None) -> None:
         """A token this process has never seen may have been created by the CLI a moment ago: look now."""
@@ -264,8 +250,7 @@ class AuthService:
     # -- users (the CLI and the admin API) -------------------------------------------------
 
     def has_users(self) -> bool:
-        with self.db.session() as session:
-            return session.exec(select(UserRow).limit(1)).first() is not None
+        return auth_rows.has_users(self.db)
 
     def add_user(self, username: str, password: str, role: str, nodes: Iterable[str] | None = None) -> UserRow:
         check_username(username)
@@ -276,17 +261,9 @@ class AuthService:
         row = UserRow(username=username, password_hash=_hasher.hash(password), role=role, nodes=node_list,
                       created_at=now, updated_at=now)
 
-        def insert() -> UserRow:
-            with self.db.session() as session:
-                if session.get(UserRow, username) is not None:
-                    raise Conflict(f"user {username} exists", code=USER_EXISTS, field="username")
-                session.add(row)
-                _record_change(session, "user", username, at=now)
-                session.commit()
-                session.refresh(row)
-            return row
-
-        self._users[username] = self.db.write_blocking(insert)
+        if self.db.write_blocking(auth_rows.insert_user, self.db, row, now) is None:
+            raise Conflict(f"user {username} exists", code=USER_EXISTS, field="username")
+        self._users[username] = row
         return row
 
     def add_first_admin(self, username: str, password: str) -> UserRow:
@@ -298,17 +275,9 @@ class AuthService:
         row = UserRow(username=username, password_hash=_hasher.hash(password), role="admin", nodes=None,
                       created_at=now, updated_at=now)
 
-        def insert() -> UserRow:
-            with self.db.session() as session:
-                if session.exec(select(UserRow).limit(1)).first() is not None:
-                    raise Conflict("users exist: sign in at /login", code=ALREADY_SET_UP)
-                session.add(row)
-                _record_change(session, "user", username, at=now)
-                session.commit()
-                session.refresh(row)
-            return row
-
-        self._users[username] = self.db.write_blocking(insert)
+        if self.db.write_blocking(auth_rows.insert_first_user, self.db, row, now) is None:
+            raise Conflict("users exist: sign in at /login", code=ALREADY_SET_UP)
+        self._users[username] = row
         return row
 
     def update_user(self, username: str, *, password: str | None = None, role: str | None = None,
@@ -323,41 +292,27 @@ class AuthService:
         ends = role is not None or bool(disabled) or nodes is not False or password is not None
         now = utcnow()
 
-        def apply() -> UserRow:
-            with self.db.session() as session:
-                row = session.get(UserRow, username)
-                if row is None:
-                    raise NotFound(f"no user {username}", code=UNKNOWN_USER, field="username")
-                if new_hash is not None:
-                    row.password_hash = new_hash
-                if role is not None:
-                    row.role = role
-                if nodes is not False:
-                    row.nodes = node_list
-                if disabled is not None:
-                    row.disabled = disabled
-                row.updated_at = now
-                session.add(row)
-                if ends:
-                    for open_row in session.exec(select(SessionRow).where(
-                            SessionRow.username == username, SessionRow.ended_at == None)).all():  # noqa: E711
-                        open_row.ended_at = now
-                        session.add(open_row)
-                _record_change(session, "user", username, ends, now)
-                session.commit()
-                session.refresh(row)
-            return row
+        def change(row: UserRow) -> None:
+            if new_hash is not None:
+                row.password_hash = new_hash
+            if role is not None:
+                row.role = role
+            if nodes is not False:
+                row.nodes = node_list
+            if disabled is not None:
+                row.disabled = disabled
 
-        row = self.db.write_blocking(apply)
+        row = self.db.write_blocking(auth_rows.update_user, self.db, username, change, ends, now)
+        if row is None:
+            raise NotFound(f"no user {username}", code=UNKNOWN_USER, field="username")
         self._users[username] = row
         if ends:
             self._end_local_sessions(username, before=now.timestamp())
         return row
 
     def list_users(self) -> list[dict[str, Any]]:
-        with self.db.session() as session:
-            return [{"username": u.username, "role": u.role, "nodes": u.nodes, "disabled": u.disabled,
-                     "createdAt": iso(u.created_at)} for u in session.exec(select(UserRow)).all()]
+        return [{"username": u.username, "role": u.role, "nodes": u.nodes, "disabled": u.disabled,
+                 "createdAt": iso(u.created_at)} for u in auth_rows.users(self.db)]
 
     def _check_nodes(self, nodes: Iterable[str] | None) -> list[str] | None:
         if nodes is None:
@@ -380,29 +335,12 @@ class AuthService:
         row = TokenRow(id=token_id, name=name, token_hash=hash_secret(token), role=role,
                        nodes=self._check_nodes(nodes), created_by=created_by, created_at=utcnow())
 
-        def insert() -> None:
-            with self.db.session() as session:
-                session.add(row)
-                _record_change(session, "token", token_id)
-                session.commit()
-
-        self.db.write_blocking(insert)
+        self.db.write_blocking(auth_rows.insert_token, self.db, row)
         self._tokens[row.token_hash] = row
         return token_id, token
 
     def revoke_token(self, token_id: str) -> bool:
-        def revoke() -> str | None:
-            with self.db.session() as session:
-                row = session.get(TokenRow, token_id)
-                if row is None or row.revoked_at is not None:
-                    return None
-                row.revoked_at = utcnow()
-                session.add(row)
-                _record_change(session, "token", token_id)
-                session.commit()
-                return row.token_hash
-
-        token_hash = self.db.write_blocking(revoke)
+        token_hash = self.db.write_blocking(auth_rows.revoke_token, self.db, token_id)
         if token_hash is None:
             return False
         self._tokens.pop(token_hash, None)
@@ -410,10 +348,9 @@ class AuthService:
         return True
 
     def list_tokens(self) -> list[dict[str, Any]]:
-        with self.db.session() as session:
-            return [{"id": t.id, "name": t.name, "role": t.role, "nodes": t.nodes, "createdBy": t.created_by,
-                     "createdAt": iso(t.created_at), "revokedAt": iso(t.revoked_at)}
-                    for t in session.exec(select(TokenRow)).all()]
+        return [{"id": t.id, "name": t.name, "role": t.role, "nodes": t.nodes, "createdBy": t.created_by,
+                 "createdAt": iso(t.created_at), "revokedAt": iso(t.revoked_at)}
+                for t in auth_rows.tokens(self.db)]
 
     # -- authentication --------------------------------------------------------------------------
 
@@ -449,8 +386,7 @@ class AuthService:
         if wait > 0:
             self.audit.record(Actor(user=username, station=station, role="-"), "auth.login", result="throttled")
             raise TooManyRequests(f"too many failed sign-ins: try again in {wait:.0f} s", code=TOO_MANY_ATTEMPTS)
-        with self.db.session() as session:
-            user = session.get(UserRow, username) if isinstance(username, str) else None
+        user = auth_rows.user(self.db, username) if isinstance(username, str) else None
         ok = False
         if user is not None and not user.disabled:
             try:
@@ -469,12 +405,8 @@ class AuthService:
         now = utcnow()
         row = SessionRow(id_hash=id_hash, username=user.username, station=station, created_at=now, last_seen_at=now)
 
-        def insert() -> None:
-            with self.db.session() as session:
-                session.add(row)
-                session.commit()
-
-        self.db.write_blocking(insert)  # stored first: a refused write (store fault) leaves no session behind
+        # stored first: a refused write (store fault) leaves no session behind
+        self.db.write_blocking(auth_rows.insert_session, self.db, row)
         self._sessions[id_hash] = _Session(user.username, station, now.timestamp(), now.timestamp())
         actor = self._actor(user, station, f"session:{id_hash}")
         self.audit.record(actor, "auth.login")
@@ -510,15 +442,7 @@ class AuthService:
                 self._revoked(f"station:{kiosk.address}")
 
     def _end_session_row(self, id_hash: str) -> None:
-        def end() -> None:
-            with self.db.session() as s:
-                row = s.get(SessionRow, id_hash)
-                if row is not None and row.ended_at is None:
-                    row.ended_at = utcnow()
-                    s.add(row)
-                    s.commit()
-
-        self.db.write_later(end)
+        self.db.write_later(auth_rows.end_session, self.db, id_hash)
 
     def _expire_sessions(self, now: float) -> None:
         idle = self.settings.session_idle_minutes * 60

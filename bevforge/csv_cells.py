@@ -2,8 +2,8 @@
 
 Every CSV export (the audit and alarm journals in bevforge/journals.py, telemetry history in
 bevforge/store/queries.py) writes its cells through `safe_cell`. It lives in a module of its own, at
-the bottom of the core's layers, because the journals and the store are independent siblings there
-(pyproject.toml's import-linter contracts) and both need it.
+the bottom of the core's layers, because the store must not import the journals (they sit above it in
+pyproject.toml's import-linter contracts) and both need it.
 """
 
 from __future__ import annotations

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import shutil
 import time
 from collections.abc import Callable
@@ -25,11 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import delete, func, insert, select
-from sqlalchemy.engine import Connection
-
 from bevforge.domain import Severity
-from bevforge.store.tables import EndpointRow, TelemetryReading, TelemetryRollup
+from bevforge.store import retention_rows
+from bevforge.store.retention_rows import minute_floor
 from bevforge.tasks import stop_task
 
 if TYPE_CHECKING:
@@ -41,9 +38,6 @@ log = logging.getLogger(__name__)
 DAY_S = 86400.0
 DISK_ALARM_KEY = "system:disk_space"
 DISK_ALARM_KIND = "disk_space"
-
-_RAW = TelemetryReading.__table__  # type: ignore[attr-defined]
-_ROLL = TelemetryRollup.__table__  # type: ignore[attr-defined]
 
 
 class AlarmRaiser(Protocol):
@@ -70,10 +64,6 @@ class RetentionStats:
                 "rollupsDeleted": self.rollups_deleted, "batches": self.batches,
                 "lastRunAt": self.last_run_at, "lastError": self.last_error,
                 "freeMb": None if self.free_mb is None else round(self.free_mb, 1), "diskLow": self.disk_low}
-
-
-def minute_floor(ts: float) -> float:
-    return math.floor(ts / 60.0) * 60.0
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -141,10 +131,9 @@ class RetentionService:
 
     def _endpoint_ids(self) -> list[int]:
         """Every endpoint ever configured (the endpoints table keeps removed ones, so does history)."""
-        with self.db.engine.connect() as conn:
-            return [row[0] for row in conn.execute(select(EndpointRow.__table__.c.id))]  # type: ignore[attr-defined]
+        return retention_rows.endpoint_ids(self.db)
 
-    # -- writer-thread work (one transaction each) --------------------------------------------
+    # -- writer-thread work (one transaction each; the SQL is store.retention_rows) -------------
 
     def roll_up_batch(self, endpoint_id: int, cutoff: float) -> tuple[int, int]:
         """Fold up to ~`batch_rows` raw rows of one endpoint older than `cutoff` into rollups, delete them.
@@ -154,50 +143,10 @@ class RetentionService:
         rolled up from all its rows at once; an existing rollup of the same minute is merged.
         Returns (raw rows deleted, rollup rows written).
         """
-        ep = _RAW.c.endpoint_id == endpoint_id
-        with self.db.engine.begin() as conn:
-            oldest = conn.execute(select(func.min(_RAW.c.server_ts)).where(ep, _RAW.c.server_ts < cutoff)).scalar()
-            if oldest is None:
-                return 0, 0
-            start = minute_floor(oldest)
-            nth = conn.execute(
-                select(_RAW.c.server_ts).where(ep, _RAW.c.server_ts >= start, _RAW.c.server_ts < cutoff)
-                .order_by(_RAW.c.server_ts).offset(self.settings.batch_rows).limit(1)
-            ).scalar()
-            end = cutoff if nth is None else min(max(minute_floor(nth), start + 60.0), cutoff)
-            written = self._merge_rollups(conn, endpoint_id, start, end)
-            moved = conn.execute(delete(_RAW).where(ep, _RAW.c.server_ts >= start, _RAW.c.server_ts < end)).rowcount
-        return moved or 0, written
-
-    def _merge_rollups(self, conn: Connection, endpoint_id: int, start: float, end: float) -> int:
-        minute = (func.floor(_RAW.c.server_ts / 60.0) * 60.0).label("minute")
-        fresh = conn.execute(
-            select(minute, func.min(_RAW.c.value), func.avg(_RAW.c.value), func.max(_RAW.c.value), func.count())
-            .where(_RAW.c.endpoint_id == endpoint_id, _RAW.c.server_ts >= start, _RAW.c.server_ts < end,
-                   _RAW.c.quality == "good", _RAW.c.value.is_not(None))
-            .group_by(minute)
-        ).all()
-        if not fresh:
-            return 0
-        in_window = (_ROLL.c.endpoint_id == endpoint_id, _ROLL.c.minute_ts >= start, _ROLL.c.minute_ts < end)
-        existing = {float(r.minute_ts): r for r in conn.execute(select(_ROLL).where(*in_window))}
-        rows = []
-        for minute_ts, lo, avg, hi, count in fresh:
-            old = existing.get(float(minute_ts))
-            if old is not None:
-                total = old.samples + count
-                avg = (old.average * old.samples + avg * count) / total
-                lo, hi, count = min(lo, old.minimum), max(hi, old.maximum), total
-            rows.append({"endpoint_id": endpoint_id, "minute_ts": float(minute_ts), "minimum": float(lo),
-                         "average": float(avg), "maximum": float(hi), "samples": int(count)})
-        if existing:
-            conn.execute(delete(_ROLL).where(*in_window))
-        conn.execute(insert(_ROLL), rows)
-        return len(rows)
+        return retention_rows.roll_up_batch(self.db, endpoint_id, cutoff, self.settings.batch_rows)
 
     def delete_old_rollups(self, cutoff: float) -> int:
-        with self.db.engine.begin() as conn:
-            return conn.execute(delete(_ROLL).where(_ROLL.c.minute_ts < cutoff)).rowcount or 0
+        return retention_rows.delete_old_rollups(self.db, cutoff)
 
     # -- free space ---------------------------------------------------------------------------
 

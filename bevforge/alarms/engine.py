@@ -21,16 +21,13 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func
-from sqlmodel import select
-
 from bevforge import interlocks
 from bevforge.alarms.points import Alarm, Point, apply_overrides, limits_of
 from bevforge.alarms.rules import ConditionTracker
 from bevforge.alarms.states import AlarmEvent, apply
 from bevforge.config import PROCESS_KINDS, AlarmRule, PlantConfig
 from bevforge.domain import Actor, EndpointState, Quality, Severity, utcnow
-from bevforge.store.tables import AlarmPointRow, AlarmRow
+from bevforge.store import alarm_rows
 
 if TYPE_CHECKING:
     from bevforge.alarms.recorder import AlarmRecorder
@@ -85,10 +82,7 @@ class AlarmEngine:
 
     def load(self) -> None:
         """Reopen occurrences left open by the last run; restore shelves, out-of-service and limits."""
-        with self.db.session() as session:
-            self._next_id = (session.exec(select(func.max(AlarmRow.id))).one() or 0) + 1
-            rows = session.exec(select(AlarmRow).where(AlarmRow.closed == False)).all()  # noqa: E712
-            settings = session.exec(select(AlarmPointRow)).all()
+        self._next_id, rows, settings = alarm_rows.load_open(self.db)
         for row in rows:
             alarm = Alarm.from_row(row)
             point = self.points.get(row.rule_id) or self._system_point(row.rule_id, row.kind,

@@ -11,12 +11,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlmodel import select
-
 from bevforge.domain import utcnow
-from bevforge.journals import csv_text, newest_first
+from bevforge.journals import csv_text
 from bevforge.messages import iso
-from bevforge.store.tables import AlarmJournalRow, AlarmRow
+from bevforge.store import alarm_rows
+from bevforge.store.tables import AlarmJournalRow
 
 if TYPE_CHECKING:
     from bevforge.store.writer import Database
@@ -35,11 +34,9 @@ def journal_view(row: AlarmJournalRow) -> dict[str, Any]:
 def history(db: Database, *, since: datetime | None = None, until: datetime | None = None,
             rule_id: str | None = None, event: str | None = None, alarm_id: int | None = None,
             limit: int = 1000) -> list[dict[str, Any]]:
-    statement = newest_first(AlarmJournalRow, since=since, until=until, limit=limit,
-                             equal=[(AlarmJournalRow.rule_id, rule_id), (AlarmJournalRow.event, event),
-                                    (AlarmJournalRow.alarm_id, alarm_id)])
-    with db.session() as session:
-        return [journal_view(r) for r in session.exec(statement).all()]
+    rows = alarm_rows.journal(db, since=since, until=until, rule_id=rule_id, event=event, alarm_id=alarm_id,
+                              limit=limit)
+    return [journal_view(r) for r in rows]
 
 
 def to_csv(entries: list[dict[str, Any]]) -> str:
@@ -54,13 +51,8 @@ def statistics(db: Database, chattering: list[str], now: datetime | None = None,
     """
     now = now or utcnow()
     day_ago = now - timedelta(hours=24)
-    with db.session() as session:
-        # only annunciated raises are alarm load: a shelved, suppressed or out-of-service one reached nobody
-        raised = session.exec(select(AlarmJournalRow.time, AlarmJournalRow.rule_id)
-                              .where(AlarmJournalRow.event == "raised", AlarmJournalRow.time >= day_ago,
-                                     AlarmJournalRow.state.not_in(HIDDEN_STATES))).all()  # type: ignore[attr-defined]
-        stale = session.exec(select(AlarmRow).where(AlarmRow.active == True, AlarmRow.closed == False,  # noqa: E712
-                                                    AlarmRow.raised_at <= day_ago)).all()
+    # only annunciated raises are alarm load: a shelved, suppressed or out-of-service one reached nobody
+    raised, stale = alarm_rows.load_since(db, day_ago, HIDDEN_STATES)
     if visible is not None:
         raised = [r for r in raised if visible(r[1])]
         stale = [a for a in stale if visible(a.rule_id)]

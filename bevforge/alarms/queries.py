@@ -12,14 +12,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlmodel import select
-
 from bevforge import permissions
 from bevforge.alarms.history import history as journal_history
 from bevforge.alarms.history import statistics as journal_statistics
 from bevforge.alarms.points import Alarm, limits_of
 from bevforge.domain import Actor, Severity
 from bevforge.messages import iso
+from bevforge.store import alarm_rows
 from bevforge.store.tables import AlarmRow
 
 if TYPE_CHECKING:
@@ -75,12 +74,10 @@ class AlarmQueries:
         return Alarm.from_row(row) if row else None
 
     def _fetch_one(self, alarm_id: int) -> AlarmRow | None:
-        with self.db.session() as session:
-            return session.get(AlarmRow, alarm_id)
+        return alarm_rows.get(self.db, alarm_id)
 
     def _fetch_recent(self, limit: int) -> list[AlarmRow]:
-        with self.db.session() as session:
-            return list(session.exec(select(AlarmRow).order_by(AlarmRow.id.desc()).limit(limit)).all())  # type: ignore[union-attr]
+        return alarm_rows.newest(self.db, limit)
 
     async def query(self, state: str | None, limit: int = 200, actor: Actor | None = None) -> list[Alarm]:
         """Occurrences by display state; `active` (default) means every open occurrence."""

@@ -13,12 +13,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import make_transient
-
 from bevforge import messages, permissions
 from bevforge.alarms.points import Alarm, Point, settings_row
 from bevforge.bus import ALARM, EventBus
 from bevforge.domain import utcnow
+from bevforge.store import alarm_rows
 from bevforge.store.tables import AlarmJournalRow, AlarmRow
 
 if TYPE_CHECKING:
@@ -46,12 +45,7 @@ class AlarmRecorder:
         self.db.write_later(self._append_journal, rows)
 
     def _append_journal(self, rows: list[AlarmJournalRow]) -> None:
-        for row in rows:  # a retry after a refused commit: a new row, not the id the failed flush gave it
-            make_transient(row)
-            row.id = None
-        with self.db.session() as session:
-            session.add_all(rows)
-            session.commit()
+        alarm_rows.append_journal(self.db, rows)  # a retry after a refused commit inserts new rows
 
     def publish(self, alarm: Alarm, event: str) -> None:
         self.recent[alarm.id] = alarm
@@ -71,16 +65,12 @@ class AlarmRecorder:
         return permissions.alarm_owners(self.config, alarm)
 
     def _persist(self, row: AlarmRow) -> None:
-        with self.db.session() as session:
-            session.merge(row)
-            session.commit()
+        alarm_rows.save(self.db, row)
 
     def save_point(self, point: Point, user: str) -> None:
         row = settings_row(point, user, utcnow())
 
         def save() -> None:
-            with self.db.session() as session:
-                session.merge(row)
-                session.commit()
+            alarm_rows.save(self.db, row)
 
         self.db.write_later(save)

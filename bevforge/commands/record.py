@@ -6,7 +6,7 @@ the newest commands from memory, the rest from the database. What memory holds i
 it was last stored (the runner hands it over once the write is committed), so a lookup, a snapshot
 or an idempotent repeat never shows a status the database does not have yet.
 A command's audit rows are written in the same transaction as the command row they describe, so
-the record and the audit journal can never disagree after a crash.
+the record and the audit journal can never disagree after a crash (the SQL: `store.command_rows`).
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import make_transient
-from sqlmodel import select
-
 from bevforge import messages
 from bevforge.domain import CommandStatus, Value
+from bevforge.store import command_rows
 from bevforge.store.tables import AuditRow, CommandRow
 
 if TYPE_CHECKING:
@@ -86,19 +84,11 @@ class CommandLog:
 
     def insert(self, row: CommandRow, audit: AuditRow | None = None) -> None:
         """Store a new command and its audit row in one transaction (runs on the writer thread)."""
-        with self.db.session() as session:
-            session.add(row)
-            if audit is not None:
-                session.add(_fresh(audit))
-            session.commit()
+        command_rows.insert(self.db, row, audit)
 
     def update(self, row: CommandRow, audit: AuditRow | None = None) -> None:
         """Store a transition, with the audit row of a final one, in one transaction (writer thread)."""
-        with self.db.session() as session:
-            session.merge(row)
-            if audit is not None:
-                session.add(_fresh(audit))
-            session.commit()
+        command_rows.update(self.db, row, audit)
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -114,8 +104,7 @@ class CommandLog:
         return Command.from_row(row) if row is not None else None
 
     def _fetch(self, command_id: str) -> CommandRow | None:
-        with self.db.session() as session:
-            return session.get(CommandRow, command_id)
+        return command_rows.get(self.db, command_id)
 
     async def query(self, endpoint_id: int | None, status: CommandStatus | None, limit: int) -> list[Command]:
         rows = await self.db.read(self._query, endpoint_id, status, limit)
@@ -123,21 +112,7 @@ class CommandLog:
         return commands
 
     def _query(self, endpoint_id: int | None, status: CommandStatus | None, limit: int) -> list[CommandRow]:
-        statement = select(CommandRow)
-        if endpoint_id is not None:
-            statement = statement.where(CommandRow.endpoint_id == endpoint_id)
-        if status is not None:
-            statement = statement.where(CommandRow.status == status.value)
-        statement = statement.order_by(CommandRow.created_at.desc()).limit(limit)  # type: ignore[attr-defined]
-        with self.db.session() as session:
-            return list(session.exec(statement).all())
-
-
-def _fresh(audit: AuditRow) -> AuditRow:
-    """`audit` as a new row: a retry after a refused commit (store fault) must not reuse the id that flush gave it."""
-    make_transient(audit)
-    audit.id = None
-    return audit
+        return command_rows.newest(self.db, endpoint_id, status.value if status is not None else None, limit)
 
 
 def audit_value(value: Any) -> Any:
