@@ -79,11 +79,7 @@ def insert_user(db: Database, row: UserRow, at: datetime) -> UserRow | None:
     with db.session() as session:
         if session.get(UserRow, row.username) is not None:
             return None
-        session.add(row)
-        record_change(session, "user", row.username, at=at)
-        session.commit()
-        session.refresh(row)
-    return row
+        return _add_user(session, row, at)
 
 
 def insert_first_user(db: Database, row: UserRow, at: datetime) -> UserRow | None:
@@ -91,10 +87,15 @@ def insert_first_user(db: Database, row: UserRow, at: datetime) -> UserRow | Non
     with db.session() as session:
         if session.exec(select(UserRow).limit(1)).first() is not None:
             return None
-        session.add(row)
-        record_change(session, "user", row.username, at=at)
-        session.commit()
-        session.refresh(row)
+        return _add_user(session, row, at)
+
+
+def _add_user(session: Session, row: UserRow, at: datetime) -> UserRow:
+    """Insert the user and its auth_changes entry in one transaction (the check is the caller's)."""
+    session.add(row)
+    record_change(session, "user", row.username, at=at)
+    session.commit()
+    session.refresh(row)
     return row
 
 

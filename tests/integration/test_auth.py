@@ -7,19 +7,12 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.live import custom_server
+from tests.support.live import custom_server, required
 from tests.support.server import PLANT_FIXTURE, ROOT, LiveServer, fed_externally, wait_for_command
-
-
-def required(**extra: Any) -> Any:
-    def adjust(doc: dict[str, Any]) -> None:
-        doc["auth"] = {"mode": "required", **extra}
-    return adjust
 
 
 @pytest.fixture

@@ -7,23 +7,16 @@ import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import websockets
 
-from tests.support.live import custom_server, ws_client
+from tests.support.live import custom_server, required, ws_client
 from tests.support.server import LiveServer
 
 EVIL = "http://evil.example"
 HLT_SETPOINT = 12
-
-
-def required(**extra: Any) -> Any:
-    def adjust(doc: dict[str, Any]) -> None:
-        doc["auth"] = {"mode": "required", **extra}
-    return adjust
 
 
 @pytest.fixture

@@ -93,6 +93,13 @@ def realtime(**settings: Any) -> Callable[[dict[str, Any]], None]:
     return adjust
 
 
+def required(**extra: Any) -> Callable[[dict[str, Any]], None]:
+    """A config adjustment: sign-in required (`auth.mode: required`), with any other auth settings."""
+    def adjust(doc: dict[str, Any]) -> None:
+        doc["auth"] = {"mode": "required", **extra}
+    return adjust
+
+
 async def ingest(server: LiveServer, endpoint_id: int, *values: Any) -> None:
     """Readings of a device-polled endpoint, delivered as its driver delivers them (to the plant).
 
