@@ -1,7 +1,7 @@
 """Queries over the alarm journal: filtered history, CSV export and the technician's statistics.
 
-The alarm package's read side on the database (the journal and closed occurrences); callers run
-these on a reader thread (`Database.read`).
+The alarm package's read side on the database (the journal and closed occurrences; the SQL is
+`bevforge.store.alarm_rows`); callers run these on a reader thread (`Database.read`).
 """
 
 from __future__ import annotations
