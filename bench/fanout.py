@@ -147,7 +147,11 @@ class _Reader(asyncio.Protocol):
             close = data.find(b"}", at)  # the end of this frame's JSON (telemetry has no nesting)
             if stop == -1 or close == -1:
                 break  # the frame continues in the next chunk
-            counter = round(float(data[at + len(MARK):stop]) * SCALE)
+            raw = data[at + len(MARK):stop]
+            if raw == b"null":  # the snapshot of a fed point that has no reading yet
+                at = data.find(MARK, stop)
+                continue
+            counter = round(float(raw) * SCALE)
             if data.find(b'"snapshot"', stop, close) == -1:
                 if counter == END:
                     self._finish()
