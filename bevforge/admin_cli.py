@@ -17,10 +17,10 @@ import getpass
 import sys
 
 from bevforge.audit import AuditLog
-from bevforge.auth import ROLES, AuthError, AuthService
+from bevforge.auth import ROLES, AuthService
 from bevforge.cli import load_or_report, parse_args
 from bevforge.domain import Actor
-from bevforge.errors import PASSWORD_MISMATCH, Invalid, Unavailable
+from bevforge.errors import PASSWORD_MISMATCH, BevForgeError, Invalid
 from bevforge.store import Database, create_schema
 
 
@@ -108,7 +108,7 @@ def run(argv: list[str]) -> int:
                 return 1
             audit.record(shell, "token.revoke", target=args.id)
             print(f"token {args.id} revoked")
-    except (AuthError, Unavailable) as exc:  # Unavailable: the database is locked, read-only or full
+    except BevForgeError as exc:  # a refusal, or Unavailable: the database is locked, read-only or full
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
     finally:

@@ -50,7 +50,6 @@ from bevforge.errors import (
     UNKNOWN_USER,
     USER_EXISTS,
     WEAK_PASSWORD,
-    BevForgeError,
     Conflict,
     Invalid,
     NotFound,
@@ -71,10 +70,6 @@ SESSION_COOKIE = "bevforge_session"
 CSRF_FIELD = "csrf"  # the form field (and X-CSRF-Token header) that carries csrf_token()
 REVOCATION_POLL_S = 0.25  # how often a running server reads auth_changes (the CLI's revocations)
 _hasher = PasswordHasher()
-
-
-# Users, tokens and sign-in refuse with typed errors (`bevforge.errors`); the old name catches them all.
-AuthError = BevForgeError
 
 
 class AuthModeRefused(Exception):

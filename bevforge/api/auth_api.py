@@ -23,13 +23,14 @@ from bevforge.api.deps import actor_for_request, runtime_of, station_of
 from bevforge.api.errors import CSV_ANSWER, JSONResponse, SentBack, TimeQuery
 from bevforge.api.rest import body_schema, json_body
 from bevforge.api.security import enforce, requires
-from bevforge.auth import SESSION_COOKIE, AuthError, is_loopback
+from bevforge.auth import SESSION_COOKIE, is_loopback
 from bevforge.errors import (
     ALREADY_SET_UP,
     CSRF_REJECTED,
     FORBIDDEN,
     INVALID_REQUEST,
     UNKNOWN_TOKEN,
+    BevForgeError,
     Conflict,
     Forbidden,
     Invalid,
@@ -124,7 +125,7 @@ async def login(request: Request) -> Response:
             raise
         return RedirectResponse(f"/login?error={quote(exc.message)}&next={quote(str(body.get('next', '/')))}",
                                 status_code=303)
-    except AuthError as exc:
+    except BevForgeError as exc:
         if is_form:
             nxt = quote(str(body.get("next", "/")))
             return RedirectResponse(f"/login?error={quote(exc.message)}&next={nxt}", status_code=303)
@@ -308,7 +309,7 @@ async def setup(request: Request) -> Response:
         try:
             row = await asyncio.to_thread(rt.auth.add_first_admin, str(body.get("username", "")),
                                           str(body.get("password", "")))
-        except AuthError as exc:
+        except BevForgeError as exc:
             if exc.code == ALREADY_SET_UP:
                 raise
             return RedirectResponse(f"/setup?error={quote(exc.message)}", status_code=303)

@@ -52,7 +52,6 @@ STATUS: tuple[tuple[type[errors.BevForgeError], int], ...] = (
     (errors.Forbidden, 403), (errors.NotFound, 404), (errors.Conflict, 409), (errors.TooLarge, 413),
     (errors.UnsupportedMedia, 415), (errors.TooManyRequests, 429), (errors.Unavailable, 503),
 )
-_STATUS_ERROR: dict[int, type[errors.BevForgeError]] = {status: cls for cls, status in STATUS if cls is not SentBack}
 
 
 def status_of(exc: errors.BevForgeError) -> int:
@@ -76,15 +75,6 @@ def error_response(exc: errors.BevForgeError) -> JSONResponse:
     """The one REST answer of a typed error: status from its class, body `{error, message, field, ...extra}`."""
     return JSONResponse(error_body(exc.code, exc.message, exc.field, **exc.extra), status_code=status_of(exc),
                         headers=headers_of(exc))
-
-
-def ApiError(status: int, code: str, message: str, field: str | None = None,  # noqa: N802
-             headers: dict[str, str] | None = None, **extra: Any) -> errors.BevForgeError:
-    """Deprecated: the typed error for an HTTP status, for code written before `bevforge.errors`.
-
-    Raise `bevforge.errors` classes instead; kept so a branch that still says `ApiError(...)` merges.
-    """
-    return _STATUS_ERROR.get(status, errors.BevForgeError)(message, code=code, field=field, **extra)
 
 
 def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:

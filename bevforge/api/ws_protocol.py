@@ -57,10 +57,6 @@ if TYPE_CHECKING:
     from bevforge.config import RealtimeSettings
     from bevforge.runtime import Runtime
 
-# Old name of the error a frame raises; every typed error is one now.
-FrameError = BevForgeError
-
-
 # -- schemas of the client frames ----------------------------------------------------------------
 
 def refuse(code: str, message: str) -> WrapValidator:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from bevforge.commands.record import Command, CommandLog, audit_value, shown_value
 from bevforge.commands.runner import CommandRunner
-from bevforge.commands.service import MAX_COMMAND_ID, CommandRejected, CommandService
+from bevforge.commands.service import MAX_COMMAND_ID, CommandService
 
 __all__ = [
     "MAX_COMMAND_ID",
     "Command",
     "CommandLog",
-    "CommandRejected",
     "CommandRunner",
     "CommandService",
     "audit_value",

@@ -42,7 +42,6 @@ from bevforge.errors import (
     NOT_WRITABLE,
     OUT_OF_RANGE,
     UNKNOWN_ENDPOINT,
-    BevForgeError,
     Conflict,
     Forbidden,
     Invalid,
@@ -60,16 +59,12 @@ if TYPE_CHECKING:
     from bevforge.store.tables import AuditRow
     from bevforge.store.writer import Database
 
-__all__ = ["MAX_COMMAND_ID", "Command", "CommandRejected", "CommandService"]
+__all__ = ["MAX_COMMAND_ID", "Command", "CommandService"]
 
 log = logging.getLogger(__name__)
 
 MAX_COMMAND_ID = 64
 
-
-# A request wrong in itself is refused with a typed error (`Invalid`, or `NotFound` for an endpoint
-# that does not exist); the old name still catches every one of them.
-CommandRejected = BevForgeError
 
 
 class CommandService:
@@ -124,7 +119,7 @@ class CommandService:
                      check_interlocks: bool = True) -> tuple[Command, bool]:
         """Run a command request through validation and interlocks; return (command, created).
 
-        Raises `Invalid` / `NotFound` / `Forbidden` / `Conflict` (old name: CommandRejected) for
+        Raises `Invalid` / `NotFound` / `Forbidden` / `Conflict` for
         requests that are wrong in themselves (unknown endpoint, not writable, bad value) or not the
         actor's to make (a viewer; another node's endpoint looks unknown). A request blocked by an
         interlock is *not* an exception: it is a stored command with status `blocked` and its

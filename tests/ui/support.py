@@ -8,7 +8,8 @@ from typing import Any
 from nicegui import ui as ng
 from nicegui.testing import User
 
-from bevforge.auth import SESSION_COOKIE, AuthError
+from bevforge.auth import SESSION_COOKIE
+from bevforge.errors import BevForgeError
 from bevforge.runtime import Runtime
 from drivers.sim.inprocess import SimulatedBrewhouse
 from tests.support.server import wait_for
@@ -71,7 +72,7 @@ PASSWORD = "brew-day-2026"
 def add_user(name: str, role: str, nodes: list[str] | None = None) -> None:
     try:
         runtime().auth.add_user(name, PASSWORD, role, nodes)
-    except AuthError as exc:
+    except BevForgeError as exc:
         if exc.code != "user_exists":
             raise
 

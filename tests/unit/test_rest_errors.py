@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel, ConfigDict
 
 from bevforge import errors
-from bevforge.api.errors import ApiError, headers_of, install_error_handlers, status_of
+from bevforge.api.errors import headers_of, install_error_handlers, status_of
 from bevforge.api.rest import CommandIn
 
 CASES: list[tuple[errors.BevForgeError, int]] = [
@@ -90,11 +90,6 @@ def test_extra_fields_are_part_of_the_body() -> None:
     response = TestClient(app).get("/full")
     assert response.status_code == 429 and response.headers["retry-after"] == "3"
     assert response.json() == {"error": "too_many_subscriptions", "message": "over the cap", "limit": 50}
-
-
-def test_the_old_api_error_spelling_builds_the_typed_error() -> None:
-    made = ApiError(404, errors.UNKNOWN_ALARM, "no alarm with id 3", "alarm_id")
-    assert isinstance(made, errors.NotFound) and made.code == errors.UNKNOWN_ALARM and made.field == "alarm_id"
 
 
 @pytest.mark.parametrize(("body", "status", "code", "field"), [
