@@ -37,19 +37,32 @@ RESYNC = "resync"
 
 # -- timestamps ----------------------------------------------------------------------------------
 
+_last_iso: tuple[datetime | None, str | None] = (None, None)  # the last time formatted, and its text
+
+
 def iso(ts: datetime | None) -> str | None:
     """ISO-8601 in UTC with a trailing Z, as the seed's messages show timestamps (None stays None).
 
     None too for a time that has no UTC form (year 1 at +14:00): a read must never fail on a stored time.
+    The last answer is kept: every reading of an ingested batch shares one server time object, so a
+    batch of 500 formats it once (datetimes are immutable: the same object always gives the same text).
     """
+    global _last_iso
     if ts is None:
         return None
+    last = _last_iso
+    if ts is last[0]:
+        return last[1]
     if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
+        utc = ts.replace(tzinfo=UTC)
+    else:
+        utc = ts
     try:
-        return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        text = utc.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     except (OverflowError, ValueError):
-        return None
+        text = None
+    _last_iso = (ts, text)
+    return text
 
 
 def iso_epoch(ts: Any) -> str | None:

@@ -145,3 +145,12 @@ def test_iso_is_utc_with_milliseconds_and_a_z(ts: datetime | None, text: str | N
 def test_iso_epoch_agrees_with_iso() -> None:
     assert messages.iso_epoch(AT.timestamp()) == messages.iso(AT) == "2025-12-27T06:00:01.250Z"
     assert messages.iso_epoch(None) is None
+
+
+def test_iso_answers_each_time_afresh_when_the_time_changes() -> None:
+    """iso() keeps its last answer for the same time object (a batch shares one): never for another time."""
+    later = AT + timedelta(seconds=1)
+    far = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14)))  # no UTC form: None, and not kept wrongly
+    answers = [messages.iso(t) for t in (AT, AT, later, AT, far, far, later)]
+    assert answers == ["2025-12-27T06:00:01.250Z"] * 2 + ["2025-12-27T06:00:02.250Z", "2025-12-27T06:00:01.250Z",
+                                                          None, None, "2025-12-27T06:00:02.250Z"]
