@@ -97,9 +97,9 @@ class ReadingIntake:
         """The common reading — `{endpointId, value}` with a finite float in range for a fed float endpoint
         the sender may see — checked in one pass (a gateway posts thousands a second). None for anything
         else, which `parse` then checks field by field and names the field at fault: the same rules."""
-        if type(item) is not dict or item.keys() - GOOD_READING_KEYS:
+        if type(item) is not dict or len(item) != len(GOOD_READING_KEYS):
             return None
-        endpoint_id, value = item.get("endpointId"), item.get("value")
+        endpoint_id, value = item.get("endpointId"), item.get("value")  # both there, or a type check fails
         if type(endpoint_id) is not int or type(value) is not float or not math.isfinite(value):
             return None
         endpoint = self.plant.endpoints.get(endpoint_id)

@@ -37,6 +37,8 @@ ITEMS: list[Any] = [
     {"endpointId": HLT_TEMPERATURE, "value": 60.0},  # device-owned: not ingestable
     {"endpointId": 999_999, "value": 1.0},
     {"value": 1.0},
+    {"endpointId": HLT_VOLUME, "valu": 51.5},  # two keys, one of them not `value`
+    {"value": 51.5, "quality": "good"},  # two keys, no endpointId
     [HLT_VOLUME, 51.5],
 ]
 
