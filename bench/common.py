@@ -60,7 +60,11 @@ class AppProcess:
         self.tmp.cleanup()
 
     def __enter__(self) -> AppProcess:
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()  # a server that never became ready must not outlive the bench (it holds its ports)
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -70,6 +70,7 @@ class ServerProcess:
                 except httpx.HTTPError:
                     pass
                 await asyncio.sleep(0.1)
+        await self.stop()  # a server that never answered must not outlive the test (it holds its ports)
         raise RuntimeError("server did not start")
 
     async def stop(self) -> None:
