@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -30,6 +30,7 @@ from drivers.sim.model import Brewhouse
 TABLE_OF_FC = {1: "coil", 5: "coil", 15: "coil", 2: "discrete", 3: "holding", 6: "holding", 16: "holding",
                23: "holding", 4: "input"}
 WRITE_FCS = (5, 6, 15, 16, 23)
+REQUEST_LOG_KEPT = 5000  # the latest requests the simulator remembers (minutes of polling at normal rates)
 _UNUSED = 0xFFF0  # pymodbus needs every table defined; devices without a table get one unused entry
 
 
@@ -63,7 +64,9 @@ class SimModbusServer:
         self.faults = faults
         self.seen = seen or (lambda name: None)
         self.requests: Counter[tuple[str, int]] = Counter()
-        self.request_log: list[tuple[str, int, int, int]] = []  # (device, fc, address, count)
+        # (device, fc, address, count) of the latest requests, for tests and diagnosis; bounded, because the
+        # simulator polled at its normal rates for two hours would otherwise keep ~1.4 MB every 12 minutes
+        self.request_log: deque[tuple[str, int, int, int]] = deque(maxlen=REQUEST_LOG_KEPT)
         self.server: ModbusTcpServer | ModbusSerialServer | None = None
         self.port: int | None = None
 

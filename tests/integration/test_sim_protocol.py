@@ -11,6 +11,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from bevforge.config import SimulatorSettings
 from drivers.modbus import LinePool, ModbusDriver
 from drivers.sim.inprocess import SimulatedBrewhouse
+from drivers.sim import modbus_server
 from drivers.sim.maps import FAULT_COMMS_TIMEOUT, VFD_RUN
 from drivers.sim.protocol import ProtocolSimulator
 from tests.support.fieldbus import Recorder, endpoint, modbus_device
@@ -26,6 +27,25 @@ async def protocol(tmp_path: Path) -> AsyncIterator[ProtocolSimulator]:
     try:
         yield sim
     finally:
+        await sim.stop()
+
+
+async def test_the_request_log_keeps_the_latest_requests_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A simulator polled for hours must not keep every request it ever answered (the 2-hour soak grew by it)."""
+    monkeypatch.setattr(modbus_server, "REQUEST_LOG_KEPT", 50)
+    settings = SimulatorSettings(modbus_port=0, probe_link=str(tmp_path / "probe"), rtu_link=str(tmp_path / "rs485"))
+    sim = ProtocolSimulator(SimulatedBrewhouse(), settings)
+    await sim.start()
+    client = AsyncModbusTcpClient("127.0.0.1", port=sim.modbus_port, timeout=1, retries=0)
+    await client.connect()
+    try:
+        for address in range(120):
+            await client.read_holding_registers(0x1000, count=1 + address % 2, device_id=1)
+        log = list(sim.tcp.request_log)
+        assert len(log) == 50 and log[-1] == ("hlt_controller", 3, 0x1000, 2)  # the newest kept, the oldest gone
+        assert sim.tcp.requests[("hlt_controller", 3)] == 120  # the counters still count every request
+    finally:
+        client.close()
         await sim.stop()
 
 
