@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 from bevforge.control import SAFE_OUTPUT_PCT
 
+_EPSILON_S = 1e-6  # sums of float tick lengths: a 2.9999999 s plan is the 3 s pulse it was meant to be
+
 
 @dataclass(frozen=True)
 class TimeProportioningSettings:
@@ -125,9 +127,9 @@ class TimeProportioning:
     def _planned_on_s(self, demand: float) -> float:
         s = self.settings
         planned = max(0.0, min(s.period_s, demand / 100.0 * s.period_s + self._carry_s))
-        if planned < s.min_on_s or planned <= 0.0:
+        if planned < s.min_on_s - _EPSILON_S or planned <= 0.0:
             return 0.0
-        if s.period_s - planned < s.min_off_s:
+        if s.period_s - planned < s.min_off_s - _EPSILON_S:
             return s.period_s
         return planned
 
