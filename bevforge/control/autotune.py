@@ -24,8 +24,10 @@ the result so the screen can show it.
 
 States: `running` → `succeeded` (with a result) or `aborted` (with a reason). It aborts when the
 process value leaves `setpoint ± band_c`, on an input fault (`input_ok=False` or a value that is
-not a number), after `max_duration_s` without a stable oscillation, when the oscillation is
-lost in the hysteresis (a ≤ ε), or when the caller calls `abort` (a technician, an interlock).
+not a number), after `max_duration_s` without a stable oscillation (including a process value
+that never crosses the hysteresis band), or when the caller calls `abort` (a technician, an
+interlock). A measured cycle always has a > ε (the relay only switches once the process value is
+past ±ε), so the square root is always defined.
 Once finished the relay answers the safe output (0 %): the caller hands the loop back.
 """
 
@@ -52,7 +54,6 @@ class AbortReason(StrEnum):
     LEFT_BAND = "process value left the band"
     INPUT_FAULT = "input fault"
     TIMED_OUT = "no stable oscillation within the maximum duration"
-    NO_OSCILLATION = "oscillation smaller than the noise hysteresis"
     ABORTED_BY_CALLER = "aborted"
 
 
@@ -176,9 +177,6 @@ class RelayAutotune:
             return
         a = sum(amplitudes) / len(amplitudes)
         pu = sum(periods) / len(periods)
-        if a <= s.hysteresis_c:
-            self._abort(AbortReason.NO_OSCILLATION)
-            return
         ku = 4.0 * s.amplitude_pct / (math.pi * math.sqrt(a * a - s.hysteresis_c ** 2))
         kp = ku / 2.2
         ti = 2.2 * pu
