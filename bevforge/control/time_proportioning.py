@@ -12,7 +12,9 @@ Method for short pulses and short gaps — error feedback (first-order sigma-del
   a planned gap shorter than `min_off_s` is filled (the window is all on, the excess carried as a
   debt), so 10 % of a 10 s window with `min_on_s` 3 s becomes one 3 s pulse every third window;
 - the carry is bounded to ±one period, so a long stretch of impossible demand cannot build a
-  burst later. Over several windows the average output matches the demand.
+  burst later, and 0 % and 100 % are exact: a 0 % demand never gets a pulse that was owed, a
+  100 % demand never gets a gap that was over-delivered (the carry is dropped at either end).
+  Over several windows the average output matches the demand.
 The minimum times also hold across windows and against demand changes in mid-window: an output
 stays on for `min_on_s` and off for `min_off_s` whatever the demand does, except `force_off`,
 which is immediate (a fault or an interlock), clears the carry (nothing owed is paid back after a
@@ -95,6 +97,8 @@ class TimeProportioning:
                 self._given_s += dt
             if now - self._window_start >= s.period_s:
                 self._carry_s = max(-s.period_s, min(s.period_s, self._carry_s + self._asked_s - self._given_s))
+                if demand in (0.0, 100.0):
+                    self._carry_s = 0.0  # fully off is off and fully on is on: nothing owed either way
                 late = now - self._window_start - s.period_s
                 self._start_window(now if late >= s.period_s else self._window_start + s.period_s)
         self._last_now = now
@@ -126,6 +130,10 @@ class TimeProportioning:
 
     def _planned_on_s(self, demand: float) -> float:
         s = self.settings
+        if demand <= 0.0:
+            return 0.0
+        if demand >= 100.0:
+            return s.period_s
         planned = max(0.0, min(s.period_s, demand / 100.0 * s.period_s + self._carry_s))
         if planned < s.min_on_s - _EPSILON_S or planned <= 0.0:
             return 0.0

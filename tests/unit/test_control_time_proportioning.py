@@ -50,6 +50,22 @@ def test_short_pulses_are_skipped_and_accumulated() -> None:
     assert sum(pulses) == pytest.approx(12.0, abs=3.0)  # 10 % of 120 s, within one pulse still owed
 
 
+def test_zero_demand_pays_back_nothing_owed() -> None:
+    tp = TimeProportioning(TimeProportioningSettings(period_s=10.0, min_on_s=3.0))
+    for tick in range(150):  # 10 % for 15 s: one 1 s pulse skipped, on-time owed
+        tp.update(tick * 0.1, 10.0)
+    assert tp.carry_s > 0.5
+    assert not any(tp.update(15.0 + tick * 0.1, 0.0) for tick in range(600))  # the loop says off: off
+
+
+def test_full_demand_is_full_on_whatever_was_over_delivered() -> None:
+    tp = TimeProportioning(TimeProportioningSettings(period_s=10.0, min_off_s=2.0))
+    for tick in range(150):  # 95 %: the 0.5 s gaps are filled, the excess is a debt
+        tp.update(tick * 0.1, 95.0)
+    assert tp.carry_s < -0.2
+    assert all(tp.update(15.0 + tick * 0.1, 100.0) for tick in range(600))
+
+
 def test_force_off_is_immediate_and_clears_what_was_owed() -> None:
     tp = TimeProportioning(TimeProportioningSettings(period_s=10.0, min_on_s=5.0, min_off_s=4.0))
     assert tp.update(0.0, 80.0) is True
