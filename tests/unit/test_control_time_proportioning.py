@@ -58,6 +58,16 @@ def test_zero_demand_pays_back_nothing_owed() -> None:
     assert not any(tp.update(15.0 + tick * 0.1, 0.0) for tick in range(600))  # the loop says off: off
 
 
+def test_zero_demand_in_mid_window_gets_no_owed_pulse() -> None:
+    tp = TimeProportioning(TimeProportioningSettings(period_s=10.0))
+    tp.update(0.0, 100.0)
+    for tick in range(10, 100):  # 100 % for the first second, then 10 %: 0.9 s owed at the window's end
+        tp.update(tick * 0.1, 10.0)
+    assert tp.update(10.0, 10.0) is True
+    assert tp.carry_s > 0.5
+    assert tp.update(10.05, 0.0) is False  # the PID went to 0 %: no pulse for what was owed
+
+
 def test_full_demand_is_full_on_whatever_was_over_delivered() -> None:
     tp = TimeProportioning(TimeProportioningSettings(period_s=10.0, min_off_s=2.0))
     for tick in range(150):  # 95 %: the 0.5 s gaps are filled, the excess is a debt
