@@ -18,7 +18,8 @@ Method for short pulses and short gaps — error feedback (first-order sigma-del
 The minimum times also hold across windows and against demand changes in mid-window: an output
 stays on for `min_on_s` and off for `min_off_s` whatever the demand does, except `force_off`,
 which is immediate (a fault or an interlock), clears the carry (nothing owed is paid back after a
-fault) and starts a minimum off time.
+fault) and starts a minimum off time. When the power budget refuses a pulse, the caller says so
+with `refused` (the output is off, the refused time is owed, see there).
 
 **Numeric outputs** (`NumericOutput`): a 0–100 % output (a proportional valve, a VFD, an SCR
 power controller) is written only when the value moved by at least `min_step_pct` since the last
@@ -64,6 +65,7 @@ class TimeProportioning:
         self.settings = settings
         self._on = False
         self._changed_at = off_since  # None: off long enough
+        self._before_change = off_since  # the edge before the last one, to undo a pulse refused at its start
         self._window_start: float | None = None
         self._last_now: float | None = None
         self._demand = 0.0  # held since the last update (zero-order hold)
@@ -108,8 +110,22 @@ class TimeProportioning:
         wanted = (now - self._window_start) < planned
         if wanted != self._on and self.time_until_allowed_change_s(now) == 0:
             self._on = wanted
+            self._before_change = self._changed_at
             self._changed_at = now
         return self._on
+
+    def refused(self, now: float) -> bool:
+        """The power budget (or anything else that shares the supply) did not let the output be on at `now`.
+
+        The output is off from `now`. A pulse that was to start at this very instant never
+        happened, so it does not start a minimum off time; a pulse cut short is a real off edge and
+        does. The time refused stays in the carry (bounded to one period): the loop gets it when the
+        supply is free again, and a refusal that lasts is what the PID's integral sees.
+        """
+        if self._on:
+            self._on = False
+            self._changed_at = self._before_change if self._changed_at == now else now
+        return False
 
     def force_off(self, now: float) -> bool:
         """Off now (a fault or an interlock): no minimum on time, nothing carried, minimum off time starts."""

@@ -76,6 +76,30 @@ def test_full_demand_is_full_on_whatever_was_over_delivered() -> None:
     assert all(tp.update(15.0 + tick * 0.1, 100.0) for tick in range(600))
 
 
+def test_a_pulse_refused_by_the_budget_is_owed_and_a_refused_start_is_no_edge() -> None:
+    tp = TimeProportioning(TimeProportioningSettings(period_s=10.0, min_off_s=2.0))
+    assert tp.update(0.0, 40.0) is True
+    assert tp.refused(0.0) is False  # the supply was busy at the window's start
+    assert tp.time_until_allowed_change_s(0.0) == 0.0  # no pulse happened, so no minimum off time
+    on_time = 0.0
+    for tick in range(1, 300):  # the supply frees up at 1 s
+        now = tick * 0.1
+        if tp.update(now, 40.0) and now >= 1.0:
+            on_time += 0.1
+        elif now < 1.0:
+            tp.refused(now)
+    assert on_time == pytest.approx(0.4 * 30.0, abs=0.5)  # the refused second was delivered later
+
+
+def test_a_pulse_cut_short_by_the_budget_is_an_off_edge() -> None:
+    tp = TimeProportioning(TimeProportioningSettings(period_s=10.0, min_off_s=2.0))
+    tp.update(0.0, 60.0)
+    assert tp.update(3.0, 60.0) is True
+    tp.refused(3.0)
+    assert tp.time_until_allowed_change_s(3.0) == pytest.approx(2.0)
+    assert tp.update(4.0, 60.0) is False
+
+
 def test_force_off_is_immediate_and_clears_what_was_owed() -> None:
     tp = TimeProportioning(TimeProportioningSettings(period_s=10.0, min_on_s=5.0, min_off_s=4.0))
     assert tp.update(0.0, 80.0) is True
