@@ -10,13 +10,20 @@ Behaviour, each for a reason:
   output; the rate goes through a first-order filter of time constant `derivative_filter_s`, so
   probe noise and a tiny dt cannot make a spike (the filtered rate moves by at most ΔPV/τ).
 - **Anti-windup**, two ways: conditional integration (the integral does not grow while the output
-  is saturated in the direction the error pushes), and the integral term itself clamped to the
-  output limits (an integral beyond what the output can use only delays the recovery).
-- **Output limits** `out_min`/`out_max`: 0..100 % for one element, −100..100 % for a heat/cool pair.
+  is saturated in the direction the error pushes), and the integral term clamped to what the
+  output limits can use: `out_min..out_max`, or beyond only as far as P + D pull the other way
+  (an integral the output cannot use only delays the recovery).
+- **Output limits** `out_min`/`out_max`: 0..100 % for one element, −100..100 % for a heat/cool pair
+  (positive heats, negative cools; `heat_cool.HeatCool.update_signed` splits it). The gains are
+  never negative: a cooling-only loop (a glycol valve) uses −100..0 % and drives the valve with
+  the output's magnitude, so "too warm" always means "output down".
 - **Setpoint ramp** (`ramp_c_per_min`): the working setpoint moves toward the target at that rate,
   starting from the process value when the loop goes to auto.
-- **Bumpless transfer**: manual → auto starts from the last manual output (the integral is seeded
-  with it); auto → manual keeps the output until the operator sets another.
+- **Bumpless transfer**: manual → auto starts exactly from the last manual output (the integral is
+  seeded with output − P − D, which the clamp above always allows) and moves on from there at the
+  integral's pace; auto → manual keeps the output until the operator sets another. `retune`
+  (new gains) is bumpless the same way. Off → auto is a fresh start (integral 0, P and D act at
+  once): there is no output to be bumpless with.
 - **Boil**: above `boil.threshold_c` the output holds the operator's fixed percentage (a rolling
   boil wants steady power, not regulation at 100 °C); the integral tracks it so falling back
   below the threshold (a cold addition) does not bump.
@@ -24,7 +31,7 @@ Behaviour, each for a reason:
   derivative as it was; dt > `max_gap_s` (the loop was paused) integrates nothing and restarts the
   derivative from the current process value, so a pause never produces a spike.
 - **Safe output**: in auto, a process value or setpoint that is not a finite number gives 0 % (off)
-  and the loop restarts from 0 % when the input returns. Off mode always gives 0 %. Manual mode
+  and the loop starts fresh (integral 0) when the input returns. Off mode always gives 0 %. Manual mode
   gives the operator's output whatever the input (it needs none); what an input fault does to a
   loop in manual is the controller service's decision, not this module's.
 """
@@ -150,7 +157,9 @@ class Pid:
             self._manual = self._clamp(self._output)
             self._output = self._manual
         elif mode is PidMode.AUTO:
-            self._seed_from = self._output
+            # from manual: start from the operator's output; from off: a fresh start that acts at once
+            self._seed_from = self._output if self._mode is PidMode.MANUAL else None
+            self._integral = 0.0
             self._working_sp = None  # the ramp restarts from the process value
         else:
             self._output = SAFE_OUTPUT_PCT
@@ -209,8 +218,9 @@ class Pid:
         error = wsp - pv
         p = t.kp * error
         d = -t.kd * self._rate
+        lo, hi = self._integral_limits(p + d)
         if self._seed_from is not None:
-            self._integral = self._clamp(self._seed_from - p - d)
+            self._integral = min(hi, max(lo, self._seed_from - p - d))
             self._seed_from = None
         elif fresh and t.ki > 0:
             assert dt is not None
@@ -219,13 +229,13 @@ class Pid:
             pushing_up = error > 0 and unclamped > t.out_max
             pushing_down = error < 0 and unclamped < t.out_min
             if not (pushing_up or pushing_down):
-                self._integral = self._clamp(candidate)
+                self._integral = min(hi, max(lo, candidate))
 
         boiling = t.boil is not None and pv >= t.boil.threshold_c
         if boiling:
             assert t.boil is not None
             self._output = self._clamp(t.boil.output_pct)
-            self._integral = self._clamp(self._output - p - d)  # tracking: leaving boil does not bump
+            self._integral = min(hi, max(lo, self._output - p - d))  # tracking: leaving boil does not bump
         else:
             self._output = self._clamp(p + self._integral + d)
         self._terms = PidTerms(self._output, p, self._integral, d, wsp, boiling)
@@ -248,9 +258,16 @@ class Pid:
             return self._output
         self._output = SAFE_OUTPUT_PCT
         if self._mode is PidMode.AUTO:
-            self._seed_from = SAFE_OUTPUT_PCT  # recover from 0 %, not from a stale integral
+            self._seed_from = None  # recover with a fresh integral, not a stale one
+            self._integral = 0.0
+            self._last_now = None  # nothing known of the fault's interval: integrate and differentiate none of it
         self._terms = PidTerms(self._output, 0.0, 0.0, 0.0, self._working_sp, False)
         return self._output
+
+    def _integral_limits(self, p_plus_d: float) -> tuple[float, float]:
+        """The integral the output can use: the output range, widened by what P + D take off it."""
+        t = self.tuning
+        return min(t.out_min, t.out_min - p_plus_d), max(t.out_max, t.out_max - p_plus_d)
 
     def _clamp(self, value: float) -> float:
         return min(self.tuning.out_max, max(self.tuning.out_min, value))

@@ -47,6 +47,14 @@ def test_integral_does_not_wind_up_while_saturated() -> None:
     assert pid.terms.i == 0.0  # conditional integration kept it from ever growing
 
 
+def test_manual_to_auto_far_from_the_setpoint_has_no_bump_either() -> None:
+    pid = Pid(PidTuning(kp=20.0, ki=0.05), mode=PidMode.MANUAL, manual_output_pct=30.0)
+    pid.update(0.0, 60.0, 66.0)
+    pid.set_mode(PidMode.AUTO)
+    assert pid.update(1.0, 60.0, 66.0) == pytest.approx(30.0)  # P alone would be 120 %
+    assert pid.update(2.0, 60.0, 66.0) == pytest.approx(30.0 + 0.05 * 6.0)  # then the integral moves it
+
+
 def test_integral_is_clamped_to_the_output_limits() -> None:
     pid = Pid(PidTuning(kp=0.0, ki=10.0))
     for second in range(100):
@@ -92,13 +100,13 @@ def test_auto_to_manual_keeps_the_output_until_the_operator_changes_it() -> None
     assert pid.update(3.0, 70.0, 65.0) == 12.0
 
 
-def test_off_mode_gives_the_safe_output_and_returns_from_it_bumplessly() -> None:
+def test_off_mode_gives_the_safe_output_and_auto_starts_fresh_from_it() -> None:
     pid = Pid(PidTuning(kp=10.0, ki=0.05))
     pid.update(0.0, 60.0, 65.0)
     pid.set_mode(PidMode.OFF)
     assert pid.update(1.0, 60.0, 65.0) == 0.0
     pid.set_mode(PidMode.AUTO)
-    assert pid.update(2.0, 64.0, 65.0) == pytest.approx(10.0)  # P only: the integral restarted from 0 %
+    assert pid.update(2.0, 64.0, 65.0) == pytest.approx(10.0 + 0.05)  # a fresh start: P at once, integral from 0
 
 
 def test_boil_holds_the_operators_percentage_above_the_threshold() -> None:
@@ -134,9 +142,11 @@ def test_a_long_pause_does_not_produce_a_spike() -> None:
 @pytest.mark.parametrize("pv,sp", [(math.nan, 65.0), (60.0, math.inf), (math.nan, math.nan)])
 def test_a_value_that_is_not_a_number_gives_the_safe_output(pv: float, sp: float) -> None:
     pid = Pid(PidTuning(kp=10.0, ki=0.1))
-    pid.update(0.0, 50.0, 65.0)
-    assert pid.update(1.0, pv, sp) == 0.0
-    assert pid.update(2.0, 64.0, 65.0) == pytest.approx(10.0)  # back from 0 %, not from the old integral
+    for second in range(100):
+        pid.update(float(second), 64.5, 65.0)
+    assert pid.terms.i > 4.0
+    assert pid.update(100.0, pv, sp) == 0.0
+    assert pid.update(101.0, 64.0, 65.0) == pytest.approx(10.0)  # a fresh start, not the old integral
 
 
 def test_manual_output_does_not_need_the_process_value() -> None:
@@ -150,3 +160,26 @@ def test_manual_output_does_not_need_the_process_value() -> None:
 def test_nonsense_tuning_is_refused(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         PidTuning(**kwargs)
+
+
+def test_with_a_ramp_manual_to_auto_moves_on_at_the_ramps_pace() -> None:
+    pid = Pid(PidTuning(kp=50.0, ki=0.1, ramp_c_per_min=1.0), mode=PidMode.MANUAL, manual_output_pct=30.0)
+    pid.update(0.0, 20.0, 66.0)
+    pid.set_mode(PidMode.AUTO)
+    assert pid.update(1.0, 20.0, 66.0) == pytest.approx(30.0)
+    assert pid.update(2.0, 20.0, 66.0) == pytest.approx(30.0 + 50.0 / 60.0 + 0.1 * 2 / 60.0)  # the ramp moves it on
+
+
+def test_retune_is_bumpless() -> None:
+    pid = Pid(PidTuning(kp=10.0, ki=0.1))
+    for second in range(30):
+        pid.update(float(second), 64.0, 65.0)
+    before = pid.output
+    pid.retune(PidTuning(kp=30.0, ki=0.05))
+    assert pid.update(30.0, 64.0, 65.0) == pytest.approx(before)
+
+
+def test_a_cooling_loop_runs_on_a_negative_range() -> None:
+    glycol = Pid(PidTuning(kp=40.0, ki=0.02, out_min=-100.0, out_max=0.0))
+    assert glycol.update(0.0, 19.0, 18.0) == pytest.approx(-40.0)  # 1 °C too warm: 40 % cooling
+    assert glycol.update(1.0, 17.5, 18.0) == 0.0  # too cold: no cooling (never heating)
