@@ -98,3 +98,22 @@ def test_the_budget_is_never_exceeded_at_any_instant_including_edges(
         assert sum(watts[n] for n in granted | previous | still_drawing) <= limit + 1e-9
         assert granted <= {e.name for e, w in zip(elements, wants, strict=True) if w}  # only those that ask
         previous = granted
+
+
+@settings(max_examples=100, deadline=None)
+@given(ELEMENTS, st.floats(6000.0, 15000.0), st.floats(0.0, 20.0), st.floats(1.0, 60.0), st.floats(0.0, 3.0))
+def test_every_element_that_asks_all_the_time_is_served_within_a_bounded_wait(
+        specs: list[tuple[float, int]], limit: float, slice_s: float, aging_s: float, release_s: float) -> None:
+    elements = [Element(f"element_{i}", w, p) for i, (w, p) in enumerate(specs)]
+    budget = PowerBudget(limit, elements, slice_s=slice_s, aging_s=aging_s, release_s=release_s)
+    wants = {e.name: True for e in elements}
+    # a waiting element gains one priority step per aging_s; priorities span at most 3 steps, and each
+    # element ahead of it holds the supply at most one slice (plus its release) before it is passed
+    bound = (3 + len(elements)) * aging_s + len(elements) * (slice_s + release_s + 2.0) + 5.0
+    last_served = {e.name: 0.0 for e in elements}
+    now = 0.0
+    while now < 4 * bound:
+        for name in budget.allocate(now, wants):
+            last_served[name] = now
+        assert all(now - t <= bound for t in last_served.values()), (now, last_served)
+        now += 1.0
