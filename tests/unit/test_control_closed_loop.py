@@ -1,17 +1,22 @@
-"""PID + time-proportioned SSR on the FOPDT model of a 60 L HLT with a 5.5 kW element: 15 → 72 °C.
+"""Closed loops in simulated time: PID + time-proportioned SSR on the FOPDT model of a 60 L HLT with a
+5.5 kW element (15 → 72 °C), and a fermenter's heat/cool pair on a glycol valve with a minimum cycle.
 
-The gains are what the relay autotune (Tyreus–Luyben) proposes on this vessel, rounded: kp 100 %/°C,
-ki 0.15 %/(°C·s) (Ti ≈ 11 min), kd 5000 %·s/°C (Td = 50 s). Simulated time: 90 minutes run in
-well under a second.
+The HLT gains are what the relay autotune (Tyreus–Luyben) proposes on this vessel, rounded: kp
+100 %/°C, ki 0.15 %/(°C·s) (Ti ≈ 11 min), kd 5000 %·s/°C (Td = 50 s). Simulated time: 90 minutes
+of HLT and 12 hours of fermenter run in about a second.
 """
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
+from bevforge.control.heat_cool import HeatCool
 from bevforge.control.hysteresis import Direction, Hysteresis, HysteresisSettings
 from bevforge.control.pid import Pid, PidTuning
 from bevforge.control.process_model import SimulatedVessel, VesselModel
+from bevforge.control.time_proportioning import TimeProportioning, TimeProportioningSettings
 from tests.support.control_loop import run_heating_loop
 
 HLT = VesselModel.water(60.0, loss_w_per_c=10.0, ambient_c=20.0, dead_time_s=20.0)
@@ -54,3 +59,31 @@ def test_a_naive_on_off_loop_overshoots_on_the_same_vessel() -> None:
         peak = max(peak, vessel.probe_c)
         t += 1.0
     assert peak - 72.0 > 0.3
+
+
+def test_fermenter_heat_cool_pair_holds_18_with_the_glycol_valves_minimum_cycle() -> None:
+    """FV1: 100 L fermenting (80 W of yeast and room heat), a 800 W glycol jacket on a solenoid with a
+    60 s minimum on and 120 s minimum off, a 150 W heating pad, one signed PID, a 0.4 °C dead band."""
+    fermenter = SimulatedVessel(VesselModel.water(100.0, loss_w_per_c=5.0, ambient_c=22.0, dead_time_s=60.0), 20.0)
+    pid = Pid(PidTuning(kp=100.0, ki=100.0 / 1800.0, out_min=-100.0, out_max=100.0))
+    pair = HeatCool(dead_band_c=0.4)
+    pad = TimeProportioning(TimeProportioningSettings(period_s=60.0))
+    glycol = TimeProportioning(TimeProportioningSettings(period_s=300.0, min_on_s=60.0, min_off_s=120.0))
+    probe: list[tuple[float, float]] = []
+    glycol_edges: list[tuple[float, bool]] = []
+    glycol_was = False
+    for second in range(12 * 3600):
+        now = float(second)
+        demand = pair.update_signed(fermenter.probe_c, 18.0, pid.update(now, fermenter.probe_c, 18.0))
+        heating, cooling = pad.update(now, demand.heat_pct), glycol.update(now, demand.cool_pct)
+        assert not (heating and cooling)
+        if cooling != glycol_was:
+            glycol_edges.append((now, cooling))
+            glycol_was = cooling
+        fermenter.step(1.0, 80.0 + (150.0 if heating else 0.0) - (800.0 if cooling else 0.0))
+        probe.append((now, fermenter.probe_c))
+    reached = next(t for t, pv in probe if pv <= 18.0)
+    assert max(abs(pv - 18.0) for t, pv in probe if t >= reached) <= 0.3
+    for (t0, on), (t1, _) in pairwise(glycol_edges):
+        assert t1 - t0 >= (60.0 if on else 120.0)  # the valve never cycles faster than its minimum cycle
+    assert len(glycol_edges) > 20  # it did regulate, in pulses
