@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bevforge.clock import ManualClock, ScaledClock, SystemClock
+from drivers import driver_factories
 from drivers.sim.inprocess import SimulatedBrewhouse
+from tests.support.server import brewhouse_config
 
 
 async def test_a_manual_clock_advance_moves_the_brewhouse_with_it() -> None:
@@ -53,3 +55,12 @@ def test_speedup_still_builds_its_own_clock() -> None:
     assert SimulatedBrewhouse(clock=ManualClock()).speedup == 0.0
     with pytest.raises(ValueError):
         SimulatedBrewhouse(speedup=60, clock=ManualClock())
+
+
+def test_the_app_can_hand_the_simulator_its_process_clock() -> None:
+    config = brewhouse_config(lambda doc: doc["simulator"].update(speedup=60))
+    clock = ManualClock()
+    _, sim = driver_factories(config, clock=clock)
+    assert sim.clock is clock
+    _, own = driver_factories(config)
+    assert isinstance(own.clock, ScaledClock) and own.speedup == 60  # without one: built from simulator.speedup
