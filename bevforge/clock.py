@@ -146,7 +146,8 @@ class ManualClock(Clock):
     went to sleep), wakes the sleepers due then, and yields to the event loop `settle_yields` times
     so they run — and may go to sleep again, possibly before the advance's end, which then wakes
     them again — before time moves on. A controller with a 1 s period sleeping through
-    `advance(60)` therefore runs 60 times, each seeing its own instant.
+    `advance(60)` therefore runs 60 times, each seeing its own instant. One task advances the
+    clock at a time (a test's main task); the tasks it wakes only sleep.
     """
 
     def __init__(self, start: datetime | None = None, *, monotonic: float = 0.0, settle_yields: int = 10) -> None:
@@ -175,6 +176,8 @@ class ManualClock(Clock):
         return sum(1 for _, _, f in self._sleepers if not f.done())
 
     async def sleep(self, seconds: float) -> None:
+        if math.isnan(seconds):
+            raise ValueError("a clock cannot sleep NaN seconds")
         if seconds <= 0:
             await asyncio.sleep(0)  # still a suspension point, as asyncio.sleep(0) is
             return

@@ -70,6 +70,8 @@ async def test_manual_clock_stands_still_and_drops_cancelled_sleepers() -> None:
     with pytest.raises(ValueError):
         await clock.advance(-1)
     with pytest.raises(ValueError):
+        await clock.sleep(float("nan"))
+    with pytest.raises(ValueError):
         ManualClock(datetime(2026, 1, 1))  # naive: refused
 
 
