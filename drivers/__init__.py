@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bevforge.clock import Clock
 from bevforge.config import Device, Endpoint, PlantConfig
 from bevforge.devices import DeviceLink, Driver, DriverFactory
 from drivers.check import check
@@ -22,12 +23,18 @@ from drivers.sim.protocol import ProtocolSimulator
 __all__ = ["check", "driver_factories"]
 
 
-def driver_factories(config: PlantConfig) -> tuple[dict[str, DriverFactory], SimulatedBrewhouse]:
+def driver_factories(config: PlantConfig, clock: Clock | None = None,
+                     ) -> tuple[dict[str, DriverFactory], SimulatedBrewhouse]:
     """Factories by driver name, plus the one simulated brewhouse they share.
 
+    `clock` is the process clock the simulated brewhouse steps its physics on (the one the plant
+    and controllers use); without one it builds its own from `simulator.speedup`.
     `sim.protocol` is the ProtocolSimulator when the config enables it (else None).
     """
-    sim = SimulatedBrewhouse(ambient_c=config.simulator.ambient_c, speedup=config.simulator.speedup)
+    if clock is None:
+        sim = SimulatedBrewhouse(ambient_c=config.simulator.ambient_c, speedup=config.simulator.speedup)
+    else:
+        sim = SimulatedBrewhouse(ambient_c=config.simulator.ambient_c, clock=clock)
     protocol = ProtocolSimulator(sim, config.simulator) if config.simulator.enabled else None
     sim.protocol = protocol
     pool = LinePool()

@@ -12,27 +12,44 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from bevforge.clock import Clock, clock_for
 from bevforge.config import Device, Endpoint
 from bevforge.devices import DeviceError, DeviceLink, Driver, SettingsRefused
 from bevforge.domain import Quality, Reading, Value, coerce_value, utcnow
 from bevforge.tasks import stop_task
 from drivers.sim.faults import Faults
-from drivers.sim.model import Brewhouse
+from drivers.sim.model import MAX_STEP_S, Brewhouse
 
 log = logging.getLogger(__name__)
 
 
 class SimulatedBrewhouse:
-    """The model plus the task that advances it in real time (× speedup)."""
+    """The model plus the task that advances it on the shared clock.
 
-    def __init__(self, ambient_c: float = 20.0, speedup: float = 1.0, step_s: float = 0.1) -> None:
+    Give it the clock the rest of the process uses (`bevforge/clock.py`), or a `speedup` and it
+    makes its own (`clock_for(speedup)`: the system clock at 1.0). Every `step_s` of real time —
+    or every second of clock time on a clock stepped by hand — it steps the model by exactly the
+    clock time that passed, so the physics runs at the clock's speed and a `ManualClock.advance`
+    moves the brewhouse with it.
+    """
+
+    def __init__(self, ambient_c: float = 20.0, speedup: float = 1.0, step_s: float = 0.1,
+                 clock: Clock | None = None) -> None:
+        if clock is not None and speedup != 1.0:
+            raise ValueError("give the simulated brewhouse a speedup or a clock, not both")
         self.model = Brewhouse.default(ambient_c)
-        self.speedup = speedup
+        self.clock: Clock = clock if clock is not None else clock_for(speedup)
         self.step_s = step_s
         self.faults: dict[str, Faults] = {}
         self._task: asyncio.Task[None] | None = None
         self._users = 0
+        self._stepped_to: float | None = None  # the clock time the model has been stepped to
         self.protocol: Any = None  # the ProtocolSimulator serving this model, when enabled
+
+    @property
+    def speedup(self) -> float:
+        """Clock seconds per real second (the clock's speed; 0 for a clock stepped by hand)."""
+        return self.clock.speed
 
     def faults_for(self, device_id: str) -> Faults:
         return self.faults.setdefault(device_id, Faults())
@@ -40,6 +57,7 @@ class SimulatedBrewhouse:
     def start(self) -> None:
         self._users += 1
         if self._task is None or self._task.done():
+            self._stepped_to = self.clock.monotonic()
             self._task = asyncio.create_task(self._run(), name="simulated-brewhouse")
 
     async def stop(self) -> None:
@@ -47,19 +65,27 @@ class SimulatedBrewhouse:
         if self._users <= 0:
             await stop_task(self._task)
             self._task = None
+            self._stepped_to = None
+
+    def catch_up(self) -> float:
+        """Step the model to the clock's present; returns the seconds stepped (0 when not running)."""
+        if self._stepped_to is None:
+            return 0.0
+        now = self.clock.monotonic()
+        elapsed = now - self._stepped_to
+        self._stepped_to = now
+        if elapsed > 0:
+            self.model.step(elapsed)  # cut into steps of ≤ 1 s by the model, so fast-forward stays stable
+        return max(elapsed, 0.0)
+
+    def _tick_s(self) -> float:
+        speed = self.clock.speed
+        return self.step_s * speed if speed > 0 else MAX_STEP_S
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        last = loop.time()
         while True:
-            await asyncio.sleep(self.step_s)
-            now = loop.time()
-            elapsed = (now - last) * self.speedup
-            last = now
-            while elapsed > 0:  # keep steps small so fast-forward stays stable
-                dt = min(elapsed, 1.0)
-                self.model.step(dt)
-                elapsed -= dt
+            await self.clock.sleep(self._tick_s())
+            self.catch_up()
 
 
 class SimulatorDriver(Driver):

@@ -1,10 +1,12 @@
 """The simulated brewhouse behind real protocols, with the comms watchdogs real drives have.
 
-One `ProtocolSimulator` runs the model (stepped in real time × speedup), a Modbus TCP server for
+One `ProtocolSimulator` runs the model (stepped on the shared clock, `SimulatedBrewhouse.clock`: real
+time, accelerated, or stepped by a test), a Modbus TCP server for
 every field device, the fermenter probe on a pty and, if configured, the same Modbus devices on an
 RTU line over a pty. Each device with outputs has a watchdog: when nobody has polled it for
 `watchdog_s`, its outputs go to their safe state (drive stops, heater off, valves close) — Delta
-VFD parameter 09-03 with 09-02 "ramp to stop", or a controller's comms-loss output mode.
+VFD parameter 09-03 with 09-02 "ramp to stop", or a controller's comms-loss output mode. The
+watchdogs time comms in real time whatever the clock's speed: polling is real network traffic.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 
+from bevforge.clock import Clock
 from bevforge.config import SimulatorSettings
 from drivers.sim.faults import Faults
 from drivers.sim.inprocess import SimulatedBrewhouse
@@ -40,6 +43,11 @@ class ProtocolSimulator:
         self._users = 0
         self._starting: asyncio.Lock | None = None
         self.running = False
+
+    @property
+    def clock(self) -> Clock:
+        """The clock the model is stepped on (the simulated brewhouse's)."""
+        return self.sim.clock
 
     @property
     def modbus_port(self) -> int | None:
@@ -107,7 +115,8 @@ class ProtocolSimulator:
                 self.sim.model.outputs_to_safe_state(device.things)
                 self.watchdog_trips.append(name)
                 for thing in device.things:
-                    if thing.startswith("pump") and thing in self.sim.model.pumps:
-                        self.vfd_faults[thing] = FAULT_COMMS_TIMEOUT
+                    pump = thing.partition(".")[0]
+                    if pump in self.sim.model.pumps:
+                        self.vfd_faults[pump] = FAULT_COMMS_TIMEOUT
                 log.warning("simulated %s: comms watchdog (%g s without polling): %s to safe state",
                             name, self.settings.watchdog_s, ", ".join(sorted(device.things)))
