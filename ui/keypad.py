@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from nicegui import events, ui
 
 from bevforge.config import Endpoint
-from bevforge.domain import DataType, Value
+from bevforge.domain import DataType, EndpointState, Value
+from ui import words
 from ui.controls import tag
 
 MAX_DIGITS = 9  # more digits than any brewery value needs; a longer entry is a stuck finger
@@ -146,15 +147,13 @@ class Entry:
 
 
 class Keypad:
-    """The keypad dialog for one endpoint. `ask()` opens it and returns the value, or None on CANCEL."""
+    """The keypad dialog for one number. `ask()` opens it and returns the value, or None on CANCEL."""
 
-    def __init__(self, endpoint: Endpoint, present_text: str, present: float | None) -> None:
-        self.endpoint = endpoint
-        self.entry = Entry(rules_for(endpoint), present)
-        rules = self.entry.rules
+    def __init__(self, title: str, rules: EntryRules, present_text: str, present: float | None) -> None:
+        self.entry = Entry(rules, present)
         with ui.dialog().props("persistent") as self.dialog, \
                 tag(ui.card().classes("bf-keypad"), "keypad"):
-            tag(ui.label(endpoint.display_name).classes("bf-keypad-title"), "keypad-title")
+            tag(ui.label(title).classes("bf-keypad-title"), "keypad-title")
             with ui.row().classes("w-full justify-between no-wrap gap-2"):
                 tag(ui.label(f"now {present_text}"), "keypad-current")
                 tag(ui.label(f"range {rules.bounds_text()}"), "keypad-range")
@@ -162,7 +161,7 @@ class Keypad:
                 self.down = self._key(f"−{rules.step:g}", lambda: self._nudge(-1), "keypad-down", "bf-key-fn")
                 with ui.row().classes("bf-keypad-display items-center no-wrap"):
                     self.text = tag(ui.label("").classes("bf-keypad-text"), "keypad-text")
-                    ui.label(endpoint.unit).classes("bf-keypad-unit")
+                    ui.label(rules.unit).classes("bf-keypad-unit")
                 self.up = self._key(f"+{rules.step:g}", lambda: self._nudge(1), "keypad-up", "bf-key-fn")
             self.reason = tag(ui.label("").classes("bf-keypad-reason"), "keypad-reason")
             with ui.grid(columns=4).classes("bf-keypad-keys"):
@@ -260,6 +259,17 @@ class Keypad:
         self.up.set_enabled(self.entry.can_nudge(1))
 
 
-async def enter_value(endpoint: Endpoint, present_text: str, present: float | None) -> Value | None:
-    """Open the keypad for `endpoint`; the value to send, or None when the operator cancelled."""
-    return await Keypad(endpoint, present_text, present).ask()
+async def enter_value(endpoint: Endpoint, state: EndpointState) -> Value | None:
+    """Open the keypad for a writable endpoint; the value to send, or None when the operator cancelled.
+
+    The caller sends it through `Commander.press`. A nudge starts from the present value only when it
+    is live: a stale or bad value is shown ("now ? 75.0 °C") but never used as a starting point.
+    """
+    live = words.quality_view(state).live
+    present = float(state.value) if live and isinstance(state.value, int | float) else None
+    return await enter_number(endpoint.display_name, rules_for(endpoint), words.shown_value(endpoint, state), present)
+
+
+async def enter_number(title: str, rules: EntryRules, present_text: str, present: float | None = None) -> Value | None:
+    """Open the keypad for any number (not only an endpoint's: a tuning gain, an alarm limit)."""
+    return await Keypad(title, rules, present_text, present).ask()

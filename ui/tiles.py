@@ -75,10 +75,7 @@ class EndpointRow:
 
     async def _open_keypad(self) -> None:
         """The keypad asks for the value; the Commander sends it (confirmation, interlocks, audit)."""
-        state = self.runtime.plant.states[self.endpoint.id]
-        live = words.quality_view(state).live  # a nudge never starts from a value that is not live
-        present = float(state.value) if live and isinstance(state.value, int | float) else None
-        value = await keypad.enter_value(self.endpoint, words.shown_value(self.endpoint, state), present)
+        value = await keypad.enter_value(self.endpoint, self.runtime.plant.states[self.endpoint.id])
         if value is not None:
             await self.commander.press(self.endpoint, value)
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from nicegui.testing import User
 
+from bevforge.config import Endpoint
 from bevforge.domain import CommandStatus
 from tests.ui.support import online, open_signed_in, runtime, shows, sign_in, sim, text_of
+from ui.keypad import Entry, EntryRules, rules_for
 
 
 def tap(user: User, *keys: str) -> None:
@@ -146,3 +148,38 @@ async def test_a_viewer_cannot_open_the_keypad(auth_required, user: User, create
     user.find(marker="value-12").click()  # …a viewer's is read-only
     await user.should_not_see(marker="keypad")
     await user.should_not_see(marker="entry-12")
+
+
+def test_entry_rules_for_negative_ranges_and_whole_numbers() -> None:
+    """The keypad's rules without a screen: the sign key only where negatives are allowed, whole
+    numbers stay whole, a nudge with nothing typed and no live value starts at the range's low end."""
+    glycol = Entry(EntryRules(low=-5, high=30, unit="°C", decimals=1, step=0.5), present=None)
+    assert glycol.rules.negatives
+    for key in ("±", "2", ".", "5"):
+        glycol.key(key)
+    assert glycol.text == "-2.5" and glycol.verdict() == (-2.5, "")
+    glycol.key("±")
+    assert glycol.text == "2.5"
+    glycol.key("clear")
+    glycol.nudge(1)
+    assert glycol.text == "-4.5"  # from the low end (-5), one step up
+    for key in ("clear", "±", "9"):
+        glycol.key(key)
+    assert glycol.verdict() == (None, "min -5 °C") and glycol.text == "-9"
+    count = Entry(EntryRules(low=0, high=10, unit="", decimals=0, step=1.0), present=3)
+    assert not count.rules.negatives
+    for key in ("±", "0", "7", "."):
+        count.key(key)  # no sign, no decimal point; a leading 0 is replaced
+    assert count.text == "7"
+    value, why = count.verdict()
+    assert (value, why) == (7, "") and isinstance(value, int)
+    count.key("clear")
+    count.nudge(-1)
+    assert count.text == "2"  # from the present 3
+    speed = rules_for(pump_speed_endpoint())
+    assert (speed.low, speed.high, speed.decimals, speed.step) == (0, 100, 1, 1.0)
+
+
+def pump_speed_endpoint() -> Endpoint:
+    return Endpoint(id=24, name="pump_1_speed", node="MLT", device="pump1_vfd", kind="speed", unit="%",
+                    writable=True, range={"min": 0, "max": 100})
