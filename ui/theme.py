@@ -92,6 +92,8 @@ body { background: var(--bf-bg); color: var(--bf-ink); font-size: 16px; }
   background: repeating-linear-gradient(135deg, #7a0000 0 14px, #5a0000 14px 28px); color: #fff; }
 body.bf-offline .bf-control { opacity: .35; pointer-events: none; }
 body.bf-offline .bf-row .bf-value { color: #6d6d6d; }
+body.bf-offline .bf-tappable, body.bf-offline .bf-keypad { pointer-events: none; }
+body.bf-offline .bf-keypad { opacity: .35; }
 /* Kiosk: big type, big targets, no hover-only affordances. */
 body.bf-kiosk { font-size: 20px; }
 body.bf-kiosk .bf-btn { min-height: 64px; min-width: 120px; font-size: 1.2rem; }

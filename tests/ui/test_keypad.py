@@ -7,10 +7,14 @@ its text and SET disabled (issue 16: 150 used to become 99 silently).
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from nicegui.testing import User
 
 from bevforge.config import Endpoint
 from bevforge.domain import CommandStatus
+from tests.ui.conftest import write_config
 from tests.ui.support import online, open_signed_in, runtime, shows, sign_in, sim, text_of
 from ui.keypad import Entry, EntryRules, rules_for
 
@@ -183,3 +187,30 @@ def test_entry_rules_for_negative_ranges_and_whole_numbers() -> None:
 def pump_speed_endpoint() -> Endpoint:
     return Endpoint(id=24, name="pump_1_speed", node="MLT", device="pump1_vfd", kind="speed", unit="%",
                     writable=True, range={"min": 0, "max": 100})
+
+
+@pytest.fixture
+def critical_setpoint(bevforge_env: Path) -> Path:
+    """The HLT setpoint marked `critical: true` (list it before `user`)."""
+    def adjust(doc: dict) -> None:
+        next(e for e in doc["endpoints"] if e["id"] == 12)["critical"] = True
+    write_config(bevforge_env / "config.yaml", adjust)
+    return bevforge_env
+
+
+async def test_set_on_a_critical_setpoint_still_asks_to_confirm(critical_setpoint, user: User) -> None:
+    await user.open("/")
+    await online()
+    await open_keypad(user)
+    tap(user, "8", "0", "set")
+    await shows(user, "confirm-change", "75.0 °C → 80.0 °C")  # the Commander's confirmation, as for a heater
+    user.find(marker="confirm-cancel").click()
+    await user.should_not_see(marker="confirm-change")
+    assert await runtime().commands.query(12, None, 10) == []
+    await open_keypad(user)
+    tap(user, "8", "0", "set")
+    await shows(user, "confirm-change", "75.0 °C → 80.0 °C")
+    user.find(marker="confirm-ok").click()
+    await shows(user, "value-12", "80.0 °C", absent=("?",))
+    commands = await runtime().commands.query(12, None, 10)
+    assert [(c.requested_value, c.status) for c in commands] == [(80.0, CommandStatus.SUCCEEDED)]
