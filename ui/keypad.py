@@ -50,24 +50,33 @@ class EntryRules:
         return self.low is None or self.low < 0
 
     def bounds_text(self) -> str:
-        if self.low is None or self.high is None:
+        if self.low is None and self.high is None:
             return "any value"
+        if self.high is None:
+            return f"≥ {self.low:g} {self.unit}".strip()
+        if self.low is None:
+            return f"≤ {self.high:g} {self.unit}".strip()
         return f"{self.low:g} … {self.high:g} {self.unit}".strip()
 
 
-def rules_for(endpoint: Endpoint) -> EntryRules:
-    """An integer endpoint takes whole numbers in steps of 1; a decimal one takes one decimal place
-    (what the screen shows) and nudges by 0.5 for a temperature, 1 for a percentage, 0.1 otherwise."""
-    low, high = (endpoint.range.min, endpoint.range.max) if endpoint.range else (None, None)
-    if endpoint.data_type is DataType.INT:
-        return EntryRules(low, high, endpoint.unit, 0, 1.0)
-    if endpoint.unit in TEMPERATURE_UNITS:
+def unit_rules(unit: str, low: float | None = None, high: float | None = None, whole: bool = False) -> EntryRules:
+    """Whole numbers take steps of 1; decimals take one decimal place (what the screen shows) and
+    nudge by 0.5 for a temperature, 1 for a percentage or seconds, 0.1 otherwise."""
+    if whole:
+        return EntryRules(low, high, unit, 0, 1.0)
+    if unit in TEMPERATURE_UNITS:
         step = 0.5
-    elif endpoint.unit == "%":
+    elif unit in ("%", "s"):
         step = 1.0
     else:
         step = 0.1
-    return EntryRules(low, high, endpoint.unit, 1, step)
+    return EntryRules(low, high, unit, 1, step)
+
+
+def rules_for(endpoint: Endpoint) -> EntryRules:
+    """A writable endpoint's entry rules: its configured range and unit, whole numbers for an int."""
+    low, high = (endpoint.range.min, endpoint.range.max) if endpoint.range else (None, None)
+    return unit_rules(endpoint.unit, low, high, whole=endpoint.data_type is DataType.INT)
 
 
 class Entry:
