@@ -180,6 +180,9 @@ def test_setpoint_by_touch_on_the_keypad_fits_the_kiosk(server: ServerProcess, b
         expect(keypad).to_be_visible(timeout=TIMEOUT)
         expect(keypad).to_contain_text("HLT setpoint")
         expect(keypad).to_contain_text("range 0 … 99 °C")
+        # measure once the dialog's opening transition has ended (mid-animation it is scaled down)
+        page.wait_for_function("() => !document.querySelector('.q-dialog [class*=\"q-transition--\"]')",
+                               timeout=TIMEOUT)
         box = keypad.bounding_box()
         assert box is not None and box["x"] >= 0 and box["y"] >= 0
         assert box["x"] + box["width"] <= width and box["y"] + box["height"] <= height
