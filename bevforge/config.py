@@ -361,6 +361,143 @@ class UiSettings(Strict):
     kiosk: bool = False
 
 
+# ---------------------------------------------------------------------------------------------
+# Controllers (issue 14): the loops that make the brewhouse hold its own temperatures
+# ---------------------------------------------------------------------------------------------
+
+
+class SoftwareSetpoint(Strict):
+    """A setpoint no device holds: the controller keeps it (persisted in the store) within min..max.
+
+    `id` is reserved like an endpoint id (no endpoint may use it), so the value can be named the
+    same way everywhere; `default` is what a loop starts from the first time it runs.
+    """
+
+    id: int = Field(ge=1, le=MAX_ENDPOINT_ID, description="reserved id of the setpoint (no endpoint may use it)")
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+    min: float
+    max: float
+    unit: str = "°C"
+    default: float
+
+    @model_validator(mode="after")
+    def _in_range(self) -> SoftwareSetpoint:
+        if self.min > self.max:
+            raise ValueError("min must not be greater than max")
+        if not self.min <= self.default <= self.max:
+            raise ValueError("default lies outside min..max")
+        return self
+
+
+class PidSettings(Strict):
+    """PID gains and limits (units: docs/architecture.md "Control maths"): kp %/°C, ki %/(°C·s), kd %·s/°C."""
+
+    kp: float = Field(ge=0, description="% of output per °C of error")
+    ki: float = Field(default=0.0, ge=0, description="% of output per °C of error per second")
+    kd: float = Field(default=0.0, ge=0, description="% of output per °C/s of process-value rate")
+    derivative_filter_s: float = Field(default=5.0, gt=0)
+    out_min: float = Field(default=0.0, ge=-100, le=100)
+    out_max: float = Field(default=100.0, ge=-100, le=100)
+    ramp_c_per_min: float | None = Field(default=None, gt=0, description="the working setpoint moves at most this fast")
+    boil_threshold_c: float | None = Field(default=None, description="above this PV the output holds boil_output_pct")
+    boil_output_pct: float = Field(default=100.0, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _limits(self) -> PidSettings:
+        if self.out_min >= self.out_max:
+            raise ValueError("out_min must be below out_max")
+        return self
+
+
+class HysteresisLoopSettings(Strict):
+    """On/off around the setpoint: on below setpoint − on_offset_c, off at setpoint + off_offset_c (heating)."""
+
+    on_offset_c: float = Field(default=0.5, ge=0)
+    off_offset_c: float = Field(default=0.0, ge=0)
+    min_on_s: float = Field(default=0.0, ge=0)
+    min_off_s: float = Field(default=0.0, ge=0)
+
+
+class ControllerSafety(Strict):
+    """What makes a loop give up and put its outputs safe."""
+
+    input_stale_s: float | None = Field(default=None, gt=0, description="no GOOD sample of the input this long "
+                                        "→ input fault (default: the input endpoint's stale_after)")
+    runaway_output_pct: float = Field(default=90.0, gt=0, le=100, description="runaway: output at or above this …")
+    runaway_minutes: float = Field(default=10.0, gt=0, description="… for this long …")
+    runaway_min_change_c: float = Field(default=1.0, gt=0, description="… while the PV moved less than this the "
+                                        "way the output pushes → tripped")
+    over_temperature_c: float | None = Field(default=10.0, gt=0, description="PV above setpoint + this → tripped "
+                                             "(heating); null: no check")
+
+
+class Controller(Strict):
+    """One control loop: reads `input`, drives `output` (and `cool_output`) toward the setpoint."""
+
+    id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
+    name: str
+    node: str
+    kind: Literal["pid", "hysteresis"] = "pid"
+    input: int = Field(description="the process value: a numeric endpoint (°C)")
+    output: int = Field(description="the heat output (or the only output): writable bool (time-proportioned) "
+                        "or numeric 0–100 %")
+    cool_output: int | None = Field(default=None, description="heat/cool pair: the cooling output")
+    dead_band_c: float = Field(default=0.5, ge=0, description="heat/cool pair: full width of the band in which "
+                               "the loop keeps its direction")
+    setpoint: int | SoftwareSetpoint = Field(description="a writable setpoint endpoint id, or a software setpoint")
+    period_s: float = Field(default=10.0, gt=0, description="bool output: the time-proportioning window; "
+                            "also the control tick")
+    min_on_s: float = Field(default=0.0, ge=0, description="bool output: shortest pulse")
+    min_off_s: float = Field(default=0.0, ge=0, description="bool output: shortest gap")
+    min_step_pct: float = Field(default=1.0, ge=0, le=100, description="numeric output: smallest change written")
+    tuning: PidSettings | None = Field(default=None, description="kind pid: gains and limits")
+    hysteresis: HysteresisLoopSettings | None = Field(default=None, description="kind hysteresis: band and times")
+    safety: ControllerSafety = Field(default_factory=ControllerSafety)
+    resume: Literal["auto", "off"] | None = Field(default=None, description="after a restart: the stored mode "
+                                                  "(auto) or off; default off for a loop driving a heater")
+    priority: int = Field(default=1, ge=1, le=10, description="power budget: 1 is served first")
+
+    @model_validator(mode="after")
+    def _settings_for_kind(self) -> Controller:
+        if self.kind == "pid" and self.tuning is None:
+            raise ValueError("a pid controller needs tuning (kp at least)")
+        if self.kind == "pid" and self.hysteresis is not None:
+            raise ValueError("hysteresis settings belong to a hysteresis controller (kind: hysteresis)")
+        if self.kind == "hysteresis" and self.tuning is not None:
+            raise ValueError("tuning belongs to a pid controller (kind: pid)")
+        if self.kind == "hysteresis" and self.cool_output is not None:
+            raise ValueError("a heat/cool pair is a pid controller (kind: pid)")
+        if self.min_on_s + self.min_off_s > self.period_s:
+            raise ValueError("min_on_s + min_off_s must fit in one period_s")
+        return self
+
+    @property
+    def setpoint_id(self) -> int:
+        return self.setpoint.id if isinstance(self.setpoint, SoftwareSetpoint) else self.setpoint
+
+    @property
+    def outputs(self) -> tuple[int, ...]:
+        return (self.output,) if self.cool_output is None else (self.output, self.cool_output)
+
+
+class PowerElement(Strict):
+    """One element on the supply: the controller output that switches it and its power."""
+
+    output: int = Field(description="a controller's bool output endpoint")
+    watts: float = Field(gt=0)
+
+
+class PowerSettings(Strict):
+    """The supply the elements share; the controllers never switch on more than `limit_w` at once."""
+
+    limit_w: float = Field(gt=0, description="what the supply can carry (e.g. 32 A × 230 V ≈ 7360 W)")
+    elements: list[PowerElement] = Field(default_factory=list)
+    slice_s: float = Field(default=10.0, ge=0, description="a granted element keeps its grant this long")
+    aging_s: float = Field(default=60.0, gt=0, description="a waiting element gains one priority step per this")
+    release_s: float = Field(default=1.0, ge=0, description="an element switched off counts this long more "
+                             "(break-before-make)")
+
+
 class PlantConfig(Strict):
     version: Literal[1] = 1
     site: Site = Field(default_factory=Site)
@@ -370,6 +507,8 @@ class PlantConfig(Strict):
     tiles: list[Tile] = Field(default_factory=list)
     interlocks: list[Interlock] = Field(default_factory=list)
     alarms: list[AlarmRule] = Field(default_factory=list)
+    controllers: list[Controller] = Field(default_factory=list)
+    power: PowerSettings | None = None
     commands: CommandSettings = Field(default_factory=CommandSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
@@ -652,4 +791,81 @@ def check_references(config: PlantConfig) -> list[tuple[tuple[Any, ...], str]]:
         for j, cond in enumerate(alarm.suppress_when):
             if cond.endpoint not in endpoint_ids:
                 problems.append((("alarms", i, "suppress_when", j, "endpoint"), f"unknown endpoint id {cond.endpoint}"))
+    problems += _check_controllers(config, node_ids, endpoint_ids, by_id)
+    return problems
+
+
+def _check_controllers(config: PlantConfig, node_ids: set[Any], endpoint_ids: set[Any],
+                       by_id: dict[int, Endpoint]) -> list[tuple[tuple[Any, ...], str]]:
+    """Controllers name real, suitable endpoints; no output is driven by two loops; the power budget adds up."""
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    seen_ids: set[str] = set()
+    driven: dict[int, str] = {}
+    soft_ids: set[int] = set()
+    for i, c in enumerate(config.controllers):
+        at = ("controllers", i)
+        if c.id in seen_ids:
+            problems.append(((*at, "id"), f"duplicate id {c.id!r}"))
+        seen_ids.add(c.id)
+        if c.node not in node_ids:
+            problems.append(((*at, "node"), f"unknown node {c.node!r}"))
+        pv = by_id.get(c.input)
+        if pv is None:
+            problems.append(((*at, "input"), f"unknown endpoint id {c.input}"))
+        elif pv.data_type is DataType.BOOL:
+            problems.append(((*at, "input"), f"endpoint {c.input} is not numeric"))
+        for attr in ("output", "cool_output"):
+            eid = getattr(c, attr)
+            if eid is None:
+                continue
+            ep = by_id.get(eid)
+            if ep is None:
+                problems.append(((*at, attr), f"unknown endpoint id {eid}"))
+                continue
+            if not ep.writable:
+                problems.append(((*at, attr), f"endpoint {eid} is not writable"))
+            elif ep.data_type is not DataType.BOOL:
+                lo, hi = (ep.range.min, ep.range.max) if ep.range else (None, None)
+                if lo is None or lo > 0 or hi < 100:
+                    problems.append(((*at, attr), f"numeric endpoint {eid} needs a range covering 0–100 (%)"))
+            elif ep.safe_value is None:
+                problems.append(((*at, attr), f"endpoint {eid} has no safe_value for the loop's faults"))
+            if eid in driven:
+                problems.append(((*at, attr), f"endpoint {eid} is already driven by controller {driven[eid]!r}"))
+            driven[eid] = c.id
+            if c.kind == "hysteresis" and ep.data_type is not DataType.BOOL:
+                problems.append(((*at, attr), "a hysteresis controller drives a bool output"))
+        if c.cool_output is not None and c.cool_output == c.output:
+            problems.append(((*at, "cool_output"), "the cooling output must differ from output"))
+        if c.cool_output is not None and c.tuning is not None and c.tuning.out_min >= 0:
+            problems.append(((*at, "tuning", "out_min"), "a heat/cool pair needs a negative out_min (cooling "
+                             "demand), e.g. -100"))
+        if c.cool_output is None and c.tuning is not None and c.tuning.out_min < 0:
+            problems.append(((*at, "tuning", "out_min"), "a negative output needs a cool_output to drive"))
+        if isinstance(c.setpoint, SoftwareSetpoint):
+            if c.setpoint.id in endpoint_ids or c.setpoint.id in soft_ids:
+                problems.append(((*at, "setpoint", "id"), f"id {c.setpoint.id} is already in use"))
+            soft_ids.add(c.setpoint.id)
+        else:
+            sp = by_id.get(c.setpoint)
+            if sp is None:
+                problems.append(((*at, "setpoint"), f"unknown endpoint id {c.setpoint}"))
+            elif not sp.writable:
+                problems.append(((*at, "setpoint"), f"endpoint {c.setpoint} is not writable"))
+            elif sp.data_type is DataType.BOOL:
+                problems.append(((*at, "setpoint"), f"endpoint {c.setpoint} is not numeric"))
+    if config.power is not None:
+        seen_outputs: set[int] = set()
+        for j, element in enumerate(config.power.elements):
+            at = ("power", "elements", j)
+            if element.output not in driven:
+                problems.append(((*at, "output"), f"endpoint {element.output} is not a controller's output"))
+            elif by_id[element.output].data_type is not DataType.BOOL:
+                problems.append(((*at, "output"), f"endpoint {element.output} is not a bool (on/off) output"))
+            if element.output in seen_outputs:
+                problems.append(((*at, "output"), f"duplicate output {element.output}"))
+            seen_outputs.add(element.output)
+            if element.watts > config.power.limit_w:
+                problems.append(((*at, "watts"), f"{element.watts:g} W can never fit the {config.power.limit_w:g} W "
+                                 "supply (power.limit_w)"))
     return problems
