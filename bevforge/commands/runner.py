@@ -209,7 +209,7 @@ class CommandRunner:
         if actual is not None:
             command.actual_value = actual
         audit = None
-        if self.audit is not None:
+        if self.audit is not None and command.origin != "controller":  # a loop's PWM edge is no person's action
             endpoint = self.plant.endpoints[command.endpoint_id]
             audit = entry(Actor(user=command.user, station=command.station, role="-"), "command.result",
                           target=endpoint.name, new=audit_value(command.actual_value), result=status.value,

@@ -10,8 +10,8 @@ from pymodbus.client import AsyncModbusTcpClient
 
 from bevforge.config import SimulatorSettings
 from drivers.modbus import LinePool, ModbusDriver
-from drivers.sim.inprocess import SimulatedBrewhouse
 from drivers.sim import modbus_server
+from drivers.sim.inprocess import SimulatedBrewhouse
 from drivers.sim.maps import FAULT_COMMS_TIMEOUT, VFD_RUN
 from drivers.sim.protocol import ProtocolSimulator
 from tests.support.fieldbus import Recorder, endpoint, modbus_device
