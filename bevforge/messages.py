@@ -115,9 +115,16 @@ def controller(status: ControllerStatus) -> dict[str, Any]:
         "mode": status.mode, "state": status.state, "reason": status.reason,
         "pv": _rounded(status.pv), "sp": _rounded(status.setpoint), "setpointId": status.setpoint_id,
         "output": _rounded(status.output), "outputs": {str(k): plain_value(v) for k, v in status.outputs.items()},
-        "manualOutput": _rounded(status.manual_output), "tuning": status.tuning, "unit": status.unit,
+        "manualOutput": _rounded(status.manual_output),
+        "tuning": None if status.tuning is None else {_camel(k): v for k, v in status.tuning.items()},
+        "unit": status.unit,
         "timestamp": iso(status.time),
     }
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 def _rounded(value: float | None) -> float | None:

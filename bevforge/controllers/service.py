@@ -33,12 +33,14 @@ from bevforge.control.power_budget import Element, PowerBudget
 from bevforge.controllers.loop import TUNING_KEYS, ControllerMode, ControllerState, Loop, pid_tuning
 from bevforge.domain import Actor, CommandStatus, ControllerStatus, DataType, Quality, Severity, utcnow
 from bevforge.errors import (
+    BLOCKED,
     INVALID_VALUE,
     NOT_ALLOWED_NOW,
     OUT_OF_RANGE,
     UNKNOWN_CONTROLLER,
     UNKNOWN_FIELD,
     BevForgeError,
+    Conflict,
     Invalid,
     NotFound,
 )
@@ -376,7 +378,7 @@ class ControllerService:
         """Reset a trip: the loop goes off (the operator then chooses auto or manual)."""
         loop = self._for_operator(actor, controller_id)
         if loop.tripped is None:
-            raise Invalid("the controller is not tripped", code=NOT_ALLOWED_NOW, field="controllerId")
+            raise Conflict("the controller is not tripped", code=NOT_ALLOWED_NOW, field="controllerId")
         return await self.set_mode(actor, controller_id, ControllerMode.OFF.value)
 
     async def set_setpoint(self, actor: Actor, controller_id: str, value: Any) -> dict[str, Any]:
@@ -396,7 +398,7 @@ class ControllerService:
         else:  # a device's setpoint: the normal command pipeline, as the person (audited there)
             command, _ = await self.commands.submit(sp, number, actor=actor, origin="api")
             if command.status is CommandStatus.BLOCKED:
-                raise Invalid(command.error or "blocked", code=NOT_ALLOWED_NOW, field="value")
+                raise Conflict(command.error or "blocked", code=BLOCKED, field="value")
         return self.frame(loop)
 
     async def set_output(self, actor: Actor, controller_id: str, value: Any) -> dict[str, Any]:
@@ -407,7 +409,7 @@ class ControllerService:
         if not lo <= number <= hi:
             raise Invalid(f"output {number:g} % is outside {lo:g}…{hi:g} %", code=OUT_OF_RANGE, field="value")
         if loop.mode is not ControllerMode.MANUAL:
-            raise Invalid("the output is set by hand only in manual mode", code=NOT_ALLOWED_NOW, field="value")
+            raise Conflict("the output is set by hand only in manual mode", code=NOT_ALLOWED_NOW, field="value")
         async with self._locks[loop.cfg.id]:
             old = loop.manual_output
             loop.set_manual_output(number)
@@ -421,7 +423,7 @@ class ControllerService:
         permissions.require_role(actor, permissions.TECHNICIAN)
         loop = self.find(actor, controller_id)
         if loop.pid is None:
-            raise Invalid("a hysteresis controller has no PID tuning", code=NOT_ALLOWED_NOW, field="tuning")
+            raise Conflict("a hysteresis controller has no PID tuning", code=NOT_ALLOWED_NOW, field="tuning")
         for key in values:
             if key not in TUNING_KEYS:
                 raise Invalid(f"unknown tuning key {key!r} (keys: {', '.join(TUNING_KEYS)})", code=UNKNOWN_FIELD,
