@@ -370,8 +370,7 @@ class ControllerService:
             await self._save(loop, actor)
             detail = f"reset trip: {was_tripped}" if was_tripped else None
             self._audit(actor, "controller.mode", loop, old.value, new.value, detail)
-            self._alarms(loop)
-            self.publish(loop, force=True)
+            await self._acted(loop)
         return self.frame(loop)
 
     async def reset(self, actor: Actor, controller_id: str) -> dict[str, Any]:
@@ -394,7 +393,7 @@ class ControllerService:
                 loop.setpoint = number
                 await self._save(loop, actor)
                 self._audit(actor, "controller.setpoint", loop, old, number)
-                self.publish(loop, force=True)
+                await self._acted(loop)
         else:  # a device's setpoint: the normal command pipeline, as the person (audited there)
             command, _ = await self.commands.submit(sp, number, actor=actor, origin="api")
             if command.status is CommandStatus.BLOCKED:
@@ -415,7 +414,7 @@ class ControllerService:
             loop.set_manual_output(number)
             await self._save(loop, actor)
             self._audit(actor, "controller.output", loop, old, number)
-            self.publish(loop, force=True)
+            await self._acted(loop)
         return self.frame(loop)
 
     async def set_tuning(self, actor: Actor, controller_id: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -441,8 +440,16 @@ class ControllerService:
             loop.retune(merged)
             await self._save(loop, actor)
             self._audit(actor, "controller.tuning", loop, old, {k: merged[k] for k in values})
-            self.publish(loop, force=True)
+            await self._acted(loop)
         return self.frame(loop)
+
+    async def _acted(self, loop: Loop) -> None:
+        """A person's change takes effect at once (a tick now), not at the next tick; its frame goes out."""
+        try:
+            await self.tick(loop)
+        except Exception:  # the change is stored; the loop's own task ticks again shortly
+            log.exception("controller %s: tick after a change failed", loop.cfg.id)
+        self.publish(loop, force=True)
 
     def _for_operator(self, actor: Actor, controller_id: str) -> Loop:
         permissions.require_role(actor, permissions.OPERATOR)
