@@ -71,7 +71,7 @@ class Range(Strict):
         return self
 
 
-EndpointSource = Literal["device", "external"]
+EndpointSource = Literal["device", "external", "software"]
 MAX_ENDPOINT_ID = 2_000_000_000  # endpointIds past this are refused before any store sees them (SQLite INTEGER)
 
 
@@ -81,7 +81,9 @@ class Endpoint(Strict):
     Every reading has one owner (`source`): `device` — the driver of `device` polls it, and nothing
     else may write it (a client's ingest could otherwise open an interlock the device holds shut);
     `external` — it has no device and is fed only through the ingest API (a hydrometer gateway,
-    a building sensor), so interlocks on it act on what that sender reports.
+    a building sensor), so interlocks on it act on what that sender reports; `software` — a value
+    the panel itself holds (a controller's software setpoint): never written in the file, made from
+    `controllers[].setpoint` when the config is read, written only through the command pipeline.
     """
 
     id: int = Field(ge=1, le=MAX_ENDPOINT_ID)
@@ -89,7 +91,8 @@ class Endpoint(Strict):
     label: str | None = None
     node: str
     source: EndpointSource = Field(default="device", description="who feeds its readings: its device's driver, "
-                                   "or an outside sender through the ingest API (external)")
+                                   "or an outside sender through the ingest API (external); software endpoints "
+                                   "are made by the controllers' software setpoints")
     device: str | None = Field(default=None, description="the device whose driver polls it (source: device)")
     kind: EndpointKind
     unit: str = ""
@@ -389,6 +392,15 @@ class SoftwareSetpoint(Strict):
         return self
 
 
+def software_setpoint_endpoint(controller: Controller) -> Endpoint:
+    """The endpoint a controller's software setpoint becomes: writable, in its range, on the controller's node."""
+    sp = controller.setpoint
+    assert isinstance(sp, SoftwareSetpoint)
+    return Endpoint(id=sp.id, name=sp.name, label=f"{controller.name} setpoint", node=controller.node,
+                    source="software", kind=EndpointKind.SETPOINT, unit=sp.unit, data_type=DataType.FLOAT,
+                    writable=True, range=Range(min=sp.min, max=sp.max))
+
+
 class PidSettings(Strict):
     """PID gains and limits (units: docs/architecture.md "Control maths"): kp %/°C, ki %/(°C·s), kd %·s/°C."""
 
@@ -527,6 +539,13 @@ class PlantConfig(Strict):
         return sorted(tiles, key=lambda t: t.order)
 
     def model_post_init(self, context: Any, /) -> None:
+        # the controllers' software setpoints are endpoints like the others (tiles, commands, the node rule);
+        # appended after the file's, so every index below len(file endpoints) is still the file's line
+        file_ids = {e.id for e in self.endpoints if e.source != "software"}
+        for c in self.controllers:
+            if isinstance(c.setpoint, SoftwareSetpoint) and c.setpoint.id not in file_ids \
+                    and all(e.id != c.setpoint.id for e in self.endpoints):
+                self.endpoints.append(software_setpoint_endpoint(c))
         self._by_id = {e.id: e for e in self.endpoints}
         served: dict[str, set[str]] = {}
         for e in self.endpoints:
@@ -733,14 +752,19 @@ def check_references(config: PlantConfig) -> list[tuple[tuple[Any, ...], str]]:
 
     node_ids = unique("nodes", config.nodes, "id")
     device_ids = unique("devices", config.devices, "id")
-    endpoint_ids = unique("endpoints", config.endpoints, "id")
-    unique("endpoints", config.endpoints, "name")
+    software = {c.setpoint.id for c in config.controllers if isinstance(c.setpoint, SoftwareSetpoint)}
+    in_file = [e for e in config.endpoints if not (e.source == "software" and e.id in software)]
+    endpoint_ids = unique("endpoints", in_file, "id") | software
+    unique("endpoints", in_file, "name")
     unique("tiles", config.tiles, "id")
     unique("interlocks", config.interlocks, "id")
     unique("alarms", config.alarms, "id")
     by_id = {e.id: e for e in config.endpoints}
 
-    for i, ep in enumerate(config.endpoints):
+    for i, ep in enumerate(in_file):
+        if ep.source == "software":
+            problems.append((("endpoints", i, "source"), "software endpoints are made by a controller's software "
+                             "setpoint (controllers[].setpoint), not written here"))
         if ep.node not in node_ids:
             problems.append((("endpoints", i, "node"), f"unknown node {ep.node!r}"))
         if ep.source == "device" and ep.device is None:
@@ -791,12 +815,12 @@ def check_references(config: PlantConfig) -> list[tuple[tuple[Any, ...], str]]:
         for j, cond in enumerate(alarm.suppress_when):
             if cond.endpoint not in endpoint_ids:
                 problems.append((("alarms", i, "suppress_when", j, "endpoint"), f"unknown endpoint id {cond.endpoint}"))
-    problems += _check_controllers(config, node_ids, endpoint_ids, by_id)
+    problems += _check_controllers(config, node_ids, {e.id for e in in_file}, by_id, {e.name for e in in_file})
     return problems
 
 
 def _check_controllers(config: PlantConfig, node_ids: set[Any], endpoint_ids: set[Any],
-                       by_id: dict[int, Endpoint]) -> list[tuple[tuple[Any, ...], str]]:
+                       by_id: dict[int, Endpoint], names: set[str]) -> list[tuple[tuple[Any, ...], str]]:
     """Controllers name real, suitable endpoints; no output is driven by two loops; the power budget adds up."""
     problems: list[tuple[tuple[Any, ...], str]] = []
     seen_ids: set[str] = set()
@@ -845,7 +869,10 @@ def _check_controllers(config: PlantConfig, node_ids: set[Any], endpoint_ids: se
         if isinstance(c.setpoint, SoftwareSetpoint):
             if c.setpoint.id in endpoint_ids or c.setpoint.id in soft_ids:
                 problems.append(((*at, "setpoint", "id"), f"id {c.setpoint.id} is already in use"))
+            if c.setpoint.name in names:
+                problems.append(((*at, "setpoint", "name"), f"name {c.setpoint.name!r} is already in use"))
             soft_ids.add(c.setpoint.id)
+            names.add(c.setpoint.name)
         else:
             sp = by_id.get(c.setpoint)
             if sp is None:

@@ -31,7 +31,7 @@ from bevforge.bus import CONTROLLER
 from bevforge.config import SoftwareSetpoint
 from bevforge.control.power_budget import Element, PowerBudget
 from bevforge.controllers.loop import TUNING_KEYS, ControllerMode, ControllerState, Loop, pid_tuning
-from bevforge.domain import Actor, CommandStatus, ControllerStatus, DataType, Quality, Severity, utcnow
+from bevforge.domain import Actor, CommandStatus, ControllerStatus, DataType, Quality, Reading, Severity, utcnow
 from bevforge.errors import (
     BLOCKED,
     INVALID_VALUE,
@@ -102,6 +102,7 @@ class ControllerService:
         self._published: dict[str, tuple[tuple[Any, ...], float]] = {}
         self._locks: dict[str, asyncio.Lock] = {cid: asyncio.Lock() for cid in self.loops}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._stored_setpoint: dict[str, float] = {}
         self.ticks = 0
 
     # -- start, stop, restart ----------------------------------------------------------------------
@@ -111,11 +112,15 @@ class ControllerService:
         rows = controller_rows.load_all(self.db)
         for cid, loop in self.loops.items():
             row = rows.get(cid)
+            sp = loop.cfg.setpoint
+            if isinstance(sp, SoftwareSetpoint):  # the software setpoint endpoint starts at its stored value
+                if row is not None and row.setpoint is not None:
+                    loop.setpoint = min(sp.max, max(sp.min, row.setpoint))
+                if loop.setpoint is not None:
+                    self._stored_setpoint[cid] = loop.setpoint
+                self.plant.ingest([Reading(sp.id, loop.setpoint, Quality.GOOD, source_time=utcnow())])
             if row is None:
                 continue
-            if isinstance(loop.cfg.setpoint, SoftwareSetpoint) and row.setpoint is not None:
-                sp = loop.cfg.setpoint
-                loop.setpoint = min(sp.max, max(sp.min, row.setpoint))
             if row.tuning and loop.pid is not None:
                 try:
                     loop.retune({**loop.tuning, **{k: v for k, v in row.tuning.items() if k in TUNING_KEYS}})
@@ -176,9 +181,8 @@ class ControllerService:
         return number, None
 
     def _setpoint(self, loop: Loop) -> float | None:
-        if isinstance(loop.cfg.setpoint, SoftwareSetpoint):
-            return loop.setpoint
-        state = self.plant.states[loop.cfg.setpoint]
+        """The setpoint endpoint's value: a device's SV as read, or the software setpoint the plant holds."""
+        state = self.plant.states[loop.cfg.setpoint_id]
         if state.quality is Quality.GOOD and isinstance(state.value, int | float) and not isinstance(state.value, bool):
             return float(state.value)
         return None
@@ -189,6 +193,7 @@ class ControllerService:
         now = self.clock.monotonic()
         pv, fault = self._read_input(loop)
         loop.setpoint = self._setpoint(loop)
+        self._keep_setpoint(loop)
         if loop.setpoint is None and fault is None:
             fault = "the setpoint is not known (its endpoint has no GOOD value)"
         demands = loop.step(now, pv, fault)
@@ -220,6 +225,15 @@ class ControllerService:
                 await self._send(loop, eid, value, now)
         self._alarms(loop)
         self.publish(loop)
+
+    def _keep_setpoint(self, loop: Loop) -> None:
+        """A software setpoint changed (a command from a tile, REST or /ws): stored, so a restart keeps it."""
+        cid = loop.cfg.id
+        if not isinstance(loop.cfg.setpoint, SoftwareSetpoint) or loop.setpoint is None:
+            return
+        if self._stored_setpoint.get(cid) != loop.setpoint:
+            self._stored_setpoint[cid] = loop.setpoint
+            self.db.write_later(controller_rows.save, self.db, self._row(loop, "setpoint command"))
 
     def _pair_break_before_make(self, loop: Loop, now: float, wanted: dict[int, Any]) -> None:
         """A heat/cool pair: the side being left is off (and its off sent) before the other side's first pulse."""
@@ -381,23 +395,22 @@ class ControllerService:
         return await self.set_mode(actor, controller_id, ControllerMode.OFF.value)
 
     async def set_setpoint(self, actor: Actor, controller_id: str, value: Any) -> dict[str, Any]:
+        """The setpoint, sent as the person's command to the setpoint endpoint (a device's SV, or the
+        controller's software setpoint): the pipeline checks the range, interlocks and audits it."""
         loop = self._for_operator(actor, controller_id)
         number = _number(value, "value")
-        sp = loop.cfg.setpoint
-        if isinstance(sp, SoftwareSetpoint):
-            if not sp.min <= number <= sp.max:
-                raise Invalid(f"setpoint {number:g} is outside {sp.min:g}…{sp.max:g} {sp.unit}", code=OUT_OF_RANGE,
-                              field="value")
-            async with self._locks[loop.cfg.id]:
-                old = loop.setpoint
-                loop.setpoint = number
-                await self._save(loop, actor)
-                self._audit(actor, "controller.setpoint", loop, old, number)
-                await self._acted(loop)
-        else:  # a device's setpoint: the normal command pipeline, as the person (audited there)
-            command, _ = await self.commands.submit(sp, number, actor=actor, origin="api")
-            if command.status is CommandStatus.BLOCKED:
-                raise Conflict(command.error or "blocked", code=BLOCKED, field="value")
+        sp_id = loop.cfg.setpoint_id
+        before = self.plant.states[sp_id].seq
+        command, _ = await self.commands.submit(sp_id, number, actor=actor, origin="api")
+        if command.status is CommandStatus.BLOCKED:
+            raise Conflict(command.error or "blocked", code=BLOCKED, field="value")
+        if isinstance(loop.cfg.setpoint, SoftwareSetpoint):  # applied by the runner in a moment: answer with it
+            for _ in range(20):
+                if self.plant.states[sp_id].seq != before:
+                    break
+                await self.plant.next_sample(sp_id, 0.1)
+        async with self._locks[loop.cfg.id]:
+            await self._acted(loop)
         return self.frame(loop)
 
     async def set_output(self, actor: Actor, controller_id: str, value: Any) -> dict[str, Any]:
@@ -455,12 +468,15 @@ class ControllerService:
         permissions.require_role(actor, permissions.OPERATOR)
         return self.find(actor, controller_id)
 
+    def _row(self, loop: Loop, by: str) -> ControllerRow:
+        software = isinstance(loop.cfg.setpoint, SoftwareSetpoint)
+        return ControllerRow(controller_id=loop.cfg.id, mode=loop.mode.value,
+                             setpoint=self._stored_setpoint.get(loop.cfg.id) if software else None,
+                             manual_output=loop.manual_output, tuning=dict(loop.tuning) or None,
+                             updated_at=utcnow(), updated_by=by)
+
     async def _save(self, loop: Loop, actor: Actor) -> None:
-        row = ControllerRow(controller_id=loop.cfg.id, mode=loop.mode.value,
-                            setpoint=loop.setpoint if isinstance(loop.cfg.setpoint, SoftwareSetpoint) else None,
-                            manual_output=loop.manual_output, tuning=dict(loop.tuning) or None,
-                            updated_at=utcnow(), updated_by=actor.user)
-        await self.db.write(controller_rows.save, self.db, row)
+        await self.db.write(controller_rows.save, self.db, self._row(loop, actor.user))
 
     def _audit(self, actor: Actor, action: str, loop: Loop, old: Any, new: Any, detail: str | None = None) -> None:
         if self.audit is not None:

@@ -199,7 +199,9 @@ async def test_people_s_changes_are_stored_audited_and_resumed_after_a_restart(t
             await service.set_mode(Actor(user="x", role="operator", nodes=frozenset({"HLT"})), "mlt_rims", "off")
         entries = await runtime.audit.query(user="olga")
         actions = {e["action"] for e in entries}
-        assert {"controller.mode", "controller.setpoint"} <= actions
+        assert {"controller.mode", "command.request"} <= actions  # the setpoint goes through the command pipeline
+        assert any(e["action"] == "command.request" and e["target"] == "mlt_setpoint" and e["new"] == 67.5
+                   for e in entries)
         assert any(e["action"] == "controller.tuning" for e in await runtime.audit.query(user="tom"))
         assert not [e for e in await runtime.audit.query(user="controller:mlt_rims")], "no audit row per PWM edge"
     finally:

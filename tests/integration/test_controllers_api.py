@@ -11,7 +11,7 @@ import pytest
 from bevforge.auth import ROLES
 from tests.support.controllers import KETTLE, RIMS, controller_config, controller_runtime, wait_online
 from tests.support.live import required
-from tests.support.server import LiveServer, free_port
+from tests.support.server import LiveServer, free_port, wait_for
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ async def test_roles_an_operator_runs_it_a_technician_tunes_it(server: tuple[Liv
     audit = await live.http.get("/api/os/audit?limit=50", headers=as_(tokens["admin"]))
     assert audit.status_code == 200
     actions = {e["action"] for e in audit.json()}
-    assert {"controller.mode", "controller.output", "controller.setpoint", "controller.tuning"} <= actions
+    assert {"controller.mode", "controller.output", "command.request", "controller.tuning"} <= actions
 
 
 @pytest.mark.parametrize(("path", "body", "status", "field"), [
@@ -109,3 +109,32 @@ async def test_openapi_shows_the_controller_routes_with_their_roles(server: tupl
     for path, (method, role) in expected.items():
         assert path in paths, path
         assert paths[path][method]["x-required-role"] == role
+
+
+async def test_a_software_setpoint_is_an_endpoint_written_through_the_command_pipeline(
+        server: tuple[LiveServer, dict[str, str]]) -> None:
+    """The RIMS loop's software setpoint (id 140) is listed like any endpoint, on its controller's node,
+    and a command to it (as a tile sends one) changes what the loop regulates to."""
+    live, tokens = server
+    viewer, operator = as_(tokens["viewer"]), as_(tokens["operator"])
+    endpoint = (await live.http.get("/api/os/endpoints/140", headers=viewer)).json()
+    assert endpoint["node"] == "MLT" and endpoint["kind"] == "setpoint" and endpoint["writable"] is True
+    assert endpoint["value"] == 65.0 and endpoint["quality"] == "good"
+    assert endpoint["range"] == {"min": 20.0, "max": 80.0}
+    hidden = await live.http.get("/api/os/endpoints/140", headers=as_(tokens["mlt-operator"]))
+    assert hidden.status_code == 200
+    sent = await live.http.post("/api/os/command", json={"endpointId": 140, "value": 63.5, "commandId": "sp-1"},
+                                headers=operator)
+    assert sent.status_code == 202, sent.text
+    await wait_for(lambda: live.runtime.commands.record.stored("sp-1") is not None
+                   and live.runtime.commands.record.stored("sp-1").status.is_final)
+    done = (await live.http.get("/api/os/commands/sp-1", headers=viewer)).json()
+    assert done["status"] == "succeeded" and done["actualValue"] == 63.5
+    loop = live.runtime.controllers.loops["mlt_rims"]
+    await live.runtime.controllers.tick(loop)
+    assert loop.setpoint == 63.5
+    refused = await live.http.post("/api/os/command", json={"endpointId": 140, "value": 95}, headers=operator)
+    assert refused.status_code == 422 and refused.json()["field"] == "value"
+    by_route = await post(live, tokens["operator"], "mlt_rims/setpoint", {"value": 64})
+    assert by_route.json()["sp"] == 64
+    assert (await live.http.get("/api/os/endpoints/140", headers=viewer)).json()["value"] == 64

@@ -103,3 +103,19 @@ def test_pid_and_hysteresis_settings_are_checked(old: str, new: str, field: str,
     found = problems(GOOD.replace(old, new, 1))
     assert any(p[1].startswith(field) and words in p[2] for p in found), found
 
+
+
+def test_a_software_setpoint_becomes_an_endpoint_on_the_controller_s_node() -> None:
+    config = parse_config(GOOD)
+    endpoint = config.endpoint(140)
+    assert endpoint.source == "software" and endpoint.node == "MLT" and endpoint.writable
+    assert endpoint.range is not None and (endpoint.range.min, endpoint.range.max) == (20, 80)
+    assert config.endpoint(43).source == "device"  # a device setpoint stays what it was
+
+
+def test_software_endpoints_are_not_written_by_hand_and_their_names_are_unique() -> None:
+    by_hand = GOOD.replace("  - {id: 50, name: fv1_temperature", "  - {id: 99, name: loose, node: MLT, "
+                           "source: software, kind: setpoint, unit: \"°C\"}\n  - {id: 50, name: fv1_temperature", 1)
+    assert any(p[1].endswith(".source") and "made by a controller" in p[2] for p in problems(by_hand))
+    clash = GOOD.replace("name: mlt_setpoint", "name: mlt_volume", 1)
+    assert any(p[1] == "controllers[0].setpoint.name" and "already in use" in p[2] for p in problems(clash))
