@@ -196,6 +196,7 @@ class ControllerService:
         self._keep_setpoint(loop)
         if loop.setpoint is None and fault is None:
             fault = "the setpoint is not known (its endpoint has no GOOD value)"
+        self._reconcile(loop)
         demands = loop.step(now, pv, fault)
         safe = loop.state in (ControllerState.OFF, ControllerState.INPUT_FAULT, ControllerState.TRIPPED)
         wanted: dict[int, Any] = {}
@@ -225,6 +226,25 @@ class ControllerService:
                 await self._send(loop, eid, value, now)
         self._alarms(loop)
         self.publish(loop)
+
+    def _reconcile(self, loop: Loop) -> None:
+        """An output that reads other than what was last sent, with nothing in flight (a command that failed
+        after it was accepted, an interlock trip, a device that reset), is taken as it reads: the next
+        change is decided against the real output, so an off that did not happen is sent again."""
+        for eid, drive in loop.outputs.items():
+            if eid not in self._sent or self.commands.in_flight(eid) is not None:
+                continue
+            state = self.plant.states[eid]
+            if state.quality is not Quality.GOOD or state.value is None:
+                continue
+            endpoint = self.config.endpoint(eid)
+            sent = self._sent[eid]
+            differs = state.value != sent if endpoint.data_type is DataType.BOOL else \
+                abs(float(state.value) - float(sent)) > max(endpoint.tolerance, 0.5)
+            if differs:
+                del self._sent[eid]
+                if drive.numeric is not None:
+                    drive.numeric.forget()
 
     def _keep_setpoint(self, loop: Loop) -> None:
         """A software setpoint changed (a command from a tile, REST or /ws): stored, so a restart keeps it."""

@@ -84,6 +84,24 @@ async def test_a_pid_loop_brings_the_mash_to_its_setpoint_and_holds_it(rims: Run
     assert any(c.status is CommandStatus.SUCCEEDED and c.requested_value is True for c in sent)
 
 
+async def test_an_output_that_does_not_read_as_sent_is_sent_again(rims: Runtime) -> None:
+    """The element's SSR dropped out by itself (a device reset): the loop sees the reading differ from
+    what it sent and sends its output again instead of believing its own record."""
+    runtime = rims
+    runtime.attachments["simulator"].model.add_liquid("mlt", 30.0, 40.0)
+    await runtime.controllers.set_mode(OPERATOR, "mlt_rims", "auto")
+    await step(runtime, 5)
+    assert runtime.plant.states[MLT_ELEMENT].value is True  # 25 °C below: full power, on all the time
+    before = len(await controller_commands(runtime, MLT_ELEMENT))
+    mlt(runtime).element_on = False
+    await runtime.plant.next_sample(MLT_ELEMENT, 2.0)
+    await runtime.plant.next_sample(MLT_ELEMENT, 2.0)
+    assert runtime.plant.states[MLT_ELEMENT].value is False
+    await step(runtime, 3)
+    assert runtime.plant.states[MLT_ELEMENT].value is True
+    assert len(await controller_commands(runtime, MLT_ELEMENT)) > before
+
+
 async def test_an_input_fault_puts_the_output_safe_and_raises_an_alarm(rims: Runtime) -> None:
     runtime = rims
     runtime.attachments["simulator"].model.add_liquid("mlt", 30.0, 40.0)
