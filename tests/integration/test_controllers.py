@@ -269,3 +269,58 @@ async def test_the_power_budget_is_never_exceeded_by_the_commands_sent(tmp_path:
             "the lower-priority kettle is served too (no starvation)"
     finally:
         await runtime.stop()
+
+
+async def test_a_fermenter_heat_cool_pair_never_heats_and_cools_at_once(tmp_path: Path) -> None:
+    """FV1's heating pad and glycol valve on one signed PID: cooling toward a lower setpoint opens only
+    the valve; a higher setpoint then heats with the pad only, the valve closed first."""
+    fermenter = {
+        "id": "fv1_temperature", "name": "FV1", "node": "FV1", "kind": "pid", "input": 54, "output": 53,
+        "cool_output": 51, "dead_band_c": 0.4,
+        "setpoint": {"id": 150, "name": "fv1_setpoint", "min": 0, "max": 30, "default": 16},
+        "period_s": 20, "min_on_s": 2, "min_off_s": 2,
+        "tuning": {"kp": 40, "ki": 0.02, "out_min": -100, "out_max": 100},
+        "safety": {"over_temperature_c": None, "runaway_minutes": 120}, "resume": "auto",
+    }
+
+    def cellar(doc: dict[str, Any]) -> None:
+        doc["endpoints"] += [
+            {"id": 53, "name": "fv1_heating_pad", "node": "FV1", "device": "cellar_io", "kind": "heater",
+             "data_type": "bool", "writable": True, "safe_value": False, "poll_interval_s": 0.05,
+             "address": {"table": "coil", "address": 2}},
+            {"id": 54, "name": "fv1_probe", "node": "FV1", "device": "cellar_io", "kind": "temperature",
+             "unit": "°C", "poll_interval_s": 0.05, "address": {"table": "input", "address": 0, "type": "int16",
+                                                                 "scale": 0.01}},
+        ]
+        for endpoint in doc["endpoints"]:
+            if endpoint["id"] == 51:
+                endpoint["poll_interval_s"] = 0.05
+
+    runtime = await started(controller_runtime(controller_config([fermenter], adjust=cellar),
+                                               tmp_path / "bevforge.db"))
+    try:
+        states = runtime.plant.states
+        both: list[bool] = []
+        valve_on: list[bool] = []
+        pad_on: list[bool] = []
+
+        def watch() -> None:
+            both.append(states[51].value is True and states[53].value is True)
+            valve_on.append(states[51].value is True)
+            pad_on.append(states[53].value is True)
+
+        await runtime.controllers.set_mode(OPERATOR, "fv1_temperature", "auto")  # 18 °C, setpoint 16: cool
+        await step(runtime, 120, inputs=(54,), each=watch)
+        assert any(valve_on) and not any(pad_on)
+        valve_on.clear()
+        await runtime.controllers.set_setpoint(OPERATOR, "fv1_temperature", 25)  # now heat
+        await step(runtime, 120, inputs=(54,), each=watch)
+        assert any(pad_on) and not any(valve_on[-60:])
+        assert not any(both), "heating pad and glycol valve were on at the same time"
+        sent = await controller_commands(runtime, 51) + await controller_commands(runtime, 53)
+        on: set[int] = set()
+        for command in sorted(sent, key=lambda c: c.created_at):
+            (on.add if command.requested_value else on.discard)(command.endpoint_id)
+            assert len(on) <= 1, "a command asked for heating and cooling at once"
+    finally:
+        await runtime.stop()
