@@ -236,3 +236,4 @@ class ControllerStatus:
     tuning: dict[str, Any] | None
     unit: str
     time: datetime
+    autotune: dict[str, Any] | None = None  # the last relay test: state, reason, cycles_measured, result

@@ -118,6 +118,9 @@ def controller(status: ControllerStatus) -> dict[str, Any]:
         "manualOutput": _rounded(status.manual_output),
         "tuning": None if status.tuning is None else {_camel(k): v for k, v in status.tuning.items()},
         "unit": status.unit,
+        "autotune": None if status.autotune is None else {
+            _camel(k): ({_camel(rk): rv for rk, rv in v.items()} if isinstance(v, dict) else v)
+            for k, v in status.autotune.items()},
         "timestamp": iso(status.time),
     }
 

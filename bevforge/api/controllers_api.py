@@ -46,6 +46,18 @@ class TuningIn(_Body):
     boilOutputPct: float | None = Field(default=None, ge=0, le=100)
 
 
+class AutotuneIn(_Body):
+    amplitudePct: float | None = Field(default=None, gt=0, le=100, description="relay ± this around the bias (40)")
+    biasPct: float | None = Field(default=None, ge=0, le=100, description="default: the present output")
+    hysteresisC: float | None = Field(default=None, ge=0, description="noise band around the setpoint (0.2)")
+    bandC: float | None = Field(default=None, gt=0, description="abort when the PV leaves setpoint ± this (5)")
+    maxDurationS: float | None = Field(default=None, gt=0, description="abort without a stable cycle by then (7200)")
+    cycles: int | None = Field(default=None, ge=2, le=20, description="agreeing cycles needed (3)")
+
+
+_AUTOTUNE_NAMES = {"amplitudePct": "amplitude_pct", "biasPct": "bias_pct", "hysteresisC": "hysteresis_c",
+                   "bandC": "band_c", "maxDurationS": "max_duration_s", "cycles": "cycles"}
+
 _TUNING_NAMES = {"kp": "kp", "ki": "ki", "kd": "kd", "derivativeFilterS": "derivative_filter_s",
                  "outMin": "out_min", "outMax": "out_max", "rampCPerMin": "ramp_c_per_min",
                  "boilThresholdC": "boil_threshold_c", "boilOutputPct": "boil_output_pct"}
@@ -93,3 +105,23 @@ async def set_tuning(request: Request, controller_id: ControllerId, body: Tuning
              openapi_extra=requires("operator"))
 async def reset(request: Request, controller_id: ControllerId) -> dict[str, Any]:
     return await runtime_of(request).controllers.reset(actor_for_request(request), controller_id)
+
+
+@router.post("/{controller_id}/autotune", summary="Start a relay autotune around the present setpoint",
+             openapi_extra=requires("technician"))
+async def start_autotune(request: Request, controller_id: ControllerId, body: AutotuneIn | None = None,
+                         ) -> dict[str, Any]:
+    options = {} if body is None else {_AUTOTUNE_NAMES[k]: v for k, v in body.model_dump(exclude_none=True).items()}
+    return await runtime_of(request).controllers.start_autotune(actor_for_request(request), controller_id, options)
+
+
+@router.post("/{controller_id}/autotune/abort", summary="Abort a running autotune (the PID takes over)",
+             openapi_extra=requires("technician"))
+async def abort_autotune(request: Request, controller_id: ControllerId) -> dict[str, Any]:
+    return await runtime_of(request).controllers.abort_autotune(actor_for_request(request), controller_id)
+
+
+@router.post("/{controller_id}/autotune/accept", summary="Take the gains a finished autotune proposes",
+             openapi_extra=requires("technician"))
+async def accept_autotune(request: Request, controller_id: ControllerId) -> dict[str, Any]:
+    return await runtime_of(request).controllers.accept_autotune(actor_for_request(request), controller_id)

@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from bevforge.control import SAFE_OUTPUT_PCT
+from bevforge.control.autotune import AbortReason, AutotuneSettings, AutotuneState, RelayAutotune
 from bevforge.control.heat_cool import HeatCool
 from bevforge.control.hysteresis import Direction, Hysteresis, HysteresisSettings
 from bevforge.control.pid import BoilHold, Pid, PidMode, PidTuning
@@ -43,6 +44,7 @@ class ControllerState(StrEnum):
     INPUT_FAULT = "input_fault"
     HELD = "held"
     TRIPPED = "tripped"
+    AUTOTUNING = "autotuning"
 
 
 # the tuning keys a technician may change at run time (the others are the config's)
@@ -104,6 +106,7 @@ class Loop:
     pid: Pid | None = None
     hysteresis: Hysteresis | None = None
     heat_cool: HeatCool | None = None
+    autotune: RelayAutotune | None = None  # the last relay test (running, or finished and not yet replaced)
     _runaway: _Runaway = field(default_factory=_Runaway)
 
     @classmethod
@@ -146,7 +149,29 @@ class Loop:
             return ControllerState.INPUT_FAULT
         if self.held is not None:
             return ControllerState.HELD
+        if self.autotuning:
+            return ControllerState.AUTOTUNING
         return ControllerState.MANUAL if self.mode is ControllerMode.MANUAL else ControllerState.REGULATING
+
+    @property
+    def autotuning(self) -> bool:
+        return self.autotune is not None and self.autotune.state is AutotuneState.RUNNING
+
+    def start_autotune(self, now: float, settings: AutotuneSettings) -> None:
+        """A relay test instead of the PID (which tracks it in manual, so handing back is bumpless)."""
+        assert self.pid is not None
+        self.autotune = RelayAutotune(settings, now)
+        self.pid.set_mode(PidMode.MANUAL)
+
+    def end_autotune(self, reason: AbortReason | None = None) -> None:
+        """Hand the output back to the PID (auto, from the relay's bias); abort a running test with `reason`."""
+        if self.autotune is None:
+            return
+        if reason is not None:
+            self.autotune.abort(reason)
+        if self.pid is not None and self.mode is ControllerMode.AUTO:
+            self.pid.set_manual_output(self.autotune.settings.bias_pct)
+            self.pid.set_mode(PidMode.AUTO)
 
     @property
     def out_range(self) -> tuple[float, float]:
@@ -161,6 +186,9 @@ class Loop:
         self.tripped = None
         self.held = None
         self._runaway = _Runaway()
+        if self.autotuning:
+            assert self.autotune is not None
+            self.autotune.abort(AbortReason.ABORTED_BY_CALLER)
         if self.pid is not None:
             self.pid.set_mode(PidMode(mode.value))
         if mode is ControllerMode.MANUAL and self.pid is not None:
@@ -192,10 +220,21 @@ class Loop:
         sp = self.setpoint if self.setpoint is not None else math.nan
         value = pv if pv is not None and input_fault is None else math.nan
         if self.tripped is not None or self.mode is ControllerMode.OFF:
+            if self.autotuning:
+                self.end_autotune(AbortReason.ABORTED_BY_CALLER)
             return self._safe(now, value, sp)
         if input_fault is not None:  # no trustworthy temperature: nothing may heat or cool on a guess
             self._runaway = _Runaway()
+            if self.autotuning:
+                self.end_autotune(AbortReason.INPUT_FAULT)
             return self._safe(now, value, sp)
+        if self.autotuning and self.pid is not None:
+            assert self.autotune is not None
+            relay = self.autotune.update(now, value)
+            if self.autotuning:
+                self.pid.set_manual_output(relay)  # the PID tracks the relay: bumpless when it hands back
+            else:
+                self.end_autotune()
         if self.pid is not None:
             signed = self.pid.update(now, value, sp)
         else:
@@ -207,6 +246,8 @@ class Loop:
         self.output_pct = signed
         trip = self._guard(now, value, sp, signed)
         if trip is not None:
+            if self.autotuning:
+                self.end_autotune(AbortReason.ABORTED_BY_CALLER)
             self.tripped = trip
             self.reason = trip
             return self._safe(now, value, sp)

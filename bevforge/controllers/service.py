@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from bevforge import messages, permissions
 from bevforge.bus import CONTROLLER
 from bevforge.config import SoftwareSetpoint
+from bevforge.control.autotune import AbortReason, AutotuneSettings
 from bevforge.control.power_budget import Element, PowerBudget
 from bevforge.controllers.loop import TUNING_KEYS, ControllerMode, ControllerState, Loop, pid_tuning
 from bevforge.domain import Actor, CommandStatus, ControllerStatus, DataType, Quality, Reading, Severity, utcnow
@@ -361,7 +362,7 @@ class ControllerService:
             reason=reason, pv=loop.pv, setpoint=loop.setpoint, setpoint_id=cfg.setpoint_id,
             output=loop.output_pct, outputs={eid: self._sent.get(eid) for eid in loop.outputs},
             manual_output=loop.manual_output, tuning=dict(loop.tuning) if loop.pid is not None else None,
-            unit=unit, time=self.clock.now(),
+            unit=unit, time=self.clock.now(), autotune=_autotune_view(loop),
         )
 
     def frame(self, loop: Loop) -> dict[str, Any]:
@@ -370,7 +371,8 @@ class ControllerService:
     def publish(self, loop: Loop, force: bool = False) -> None:
         cid = loop.cfg.id
         frame = self.frame(loop)
-        marker = (frame["mode"], frame["state"], frame["reason"], frame["sp"], tuple(frame["outputs"].items()))
+        marker = (frame["mode"], frame["state"], frame["reason"], frame["sp"], tuple(frame["outputs"].items()),
+                  repr(frame["autotune"]))
         last = self._published.get(cid)
         real = time.monotonic()
         if not force and last is not None and last[0] == marker and real - last[1] < PUBLISH_EVERY_S:
@@ -484,6 +486,62 @@ class ControllerService:
             log.exception("controller %s: tick after a change failed", loop.cfg.id)
         self.publish(loop, force=True)
 
+    # -- autotune (technician) ----------------------------------------------------------------------
+
+    async def start_autotune(self, actor: Actor, controller_id: str, options: dict[str, Any]) -> dict[str, Any]:
+        """A relay test around the present setpoint (the loop must be regulating in auto, heat only)."""
+        permissions.require_role(actor, permissions.TECHNICIAN)
+        loop = self.find(actor, controller_id)
+        if loop.pid is None or loop.cfg.cool_output is not None:
+            raise Conflict("autotune is for a PID loop with one (heating) output", code=NOT_ALLOWED_NOW,
+                           field="controllerId")
+        if loop.state is not ControllerState.REGULATING or loop.setpoint is None:
+            raise Conflict(f"autotune starts from a regulating loop in auto (it is {loop.state.value})",
+                           code=NOT_ALLOWED_NOW, field="controllerId")
+        lo, hi = loop.out_range
+        amplitude = _number(options.get("amplitude_pct", 40.0), "amplitudePct")
+        bias = _number(options.get("bias_pct", min(hi - amplitude, max(lo + amplitude, loop.output_pct))), "biasPct")
+        try:
+            settings = AutotuneSettings(
+                setpoint_c=loop.setpoint, bias_pct=bias, amplitude_pct=amplitude,
+                hysteresis_c=_number(options.get("hysteresis_c", 0.2), "hysteresisC"),
+                band_c=_number(options.get("band_c", 5.0), "bandC"),
+                max_duration_s=_number(options.get("max_duration_s", 7200.0), "maxDurationS"),
+                cycles=int(_number(options.get("cycles", 3), "cycles")), out_min=lo, out_max=hi)
+        except ValueError as exc:
+            raise Invalid(str(exc), code=INVALID_VALUE, field="autotune") from None
+        async with self._locks[loop.cfg.id]:
+            loop.start_autotune(self.clock.monotonic(), settings)
+            self._audit(actor, "controller.autotune.start", loop, None,
+                        {"setpointC": settings.setpoint_c, "biasPct": bias, "amplitudePct": amplitude})
+            await self._acted(loop)
+        return self.frame(loop)
+
+    async def abort_autotune(self, actor: Actor, controller_id: str) -> dict[str, Any]:
+        permissions.require_role(actor, permissions.TECHNICIAN)
+        loop = self.find(actor, controller_id)
+        if not loop.autotuning:
+            raise Conflict("no autotune is running", code=NOT_ALLOWED_NOW, field="controllerId")
+        async with self._locks[loop.cfg.id]:
+            loop.end_autotune(AbortReason.ABORTED_BY_CALLER)
+            self._audit(actor, "controller.autotune.abort", loop, None, None)
+            await self._acted(loop)
+        return self.frame(loop)
+
+    async def accept_autotune(self, actor: Actor, controller_id: str) -> dict[str, Any]:
+        """Take the gains a finished relay test proposes (kp, ki, kd), bumplessly, as a tuning change."""
+        permissions.require_role(actor, permissions.TECHNICIAN)
+        loop = self.find(actor, controller_id)
+        result = loop.autotune.result if loop.autotune is not None else None
+        if result is None:
+            raise Conflict("no finished autotune result to accept", code=NOT_ALLOWED_NOW, field="controllerId")
+        await self.set_tuning(actor, controller_id, {"kp": result.kp, "ki": result.ki, "kd": result.kd})
+        self._audit(actor, "controller.autotune.accept", loop, None,
+                    {"ku": result.ku, "puS": result.pu_s, "rule": result.rule})
+        loop.autotune = None  # taken: the proposal is now the tuning
+        self.publish(loop, force=True)
+        return self.frame(loop)
+
     def _for_operator(self, actor: Actor, controller_id: str) -> Loop:
         permissions.require_role(actor, permissions.OPERATOR)
         return self.find(actor, controller_id)
@@ -501,6 +559,17 @@ class ControllerService:
     def _audit(self, actor: Actor, action: str, loop: Loop, old: Any, new: Any, detail: str | None = None) -> None:
         if self.audit is not None:
             self.audit.record(actor, action, target=loop.cfg.id, old=old, new=new, detail=detail)
+
+
+def _autotune_view(loop: Loop) -> dict[str, Any] | None:
+    tune = loop.autotune
+    if tune is None:
+        return None
+    result = tune.result
+    return {"state": tune.state.value, "reason": tune.reason.value if tune.reason else None,
+            "cycles_measured": tune.cycles_measured,
+            "result": None if result is None else {"ku": result.ku, "pu_s": result.pu_s, "kp": result.kp,
+                                                   "ki": result.ki, "kd": result.kd, "rule": result.rule}}
 
 
 def _alarm_key(controller_id: str, what: str) -> str:

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from bevforge.auth import ROLES
-from tests.support.controllers import KETTLE, RIMS, controller_config, controller_runtime, wait_online
+from bevforge.control.autotune import AutotuneSettings, AutotuneState, RelayAutotune
+from bevforge.control.process_model import SimulatedVessel, VesselModel
+from tests.support.controllers import KETTLE, RIMS, controller_config, controller_runtime, step, wait_online
 from tests.support.live import required
 from tests.support.server import LiveServer, free_port, wait_for
 
@@ -138,3 +140,50 @@ async def test_a_software_setpoint_is_an_endpoint_written_through_the_command_pi
     by_route = await post(live, tokens["operator"], "mlt_rims/setpoint", {"value": 64})
     assert by_route.json()["sp"] == 64
     assert (await live.http.get("/api/os/endpoints/140", headers=viewer)).json()["value"] == 64
+
+
+async def test_autotune_start_abort_and_accept_are_a_technician_s_and_audited(
+        server: tuple[LiveServer, dict[str, str]]) -> None:
+    """Over real HTTP on the simulated MLT: an autotune starts only from a regulating loop, runs the relay
+    (state autotuning), aborts back to regulating; a finished test's gains are accepted as the tuning."""
+    live, tokens = server
+    runtime = live.runtime
+    model = runtime.attachments["simulator"].model
+    model.add_liquid("mlt", 30.0, 65.0)
+    model.vessels["mlt"].temperature_c = 65.0
+    await step(runtime, 3)
+    tech = tokens["technician"]
+    early = await post(live, tech, "mlt_rims/autotune", {"amplitudePct": 40})
+    assert early.status_code == 409 and early.json()["field"] == "controllerId"  # off: nothing to tune from
+    assert (await post(live, tokens["operator"], "mlt_rims/mode", {"mode": "auto"})).status_code == 200
+    await step(runtime, 5)
+    assert (await post(live, tokens["operator"], "mlt_rims/autotune", {})).status_code == 403
+    bad = await post(live, tech, "mlt_rims/autotune", {"amplitudePct": 40, "biasPct": 90})
+    assert bad.status_code == 422 and bad.json()["field"] == "autotune"
+    started = await post(live, tech, "mlt_rims/autotune", {"amplitudePct": 40, "hysteresisC": 0.2})
+    assert started.status_code == 200, started.text
+    assert started.json()["state"] == "autotuning" and started.json()["autotune"]["state"] == "running"
+    await step(runtime, 10)
+    frame = (await live.http.get("/api/os/controllers/mlt_rims", headers=as_(tech))).json()
+    assert frame["state"] == "autotuning"
+    assert (await post(live, tech, "mlt_rims/autotune/accept")).status_code == 409  # nothing finished yet
+    aborted = await post(live, tech, "mlt_rims/autotune/abort")
+    assert aborted.status_code == 200 and aborted.json()["state"] == "regulating"
+    assert aborted.json()["autotune"]["state"] == "aborted"
+    # a finished test (run on a vessel model: the simulated mash cools too slowly for a relay test here)
+    loop = runtime.controllers.loops["mlt_rims"]
+    vessel = SimulatedVessel(VesselModel.water(60.0, loss_w_per_c=10.0, dead_time_s=20.0), 65.0)
+    tune, now = RelayAutotune(AutotuneSettings(setpoint_c=65.0, bias_pct=50.0, amplitude_pct=50.0,
+                                               hysteresis_c=0.05, band_c=3.0, max_duration_s=20_000), 0.0), 0.0
+    while tune.state is AutotuneState.RUNNING:
+        vessel.step(2.0, 5500.0 * tune.update(now, vessel.probe_c) / 100.0)
+        now += 2.0
+    assert tune.result is not None
+    loop.autotune = tune
+    accepted = await post(live, tech, "mlt_rims/autotune/accept")
+    assert accepted.status_code == 200
+    assert accepted.json()["tuning"]["kp"] == pytest.approx(tune.result.kp)
+    assert accepted.json()["autotune"] is None
+    audit = {e["action"] for e in (await live.http.get("/api/os/audit?limit=100", headers=as_(tokens["admin"]))).json()}
+    assert {"controller.autotune.start", "controller.autotune.abort", "controller.autotune.accept",
+            "controller.tuning"} <= audit
