@@ -223,8 +223,12 @@ class ControllerService:
                         drive.tp.refused(now)
         await self._share_power(loop, now, wanted)
         for eid, value in wanted.items():
-            if value is not None and value != self._current(eid):
-                await self._send(loop, eid, value, now)
+            current = self._current(eid)
+            if value is None or value == current:
+                continue
+            if current is None and value == self.config.endpoint(eid).safe_value:
+                continue  # unknown yet (its device not read): nothing to switch off until it reads otherwise
+            await self._send(loop, eid, value, now)
         self._alarms(loop)
         self.publish(loop)
 

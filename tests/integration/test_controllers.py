@@ -84,6 +84,15 @@ async def test_a_pid_loop_brings_the_mash_to_its_setpoint_and_holds_it(rims: Run
     assert any(c.status is CommandStatus.SUCCEEDED and c.requested_value is True for c in sent)
 
 
+async def test_a_loop_that_is_off_sends_nothing_and_raises_nothing_at_start_up(rims: Runtime) -> None:
+    """Its first ticks come before the devices answer: an output not read yet is not 'switched off'
+    with a command the offline device would block (no blocked command, no held alarm at every start)."""
+    await step(rims, 5)
+    assert await controller_commands(rims, MLT_ELEMENT) == []
+    assert not rims.alarms.is_active("controller:mlt_rims:held")
+    assert rims.controllers.frame(rims.controllers.loops["mlt_rims"])["state"] == "off"
+
+
 async def test_an_output_that_does_not_read_as_sent_is_sent_again(rims: Runtime) -> None:
     """The element's SSR dropped out by itself (a device reset): the loop sees the reading differ from
     what it sent and sends its output again instead of believing its own record."""
