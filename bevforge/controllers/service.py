@@ -61,7 +61,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ORIGIN = "controller"
-PUBLISH_EVERY_S = 0.5  # real seconds between unchanged frames of one controller (a few a second at most)
+PUBLISH_EVERY_S = 0.5  # real seconds between unchanged frames of one controller
+MIN_GAP_S = 0.2  # real seconds between any two frames of one controller, but a person's change (a few a second at most)
 MAX_TICK_S = 1.0  # a bool output's window is updated at least ten times a period, and at least every second
 
 
@@ -379,8 +380,8 @@ class ControllerService:
                   repr(frame["autotune"]))
         last = self._published.get(cid)
         real = time.monotonic()
-        if not force and last is not None and last[0] == marker and real - last[1] < PUBLISH_EVERY_S:
-            return
+        if not force and last is not None and real - last[1] < (PUBLISH_EVERY_S if last[0] == marker else MIN_GAP_S):
+            return  # a changed frame waits for the gap too (a fast clock ticks often): a later tick sends it
         self._published[cid] = (marker, real)
         self.bus.publish(CONTROLLER, frame, key=cid, node=loop.cfg.node)
 
