@@ -222,6 +222,11 @@ class ControllerService:
                     drive = loop.outputs[eid]
                     if drive.tp is not None:
                         drive.tp.refused(now)
+        elif held is not None and all(d <= 0.0 for d in demands.values()):
+            # the loop no longer wants what was refused (the setpoint came down): nothing is held any more
+            loop.held = None
+            self._held_until.pop(loop.cfg.id, None)
+            self.alarms.clear(_alarm_key(loop.cfg.id, "held"))
         await self._share_power(loop, now, wanted)
         for eid, value in wanted.items():
             current = self._current(eid)

@@ -165,6 +165,12 @@ async def test_a_blocked_output_is_held_with_an_alarm_and_not_retried_every_tick
         blocked = [c for c in await controller_commands(runtime, MLT_ELEMENT) if c.status is CommandStatus.BLOCKED]
         assert 1 <= len(blocked) <= 20 // RIMS["period_s"] + 1  # once a period, not every tick
         assert runtime.plant.states[MLT_ELEMENT].value is False
+        await runtime.controllers.set_setpoint(OPERATOR, "mlt_rims", 30)  # below the mash: nothing wanted
+        await step(runtime, 2 * RIMS["period_s"])
+        assert loop.state.value == "regulating" and not runtime.alarms.is_active("controller:mlt_rims:held")
+        await runtime.controllers.set_setpoint(OPERATOR, "mlt_rims", 65)
+        await step(runtime, 2 * RIMS["period_s"])
+        assert loop.state.value == "held"
         model.add_liquid("mlt", 20.0, 40.0)  # covered now
         await step(runtime, 3 * RIMS["period_s"])
         assert loop.state.value == "regulating"
