@@ -19,6 +19,7 @@ import ui
 from bevforge.app import create_app
 from bevforge.auth import AuthModeRefused
 from bevforge.cli import check_config, load_or_report, parse_args
+from bevforge.clock import SystemClock, clock_for
 from bevforge.runtime import Runtime
 
 
@@ -34,10 +35,12 @@ def main(argv: list[str]) -> int:
     config = load_or_report(settings.config_path, drivers.check)  # driver problems get file:line too
     if config is None:
         return 2
-    factories, simulator = drivers.driver_factories(config)
+    # one process clock: the simulated brewhouse's physics and the controllers agree on how much time passed
+    clock = clock_for(config.simulator.speedup) if config.simulator.enabled else SystemClock()
+    factories, simulator = drivers.driver_factories(config, clock=clock)
     try:
         runtime = Runtime(config, settings.db_url, factories, config_path=str(settings.config_path),
-                          host=settings.host)
+                          host=settings.host, clock=clock)
     except AuthModeRefused as exc:
         print(f"refusing to start: {exc}", file=sys.stderr)
         return 2

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 TELEMETRY = "telemetry"
 COMMAND_STATUS = "command_status"
 ALARM = "alarm"
+CONTROLLER = "controller"
 
 
 class Event:

@@ -71,7 +71,7 @@ class Range(Strict):
         return self
 
 
-EndpointSource = Literal["device", "external"]
+EndpointSource = Literal["device", "external", "software"]
 MAX_ENDPOINT_ID = 2_000_000_000  # endpointIds past this are refused before any store sees them (SQLite INTEGER)
 
 
@@ -81,7 +81,9 @@ class Endpoint(Strict):
     Every reading has one owner (`source`): `device` — the driver of `device` polls it, and nothing
     else may write it (a client's ingest could otherwise open an interlock the device holds shut);
     `external` — it has no device and is fed only through the ingest API (a hydrometer gateway,
-    a building sensor), so interlocks on it act on what that sender reports.
+    a building sensor), so interlocks on it act on what that sender reports; `software` — a value
+    the panel itself holds (a controller's software setpoint): never written in the file, made from
+    `controllers[].setpoint` when the config is read, written only through the command pipeline.
     """
 
     id: int = Field(ge=1, le=MAX_ENDPOINT_ID)
@@ -89,7 +91,8 @@ class Endpoint(Strict):
     label: str | None = None
     node: str
     source: EndpointSource = Field(default="device", description="who feeds its readings: its device's driver, "
-                                   "or an outside sender through the ingest API (external)")
+                                   "or an outside sender through the ingest API (external); software endpoints "
+                                   "are made by the controllers' software setpoints")
     device: str | None = Field(default=None, description="the device whose driver polls it (source: device)")
     kind: EndpointKind
     unit: str = ""
@@ -361,6 +364,152 @@ class UiSettings(Strict):
     kiosk: bool = False
 
 
+# ---------------------------------------------------------------------------------------------
+# Controllers (issue 14): the loops that make the brewhouse hold its own temperatures
+# ---------------------------------------------------------------------------------------------
+
+
+class SoftwareSetpoint(Strict):
+    """A setpoint no device holds: the controller keeps it (persisted in the store) within min..max.
+
+    `id` is reserved like an endpoint id (no endpoint may use it), so the value can be named the
+    same way everywhere; `default` is what a loop starts from the first time it runs.
+    """
+
+    id: int = Field(ge=1, le=MAX_ENDPOINT_ID, description="reserved id of the setpoint (no endpoint may use it)")
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+    min: float
+    max: float
+    unit: str = "°C"
+    default: float
+
+    @model_validator(mode="after")
+    def _in_range(self) -> SoftwareSetpoint:
+        if self.min > self.max:
+            raise ValueError("min must not be greater than max")
+        if not self.min <= self.default <= self.max:
+            raise ValueError("default lies outside min..max")
+        return self
+
+
+def software_setpoint_endpoint(controller: Controller) -> Endpoint:
+    """The endpoint a controller's software setpoint becomes: writable, in its range, on the controller's node."""
+    sp = controller.setpoint
+    assert isinstance(sp, SoftwareSetpoint)
+    return Endpoint(id=sp.id, name=sp.name, label=f"{controller.name} setpoint", node=controller.node,
+                    source="software", kind=EndpointKind.SETPOINT, unit=sp.unit, data_type=DataType.FLOAT,
+                    writable=True, range=Range(min=sp.min, max=sp.max))
+
+
+class PidSettings(Strict):
+    """PID gains and limits (units: docs/architecture.md "Control maths"): kp %/°C, ki %/(°C·s), kd %·s/°C."""
+
+    kp: float = Field(ge=0, description="% of output per °C of error")
+    ki: float = Field(default=0.0, ge=0, description="% of output per °C of error per second")
+    kd: float = Field(default=0.0, ge=0, description="% of output per °C/s of process-value rate")
+    derivative_filter_s: float = Field(default=5.0, gt=0)
+    out_min: float = Field(default=0.0, ge=-100, le=100)
+    out_max: float = Field(default=100.0, ge=-100, le=100)
+    ramp_c_per_min: float | None = Field(default=None, gt=0, description="the working setpoint moves at most this fast")
+    boil_threshold_c: float | None = Field(default=None, description="above this PV the output holds boil_output_pct")
+    boil_output_pct: float = Field(default=100.0, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _limits(self) -> PidSettings:
+        if self.out_min >= self.out_max:
+            raise ValueError("out_min must be below out_max")
+        return self
+
+
+class HysteresisLoopSettings(Strict):
+    """On/off around the setpoint: on below setpoint − on_offset_c, off at setpoint + off_offset_c (heating)."""
+
+    on_offset_c: float = Field(default=0.5, ge=0)
+    off_offset_c: float = Field(default=0.0, ge=0)
+    min_on_s: float = Field(default=0.0, ge=0)
+    min_off_s: float = Field(default=0.0, ge=0)
+
+
+class ControllerSafety(Strict):
+    """What makes a loop give up and put its outputs safe."""
+
+    input_stale_s: float | None = Field(default=None, gt=0, description="no GOOD sample of the input this long "
+                                        "→ input fault (default: the input endpoint's stale_after)")
+    runaway_output_pct: float = Field(default=90.0, gt=0, le=100, description="runaway: output at or above this …")
+    runaway_minutes: float = Field(default=10.0, gt=0, description="… for this long …")
+    runaway_min_change_c: float = Field(default=1.0, gt=0, description="… while the PV moved less than this the "
+                                        "way the output pushes → tripped")
+    over_temperature_c: float | None = Field(default=10.0, gt=0, description="PV above setpoint + this → tripped "
+                                             "(heating); null: no check")
+
+
+class Controller(Strict):
+    """One control loop: reads `input`, drives `output` (and `cool_output`) toward the setpoint."""
+
+    id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
+    name: str
+    node: str
+    kind: Literal["pid", "hysteresis"] = "pid"
+    input: int = Field(description="the process value: a numeric endpoint (°C)")
+    output: int = Field(description="the heat output (or the only output): writable bool (time-proportioned) "
+                        "or numeric 0–100 %")
+    cool_output: int | None = Field(default=None, description="heat/cool pair: the cooling output")
+    dead_band_c: float = Field(default=0.5, ge=0, description="heat/cool pair: full width of the band in which "
+                               "the loop keeps its direction")
+    setpoint: int | SoftwareSetpoint = Field(description="a writable setpoint endpoint id, or a software setpoint")
+    period_s: float = Field(default=10.0, gt=0, description="bool output: the time-proportioning window; "
+                            "also the control tick")
+    min_on_s: float = Field(default=0.0, ge=0, description="bool output: shortest pulse")
+    min_off_s: float = Field(default=0.0, ge=0, description="bool output: shortest gap")
+    min_step_pct: float = Field(default=1.0, ge=0, le=100, description="numeric output: smallest change written")
+    tuning: PidSettings | None = Field(default=None, description="kind pid: gains and limits")
+    hysteresis: HysteresisLoopSettings | None = Field(default=None, description="kind hysteresis: band and times")
+    safety: ControllerSafety = Field(default_factory=ControllerSafety)
+    resume: Literal["auto", "off"] | None = Field(default=None, description="after a restart: the stored mode "
+                                                  "(auto) or off; default off for a loop driving a heater")
+    priority: int = Field(default=1, ge=1, le=10, description="power budget: 1 is served first")
+
+    @model_validator(mode="after")
+    def _settings_for_kind(self) -> Controller:
+        if self.kind == "pid" and self.tuning is None:
+            raise ValueError("a pid controller needs tuning (kp at least)")
+        if self.kind == "pid" and self.hysteresis is not None:
+            raise ValueError("hysteresis settings belong to a hysteresis controller (kind: hysteresis)")
+        if self.kind == "hysteresis" and self.tuning is not None:
+            raise ValueError("tuning belongs to a pid controller (kind: pid)")
+        if self.kind == "hysteresis" and self.cool_output is not None:
+            raise ValueError("a heat/cool pair is a pid controller (kind: pid)")
+        if self.min_on_s + self.min_off_s > self.period_s:
+            raise ValueError("min_on_s + min_off_s must fit in one period_s")
+        return self
+
+    @property
+    def setpoint_id(self) -> int:
+        return self.setpoint.id if isinstance(self.setpoint, SoftwareSetpoint) else self.setpoint
+
+    @property
+    def outputs(self) -> tuple[int, ...]:
+        return (self.output,) if self.cool_output is None else (self.output, self.cool_output)
+
+
+class PowerElement(Strict):
+    """One element on the supply: the controller output that switches it and its power."""
+
+    output: int = Field(description="a controller's bool output endpoint")
+    watts: float = Field(gt=0)
+
+
+class PowerSettings(Strict):
+    """The supply the elements share; the controllers never switch on more than `limit_w` at once."""
+
+    limit_w: float = Field(gt=0, description="what the supply can carry (e.g. 32 A × 230 V ≈ 7360 W)")
+    elements: list[PowerElement] = Field(default_factory=list)
+    slice_s: float = Field(default=10.0, ge=0, description="a granted element keeps its grant this long")
+    aging_s: float = Field(default=60.0, gt=0, description="a waiting element gains one priority step per this")
+    release_s: float = Field(default=1.0, ge=0, description="an element switched off counts this long more "
+                             "(break-before-make)")
+
+
 class PlantConfig(Strict):
     version: Literal[1] = 1
     site: Site = Field(default_factory=Site)
@@ -370,6 +519,8 @@ class PlantConfig(Strict):
     tiles: list[Tile] = Field(default_factory=list)
     interlocks: list[Interlock] = Field(default_factory=list)
     alarms: list[AlarmRule] = Field(default_factory=list)
+    controllers: list[Controller] = Field(default_factory=list)
+    power: PowerSettings | None = None
     commands: CommandSettings = Field(default_factory=CommandSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
@@ -388,6 +539,13 @@ class PlantConfig(Strict):
         return sorted(tiles, key=lambda t: t.order)
 
     def model_post_init(self, context: Any, /) -> None:
+        # the controllers' software setpoints are endpoints like the others (tiles, commands, the node rule);
+        # appended after the file's, so every index below len(file endpoints) is still the file's line
+        file_ids = {e.id for e in self.endpoints if e.source != "software"}
+        for c in self.controllers:
+            if isinstance(c.setpoint, SoftwareSetpoint) and c.setpoint.id not in file_ids \
+                    and all(e.id != c.setpoint.id for e in self.endpoints):
+                self.endpoints.append(software_setpoint_endpoint(c))
         self._by_id = {e.id: e for e in self.endpoints}
         served: dict[str, set[str]] = {}
         for e in self.endpoints:
@@ -594,14 +752,19 @@ def check_references(config: PlantConfig) -> list[tuple[tuple[Any, ...], str]]:
 
     node_ids = unique("nodes", config.nodes, "id")
     device_ids = unique("devices", config.devices, "id")
-    endpoint_ids = unique("endpoints", config.endpoints, "id")
-    unique("endpoints", config.endpoints, "name")
+    software = {c.setpoint.id for c in config.controllers if isinstance(c.setpoint, SoftwareSetpoint)}
+    in_file = [e for e in config.endpoints if not (e.source == "software" and e.id in software)]
+    endpoint_ids = unique("endpoints", in_file, "id") | software
+    unique("endpoints", in_file, "name")
     unique("tiles", config.tiles, "id")
     unique("interlocks", config.interlocks, "id")
     unique("alarms", config.alarms, "id")
     by_id = {e.id: e for e in config.endpoints}
 
-    for i, ep in enumerate(config.endpoints):
+    for i, ep in enumerate(in_file):
+        if ep.source == "software":
+            problems.append((("endpoints", i, "source"), "software endpoints are made by a controller's software "
+                             "setpoint (controllers[].setpoint), not written here"))
         if ep.node not in node_ids:
             problems.append((("endpoints", i, "node"), f"unknown node {ep.node!r}"))
         if ep.source == "device" and ep.device is None:
@@ -652,4 +815,84 @@ def check_references(config: PlantConfig) -> list[tuple[tuple[Any, ...], str]]:
         for j, cond in enumerate(alarm.suppress_when):
             if cond.endpoint not in endpoint_ids:
                 problems.append((("alarms", i, "suppress_when", j, "endpoint"), f"unknown endpoint id {cond.endpoint}"))
+    problems += _check_controllers(config, node_ids, {e.id for e in in_file}, by_id, {e.name for e in in_file})
+    return problems
+
+
+def _check_controllers(config: PlantConfig, node_ids: set[Any], endpoint_ids: set[Any],
+                       by_id: dict[int, Endpoint], names: set[str]) -> list[tuple[tuple[Any, ...], str]]:
+    """Controllers name real, suitable endpoints; no output is driven by two loops; the power budget adds up."""
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    seen_ids: set[str] = set()
+    driven: dict[int, str] = {}
+    soft_ids: set[int] = set()
+    for i, c in enumerate(config.controllers):
+        at = ("controllers", i)
+        if c.id in seen_ids:
+            problems.append(((*at, "id"), f"duplicate id {c.id!r}"))
+        seen_ids.add(c.id)
+        if c.node not in node_ids:
+            problems.append(((*at, "node"), f"unknown node {c.node!r}"))
+        pv = by_id.get(c.input)
+        if pv is None:
+            problems.append(((*at, "input"), f"unknown endpoint id {c.input}"))
+        elif pv.data_type is DataType.BOOL:
+            problems.append(((*at, "input"), f"endpoint {c.input} is not numeric"))
+        for attr in ("output", "cool_output"):
+            eid = getattr(c, attr)
+            if eid is None:
+                continue
+            ep = by_id.get(eid)
+            if ep is None:
+                problems.append(((*at, attr), f"unknown endpoint id {eid}"))
+                continue
+            if not ep.writable:
+                problems.append(((*at, attr), f"endpoint {eid} is not writable"))
+            elif ep.data_type is not DataType.BOOL:
+                lo, hi = (ep.range.min, ep.range.max) if ep.range else (None, None)
+                if lo is None or lo > 0 or hi < 100:
+                    problems.append(((*at, attr), f"numeric endpoint {eid} needs a range covering 0–100 (%)"))
+            elif ep.safe_value is None:
+                problems.append(((*at, attr), f"endpoint {eid} has no safe_value for the loop's faults"))
+            if eid in driven:
+                problems.append(((*at, attr), f"endpoint {eid} is already driven by controller {driven[eid]!r}"))
+            driven[eid] = c.id
+            if c.kind == "hysteresis" and ep.data_type is not DataType.BOOL:
+                problems.append(((*at, attr), "a hysteresis controller drives a bool output"))
+        if c.cool_output is not None and c.cool_output == c.output:
+            problems.append(((*at, "cool_output"), "the cooling output must differ from output"))
+        if c.cool_output is not None and c.tuning is not None and c.tuning.out_min >= 0:
+            problems.append(((*at, "tuning", "out_min"), "a heat/cool pair needs a negative out_min (cooling "
+                             "demand), e.g. -100"))
+        if c.cool_output is None and c.tuning is not None and c.tuning.out_min < 0:
+            problems.append(((*at, "tuning", "out_min"), "a negative output needs a cool_output to drive"))
+        if isinstance(c.setpoint, SoftwareSetpoint):
+            if c.setpoint.id in endpoint_ids or c.setpoint.id in soft_ids:
+                problems.append(((*at, "setpoint", "id"), f"id {c.setpoint.id} is already in use"))
+            if c.setpoint.name in names:
+                problems.append(((*at, "setpoint", "name"), f"name {c.setpoint.name!r} is already in use"))
+            soft_ids.add(c.setpoint.id)
+            names.add(c.setpoint.name)
+        else:
+            sp = by_id.get(c.setpoint)
+            if sp is None:
+                problems.append(((*at, "setpoint"), f"unknown endpoint id {c.setpoint}"))
+            elif not sp.writable:
+                problems.append(((*at, "setpoint"), f"endpoint {c.setpoint} is not writable"))
+            elif sp.data_type is DataType.BOOL:
+                problems.append(((*at, "setpoint"), f"endpoint {c.setpoint} is not numeric"))
+    if config.power is not None:
+        seen_outputs: set[int] = set()
+        for j, element in enumerate(config.power.elements):
+            at = ("power", "elements", j)
+            if element.output not in driven:
+                problems.append(((*at, "output"), f"endpoint {element.output} is not a controller's output"))
+            elif by_id[element.output].data_type is not DataType.BOOL:
+                problems.append(((*at, "output"), f"endpoint {element.output} is not a bool (on/off) output"))
+            if element.output in seen_outputs:
+                problems.append(((*at, "output"), f"duplicate output {element.output}"))
+            seen_outputs.add(element.output)
+            if element.watts > config.power.limit_w:
+                problems.append(((*at, "watts"), f"{element.watts:g} W can never fit the {config.power.limit_w:g} W "
+                                 "supply (power.limit_w)"))
     return problems

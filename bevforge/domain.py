@@ -214,3 +214,26 @@ class InterlockVerdict:
             "reason": self.reason,
             "failedConditions": self.failed_conditions,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerStatus:
+    """What a controller is doing now, as screens and clients see it (its frame: `messages.controller`)."""
+
+    id: str
+    name: str
+    node: str
+    kind: str
+    mode: str
+    state: str
+    reason: str
+    pv: float | None
+    setpoint: float | None
+    setpoint_id: int
+    output: float
+    outputs: dict[int, Any]
+    manual_output: float
+    tuning: dict[str, Any] | None
+    unit: str
+    time: datetime
+    autotune: dict[str, Any] | None = None  # the last relay test: state, reason, cycles_measured, result

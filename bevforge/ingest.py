@@ -126,7 +126,8 @@ class ReadingIntake:
         # another node's endpoint looks like none at all (the node rule: `permissions`)
         endpoint = require_ingest(actor, self.plant.endpoints.get(endpoint_id), endpoint_id, name("endpointId"))
         if not endpoint.ingestable:
-            raise Forbidden(f"{endpoint.name} is read from device {endpoint.device}; only endpoints with "
+            owner = f"read from device {endpoint.device}" if endpoint.device else "held by the panel (a setpoint)"
+            raise Forbidden(f"{endpoint.name} is {owner}; only endpoints with "
                             "source: external accept readings from clients",
                             code=errors.NOT_INGESTABLE, field=name("endpointId"))
         quality_raw = item.get("quality", "good")

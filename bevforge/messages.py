@@ -15,8 +15,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from bevforge.bus import ALARM, COMMAND_STATUS, TELEMETRY
-from bevforge.domain import EndpointState, Quality, epoch_time, plain_value
+from bevforge.bus import ALARM, COMMAND_STATUS, CONTROLLER, TELEMETRY
+from bevforge.domain import ControllerStatus, EndpointState, Quality, epoch_time, plain_value
 
 if TYPE_CHECKING:  # types only: the modules defining these import this one
     from bevforge.alarms.points import Alarm
@@ -102,6 +102,36 @@ def command_status(command: Command) -> dict[str, Any]:
         "endpointId": command.endpoint_id, "requestedValue": command.requested_value, "error": command.error,
         "reasons": list(command.reasons), "user": command.user, "origin": command.origin,
     }
+
+
+def controller(status: ControllerStatus) -> dict[str, Any]:
+    """A controller's state as pushed on the `controllers` channel and answered by its REST view.
+
+    `outputs` maps each output endpoint id (as a string, JSON keys are strings) to the value last
+    sent (true/false, or a %), null before the first.
+    """
+    return {
+        "type": CONTROLLER, "id": status.id, "name": status.name, "node": status.node, "kind": status.kind,
+        "mode": status.mode, "state": status.state, "reason": status.reason,
+        "pv": _rounded(status.pv), "sp": _rounded(status.setpoint), "setpointId": status.setpoint_id,
+        "output": _rounded(status.output), "outputs": {str(k): plain_value(v) for k, v in status.outputs.items()},
+        "manualOutput": _rounded(status.manual_output),
+        "tuning": None if status.tuning is None else {_camel(k): v for k, v in status.tuning.items()},
+        "unit": status.unit,
+        "autotune": None if status.autotune is None else {
+            _camel(k): ({_camel(rk): rv for rk, rv in v.items()} if isinstance(v, dict) else v)
+            for k, v in status.autotune.items()},
+        "timestamp": iso(status.time),
+    }
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 def alarm(occurrence: Alarm, event: str) -> dict[str, Any]:

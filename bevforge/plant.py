@@ -183,15 +183,16 @@ class Plant:
 
     async def _stale_sweep(self) -> None:
         """A value with no fresh sample for stale_after is UNCERTAIN; for 3× that, BAD."""
-        period = max(0.1, min(e.stale_after for e in self.endpoints.values()) / 4)
+        period = max(0.1, min((e.stale_after for e in self.endpoints.values() if e.source != "software"),
+                              default=1.0) / 4)
         # a sweep must never die: it is what keeps stale values honest
         await repeat_every(period, lambda: self.sweep_stale(utcnow()), log, "stale sweep")
 
     def sweep_stale(self, now: datetime) -> None:
         for endpoint in self.endpoints.values():
             state = self.states[endpoint.id]
-            if state.server_time is None or state.quality is Quality.BAD:
-                continue
+            if state.server_time is None or state.quality is Quality.BAD or endpoint.source == "software":
+                continue  # a software value (a controller's setpoint) is held by the panel: it never goes stale
             age = (now - state.server_time).total_seconds()
             if age > 3 * endpoint.stale_after:
                 new_quality, error = Quality.BAD, f"no sample for {age:.0f} s"

@@ -14,8 +14,10 @@ from bevforge.alarms import AlarmService
 from bevforge.audit import AuditLog
 from bevforge.auth import AuthService
 from bevforge.bus import EventBus
+from bevforge.clock import Clock, SystemClock
 from bevforge.commands import CommandService
 from bevforge.config import PlantConfig
+from bevforge.controllers import ControllerService
 from bevforge.devices import Driver, DriverFactory
 from bevforge.domain import Reading, Severity
 from bevforge.ingest import ReadingIntake
@@ -52,8 +54,9 @@ class _Link:
 
 class Runtime:
     def __init__(self, config: PlantConfig, db_url: str, factories: Mapping[str, DriverFactory],
-                 config_path: str | None = None, host: str = "127.0.0.1") -> None:
+                 config_path: str | None = None, host: str = "127.0.0.1", clock: Clock | None = None) -> None:
         self.config = config
+        self.clock: Clock = clock if clock is not None else SystemClock()  # process time: the controllers tick on it
         self.config_path = config_path
         self.db = Database(db_url, config.store.busy_timeout_s)
         self.audit = AuditLog(self.db)
@@ -80,6 +83,8 @@ class Runtime:
         self.commands = CommandService(config, self.plant, self.bus, self.db, self.alarms, self.drivers, self.audit)
         self.retention = RetentionService(config.retention, self.db, self.alarms)
         self.plant.trip_handler = self.commands.trip
+        self.controllers = ControllerService(config, self.plant, self.commands, self.alarms, self.bus, self.db,
+                                             self.audit, self.clock)
         self.started_at: float | None = None
         self.interrupted_commands = 0
         self.attachments: dict[str, Any] = {}  # things the composition root hangs on (the simulator)
@@ -96,6 +101,7 @@ class Runtime:
             log.warning("%d commands were in flight at the last stop: marked failed, not re-sent",
                         self.interrupted_commands)
         self.alarms.load()
+        self.controllers.load()
         self.auth.load()
         self.auth.start()
         self.db.health.attach(asyncio.get_running_loop(), self._store_health_changed)
@@ -105,6 +111,7 @@ class Runtime:
         self.plant.start()
         for driver in self.drivers.values():
             await driver.start()
+        self.controllers.start()
         self.started_at = time.monotonic()
 
     def _store_health_changed(self, ok: bool, reason: str | None) -> None:
@@ -120,7 +127,8 @@ class Runtime:
     async def stop(self) -> None:
         """Stop every part; a part that does not stop within STOP_TIMEOUT_S is logged and left behind,
         so a stuck port or socket can never keep the plant from shutting down."""
-        steps: list[tuple[str, Any]] = [(f"driver {d.device.id}", d.stop) for d in self.drivers.values()]
+        steps: list[tuple[str, Any]] = [("controllers", self.controllers.stop)]
+        steps += [(f"driver {d.device.id}", d.stop) for d in self.drivers.values()]
         steps += [("commands", self.commands.stop), ("plant", self.plant.stop), ("retention", self.retention.stop),
                   ("alarms", self.alarms.stop), ("history writer", self.history_writer.stop), ("auth", self.auth.stop)]
         for name, stop in steps:

@@ -10,14 +10,14 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from bevforge import messages, permissions
-from bevforge.bus import ALARM, COMMAND_STATUS, TELEMETRY, Event
+from bevforge.bus import ALARM, COMMAND_STATUS, CONTROLLER, TELEMETRY, Event
 from bevforge.domain import Actor, CommandStatus
 
 if TYPE_CHECKING:
     from bevforge.commands import Command
     from bevforge.runtime import Runtime
 
-CHANNELS = ("telemetry", "alarms", "commands")
+CHANNELS = ("telemetry", "alarms", "commands", "controllers")
 FINAL_STATUSES = frozenset(s.value for s in CommandStatus if s.is_final)
 
 
@@ -35,6 +35,7 @@ class Interest:
         self.all_telemetry = False
         self.endpoints: set[int] = set()
         self.alarms = False
+        self.controllers = False
         self.all_commands = False
         self.commands: set[str] = set()  # asked for by id
         self.sent: set[str] = set()  # sent on this connection: followed without counting as a subscription
@@ -43,7 +44,7 @@ class Interest:
     def count(self) -> int:
         """Subscriptions held: one per endpoint id and command id, one per whole channel."""
         return (len(self.endpoints) + int(self.all_telemetry) + int(self.alarms) + int(self.all_commands)
-                + len(self.commands))
+                + len(self.commands) + int(self.controllers))
 
     def signed_in(self, actor: Actor) -> None:
         """The connection authenticated (a `/ws` auth message): see what this actor may see."""
@@ -65,6 +66,8 @@ class Interest:
             return followed or self.all_commands
         if kind == ALARM:
             return self.alarms
+        if kind == CONTROLLER:
+            return self.controllers
         return False
 
 
@@ -86,6 +89,15 @@ def alarm_snapshot(runtime: Runtime, interest: Interest) -> list[Event]:
     for alarm in sorted(runtime.alarms.standing(interest.actor) if interest.actor else [], key=lambda a: a.id):
         frame = messages.snapshot(messages.alarm(alarm, "standing"), seq)
         out.append(Event(seq, ALARM, frame, None, runtime.alarms.owners(alarm)))
+    return out
+
+
+def controller_snapshot(runtime: Runtime, interest: Interest) -> list[Event]:
+    """Every controller the actor may see, as it is now (its live frame plus `snapshot: true`)."""
+    seq = runtime.bus.last_seq
+    out = []
+    for frame in runtime.controllers.views(interest.actor) if interest.actor else []:
+        out.append(Event(seq, CONTROLLER, messages.snapshot(frame, seq), frame["id"], frame["node"]))
     return out
 
 

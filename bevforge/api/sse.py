@@ -19,7 +19,14 @@ from fastapi.responses import StreamingResponse
 
 from bevforge import messages, permissions
 from bevforge.api.deps import actor_for_request, runtime_of
-from bevforge.api.livefeed import CHANNELS, Interest, alarm_snapshot, reply, telemetry_snapshot
+from bevforge.api.livefeed import (
+    CHANNELS,
+    Interest,
+    alarm_snapshot,
+    controller_snapshot,
+    reply,
+    telemetry_snapshot,
+)
 from bevforge.api.security import QUERY_TOKEN_KEY, enforce, requires
 from bevforge.api.stream_limits import LiveStreamResponse, holder_of, stream_caps_of
 from bevforge.bus import Event, SubscriberClosed
@@ -67,6 +74,8 @@ def _interest(request: Request, channels: str | None, endpoint_ids: str | None, 
             interest.all_telemetry = True
     if "alarms" in wanted:
         interest.alarms = True
+    if "controllers" in wanted:
+        interest.controllers = True
     if "commands" in wanted:
         ids_c = _csv(command_ids)
         if ids_c:
@@ -80,12 +89,13 @@ def _frame(event: Event) -> str:
     return f"id: {event.seq}\nevent: {event.type}\ndata: {event.data}\n\n"
 
 
-@router.get("/events", summary="Live events as Server-Sent Events (telemetry, command_status, alarm)",
+@router.get("/events", summary="Live events as Server-Sent Events (telemetry, command_status, alarm, controller)",
             response_class=StreamingResponse, openapi_extra=requires("viewer") | {QUERY_TOKEN_KEY: True},
             responses={200: {"content": {"text/event-stream": {}}, "description": "an endless event stream"}})
 async def events(
     request: Request,
-    channels: Annotated[str | None, Query(description="comma list of telemetry,alarms,commands (default all)")] = None,
+    channels: Annotated[str | None, Query(
+        description="comma list of telemetry,alarms,commands,controllers (default all)")] = None,
     endpointIds: Annotated[str | None, Query(description="comma list of endpoint ids (default all)")] = None,  # noqa: N803
     commandIds: Annotated[str | None, Query(description="comma list of command ids (default all)")] = None,  # noqa: N803
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
@@ -119,6 +129,8 @@ async def events(
             first.extend(telemetry_snapshot(rt, ids))
         if interest.alarms:
             first.extend(alarm_snapshot(rt, interest))
+        if interest.controllers:
+            first.extend(controller_snapshot(rt, interest))
     head = rt.bus.last_seq
     # Sign-out, a revoked token, or a password/role/node change or disabling (also from the CLI, through
     # auth_changes) ends the stream: closing the subscriber wakes the loop below with the reason.

@@ -26,6 +26,7 @@ from bevforge.api.livefeed import (
     Interest,
     alarm_snapshot,
     command_snapshot,
+    controller_snapshot,
     reply,
     telemetry_snapshot,
 )
@@ -128,13 +129,14 @@ class SubscribeIn(Frame):
     @model_validator(mode="before")
     @classmethod
     def _ids_fit_channel(cls, data: Any) -> Any:
-        """endpointIds belong to telemetry, commandIds to commands, neither to alarms (`unknown_field`)."""
+        """endpointIds belong to telemetry, commandIds to commands, neither to alarms or controllers
+        (`unknown_field`)."""
         if not isinstance(data, dict) or set(data) - set(cls.model_fields) or data.get("channel") not in CHANNELS:
             return data  # unknown fields and channels are reported by the fields themselves
         channel = data["channel"]
-        stray = {"telemetry": "commandIds", "commands": "endpointIds", "alarms": None}[channel]
+        stray = {"telemetry": "commandIds", "commands": "endpointIds", "alarms": None, "controllers": None}[channel]
         for key in ("endpointIds", "commandIds"):
-            if key in data and (key == stray or channel == "alarms"):
+            if key in data and (key == stray or channel in ("alarms", "controllers")):
                 raise PydanticCustomError(UNKNOWN_FIELD, "{key} does not apply to the {channel} channel",
                                           {"key": key, "channel": channel, "field": key})
         return data
@@ -313,6 +315,12 @@ class Protocol:
             self._ack(messages.SUBSCRIBED, channel)
             for event in alarm_snapshot(self.runtime, interest):
                 self.out(event)
+        elif channel == "controllers":
+            self._check_room(0 if interest.controllers else 1)
+            interest.controllers = True
+            self._ack(messages.SUBSCRIBED, channel)
+            for event in controller_snapshot(self.runtime, interest):
+                self.out(event)
         else:
             command_ids = frame.commandIds
             if command_ids is None:
@@ -345,6 +353,9 @@ class Protocol:
             self._drop(channel, "endpointIds", self._endpoint_ids(frame), interest.endpoints, "all_telemetry")
         elif channel == "alarms":
             interest.alarms = False
+            self._ack(messages.UNSUBSCRIBED, channel)
+        elif channel == "controllers":
+            interest.controllers = False
             self._ack(messages.UNSUBSCRIBED, channel)
         else:
             self._drop(channel, "commandIds", frame.commandIds, interest.commands, "all_commands")

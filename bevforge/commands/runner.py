@@ -26,7 +26,7 @@ from bevforge.audit import entry
 from bevforge.bus import COMMAND_STATUS, EventBus
 from bevforge.commands.record import Command, CommandLog, audit_value, shown_value
 from bevforge.devices import DeviceError, Driver
-from bevforge.domain import Actor, CommandStatus, DataType, Quality, Value, utcnow
+from bevforge.domain import Actor, CommandStatus, DataType, Quality, Reading, Value, utcnow
 
 if TYPE_CHECKING:
     from bevforge.audit import AuditLog
@@ -71,7 +71,7 @@ class CommandRunner:
         reasons: list[dict[str, Any]] = []
         device_online = self.plant.device_online.get(endpoint.device, False)
         driver = self.drivers.get(endpoint.device)
-        if driver is None or not device_online:
+        if endpoint.source != "software" and (driver is None or not device_online):
             reasons.append({"id": f"comms:{endpoint.device}", "reason": f"device {endpoint.device} is offline",
                             "failedConditions": []})
         verdicts = interlocks.blocking_rules(
@@ -128,6 +128,12 @@ class CommandRunner:
                 self._finish(command, CommandStatus.FAILED,
                              error="blocked before sending: " + "; ".join(r["reason"] for r in reasons))
                 return
+        if endpoint.source == "software":  # a value the panel holds: written to the plant, read back from it
+            self._transition(command, CommandStatus.SENT)
+            self.plant.ingest([Reading(endpoint.id, command.requested_value, Quality.GOOD, source_time=utcnow())])
+            self._transition(command, CommandStatus.ACKED)
+            self._finish(command, CommandStatus.SUCCEEDED, actual=self.plant.states[endpoint.id].value)
+            return
         driver = self.drivers.get(endpoint.device)
         if driver is None:
             self._finish(command, CommandStatus.FAILED, error=f"no driver for device {endpoint.device}")
@@ -209,7 +215,7 @@ class CommandRunner:
         if actual is not None:
             command.actual_value = actual
         audit = None
-        if self.audit is not None:
+        if self.audit is not None and command.origin != "controller":  # a loop's PWM edge is no person's action
             endpoint = self.plant.endpoints[command.endpoint_id]
             audit = entry(Actor(user=command.user, station=command.station, role="-"), "command.result",
                           target=endpoint.name, new=audit_value(command.actual_value), result=status.value,

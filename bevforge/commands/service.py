@@ -64,6 +64,8 @@ __all__ = ["MAX_COMMAND_ID", "Command", "CommandService"]
 log = logging.getLogger(__name__)
 
 MAX_COMMAND_ID = 64
+# commands a control loop sends (bevforge/controllers): recorded as commands, not audited per edge
+CONTROLLER_ORIGIN = "controller"
 
 
 
@@ -167,7 +169,7 @@ class CommandService:
             else:
                 command.queued_at = now
             audit = None
-            if self.audit is not None:
+            if self.audit is not None and origin != CONTROLLER_ORIGIN:  # a loop's PWM edges are in the record only
                 audit = entry(actor, "command.request", target=endpoint.name,
                               old=audit_value(self.plant.states[endpoint.feedback_id].value), new=value,
                               result=command.status.value, command_id=command.id,

@@ -219,3 +219,16 @@ class AuditRow(SQLModel, table=True):
     result: str = "ok"
     command_id: str | None = None
     detail: str | None = None
+
+
+class ControllerRow(SQLModel, table=True):
+    """What a person set on a controller, kept across a restart: mode, setpoint, manual output, tuning."""
+
+    __tablename__ = "controllers"
+    controller_id: str = Field(primary_key=True)
+    mode: str = "off"
+    setpoint: float | None = None
+    manual_output: float = 0.0
+    tuning: Any = Field(default=None, sa_column=Column(JSON))
+    updated_at: datetime
+    updated_by: str = "system"

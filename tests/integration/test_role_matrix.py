@@ -24,7 +24,8 @@ from tests.support.live import SseStream, WsClient, custom_server, sse, ws_clien
 from tests.support.server import LiveServer, wait_for
 
 PATH_VALUES = {"endpoint_id": "10", "command_id": "no-such-command", "alarm_id": "999999",
-               "rule_id": "hlt_temperature_hihi", "username": "nobody", "token_id": "no-such-token"}
+               "rule_id": "hlt_temperature_hihi", "username": "nobody", "token_id": "no-such-token",
+               "controller_id": "no-such-controller"}
 
 
 def required(doc: dict[str, Any]) -> None:

@@ -53,3 +53,19 @@ async def test_the_simulated_brewhouse_starts_with_the_shipped_sample(tmp_path: 
         assert {e["endpointId"] for e in endpoints} == {e.id for e in config.endpoints}
     finally:
         await live.stop()
+
+
+def test_check_config_rejects_a_broken_controller_with_file_line_and_field(tmp_path: Path) -> None:
+    """The sample's controllers are checked like every other section: a heater loop pointed at a
+    read-only endpoint is refused, naming the file, the line and the field."""
+    sample = SAMPLE.read_text(encoding="utf-8")
+    assert load_config(SAMPLE).controllers, "the sample ships its controllers"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(sample.replace("    output: 40                      # bool SSR", "    output: 14  # bool SSR", 1),
+                      encoding="utf-8")
+    done = subprocess.run([sys.executable, "main.py", "--check-config", str(broken)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    line = next(i for i, text in enumerate(broken.read_text(encoding="utf-8").splitlines(), 1)
+                if text.startswith("    output: 14"))
+    assert f"{broken}:{line}: controllers[0].output: endpoint 14 is not writable" in done.stdout + done.stderr

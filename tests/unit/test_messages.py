@@ -154,3 +154,19 @@ def test_iso_answers_each_time_afresh_when_the_time_changes() -> None:
     answers = [messages.iso(t) for t in (AT, AT, later, AT, far, far, later)]
     assert answers == ["2025-12-27T06:00:01.250Z"] * 2 + ["2025-12-27T06:00:02.250Z", "2025-12-27T06:00:01.250Z",
                                                           None, None, "2025-12-27T06:00:02.250Z"]
+
+
+def test_controller_frame_has_exactly_the_documented_fields() -> None:
+    from bevforge.domain import ControllerStatus
+
+    tuning = {"kp": 12.0, "ki": 0.05, "kd": 0.0, "derivative_filter_s": 5.0, "out_min": 0.0, "out_max": 100.0,
+              "ramp_c_per_min": 1.0, "boil_threshold_c": None, "boil_output_pct": 100.0}
+    status = ControllerStatus(id="mlt_rims", name="Mash temperature (RIMS)", node="MLT", kind="pid", mode="auto",
+                              state="regulating", reason="set auto by olga", pv=64.8, setpoint=65.0,
+                              setpoint_id=140, output=42.5, outputs={40: True}, manual_output=0.0, tuning=tuning,
+                              unit="°C", time=AT)
+    frame = messages.controller(status)
+    documented = DOCUMENTED["controller"]
+    assert set(frame) == set(documented) - {"seq"}
+    assert frame["tuning"] == documented["tuning"] and frame["outputs"] == {"40": True}
+    assert frame["timestamp"] == "2025-12-27T06:00:01.250Z"

@@ -1,0 +1,107 @@
+"""A brewhouse with controllers on a stepped clock, for the controller service's tests.
+
+The fixture brewhouse (tests/fixtures/plant.yaml) plus the simulator's RIMS element, kettle element
+and MLT level switch as endpoints and a `mlt_rims` PID loop (and, for the power budget, a `bk_element`
+loop), all served by the real simulator over Modbus on a free port. The process clock is a
+`ManualClock` shared by the simulator's physics and the controllers; `step()` moves it a second at
+a time and lets the real Modbus polling catch up (a fresh sample of the loop's input, no command of
+the loop's in flight) before time moves on, so an hour of control runs without sleeping through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bevforge.clock import ManualClock
+from bevforge.config import PlantConfig
+from bevforge.runtime import Runtime
+from drivers import driver_factories
+from tests.support.server import brewhouse_config
+
+MLT_TEMPERATURE, MLT_VOLUME, MLT_LEVEL, MLT_ELEMENT, BK_TEMPERATURE, BK_LEVEL, BK_ELEMENT = 20, 21, 27, 40, 30, 32, 38
+MLT_SETPOINT = 140
+
+RIMS: dict[str, Any] = {
+    "id": "mlt_rims", "name": "Mash temperature", "node": "MLT", "kind": "pid",
+    "input": MLT_TEMPERATURE, "output": MLT_ELEMENT,
+    "setpoint": {"id": MLT_SETPOINT, "name": "mlt_setpoint", "min": 20, "max": 80, "unit": "°C", "default": 65},
+    "period_s": 4, "min_on_s": 0, "min_off_s": 0,
+    "tuning": {"kp": 60, "ki": 0.08, "kd": 1500, "derivative_filter_s": 10},
+    "safety": {"runaway_output_pct": 90, "runaway_minutes": 5, "runaway_min_change_c": 1.0,
+               "over_temperature_c": 8},
+}
+KETTLE: dict[str, Any] = {
+    "id": "bk_element", "name": "Kettle", "node": "BK", "kind": "pid",
+    "input": BK_TEMPERATURE, "output": BK_ELEMENT,
+    "setpoint": {"id": 130, "name": "bk_setpoint", "min": 20, "max": 100, "unit": "°C", "default": 95},
+    "period_s": 4, "tuning": {"kp": 60, "ki": 0.05},
+    "safety": {"over_temperature_c": None, "runaway_minutes": 60},
+    "priority": 2,
+}
+
+
+def controller_config(controllers: list[dict[str, Any]] | None = None, *, power: dict[str, Any] | None = None,
+                      adjust: Callable[[dict[str, Any]], None] | None = None) -> PlantConfig:
+    """The fixture brewhouse with the new simulator points, an MLT level interlock and `controllers`."""
+    def add(doc: dict[str, Any]) -> None:
+        for endpoint in doc["endpoints"]:
+            if endpoint["id"] in (MLT_TEMPERATURE, BK_TEMPERATURE, MLT_VOLUME):
+                endpoint["poll_interval_s"] = 0.05  # fresh samples quickly: the test waits for one each step
+        doc["endpoints"] += [
+            {"id": MLT_LEVEL, "name": "mlt_level_high", "node": "MLT", "device": "brewhouse_io", "kind": "level",
+             "data_type": "bool", "poll_interval_s": 0.05, "address": {"table": "discrete", "address": 2}},
+            {"id": MLT_ELEMENT, "name": "mlt_element", "node": "MLT", "device": "brewhouse_io", "kind": "heater",
+             "data_type": "bool", "writable": True, "safe_value": False, "poll_interval_s": 0.05,
+             "address": {"table": "coil", "address": 2}},
+            {"id": BK_ELEMENT, "name": "bk_element", "node": "BK", "device": "brewhouse_io", "kind": "heater",
+             "data_type": "bool", "writable": True, "safe_value": False, "poll_interval_s": 0.05,
+             "address": {"table": "coil", "address": 3}},
+        ]
+        doc["interlocks"].append({"id": "mlt_element_needs_level", "target": MLT_ELEMENT,
+                                  "requires": [{"endpoint": MLT_LEVEL, "op": "==", "value": True}],
+                                  "reason": "MLT element may be ON only while the MLT level is HIGH"})
+        doc["controllers"] = controllers if controllers is not None else [dict(RIMS)]
+        if power is not None:
+            doc["power"] = power
+        if adjust is not None:
+            adjust(doc)
+    return brewhouse_config(add)
+
+
+def controller_runtime(config: PlantConfig, db_path: Path, clock: ManualClock | None = None) -> Runtime:
+    """A runtime whose simulator physics and controllers share one ManualClock (`runtime.clock`)."""
+    clock = clock or ManualClock()
+    factories, sim = driver_factories(config, clock=clock)
+    runtime = Runtime(config, f"sqlite:///{db_path}", factories, clock=clock)
+    runtime.attachments["simulator"] = sim
+    return runtime
+
+
+async def step(runtime: Runtime, seconds: float, inputs: tuple[int, ...] = (MLT_TEMPERATURE,),
+               each: Callable[[], None] | None = None) -> None:
+    """Advance the process clock `seconds`, one second at a time, letting the real comms catch up each second."""
+    clock = runtime.clock
+    assert isinstance(clock, ManualClock)
+    outputs = [eid for c in runtime.config.controllers for eid in c.outputs]
+    for _ in range(round(seconds)):
+        await clock.advance(1.0)
+        for eid in inputs:
+            await runtime.plant.next_sample(eid, 2.0)
+        for _ in range(200):  # the loop's commands finish (each takes a Modbus write and a readback)
+            if all(runtime.commands.in_flight(eid) is None for eid in outputs):
+                break
+            await asyncio.sleep(0.005)
+        if each is not None:
+            each()
+
+
+async def wait_online(runtime: Runtime, timeout: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not all(runtime.plant.device_online.values()):
+        if loop.time() > deadline:
+            raise AssertionError(f"devices not online: {runtime.plant.device_online}")
+        await asyncio.sleep(0.02)
