@@ -21,7 +21,7 @@ from bevforge.alarms import AlarmNotFound, TransitionRefused
 from bevforge.domain import Actor
 from bevforge.errors import BevForgeError, Forbidden, Invalid, Unavailable
 from bevforge.runtime import Runtime
-from ui import session
+from ui import keypad, session
 from ui.controls import tag
 from ui.errors import notify_error
 from ui.theme import SEVERITY_ORDER, SEVERITY_SHAPES
@@ -148,23 +148,45 @@ async def set_service(runtime: Runtime, client: Client, rule_id: str, in_service
         _done(redraw)
 
 
-LIMIT_FIELDS = (("limit", "Limit"), ("deadband", "Deadband"), ("on_delay_s", "On-delay (s)"),
-                ("off_delay_s", "Off-delay (s)"))
+LIMIT_FIELDS = (("limit", "Limit"), ("deadband", "Deadband"), ("on_delay_s", "On-delay"),
+                ("off_delay_s", "Off-delay"))
 
 
 async def change_limits(runtime: Runtime, client: Client, rule_id: str, redraw: Redraw = None) -> None:
-    """Limit, deadband, delays and priority of one definition; persisted, journalled and audited."""
+    """Limit, deadband, delays and priority of one definition; persisted, journalled and audited.
+
+    Each number is entered on the keypad (ui/keypad.py): a kiosk has no keyboard, and the keypad
+    refuses a negative deadband or delay with its reason instead of clamping it.
+    """
     point = runtime.alarms.points.get(rule_id)
     if point is None or point.tracker is None:
         ui.notify(f"{rule_id} has no limits to change", type="warning")
         return
     current = runtime.alarms.limits_of(point)
-    inputs: dict[str, ui.number] = {}
+    endpoint = runtime.plant.endpoints.get(point.endpoint_id) if point.endpoint_id is not None else None
+    unit = endpoint.unit if endpoint is not None else ""
+    rules = {"limit": keypad.unit_rules(unit), "deadband": keypad.unit_rules(unit, low=0),
+             "on_delay_s": keypad.unit_rules("s", low=0), "off_delay_s": keypad.unit_rules("s", low=0)}
+    entered: dict[str, Any] = {key: current[key] for key, _ in LIMIT_FIELDS}
+    buttons: dict[str, ui.button] = {}
+
+    def shown(key: str) -> str:
+        return f"{entered[key]:g} {rules[key].unit}".strip()
+
+    async def pick(key: str, label: str) -> None:
+        value = await keypad.enter_number(f"{rule_id}: {label}", rules[key], shown(key), float(entered[key]))
+        if value is not None:
+            entered[key] = value
+            buttons[key].text = shown(key)
+
     with _stable(), ui.dialog().props("persistent") as dialog, tag(ui.card().classes("bf-confirm"), "limits-dialog"):
         ui.label(f"Change limits: {rule_id}").classes("text-xl font-bold")
         for key, label in LIMIT_FIELDS:
-            inputs[key] = tag(ui.number(label, value=current[key], min=None if key == "limit" else 0)
-                              .props("outlined").classes("w-full"), f"limits-{key}")
+            with ui.row().classes("w-full items-center justify-between no-wrap gap-3"):
+                ui.label(label).classes("bf-name")
+                buttons[key] = tag(ui.button(shown(key), icon="dialpad",
+                                             on_click=lambda k=key, text=label: pick(k, text))
+                                   .classes("bf-btn").props("no-caps outline"), f"limits-{key}")
         priority = tag(ui.select({p: f"{SEVERITY_SHAPES[p]} {p.upper()}" for p in SEVERITY_ORDER},
                                  value=current["priority"], label="Priority").classes("w-full"), "limits-priority")
         with ui.row().classes("w-full justify-between"):
@@ -174,7 +196,7 @@ async def change_limits(runtime: Runtime, client: Client, rule_id: str, redraw: 
     try:
         if not await dialog:
             return
-        values: dict[str, Any] = {key: inputs[key].value for key, _ in LIMIT_FIELDS}
+        values: dict[str, Any] = dict(entered)
         values["priority"] = priority.value
     finally:
         dialog.delete()

@@ -42,8 +42,25 @@ body { background: var(--bf-bg); color: var(--bf-ink); font-size: 16px; }
 .bf-detail { font-size: .85rem; color: var(--bf-muted); max-width: 100%; overflow-wrap: anywhere; }
 .bf-btn { min-height: 48px; min-width: 96px; font-size: 1rem; font-weight: 700; letter-spacing: .04em; }
 .bf-btn-stop { min-width: 120px; margin-left: 16px; }
-.bf-setpoint { width: 9rem; }
-.bf-setpoint .q-field__control { min-height: 48px; }
+/* A writable number opens the keypad (ui/keypad.py) when its value or its SET button is tapped. */
+.bf-tappable { cursor: pointer; text-decoration: underline dotted #9e9e9e; text-underline-offset: 6px; }
+/* The keypad: 64 px keys in a 4-column grid, fits a 1024×600 kiosk without scrolling (≈ 480 px high).
+   Grey keys; the one accent is SET. A refused entry keeps its text and says why (✖, bold, outlined). */
+.bf-keypad { width: 420px; max-width: 96vw; padding: 12px; gap: 8px; background: var(--bf-panel); }
+.bf-keypad-title { font-size: 1.25rem; font-weight: 700; }
+.bf-keypad-display { flex: 1 1 auto; min-height: 64px; background: #ffffff; border: 2px solid #202020;
+                     border-radius: 4px; padding: 0 10px; justify-content: flex-end; gap: 6px; }
+.bf-keypad-text { font-size: 2rem; font-weight: 700; font-variant-numeric: tabular-nums; }
+.bf-keypad-unit { font-size: 1.2rem; color: var(--bf-muted); }
+.bf-keypad-reason { min-height: 1.6rem; color: var(--bf-muted); }
+.bf-keypad-refused { color: #202020; font-weight: 700; border: 2px dashed #202020; border-radius: 4px;
+                     padding: 0 8px; background: #ffffff; }
+.bf-keypad-keys { width: 100%; gap: 8px; }
+.bf-key { min-height: 64px; min-width: 64px; font-size: 1.6rem; font-weight: 700; background: #f7f7f7;
+          color: #202020; border: 1px solid var(--bf-line); border-radius: 6px; }
+.bf-key-fn { font-size: 1rem; background: #cfcfcf; letter-spacing: .04em; }
+.bf-key-set { font-size: 1.1rem; background: #1f4e79; color: #ffffff; border-color: #1f4e79; letter-spacing: .04em; }
+.bf-key.disabled { opacity: .35 !important; }
 .bf-pending { font-style: italic; color: var(--bf-ink); border: 1px dashed var(--bf-ink); border-radius: 4px;
               padding: 2px 8px; }
 .bf-blocked { background: #ffffff; border: 2px solid #202020; border-radius: 4px; padding: 4px 8px;
@@ -75,6 +92,8 @@ body { background: var(--bf-bg); color: var(--bf-ink); font-size: 16px; }
   background: repeating-linear-gradient(135deg, #7a0000 0 14px, #5a0000 14px 28px); color: #fff; }
 body.bf-offline .bf-control { opacity: .35; pointer-events: none; }
 body.bf-offline .bf-row .bf-value { color: #6d6d6d; }
+body.bf-offline .bf-tappable, body.bf-offline .bf-keypad { pointer-events: none; }
+body.bf-offline .bf-keypad { opacity: .35; }
 /* Kiosk: big type, big targets, no hover-only affordances. */
 body.bf-kiosk { font-size: 20px; }
 body.bf-kiosk .bf-btn { min-height: 64px; min-width: 120px; font-size: 1.2rem; }

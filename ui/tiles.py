@@ -17,7 +17,7 @@ from bevforge.alarms import Alarm
 from bevforge.config import Endpoint, Tile
 from bevforge.domain import Actor, CommandStatus, DataType, EndpointState, Value
 from bevforge.runtime import Runtime
-from ui import words
+from ui import keypad, words
 from ui.controls import Commander, tag
 from ui.theme import SEVERITY_COLOURS, SEVERITY_SHAPES
 
@@ -38,7 +38,6 @@ class EndpointRow:
         self.current_command: str | None = None
         self._quality_css = ""
         self._buttons: list[ui.button] = []
-        self._number: ui.number | None = None
         eid = endpoint.id
         with ui.column().classes("bf-row gap-1") as self.box:
             with ui.row().classes("w-full items-center no-wrap gap-3"):
@@ -66,30 +65,19 @@ class EndpointRow:
                 off = ui.button(make_off, on_click=lambda: self._press(False)).classes("bf-btn bf-btn-stop bf-control")
                 self._buttons = [tag(on, f"on-{eid}"), tag(off, f"off-{eid}")]
             else:
-                low, high = (endpoint.range.min, endpoint.range.max) if endpoint.range else (None, None)
-                hint = f"{low:g}…{high:g} {endpoint.unit}".strip() if endpoint.range else endpoint.unit
-                self._number = tag(ui.number(label=f"New {endpoint.kind.value}", placeholder=hint, min=low, max=high,
-                                             step=0.5 if endpoint.data_type is DataType.FLOAT else 1)
-                                   .classes("bf-setpoint bf-control").props("outlined"), f"entry-{eid}")
-                set_button = ui.button("SET", on_click=self._press_number).classes("bf-btn bf-control")
-                self._buttons = [tag(set_button, f"set-{eid}")]
+                # Tap to open the keypad (ui/keypad.py): a kiosk has no keyboard for a number box.
+                entry = ui.button("SET", icon="dialpad", on_click=self._open_keypad).classes("bf-btn bf-control")
+                self._buttons = [tag(entry, f"entry-{eid}")]
+                self.value.on("click", self._open_keypad).classes("bf-tappable")
 
     async def _press(self, value: Value) -> None:
         await self.commander.press(self.endpoint, value)
 
-    async def _press_number(self) -> None:
-        assert self._number is not None
-        raw = self._number.value
-        rng = self.endpoint.range
-        if raw is None:
-            ui.notify(f"{self.endpoint.display_name}: enter a value first", type="warning")
-            return
-        if rng is not None and not rng.min <= float(raw) <= rng.max:
-            ui.notify(f"{self.endpoint.display_name}: {raw:g} is outside {rng.min:g}…{rng.max:g} "
-                      f"{self.endpoint.unit}", type="negative")
-            return
-        value: Value = int(raw) if self.endpoint.data_type is DataType.INT else float(raw)
-        await self.commander.press(self.endpoint, value)
+    async def _open_keypad(self) -> None:
+        """The keypad asks for the value; the Commander sends it (confirmation, interlocks, audit)."""
+        value = await keypad.enter_value(self.endpoint, self.runtime.plant.states[self.endpoint.id])
+        if value is not None:
+            await self.commander.press(self.endpoint, value)
 
     # -- updates --------------------------------------------------------------------------
 

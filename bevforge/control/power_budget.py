@@ -115,16 +115,20 @@ class PowerBudget:
                 self._release(name, now)
                 self._waiting_since[name] = now
 
-        # 4. switch on what fits on top of everything that may still be drawing
+        # 4. switch on what fits on top of everything that may still be drawing, in rank order; the first
+        #    wanted element that cannot go on yet keeps its place: nothing ranked after it is switched on
+        #    meanwhile, or small elements cycling through their slices would fill the room a large one waits
+        #    for, for ever (a property test found a 6 kW element starved by three smaller ones)
         drawing = self.drawing_w()
         for name in wanted:
             if name in self._granted_at:
                 continue
             watts = self.elements[name].watts
-            if name not in self._released_at and drawing + watts <= self.limit_w:
-                self._granted_at[name] = now
-                self._waiting_since.pop(name, None)
-                drawing += watts
+            if name in self._released_at or drawing + watts > self.limit_w:
+                break
+            self._granted_at[name] = now
+            self._waiting_since.pop(name, None)
+            drawing += watts
         return self.granted
 
     def _rank(self, name: str, now: float) -> float:

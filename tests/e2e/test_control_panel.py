@@ -162,3 +162,46 @@ def test_stale_and_bad_values_look_different_in_the_browser(server: ServerProces
         break
     else:
         raise AssertionError("the screen never showed the uncertain and bad reports")
+
+
+@pytest.mark.parametrize("width,height", [(1024, 600), (1280, 800)])
+def test_setpoint_by_touch_on_the_keypad_fits_the_kiosk(server: ServerProcess, browser, width: int,
+                                                        height: int) -> None:
+    """Issue 16: keypad entry of 72 °C with no keyboard; 150 °C refused (text kept, SET disabled) and nothing
+    sent; the keypad fits the kiosk screen without scrolling, every key ≥ 64 px."""
+    context = browser.new_context(viewport={"width": width, "height": height}, has_touch=True)
+    try:
+        page = context.new_page()
+        page.goto(server.base_url + "/?kiosk=1")
+        page.locator("#bf-connection[data-state=online]").wait_for(timeout=TIMEOUT)
+        expect(page.locator(tid("value-12"))).to_have_text("75.0 °C", timeout=TIMEOUT)
+        page.locator(tid("entry-12")).tap()
+        keypad = page.locator(tid("keypad"))
+        expect(keypad).to_be_visible(timeout=TIMEOUT)
+        expect(keypad).to_contain_text("HLT setpoint")
+        expect(keypad).to_contain_text("range 0 … 99 °C")
+        box = keypad.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["y"] >= 0
+        assert box["x"] + box["width"] <= width and box["y"] + box["height"] <= height
+        assert keypad.evaluate("e => e.scrollHeight <= e.clientHeight")  # nothing inside scrolls
+        sizes = page.locator(".bf-key").evaluate_all(
+            "keys => keys.map(k => Math.min(k.getBoundingClientRect().width, k.getBoundingClientRect().height))")
+        assert sizes and min(sizes) >= 64
+        for key in "150":
+            page.locator(tid(f"keypad-{key}")).tap()
+        expect(page.locator(tid("keypad-text"))).to_have_text("150", timeout=TIMEOUT)
+        expect(page.locator(tid("keypad-reason"))).to_have_text("✖ max 99 °C", timeout=TIMEOUT)
+        expect(page.locator(tid("keypad-set"))).to_be_disabled()
+        if width == 1024:
+            snapshot(page, "keypad-refused")
+        for key in ("back", "back", "back", "7", "2"):
+            page.locator(tid(f"keypad-{key}")).tap()
+        expect(page.locator(tid("keypad-text"))).to_have_text("72", timeout=TIMEOUT)
+        assert server.get("/api/os/commands?endpointId=12") == []  # 150 was never sent
+        page.locator(tid("keypad-set")).tap()
+        expect(keypad).to_be_hidden(timeout=TIMEOUT)
+        expect(page.locator(tid("value-12"))).to_have_text("72.0 °C", timeout=TIMEOUT)
+        commands = server.get("/api/os/commands?endpointId=12")
+        assert [(c["requestedValue"], c["status"]) for c in commands] == [(72.0, "succeeded")]
+    finally:
+        context.close()

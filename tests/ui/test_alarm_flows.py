@@ -97,8 +97,15 @@ async def test_technician_takes_out_of_service_and_changes_limits(auth_required,
     await until(lambda: not rt.alarms.points["fv1_temperature_hi"].state.out_of_service)
     user.find(marker="def-limits-hlt_temperature_hihi").click()
     await user.should_see(marker="limits-limit")
-    user.find(marker="limits-limit").clear().type("95")
-    user.find(marker="limits-deadband").clear().type("2")
+    await shows(user, "limits-limit", "99 °C")
+    await enter_on_keypad(user, "limits-limit", "9", "5")  # no keyboard needed: the keypad
+    await shows(user, "limits-limit", "95 °C")
+    user.find(marker="limits-deadband").click()
+    await shows(user, "keypad-range", "range ≥ 0 °C")
+    await user.should_not_see(marker="keypad-sign")  # a negative deadband cannot even be typed
+    user.find(marker="keypad-cancel").click()
+    await user.should_not_see(marker="keypad")
+    await enter_on_keypad(user, "limits-deadband", "2")
     user.find(marker="limits-save").click()
     await shows(user, "def-point-state-hlt_temperature_hihi", "limit 95, deadband 2")
     assert rt.alarms.limits_of(rt.alarms.points["hlt_temperature_hihi"])["limit"] == 95.0
@@ -190,3 +197,12 @@ async def test_kiosk_tone_silence_stops_it_without_acknowledging(user: User) -> 
     await until(lambda: sent[-1:] == ["stop()"])
     entries = await runtime().audit.query(action="alarm.silence")
     assert entries and entries[0]["user"] == "anonymous" and f"alarms {critical.id}" in entries[0]["detail"]
+
+
+async def enter_on_keypad(user: User, marker: str, *keys: str) -> None:
+    """Open the keypad from `marker`, tap `keys` and SET."""
+    user.find(marker=marker).click()
+    await user.should_see(marker="keypad")
+    for key in (*keys, "set"):
+        user.find(marker=f"keypad-{key}").click()
+    await user.should_not_see(marker="keypad")

@@ -133,12 +133,17 @@ async def test_blocked_critical_command_after_confirmation(user: User) -> None:
 async def test_setpoint_entry_is_checked_against_the_range(user: User) -> None:
     await user.open("/")
     await online()
-    user.find(marker="entry-12").type("120")
-    user.find(marker="set-12").click()
-    await until(lambda: user.notify.contains("outside 0…99"))
+    await shows(user, "value-12", "75.0 °C")
+    user.find(marker="entry-12").click()  # the keypad (tests/ui/test_keypad.py has the details)
+    await user.should_see(marker="keypad")
+    for key in "120":
+        user.find(marker=f"keypad-{key}").click()
+    await shows(user, "keypad-reason", "max 99 °C")
+    user.find(marker="keypad-set").click()  # disabled: nothing happens
     assert await runtime().commands.query(12, None, 10) == []
-    user.find(marker="entry-12").clear().type("66.5")
-    user.find(marker="set-12").click()
+    user.find(marker="keypad-clear").click()
+    for key in ("6", "6", "dot", "5", "set"):
+        user.find(marker=f"keypad-{key}").click()
     await shows(user, "value-12", "66.5 °C")
 
 

@@ -117,3 +117,13 @@ def test_every_element_that_asks_all_the_time_is_served_within_a_bounded_wait(
             last_served[name] = now
         assert all(now - t <= bound for t in last_served.values()), (now, last_served)
         now += 1.0
+
+
+def test_a_large_element_is_not_starved_by_smaller_ones_cycling_through_their_slices() -> None:
+    """The case the bounded-wait property found: three smaller elements filled the room the 6 kW one waited for."""
+    elements = [Element("kettle", 6000.0, 1), Element("rims", 1720.0, 1), Element("hlt", 1719.0, 1),
+                Element("pad", 100.0, 1)]
+    budget = PowerBudget(7818.0, elements, slice_s=3.0, aging_s=1.0, release_s=0.0)
+    wants = {e.name: True for e in elements}
+    served = [float(now) for now in range(120) if "kettle" in budget.allocate(float(now), wants)]
+    assert served and max(b - a for a, b in zip([0.0, *served], [*served, 119.0], strict=True)) <= 30.0
