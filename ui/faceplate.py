@@ -56,9 +56,13 @@ TUNING_FIELDS: tuple[tuple[str, str, str, float | None, float | None], ...] = (
     ("derivativeFilterS", "Derivative filter", "s", 0.0, None),
     ("outMin", "Output min", "%", -100.0, 100.0),
     ("outMax", "Output max", "%", -100.0, 100.0),
+    ("rampCPerMin", "Setpoint ramp", "°C/min", 0.0, None),
+    ("boilThresholdC", "Boil threshold", "°C", None, None),
+    ("boilOutputPct", "Boil output", "%", 0.0, 100.0),
 )
 SNAKE = {"kp": "kp", "ki": "ki", "kd": "kd", "derivativeFilterS": "derivative_filter_s", "outMin": "out_min",
-         "outMax": "out_max"}
+         "outMax": "out_max", "rampCPerMin": "ramp_c_per_min", "boilThresholdC": "boil_threshold_c",
+         "boilOutputPct": "boil_output_pct"}
 
 
 def state_view(state: str) -> tuple[str, str]:
@@ -222,7 +226,7 @@ class Faceplate:
         if self._reset_button is not None and self._reset_button.visible != (frame["state"] == "tripped"):
             self._reset_button.set_visibility(frame["state"] == "tripped")
         self._show_pv()
-        self.trend.add(_ms(utcnow()), self._live_pv(), sp, None if off else out)
+        self.trend.add(_ms(utcnow()), self._live_pv(), sp, out)
 
     def show_input(self, state: EndpointState) -> None:
         """A pushed telemetry frame of the controller's input (the same value its tile shows)."""

@@ -8,22 +8,27 @@ what the service and the screen show.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from nicegui.testing import User
 
-from tests.support.controllers import RIMS, with_controllers
+from bevforge.domain import Quality, utcnow
+from tests.support.controllers import MLT_ELEMENT, MLT_TEMPERATURE, RIMS, with_controllers
 from tests.ui.conftest import write_config
-from tests.ui.support import online, open_signed_in, runtime, shows
+from tests.ui.support import online, open_signed_in, runtime, shows, until
 
 CID = "mlt_rims"
 
 
-def rims_config(path: Path, auth: bool = False, **changes: Any) -> None:
+def rims_config(path: Path, auth: bool = False, critical: bool = False, **changes: Any) -> None:
     def adjust(doc: dict[str, Any]) -> None:
         with_controllers([{**RIMS, **changes}])(doc)
+        for endpoint in doc["endpoints"]:
+            if endpoint["id"] == MLT_ELEMENT:
+                endpoint["critical"] = critical
         for endpoint in doc["endpoints"]:
             if endpoint.get("poll_interval_s") == 0.05:
                 endpoint["poll_interval_s"] = 0.5  # the screen tests need no fast sampling
@@ -55,6 +60,13 @@ def rims_trips(bevforge_env: Path) -> Path:
     return bevforge_env
 
 
+@pytest.fixture
+def rims_critical(bevforge_env: Path) -> Path:
+    """The RIMS loop whose element is marked critical (a heater, as in the shipped config)."""
+    rims_config(bevforge_env, critical=True)
+    return bevforge_env
+
+
 def tap(user: User, *keys: str) -> None:
     for key in keys:
         user.find(marker=f"keypad-{key}").click()
@@ -75,7 +87,13 @@ async def test_the_faceplate_shows_pv_sp_output_mode_and_state(rims: Path, user:
     await shows(user, f"fp-state-{CID}", "OFF")
     await shows(user, f"fp-reason-{CID}", "not switched on since the panel started")
     await shows(user, f"fp-out-{CID}", "0 %")
-    await user.should_see(marker=f"fp-trend-{CID}")
+    chart = next(iter(user.find(marker=f"fp-trend-{CID}").elements))
+
+    def drawn(index: int) -> list[Any]:
+        return [p[1] for p in chart.options["series"][index]["data"] if p[1] is not None]
+
+    await until(lambda: drawn(0) and drawn(1) and drawn(2))  # PV, SP, OUT %: redrawn by the 1 s timer
+    assert 65.0 in drawn(1) and drawn(2)[-1] == 0.0
     await user.should_not_see(marker=f"fp-reset-{CID}")  # nothing to reset
     await user.should_not_see(marker=f"fp-set-out-{CID}")  # the output is set by hand only in manual
 
@@ -165,3 +183,35 @@ async def test_a_tripped_loop_shows_the_reason_and_reset(rims_trips: Path, user:
     await user.should_not_see(marker=f"fp-reset-{CID}")
     entries = await runtime().audit.query(user="olga", action="controller.mode")
     assert any("reset trip: over-temperature" in (e["detail"] or "") for e in entries)
+
+
+async def test_a_stale_then_bad_pv_never_looks_live_and_the_loop_shows_its_input_fault(rims: Path,
+                                                                                       user: User) -> None:
+    await user.open("/")
+    await online()
+    rt = runtime()
+    await shows(user, f"fp-pv-quality-{CID}", "LIVE")
+    user.find(marker=f"fp-mode-manual-{CID}").click()  # manual at 0 %: the loop reads its input, heats nothing
+    await shows(user, f"fp-state-{CID}", "MANUAL")
+    await rt.drivers["brewhouse_io"].stop()  # the MLT probe's readings stop arriving
+    rt.plant.sweep_stale(utcnow() + timedelta(seconds=30))
+    assert rt.plant.states[MLT_TEMPERATURE].quality is Quality.BAD
+    await shows(user, f"fp-pv-{CID}", "?", absent=("°C",))
+    await shows(user, f"fp-pv-quality-{CID}", "BAD", absent=("LIVE",))
+    await shows(user, f"fp-state-{CID}", "INPUT FAULT")
+    await shows(user, f"fp-reason-{CID}", "MLT temperature is bad")
+
+
+async def test_a_heater_loop_asks_before_it_switches_on(rims_critical: Path, user: User) -> None:
+    await user.open("/")
+    await online()
+    user.find(marker=f"fp-mode-auto-{CID}").click()
+    await shows(user, "confirm-change", "OFF → AUTO")
+    user.find(marker="confirm-cancel").click()
+    await user.should_not_see(marker="confirm-change")
+    assert loop().mode.value == "off"  # CANCEL sent nothing
+    user.find(marker=f"fp-mode-auto-{CID}").click()
+    await shows(user, "confirm-change", "OFF → AUTO")
+    user.find(marker="confirm-ok").click()
+    await shows(user, f"fp-mode-{CID}", "MODE AUTO")
+    assert loop().mode.value == "auto"
