@@ -384,9 +384,4 @@ def _set_text(label: ui.label, text: str) -> None:
         label.text = text
 
 
-def faceplates_for(runtime: Runtime, client: Client, actor: Actor, node: str) -> list[Faceplate]:
-    """The faceplates of `node` this actor may see (the service's views: the node rule is its own)."""
-    return [Faceplate(runtime, client, actor, view) for view in runtime.controllers.views(actor, node)]
-
-
-__all__ = ["Faceplate", "MiniTrend", "faceplates_for", "state_view"]
+__all__ = ["Faceplate", "MiniTrend", "state_view"]

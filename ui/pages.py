@@ -38,7 +38,7 @@ def _open(request: Request, client: Client, path: str,
 
 def register() -> None:
     @ui.page("/", title="Control Panel · BevForge OS")
-    async def control_panel(request: Request, client: Client, kiosk: str | None = None) -> object:
+    def control_panel(request: Request, client: Client, kiosk: str | None = None) -> object:
         opened = _open(request, client, "/", kiosk)
         if isinstance(opened, RedirectResponse):
             return opened
@@ -47,7 +47,6 @@ def register() -> None:
         live.watch(panel.endpoint_ids)
         live.watch_controllers(panel.controller_ids)
         live.add(panel)
-        await panel.load_trends()
         return None
 
     @ui.page("/alarms", title="Alarms · BevForge OS")

@@ -16,7 +16,7 @@ from bevforge.alarms import Alarm
 from bevforge.domain import Actor
 from bevforge.runtime import Runtime
 from ui.controls import Commander, tag
-from ui.faceplate import TREND_REDRAW_S, Faceplate, faceplates_for
+from ui.faceplate import TREND_REDRAW_S, Faceplate
 from ui.tiles import FINAL, EndpointRow, TileCard
 
 PROCESS_KINDS = ("HI", "HIHI", "LO", "LOLO", "deviation", "rate", "discrete")
@@ -45,14 +45,16 @@ class ControlPanel:
                         card = TileCard(runtime, tile, commander, actor)
                         for row in card.rows:
                             self.rows.setdefault(row.endpoint.id, []).append(row)
-                    if loops:
-                        for faceplate in faceplates_for(runtime, commander.client, actor, node_id):
-                            self.faceplates[faceplate.id] = faceplate
+                    for view in loops:
+                        self.faceplates[view["id"]] = Faceplate(runtime, commander.client, actor, view)
         if self.faceplates:
-            ui.timer(TREND_REDRAW_S, self._draw_trends)  # mini-trends: at most one redraw a second
+            # the mini-trends' PV history once the browser is connected (the page is not held up by
+            # a query), then at most one redraw a second
+            ui.timer(0, self.load_trends, once=True)
+            ui.timer(TREND_REDRAW_S, self._draw_trends)
 
     async def load_trends(self) -> None:
-        """The faceplates' PV history for their mini-trends (the page awaits it once)."""
+        """The faceplates' PV history for their mini-trends."""
         for faceplate in self.faceplates.values():
             await faceplate.load_trend()
 

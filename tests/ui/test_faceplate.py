@@ -167,6 +167,16 @@ async def test_a_technician_changes_the_tuning_and_an_operator_cannot_open_it(ri
     assert loop().pid.tuning.kp == 45.0
     entries = await runtime().audit.query(user="tom", action="controller.tuning")
     assert [(e["old"], e["new"]) for e in entries] == [({"kp": 60}, {"kp": 45.0})]
+    # a combination the loop cannot use is refused with the service's reason, and nothing changes
+    user.find(marker=f"fp-tuning-{CID}").click()
+    await user.should_see(marker=f"fp-tuning-dialog-{CID}")
+    user.find(marker=f"fp-tuning-edit-outMin-{CID}").click()
+    await user.should_see(marker="keypad")
+    tap(user, "1", "0", "0", "set")
+    await shows(user, f"fp-tuning-outMin-{CID}", "100 (new)")
+    user.find(marker=f"fp-tuning-apply-{CID}").click()
+    await until(lambda: user.notify.contains("tuning refused: out_min must be below out_max"))
+    assert loop().tuning["out_min"] == 0 and loop().tuning["kp"] == 45.0
 
 
 async def test_a_tripped_loop_shows_the_reason_and_reset(rims_trips: Path, user: User) -> None:
