@@ -1,6 +1,8 @@
 """Live updates for one browser: a bus subscription per connected client, applied at ≤ 5 Hz.
 
-Each page registers `Sink`s (tiles, the alarm banner, a trend). When the client's socket connects
+Each page registers `Sink`s (tiles, the alarm banner, a trend). A page that shows controllers
+(the Control Panel's faceplates) names them with `watch_controllers` and gets their `controller`
+frames, newest per controller per batch, through its sink's `controllers` method. When the client's socket connects
 the view subscribes to the core's event bus and redraws all sinks from the plant's present state;
 when it disconnects the subscription ends (nothing is queued for a screen that is not there). A
 reconnect is a fresh subscription plus a full redraw, so a screen that was away never shows what
