@@ -1,6 +1,8 @@
 """Live updates for one browser: a bus subscription per connected client, applied at ≤ 5 Hz.
 
-Each page registers `Sink`s (tiles, the alarm banner, a trend). When the client's socket connects
+Each page registers `Sink`s (tiles, the alarm banner, a trend). A page that shows controllers
+(the Control Panel's faceplates) names them with `watch_controllers` and gets their `controller`
+frames, newest per controller per batch, through its sink's `controllers` method. When the client's socket connects
 the view subscribes to the core's event bus and redraws all sinks from the plant's present state;
 when it disconnects the subscription ends (nothing is queued for a screen that is not there). A
 reconnect is a fresh subscription plus a full redraw, so a screen that was away never shows what
@@ -22,7 +24,7 @@ from typing import Any, Protocol
 from nicegui import background_tasks
 from nicegui.client import Client
 
-from bevforge.bus import ALARM, COMMAND_STATUS, TELEMETRY, Event, Subscriber, SubscriberClosed
+from bevforge.bus import ALARM, COMMAND_STATUS, CONTROLLER, TELEMETRY, Event, Subscriber, SubscriberClosed
 from bevforge.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,13 @@ class Sink(Protocol):
     def alarms(self, payloads: list[dict[str, Any]]) -> None: ...
 
 
+class ControllerSink(Protocol):
+    """A sink that also shows controllers (the Control Panel's faceplates)."""
+
+    def controllers(self, frames: dict[str, dict[str, Any]]) -> None:
+        """The newest pushed `controller` frame of each controller that changed."""
+
+
 class LiveView:
     """Connects one client's sinks to the bus."""
 
@@ -46,6 +55,7 @@ class LiveView:
         self.runtime = runtime
         self.client = client
         self.endpoint_ids: set[int] | None = set(endpoint_ids) if endpoint_ids is not None else None
+        self.controller_ids: set[str] = set()  # a page wants no controller frames unless it says so
         self.period = period
         self.sinks: list[Sink] = []
         self.subscriber: Subscriber | None = None
@@ -62,9 +72,15 @@ class LiveView:
         """Change which endpoints' telemetry this page wants (the trend page switches endpoint)."""
         self.endpoint_ids = set(endpoint_ids) if endpoint_ids is not None else None
 
+    def watch_controllers(self, controller_ids: Iterable[str]) -> None:
+        """Which controllers' frames this page shows (ids the controller service listed for its user)."""
+        self.controller_ids = set(controller_ids)
+
     def _wants(self, event: Event) -> bool:
         if event.type == ALARM:
             return True
+        if event.type == CONTROLLER:
+            return event.payload.get("id") in self.controller_ids
         ids = self.endpoint_ids
         return ids is None or event.payload.get("endpointId") in ids
 
@@ -115,6 +131,7 @@ class LiveView:
         changed: dict[int, dict[str, Any]] = {}  # endpoint → its newest frame in this batch
         commands: list[dict[str, Any]] = []
         alarms: list[dict[str, Any]] = []
+        controllers: dict[str, dict[str, Any]] = {}  # controller → its newest frame in this batch
         for event in events:
             if event.type == TELEMETRY:
                 changed[event.payload["endpointId"]] = event.payload
@@ -122,6 +139,8 @@ class LiveView:
                 commands.append(event.payload)
             elif event.type == ALARM:
                 alarms.append(event.payload)
+            elif event.type == CONTROLLER:
+                controllers[event.payload["id"]] = event.payload
         self.updates_applied += len(events)
         with self.client:
             for sink in self.sinks:
@@ -131,6 +150,9 @@ class LiveView:
                     _safely(sink.command, payload)
                 if alarms:
                     _safely(sink.alarms, alarms)
+                show = getattr(sink, "controllers", None)
+                if controllers and show is not None:
+                    _safely(show, controllers)
 
 
 def _safely(fn: Callable[..., Any], *args: Any) -> None:

@@ -45,6 +45,7 @@ def register() -> None:
         runtime, actor, live = opened
         panel = ControlPanel(runtime, Commander(runtime, client), actor)
         live.watch(panel.endpoint_ids)
+        live.watch_controllers(panel.controller_ids)
         live.add(panel)
         return None
 

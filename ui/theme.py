@@ -84,6 +84,19 @@ body { background: var(--bf-bg); color: var(--bf-ink); font-size: 16px; }
                      cursor: pointer; }
 .bf-tabs .q-tab { min-height: 48px; font-weight: 700; }
 .bf-tab-panels { background: transparent; }
+/* Controller faceplates: grey when normal. An abnormal state is a word with a shape and a border in
+   the colour of the alarm it raises (tripped / input fault: high; held: medium). */
+.bf-faceplate { width: 360px; }
+.bf-fp-state { font-weight: 700; letter-spacing: .05em; padding: 2px 8px; border-radius: 3px;
+               border: 2px solid transparent; color: var(--bf-muted); }
+.bf-fp-tripped .bf-fp-state, .bf-fp-fault .bf-fp-state { background: #ef6c00; color: #fff; border-color: #202020; }
+.bf-fp-held .bf-fp-state { background: #f9a825; color: #202020; border-color: #202020; }
+.bf-fp-notice .bf-fp-state { border-color: var(--bf-ink); color: var(--bf-ink); }
+.bf-fp-tripped, .bf-fp-fault { outline: 3px solid #202020; }
+.bf-mode { min-width: 72px; }
+.bf-mode-on { background: #4d4d4d !important; color: #fff !important; }
+.bf-mode-off { background: #e0e0e0 !important; color: #202020 !important; border: 1px solid var(--bf-line); }
+.bf-faceplate-trend { width: 100%; height: 140px; }
 #popup { display: none !important; } /* our own connection banner replaces NiceGUI's popup */
 #bf-connection { position: fixed; bottom: 8px; right: 8px; z-index: 7000; padding: 6px 12px; border-radius: 4px;
                  font: 600 14px sans-serif; background: #3c3c3c; color: #e0e0e0; }

@@ -43,9 +43,10 @@ KETTLE: dict[str, Any] = {
 }
 
 
-def controller_config(controllers: list[dict[str, Any]] | None = None, *, power: dict[str, Any] | None = None,
-                      adjust: Callable[[dict[str, Any]], None] | None = None) -> PlantConfig:
-    """The fixture brewhouse with the new simulator points, an MLT level interlock and `controllers`."""
+def with_controllers(controllers: list[dict[str, Any]] | None = None, *, power: dict[str, Any] | None = None,
+                     adjust: Callable[[dict[str, Any]], None] | None = None) -> Callable[[dict[str, Any]], None]:
+    """A config-document adjustment: the new simulator points, an MLT level interlock and `controllers`
+    (for a test that writes a config file, as the screen tests do)."""
     def add(doc: dict[str, Any]) -> None:
         for endpoint in doc["endpoints"]:
             if endpoint["id"] in (MLT_TEMPERATURE, BK_TEMPERATURE, MLT_VOLUME):
@@ -68,7 +69,13 @@ def controller_config(controllers: list[dict[str, Any]] | None = None, *, power:
             doc["power"] = power
         if adjust is not None:
             adjust(doc)
-    return brewhouse_config(add)
+    return add
+
+
+def controller_config(controllers: list[dict[str, Any]] | None = None, *, power: dict[str, Any] | None = None,
+                      adjust: Callable[[dict[str, Any]], None] | None = None) -> PlantConfig:
+    """The fixture brewhouse with the new simulator points, an MLT level interlock and `controllers`."""
+    return brewhouse_config(with_controllers(controllers, power=power, adjust=adjust))
 
 
 def controller_runtime(config: PlantConfig, db_path: Path, clock: ManualClock | None = None) -> Runtime:
