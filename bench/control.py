@@ -5,7 +5,9 @@
 Each run starts the real server (`python main.py`, a config derived from config.yaml: the simulator on a
 free port and a temporary probe link, `simulator.speedup` = --speed, polling every 0.1 s so a sample is
 4 simulated seconds apart at 40×) and drives it only through REST (`/api/os/command`,
-`/api/os/controllers/...`) while a `/ws` client records the `controllers` and `telemetry` frames.
+`/api/os/controllers/...`) while a `/ws` client records the `controllers` and `telemetry` frames
+(a socket the server closes is reopened and said on stderr; `realtime.max_connections` is raised to
+200 so the jitter run's 100 readers and the recorder all fit).
 
 - Heat-up: Pump 1 moves the HLT's 60 L of 15 °C liquor into the mash tun, then the MLT RIMS loop
   (`mlt_rims`, the 5.5 kW element on an SSR, output 40) heats it to 72 °C. The shipped 1 °C/min
@@ -60,6 +62,7 @@ def bench_config(directory: Path, speed: float, poll_s: float = 0.1) -> Path:
     doc = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
     use_simulator_ports(doc, free_port(), str(directory / "sim-probe"))
     doc["simulator"]["speedup"] = speed
+    doc.setdefault("realtime", {})["max_connections"] = 200  # the jitter run's 100 readers and the recorder
     for endpoint in doc["endpoints"]:
         if "device" in endpoint:
             endpoint["poll_interval_s"] = min(float(endpoint.get("poll_interval_s", poll_s)), poll_s)
@@ -111,8 +114,6 @@ class Recorder:
                 await self._session(ready)
             except (OSError, websockets.ConnectionClosed) as exc:
                 self.closes.append(repr(exc))
-            else:
-                self.closes.append("closed by the server")
             if not ready.done():
                 raise RuntimeError(f"the /ws recorder could not subscribe: {self.closes[-1]}")
             print(f"bench/control.py: /ws reopened after: {self.closes[-1]}", file=sys.stderr, flush=True)
@@ -134,6 +135,7 @@ class Recorder:
                     self.controllers.setdefault(frame["id"], []).append((self.now(), frame))
                 elif kind == "telemetry" and isinstance(frame.get("value"), int | float):
                     self.values.setdefault(frame["endpointId"], []).append((self.now(), float(frame["value"])))
+            self.closes.append(f"closed by the server: {ws.close_code} {ws.close_reason}")
 
     def last(self, endpoint: int) -> float | None:
         series = self.values.get(endpoint)
