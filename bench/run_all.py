@@ -40,6 +40,7 @@ def suites(quick: bool) -> dict[str, Callable[[], list[Row]]]:
         "alarms": call("alarms", "rows"),
         "fanout": call("fanout", "rows", seconds=5.0 if quick else 10.0),
         "ui_clients": call("ui_clients", "collect", clients=20, seconds=10.0 if quick else 30.0),
+        "control": call("control", "rows", jitter_seconds=30.0 if quick else 60.0),
         "modbus": modbus_rows,
         "crash": lambda: crash_rows(10 if quick else 20),
         "soak": call("soak", "rows", minutes=1.0 if quick else 2.0, sample_s=20.0 if quick else 30.0,
@@ -100,6 +101,8 @@ def table_rows(cmd: list[str], command: str) -> list[Row]:
 
 
 LONG_SOAK = "## Long soak"  # a section of benchmarks.md written by hand from `make soak`, kept on rewrite
+# Sections written by hand below the table, kept on rewrite from the first one present to the end.
+KEPT_SECTIONS = ("## Control loops", LONG_SOAK)
 
 
 def render(rows: list[Row], started: datetime, seconds: float, quick: bool) -> str:
@@ -148,8 +151,10 @@ def main() -> int:
     text = render(rows, started, time.monotonic() - t0, args.quick)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists() and LONG_SOAK in (previous := out.read_text(encoding="utf-8")):
-        text += "\n" + previous[previous.index(LONG_SOAK):]  # the long soak is run by hand: keep its section
+    previous = out.read_text(encoding="utf-8") if out.exists() else ""
+    kept = [previous.index(heading) for heading in KEPT_SECTIONS if heading in previous]
+    if kept:  # the long soak (run by hand) and the control loops' prose: keep those sections
+        text += "\n" + previous[min(kept):]
     out.write_text(text, encoding="utf-8")
     print(text)
     return 0 if all(r.met is not False for r in rows) else 1
