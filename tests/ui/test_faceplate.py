@@ -108,8 +108,10 @@ async def test_an_operator_sets_the_setpoint_by_keypad_and_it_is_audited(rims_si
     await user.should_not_see(marker="keypad")
     await shows(user, f"fp-sp-{CID}", "62.5 °C")
     assert loop().setpoint == 62.5
-    entries = await runtime().audit.query(user="olga", action="controller.setpoint")
-    assert [(e["target"], e["old"], e["new"]) for e in entries] == [(CID, 65.0, 62.5)]
+    # the setpoint is the person's command to the setpoint endpoint: the command pipeline audits it
+    setpoint_name = runtime().plant.endpoints[loop().cfg.setpoint_id].name
+    entries = await runtime().audit.query(user="olga", action="command.request")
+    assert [(e["target"], e["new"]) for e in entries] == [(setpoint_name, 62.5)]
     # manual mode: the output by keypad, then back to off
     user.find(marker=f"fp-mode-manual-{CID}").click()
     await shows(user, f"fp-mode-{CID}", "MODE MANUAL")
@@ -123,7 +125,7 @@ async def test_an_operator_sets_the_setpoint_by_keypad_and_it_is_audited(rims_si
     user.find(marker=f"fp-mode-off-{CID}").click()
     await shows(user, f"fp-mode-{CID}", "MODE OFF")
     actions = [e["action"] for e in await runtime().audit.query(user="olga")]
-    assert {"controller.mode", "controller.output", "controller.setpoint"} <= set(actions)
+    assert {"controller.mode", "controller.output", "command.request"} <= set(actions)
 
 
 async def test_a_viewer_sees_the_faceplate_but_no_controls(rims_signed: Path, user: User) -> None:

@@ -7,16 +7,29 @@ its text and SET disabled (issue 16: 150 used to become 99 silently).
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from nicegui.testing import User
 
 from bevforge.config import Endpoint
-from bevforge.domain import CommandStatus
+from bevforge.domain import IN_FLIGHT, CommandStatus
 from tests.ui.conftest import write_config
 from tests.ui.support import online, open_signed_in, runtime, shows, sign_in, sim, text_of
 from ui.keypad import Entry, EntryRules, rules_for
+
+
+async def settled_commands(endpoint_id: int) -> list:
+    """The endpoint's commands once none is still on its way (the value shows before the record is final)."""
+    found: list = []
+    for _ in range(500):  # polled like tests/support/server.wait_for, for up to ~10 s
+        found = await runtime().commands.query(endpoint_id, None, 10)
+        if found and not any(c.status in IN_FLIGHT for c in found):
+            break
+        await asyncio.sleep(0.02)
+    return found
+
 
 
 def tap(user: User, *keys: str) -> None:
@@ -60,7 +73,7 @@ async def test_keypad_shows_what_is_changed_and_set_sends_exactly_the_typed_valu
     await user.should_not_see(marker="keypad")
     await shows(user, "command-12", "66.5 °C pending")  # the normal pending feedback of the command path
     await shows(user, "value-12", "66.5 °C", absent=("?",))
-    commands = await runtime().commands.query(12, None, 10)
+    commands = await settled_commands(12)
     assert [(c.requested_value, c.status, c.origin) for c in commands] == [(66.5, CommandStatus.SUCCEEDED, "ui")]
 
 
