@@ -130,6 +130,7 @@ class PollingDriver(Driver, Generic[S]):
         """One protocol cycle after another; nothing a device sends or does may end this task."""
         self.backoff.reset()  # a restarted driver begins again from the shortest delay
         while True:
+            _end_if_cancelled()
             try:
                 pause = await self._cycle()
                 if pause is not None:
@@ -169,3 +170,16 @@ class PollingDriver(Driver, Generic[S]):
 
     def _went_offline(self) -> None:
         """Prepare the re-probe (e.g. drop a connection that may be half-open)."""
+
+
+def _end_if_cancelled() -> None:
+    """End the poll task if it was asked to stop, even when the cancellation never reached it as an error.
+
+    A client library waiting inside a timeout may turn the cancellation into a timeout or an I/O error;
+    the poll loop then takes it for a silent device and polls on, for ever. A caller that cancels once
+    (asyncio's Runner.close does, at the end of a test or of the process) would wait for ever: seen in the
+    full test suite, with a Modbus driver in its offline back-off after its simulator had stopped.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
