@@ -392,6 +392,21 @@ class SoftwareSetpoint(Strict):
         return self
 
 
+class OutputRecord(Strict):
+    """Where the loop's output % is kept as a reading: history, the trends, a tile, `/ws` like any value.
+
+    Its `id` and `name` are reserved like a software setpoint's. The controller records the output
+    when it moves (at most once per `period_s`) and at least every `OUTPUT_RECORD_EVERY_S` real
+    seconds, so the value goes stale, as a probe would, if the loop stopped ticking.
+    """
+
+    id: int = Field(ge=1, le=MAX_ENDPOINT_ID, description="reserved id of the output reading (no endpoint may use it)")
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+
+
+OUTPUT_RECORD_EVERY_S = 10.0  # real seconds between two records of an unchanged output (its heartbeat)
+
+
 def software_setpoint_endpoint(controller: Controller) -> Endpoint:
     """The endpoint a controller's software setpoint becomes: writable, in its range, on the controller's node."""
     sp = controller.setpoint
@@ -399,6 +414,16 @@ def software_setpoint_endpoint(controller: Controller) -> Endpoint:
     return Endpoint(id=sp.id, name=sp.name, label=f"{controller.name} setpoint", node=controller.node,
                     source="software", kind=EndpointKind.SETPOINT, unit=sp.unit, data_type=DataType.FLOAT,
                     writable=True, range=Range(min=sp.min, max=sp.max))
+
+
+def output_record_endpoint(controller: Controller) -> Endpoint:
+    """The read-only endpoint a controller's output % is recorded on: software-held, stale when not refreshed."""
+    record = controller.output_record
+    assert record is not None
+    low, high = (controller.tuning.out_min, controller.tuning.out_max) if controller.tuning else (0.0, 100.0)
+    return Endpoint(id=record.id, name=record.name, label=f"{controller.name} output", node=controller.node,
+                    source="software", kind=EndpointKind.POWER, unit="%", data_type=DataType.FLOAT,
+                    writable=False, range=Range(min=low, max=high), stale_after_s=3 * OUTPUT_RECORD_EVERY_S)
 
 
 class PidSettings(Strict):
@@ -468,6 +493,8 @@ class Controller(Strict):
     resume: Literal["auto", "off"] | None = Field(default=None, description="after a restart: the stored mode "
                                                   "(auto) or off; default off for a loop driving a heater")
     priority: int = Field(default=1, ge=1, le=10, description="power budget: 1 is served first")
+    output_record: OutputRecord | None = Field(default=None, description="keep the output % as a reading "
+                                               "(history, trends, tiles) on this reserved id and name")
 
     @model_validator(mode="after")
     def _settings_for_kind(self) -> Controller:
@@ -486,6 +513,12 @@ class Controller(Strict):
     @property
     def setpoint_id(self) -> int:
         return self.setpoint.id if isinstance(self.setpoint, SoftwareSetpoint) else self.setpoint
+
+    @property
+    def software_endpoints(self) -> list[Endpoint]:
+        """The endpoints this controller makes: its software setpoint and its output record, if it has them."""
+        made = [software_setpoint_endpoint(self)] if isinstance(self.setpoint, SoftwareSetpoint) else []
+        return made + ([output_record_endpoint(self)] if self.output_record is not None else [])
 
     @property
     def outputs(self) -> tuple[int, ...]:
@@ -543,9 +576,9 @@ class PlantConfig(Strict):
         # appended after the file's, so every index below len(file endpoints) is still the file's line
         file_ids = {e.id for e in self.endpoints if e.source != "software"}
         for c in self.controllers:
-            if isinstance(c.setpoint, SoftwareSetpoint) and c.setpoint.id not in file_ids \
-                    and all(e.id != c.setpoint.id for e in self.endpoints):
-                self.endpoints.append(software_setpoint_endpoint(c))
+            for made in c.software_endpoints:
+                if made.id not in file_ids and all(e.id != made.id for e in self.endpoints):
+                    self.endpoints.append(made)
         self._by_id = {e.id: e for e in self.endpoints}
         served: dict[str, set[str]] = {}
         for e in self.endpoints:
@@ -752,7 +785,7 @@ def check_references(config: PlantConfig) -> list[tuple[tuple[Any, ...], str]]:
 
     node_ids = unique("nodes", config.nodes, "id")
     device_ids = unique("devices", config.devices, "id")
-    software = {c.setpoint.id for c in config.controllers if isinstance(c.setpoint, SoftwareSetpoint)}
+    software = {e.id for c in config.controllers for e in c.software_endpoints}
     in_file = [e for e in config.endpoints if not (e.source == "software" and e.id in software)]
     endpoint_ids = unique("endpoints", in_file, "id") | software
     unique("endpoints", in_file, "name")
@@ -881,6 +914,13 @@ def _check_controllers(config: PlantConfig, node_ids: set[Any], endpoint_ids: se
                 problems.append(((*at, "setpoint"), f"endpoint {c.setpoint} is not writable"))
             elif sp.data_type is DataType.BOOL:
                 problems.append(((*at, "setpoint"), f"endpoint {c.setpoint} is not numeric"))
+        if c.output_record is not None:
+            if c.output_record.id in endpoint_ids or c.output_record.id in soft_ids:
+                problems.append(((*at, "output_record", "id"), f"id {c.output_record.id} is already in use"))
+            if c.output_record.name in names:
+                problems.append(((*at, "output_record", "name"), f"name {c.output_record.name!r} is already in use"))
+            soft_ids.add(c.output_record.id)
+            names.add(c.output_record.name)
     if config.power is not None:
         seen_outputs: set[int] = set()
         for j, element in enumerate(config.power.elements):

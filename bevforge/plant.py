@@ -191,8 +191,9 @@ class Plant:
     def sweep_stale(self, now: datetime) -> None:
         for endpoint in self.endpoints.values():
             state = self.states[endpoint.id]
-            if state.server_time is None or state.quality is Quality.BAD or endpoint.source == "software":
-                continue  # a software value (a controller's setpoint) is held by the panel: it never goes stale
+            if state.server_time is None or state.quality is Quality.BAD or (endpoint.source == "software"
+                                                                             and endpoint.writable):
+                continue  # a value the panel holds (a software setpoint) never goes stale; a recorded output does
             age = (now - state.server_time).total_seconds()
             if age > 3 * endpoint.stale_after:
                 new_quality, error = Quality.BAD, f"no sample for {age:.0f} s"

@@ -35,6 +35,7 @@ TREND_SPAN = timedelta(minutes=30)
 TREND_POINTS = 180  # one point per 10 s over 30 minutes
 TREND_STEP_MS = int(TREND_SPAN.total_seconds() * 1000 / TREND_POINTS)
 TREND_REDRAW_S = 1.0
+OUT_HOLD_BUCKETS = 3  # the output record's 10 s heartbeat, with room for one late record
 
 # State → (word, shape, CSS modifier). Abnormal states carry a shape and a word, never colour alone.
 STATE_WORDS: dict[str, tuple[str, str, str]] = {
@@ -80,10 +81,12 @@ def _ms(ts: datetime) -> int:
 class MiniTrend:
     """PV, SP and output over the last 30 minutes: one point per 10 s, redrawn at most once a second.
 
-    The PV's past comes from history (bucket averages of GOOD samples only); SP and output are not
-    recorded as readings (a software setpoint and the loop's % are the controller's own), so they
-    are drawn from the frames this screen received since it opened. A PV that is not live adds a
-    gap, never a point.
+    The past comes from history: the PV as bucket averages of GOOD samples (a gap where it was not
+    live); the setpoint held from one record to the next (a software setpoint is recorded when it
+    changes); the output from the loop's `output_record`, held across at most `OUT_HOLD_BUCKETS`
+    (it is recorded at least every 10 s while the loop runs, so a longer hole is a real gap). A loop
+    without an output record draws OUT from the frames this screen received since it opened. From
+    then on the frames add points; a PV that is not live adds a gap, never a point.
     """
 
     def __init__(self, marker: str, unit: str) -> None:
@@ -110,8 +113,11 @@ class MiniTrend:
             ],
         }).classes("bf-faceplate-trend"), marker)
 
-    def load_pv(self, buckets: list[Any]) -> None:
-        self.pv = [[_ms(b.start), None if b.average is None else round(b.average, 3)] for b in buckets]
+    def load_history(self, pv: list[Any], sp: list[Any], out: list[Any] | None) -> None:
+        self.pv = _held_points(pv, 0)
+        self.sp = _held_points(sp, TREND_POINTS)
+        if out is not None:
+            self.out = _held_points(out, OUT_HOLD_BUCKETS)
         self._dirty = True
 
     def add(self, at: int, pv: float | None, sp: float | None, out: float | None) -> None:
@@ -257,8 +263,12 @@ class Faceplate:
 
     async def load_trend(self) -> None:
         until = utcnow()
-        buckets = await self.runtime.history_reader.trend(self.input.id, until - TREND_SPAN, until, TREND_POINTS)
-        self.trend.load_pv(buckets)
+        since = until - TREND_SPAN
+        reader, record = self.runtime.history_reader, self.cfg.output_record
+        pv = await reader.trend(self.input.id, since, until, TREND_POINTS)
+        sp = await reader.trend(self.cfg.setpoint_id, since, until, TREND_POINTS)
+        out = None if record is None else await reader.trend(record.id, since, until, TREND_POINTS)
+        self.trend.load_history(pv, sp, out)
         self.trend.draw()
 
     # -- what people do ----------------------------------------------------------------------
@@ -373,6 +383,23 @@ class Faceplate:
         values = {SNAKE[k]: v for k, v in changed.items()}
         await self._act(f"{self.frame['name']}: tuning", permissions.TECHNICIAN,
                         lambda actor: self.runtime.controllers.set_tuning(actor, self.id, values))
+
+
+def _held_points(buckets: list[Any], hold: int) -> list[list[Any]]:
+    """Bucket averages as chart points; an empty bucket repeats the last value for up to `hold` buckets
+    (a value recorded only when it changes is still in force), after that it is a gap."""
+    points: list[list[Any]] = []
+    last: float | None = None
+    empty = 0
+    for bucket in buckets:
+        if bucket.average is not None:
+            last, empty = round(bucket.average, 3), 0
+        else:
+            empty += 1
+            if empty > hold:
+                last = None
+        points.append([_ms(bucket.start), last])
+    return points
 
 
 def _gain(value: Any) -> str:

@@ -111,6 +111,7 @@ class CommandRunner:
                 self._finish(command, CommandStatus.FAILED, error=f"internal error: {exc}")
             finally:
                 output.current = None
+                output.queue.task_done()
 
     async def _execute(self, endpoint: Endpoint, output: _Output, command: Command) -> None:
         if endpoint.data_type is not DataType.BOOL and not output.queue.empty():
@@ -238,6 +239,17 @@ class CommandRunner:
         output = self._outputs.get(endpoint_id)
         current = output.current if output else None
         return None if current is None else self.record.stored(current.id) or current
+
+    async def drained(self, endpoint_ids: list[int], timeout_s: float) -> bool:
+        """Wait until every command queued for these outputs has ended (or `timeout_s`); True if they all did."""
+        joins = [self._outputs[e].queue.join() for e in endpoint_ids if e in self._outputs]
+        if not joins:
+            return True
+        try:
+            await asyncio.wait_for(asyncio.gather(*joins), timeout_s)
+        except TimeoutError:
+            return False
+        return True
 
     async def stop(self) -> None:
         self._closed = True

@@ -100,6 +100,10 @@ class CommandService:
     def in_flight(self, endpoint_id: int) -> Command | None:
         return self.runner.in_flight(endpoint_id)
 
+    async def drained(self, endpoint_ids: list[int], timeout_s: float) -> bool:
+        """Wait until the commands queued for these outputs have ended (a shutdown's safe-state commands)."""
+        return await self.runner.drained(endpoint_ids, timeout_s)
+
     @property
     def trip_tasks(self) -> frozenset[asyncio.Task[None]]:
         """The interlock trips under way (each kept here from its start until it ends)."""

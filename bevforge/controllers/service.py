@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from bevforge import messages, permissions
 from bevforge.bus import CONTROLLER
-from bevforge.config import SoftwareSetpoint
+from bevforge.config import OUTPUT_RECORD_EVERY_S, SoftwareSetpoint
 from bevforge.control.autotune import AbortReason, AutotuneSettings
 from bevforge.control.power_budget import Element, PowerBudget
 from bevforge.controllers.loop import TUNING_KEYS, ControllerMode, ControllerState, Loop, pid_tuning
@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 ORIGIN = "controller"
 PUBLISH_EVERY_S = 0.5  # real seconds between unchanged frames of one controller
 MIN_GAP_S = 0.2  # real seconds between any two frames of one controller, but a person's change (a few a second at most)
+STOP_SAFE_S = 3.0  # real seconds a shutdown waits for the outputs' safe-state commands
 MAX_TICK_S = 1.0  # a bool output's window is updated at least ten times a period, and at least every second
 
 
@@ -105,6 +106,7 @@ class ControllerService:
         self._locks: dict[str, asyncio.Lock] = {cid: asyncio.Lock() for cid in self.loops}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stored_setpoint: dict[str, float] = {}
+        self._recorded: dict[str, tuple[float, float, float]] = {}  # id → (output %, process time, real time)
         self.ticks = 0
 
     # -- start, stop, restart ----------------------------------------------------------------------
@@ -145,9 +147,31 @@ class ControllerService:
             self._tasks[cid] = asyncio.create_task(self._run(cid), name=f"controller-{cid}")
 
     async def stop(self) -> None:
+        """Stop the loops, then put every output they left on in its safe state and wait for it (up to
+        `STOP_SAFE_S`): a panel that stops controlling must not leave an element heating, since a device
+        without a watchdog keeps its last command. The drivers stop after this (runtime order)."""
         for task in list(self._tasks.values()):
             await stop_task(task)
         self._tasks.clear()
+        await self._outputs_safe()
+
+    async def _outputs_safe(self) -> None:
+        sent: list[int] = []
+        for cid, loop in self.loops.items():
+            for eid in loop.outputs:
+                safe, current = self.config.endpoint(eid).safe_value, self._current(eid)
+                if current is None or current == safe:
+                    continue
+                try:  # going safe is never held back by an interlock (as an interlock trip is not)
+                    await self.commands.submit(eid, safe, actor=controller_actor(cid), origin=ORIGIN,
+                                               check_interlocks=False)
+                except BevForgeError as exc:
+                    log.error("controller %s: %s not put safe at shutdown: %s", cid, eid, exc.message)
+                    continue
+                self._sent[eid] = safe
+                sent.append(eid)
+        if sent and not await self.commands.drained(sent, STOP_SAFE_S):
+            log.error("controllers: the safe-state commands at shutdown did not all end within %.0f s", STOP_SAFE_S)
 
     async def _run(self, cid: str) -> None:
         loop = self.loops[cid]
@@ -236,7 +260,30 @@ class ControllerService:
                 continue  # unknown yet (its device not read): nothing to switch off until it reads otherwise
             await self._send(loop, eid, value, now)
         self._alarms(loop)
+        self._record_output(loop, now)
         self.publish(loop)
+
+    def _record_output(self, loop: Loop, now: float) -> None:
+        """The output % as a reading on the loop's `output_record` endpoint (history, trends, tiles).
+
+        Rate-limited: a change is recorded at most once per period (a PWM loop's % moves every tick),
+        a drop to 0 (off, a fault, a trip) at once, and an unchanged output every
+        `OUTPUT_RECORD_EVERY_S` real seconds so the reading stays live while the loop runs."""
+        record = loop.cfg.output_record
+        if record is None:
+            return
+        value = round(loop.output_pct, 1)
+        real = time.monotonic()
+        last = self._recorded.get(loop.cfg.id)
+        if last is not None:
+            last_value, last_at, last_real = last
+            changed = abs(value - last_value) >= 0.5
+            due = real - last_real >= OUTPUT_RECORD_EVERY_S
+            to_zero = value == 0.0 and last_value != 0.0
+            if not (due or to_zero or (changed and now - last_at >= loop.cfg.period_s)):
+                return
+        self._recorded[loop.cfg.id] = (value, now, real)
+        self.plant.ingest([Reading(record.id, value, Quality.GOOD, source_time=utcnow())])
 
     def _reconcile(self, loop: Loop) -> None:
         """An output that reads other than what was last sent, with nothing in flight (a command that failed

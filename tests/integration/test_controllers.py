@@ -8,6 +8,7 @@ time (`tests/support/controllers.step`), so simulated minutes pass without sleep
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -339,3 +340,58 @@ async def test_a_fermenter_heat_cool_pair_never_heats_and_cools_at_once(tmp_path
             assert len(on) <= 1, "a command asked for heating and cooling at once"
     finally:
         await runtime.stop()
+
+
+MLT_OUTPUT_RECORD = 141
+
+
+async def test_the_output_is_kept_in_history_rate_limited_and_goes_stale_if_not_refreshed(tmp_path: Path) -> None:
+    """`output_record` makes the loop's output % a reading: history keeps it (a change at most once a
+    period, a drop to 0 at once), and a record that stops being refreshed goes stale like a probe —
+    while the software setpoint, which the panel holds, never does."""
+    config = controller_config([{**RIMS, "output_record": {"id": MLT_OUTPUT_RECORD, "name": "mlt_output"}}])
+    runtime = await started(controller_runtime(config, tmp_path / "bevforge.db"))
+    try:
+        runtime.attachments["simulator"].model.add_liquid("mlt", 30.0, 58.0)
+        await step(runtime, 3)
+        await runtime.controllers.set_mode(OPERATOR, "mlt_rims", "auto")
+        await step(runtime, 60)
+        assert runtime.plant.states[MLT_OUTPUT_RECORD].quality is Quality.GOOD
+        await runtime.controllers.set_mode(OPERATOR, "mlt_rims", "off")
+        assert runtime.plant.states[MLT_OUTPUT_RECORD].value == 0.0  # off: recorded at once
+        await runtime.history_writer.flush()
+        rows = await runtime.history_reader.recent_readings([MLT_OUTPUT_RECORD], None, None, 1000)
+        values = [r["value"] for r in sorted(rows, key=lambda r: r["server_ts"])]
+        assert values[-1] == 0.0 and any(v > 0 for v in values), values
+        # 60 s of a period-4 loop: at most one change per period (plus the heartbeat), not one per tick
+        assert len(values) <= 60 / 4 + 3, len(values)
+        assert runtime.config.endpoint(MLT_OUTPUT_RECORD).writable is False
+        later = runtime.plant.states[MLT_OUTPUT_RECORD].server_time + timedelta(minutes=5)
+        runtime.plant.sweep_stale(later)
+        assert runtime.plant.states[MLT_OUTPUT_RECORD].quality is not Quality.GOOD
+        assert runtime.plant.states[RIMS["setpoint"]["id"]].quality is Quality.GOOD
+    finally:
+        await runtime.stop()
+
+
+async def test_a_shutdown_leaves_every_controlled_output_in_its_safe_state(tmp_path: Path) -> None:
+    """A device with no watchdog keeps its last command: stopping the panel switches the element off
+    first, through the pipeline (a command record from the controller), before the drivers stop."""
+    runtime = await started(controller_runtime(controller_config(), tmp_path / "bevforge.db"))
+    stopped = False
+    try:
+        model = runtime.attachments["simulator"].model
+        model.add_liquid("mlt", 30.0, 40.0)
+        await runtime.controllers.set_mode(OPERATOR, "mlt_rims", "auto")
+        await step(runtime, 5)
+        assert mlt(runtime).element_on is True  # 25 °C below: full power
+        await runtime.stop()
+        stopped = True
+        assert mlt(runtime).element_on is False
+    finally:
+        if not stopped:
+            await runtime.stop()
+    reopened = controller_runtime(controller_config(), tmp_path / "bevforge.db")
+    last = next(c for c in await reopened.commands.query(MLT_ELEMENT, None, 100) if c.origin == "controller")
+    assert last.requested_value is False and last.status is CommandStatus.SUCCEEDED
+    reopened.db.close()

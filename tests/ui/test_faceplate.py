@@ -98,6 +98,34 @@ async def test_the_faceplate_shows_pv_sp_output_mode_and_state(rims: Path, user:
     await user.should_not_see(marker=f"fp-set-out-{CID}")  # the output is set by hand only in manual
 
 
+@pytest.fixture
+def rims_recorded(bevforge_env: Path) -> Path:
+    """The RIMS loop with an `output_record` (its output % kept in history)."""
+    rims_config(bevforge_env, output_record={"id": 141, "name": "mlt_output"})
+    return bevforge_env
+
+
+async def test_the_mini_trend_draws_the_output_and_setpoint_from_history(rims_recorded: Path, user: User) -> None:
+    """A screen opened later still shows what the loop did: OUT from the output record, SP held between its
+    records, each from history — the frames since the page opened add only the present."""
+    await user.open("/")
+    await online()
+    now = utcnow().timestamp()
+    rows = [{"endpoint_id": 141, "value": 37.5, "quality": "good", "source_ts": now - 600, "server_ts": now - 600},
+            {"endpoint_id": 140, "value": 61.5, "quality": "good", "source_ts": now - 900, "server_ts": now - 900}]
+    runtime().history_writer.write_batch(rows, [])
+    await user.open("/")
+    await user.should_see(marker=f"faceplate-{CID}")
+    chart = next(iter(user.find(marker=f"fp-trend-{CID}").elements))
+
+    def drawn(index: int) -> list[Any]:
+        return [p[1] for p in chart.options["series"][index]["data"] if p[1] is not None]
+
+    await until(lambda: 37.5 in drawn(2) and 61.5 in drawn(1))
+    assert drawn(2).count(37.5) <= 4, "a record is held across its heartbeat only, not for ever"
+    assert drawn(1).count(61.5) >= 30, "a setpoint is in force until the next one (5 minutes of 10 s steps)"
+
+
 async def test_an_operator_sets_the_setpoint_by_keypad_and_it_is_audited(rims_signed: Path, user: User) -> None:
     await open_signed_in(user, "olga", "operator", "/")
     await shows(user, f"fp-sp-{CID}", "65.0 °C")

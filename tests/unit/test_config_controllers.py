@@ -119,3 +119,27 @@ def test_software_endpoints_are_not_written_by_hand_and_their_names_are_unique()
     assert any(p[1].endswith(".source") and "made by a controller" in p[2] for p in problems(by_hand))
     clash = GOOD.replace("name: mlt_setpoint", "name: mlt_volume", 1)
     assert any(p[1] == "controllers[0].setpoint.name" and "already in use" in p[2] for p in problems(clash))
+
+
+RECORDED = GOOD.replace("    setpoint: {id: 150, name: fv1_setpoint, min: 0, max: 30, default: 18}\n",
+                        "    setpoint: {id: 150, name: fv1_setpoint, min: 0, max: 30, default: 18}\n"
+                        "    output_record: {id: 151, name: fv1_output}\n", 1)
+
+
+def test_an_output_record_becomes_a_read_only_endpoint_in_the_loop_s_output_range() -> None:
+    assert RECORDED != GOOD
+    endpoint = parse_config(RECORDED).endpoint(151)
+    assert endpoint.source == "software" and endpoint.node == "FV1" and not endpoint.writable
+    assert endpoint.unit == "%" and endpoint.range is not None
+    assert (endpoint.range.min, endpoint.range.max) == (-100, 100)
+    assert endpoint.stale_after_s is not None  # refreshed by the loop, so stale if the loop stops
+
+
+@pytest.mark.parametrize(("old", "new", "field"), [
+    ("{id: 151, name: fv1_output}", "{id: 150, name: fv1_output}", "controllers[2].output_record.id"),
+    ("{id: 151, name: fv1_output}", "{id: 20, name: fv1_output}", "controllers[2].output_record.id"),
+    ("{id: 151, name: fv1_output}", "{id: 151, name: mlt_setpoint}", "controllers[2].output_record.name"),
+])
+def test_an_output_record_s_id_and_name_must_be_free(old: str, new: str, field: str) -> None:
+    found = problems(RECORDED.replace(old, new, 1))
+    assert any(p[1] == field and "already in use" in p[2] for p in found), found
