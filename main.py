@@ -18,7 +18,7 @@ import drivers
 import ui
 from bevforge.app import create_app
 from bevforge.auth import AuthModeRefused
-from bevforge.cli import check_config, load_or_report, parse_args
+from bevforge.cli import check_config, load_or_report, parse_args, port_problem, shown_db
 from bevforge.clock import SystemClock, clock_for
 from bevforge.runtime import Runtime
 
@@ -35,11 +35,19 @@ def main(argv: list[str]) -> int:
     config = load_or_report(settings.config_path, drivers.check)  # driver problems get file:line too
     if config is None:
         return 2
+    held = drivers.startup_problems(config, str(settings.config_path))
+    http = port_problem(settings.host, settings.port, "choose another with --port N (or BEVFORGE_PORT)")
+    if http or held:
+        for problem in ([f"web server: {http}"] if http else []) + held:
+            print(f"cannot start: {problem}", file=sys.stderr)
+        return 2
     # one process clock: the simulated brewhouse's physics and the controllers agree on how much time passed
     clock = clock_for(config.simulator.speedup) if config.simulator.enabled else SystemClock()
     factories, simulator = drivers.driver_factories(config, clock=clock)
+    db_url, db_from = settings.database(config)
+    print(f"BevForge OS: database {shown_db(db_url)} ({db_from})", file=sys.stderr)
     try:
-        runtime = Runtime(config, settings.db_url, factories, config_path=str(settings.config_path),
+        runtime = Runtime(config, db_url, factories, config_path=str(settings.config_path),
                           host=settings.host, clock=clock)
     except AuthModeRefused as exc:
         print(f"refusing to start: {exc}", file=sys.stderr)

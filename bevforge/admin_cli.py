@@ -18,7 +18,7 @@ import sys
 
 from bevforge.audit import AuditLog
 from bevforge.auth import ROLES, AuthService
-from bevforge.cli import load_or_report, parse_args
+from bevforge.cli import load_or_report, parse_args, shown_db
 from bevforge.domain import Actor
 from bevforge.errors import PASSWORD_MISMATCH, BevForgeError, Invalid
 from bevforge.store import Database, create_schema
@@ -71,7 +71,9 @@ def run(argv: list[str]) -> int:
     config = load_or_report(settings.config_path)
     if config is None:
         return 2
-    db = Database(settings.db_url)
+    db_url, db_from = settings.database(config)
+    print(f"database: {shown_db(db_url)} ({db_from})", file=sys.stderr)
+    db = Database(db_url)
     create_schema(db.engine)
     audit = AuditLog(db)
     auth = AuthService(config, db, audit)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,28 @@ class Settings:
     data_dir: Path
     check_config: bool = False
     log_level: str = "info"
+    db_from: str = "default"  # where db_url came from: "--db", "DATABASE_URL" or "default" (see `database`)
+
+    def database(self, config: PlantConfig) -> tuple[str, str]:
+        """The database the server and the `user`/`token` commands both use, and where that was decided:
+        `--db`, then `DATABASE_URL`, then the config's `store.database_url`, then `<data dir>/bevforge.db`
+        (made absolute, so it is the same file whichever folder the command is typed in)."""
+        if self.db_from != "default":
+            return self.db_url, f"set by {self.db_from}"
+        if config.store.database_url:
+            return config.store.database_url, f"set by store.database_url in {self.config_path}"
+        return (f"sqlite:///{(self.data_dir / 'bevforge.db').resolve()}",
+                "the default: bevforge.db in the data folder, --data-dir / BEVFORGE_DATA_DIR")
+
+
+def shown_db(url: str) -> str:
+    """A database URL fit to print: no password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can read: the engine will say so when it opens it
+        return url
 
 
 def parse_args(argv: list[str], env: dict[str, str] | None = None) -> Settings:
@@ -47,8 +71,25 @@ def parse_args(argv: list[str], env: dict[str, str] | None = None) -> Settings:
     config_path = Path(args.check_config or args.config)
     data_dir = Path(args.data_dir)
     db_url = args.db or f"sqlite:///{data_dir / 'bevforge.db'}"
+    db_from = "default" if not args.db else "--db" if "--db" in argv or any(a.startswith("--db=") for a in argv) \
+        else "DATABASE_URL"
     return Settings(config_path=config_path, host=args.host, port=args.port, db_url=db_url,
-                    data_dir=data_dir, check_config=args.check_config is not None, log_level=args.log_level)
+                    data_dir=data_dir, check_config=args.check_config is not None, log_level=args.log_level,
+                    db_from=db_from)
+
+
+def port_problem(host: str, port: int, what: str) -> str | None:
+    """Why `host:port` cannot be listened on (None: it can), naming `what` sets it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"port {port} on {host} is already in use — {what}, or stop the program that holds it"
+            return f"cannot listen on {host}:{port}: {exc.strerror} — {what}"
+    return None
 
 
 def load_or_report(path: Path, extra_check: ExtraCheck | None = None) -> PlantConfig | None:

@@ -239,6 +239,9 @@ class CommandSettings(Strict):
 
 
 class StoreSettings(Strict):
+    database_url: str | None = Field(default=None, min_length=1,
+                                     description="SQLAlchemy URL of the database; --db and DATABASE_URL come first, "
+                                     "default sqlite:///<data dir>/bevforge.db")
     flush_interval_s: float = Field(default=0.5, gt=0, le=10)
     flush_rows: int = Field(default=5000, ge=1)
     busy_timeout_s: float = Field(default=5.0, gt=0, le=60,

@@ -17,10 +17,16 @@ from bevforge.devices import DeviceLink, Driver, DriverFactory
 from drivers.check import check
 from drivers.modbus import LinePool, ModbusDriver
 from drivers.serial_probe import SerialProbeDriver
+from drivers.sim import claims as sim_claims
 from drivers.sim.inprocess import SimulatedBrewhouse, SimulatorDriver
 from drivers.sim.protocol import ProtocolSimulator
 
-__all__ = ["check", "driver_factories"]
+__all__ = ["check", "driver_factories", "startup_problems"]
+
+
+def startup_problems(config: PlantConfig, config_path: str) -> list[str]:
+    """What another program holds that the drivers need (the simulator's port and pty links), one line each."""
+    return sim_claims.problems(config.simulator, config_path) if config.simulator.enabled else []
 
 
 def driver_factories(config: PlantConfig, clock: Clock | None = None,

@@ -15,8 +15,10 @@ import asyncio
 import contextlib
 import logging
 
+from bevforge.cli import port_problem
 from bevforge.clock import Clock
 from bevforge.config import SimulatorSettings
+from drivers.sim.claims import InUse, LinkClaim
 from drivers.sim.faults import Faults
 from drivers.sim.inprocess import SimulatedBrewhouse
 from drivers.sim.maps import FAULT_COMMS_TIMEOUT, PROBE_DEVICE, SimDeviceMap, default_modbus_devices
@@ -42,6 +44,7 @@ class ProtocolSimulator:
         self._watchdog: asyncio.Task[None] | None = None
         self._users = 0
         self._starting: asyncio.Lock | None = None
+        self._claims: list[LinkClaim] = []
         self.running = False
 
     @property
@@ -71,8 +74,25 @@ class ProtocolSimulator:
             await self.stop()
 
     async def start(self) -> None:
+        """Claim the pty links, listen, start the model. A port or link another program holds raises
+        `InUse` naming it and its config key (the app checks both before it starts: `claims.problems`)."""
+        self._claims = [LinkClaim(link, key) for key, link in (("simulator.probe_link", self.settings.probe_link),
+                                                                ("simulator.rtu_link", self.settings.rtu_link))
+                        if link]
+        try:
+            for claim in self._claims:
+                claim.take()
+            try:
+                port = await self.tcp.start_tcp(self.settings.host, self.settings.modbus_port)
+            except (RuntimeError, OSError):  # pymodbus says only "could not start listen"
+                problem = port_problem(self.settings.host, self.settings.modbus_port, "set simulator.modbus_port")
+                raise InUse(f"simulated brewhouse: Modbus TCP "
+                            f"{problem or f'cannot listen on {self.settings.host}:{self.settings.modbus_port}'}"
+                            ) from None
+        except BaseException:
+            self._release_claims()
+            raise
         self.sim.start()
-        port = await self.tcp.start_tcp(self.settings.host, self.settings.modbus_port)
         await self.probe.start()
         if self.settings.rtu_link:
             self.bridge = PtyBridge(self.settings.rtu_link, self.settings.rtu_link + ".sim")
@@ -97,6 +117,12 @@ class ProtocolSimulator:
             self.bridge.close()
         await self.probe.stop()
         await self.sim.stop()
+        self._release_claims()
+
+    def _release_claims(self) -> None:
+        for claim in self._claims:
+            claim.release()
+        self._claims = []
 
     def _seen(self, device: str) -> None:
         self.last_seen[device] = asyncio.get_running_loop().time()

@@ -41,9 +41,12 @@ class PtyPort:
             asyncio.get_running_loop().add_reader(master, self._readable)
 
     def close(self) -> None:
-        """The port vanishes: the path disappears and an open client gets an I/O error."""
-        with contextlib.suppress(FileNotFoundError):
-            self.link.unlink()
+        """The port vanishes: the path disappears and an open client gets an I/O error. The path is
+        removed only while it still points at this pty (never another program's link)."""
+        if self._slave is not None:
+            with contextlib.suppress(OSError):
+                if os.readlink(self.link) == os.ttyname(self._slave):
+                    self.link.unlink()
         if self.master is not None:
             with contextlib.suppress(RuntimeError):
                 asyncio.get_running_loop().remove_reader(self.master)
