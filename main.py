@@ -56,6 +56,11 @@ def main(argv: list[str]) -> int:
         print(f"{settings.config_path}: {exc}", file=sys.stderr)
         return 2
     runtime.attachments["simulator"] = simulator
+    shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    runtime.on_first_run = lambda code: print(
+        f"BevForge OS: no user exists yet. Create the first admin on this machine at "
+        f"http://{shown_host}:{settings.port}/setup with the setup code {code} "
+        "(or: python main.py user add NAME --role admin)", file=sys.stderr, flush=True)
     if helpers.is_user_simulation():
         # NiceGUI's User fixture serves the screens itself: start the plant with its app.
         ui.install_for_simulation(runtime)

@@ -162,6 +162,7 @@ class AuthService:
         self._locked_until: dict[tuple[str, str], tuple[float, float]] = {}
         self._revocation_listeners: dict[str, set[Callable[[str], None]]] = {}
         self._last_change = 0
+        self.setup_code: str | None = None  # while no user exists: the first-run page's one-time code
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poll_task: asyncio.Task[None] | None = None
         self._refreshing: asyncio.Task[None] | None = None
@@ -173,6 +174,7 @@ class AuthService:
     def load(self) -> None:
         users, rows, tokens, self._last_change = auth_rows.load(self.db)
         self._users = {u.username: u for u in users}
+        self.setup_code = None if users else new_setup_code()
         self._tokens = {t.token_hash: t for t in tokens}
         now = time.time()
         for row in rows:
@@ -261,6 +263,11 @@ class AuthService:
         self._users[username] = row
         return row
 
+    def setup_code_matches(self, given: str) -> bool:
+        """The first-run page's code, as printed on the server's console (case, spaces and dashes aside)."""
+        code = self.setup_code
+        return code is not None and hmac.compare_digest(_plain_code(given).encode(), _plain_code(code).encode())
+
     def add_first_admin(self, username: str, password: str) -> UserRow:
         """The first-run admin: created only if no user exists, checked again inside the writing
         transaction, so concurrent first-run requests make exactly one admin (the rest: 409)."""
@@ -273,6 +280,7 @@ class AuthService:
         if self.db.write_blocking(auth_rows.insert_first_user, self.db, row, now) is None:
             raise Conflict("users exist: sign in at /login", code=ALREADY_SET_UP)
         self._users[username] = row
+        self.setup_code = None  # used: a second first run is impossible anyway
         return row
 
     def update_user(self, username: str, *, password: str | None = None, role: str | None = None,
@@ -531,3 +539,16 @@ class AuthService:
                 callback(credential)
             except Exception:
                 log.exception("revocation listener failed")
+
+
+SETUP_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I/L to misread off a console
+
+
+def new_setup_code() -> str:
+    """A one-time first-run code, e.g. `K7QM-4XPD-9BWE` (60 bits: not guessable through the page)."""
+    raw = "".join(secrets.choice(SETUP_CODE_ALPHABET) for _ in range(12))
+    return "-".join(raw[i:i + 4] for i in range(0, 12, 4))
+
+
+def _plain_code(code: str) -> str:
+    return "".join(code.split()).replace("-", "").upper()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bevforge.config import ConfigError, ExtraCheck, PlantConfig, load_config
+from bevforge.store.engine import shown_db as shown_db
 
 DEFAULT_CONFIG = "config.yaml"
 DEFAULT_PORT = 5007
@@ -38,16 +39,6 @@ class Settings:
             return config.store.database_url, f"set by store.database_url in {self.config_path}"
         return (f"sqlite:///{(self.data_dir / 'bevforge.db').resolve()}",
                 "the default: bevforge.db in the data folder, --data-dir / BEVFORGE_DATA_DIR")
-
-
-def shown_db(url: str) -> str:
-    """A database URL fit to print: no password."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy can read: the engine will say so when it opens it
-        return url
 
 
 def parse_args(argv: list[str], env: dict[str, str] | None = None) -> Settings:

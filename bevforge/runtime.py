@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +87,8 @@ class Runtime:
                                              self.audit, self.clock)
         self.started_at: float | None = None
         self.interrupted_commands = 0
+        # No user yet: the first-run setup code is handed here at start (main.py prints it on the console)
+        self.on_first_run: Callable[[str], None] | None = None
         self.attachments: dict[str, Any] = {}  # things the composition root hangs on (the simulator)
 
     async def start(self) -> None:
@@ -103,6 +105,12 @@ class Runtime:
         self.alarms.load()
         self.controllers.load()
         self.auth.load()
+        if self.auth.setup_code is not None:  # the console is told when sign-in is required; else only the log
+            if self.auth.mode == "required" and self.on_first_run is not None:
+                self.on_first_run(self.auth.setup_code)
+            else:
+                log.info("no user exists: the first admin is created at /setup with the setup code %s",
+                         self.auth.setup_code)
         self.auth.start()
         self.db.health.attach(asyncio.get_running_loop(), self._store_health_changed)
         self.alarms.start()
@@ -164,3 +172,4 @@ class Runtime:
             "retention": self.retention.stats.as_dict(),
             "auth": self.auth.mode,
         }
+

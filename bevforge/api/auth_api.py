@@ -285,8 +285,11 @@ async def login_page(request: Request, error: str | None = None, next: str = "/"
             response_class=HTMLResponse, openapi_extra=requires("public"), include_in_schema=False)
 async def setup_page(request: Request, error: str | None = None) -> HTMLResponse:
     await _check_first_run(request)
-    fields = (_csrf_field(request) + '<p>No user exists yet. Create the first administrator.</p>'
-              '<label for="u">User</label><input id="u" name="username" autofocus>'
+    fields = (_csrf_field(request) + '<p>No user exists yet. Create the first administrator with the setup '
+              'code the server printed on its console when it started (<code>journalctl -u bevforge</code> for '
+              'the service).</p>'
+              '<label for="c">Setup code</label><input id="c" name="code" autocomplete="off" autofocus>'
+              '<label for="u">User</label><input id="u" name="username">'
               '<label for="p">Password (8+ characters)</label><input id="p" name="password" type="password">')
     err = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
     return HTMLResponse(_PAGE.format(title="First run", action="/setup", error=err, fields=fields,
@@ -306,6 +309,10 @@ async def setup(request: Request) -> Response:
         lock = request.app.state.first_run_lock = asyncio.Lock()
     async with lock:
         await _check_first_run(request)
+        if not rt.auth.setup_code_matches(str(body.get("code", ""))):
+            rt.audit.record(actor_for_request(request), "user.setup.refused", target=str(body.get("username", ""))[:64],
+                            detail="wrong first-run setup code")
+            return RedirectResponse(f"/setup?error={quote(WRONG_SETUP_CODE)}", status_code=303)
         try:
             row = await asyncio.to_thread(rt.auth.add_first_admin, str(body.get("username", "")),
                                           str(body.get("password", "")))
@@ -316,6 +323,10 @@ async def setup(request: Request) -> Response:
     rt.audit.record(actor_for_request(request), "user.create", target=row.username, new={"role": "admin"},
                     detail="first run")
     return RedirectResponse("/login", status_code=303)
+
+
+WRONG_SETUP_CODE = ("that is not the setup code: use the one the server printed on its console when it started "
+                    "(it changes at every start until the first admin exists)")
 
 
 async def _check_first_run(request: Request) -> None:

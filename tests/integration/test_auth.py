@@ -138,9 +138,18 @@ async def test_first_run_page_creates_the_first_admin_only_once(tmp_path: Path) 
         page = await server.http.get("/login")
         assert page.status_code == 303 and page.headers["location"] == "/setup"
         form = (await server.http.get("/setup")).text
-        assert "First run" in form and "password" in form
-        r = await server.http.post("/setup", data={"username": "root", "password": "first-admin-1"})
+        assert "First run" in form and "password" in form and 'name="code"' in form
+        code = server.runtime.auth.setup_code
+        assert code is not None
+        for wrong in ("", "AAAA-AAAA-AAAA"):  # someone passing the kiosk, without the console's code
+            refused = await server.http.post("/setup", data={"code": wrong, "username": "me", "password": "mine-12345"})
+            assert refused.status_code == 303 and "setup%20code" in refused.headers["location"]
+        assert not server.runtime.auth.has_users()
+        assert [e["action"] for e in await server.runtime.audit.query(limit=10)].count("user.setup.refused") == 2
+        r = await server.http.post("/setup", data={"code": code.lower().replace("-", " "), "username": "root",
+                                                   "password": "first-admin-1"})
         assert r.status_code == 303 and r.headers["location"] == "/login"
+        assert server.runtime.auth.setup_code is None
         assert (await login(server, "root", "first-admin-1")).json()["role"] == "admin"
         assert (await server.http.get("/setup")).status_code == 409
 

@@ -109,8 +109,8 @@ async def test_sign_in_and_first_run_forms_from_another_site_are_refused(tmp_pat
         anonymous_form = await server.http.post("/setup", data={"username": "mallory", "password": "mallory-pass-1"})
         assert anonymous_form.status_code == 403  # a form comes from a browser page: it must say which
         assert not server.runtime.auth.has_users()
-        made = await server.http.post("/setup", headers=own(server), data={"username": "root",
-                                                                            "password": "first-admin-1"})
+        made = await server.http.post("/setup", headers=own(server), data={
+            "code": server.runtime.auth.setup_code, "username": "root", "password": "first-admin-1"})
         assert made.status_code == 303 and made.headers["location"] == "/login"
         login = await server.http.post("/api/os/auth/login", headers={"origin": EVIL},
                                        data={"username": "root", "password": "first-admin-1"})

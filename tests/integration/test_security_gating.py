@@ -89,7 +89,8 @@ async def test_six_concurrent_first_runs_make_exactly_one_admin(tmp_path: Path) 
     async with custom_server(tmp_path, required) as server:
         headers = {"origin": server.base_url}
         answers = await asyncio.gather(*(
-            server.http.post("/setup", headers=headers, data={"username": f"root{n}", "password": "first-admin-1"})
+            server.http.post("/setup", headers=headers, data={"code": server.runtime.auth.setup_code,
+                                                              "username": f"root{n}", "password": "first-admin-1"})
             for n in range(6)))
         assert sorted(a.status_code for a in answers) == [303, 409, 409, 409, 409, 409]
         assert {a.json()["error"] for a in answers if a.status_code == 409} == {"already_set_up"}

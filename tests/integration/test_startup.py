@@ -5,6 +5,7 @@ key or flag that moves it, never a traceback; a second copy never takes over ano
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -128,3 +130,24 @@ def test_user_commands_use_the_database_the_server_would_and_say_which(tmp_path:
     assert "(set by DATABASE_URL)" in listed.stderr and "olga" not in listed.stdout
     default = parse_args(["--data-dir", "data"], env={}).database(parse_config(PLANT_FIXTURE.read_text()))
     assert default[0] == f"sqlite:///{(Path.cwd() / 'data' / 'bevforge.db')}" and "the default" in default[1]
+
+
+async def test_the_first_admin_needs_the_setup_code_the_server_printed_on_its_console(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path, auth={"mode": "required"})
+    await server.start()
+    try:
+        printed = read(server.log)
+        found = re.search(rf"http://127\.0\.0\.1:{server.port}/setup with the setup code ([A-Z0-9-]{{14}})", printed)
+        assert found, printed
+        async with httpx.AsyncClient(base_url=server.base_url, headers={"origin": server.base_url}) as http:
+            guessed = await http.post("/setup", data={"code": "ABCD-EFGH-JKLM", "username": "root",
+                                                      "password": "first-admin-1"})
+            assert guessed.status_code == 303 and guessed.headers["location"].startswith("/setup?error=")
+            made = await http.post("/setup", data={"code": found[1], "username": "root", "password": "first-admin-1"})
+            assert made.status_code == 303 and made.headers["location"] == "/login"
+    finally:
+        await server.stop()
+
+
+def read(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
