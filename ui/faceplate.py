@@ -288,7 +288,8 @@ class Faceplate:
         if value is None:
             return
         await self._act(f"{self.frame['name']}: setpoint {value:g} {unit}".strip(), permissions.OPERATOR,
-                        lambda actor: self.runtime.controllers.set_setpoint(actor, self.id, value))
+                        lambda actor: self.runtime.controllers.set_setpoint(actor, self.id, value,
+                                                                                origin="ui"))
 
     async def _enter_output(self) -> None:
         tuning = self.frame.get("tuning") or {}

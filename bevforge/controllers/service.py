@@ -426,14 +426,17 @@ class ControllerService:
             raise Conflict("the controller is not tripped", code=NOT_ALLOWED_NOW, field="controllerId")
         return await self.set_mode(actor, controller_id, ControllerMode.OFF.value)
 
-    async def set_setpoint(self, actor: Actor, controller_id: str, value: Any) -> dict[str, Any]:
+    async def set_setpoint(self, actor: Actor, controller_id: str, value: Any, origin: str = "api") -> dict[str, Any]:
         """The setpoint, sent as the person's command to the setpoint endpoint (a device's SV, or the
-        controller's software setpoint): the pipeline checks the range, interlocks and audits it."""
+        controller's software setpoint): the pipeline checks the range, interlocks and audits it.
+
+        `origin` is where the person pressed: "api" for REST and /ws, "ui" for the faceplate — the
+        command record and its audit row keep it, as they do for a tile's command."""
         loop = self._for_operator(actor, controller_id)
         number = _number(value, "value")
         sp_id = loop.cfg.setpoint_id
         before = self.plant.states[sp_id].seq
-        command, _ = await self.commands.submit(sp_id, number, actor=actor, origin="api")
+        command, _ = await self.commands.submit(sp_id, number, actor=actor, origin=origin)
         if command.status is CommandStatus.BLOCKED:
             raise Conflict(command.error or "blocked", code=BLOCKED, field="value")
         if isinstance(loop.cfg.setpoint, SoftwareSetpoint):  # applied by the runner in a moment: answer with it

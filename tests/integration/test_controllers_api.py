@@ -139,6 +139,8 @@ async def test_a_software_setpoint_is_an_endpoint_written_through_the_command_pi
     assert refused.status_code == 422 and refused.json()["field"] == "value"
     by_route = await post(live, tokens["operator"], "mlt_rims/setpoint", {"value": 64})
     assert by_route.json()["sp"] == 64
+    recorded = (await live.http.get("/api/os/commands?endpointId=140", headers=viewer)).json()
+    assert recorded[0]["requestedValue"] == 64 and recorded[0]["origin"] == "api"  # the REST route's origin
     assert (await live.http.get("/api/os/endpoints/140", headers=viewer)).json()["value"] == 64
 
 

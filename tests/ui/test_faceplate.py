@@ -111,7 +111,10 @@ async def test_an_operator_sets_the_setpoint_by_keypad_and_it_is_audited(rims_si
     # the setpoint is the person's command to the setpoint endpoint: the command pipeline audits it
     setpoint_name = runtime().plant.endpoints[loop().cfg.setpoint_id].name
     entries = await runtime().audit.query(user="olga", action="command.request")
-    assert [(e["target"], e["new"]) for e in entries] == [(setpoint_name, 62.5)]
+    assert [(e["target"], e["new"], e["detail"]) for e in entries] == [(setpoint_name, 62.5, "ui")]
+    # the command record says where it was pressed: the faceplate, not the REST API
+    command = runtime().commands.record.stored(entries[0]["commandId"])
+    assert command is not None and command.origin == "ui" and command.user == "olga"
     # manual mode: the output by keypad, then back to off
     user.find(marker=f"fp-mode-manual-{CID}").click()
     await shows(user, f"fp-mode-{CID}", "MODE MANUAL")
