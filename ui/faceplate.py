@@ -28,7 +28,7 @@ from bevforge.domain import Actor, EndpointState, Quality, utcnow
 from bevforge.errors import BevForgeError
 from bevforge.runtime import Runtime
 from ui import keypad, session, words
-from ui.controls import tag
+from ui.controls import confirm_critical, tag
 from ui.errors import notify_error
 
 TREND_SPAN = timedelta(minutes=30)
@@ -318,21 +318,9 @@ class Faceplate:
 
     async def _confirm(self, mode: str) -> bool:
         """A loop that drives a critical output (a heater) asks "current → target" before it may switch it."""
-        with ui.dialog().props("persistent") as dialog, ui.card().classes("bf-confirm"):
-            tag(ui.label(f"Confirm: {self.frame['name']}").classes("text-xl font-bold"), "confirm-title")
-            tag(ui.label(f"{self.frame['mode'].upper()} → {mode.upper()}").classes("text-3xl font-bold"),
-                "confirm-change")
-            ui.label("This loop switches a critical output. Check the vessel before you confirm.").classes("bf-detail")
-            with ui.row().classes("w-full justify-between"):
-                tag(ui.button("CANCEL", on_click=lambda: dialog.submit(False)).classes("bf-btn bf-control"),
-                    "confirm-cancel")
-                tag(ui.button(f"CONFIRM {mode.upper()}", on_click=lambda: dialog.submit(True))
-                    .classes("bf-btn bf-control"), "confirm-ok")
-        dialog.open()
-        try:
-            return bool(await dialog)
-        finally:
-            dialog.delete()
+        return await confirm_critical(self.frame["name"], f"{self.frame['mode'].upper()} → {mode.upper()}",
+                                      "This loop switches a critical output. Check the vessel before you confirm.",
+                                      f"CONFIRM {mode.upper()}")
 
     async def _open_tuning(self) -> None:
         """The technician's tuning dialog: each value on the keypad, sent together with APPLY."""
