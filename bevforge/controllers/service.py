@@ -555,6 +555,25 @@ class ControllerService:
         self.publish(loop, force=True)
         return self.frame(loop)
 
+    async def discard_autotune(self, actor: Actor, controller_id: str) -> dict[str, Any]:
+        """Set aside a finished relay test without taking its gains (or dismiss an aborted one's record).
+
+        The tuning stays as it is; the proposal (or the abort's reason) is gone from the frame and the
+        audit keeps what was discarded. A running test is stopped with abort, not discarded (409)."""
+        permissions.require_role(actor, permissions.TECHNICIAN)
+        loop = self.find(actor, controller_id)
+        tune = loop.autotune
+        if tune is None or loop.autotuning:
+            raise Conflict("no finished autotune to discard" + (" (it is running: abort it)" if loop.autotuning
+                                                                  else ""),
+                           code=NOT_ALLOWED_NOW, field="controllerId")
+        async with self._locks[loop.cfg.id]:
+            discarded = _autotune_view(loop)
+            loop.autotune = None
+            self._audit(actor, "controller.autotune.discard", loop, discarded, None)
+            self.publish(loop, force=True)
+        return self.frame(loop)
+
     def _for_operator(self, actor: Actor, controller_id: str) -> Loop:
         permissions.require_role(actor, permissions.OPERATOR)
         return self.find(actor, controller_id)
