@@ -505,12 +505,9 @@ class ControllerService:
         """A relay test around the present setpoint (the loop must be regulating in auto, heat only)."""
         permissions.require_role(actor, permissions.TECHNICIAN)
         loop = self.find(actor, controller_id)
-        if loop.pid is None or loop.cfg.cool_output is not None:
-            raise Conflict("autotune is for a PID loop with one (heating) output", code=NOT_ALLOWED_NOW,
-                           field="controllerId")
-        if loop.state is not ControllerState.REGULATING or loop.setpoint is None:
-            raise Conflict(f"autotune starts from a regulating loop in auto (it is {loop.state.value})",
-                           code=NOT_ALLOWED_NOW, field="controllerId")
+        refusal = _autotune_refusal(loop)
+        if refusal is not None:
+            raise Conflict(refusal, code=NOT_ALLOWED_NOW, field="controllerId")
         lo, hi = loop.out_range
         amplitude = _number(options.get("amplitude_pct", 40.0), "amplitudePct")
         bias = _number(options.get("bias_pct", min(hi - amplitude, max(lo + amplitude, loop.output_pct))), "biasPct")
@@ -529,6 +526,13 @@ class ControllerService:
                         {"setpointC": settings.setpoint_c, "biasPct": bias, "amplitudePct": amplitude})
             await self._acted(loop)
         return self.frame(loop)
+
+    def autotune_refusal(self, actor: Actor | None, controller_id: str) -> str | None:
+        """Why `start_autotune` would refuse this loop now, in words (None: it may start).
+
+        The faceplate shows it before a technician fills in the options; `start_autotune` asks the
+        same question again when they press START, so a state that changed meanwhile still refuses."""
+        return _autotune_refusal(self.find(actor, controller_id))
 
     async def abort_autotune(self, actor: Actor, controller_id: str) -> dict[str, Any]:
         permissions.require_role(actor, permissions.TECHNICIAN)
@@ -591,6 +595,26 @@ class ControllerService:
     def _audit(self, actor: Actor, action: str, loop: Loop, old: Any, new: Any, detail: str | None = None) -> None:
         if self.audit is not None:
             self.audit.record(actor, action, target=loop.cfg.id, old=old, new=new, detail=detail)
+
+
+STATE_WORDS = {ControllerState.OFF: "off", ControllerState.MANUAL: "in manual",
+               ControllerState.INPUT_FAULT: "in input fault", ControllerState.HELD: "held by an interlock",
+               ControllerState.TRIPPED: "tripped", ControllerState.AUTOTUNING: "already autotuning"}
+
+
+def _autotune_refusal(loop: Loop) -> str | None:
+    """Why a relay test cannot start on `loop` now (None: it can): it needs a PID loop with one heating
+    output, regulating in auto at a known setpoint."""
+    if loop.pid is None:
+        return "autotune is for a PID loop with one (heating) output; this is an on/off (hysteresis) loop"
+    if loop.cfg.cool_output is not None:
+        return "autotune is for a PID loop with one (heating) output; this loop heats and cools"
+    if loop.state is not ControllerState.REGULATING or loop.setpoint is None:
+        now = STATE_WORDS.get(loop.state, loop.state.value) if loop.setpoint is not None else \
+            "without a known setpoint"
+        return (f"autotune starts from a regulating loop in auto (it is {now}): switch it to AUTO and let it "
+                "settle near the setpoint first")
+    return None
 
 
 def _autotune_view(loop: Loop) -> dict[str, Any] | None:
