@@ -3,7 +3,8 @@
 A press never changes what a tile shows by itself (no optimistic state): it submits the command to
 `runtime.commands`, the tile shows it pending, and only the core's command events (readback
 confirmed, failed, blocked) change the tile and raise the toast. Critical outputs (heaters) ask
-first, showing "current state → target state" (REFERENCE.md §2, §3).
+first, showing "current state → target state" (REFERENCE.md §2, §3), through `confirm_critical`,
+the one confirmation dialog the controller faceplate uses too.
 """
 
 from __future__ import annotations

@@ -7,6 +7,11 @@ through `ui.errors.notify_error`). What it shows comes from the bus: the control
 `controller` frames and its input's telemetry, handed over by the page's LiveView at ≤ 5 Hz, and
 applied as explicit, compared element updates (nothing is bound).
 
+A technician also tunes the loop here: TUNING (gains on the keypad) and AUTOTUNE (a relay test's
+options on the keypad, why it cannot start in the service's words, its progress, ABORT, and the
+proposed gains beside the present ones with ACCEPT / DISCARD). Everyone sees the test's line; only
+a technician gets its buttons, and the service checks the role again.
+
 ISA-101: everything normal is grey; a state that needs the operator (tripped, input fault, held)
 is drawn with a word, a shape and a border, and a PV that is not live is hatched and prefixed "?"
 exactly as a tile's value is (`words.shown_value`).
