@@ -3,7 +3,8 @@
 A press never changes what a tile shows by itself (no optimistic state): it submits the command to
 `runtime.commands`, the tile shows it pending, and only the core's command events (readback
 confirmed, failed, blocked) change the tile and raise the toast. Critical outputs (heaters) ask
-first, showing "current state → target state" (REFERENCE.md §2, §3).
+first, showing "current state → target state" (REFERENCE.md §2, §3), through `confirm_critical`,
+the one confirmation dialog the controller faceplate uses too.
 """
 
 from __future__ import annotations
@@ -32,6 +33,29 @@ def tag(element: ui.element, name: str) -> ui.element:
     return element.mark(name).props(f'data-testid="{name}"')
 
 
+async def confirm_critical(name: str, change: str, warning: str, confirm_text: str) -> bool:
+    """The one confirmation before a critical output may change (a heater's tile, a heater loop's mode).
+
+    A persistent dialog: "Confirm: <name>", the change as "current → target" in large type (REFERENCE.md
+    §2, §3), why it asks, and CANCEL / CONFIRM …; True only when the person confirmed. The tiles
+    (`Commander`) and the controller faceplate both ask through it, so they look and behave alike.
+    """
+    with ui.dialog().props("persistent") as dialog, ui.card().classes("bf-confirm"):
+        tag(ui.label(f"Confirm: {name}").classes("text-xl font-bold"), "confirm-title")
+        tag(ui.label(change).classes("text-3xl font-bold"), "confirm-change")
+        ui.label(warning).classes("bf-detail")
+        with ui.row().classes("w-full justify-between"):
+            tag(ui.button("CANCEL", on_click=lambda: dialog.submit(False)).classes("bf-btn bf-control"),
+                "confirm-cancel")
+            tag(ui.button(confirm_text, on_click=lambda: dialog.submit(True)).classes("bf-btn bf-control"),
+                "confirm-ok")
+    dialog.open()
+    try:
+        return bool(await dialog)
+    finally:
+        dialog.delete()
+
+
 class Commander:
     """Submits one page's commands and remembers which were its own (only those raise toasts)."""
 
@@ -49,22 +73,10 @@ class Commander:
 
     async def _confirm(self, endpoint: Endpoint, value: Value) -> bool:
         state = self.runtime.plant.states[endpoint.id]
-        current = words.shown_value(endpoint, state)
-        target = words.value_text(endpoint, value)
-        with ui.dialog().props("persistent") as dialog, ui.card().classes("bf-confirm"):
-            tag(ui.label(f"Confirm: {endpoint.display_name}").classes("text-xl font-bold"), "confirm-title")
-            tag(ui.label(f"{current} → {target}").classes("text-3xl font-bold"), "confirm-change")
-            ui.label("This output is critical. Check the vessel before you confirm.").classes("bf-detail")
-            with ui.row().classes("w-full justify-between"):
-                tag(ui.button("CANCEL", on_click=lambda: dialog.submit(False)).classes("bf-btn bf-control"),
-                    "confirm-cancel")
-                tag(ui.button(f"CONFIRM {words.verb(endpoint, value)}", on_click=lambda: dialog.submit(True))
-                    .classes("bf-btn bf-control"), "confirm-ok")
-        dialog.open()
-        try:
-            return bool(await dialog)
-        finally:
-            dialog.delete()
+        return await confirm_critical(endpoint.display_name,
+                                      f"{words.shown_value(endpoint, state)} → {words.value_text(endpoint, value)}",
+                                      "This output is critical. Check the vessel before you confirm.",
+                                      f"CONFIRM {words.verb(endpoint, value)}")
 
     async def submit(self, endpoint: Endpoint, value: Value) -> Command | None:
         asked = f"{endpoint.display_name}: {words.verb(endpoint, value)}"

@@ -7,6 +7,11 @@ through `ui.errors.notify_error`). What it shows comes from the bus: the control
 `controller` frames and its input's telemetry, handed over by the page's LiveView at ≤ 5 Hz, and
 applied as explicit, compared element updates (nothing is bound).
 
+A technician also tunes the loop here: TUNING (gains on the keypad) and AUTOTUNE (a relay test's
+options on the keypad, why it cannot start in the service's words, its progress, ABORT, and the
+proposed gains beside the present ones with ACCEPT / DISCARD). Everyone sees the test's line; only
+a technician gets its buttons, and the service checks the role again.
+
 ISA-101: everything normal is grey; a state that needs the operator (tripped, input fault, held)
 is drawn with a word, a shape and a border, and a PV that is not live is hatched and prefixed "?"
 exactly as a tile's value is (`words.shown_value`).
@@ -28,7 +33,7 @@ from bevforge.domain import Actor, EndpointState, Quality, utcnow
 from bevforge.errors import BevForgeError
 from bevforge.runtime import Runtime
 from ui import keypad, session, words
-from ui.controls import tag
+from ui.controls import confirm_critical, tag
 from ui.errors import notify_error
 
 TREND_SPAN = timedelta(minutes=30)
@@ -60,6 +65,17 @@ TUNING_FIELDS: tuple[tuple[str, str, str, float | None, float | None], ...] = (
     ("rampCPerMin", "Setpoint ramp", "°C/min", 0.0, None),
     ("boilThresholdC", "Boil threshold", "°C", None, None),
     ("boilOutputPct", "Boil output", "%", 0.0, 100.0),
+)
+# The relay test's options a technician may change before START: (frame-style key, label, keypad rules,
+# the service's default shown until edited, the service's option name, factor from the shown unit to it).
+AUTOTUNE_OPTIONS: tuple[tuple[str, str, keypad.EntryRules, float | None, str, float], ...] = (
+    ("amplitudePct", "Relay amplitude ±", keypad.EntryRules(1.0, 100.0, "%", 0, 5.0), 40.0, "amplitude_pct", 1.0),
+    ("biasPct", "Relay bias", keypad.EntryRules(0.0, 100.0, "%", 0, 5.0), None, "bias_pct", 1.0),
+    ("hysteresisC", "Noise band ε", keypad.EntryRules(0.0, 2.0, "°C", 2, 0.05), 0.2, "hysteresis_c", 1.0),
+    ("bandC", "Abort outside SP ±", keypad.EntryRules(0.5, 20.0, "°C", 1, 0.5), 5.0, "band_c", 1.0),
+    ("maxDurationMin", "Give up after", keypad.EntryRules(1.0, 1440.0, "min", 0, 10.0), 120.0, "max_duration_s",
+     60.0),
+    ("cycles", "Agreeing cycles", keypad.EntryRules(2.0, 20.0, "", 0, 1.0), 3.0, "cycles", 1.0),
 )
 SNAKE = {"kp": "kp", "ki": "ki", "kd": "kd", "derivativeFilterS": "derivative_filter_s", "outMin": "out_min",
          "outMax": "out_max", "rampCPerMin": "ramp_c_per_min", "boilThresholdC": "boil_threshold_c",
@@ -164,6 +180,9 @@ class Faceplate:
         self._reset_button: ui.button | None = None
         operator = permissions.has_role(actor, permissions.OPERATOR)  # a viewer gets no controls at all
         technician = permissions.has_role(actor, permissions.TECHNICIAN)
+        self.technician = technician
+        self._autotune_start: ui.button | None = None
+        self._autotune_shown: Any = ()
         cid = self.id
         with tag(ui.card().classes("bf-tile bf-faceplate"), f"faceplate-{cid}") as self.card:
             with ui.row().classes("w-full items-center no-wrap gap-2"):
@@ -200,6 +219,10 @@ class Faceplate:
                     if technician and self.cfg.kind == "pid":
                         tag(ui.button("TUNING", on_click=self._open_tuning).classes("bf-btn bf-control"),
                             f"fp-tuning-{cid}")
+                        self._autotune_start = tag(ui.button("AUTOTUNE", on_click=self._open_autotune)
+                                                   .classes("bf-btn bf-control"), f"fp-autotune-start-{cid}")
+            self.autotune_box = tag(ui.column().classes("bf-row w-full gap-1"), f"fp-autotune-{cid}")
+            self.autotune_box.set_visibility(False)
             self.trend = MiniTrend(f"fp-trend-{cid}", view.get("unit") or "")
         self.show_frame(view)
         self.show_input(self.input_state)
@@ -231,8 +254,61 @@ class Faceplate:
             self._output_button.set_visibility(frame["mode"] == "manual")
         if self._reset_button is not None and self._reset_button.visible != (frame["state"] == "tripped"):
             self._reset_button.set_visibility(frame["state"] == "tripped")
+        if self._autotune_start is not None and self._autotune_start.visible == (frame["state"] == "autotuning"):
+            self._autotune_start.set_visibility(frame["state"] != "autotuning")
+        self._show_autotune(frame)
         self._show_pv()
         self.trend.add(_ms(utcnow()), self._live_pv(), sp, out)
+
+    def _show_autotune(self, frame: dict[str, Any]) -> None:
+        """The last relay test: running (cycles measured, ABORT), aborted (why, DISMISS) or finished (the
+        proposed gains beside the present ones, ACCEPT / DISCARD). Redrawn only when what it shows changes;
+        everyone sees it, only a technician gets the buttons."""
+        tune = frame.get("autotune")
+        tuning = frame.get("tuning") or {}
+        shown = None if tune is None else (repr(tune), tuple(tuning.get(k) for k in ("kp", "ki", "kd")))
+        if shown == self._autotune_shown:
+            return
+        self._autotune_shown = shown
+        box, cid = self.autotune_box, self.id
+        box.clear()
+        box.set_visibility(tune is not None)
+        if tune is None:
+            return
+        with box:
+            state, cycles = tune["state"], tune.get("cyclesMeasured") or 0
+            if state == "running":
+                text = f"◇ AUTOTUNE RUNNING — {cycles} cycle{'' if cycles == 1 else 's'} measured"
+            elif state == "aborted":
+                text = f"AUTOTUNE ENDED WITHOUT GAINS — {tune.get('reason') or 'aborted'}"
+            else:
+                text = f"AUTOTUNE FINISHED — {cycles} cycles measured; proposed gains:"
+            tag(ui.label(text).classes("bf-detail font-bold"), f"fp-autotune-state-{cid}")
+            result = tune.get("result")
+            if state == "succeeded" and result:
+                with tag(ui.grid(columns=3).classes("w-full gap-x-3 gap-y-0"), f"fp-autotune-gains-{cid}"):
+                    for head in ("", "NOW", "PROPOSED"):
+                        ui.label(head).classes("bf-name")
+                    for key, label in (("kp", "Kp %/°C"), ("ki", "Ki %/(°C·s)"), ("kd", "Kd %·s/°C")):
+                        ui.label(label).classes("bf-name")
+                        tag(ui.label(_gain(tuning.get(key))), f"fp-autotune-now-{key}-{cid}")
+                        tag(ui.label(_gain(result.get(key))).classes("font-bold"), f"fp-autotune-new-{key}-{cid}")
+                tag(ui.label(f"Ku {_gain(result.get('ku'))} %/°C · Pu {_gain(result.get('puS'))} s · "
+                             f"{result.get('rule') or ''}").classes("bf-detail"), f"fp-autotune-ultimate-{cid}")
+            if not self.technician:
+                return
+            with ui.row().classes("w-full gap-2"):
+                if state == "running":
+                    tag(ui.button("ABORT AUTOTUNE", on_click=self._abort_autotune)
+                        .classes("bf-btn bf-btn-stop bf-control"), f"fp-autotune-abort-{cid}")
+                elif state == "succeeded":
+                    tag(ui.button("ACCEPT", on_click=self._accept_autotune).classes("bf-btn bf-control"),
+                        f"fp-autotune-accept-{cid}")
+                    tag(ui.button("DISCARD", on_click=self._discard_autotune).classes("bf-btn bf-control"),
+                        f"fp-autotune-discard-{cid}")
+                else:
+                    tag(ui.button("DISMISS", on_click=self._discard_autotune).classes("bf-btn bf-control"),
+                        f"fp-autotune-discard-{cid}")
 
     def show_input(self, state: EndpointState) -> None:
         """A pushed telemetry frame of the controller's input (the same value its tile shows)."""
@@ -298,7 +374,8 @@ class Faceplate:
         if value is None:
             return
         await self._act(f"{self.frame['name']}: setpoint {value:g} {unit}".strip(), permissions.OPERATOR,
-                        lambda actor: self.runtime.controllers.set_setpoint(actor, self.id, value))
+                        lambda actor: self.runtime.controllers.set_setpoint(actor, self.id, value,
+                                                                                origin="ui"))
 
     async def _enter_output(self) -> None:
         tuning = self.frame.get("tuning") or {}
@@ -327,21 +404,82 @@ class Faceplate:
 
     async def _confirm(self, mode: str) -> bool:
         """A loop that drives a critical output (a heater) asks "current → target" before it may switch it."""
-        with ui.dialog().props("persistent") as dialog, ui.card().classes("bf-confirm"):
-            tag(ui.label(f"Confirm: {self.frame['name']}").classes("text-xl font-bold"), "confirm-title")
-            tag(ui.label(f"{self.frame['mode'].upper()} → {mode.upper()}").classes("text-3xl font-bold"),
-                "confirm-change")
-            ui.label("This loop switches a critical output. Check the vessel before you confirm.").classes("bf-detail")
+        return await confirm_critical(self.frame["name"], f"{self.frame['mode'].upper()} → {mode.upper()}",
+                                      "This loop switches a critical output. Check the vessel before you confirm.",
+                                      f"CONFIRM {mode.upper()}")
+
+    async def _open_autotune(self) -> None:
+        """The technician's relay-test dialog: why it cannot start now (the service's words), or its options
+        on the keypad (defaults shown) and START."""
+        name = self.frame["name"]
+        actor = session.allowed(self.client, permissions.TECHNICIAN, f"{name}: autotune")
+        if actor is None:
+            return
+        cid = self.id
+        try:
+            refusal = self.runtime.controllers.autotune_refusal(actor, cid)
+        except BevForgeError as exc:
+            notify_error(f"{name}: autotune", exc)
+            return
+        changed: dict[str, float] = {}
+        unit = self.frame.get("unit") or ""
+        sp = self.frame.get("sp")
+        with ui.dialog().props("persistent") as dialog, \
+                tag(ui.card().classes("bf-confirm"), f"fp-autotune-dialog-{cid}"):
+            ui.label(f"Autotune: {name}").classes("text-xl font-bold")
+            ui.label(f"A relay test around the setpoint {'—' if sp is None else f'{sp:.1f} {unit}'}: the output "
+                     "switches between bias + amplitude and bias − amplitude until the temperature swings "
+                     "evenly, then PID gains are proposed. Nothing changes in the tuning until you accept "
+                     "them.").classes("bf-detail")
+            if refusal is not None:
+                tag(ui.label(f"Cannot start: {refusal}").classes("bf-detail font-bold"), f"fp-autotune-refusal-{cid}")
+            for key, label, rules, default, _option, _factor in AUTOTUNE_OPTIONS:
+                with ui.row().classes("w-full items-center no-wrap gap-3"):
+                    ui.label(f"{label} ({rules.unit})" if rules.unit else label).classes("bf-name")
+                    present = "present output" if default is None else f"{default:g}"
+                    shown = tag(ui.label(f"{present} (default)").classes("bf-value"), f"fp-autotune-{key}-{cid}")
+
+                    async def edit(key: str = key, label: str = label, rules: keypad.EntryRules = rules,
+                                   default: float | None = default, shown: ui.label = shown) -> None:
+                        now = changed.get(key, default)
+                        value = await keypad.enter_number(f"{name} autotune: {label}", rules,
+                                                          "present output" if now is None else f"{now:g}", now)
+                        if value is not None:
+                            changed[key] = float(value)
+                            shown.text = f"{float(value):g} (new)"
+
+                    tag(ui.button("EDIT", on_click=edit).classes("bf-btn bf-control"), f"fp-autotune-edit-{key}-{cid}")
             with ui.row().classes("w-full justify-between"):
                 tag(ui.button("CANCEL", on_click=lambda: dialog.submit(False)).classes("bf-btn bf-control"),
-                    "confirm-cancel")
-                tag(ui.button(f"CONFIRM {mode.upper()}", on_click=lambda: dialog.submit(True))
-                    .classes("bf-btn bf-control"), "confirm-ok")
+                    f"fp-autotune-cancel-{cid}")
+                start = tag(ui.button("START", on_click=lambda: dialog.submit(True)).classes("bf-btn bf-control"),
+                            f"fp-autotune-go-{cid}")
+                start.set_enabled(refusal is None)
         dialog.open()
         try:
-            return bool(await dialog)
+            go = bool(await dialog)
         finally:
             dialog.delete()
+        if not go:
+            return
+        options: dict[str, float] = {}
+        for key, _label, _rules, _default, option, factor in AUTOTUNE_OPTIONS:
+            if key in changed:
+                options[option] = changed[key] * factor
+        await self._act(f"{name}: autotune", permissions.TECHNICIAN,
+                        lambda actor: self.runtime.controllers.start_autotune(actor, self.id, options))
+
+    async def _abort_autotune(self) -> None:
+        await self._act(f"{self.frame['name']}: abort autotune", permissions.TECHNICIAN,
+                        lambda actor: self.runtime.controllers.abort_autotune(actor, self.id))
+
+    async def _accept_autotune(self) -> None:
+        await self._act(f"{self.frame['name']}: accept autotune gains", permissions.TECHNICIAN,
+                        lambda actor: self.runtime.controllers.accept_autotune(actor, self.id))
+
+    async def _discard_autotune(self) -> None:
+        await self._act(f"{self.frame['name']}: discard autotune", permissions.TECHNICIAN,
+                        lambda actor: self.runtime.controllers.discard_autotune(actor, self.id))
 
     async def _open_tuning(self) -> None:
         """The technician's tuning dialog: each value on the keypad, sent together with APPLY."""
@@ -403,7 +541,7 @@ def _held_points(buckets: list[Any], hold: int) -> list[list[Any]]:
 
 
 def _gain(value: Any) -> str:
-    return "—" if value is None else f"{float(value):g}"
+    return "—" if value is None else f"{float(value):.4g}"
 
 
 def _set_text(label: ui.label, text: str) -> None:

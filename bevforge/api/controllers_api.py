@@ -1,6 +1,7 @@
-"""Controller routes under /api/os/controllers: list, one, mode, setpoint, manual output, tuning, reset.
+"""Controller routes under /api/os/controllers: list, one, mode, setpoint, manual output, tuning, reset,
+autotune (start, abort, accept, discard).
 
-Transport only: the roles (operator: mode, setpoint, output, reset; technician: tuning), the node
+Transport only: the roles (operator: mode, setpoint, output, reset; technician: tuning, autotune), the node
 rule, the checks and the audit are the controller service's (`bevforge/controllers/service.py`);
 each answer is the controller's frame as `messages.controller` builds it.
 """
@@ -125,3 +126,10 @@ async def abort_autotune(request: Request, controller_id: ControllerId) -> dict[
              openapi_extra=requires("technician"))
 async def accept_autotune(request: Request, controller_id: ControllerId) -> dict[str, Any]:
     return await runtime_of(request).controllers.accept_autotune(actor_for_request(request), controller_id)
+
+
+@router.post("/{controller_id}/autotune/discard",
+             summary="Set aside a finished autotune without taking its gains (409 when none has finished)",
+             openapi_extra=requires("technician"))
+async def discard_autotune(request: Request, controller_id: ControllerId) -> dict[str, Any]:
+    return await runtime_of(request).controllers.discard_autotune(actor_for_request(request), controller_id)

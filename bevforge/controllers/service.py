@@ -473,14 +473,17 @@ class ControllerService:
             raise Conflict("the controller is not tripped", code=NOT_ALLOWED_NOW, field="controllerId")
         return await self.set_mode(actor, controller_id, ControllerMode.OFF.value)
 
-    async def set_setpoint(self, actor: Actor, controller_id: str, value: Any) -> dict[str, Any]:
+    async def set_setpoint(self, actor: Actor, controller_id: str, value: Any, origin: str = "api") -> dict[str, Any]:
         """The setpoint, sent as the person's command to the setpoint endpoint (a device's SV, or the
-        controller's software setpoint): the pipeline checks the range, interlocks and audits it."""
+        controller's software setpoint): the pipeline checks the range, interlocks and audits it.
+
+        `origin` is where the person pressed: "api" for REST and /ws, "ui" for the faceplate — the
+        command record and its audit row keep it, as they do for a tile's command."""
         loop = self._for_operator(actor, controller_id)
         number = _number(value, "value")
         sp_id = loop.cfg.setpoint_id
         before = self.plant.states[sp_id].seq
-        command, _ = await self.commands.submit(sp_id, number, actor=actor, origin="api")
+        command, _ = await self.commands.submit(sp_id, number, actor=actor, origin=origin)
         if command.status is CommandStatus.BLOCKED:
             raise Conflict(command.error or "blocked", code=BLOCKED, field="value")
         if isinstance(loop.cfg.setpoint, SoftwareSetpoint):  # applied by the runner in a moment: answer with it
@@ -549,12 +552,9 @@ class ControllerService:
         """A relay test around the present setpoint (the loop must be regulating in auto, heat only)."""
         permissions.require_role(actor, permissions.TECHNICIAN)
         loop = self.find(actor, controller_id)
-        if loop.pid is None or loop.cfg.cool_output is not None:
-            raise Conflict("autotune is for a PID loop with one (heating) output", code=NOT_ALLOWED_NOW,
-                           field="controllerId")
-        if loop.state is not ControllerState.REGULATING or loop.setpoint is None:
-            raise Conflict(f"autotune starts from a regulating loop in auto (it is {loop.state.value})",
-                           code=NOT_ALLOWED_NOW, field="controllerId")
+        refusal = _autotune_refusal(loop)
+        if refusal is not None:
+            raise Conflict(refusal, code=NOT_ALLOWED_NOW, field="controllerId")
         lo, hi = loop.out_range
         amplitude = _number(options.get("amplitude_pct", 40.0), "amplitudePct")
         bias = _number(options.get("bias_pct", min(hi - amplitude, max(lo + amplitude, loop.output_pct))), "biasPct")
@@ -573,6 +573,13 @@ class ControllerService:
                         {"setpointC": settings.setpoint_c, "biasPct": bias, "amplitudePct": amplitude})
             await self._acted(loop)
         return self.frame(loop)
+
+    def autotune_refusal(self, actor: Actor | None, controller_id: str) -> str | None:
+        """Why `start_autotune` would refuse this loop now, in words (None: it may start).
+
+        The faceplate shows it before a technician fills in the options; `start_autotune` asks the
+        same question again when they press START, so a state that changed meanwhile still refuses."""
+        return _autotune_refusal(self.find(actor, controller_id))
 
     async def abort_autotune(self, actor: Actor, controller_id: str) -> dict[str, Any]:
         permissions.require_role(actor, permissions.TECHNICIAN)
@@ -599,6 +606,25 @@ class ControllerService:
         self.publish(loop, force=True)
         return self.frame(loop)
 
+    async def discard_autotune(self, actor: Actor, controller_id: str) -> dict[str, Any]:
+        """Set aside a finished relay test without taking its gains (or dismiss an aborted one's record).
+
+        The tuning stays as it is; the proposal (or the abort's reason) is gone from the frame and the
+        audit keeps what was discarded. A running test is stopped with abort, not discarded (409)."""
+        permissions.require_role(actor, permissions.TECHNICIAN)
+        loop = self.find(actor, controller_id)
+        tune = loop.autotune
+        if tune is None or loop.autotuning:
+            raise Conflict("no finished autotune to discard" + (" (it is running: abort it)" if loop.autotuning
+                                                                  else ""),
+                           code=NOT_ALLOWED_NOW, field="controllerId")
+        async with self._locks[loop.cfg.id]:
+            discarded = _autotune_view(loop)
+            loop.autotune = None
+            self._audit(actor, "controller.autotune.discard", loop, discarded, None)
+            self.publish(loop, force=True)
+        return self.frame(loop)
+
     def _for_operator(self, actor: Actor, controller_id: str) -> Loop:
         permissions.require_role(actor, permissions.OPERATOR)
         return self.find(actor, controller_id)
@@ -616,6 +642,26 @@ class ControllerService:
     def _audit(self, actor: Actor, action: str, loop: Loop, old: Any, new: Any, detail: str | None = None) -> None:
         if self.audit is not None:
             self.audit.record(actor, action, target=loop.cfg.id, old=old, new=new, detail=detail)
+
+
+STATE_WORDS = {ControllerState.OFF: "off", ControllerState.MANUAL: "in manual",
+               ControllerState.INPUT_FAULT: "in input fault", ControllerState.HELD: "held by an interlock",
+               ControllerState.TRIPPED: "tripped", ControllerState.AUTOTUNING: "already autotuning"}
+
+
+def _autotune_refusal(loop: Loop) -> str | None:
+    """Why a relay test cannot start on `loop` now (None: it can): it needs a PID loop with one heating
+    output, regulating in auto at a known setpoint."""
+    if loop.pid is None:
+        return "autotune is for a PID loop with one (heating) output; this is an on/off (hysteresis) loop"
+    if loop.cfg.cool_output is not None:
+        return "autotune is for a PID loop with one (heating) output; this loop heats and cools"
+    if loop.state is not ControllerState.REGULATING or loop.setpoint is None:
+        now = STATE_WORDS.get(loop.state, loop.state.value) if loop.setpoint is not None else \
+            "without a known setpoint"
+        return (f"autotune starts from a regulating loop in auto (it is {now}): switch it to AUTO and let it "
+                "settle near the setpoint first")
+    return None
 
 
 def _autotune_view(loop: Loop) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bevforge.domain import Actor, CommandStatus, Quality, Reading
-from bevforge.errors import Forbidden, Invalid, NotFound
+from bevforge.errors import Conflict, Forbidden, Invalid, NotFound
 from bevforge.runtime import Runtime
 from tests.support.controllers import (
     BK_ELEMENT,
@@ -338,6 +338,11 @@ async def test_a_fermenter_heat_cool_pair_never_heats_and_cools_at_once(tmp_path
         for command in sorted(sent, key=lambda c: c.created_at):
             (on.add if command.requested_value else on.discard)(command.endpoint_id)
             assert len(on) <= 1, "a command asked for heating and cooling at once"
+        # a heat/cool pair is no loop for a relay test: the refusal says why, before and at START
+        why = runtime.controllers.autotune_refusal(TECHNICIAN, "fv1_temperature")
+        assert why is not None and "this loop heats and cools" in why
+        with pytest.raises(Conflict, match="heats and cools"):
+            await runtime.controllers.start_autotune(TECHNICIAN, "fv1_temperature", {})
     finally:
         await runtime.stop()
 

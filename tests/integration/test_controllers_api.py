@@ -86,6 +86,7 @@ async def test_roles_an_operator_runs_it_a_technician_tunes_it(server: tuple[Liv
     ("mlt_rims/tuning", {"kq": 1}, 422, "kq"),
     ("mlt_rims/tuning", {"outMin": 50, "outMax": 10}, 422, "tuning"),
     ("mlt_rims/reset", None, 409, "controllerId"),  # not tripped
+    ("mlt_rims/autotune/discard", None, 409, "controllerId"),  # no autotune has run
     ("no_such/mode", {"mode": "auto"}, 404, "controllerId"),
 ])
 async def test_bad_requests_answer_4xx_json_naming_the_field(server: tuple[LiveServer, dict[str, str]], path: str,
@@ -107,7 +108,8 @@ async def test_openapi_shows_the_controller_routes_with_their_roles(server: tupl
                 "/api/os/controllers/{controller_id}/setpoint": ("post", "operator"),
                 "/api/os/controllers/{controller_id}/output": ("post", "operator"),
                 "/api/os/controllers/{controller_id}/reset": ("post", "operator"),
-                "/api/os/controllers/{controller_id}/tuning": ("post", "technician")}
+                "/api/os/controllers/{controller_id}/tuning": ("post", "technician"),
+                "/api/os/controllers/{controller_id}/autotune/discard": ("post", "technician")}
     for path, (method, role) in expected.items():
         assert path in paths, path
         assert paths[path][method]["x-required-role"] == role
@@ -139,6 +141,8 @@ async def test_a_software_setpoint_is_an_endpoint_written_through_the_command_pi
     assert refused.status_code == 422 and refused.json()["field"] == "value"
     by_route = await post(live, tokens["operator"], "mlt_rims/setpoint", {"value": 64})
     assert by_route.json()["sp"] == 64
+    recorded = (await live.http.get("/api/os/commands?endpointId=140", headers=viewer)).json()
+    assert recorded[0]["requestedValue"] == 64 and recorded[0]["origin"] == "api"  # the REST route's origin
     assert (await live.http.get("/api/os/endpoints/140", headers=viewer)).json()["value"] == 64
 
 
@@ -187,3 +191,58 @@ async def test_autotune_start_abort_and_accept_are_a_technician_s_and_audited(
     audit = {e["action"] for e in (await live.http.get("/api/os/audit?limit=100", headers=as_(tokens["admin"]))).json()}
     assert {"controller.autotune.start", "controller.autotune.abort", "controller.autotune.accept",
             "controller.tuning"} <= audit
+
+
+def finished_tune() -> RelayAutotune:
+    """A relay test run to success on a vessel model (the simulated mash cools too slowly for one here)."""
+    vessel = SimulatedVessel(VesselModel.water(60.0, loss_w_per_c=10.0, dead_time_s=20.0), 65.0)
+    tune, now = RelayAutotune(AutotuneSettings(setpoint_c=65.0, bias_pct=50.0, amplitude_pct=50.0,
+                                               hysteresis_c=0.05, band_c=3.0, max_duration_s=20_000), 0.0), 0.0
+    while tune.state is AutotuneState.RUNNING:
+        vessel.step(2.0, 5500.0 * tune.update(now, vessel.probe_c) / 100.0)
+        now += 2.0
+    assert tune.result is not None
+    return tune
+
+
+async def test_a_finished_autotune_is_discarded_by_a_technician_and_the_tuning_stays(
+        server: tuple[LiveServer, dict[str, str]]) -> None:
+    """Discard sets a finished test aside (a proposal or an abort's record) without touching the tuning;
+    a running one must be aborted instead; only a technician may; it is audited with what was discarded."""
+    live, tokens = server
+    runtime = live.runtime
+    model = runtime.attachments["simulator"].model
+    model.add_liquid("mlt", 30.0, 65.0)
+    model.vessels["mlt"].temperature_c = 65.0
+    await step(runtime, 3)
+    tech = tokens["technician"]
+    assert (await post(live, tokens["operator"], "mlt_rims/mode", {"mode": "auto"})).status_code == 200
+    await step(runtime, 5)
+    started = await post(live, tech, "mlt_rims/autotune", {"amplitudePct": 40})
+    assert started.status_code == 200, started.text
+    running = await post(live, tech, "mlt_rims/autotune/discard")
+    assert running.status_code == 409 and "abort" in running.json()["message"]
+    assert (await post(live, tech, "mlt_rims/autotune/abort")).status_code == 200
+    dismissed = await post(live, tech, "mlt_rims/autotune/discard")  # the aborted test's record
+    assert dismissed.status_code == 200 and dismissed.json()["autotune"] is None
+    assert (await post(live, tech, "mlt_rims/autotune/discard")).status_code == 409  # nothing left
+
+    loop = runtime.controllers.loops["mlt_rims"]
+    tuning = dict(loop.tuning)
+    loop.autotune = finished_tune()
+    frame = (await live.http.get("/api/os/controllers/mlt_rims", headers=as_(tech))).json()
+    assert frame["autotune"]["state"] == "succeeded" and frame["autotune"]["result"]["kp"] > 0
+    assert (await post(live, tokens["operator"], "mlt_rims/autotune/discard")).status_code == 403
+    assert loop.autotune is not None  # an operator's refusal changed nothing
+    discarded = await post(live, tech, "mlt_rims/autotune/discard")
+    assert discarded.status_code == 200, discarded.text
+    assert discarded.json()["autotune"] is None and discarded.json()["tuning"]["kp"] == tuning["kp"]
+    assert loop.tuning == tuning and loop.autotune is None
+    assert (await post(live, tech, "mlt_rims/autotune/accept")).status_code == 409  # nothing left to accept
+    audit = (await live.http.get("/api/os/audit?limit=100", headers=as_(tokens["admin"]))).json()
+    entries = [e for e in audit if e["action"] == "controller.autotune.discard"]
+    assert len(entries) == 2 and all(e["target"] == "mlt_rims" and e["new"] is None for e in entries)
+    newest = entries[0]["old"]
+    assert newest["state"] == "succeeded" and newest["result"]["kp"] == pytest.approx(frame["autotune"]["result"]["kp"])
+    assert entries[1]["old"]["state"] == "aborted"
+    assert not any(e["action"] == "controller.tuning" for e in audit)

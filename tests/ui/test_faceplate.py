@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from nicegui.testing import User
 
+from bevforge.control.autotune import AutotuneSettings, AutotuneState, RelayAutotune
+from bevforge.control.process_model import SimulatedVessel, VesselModel
 from bevforge.domain import Quality, utcnow
 from tests.support.controllers import MLT_ELEMENT, MLT_TEMPERATURE, RIMS, with_controllers
 from tests.ui.conftest import write_config
@@ -139,7 +141,10 @@ async def test_an_operator_sets_the_setpoint_by_keypad_and_it_is_audited(rims_si
     # the setpoint is the person's command to the setpoint endpoint: the command pipeline audits it
     setpoint_name = runtime().plant.endpoints[loop().cfg.setpoint_id].name
     entries = await runtime().audit.query(user="olga", action="command.request")
-    assert [(e["target"], e["new"]) for e in entries] == [(setpoint_name, 62.5)]
+    assert [(e["target"], e["new"], e["detail"]) for e in entries] == [(setpoint_name, 62.5, "ui")]
+    # the command record says where it was pressed: the faceplate, not the REST API
+    command = runtime().commands.record.stored(entries[0]["commandId"])
+    assert command is not None and command.origin == "ui" and command.user == "olga"
     # manual mode: the output by keypad, then back to off
     user.find(marker=f"fp-mode-manual-{CID}").click()
     await shows(user, f"fp-mode-{CID}", "MODE MANUAL")
@@ -255,3 +260,97 @@ async def test_a_heater_loop_asks_before_it_switches_on(rims_critical: Path, use
     user.find(marker="confirm-ok").click()
     await shows(user, f"fp-mode-{CID}", "MODE AUTO")
     assert loop().mode.value == "auto"
+
+
+def finished_tune() -> RelayAutotune:
+    """A relay test run to success on a vessel model (the simulated mash would need an hour for one)."""
+    vessel = SimulatedVessel(VesselModel.water(60.0, loss_w_per_c=10.0, dead_time_s=20.0), 65.0)
+    tune, now = RelayAutotune(AutotuneSettings(setpoint_c=65.0, bias_pct=50.0, amplitude_pct=50.0,
+                                               hysteresis_c=0.05, band_c=3.0, max_duration_s=20_000), 0.0), 0.0
+    while tune.state is AutotuneState.RUNNING:
+        vessel.step(2.0, 5500.0 * tune.update(now, vessel.probe_c) / 100.0)
+        now += 2.0
+    assert tune.result is not None
+    return tune
+
+
+async def test_a_technician_runs_an_autotune_from_the_faceplate_and_accepts_or_discards_it(
+        rims_signed: Path, user: User, create_user: Any) -> None:
+    operator = create_user()
+    await open_signed_in(operator, "olga", "operator", "/")
+    await shows(operator, f"fp-sp-{CID}", "65.0 °C")
+    await operator.should_not_see(marker=f"fp-autotune-start-{CID}")  # a technician's tool
+
+    rt = await open_signed_in(user, "tom", "technician", "/")
+    # off: the dialog says why it cannot start, in the service's words, and START is disabled
+    user.find(marker=f"fp-autotune-start-{CID}").click()
+    await user.should_see(marker=f"fp-autotune-dialog-{CID}")
+    await shows(user, f"fp-autotune-refusal-{CID}", "Cannot start", "regulating loop in auto (it is off)",
+                "switch it to AUTO")
+    await shows(user, f"fp-autotune-amplitudePct-{CID}", "40 (default)")
+    assert not next(iter(user.find(marker=f"fp-autotune-go-{CID}").elements)).enabled
+    user.find(marker=f"fp-autotune-cancel-{CID}").click()
+    await user.should_not_see(marker=f"fp-autotune-dialog-{CID}")
+
+    # a mash in the tun at the setpoint, the loop in auto and regulating: now it may start
+    model = rt.attachments["simulator"].model
+    model.add_liquid("mlt", 30.0, 65.0)
+    model.vessels["mlt"].temperature_c = 65.0
+    user.find(marker=f"fp-mode-auto-{CID}").click()
+    await shows(user, f"fp-state-{CID}", "REGULATING", timeout=20.0)
+    user.find(marker=f"fp-autotune-start-{CID}").click()
+    await user.should_see(marker=f"fp-autotune-dialog-{CID}")
+    await user.should_not_see(marker=f"fp-autotune-refusal-{CID}")
+    user.find(marker=f"fp-autotune-edit-amplitudePct-{CID}").click()
+    await user.should_see(marker="keypad")
+    tap(user, "3", "0", "set")
+    await shows(user, f"fp-autotune-amplitudePct-{CID}", "30 (new)")
+    user.find(marker=f"fp-autotune-edit-maxDurationMin-{CID}").click()
+    await user.should_see(marker="keypad")
+    tap(user, "9", "0", "set")
+    await shows(user, f"fp-autotune-maxDurationMin-{CID}", "90 (new)")
+    user.find(marker=f"fp-autotune-go-{CID}").click()
+    await shows(user, f"fp-state-{CID}", "AUTOTUNING")
+    await shows(user, f"fp-autotune-state-{CID}", "AUTOTUNE RUNNING", "measured")
+    settings = loop().autotune.settings
+    assert (settings.amplitude_pct, settings.max_duration_s, settings.cycles) == (30.0, 5400.0, 3)
+    await user.should_not_see(marker=f"fp-autotune-start-{CID}")  # one test at a time
+    await shows(operator, f"fp-autotune-state-{CID}", "AUTOTUNE RUNNING")  # everyone sees it running …
+    await operator.should_not_see(marker=f"fp-autotune-abort-{CID}")  # … only a technician stops it
+
+    user.find(marker=f"fp-autotune-abort-{CID}").click()
+    await shows(user, f"fp-state-{CID}", "REGULATING")
+    await shows(user, f"fp-autotune-state-{CID}", "ENDED WITHOUT GAINS", "aborted")
+    user.find(marker=f"fp-autotune-discard-{CID}").click()  # DISMISS the aborted test's record
+    await user.should_not_see(marker=f"fp-autotune-state-{CID}")
+    assert loop().autotune is None
+
+    # a finished test: the proposal beside the present gains; DISCARD keeps the tuning
+    tune = finished_tune()
+    result = tune.result
+    loop().autotune = tune
+    rt.controllers.publish(loop(), force=True)
+    await shows(user, f"fp-autotune-state-{CID}", "AUTOTUNE FINISHED")
+    await shows(user, f"fp-autotune-now-kp-{CID}", "60")
+    await shows(user, f"fp-autotune-new-kp-{CID}", f"{result.kp:.4g}")
+    await shows(user, f"fp-autotune-now-ki-{CID}", "0.08")
+    await shows(user, f"fp-autotune-new-ki-{CID}", f"{result.ki:.4g}")
+    await shows(user, f"fp-autotune-new-kd-{CID}", f"{result.kd:.4g}")
+    await shows(user, f"fp-autotune-ultimate-{CID}", f"Ku {result.ku:.4g}", f"Pu {result.pu_s:.4g} s", "Tyreus–Luyben")
+    await shows(operator, f"fp-autotune-new-kp-{CID}", f"{result.kp:.4g}")
+    await operator.should_not_see(marker=f"fp-autotune-accept-{CID}")
+    user.find(marker=f"fp-autotune-discard-{CID}").click()
+    await user.should_not_see(marker=f"fp-autotune-state-{CID}")
+    assert loop().tuning["kp"] == 60 and loop().autotune is None
+
+    # … and ACCEPT takes the proposed gains as the tuning
+    loop().autotune = finished_tune()
+    rt.controllers.publish(loop(), force=True)
+    await shows(user, f"fp-autotune-new-kp-{CID}", f"{result.kp:.4g}")
+    user.find(marker=f"fp-autotune-accept-{CID}").click()
+    await user.should_not_see(marker=f"fp-autotune-state-{CID}")
+    assert loop().tuning["kp"] == pytest.approx(result.kp) and loop().pid.tuning.ki == pytest.approx(result.ki)
+    actions = [e["action"] for e in await rt.audit.query(user="tom")]
+    assert {"controller.autotune.start", "controller.autotune.abort", "controller.autotune.discard",
+            "controller.autotune.accept", "controller.tuning"} <= set(actions)
+    assert actions.count("controller.autotune.discard") == 2
