@@ -8,27 +8,16 @@ from typing import Any
 
 import pytest
 
-from bevforge.auth import ROLES
 from bevforge.control.autotune import AutotuneSettings, AutotuneState, RelayAutotune
 from bevforge.control.process_model import SimulatedVessel, VesselModel
-from tests.support.controllers import KETTLE, RIMS, controller_config, controller_runtime, step, wait_online
-from tests.support.live import required
-from tests.support.server import LiveServer, free_port, wait_for
+from tests.support.controllers import controller_server, step
+from tests.support.server import LiveServer, wait_for
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[tuple[LiveServer, dict[str, str]]]:
-    config = controller_config([dict(RIMS), dict(KETTLE)], adjust=required())
-    live = LiveServer(controller_runtime(config, tmp_path / "bevforge.db"), free_port())
-    await live.start()
-    await wait_online(live.runtime)
-    auth = live.runtime.auth
-    tokens = {role: auth.create_token(f"{role}-token", role, None, "test")[1] for role in ROLES}
-    tokens["mlt-operator"] = auth.create_token("mlt-only", "operator", ["MLT"], "test")[1]
-    try:
-        yield live, tokens
-    finally:
-        await live.stop()
+    async with controller_server(tmp_path, {"mlt-operator": "MLT"}) as served:
+        yield served
 
 
 def as_(token: str) -> dict[str, str]:

@@ -7,25 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from bevforge.auth import ROLES
-from tests.support.controllers import KETTLE, RIMS, controller_config, controller_runtime, wait_online
-from tests.support.live import required, sse, ws_client
-from tests.support.server import LiveServer, free_port
+from tests.support.controllers import controller_server
+from tests.support.live import sse, ws_client
+from tests.support.server import LiveServer
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[tuple[LiveServer, dict[str, str]]]:
-    config = controller_config([dict(RIMS), dict(KETTLE)], adjust=required())
-    live = LiveServer(controller_runtime(config, tmp_path / "bevforge.db"), free_port())
-    await live.start()
-    await wait_online(live.runtime)
-    auth = live.runtime.auth
-    tokens = {role: auth.create_token(f"{role}-token", role, None, "test")[1] for role in ROLES}
-    tokens["bk-operator"] = auth.create_token("bk-only", "operator", ["BK"], "test")[1]
-    try:
-        yield live, tokens
-    finally:
-        await live.stop()
+    async with controller_server(tmp_path, {"bk-operator": "BK"}) as served:
+        yield served
 
 
 async def test_ws_controllers_channel_gives_a_snapshot_then_changes(server: tuple[LiveServer, dict[str, str]]) -> None:

@@ -11,15 +11,18 @@ the loop's in flight) before time moves on, so an hour of control runs without s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from bevforge.auth import ROLES
 from bevforge.clock import ManualClock
 from bevforge.config import PlantConfig
 from bevforge.runtime import Runtime
 from drivers import driver_factories
-from tests.support.server import brewhouse_config
+from tests.support.live import required
+from tests.support.server import LiveServer, brewhouse_config, free_port
 
 MLT_TEMPERATURE, MLT_VOLUME, MLT_LEVEL, MLT_ELEMENT, BK_TEMPERATURE, BK_LEVEL, BK_ELEMENT = 20, 21, 27, 40, 30, 32, 38
 MLT_SETPOINT = 140
@@ -112,3 +115,22 @@ async def wait_online(runtime: Runtime, timeout: float = 20.0) -> None:
         if loop.time() > deadline:
             raise AssertionError(f"devices not online: {runtime.plant.device_online}")
         await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def controller_server(tmp_path: Path, node_operators: dict[str, str]) -> AsyncIterator[
+        tuple[LiveServer, dict[str, str]]]:
+    """The RIMS and kettle loops behind real HTTP with sign-in required, and a token per role plus one
+    node-limited operator token per `node_operators` entry (name → node)."""
+    config = controller_config([dict(RIMS), dict(KETTLE)], adjust=required())
+    live = LiveServer(controller_runtime(config, tmp_path / "bevforge.db"), free_port())
+    await live.start()
+    try:
+        await wait_online(live.runtime)
+        auth = live.runtime.auth
+        tokens = {role: auth.create_token(f"{role}-token", role, None, "test")[1] for role in ROLES}
+        for name, node in node_operators.items():
+            tokens[name] = auth.create_token(name, "operator", [node], "test")[1]
+        yield live, tokens
+    finally:
+        await live.stop()
