@@ -47,6 +47,9 @@ class ControllerSink(Protocol):
         """The newest pushed `controller` frame of each controller that changed."""
 
 
+FRESH_JS = "window.bevforgeFresh && window.bevforgeFresh()"  # ui/connection.py: the values are the present ones
+
+
 class LiveView:
     """Connects one client's sinks to the bus."""
 
@@ -92,6 +95,8 @@ class LiveView:
         if self.task is None or self.task.done():
             self.task = background_tasks.create(self._run(), name=f"live view {self.client.id}")
         self.resync()
+        # the values on screen are the present ones again: the connection script may show them as live
+        self.client.run_javascript(FRESH_JS)
 
     def _subscribe(self) -> None:
         self.subscriber = self.runtime.bus.subscribe(self._wants, name=f"ui:{self.client.id[:8]}")

@@ -104,7 +104,11 @@ body { background: var(--bf-bg); color: var(--bf-ink); font-size: 16px; }
   left: 0; right: 0; bottom: auto; top: 0; border-radius: 0; text-align: center; font-size: 20px; padding: 14px;
   background: repeating-linear-gradient(135deg, #7a0000 0 14px, #5a0000 14px 28px); color: #fff; }
 body.bf-offline .bf-control { opacity: .35; pointer-events: none; }
-body.bf-offline .bf-row .bf-value { color: #6d6d6d; }
+/* No link to the server (and until the first fresh redraw after it returns): no value looks live. */
+body.bf-nolink .bf-value { color: #6d6d6d; font-style: italic; }
+body.bf-nolink .bf-row { background: repeating-linear-gradient(135deg, #e8e8e8 0 8px, #d0d0d0 8px 16px); }
+body.bf-nolink .bf-badge-good { font-size: 0; background: #fff3c4; border-color: #5b4500; }
+body.bf-nolink .bf-badge-good::after { content: "NO LINK"; font-size: .8rem; color: #5b4500; }
 body.bf-offline .bf-tappable, body.bf-offline .bf-keypad { pointer-events: none; }
 body.bf-offline .bf-keypad { opacity: .35; }
 /* Kiosk: big type, big targets, no hover-only affordances. */
