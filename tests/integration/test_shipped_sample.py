@@ -69,3 +69,36 @@ def test_check_config_rejects_a_broken_controller_with_file_line_and_field(tmp_p
     line = next(i for i, text in enumerate(broken.read_text(encoding="utf-8").splitlines(), 1)
                 if text.startswith("    output: 14"))
     assert f"{broken}:{line}: controllers[0].output: endpoint 14 is not writable" in done.stdout + done.stderr
+
+
+async def test_a_pump_whose_source_vessel_runs_empty_is_stopped_and_alarmed(tmp_path: Path) -> None:
+    """Dry-run protection in the sample: Pump 2 empties the mash tun into the kettle; below 2 L the
+    continuous interlock trips it (a command to its safe value) and raises the high-priority alarm
+    the sample words for it; starting it again on an empty tun is refused with the reason."""
+    doc = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
+    use_simulator_ports(doc, free_port(), str(Path(tempfile.mkdtemp(prefix="bevforge-sample-")) / "probe"))
+    config = parse_config(yaml.safe_dump(doc, allow_unicode=True), str(SAMPLE))
+    live = LiveServer(build_runtime(config, tmp_path / "bevforge.db"), free_port())
+    await live.start()
+    try:
+        runtime = live.runtime
+        await wait_for(lambda: all(runtime.plant.device_online.values()) and runtime.plant.states[21].value
+                       is not None, timeout=20)
+        live.sim.model.vessels["mlt"].volume_l = 4.0
+        await wait_for(lambda: runtime.plant.states[21].value is not None and runtime.plant.states[21].value < 4.5,
+                       timeout=10)
+        for endpoint, value in ((34, True), (35, True)):  # V2 open, Pump 2 on
+            command = (await live.http.post("/api/os/command", json={"endpointId": endpoint, "value": value})).json()
+            assert command["status"] in ("queued", "sent", "acked", "succeeded"), command
+            await wait_for(lambda e=endpoint: runtime.plant.states[e].value is True, timeout=10)
+        await wait_for(lambda: runtime.plant.states[35].value is False, timeout=60)  # tripped at ≤ 2 L
+        alarms = (await live.http.get("/api/os/alarms")).json()
+        trip = [a for a in alarms if "dry-run" in a["message"]]
+        assert trip and trip[0]["severity"] == "high" and trip[0]["message"].startswith("Pump 2 stopped"), alarms
+        stopped = [c for c in (await live.http.get("/api/os/commands?endpointId=35")).json() if c["origin"] ==
+                   "interlock"]
+        assert stopped and stopped[0]["requestedValue"] is False
+        again = (await live.http.post("/api/os/command", json={"endpointId": 35, "value": True})).json()
+        assert again["status"] == "blocked" and "dry-run" in again["reasons"][0]["reason"]
+    finally:
+        await live.stop()
