@@ -131,4 +131,4 @@ class ControlPanel:
 
 
 def _rank(alarm: Alarm) -> int:
-    return ("critical", "high", "medium", "low").index(alarm.severity.value)
+    return ("critical", "high", "medium", "low", "alert").index(alarm.severity.value)

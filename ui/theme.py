@@ -12,9 +12,10 @@ from __future__ import annotations
 from nicegui import ui
 
 # Alarm colours are reserved for alarms (ISA-101): nothing else on the screen uses them.
-SEVERITY_COLOURS = {"critical": "#c62828", "high": "#ef6c00", "medium": "#f9a825", "low": "#5e35b1"}
-SEVERITY_SHAPES = {"critical": "◆", "high": "▲", "medium": "■", "low": "●"}
-SEVERITY_ORDER = ("critical", "high", "medium", "low")
+SEVERITY_COLOURS = {"critical": "#c62828", "high": "#ef6c00", "medium": "#f9a825", "low": "#5e35b1",
+                    "alert": "#6d6d6d"}
+SEVERITY_SHAPES = {"critical": "◆", "high": "▲", "medium": "■", "low": "●", "alert": "○"}
+SEVERITY_ORDER = ("critical", "high", "medium", "low")  # the alarm priorities counted; an alert needs no ACK
 
 CSS = """
 :root { --bf-bg: #d6d6d6; --bf-panel: #e8e8e8; --bf-ink: #202020; --bf-muted: #5f5f5f; --bf-line: #9e9e9e; }
@@ -98,6 +99,9 @@ body { background: var(--bf-bg); color: var(--bf-ink); font-size: 16px; }
 .bf-mode-off { background: #e0e0e0 !important; color: #202020 !important; border: 1px solid var(--bf-line); }
 .bf-faceplate-trend { width: 100%; height: 140px; }
 #popup { display: none !important; } /* our own connection banner replaces NiceGUI's popup */
+.bf-alert-line { max-width: 45vw; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
+                  font-weight: 600; background: #e0e0e0; color: #202020; border: 1px solid #6d6d6d;
+                  padding: 2px 8px; border-radius: 3px; }
 #bf-connection { position: fixed; bottom: 8px; right: 8px; z-index: 7000; padding: 6px 12px; border-radius: 4px;
                  font: 600 14px sans-serif; background: #3c3c3c; color: #e0e0e0; }
 #bf-connection[data-state="offline"], #bf-connection[data-state="connecting"] {

@@ -194,7 +194,8 @@ class AlarmEngine:
 
         `ref` names the device or interlock so a config definition can set its priority and text.
         A momentary alarm records an event (a blocked command): born returned-to-normal, it stays
-        listed until acknowledged.
+        listed until acknowledged — unless its priority is `alert`, which is acknowledged by the system
+        at once (pushed and journaled, never waiting for an operator).
         """
         point = self._system_point(key, kind, severity, endpoint_id, node, ref, momentary)
         if point.rule is not None and point.rule.message and "{" not in point.rule.message:
@@ -206,6 +207,8 @@ class AlarmEngine:
         alarm = point.occurrence
         if momentary:
             self.apply_event(point, AlarmEvent.CONDITION_FALSE)
+        if point.priority is Severity.ALERT and point.state.active is False:
+            self.apply_event(point, AlarmEvent.ACK)  # an alert asks nothing of anyone: journaled, shown, done
         return alarm
 
     def clear(self, key: str) -> None:

@@ -183,11 +183,11 @@ class CommandService:
             self.record.remember(stored)
             self.runner.publish(stored)
             if command.status is CommandStatus.BLOCKED:
-                self.alarms.raise_alarm(
-                    f"blocked:{command.id}", "interlock_block", Severity.MEDIUM,
+                self.alarms.raise_alarm(  # an alert (no ACK) unless the config words the rule as an alarm
+                    f"blocked:{command.id}", "interlock_block", Severity.ALERT,
                     f"Command blocked: {endpoint.display_name} → {shown_value(value)}: "
                     + "; ".join(r["reason"] for r in reasons),
-                    endpoint_id=endpoint.id, value=value, momentary=True,
+                    endpoint_id=endpoint.id, value=value, momentary=True, ref=reasons[0]["id"],
                 )
             else:
                 self.runner.enqueue(command)

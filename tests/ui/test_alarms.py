@@ -80,3 +80,20 @@ async def test_alarm_page_lists_active_alarms_and_acks_with_a_note(user: User) -
 
 def _rows(user: User, marker: str) -> list[dict]:
     return list(next(iter(user.find(marker=marker).elements)).rows)
+
+
+async def test_a_refused_press_is_an_alert_on_every_screen_that_needs_no_ack(user: User, create_user) -> None:
+    """Pump 1 without V1: refused, and shown to everyone on the header's alert line with its reason —
+    but it is an alert (priority below low), so no count rises and nothing waits for an ACK."""
+    await user.open("/")
+    other = create_user()
+    await other.open("/alarms")
+    await online()
+    user.find(marker="on-23").click()
+    for screen in (user, other):
+        await shows(screen, "alert-line", "○ ALERT", "Command blocked: Pump 1", "V1")
+        await shows(screen, "alarm-count-medium", "0 medium")
+        await shows(screen, "alarm-count-low", "0 low")
+    assert not [a for a in runtime().alarms.standing() if a.kind == "interlock_block"]
+    user.find(marker="on-35").click()  # Pump 2's refusal is raised to a medium alarm by the config
+    await shows(user, "alarm-count-medium", "■ 1 MEDIUM")
