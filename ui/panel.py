@@ -118,7 +118,12 @@ class ControlPanel:
 
     def _alarm_tags(self) -> None:
         worst: dict[int, Alarm] = {}
+        trips: dict[int, Alarm] = {}
         for alarm in self.runtime.alarms.standing(self.actor):
+            if alarm.kind == "interlock_trip" and alarm.endpoint_id is not None and alarm.point.annunciated:
+                held = trips.get(alarm.endpoint_id)  # until acknowledged, cleared or not: the reason stays
+                if held is None or _rank(alarm) < _rank(held):
+                    trips[alarm.endpoint_id] = alarm
             if (not alarm.active or alarm.endpoint_id is None
                     or alarm.kind not in PROCESS_KINDS or not alarm.point.annunciated):
                 continue
@@ -128,6 +133,7 @@ class ControlPanel:
         for eid, rows in self.rows.items():
             for row in rows:
                 row.show_alarm(worst.get(eid))
+                row.show_trip(trips.get(eid))
 
 
 def _rank(alarm: Alarm) -> int:

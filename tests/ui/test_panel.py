@@ -206,3 +206,25 @@ async def test_a_tile_shows_the_value_it_was_pushed_not_a_reread_of_the_plant(us
     rt.bus.publish(TELEMETRY, messages.telemetry(endpoint, pushed), key=14, node=endpoint.node)
     assert rt.plant.states[14].value == 60.0
     await shows(user, "value-14", "42.5 L")
+
+
+async def test_a_tripped_output_shows_its_trip_reason_on_its_line_until_reset(user: User) -> None:
+    """The BK heater runs with the kettle full; the kettle drains: the interlock trips the heater OFF and
+    its line says TRIPPED and why — not a bare OFF — until the trip alarm is acknowledged (reset)."""
+    await user.open("/")
+    await online()
+    rt = runtime()
+    kettle = sim().model.vessels["bk"]
+    kettle.volume_l = 60.0
+    await until(lambda: rt.plant.states[32].value is True)  # level HIGH: the heater may run
+    await rt.commands.submit(31, True, actor=Actor(user="olga", role="operator"))
+    await shows(user, "value-31", "ON")
+    await user.should_not_see(marker="trip-31")
+    kettle.volume_l = 0.0  # drained: level LOW while the heater runs
+    await shows(user, "value-31", "OFF")
+    await shows(user, "trip-31", "TRIPPED", "BK heater may be ON only while BK level is HIGH")
+    alarm = await until(lambda: next((a for a in rt.alarms.standing() if a.kind == "interlock_trip"
+                                      and not a.active), None))
+    await shows(user, "trip-31", "ACK the alarm to reset")
+    rt.alarms.ack(alarm.id, Actor(user="olga", role="operator"))
+    await user.should_not_see(marker="trip-31", retries=40)
