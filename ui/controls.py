@@ -66,8 +66,9 @@ class Commander:
         self.on_submitted: list[Callable[[Command], None]] = []
 
     async def press(self, endpoint: Endpoint, value: Value) -> None:
-        """A control was pressed: confirm if critical, then submit."""
-        if endpoint.critical and not await self._confirm(endpoint, value):
+        """A control was pressed: confirm if critical — but not a command to the output's safe value
+        (a heater OFF, a pump STOP): making a plant safe must never wait behind a question — then submit."""
+        if endpoint.critical and not _is_safe(endpoint, value) and not await self._confirm(endpoint, value):
             return
         await self.submit(endpoint, value)
 
@@ -109,3 +110,10 @@ class Commander:
         elif payload["status"] == CommandStatus.FAILED.value:
             ui.notify(f"{asked} FAILED: {payload.get('error') or 'no reason given'}", type="negative",
                       timeout=10000, close_button="OK")
+
+
+def _is_safe(endpoint: Endpoint, value: Value) -> bool:
+    safe = endpoint.safe_value
+    if safe is None or isinstance(value, bool) != isinstance(safe, bool):
+        return False
+    return value == safe

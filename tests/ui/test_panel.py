@@ -117,6 +117,10 @@ async def test_critical_output_asks_with_current_and_target_state(user: User) ->
     await shows(user, "value-11", "ON", absent=("OFF",))
     commands = await rt.commands.query(11, None, 10)
     assert [c.status for c in commands] == [CommandStatus.SUCCEEDED]
+    user.find(marker="off-11").click()  # back to its safe value: sent at once, no question
+    await shows(user, "value-11", "OFF", absent=("ON",))
+    await user.should_not_see(marker="confirm-change")
+    assert [c.requested_value for c in await rt.commands.query(11, None, 10)] == [False, True]
 
 
 async def test_blocked_critical_command_after_confirmation(user: User) -> None:
