@@ -55,7 +55,7 @@ def register() -> None:
         if isinstance(opened, RedirectResponse):
             return opened
         runtime, actor, live = opened
-        live.add(AlarmPage(runtime, client, actor))
+        live.add(AlarmPage(runtime, client, actor, live))
         return None
 
     @ui.page("/trends", title="Trends · BevForge OS")

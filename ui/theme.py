@@ -99,6 +99,7 @@ body { background: var(--bf-bg); color: var(--bf-ink); font-size: 16px; }
 .bf-mode-off { background: #e0e0e0 !important; color: #202020 !important; border: 1px solid var(--bf-line); }
 .bf-faceplate-trend { width: 100%; height: 140px; }
 #popup { display: none !important; } /* our own connection banner replaces NiceGUI's popup */
+.bf-alarm-now { color: #3c3c3c; font-variant-numeric: tabular-nums; }
 .bf-trip { font-weight: 700; color: #202020; border-left: 6px solid #ef6c00; padding-left: 6px; }
 .bf-alert-line { max-width: 45vw; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
                   font-weight: 600; background: #e0e0e0; color: #202020; border: 1px solid #6d6d6d;

@@ -97,3 +97,15 @@ async def test_a_refused_press_is_an_alert_on_every_screen_that_needs_no_ack(use
     assert not [a for a in runtime().alarms.standing() if a.kind == "interlock_block"]
     user.find(marker="on-35").click()  # Pump 2's refusal is raised to a medium alarm by the config
     await shows(user, "alarm-count-medium", "■ 1 MEDIUM")
+
+
+async def test_an_alarm_keeps_the_value_it_annunciated_with_and_shows_the_present_one_beside_it(user: User) -> None:
+    await user.open("/alarms")
+    await online()
+    _overheat()
+    rt = runtime()
+    alarm = await until(lambda: next((a for a in rt.alarms.standing() if a.severity.value == "critical"), None))
+    await user.should_see("HLT temperature exceeded 99°C (99.5°C)")
+    sim().model.vessels["hlt"].temperature_c = 80.0  # cooled: the message keeps 99.5, "now" follows
+    await shows(user, f"alarm-now-{alarm.id}", "now 80.0 °C", timeout=15)
+    await user.should_see("HLT temperature exceeded 99°C (99.5°C)")
