@@ -112,7 +112,7 @@ class AlarmEngine:
 
     def tick(self, now_s: float, now: datetime) -> None:
         for point in self.points.values():
-            if point.tracker is not None and point.tracker.pending:
+            if point.tracker is not None and point.tracker.pending and not point.state.suppressed:
                 event = point.tracker.tick(now_s)
                 if event is not None:
                     self.apply_event(point, event)
@@ -136,6 +136,8 @@ class AlarmEngine:
             assert rule is not None and point.tracker is not None
             if rule.suppress_when and not self._suppression_known(rule):
                 continue  # whether it should be suppressed is unknown yet: hold, never guess
+            if point.state.suppressed:
+                continue  # not evaluated by design: after it ends, the on-delay starts from scratch
             reference = None
             if rule.setpoint is not None:
                 ref = self.states.get(rule.setpoint)
@@ -157,8 +159,16 @@ class AlarmEngine:
         rule = point.rule
         assert rule is not None
         hold = all(interlocks.condition_holds(c, self.states.get(c.endpoint)) for c in rule.suppress_when)
-        if hold != point.state.suppressed:
-            self.apply_event(point, AlarmEvent.SUPPRESS if hold else AlarmEvent.UNSUPPRESS)
+        if hold == point.state.suppressed:
+            return
+        self.apply_event(point, AlarmEvent.SUPPRESS if hold else AlarmEvent.UNSUPPRESS)
+        if hold and point.tracker is not None:
+            # Suppressed by design: the condition is not evaluated while it lasts. A condition that was
+            # true is let go, so when the suppression ends (a mash-in fills the tun) the alarm stays
+            # silent until the value is really abnormal for the whole on-delay measured from then.
+            point.tracker.reset()
+            if point.state.active:
+                self.apply_event(point, AlarmEvent.CONDITION_FALSE)
 
     def quality_changed(self, state: EndpointState, device: str | None) -> None:
         """An input of a definition went stale or bad while its device still answers: say so."""
