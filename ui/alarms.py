@@ -9,14 +9,12 @@ the only cue).
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 from nicegui import ui
 from nicegui.client import Client
 
-from bevforge import permissions
 from bevforge.alarms import Alarm
 from bevforge.domain import Actor, Severity
 from bevforge.runtime import Runtime
@@ -26,7 +24,6 @@ from ui.controls import tag
 from ui.theme import SEVERITY_COLOURS, SEVERITY_ORDER, SEVERITY_SHAPES
 
 FLOOD_RECHECK_S = 10.0  # a flood also ends by time passing, without an alarm event
-ALERT_SHOWN_S = 10.0  # an alert (a refused press) stays on the header line this long; it needs no ACK
 
 STATE_WORDS = {"unacknowledged": "UNACKNOWLEDGED", "acknowledged": "ACKNOWLEDGED",
                "rtn_unacknowledged": "CLEARED, NOT ACKNOWLEDGED", "normal": "NORMAL",
@@ -104,41 +101,6 @@ class AlarmBanner(AlarmViewSink):
                 label.classes(remove="bf-alarm-count-zero").style(f"background:{SEVERITY_COLOURS[severity]}")
             else:
                 label.classes(add="bf-alarm-count-zero").style(remove=f"background:{SEVERITY_COLOURS[severity]}")
-
-
-class AlertLine(AlarmViewSink):
-    """The newest alert (priority `alert`: a refused press, nothing to acknowledge) on one header line of
-    every screen for `ALERT_SHOWN_S`: everyone sees that a command was refused and why, in the header's
-    own flow, so it never covers a control, and nobody has to ACK it. It stays in the alarm journal."""
-
-    def __init__(self, actor: Actor) -> None:
-        self.actor = actor
-        self.shown_at = 0.0
-        self.label = tag(ui.label("").classes("bf-alert-line"), "alert-line")
-        self.label.set_visibility(False)
-        ui.timer(1.0, self._expire)
-
-    def alarms(self, payloads: list[dict[str, Any]]) -> None:
-        for payload in reversed(payloads):  # the newest alert this screen's user may see
-            if payload.get("severity") == Severity.ALERT.value and payload.get("event") == "raised" \
-                    and permissions.may_see_node(self.actor, payload.get("node")):
-                shape, at = SEVERITY_SHAPES["alert"], local_time(_parsed(payload))
-                self.label.text = f"{shape} ALERT {at} {payload['message']}"
-                self.label.set_visibility(True)
-                self.shown_at = time.monotonic()
-                return
-
-    def resync(self) -> None:
-        pass  # an alert is an event, not a standing condition: nothing to redraw from the present
-
-    def _expire(self) -> None:
-        if self.label.visible and time.monotonic() - self.shown_at >= ALERT_SHOWN_S:
-            self.label.set_visibility(False)
-
-
-def _parsed(payload: dict[str, Any]) -> datetime | None:
-    raised = payload.get("raisedAt")
-    return datetime.fromisoformat(raised.replace("Z", "+00:00")) if isinstance(raised, str) else None
 
 
 class FloodBanner(AlarmViewSink):

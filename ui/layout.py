@@ -9,9 +9,10 @@ from nicegui import context, ui
 from bevforge.domain import Actor
 from bevforge.runtime import Runtime
 from ui import connection, session, theme
-from ui.alarms import AlarmBanner, AlertLine, CriticalAlarmDialog, FloodBanner
+from ui.alarms import AlarmBanner, CriticalAlarmDialog, FloodBanner
 from ui.annunciator import Annunciator
 from ui.controls import tag
+from ui.feedback import MessageLine
 from ui.live import LiveView
 
 PAGES = (("/", "CONTROL PANEL", "viewer"), ("/alarms", "ALARMS", "viewer"), ("/trends", "TRENDS", "viewer"),
@@ -47,7 +48,7 @@ def frame(runtime: Runtime, current: str, kiosk: bool, actor: Actor) -> LiveView
             if kiosk:
                 annunciator = Annunciator(runtime, client, actor)
                 live.add(annunciator)
-            live.add(AlertLine(actor))
+            live.add(MessageLine(client, actor))
             live.add(AlarmBanner(runtime, actor, suffix))
             session.sign_out_button(actor)
             if kiosk:

@@ -101,9 +101,12 @@ body { background: var(--bf-bg); color: var(--bf-ink); font-size: 16px; }
 #popup { display: none !important; } /* our own connection banner replaces NiceGUI's popup */
 .bf-alarm-now { color: #3c3c3c; font-variant-numeric: tabular-nums; }
 .bf-trip { font-weight: 700; color: #202020; border-left: 6px solid #ef6c00; padding-left: 6px; }
-.bf-alert-line { max-width: 45vw; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
-                  font-weight: 600; background: #e0e0e0; color: #202020; border: 1px solid #6d6d6d;
-                  padding: 2px 8px; border-radius: 3px; }
+.bf-message-line { max-width: 45vw; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
+                    font-weight: 600; background: #e0e0e0; color: #202020; border: 1px solid #6d6d6d;
+                    border-left-width: 6px; padding: 2px 8px; border-radius: 3px; }
+.bf-message-positive { border-left-color: #2e7d32; }
+.bf-message-warning { border-left-color: #f9a825; }
+.bf-message-negative { border-left-color: #c62828; }
 #bf-connection { position: fixed; bottom: 8px; right: 8px; z-index: 7000; padding: 6px 12px; border-radius: 4px;
                  font: 600 14px sans-serif; background: #3c3c3c; color: #e0e0e0; }
 #bf-connection[data-state="offline"], #bf-connection[data-state="connecting"] {

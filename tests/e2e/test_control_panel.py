@@ -26,7 +26,13 @@ def test_two_stations_see_the_same_pump_start(server: ServerProcess, screen) -> 
     expect(office.locator(tid("value-23"))).to_have_text("RUNNING", timeout=TIMEOUT)
     expect(brewer.locator(tid("value-23"))).to_have_text("RUNNING", timeout=TIMEOUT)
     expect(office.locator(tid("value-22"))).to_have_text("OPEN", timeout=TIMEOUT)
-    expect(brewer.get_by_text("Pump 1 HLT → MLT: START confirmed by the device")).to_be_visible(timeout=TIMEOUT)
+    message = brewer.locator(tid("message-line"))
+    expect(message).to_contain_text("Pump 1 HLT → MLT: START confirmed by the device", timeout=TIMEOUT)
+    # feedback sits in the header's own flow: no floating toast, nothing over a control
+    assert brewer.locator(".q-notification").count() == 0
+    box, header = message.bounding_box(), brewer.locator(".bf-header").bounding_box()
+    assert box is not None and header is not None
+    assert header["y"] <= box["y"] and box["y"] + box["height"] <= header["y"] + header["height"]
     snapshot(office, "panel-two-stations")
     commands = server.get("/api/os/commands?endpointId=23")
     assert commands[0]["status"] == "succeeded" and commands[0]["origin"] == "ui"

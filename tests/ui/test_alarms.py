@@ -91,7 +91,7 @@ async def test_a_refused_press_is_an_alert_on_every_screen_that_needs_no_ack(use
     await online()
     user.find(marker="on-23").click()
     for screen in (user, other):
-        await shows(screen, "alert-line", "○ ALERT", "Command blocked: Pump 1", "V1")
+        await shows(screen, "message-line", "○ ALERT", "Command blocked: Pump 1", "V1")
         await shows(screen, "alarm-count-medium", "0 medium")
         await shows(screen, "alarm-count-low", "0 low")
     assert not [a for a in runtime().alarms.standing() if a.kind == "interlock_block"]

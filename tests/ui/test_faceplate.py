@@ -210,7 +210,7 @@ async def test_a_technician_changes_the_tuning_and_an_operator_cannot_open_it(ri
     tap(user, "1", "0", "0", "set")
     await shows(user, f"fp-tuning-outMin-{CID}", "100 (new)")
     user.find(marker=f"fp-tuning-apply-{CID}").click()
-    await until(lambda: user.notify.contains("tuning refused: out_min must be below out_max"))
+    await shows(user, "message-line", "tuning refused: out_min must be below out_max")
     assert loop().tuning["out_min"] == 0 and loop().tuning["kp"] == 45.0
 
 

@@ -73,7 +73,7 @@ async def test_command_shows_pending_then_confirmed_without_optimistic_state(use
     assert "CLOSED" in (await shows(user, "value-22", "CLOSED"))  # nothing changes before the readback
     await shows(user, "value-22", "OPEN", absent=("?",))
     await user.should_not_see(marker="command-22", retries=40)
-    await until(lambda: user.notify.contains("V1 HLT → MLT: OPEN confirmed by the device"))
+    await shows(user, "message-line", "V1 HLT → MLT: OPEN confirmed by the device")
     commands = await runtime().commands.query(22, None, 10)
     assert [c.status for c in commands] == [CommandStatus.SUCCEEDED]
     assert commands[0].origin == "ui" and commands[0].station == "127.0.0.1"
@@ -86,7 +86,7 @@ async def test_failed_command_shows_the_reason_on_the_tile_and_in_a_toast(user: 
     user.find(marker="on-51").click()  # OPEN FV1 glycol valve
     await shows(user, "command-51", "FAILED", "device failure")  # the device answers Modbus exception 04
     toast = "FV1 glycol valve: OPEN FAILED: device error: exception 04 (device failure)"
-    await until(lambda: user.notify.contains(toast))
+    await shows(user, "message-line", toast)
     await shows(user, "value-51", "CLOSED")
 
 
@@ -97,7 +97,7 @@ async def test_blocked_command_shows_which_interlock_and_why(user: User) -> None
     text = await shows(user, "command-35", "BLOCKED")
     assert "Pump 2 may run only with V2 open (no dead-heading)" in text
     assert "mlt_out_valve == true (is false)" in text
-    await until(lambda: user.notify.contains("BLOCKED"))
+    await shows(user, "message-line", "BLOCKED")
     await shows(user, "value-35", "STOPPED")
 
 
