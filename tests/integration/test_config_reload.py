@@ -16,7 +16,7 @@ import pytest
 import drivers
 from bevforge.config import load_config
 from bevforge.runtime import Runtime
-from tests.support.live import ws_client
+from tests.support.live import ingest, sse, ws_client
 from tests.support.server import (
     LiveServer,
     brewhouse_document,
@@ -203,7 +203,10 @@ async def test_ws_subscription_to_a_removed_endpoint_ends_with_a_notice(plant: P
         assert notice["configHash"] == r.json()["configHash"]
         # the subscription to the removed endpoint is gone; the other one goes on
         assert (await ws.subscribe("telemetry", endpointIds=[20]))["subscriptions"] == 2
-        await ws.expect(lambda f: f["type"] == "telemetry" and f["endpointId"] == 10)
+        await ingest(plant.server, 10, 55.5)
+        await ws.expect(lambda f: f["type"] == "telemetry" and f["endpointId"] == 10 and f["value"] == 55.5)
+        assert not any(f["type"] == "telemetry" and f["endpointId"] == FV2_GLYCOL and not f.get("snapshot")
+                       for f in ws.seen[ws.seen.index(notice):])
 
 
 async def test_unchanged_file_changes_nothing(plant: Plant) -> None:
@@ -237,3 +240,46 @@ async def test_only_technicians_and_above_may_reload(secured: tuple[Plant, dict[
     r = await plant.reload({"Authorization": f"Bearer {tokens['technician']}"})
     assert r.status_code == 200, r.text
     assert plant.runtime.config is not config
+
+
+async def test_sse_subscription_to_a_removed_endpoint_ends_with_a_notice(plant: Plant) -> None:
+    async with sse(plant.server, f"?channels=telemetry&endpointIds={FV2_GLYCOL},10") as stream:
+        await stream.next()  # the snapshot has begun: the stream is subscribed
+        plant.edit(remove_endpoint(FV2_GLYCOL))
+        r = await plant.reload()
+        assert r.status_code == 200, r.text
+        while (event := await stream.next())["event"] != "config":
+            pass
+        assert event["data"]["removedEndpointIds"] == [FV2_GLYCOL]
+        assert event["data"]["configHash"] == r.json()["configHash"]
+        await ingest(plant.server, 10, 55.5)  # the other subscription goes on
+        while (event := await stream.next())["data"].get("value") != 55.5:
+            assert event["data"].get("endpointId") != FV2_GLYCOL
+
+
+async def test_alarms_and_interlocks_are_replaced_and_unchanged_alarms_keep_their_state(plant: Plant) -> None:
+    rt = plant.runtime
+    await ingest(plant.server, 10, 100.0)  # HLT over its HIHI limit: a standing critical alarm
+    hihi = rt.alarms.points["hlt_temperature_hihi"]
+    occurrence = hihi.occurrence
+    assert occurrence is not None
+    blocked = await plant.server.http.post("/api/os/command", json={"endpointId": 23, "value": True})
+    assert blocked.status_code == 409  # Pump 1 needs V1 open
+
+    def change(doc: dict[str, Any]) -> None:
+        next(a for a in doc["alarms"] if a["id"] == "bk_temperature_hi")["limit"] = 104
+        doc["alarms"] = [a for a in doc["alarms"] if a["id"] != "fv1_temperature_rate"]
+        doc["alarms"].append({"id": "hlt_volume_lo", "kind": "LO", "endpoint": 14, "limit": 5})
+        doc["interlocks"] = [r for r in doc["interlocks"] if r["id"] != "pump_1_needs_open_valve"]
+
+    plant.edit(change)
+    r = await plant.reload()
+    assert r.status_code == 200, r.text
+    assert r.json()["changes"] == {
+        "interlocks": {"removed": ["pump_1_needs_open_valve"]},
+        "alarms": {"added": ["hlt_volume_lo"], "removed": ["fv1_temperature_rate"], "changed": ["bk_temperature_hi"]}}
+    assert rt.alarms.points["hlt_temperature_hihi"] is hihi and hihi.occurrence is occurrence
+    assert rt.alarms.current[occurrence.id] is occurrence  # still standing: it still needs its ACK
+    assert rt.alarms.points["bk_temperature_hi"].rule.limit == 104  # type: ignore[union-attr]
+    assert "fv1_temperature_rate" not in rt.alarms.points and "hlt_volume_lo" in rt.alarms.points
+    assert (await plant.command(23, True))["status"] == "succeeded"  # the interlock is gone
