@@ -261,8 +261,6 @@ class ConfigReloader:
     def _build_drivers(self, new: PlantConfig, diff: ConfigDiff) -> dict[str, Driver]:
         """Build (not start) the drivers of new and changed devices before anything changes: a driver
         that refuses its settings here refuses the reload, not half of it."""
-        from bevforge.runtime import DeviceLinkToPlant
-
         rt = self.runtime
         built: dict[str, Driver] = {}
         for device in new.devices:
@@ -274,7 +272,7 @@ class ConfigReloader:
                               field="devices.driver", problems=[f"device {device.id}: no driver {device.driver!r}"])
             endpoints = [e for e in new.endpoints if e.device == device.id]
             try:
-                built[device.id] = factory(device, endpoints, DeviceLinkToPlant(rt.plant, device.id))
+                built[device.id] = factory(device, endpoints, rt.link_for(device.id))
             except ValueError as exc:
                 raise Invalid(f"{device.id}: {exc}", code=CONFIG_INVALID, field="devices",
                               problems=[f"{rt.config_path}: {exc}"]) from None

@@ -93,7 +93,7 @@ class Runtime:
                 raise ValueError(f"device {device.id}: no driver named {device.driver!r} "
                                  f"(available: {', '.join(sorted(factories))})")
             endpoints = [e for e in config.endpoints if e.device == device.id]
-            self.drivers[device.id] = factory(device, endpoints, DeviceLinkToPlant(self.plant, device.id))
+            self.drivers[device.id] = factory(device, endpoints, self.link_for(device.id))
         self.commands = CommandService(config, self.plant, self.bus, self.db, self.alarms, self.drivers, self.audit)
         self.retention = RetentionService(config.retention, self.db, self.alarms)
         self.plant.trip_handler = self.commands.trip
@@ -136,6 +136,10 @@ class Runtime:
             await driver.start()
         self.controllers.start()
         self.started_at = time.monotonic()
+
+    def link_for(self, device_id: str) -> DeviceLinkToPlant:
+        """The DeviceLink a new driver of this device reports through (at start-up and on a reload)."""
+        return DeviceLinkToPlant(self.plant, device_id)
 
     async def stop_driver(self, device_id: str) -> None:
         """Stop one device's driver and forget it (a reload removed or changed the device). Its link is
