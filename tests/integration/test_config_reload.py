@@ -16,6 +16,7 @@ import pytest
 import drivers
 from bevforge.config import load_config
 from bevforge.runtime import Runtime
+from tests.support.controllers import with_controllers
 from tests.support.live import ingest, sse, ws_client
 from tests.support.server import (
     LiveServer,
@@ -283,3 +284,22 @@ async def test_alarms_and_interlocks_are_replaced_and_unchanged_alarms_keep_thei
     assert rt.alarms.points["bk_temperature_hi"].rule.limit == 104  # type: ignore[union-attr]
     assert "fv1_temperature_rate" not in rt.alarms.points and "hlt_volume_lo" in rt.alarms.points
     assert (await plant.command(23, True))["status"] == "succeeded"  # the interlock is gone
+
+
+async def test_a_running_controller_goes_on_untouched_and_a_change_to_it_is_refused(tmp_path: Path) -> None:
+    live = await start_plant(tmp_path, with_controllers())
+    try:
+        rt = live.runtime
+        loop, task = rt.controllers.loops["mlt_rims"], rt.controllers._tasks["mlt_rims"]
+        live.edit(lambda doc: next(t for t in doc["tiles"] if t["id"] == "hlt").update(title="HLT"))
+        r = await live.reload()
+        assert r.status_code == 200, r.text
+        assert rt.controllers.loops["mlt_rims"] is loop and rt.controllers._tasks["mlt_rims"] is task
+        assert not task.done() and rt.controllers.config is rt.config
+        config = rt.config
+        live.edit(lambda doc: doc["controllers"][0]["tuning"].update(kp=50))
+        r = await live.reload()
+        assert r.status_code == 409 and r.json()["error"] == "needs_restart" and r.json()["field"] == "controllers"
+        assert rt.config is config and rt.controllers._tasks["mlt_rims"] is task
+    finally:
+        await live.server.stop()
