@@ -11,19 +11,23 @@ The rules, in the order `ConfigReloader.reload` follows them:
    problem is reported as the same `file:line: field: message` `--check-config` prints. An invalid
    file changes nothing (`Invalid`, code `config_invalid`, every problem listed).
 2. **Refuse what cannot be applied live.** Sections the running parts read only when they are
-   built (`RESTART_SECTIONS`: the simulator's ports, sign-in, the live-feed limits, the store...)
-   and the controllers and power budget (a loop holds its endpoints and tuning; restarting one
-   live safely is not built yet) are compared; any change refuses the whole reload, naming the key
-   ("needs a restart: simulator.modbus_port changed"). So is an edit that changes or removes an
-   endpoint a controller uses. Nothing has changed at that point.
+   built (`RESTART_SECTIONS`: the simulator's ports, sign-in, the live-feed limits, the store, the
+   power budget...) are compared; any change refuses the whole reload, naming the key ("needs a
+   restart: simulator.modbus_port changed"). So does an edit to an endpoint that a controller which
+   keeps running uses (the loop holds it), and a change to a controller whose output the power
+   budget shares out (the budget is built once). Nothing has changed at that point.
 3. **Removed outputs go safe first**, through the command pipeline, attributed to `system` with
    origin `reload` (stored and audited like every command), while their device still runs under
    the old config. If one fails, the reload is refused and nothing else changes; an output whose
-   device is offline is not sent (its device's watchdog owns it) and the answer says so.
-4. **Apply in one step.** Drivers of changed and removed devices stop; then, without awaiting, the
-   runtime, plant, alarms, commands and controllers take the new config (so no reading or command
-   ever sees half of it); then drivers of changed and new devices start. A device whose definition
-   and endpoints are unchanged keeps its driver object and its polling: nothing is written to it.
+   device is offline is not sent (its device's watchdog owns it) and the answer says so. An output
+   of a controller being removed or changed is left to that loop's own stop (step 4).
+4. **Apply in one step.** Changed and removed controllers stop and put their outputs safe (as at
+   shutdown, as `controller:<id>`); drivers of changed and removed devices stop; then, without
+   awaiting, the runtime, plant, alarms, commands and controllers take the new config (so no
+   reading or command ever sees half of it); then drivers of changed and new devices start, and
+   changed and new controllers start, resuming as after a restart (their `resume` rule). A device
+   whose definition and endpoints are unchanged keeps its driver object and its polling, and a
+   controller that is unchanged keeps its loop and task: nothing is written for them.
 5. **Tell everyone.** The endpoint mirror in the store is updated, a `config` bus event ends the
    live subscriptions to removed endpoints and redraws the screens, every continuous interlock is
    evaluated once against the present state, and the reload is audited (`config.reload`, with the
@@ -66,10 +70,9 @@ log = logging.getLogger(__name__)
 RELOAD_ORIGIN = "reload"
 FINAL_STATUSES = frozenset(s.value for s in CommandStatus if s.is_final)
 # Read only when the runtime builds its parts: a change needs a restart (docs/config.md "Reloading").
-RESTART_SECTIONS = ("simulator", "auth", "realtime", "store", "retention", "ingest", "controllers", "power",
-                    "version")
+RESTART_SECTIONS = ("simulator", "auth", "realtime", "store", "retention", "ingest", "power", "version")
 # Compared and applied live; `devices` and `endpoints` are compared per entry below.
-LIVE_SECTIONS = ("site", "nodes", "tiles", "interlocks", "alarms", "commands", "ui")
+LIVE_SECTIONS = ("site", "nodes", "tiles", "interlocks", "alarms", "controllers", "commands", "ui")
 MAX_NAMED_KEYS = 10
 
 
@@ -151,10 +154,20 @@ def compare(old: PlantConfig, new: PlantConfig) -> ConfigDiff:
         {new_by_id[e].device for e in touched if e in new_by_id}
     diff.devices_changed = [d.id for d in new.devices if d.id not in diff.devices_added
                             and (d.id in devices["changed"] or d.id in touched_devices)]
-    for controller in old.controllers:  # a running loop holds its endpoints: they must stay as they are
+    loops = _by_id(old.controllers, new.controllers)
+    restarted = set(loops["removed"]) | set(loops["changed"])
+    for controller in old.controllers:  # a loop that keeps running holds its endpoints: they must stay as they are
+        if controller.id in restarted:
+            continue
         used = {controller.input, *controller.outputs, controller.setpoint_id}
         for eid in sorted(used & (set(diff.endpoints_removed) | set(diff.endpoints_changed))):
             diff.needs_restart.append(f"endpoints[id={eid}] (used by controller {controller.id})")
+    budgeted = {e.output for c in (old, new) if c.power is not None for e in c.power.elements}
+    for controller in [*old.controllers, *new.controllers]:  # the power budget is built once, with its loops
+        key = f"controllers[id={controller.id}] (drives an output in power.elements)"
+        if (controller.id in restarted or controller.id in loops["added"]) and budgeted & set(controller.outputs) \
+                and key not in diff.needs_restart:
+            diff.needs_restart.append(key)
     for section in LIVE_SECTIONS:
         before, after = getattr(old, section), getattr(new, section)
         if isinstance(before, list):
@@ -249,7 +262,9 @@ class ConfigReloader:
             log.info("config reload (%s): %s unchanged", origin, path)
             return answer
         built = self._build_drivers(new, diff)
-        commands = await self._outputs_safe(old, diff)
+        loops = diff.sections.get("controllers", {})
+        stopping = set(loops.get("removed", [])) | set(loops.get("changed", []))
+        commands = await self._outputs_safe(old, diff, stopping)
         await self._apply(old, new, diff, built, digest)
         summary = diff.summary()
         rt.audit.record(actor, "config.reload", target=str(path), result="applied",
@@ -278,7 +293,7 @@ class ConfigReloader:
                               problems=[f"{rt.config_path}: {exc}"]) from None
         return built
 
-    async def _outputs_safe(self, old: PlantConfig, diff: ConfigDiff) -> list[dict[str, Any]]:
+    async def _outputs_safe(self, old: PlantConfig, diff: ConfigDiff, stopping: set[str]) -> list[dict[str, Any]]:
         """Command every removed output to its safe value and wait for the outcome (old config still live).
 
         The outcome is read from the commands' own `command_status` frames, which are published only
@@ -294,6 +309,11 @@ class ConfigReloader:
             for eid in diff.endpoints_removed:
                 endpoint = old.endpoint(eid)
                 if not endpoint.writable or endpoint.safe_value is None or endpoint.source != "device":
+                    continue
+                owner = next((c.id for c in old.controllers if eid in c.outputs), None)
+                if owner is not None and owner in stopping:  # the loop's own stop puts it safe, after it stopped
+                    answers.append({"endpointId": eid, "name": endpoint.name, "status": "loop_stopped",
+                                    "reason": f"put safe by controller {owner} as it stops"})
                     continue
                 if not rt.plant.device_online.get(endpoint.device or "", False):
                     answers.append({"endpointId": eid, "name": endpoint.name, "status": "not_sent",
@@ -333,6 +353,10 @@ class ConfigReloader:
         # the nodes the change belongs to, for who is told (removed endpoints: their node in the old config)
         touched = set(diff.endpoints_removed) | set(diff.endpoints_changed) | set(diff.endpoints_added)
         nodes = frozenset(e.node for c in (old, new) for e in c.endpoints if e.id in touched)
+        loops = diff.sections.get("controllers", {})
+        rebuild = set(loops.get("added", [])) | set(loops.get("changed", []))
+        await rt.controllers.stop_loops(set(loops.get("removed", [])) | set(loops.get("changed", [])))
+        rows = await rt.controllers.load_rows() if rebuild else {}
         for device_id in diff.devices_removed + diff.devices_changed:
             await rt.stop_driver(device_id)
         # -- one synchronous step: nothing else runs until every part holds the new config --
@@ -340,7 +364,7 @@ class ConfigReloader:
         rt.plant.reconfigure(new, set(diff.endpoints_changed))
         rt.alarms.reconfigure(new)
         rt.commands.reconfigure(new)
-        rt.controllers.config = new  # unchanged loops (compare() refused any other): they keep running
+        rt.controllers.reconfigure(new, rebuild, rows)  # unchanged loops keep running untouched
         rt.auth.node_ids = {n.id for n in new.nodes}
         for device_id in diff.devices_removed:
             rt.alarms.clear(f"comms:{device_id}")
@@ -350,11 +374,12 @@ class ConfigReloader:
         # -- the rest may await --
         for device_id in built:
             await rt.drivers[device_id].start()
+        rt.controllers.start_loops(rebuild)
         await rt.plant.restart_stale_sweep()
-        rows = [EndpointRow(id=e.id, name=e.name, node=e.node, kind=e.kind.value, unit=e.unit,
-                            data_type=e.data_type.value, writable=e.writable) for e in new.endpoints]
+        mirror = [EndpointRow(id=e.id, name=e.name, node=e.node, kind=e.kind.value, unit=e.unit,
+                              data_type=e.data_type.value, writable=e.writable) for e in new.endpoints]
         try:
-            await rt.db.write(sync_endpoints, rt.db.engine, rows)
+            await rt.db.write(sync_endpoints, rt.db.engine, mirror)
         except Exception:  # the mirror only names history; the store alarm says why it failed
             log.exception("config reload: the endpoint list could not be written to the store")
         frame = messages.config_reloaded(digest, diff.endpoints_removed, diff.endpoints_changed,

@@ -16,7 +16,7 @@ import pytest
 import drivers
 from bevforge.config import load_config
 from bevforge.runtime import Runtime
-from tests.support.controllers import with_controllers
+from tests.support.controllers import BK_ELEMENT, KETTLE, MLT_ELEMENT, RIMS, with_controllers
 from tests.support.live import ingest, sse, ws_client
 from tests.support.server import (
     LiveServer,
@@ -286,20 +286,63 @@ async def test_alarms_and_interlocks_are_replaced_and_unchanged_alarms_keep_thei
     assert (await plant.command(23, True))["status"] == "succeeded"  # the interlock is gone
 
 
-async def test_a_running_controller_goes_on_untouched_and_a_change_to_it_is_refused(tmp_path: Path) -> None:
+async def test_controllers_unchanged_go_on_changed_restart_removed_go_safe(tmp_path: Path) -> None:
+    def no_level_interlock(doc: dict[str, Any]) -> None:
+        doc["interlocks"] = [r for r in doc["interlocks"] if r["id"] != "mlt_element_needs_level"]
+        doc["controllers"][1]["output"] = 41  # the kettle loop on a coil of its own, not the power budget
+        doc["endpoints"].append({"id": 41, "name": "bk_element_2", "node": "BK", "device": "brewhouse_io",
+                                 "kind": "heater", "data_type": "bool", "writable": True, "safe_value": False,
+                                 "poll_interval_s": 0.05, "address": {"table": "coil", "address": 3}})
+        doc["endpoints"] = [e for e in doc["endpoints"] if e["id"] != BK_ELEMENT]
+
+    live = await start_plant(tmp_path, with_controllers([dict(RIMS), dict(KETTLE)], adjust=no_level_interlock))
+    try:
+        rt, http = live.runtime, live.server.http
+        assert (await http.post("/api/os/controllers/mlt_rims/mode", json={"mode": "manual"})).status_code == 200
+        assert (await http.post("/api/os/controllers/mlt_rims/output", json={"value": 100})).status_code == 200
+        await wait_for(lambda: rt.plant.states[MLT_ELEMENT].value is True, timeout=10)
+        kettle_loop, kettle_task = rt.controllers.loops["bk_element"], rt.controllers._tasks["bk_element"]
+
+        def change(doc: dict[str, Any]) -> None:
+            doc["controllers"] = [c for c in doc["controllers"] if c["id"] != "mlt_rims"]
+            next(t for t in doc["tiles"] if t["id"] == "hlt")["title"] = "HLT"
+
+        live.edit(change)
+        r = await live.reload()
+        assert r.status_code == 200, r.text
+        assert r.json()["changes"]["controllers"] == {"removed": ["mlt_rims"]}
+        assert "mlt_rims" not in rt.controllers.loops and "mlt_rims" not in rt.controllers._tasks
+        await wait_for(lambda: rt.plant.states[MLT_ELEMENT].value is False)  # its element put safe as it stopped
+        safe = [c for c in await rt.commands.query(MLT_ELEMENT, None, 100) if c.requested_value is False]
+        assert safe and safe[0].user == "controller:mlt_rims" and safe[0].status.value == "succeeded"
+        assert rt.controllers.loops["bk_element"] is kettle_loop and rt.controllers._tasks["bk_element"] is kettle_task
+
+        def retune(doc: dict[str, Any]) -> None:
+            change(doc)
+            next(c for c in doc["controllers"] if c["id"] == "bk_element")["tuning"]["kp"] = 50
+
+        live.edit(retune)
+        r = await live.reload()
+        assert r.status_code == 200, r.text
+        assert r.json()["changes"] == {"controllers": {"changed": ["bk_element"]}}
+        loop = rt.controllers.loops["bk_element"]
+        assert loop is not kettle_loop and loop.tuning["kp"] == 50
+        assert kettle_task.done()  # the old loop's task ended; the rebuilt loop runs in a new one
+        assert rt.controllers._tasks["bk_element"] is not kettle_task
+        assert not rt.controllers._tasks["bk_element"].done()
+    finally:
+        await live.server.stop()
+
+
+async def test_a_change_to_an_endpoint_a_running_controller_uses_is_refused(tmp_path: Path) -> None:
     live = await start_plant(tmp_path, with_controllers())
     try:
         rt = live.runtime
-        loop, task = rt.controllers.loops["mlt_rims"], rt.controllers._tasks["mlt_rims"]
-        live.edit(lambda doc: next(t for t in doc["tiles"] if t["id"] == "hlt").update(title="HLT"))
+        config, task = rt.config, rt.controllers._tasks["mlt_rims"]
+        live.edit(lambda doc: next(e for e in doc["endpoints"] if e["id"] == MLT_ELEMENT).update(label="RIMS"))
         r = await live.reload()
-        assert r.status_code == 200, r.text
-        assert rt.controllers.loops["mlt_rims"] is loop and rt.controllers._tasks["mlt_rims"] is task
-        assert not task.done() and rt.controllers.config is rt.config
-        config = rt.config
-        live.edit(lambda doc: doc["controllers"][0]["tuning"].update(kp=50))
-        r = await live.reload()
-        assert r.status_code == 409 and r.json()["error"] == "needs_restart" and r.json()["field"] == "controllers"
-        assert rt.config is config and rt.controllers._tasks["mlt_rims"] is task
+        assert r.status_code == 409 and r.json()["error"] == "needs_restart", r.text
+        assert r.json()["field"] == f"endpoints[id={MLT_ELEMENT}] (used by controller mlt_rims)"
+        assert rt.config is config and rt.controllers._tasks["mlt_rims"] is task and not task.done()
     finally:
         await live.server.stop()

@@ -48,11 +48,20 @@ def test_simulator_ports_need_a_restart_named_by_key() -> None:
     assert "simulator.modbus_port" in diff.needs_restart
 
 
-def test_controllers_and_the_endpoints_they_use_need_a_restart() -> None:
+def test_a_controller_change_is_live_but_an_endpoint_a_running_loop_uses_is_not() -> None:
     diff = compare(parsed(), parsed(lambda d: d["controllers"][0]["tuning"].update(kp=50)))
-    assert diff.needs_restart == ["controllers"]
+    assert diff.needs_restart == [] and diff.summary() == {"controllers": {"changed": ["mlt_rims"]}}
     diff = compare(parsed(), parsed(lambda d: endpoint(d, MLT_ELEMENT).update(label="RIMS element")))
     assert diff.needs_restart == [f"endpoints[id={MLT_ELEMENT}] (used by controller mlt_rims)"]
+
+
+def test_power_and_the_loops_it_budgets_need_a_restart() -> None:
+    budget = {"limit_w": 5000, "elements": [{"output": MLT_ELEMENT, "watts": 3000}]}
+    base = parsed(lambda d: d.update(power=budget))
+    diff = compare(base, parsed(lambda d: d.update(power={**budget, "limit_w": 6000})))
+    assert diff.needs_restart == ["power.limit_w"]
+    diff = compare(base, parsed(lambda d: (d.update(power=budget), d["controllers"][0]["tuning"].update(kp=5))))
+    assert diff.needs_restart == ["controllers[id=mlt_rims] (drives an output in power.elements)"]
 
 
 def test_auth_and_realtime_need_a_restart() -> None:
