@@ -346,3 +346,25 @@ async def test_a_change_to_an_endpoint_a_running_controller_uses_is_refused(tmp_
         assert rt.config is config and rt.controllers._tasks["mlt_rims"] is task and not task.done()
     finally:
         await live.server.stop()
+
+
+async def test_a_removed_output_that_cannot_go_safe_refuses_the_whole_reload(plant: Plant) -> None:
+    rt = plant.runtime
+    assert (await plant.command(V1, True))["status"] == "succeeded"
+    config, io_driver = rt.config, rt.drivers["brewhouse_io"]
+    plant.server.sim.faults_for("brewhouse_io").reject_writes = "exception 04: slave device failure"
+
+    def change(doc: dict[str, Any]) -> None:
+        remove_endpoint(V1)(doc)
+        next(t for t in doc["tiles"] if t["id"] == "bk")["title"] = "Kettle"
+
+    plant.edit(change)
+    r = await plant.reload()
+    assert r.status_code == 409, r.text
+    body = r.json()
+    assert body["error"] == "reload_failed" and body["commands"][0]["status"] == "failed"
+    # nothing else changed: the old config, the same driver, the endpoint still there and still polled
+    assert rt.config is config and rt.drivers["brewhouse_io"] is io_driver
+    assert V1 in rt.plant.endpoints
+    tiles = (await plant.server.http.get("/api/os/tiles")).json()
+    assert next(t for t in tiles if t["id"] == "bk")["title"] == "Boil kettle"
