@@ -1,8 +1,8 @@
 """Live config reload: check the edited config.yaml, work out what changed, apply it whole or not at all.
 
-Why it exists: a restart drops every device's polling for longer than the 2–3 s watchdogs a
-brewhouse's controllers use (issue 16), so an edit mid-brew would drop heaters and pumps to their
-safe state. A reload instead touches only what the edit touched.
+Why it exists: a restart stops polling every device for longer than the 2–3 s comms watchdogs in
+the brewhouse's devices (issue 16; docs/deployment.md has the measured figures), so an edit mid-brew
+would drop heaters and pumps to their safe state. A reload instead touches only what the edit touched.
 
 The rules, in the order `ConfigReloader.reload` follows them:
 
@@ -194,7 +194,7 @@ class ConfigReloader:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._lock = asyncio.Lock()
-        self.reloads = 0  # applied reloads since start (health, tests)
+        self.reloads = 0  # applied reloads since start
         self.last: dict[str, Any] | None = None  # the last answer or refusal, as the screens show it
 
     async def reload(self, actor: Actor, origin: str = "api") -> dict[str, Any]:
@@ -373,7 +373,11 @@ class ConfigReloader:
         rt.drivers.update(built)
         # -- the rest may await --
         for device_id in built:
-            await rt.drivers[device_id].start()
+            try:
+                await rt.drivers[device_id].start()
+            except Exception as exc:  # the config is applied; a device that cannot start is a visible comms fault
+                log.exception("config reload: driver %s did not start", device_id)
+                rt.plant.mark_device(device_id, False, f"driver did not start after the reload: {exc}")
         rt.controllers.start_loops(rebuild)
         await rt.plant.restart_stale_sweep()
         mirror = [EndpointRow(id=e.id, name=e.name, node=e.node, kind=e.kind.value, unit=e.unit,
