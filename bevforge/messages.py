@@ -147,6 +147,15 @@ def snapshot(frame: dict[str, Any], seq: int) -> dict[str, Any]:
     return frame
 
 
+def config_reloaded(config_hash: str, removed_endpoint_ids: list[int], changed_endpoint_ids: list[int],
+                    sections: list[str]) -> dict[str, Any]:
+    """`config`: a reloaded config.yaml is live (bevforge/reload.py). It is the notice that ends every
+    subscription to a removed endpoint (no telemetry of it follows); screens redraw from it."""
+    return {"type": "config", "event": "reloaded", "configHash": config_hash,
+            "removedEndpointIds": removed_endpoint_ids, "changedEndpointIds": changed_endpoint_ids,
+            "sections": sections, "timestamp": now_iso()}
+
+
 # -- replies to one client (never published) ------------------------------------------------------
 
 def connected(client_id: str, authenticated: bool, seq: int) -> dict[str, Any]:

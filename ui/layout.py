@@ -33,6 +33,7 @@ def frame(runtime: Runtime, current: str, kiosk: bool, actor: Actor) -> LiveView
     connection.add_indicator()
     suffix = "?kiosk=1" if kiosk else ""
     live = LiveView(runtime, client, endpoint_ids=set())
+    live.redraw_path = current + suffix  # a live config reload redraws the page (ui/live.py)
     with ui.header().classes("bf-header items-center justify-between gap-2 px-3 py-1 flex-wrap"):
         with ui.row().classes("items-center gap-2"):
             ui.label(runtime.config.site.name).classes("text-lg font-bold")

@@ -21,10 +21,10 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from nicegui import background_tasks
+from nicegui import background_tasks, ui
 from nicegui.client import Client
 
-from bevforge.bus import ALARM, COMMAND_STATUS, CONTROLLER, TELEMETRY, Event, Subscriber, SubscriberClosed
+from bevforge.bus import ALARM, COMMAND_STATUS, CONFIG, CONTROLLER, TELEMETRY, Event, Subscriber, SubscriberClosed
 from bevforge.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,8 @@ class LiveView:
         self.subscriber: Subscriber | None = None
         self.task: asyncio.Task[None] | None = None
         self.updates_applied = 0
+        # where this page redraws itself when a live config reload changed the plant (layout.frame sets it)
+        self.redraw_path: str | None = None
         client.on_connect(self._connected)
         client.on_disconnect(self.stop)
         client.on_delete(self.stop)
@@ -80,7 +82,7 @@ class LiveView:
         self.controller_ids = set(controller_ids)
 
     def _wants(self, event: Event) -> bool:
-        if event.type == ALARM:
+        if event.type in (ALARM, CONFIG):
             return True
         if event.type == CONTROLLER:
             return event.payload.get("id") in self.controller_ids
@@ -106,6 +108,18 @@ class LiveView:
         with self.client:
             for sink in self.sinks:
                 _safely(sink.resync)
+
+    def redraw(self) -> None:
+        """A live config reload changed the plant: this page is drawn again from the new config.
+
+        Tiles, faceplates and their endpoint lists are built when a page is drawn, so the page is
+        opened again in place (NiceGUI navigation to the same path, the signed-in session kept)
+        rather than patched sink by sink; the operator never has to reload the browser.
+        """
+        self.stop()
+        if self.redraw_path is not None and not self.client.is_deleted:
+            with self.client:
+                ui.navigate.to(self.redraw_path)
 
     def stop(self) -> None:
         if self.subscriber is not None:
@@ -137,6 +151,9 @@ class LiveView:
         commands: list[dict[str, Any]] = []
         alarms: list[dict[str, Any]] = []
         controllers: dict[str, dict[str, Any]] = {}  # controller → its newest frame in this batch
+        if any(event.type == CONFIG for event in events):
+            self.redraw()
+            return
         for event in events:
             if event.type == TELEMETRY:
                 changed[event.payload["endpointId"]] = event.payload

@@ -1,4 +1,5 @@
-"""Page routes: the Control Panel (/), alarms (/alarms), trends (/trends) and the audit journal (/audit).
+"""Page routes: the Control Panel (/), alarms (/alarms), trends (/trends) and the audit journal (/audit,
+with the technician's RELOAD CONFIG above it: ui/config_reload.py).
 
 Each page first resolves who is asking (`ui.session.admit`): nobody signed in → a redirect to the
 sign-in page and nothing drawn. Then it draws the shared frame and its body for that user (a viewer
@@ -19,6 +20,7 @@ from bevforge.runtime import Runtime
 from ui import layout, session, state
 from ui.alarm_page import AlarmPage
 from ui.audit_page import AuditView
+from ui.config_reload import ReloadPanel
 from ui.controls import Commander
 from ui.live import LiveView
 from ui.panel import ControlPanel
@@ -83,6 +85,7 @@ def register() -> None:
             ui.label(f"The audit journal needs the technician role; you are signed in as {actor.user} "
                      f"({actor.role}).").mark("forbidden").classes("text-lg")
             return None
+        ReloadPanel(runtime, actor)
         view = AuditView(runtime, client)
         await view.load()
         return None

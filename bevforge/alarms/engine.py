@@ -60,13 +60,7 @@ class AlarmEngine:
         self._system_defs: dict[tuple[str, str], AlarmRule] = {}
         for rule in config.alarms:
             if rule.kind in PROCESS_KINDS:
-                assert rule.endpoint is not None
-                point = Point(rule.id, rule.kind, rule.priority, rule.latching, rule.endpoint,
-                              config.node_of(rule.endpoint), rule, ConditionTracker(rule))
-                self.points[rule.id] = point
-                self._by_endpoint.setdefault(rule.endpoint, []).append(point)
-                for cond in rule.suppress_when:
-                    self._suppression_inputs.setdefault(cond.endpoint, []).append(point)
+                self._add_point(self._process_point(rule, config))
             else:
                 self._system_defs[(rule.kind, rule.device or rule.interlock or "")] = rule
         self.current: dict[int, Alarm] = {}  # open occurrences
@@ -77,6 +71,55 @@ class AlarmEngine:
         self.audit = audit
 
     limits_of = staticmethod(limits_of)
+
+    @staticmethod
+    def _process_point(rule: AlarmRule, config: PlantConfig) -> Point:
+        assert rule.endpoint is not None
+        return Point(rule.id, rule.kind, rule.priority, rule.latching, rule.endpoint,
+                     config.node_of(rule.endpoint), rule, ConditionTracker(rule))
+
+    def _add_point(self, point: Point) -> None:
+        assert point.rule is not None and point.endpoint_id is not None
+        self.points[point.key] = point
+        self._by_endpoint.setdefault(point.endpoint_id, []).append(point)
+        for cond in point.rule.suppress_when:
+            self._suppression_inputs.setdefault(cond.endpoint, []).append(point)
+
+    def reconfigure(self, config: PlantConfig) -> None:
+        """Take a reloaded config's alarm definitions (bevforge/reload.py), in one synchronous step.
+
+        An unchanged definition keeps its point as it is: state, open occurrence, shelf, runtime
+        limit changes, delay timers. A changed one is built from the file again but keeps its
+        ISA-18.2 state and open occurrence (as a restart restores them), so an alarm standing before
+        the reload still needs its ACK; its runtime limit changes are not carried over (the file's
+        limits win until a restart restores the stored ones). A removed one with an occurrence that
+        still stands becomes a plain point with no definition, as a restart leaves it, so it can still
+        be acknowledged; one with nothing standing is dropped. System points (comms, trips, blocked
+        commands) are untouched.
+        """
+        old_rules = {rule.id for rule in self.config.alarms if rule.kind in PROCESS_KINDS}
+        old_points = {key: self.points.pop(key) for key in old_rules if key in self.points}
+        self._by_endpoint, self._suppression_inputs, self._system_defs = {}, {}, {}
+        self.config = config
+        for rule in config.alarms:
+            if rule.kind not in PROCESS_KINDS:
+                self._system_defs[(rule.kind, rule.device or rule.interlock or "")] = rule
+                continue
+            old = old_points.pop(rule.id, None)
+            if old is not None and old.rule == rule:
+                self._add_point(old)
+                continue
+            point = self._process_point(rule, config)
+            if old is not None:
+                point.state, point.occurrence = old.state, old.occurrence
+                point.activations, point.chattering = old.activations, old.chattering
+                assert point.tracker is not None
+                point.tracker.active = old.state.active
+            self._add_point(point)
+        for key, old in old_points.items():  # removed definitions
+            if old.occurrence is not None and not old.occurrence.closed:
+                old.rule, old.tracker = None, None
+                self.points[key] = old
 
     # -- start-up ----------------------------------------------------------------------------
 

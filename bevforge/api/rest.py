@@ -278,3 +278,17 @@ async def health(request: Request) -> dict[str, Any]:
     if rt.auth.required and not has_role(actor_for_request(request), TECHNICIAN):
         return {"status": "ok"}
     return rt.health()
+
+
+# -- live config reload ---------------------------------------------------------------------------
+
+@router.post("/config/reload", summary="Apply the edited config file without a restart (technician and above)",
+             openapi_extra=requires("technician"),
+             responses={409: {"description": "needs a restart (a key named in `field`), a removed output that "
+                                             "could not be put safe, or no config file"},
+                        422: {"description": "the file fails the start-up checks: `problems` lists each as "
+                                             "file:line: field: message; nothing changed"}})
+async def reload_config(request: Request) -> dict[str, Any]:
+    """Check the file the server was started with as start-up does and apply what changed (docs/config.md,
+    "Reloading"): the answer lists the changes and the safe-value commands sent for removed outputs."""
+    return await runtime_of(request).reloader.reload(actor_for_request(request), origin="api")
