@@ -16,6 +16,7 @@ never overlap raw rows (a minute is moved whole), so the two sources are simply 
 from __future__ import annotations
 
 import csv
+import heapq
 import io
 import math
 from collections.abc import Iterator
@@ -173,6 +174,39 @@ def export_csv(engine: Engine, endpoint_id: int, name: str, unit: str, since: da
     return buffer.getvalue()
 
 
+PENS_CSV_FIELDS = ("timestamp_utc", "endpoint_id", "endpoint", "label", "value", "unit", "quality",
+                   "source_timestamp_utc")
+
+
+@dataclass(frozen=True, slots=True)
+class PenColumn:
+    """One pen of a multi-pen CSV: the endpoint's raw id and name, and the label and unit the chart shows."""
+
+    endpoint_id: int
+    name: str
+    label: str
+    unit: str
+
+
+def export_pens_csv(engine: Engine, pens: list[PenColumn], since: datetime, until: datetime) -> str:
+    """The raw samples of several endpoints in one range as CSV (long format: one row per sample per pen),
+    in time order, every quality included (a gap on the chart is a `stale`/`bad` row here)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(PENS_CSV_FIELDS)
+    def rows_of(index: int, pen: PenColumn) -> Iterator[tuple[datetime, int, PenColumn, float | None, str,
+                                                               datetime | None]]:
+        for server_time, value, quality, source_time in readings(engine, pen.endpoint_id, since, until):
+            yield server_time, index, pen, value, quality, source_time
+
+    per_pen = [rows_of(index, pen) for index, pen in enumerate(pens)]
+    for server_time, _index, pen, value, quality, source_time in heapq.merge(*per_pen, key=lambda r: (r[0], r[1])):
+        writer.writerow([iso(server_time), pen.endpoint_id, safe_cell(pen.name), safe_cell(pen.label),
+                         "" if value is None else repr(value), safe_cell(pen.unit), quality,
+                         iso(source_time) if source_time else ""])
+    return buffer.getvalue()
+
+
 class HistoryReader:
     """Telemetry history as the API and the screens ask for it: each query on a reader thread.
 
@@ -204,3 +238,7 @@ class HistoryReader:
     async def export_csv(self, endpoint_id: int, name: str, unit: str, since: datetime, until: datetime) -> str:
         await self._fresh()
         return await self.db.read(export_csv, self.db.engine, endpoint_id, name, unit, since, until)
+
+    async def export_pens_csv(self, pens: list[PenColumn], since: datetime, until: datetime) -> str:
+        await self._fresh()
+        return await self.db.read(export_pens_csv, self.db.engine, pens, since, until)
