@@ -1,0 +1,87 @@
+"""The multi-pen trend in real Chromium against `python main.py` on the shipped config.yaml (issue 16.7).
+
+The shipped brewhouse has the mash tun's RIMS loop with a software setpoint (140) and an output
+record (141), so the MLT vessel view is three pens: MLT temperature (°C), the RIMS setpoint (°C) and
+the RIMS output (%) — two y-axes. A command to the setpoint, sent over REST as any client would,
+appears on the chart as a command marker. What the chart holds is read from the ECharts instance in
+the page (`getOption()`), i.e. what the browser actually draws, not what the server meant to send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, expect
+
+from bench.control import bench_config
+from tests.e2e.conftest import VIEWPORT, ServerProcess, snapshot
+from tests.support.server import free_port
+
+MLT_TEMPERATURE, MLT_SETPOINT, MLT_OUTPUT = 20, 140, 141
+TIMEOUT = 15_000  # ms; a ceiling for a loaded machine, not a speed requirement
+
+# The chart's options as ECharts holds them in the page: pen series names, y-axis names and the
+# command markers' tooltips.
+CHART_JS = """() => {
+  const el = document.querySelector('[data-testid="trend-chart"]');
+  const chart = el && getElement(el) && getElement(el).chart;
+  if (!chart) return null;
+  const option = chart.getOption();
+  const markers = option.series.find(s => s.id === "markers-command");
+  return {
+    pens: option.series.filter(s => String(s.id).startsWith("pen-")).map(s => s.name),
+    axes: option.yAxis.map(a => a.name),
+    commands: markers && markers.markLine && markers.markLine.data ? markers.markLine.data.map(d => d.name) : [],
+    zoom: option.dataZoom.map(z => z.type),
+  };
+}"""
+
+
+def tid(name: str) -> str:
+    return f'[data-testid="{name}"]'
+
+
+@pytest.fixture
+def brewhouse_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """The shipped config.yaml at real speed (sign-in as the sample has it), polled every 0.5 s."""
+    config = bench_config(tmp_path, 1.0, poll_s=0.5)
+    proc = ServerProcess(free_port(), tmp_path / "bevforge.db", tmp_path / "server.log", config)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def test_the_mlt_view_shows_three_pens_on_two_axes_and_a_command_marker(
+        browser: Browser, brewhouse_server: ServerProcess) -> None:
+    server = brewhouse_server
+    page = browser.new_context(viewport=VIEWPORT).new_page()
+    page.goto(server.base_url + "/trends")
+    page.locator("#bf-connection[data-state=online]").wait_for(timeout=TIMEOUT)
+    expect(page.locator(tid("trend-summary"))).to_contain_text("following live", timeout=TIMEOUT)
+
+    page.locator(tid("trend-view")).click()
+    page.get_by_role("option", name="Vessel: MLT").click()
+    for pen in (MLT_TEMPERATURE, MLT_SETPOINT, MLT_OUTPUT):
+        expect(page.locator(tid(f"trend-pen-{pen}"))).to_be_visible(timeout=TIMEOUT)
+    expect(page.locator(tid("trend-summary"))).to_contain_text("output", timeout=TIMEOUT)
+    page.wait_for_function(f"() => {{ const o = ({CHART_JS})(); return o && o.pens.length === 3; }}",
+                           timeout=TIMEOUT)
+    shown = page.evaluate(CHART_JS)
+    assert shown["pens"] == ["MLT temperature (°C)", "Mash temperature (RIMS) setpoint (°C)",
+                             "Mash temperature (RIMS) output (%)"]
+    assert shown["axes"] == ["°C", "%"]
+    assert shown["zoom"] == ["inside", "slider"]
+    assert shown["commands"] == []
+
+    answer = server.post("/api/os/command", {"endpointId": MLT_SETPOINT, "value": 67})
+    assert answer.status_code in (200, 201, 202), answer.text
+    page.wait_for_function(f"() => {{ const o = ({CHART_JS})(); return o && o.commands.length === 1; }}",
+                           timeout=TIMEOUT)
+    [marker] = page.evaluate(CHART_JS)["commands"]
+    assert "set Mash temperature (RIMS) setpoint to 67 °C" in marker
+    expect(page.locator(tid("trend-summary"))).to_contain_text("1 commands", timeout=TIMEOUT)
+    snapshot(page, "trends-multi-pen")
