@@ -188,10 +188,8 @@ class TrendViews:
         endpoint = self.config.endpoints_by_id[row.endpoint_id]
         value = shown_value(row.requested_value)
         unit = f" {endpoint.unit}" if endpoint.unit and not isinstance(row.requested_value, bool) else ""
-        result = row.status if not row.error else f"{row.status}: {row.error}"
-        reasons = "; ".join(str(r.get("reason", r)) for r in (row.reasons or []) if isinstance(r, dict))
-        if reasons:
-            result += f" ({reasons})"
+        error = row.error or ""
+        result = error if error.startswith(row.status) else f"{row.status}: {error}" if error else row.status
         return Marker("command", _utc(row.created_at), row.endpoint_id, f"{value}{unit}",
                       f"{row.user} set {endpoint.display_name} to {value}{unit}: {result}",
                       {"user": row.user, "status": row.status, "commandId": row.id})

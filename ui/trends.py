@@ -356,14 +356,17 @@ class TrendView:
             return
         self._last_draw = now
         self._dirty = False
-        series = self.chart.options["series"]
-        for index, endpoint in enumerate(self.pens):
-            series[index]["data"] = [[b[0], None if b[2] is None else round(b[2], 3)]
-                                     for b in self.buckets.get(endpoint.id, [])]
-        for offset, kind in enumerate(("command", "alarm")):
-            series[len(self.pens) + offset]["markLine"]["data"] = [
-                {"xAxis": _ms(m.time), "name": m.text, "label": {"formatter": m.title}}
-                for m in self.markers if m.kind == kind]
+        # by id: between a pen change and the load that follows it the options still hold the old pens
+        series = {s["id"]: s for s in self.chart.options.get("series", [])}
+        for endpoint in self.pens:
+            if f"pen-{endpoint.id}" in series:
+                series[f"pen-{endpoint.id}"]["data"] = [[b[0], None if b[2] is None else round(b[2], 3)]
+                                                        for b in self.buckets.get(endpoint.id, [])]
+        for kind in ("command", "alarm"):
+            if f"markers-{kind}" in series:
+                series[f"markers-{kind}"]["markLine"]["data"] = [
+                    {"xAxis": _ms(m.time), "name": m.text, "label": {"formatter": m.title}}
+                    for m in self.markers if m.kind == kind]
         self._show_state()
         self.chart.update()
 

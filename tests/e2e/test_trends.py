@@ -84,4 +84,8 @@ def test_the_mlt_view_shows_three_pens_on_two_axes_and_a_command_marker(
     [marker] = page.evaluate(CHART_JS)["commands"]
     assert "set Mash temperature (RIMS) setpoint to 67 °C" in marker
     expect(page.locator(tid("trend-summary"))).to_contain_text("1 commands", timeout=TIMEOUT)
+    page.get_by_role("button", name="15 MIN").click()  # a preset reloads pens and markers over its range
+    expect(page.locator(tid("trend-summary"))).to_contain_text("buckets of 2 s", timeout=TIMEOUT)
+    page.wait_for_function(f"() => {{ const o = ({CHART_JS})(); return o && o.commands.length === 1; }}",
+                           timeout=TIMEOUT)
     snapshot(page, "trends-multi-pen")
