@@ -58,6 +58,10 @@ def _ms(ts: datetime) -> int:
     return int(ts.timestamp() * 1000)
 
 
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
+
+
 def _unit(endpoint: Endpoint) -> str:
     return endpoint.unit or "value"
 
@@ -371,7 +375,7 @@ class TrendView:
         self.chart.update()
 
     def _show_state(self) -> None:
-        parts = [f"{e.display_name}: {sum(b[4] for b in self.buckets.get(e.id, []))} good samples"
+        parts = [f"{e.display_name}: {_count(sum(b[4] for b in self.buckets.get(e.id, [])), 'good sample')}"
                  for e in self.pens]
         counts = {kind: sum(1 for m in self.markers if m.kind == kind) for kind in ("command", "alarm")}
         if self.custom is not None:
@@ -380,8 +384,9 @@ class TrendView:
             mode = "following live"
         else:
             mode = "paused (zoomed into the past)"
-        self.summary.text = (f"{'; '.join(parts)} · buckets of {self.width:g} s · {counts['command']} commands, "
-                             f"{counts['alarm']} alarm events · {mode}")
+        self.summary.text = (f"{'; '.join(parts)} · buckets of {self.width:g} s · "
+                             f"{_count(counts['command'], 'command')}, {_count(counts['alarm'], 'alarm event')} · "
+                             f"{mode}")
         self.live_button.set_visibility(not (self.following and self.custom is None))
 
     # -- the live tail (a Sink of the page's LiveView) -----------------------------------------------

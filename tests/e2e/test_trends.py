@@ -35,6 +35,7 @@ CHART_JS = """() => {
     axes: option.yAxis.map(a => a.name),
     commands: markers && markers.markLine && markers.markLine.data ? markers.markLine.data.map(d => d.name) : [],
     zoom: option.dataZoom.map(z => z.type),
+    window: [option.dataZoom[0].start, option.dataZoom[0].end],
   };
 }"""
 
@@ -83,9 +84,27 @@ def test_the_mlt_view_shows_three_pens_on_two_axes_and_a_command_marker(
                            timeout=TIMEOUT)
     [marker] = page.evaluate(CHART_JS)["commands"]
     assert "set Mash temperature (RIMS) setpoint to 67 °C" in marker
-    expect(page.locator(tid("trend-summary"))).to_contain_text("1 commands", timeout=TIMEOUT)
+    expect(page.locator(tid("trend-summary"))).to_contain_text("1 command,", timeout=TIMEOUT)
     page.get_by_role("button", name="15 MIN").click()  # a preset reloads pens and markers over its range
     expect(page.locator(tid("trend-summary"))).to_contain_text("buckets of 2 s", timeout=TIMEOUT)
     page.wait_for_function(f"() => {{ const o = ({CHART_JS})(); return o && o.commands.length === 1; }}",
                            timeout=TIMEOUT)
     snapshot(page, "trends-multi-pen")
+
+    # Zoom as a finger would (ECharts' own dataZoom action): into the past pauses the live tail …
+    zoom_js = """([start, end]) => { const el = document.querySelector('[data-testid="trend-chart"]');
+                  getElement(el).chart.dispatchAction({type: "dataZoom", start, end}); }"""
+    page.evaluate(zoom_js, [0, 40])
+    expect(page.locator(tid("trend-summary"))).to_contain_text("paused (zoomed into the past)", timeout=TIMEOUT)
+    expect(page.locator(tid("trend-live"))).to_be_visible()
+    # … LIVE shows the whole range again, following …
+    page.locator(tid("trend-live")).click()
+    expect(page.locator(tid("trend-summary"))).to_contain_text("following live", timeout=TIMEOUT)
+    page.wait_for_function(f"() => {{ const o = ({CHART_JS})(); return o.window[0] === 0 && o.window[1] === 100; }}",
+                           timeout=TIMEOUT)
+    # … and a window that still ends "now" keeps following, its zoom kept through the live updates.
+    page.evaluate(zoom_js, [60, 100])
+    samples = page.locator(tid("trend-summary")).text_content()
+    expect(page.locator(tid("trend-summary"))).not_to_have_text(samples or "", timeout=TIMEOUT)  # redrawn since
+    expect(page.locator(tid("trend-summary"))).to_contain_text("following live")
+    assert page.evaluate(CHART_JS)["window"] == [60, 100]

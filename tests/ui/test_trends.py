@@ -178,7 +178,7 @@ async def test_a_command_and_an_alarm_show_as_markers_with_who_what_and_result(u
     await until(lambda: _markers(user, "alarm"))
     [alarm] = _markers(user, "alarm")
     assert alarm["label"]["formatter"] == "raised" and "HLT probe check" in alarm["name"]
-    await shows(user, "trend-summary", "1 commands, 1 alarm events")
+    await shows(user, "trend-summary", "1 command, 1 alarm event")
 
 
 async def test_zooming_into_the_past_pauses_the_tail_and_the_csv_is_what_is_shown(user: User) -> None:
