@@ -29,7 +29,6 @@ from bevforge.commands.record import shown_value
 from bevforge.config import EndpointKind, PlantConfig
 from bevforge.domain import Actor, utcnow
 from bevforge.errors import INVALID_NAME, UNKNOWN_ENDPOINT, Invalid, NotFound
-from bevforge.messages import iso
 from bevforge.store import command_rows, trend_rows
 from bevforge.store.tables import TrendViewRow
 
@@ -60,10 +59,6 @@ class TrendLayout:
     scope: str = "vessel"
     id: int | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "name": self.name, "pens": list(self.pens), "spanS": self.span_s,
-                "scope": self.scope, "id": self.id}
-
 
 @dataclass(frozen=True, slots=True)
 class Marker:
@@ -75,10 +70,6 @@ class Marker:
     title: str  # short: "SET 68 °C", "raised"
     text: str  # the tooltip: who, what, result
     extra: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "time": iso(self.time), "endpointId": self.endpoint_id, "title": self.title,
-                "text": self.text, **self.extra}
 
 
 def vessel_views(config: PlantConfig, actor: Actor) -> list[TrendLayout]:
