@@ -246,8 +246,11 @@ class TrendView:
         if name is None:
             return
         if name == CUSTOM:
-            await self.custom_dialog()
+            if self.custom is None:
+                await self.custom_dialog()
             return
+        if RANGES[name] == self.span and self.custom is None and self.following and self.zoom == (0.0, 100.0):
+            return  # set by the page itself (a view picked, LIVE pressed): that already reloads
         self.span = RANGES[name]
         self.custom = None
         await self.go_live()
@@ -266,7 +269,8 @@ class TrendView:
                 tag(ui.button("SHOW", on_click=lambda: dialog.submit(True)).classes("bf-btn"), "trend-custom-show")
         answer = await dialog
         dialog.delete()
-        if not answer:
+        if not answer:  # the range stays as it was, and so does its button
+            self.range_toggle.set_value(next((n for n, span in RANGES.items() if span == self.span), None))
             return
         since = datetime.fromisoformat(f"{day.value}T{begin.value}").replace(tzinfo=UTC)
         until = datetime.fromisoformat(f"{day.value}T{finish.value}").replace(tzinfo=UTC)

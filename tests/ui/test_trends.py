@@ -13,7 +13,7 @@ from pathlib import Path
 from nicegui.testing import User
 from sqlalchemy import insert
 
-from bevforge.domain import Actor, Reading, Severity
+from bevforge.domain import Actor, Quality, Reading, Severity
 from bevforge.store import TelemetryReading, create_schema, make_engine
 from bevforge.store import queries as history
 from tests.ui.support import online, runtime, shows, until
@@ -243,3 +243,48 @@ async def test_a_steady_live_value_keeps_its_line_between_pushed_frames(user: Us
     repushed = [e for e in rt.bus.since(pushed_at) or [] if e.type == "telemetry"
                 and e.payload["endpointId"] == FV1_TEMP]
     assert repushed == []  # the line grew from the carried value, not from new frames
+
+
+async def test_a_custom_range_in_the_past_is_fixed_and_live_returns_to_following(user: User) -> None:
+    await user.open("/")
+    await online()
+    rt = runtime()
+    await until(lambda: rt.history_writer.rows_written > 20)
+    await user.open(f"/trends?endpoint={HLT_TEMP}")
+    await shows(user, "trend-summary", "following live")
+    next(iter(user.find(marker="trend-range").elements)).value = "Custom"
+    await until(lambda: user._sees(None, None, "trend-custom-show", None))
+    now = datetime.now(UTC)
+    start = now - timedelta(hours=2)
+    next(iter(user.find(marker="trend-custom-day").elements)).value = start.strftime("%Y-%m-%d")
+    next(iter(user.find(marker="trend-custom-from").elements)).value = start.strftime("%H:%M")
+    next(iter(user.find(marker="trend-custom-to").elements)).value = (start + timedelta(minutes=30)).strftime("%H:%M")
+    user.find(marker="trend-custom-show").click()
+    await shows(user, "trend-summary", "HLT temperature: 0 good samples", "buckets of 3 s", "fixed range")
+    assert all(value is None for _at, value in _pen_series(user)[0]["data"])  # before the plant started: all gap
+    first_at = _pen_series(user)[0]["data"][0][0]
+    assert first_at == int(datetime.fromisoformat(start.strftime("%Y-%m-%dT%H:%M")).replace(tzinfo=UTC)
+                           .timestamp() * 1000)
+    user.find(marker="trend-live").click()
+    await shows(user, "trend-summary", "following live", absent=("HLT temperature: 0 good samples",))
+
+
+async def test_a_pen_that_goes_bad_is_a_gap_while_the_others_keep_following(user: User) -> None:
+    await user.open("/")
+    await online()
+    rt = runtime()
+    await rt.drivers["cellar_probe"].stop()  # FV1 temperature now comes from this test only
+    rt.plant.ingest([Reading(FV1_TEMP, 12.5)])
+    await user.open(f"/trends?endpoint={FV1_TEMP}")
+    await _add_pen(user, HLT_TEMP)
+    next(iter(user.find(marker="trend-range").elements)).value = "15 min"  # 2 s buckets
+    await shows(user, "trend-summary", "HLT temperature", "buckets of 2 s")
+    rt.plant.ingest([Reading(FV1_TEMP, None, Quality.BAD)])
+    bad_at = datetime.now(UTC).timestamp() * 1000 + 2000  # from the next bucket on
+
+    def after_bad(endpoint_id: int) -> list[float | None]:
+        line = next(s for s in _pen_series(user) if s["id"] == f"pen-{endpoint_id}")["data"]
+        return [value for at, value in line if at > bad_at]
+
+    await until(lambda: len([v for v in after_bad(HLT_TEMP) if v is not None]) >= 3)  # the live pen went on
+    assert [v for v in after_bad(FV1_TEMP) if v is not None] == []  # the bad one: no point, no line
