@@ -197,7 +197,8 @@ class TrendViews:
             who = "" if entry["user"] in (None, "system") else f" by {entry['user']}"
             out.append(Marker("alarm", datetime.fromisoformat(entry["time"].replace("Z", "+00:00")),
                               point.endpoint_id, entry["event"],
-                              f"{entry['priority']} alarm {entry['event']}{who}: {entry['message']}",
+                              f"{entry['priority']} alarm {entry['event']}{who}"
+                              + (f": {entry['message']}" if entry["message"] else ""),
                               {"ruleId": entry["ruleId"], "event": entry["event"], "alarmId": entry["alarmId"]}))
         return out
 

@@ -21,6 +21,7 @@ What it shows and why (docs/operator.md "Trends"):
 from __future__ import annotations
 
 import logging
+import math
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,7 +47,7 @@ CUSTOM = "Custom"
 BUCKETS = 600
 REDRAW_EVERY_S = 1.0  # the live tail updates the chart at most once a second
 CARRY_EVERY_S = 1.0  # a steady live value extends the line this often (buckets are ≥ 2 s wide)
-FOLLOW_END_PCT = 99.5  # a zoom window ending this close to the right edge still follows "now"
+FOLLOW_END_PCT = 99.9  # a zoom window ending this close to the right edge (a slider pulled to it) follows "now"
 PALETTE = ["#1f4e79", "#b03a2e", "#2e7d32", "#7b3f99", "#b7791f", "#00838f", "#5d4037", "#455a64"]
 MARKER_COLOURS = {"command": "#1f4e79", "alarm": "#b03a2e"}
 AXIS_STEP_PX = 60
@@ -64,6 +65,43 @@ def _count(n: int, thing: str) -> str:
 
 def _unit(endpoint: Endpoint) -> str:
     return endpoint.unit or "value"
+
+
+def hold_s(endpoint: Endpoint) -> float | None:
+    """How long a sample of this endpoint stays in force without a new one; None: not at all.
+
+    A device's endpoint is sampled at every poll, so an empty bucket means no good sample: a gap.
+    A software-held endpoint (a controller's setpoint, its output record) is recorded when it changes
+    (the output record also every 10 s): its value holds until the next sample, for as long as the
+    plant would keep it live — a software setpoint for ever, a recorded output for its stale time
+    (bevforge/plant.py `sweep_stale`).
+    """
+    if endpoint.source != "software":
+        return None
+    return math.inf if endpoint.writable else endpoint.stale_after
+
+
+def held_buckets(buckets: list[list[Any]], hold: float | None, seed: tuple[int, float] | None = None,
+                 lasts: dict[int, float] | None = None) -> list[list[Any]]:
+    """Buckets [start_ms, min, avg, max, n] with empty ones after a good one filled by its value while it
+    holds (`hold_s`), starting from `seed` (time ms, value: the last sample before the range).
+
+    The value held is the bucket's last sample (`lasts`: bucket index → value), not its average: a
+    setpoint changed from 65 to 64 within one bucket holds 64 afterwards. A filled bucket has n = 0
+    (it adds no sample); an empty bucket past the hold stays a gap.
+    """
+    if hold is None:
+        return buckets
+    lasts = lasts or {}
+    last = seed
+    out = []
+    for index, (start, low, average, high, n) in enumerate(buckets):
+        if average is not None:
+            last = (start, lasts.get(index, average))
+        elif last is not None and start - last[0] <= hold * 1000:
+            low = average = high = last[1]
+        out.append([start, low, average, high, n])
+    return out
 
 
 class TrendView:
@@ -114,7 +152,10 @@ class TrendView:
             tag(ui.button("EXPORT CSV", on_click=self.export).classes("bf-btn bf-control"), "trend-export")
         self.summary = tag(ui.label("").classes("bf-detail"), "trend-summary")
         self.chart = tag(ui.echart(self._options()).classes("w-full").style("height: 60vh"), "trend-chart")
-        self.chart.on("chart:datazoom", self._zoomed)
+        # the window as ECharts holds it after any zoom (a pinch, the slider, a startValue/endValue action)
+        self.chart.on("chart:datazoom", self._zoomed, js_handler=(
+            f"() => {{ const z = getElement({self.chart.id}).chart.getOption().dataZoom[0]; "
+            "emit({start: z.start, end: z.end}); }"))
         ui.timer(CARRY_EVERY_S, self.tick)
 
     # -- the chart's options ---------------------------------------------------------------------
@@ -334,9 +375,19 @@ class TrendView:
         since, until = self.window()
         self.width = queries.bucket_width(since, until, BUCKETS)
         buckets = {}
+        reader = self.runtime.history_reader
         for endpoint in self.pens:
-            rows = await self.runtime.history_reader.trend(endpoint.id, since, until, BUCKETS)
-            buckets[endpoint.id] = [[_ms(b.start), b.minimum, b.average, b.maximum, b.samples] for b in rows]
+            rows = await reader.trend(endpoint.id, since, until, BUCKETS)
+            hold = hold_s(endpoint)
+            seed, lasts = None, {}
+            if hold is not None:
+                prior = await reader.last_before(endpoint.id, since)
+                if prior is not None and prior[2] == Quality.GOOD.value and prior[1] is not None \
+                        and (since - prior[0]).total_seconds() <= hold:
+                    seed = (_ms(prior[0]), prior[1])
+                lasts = await reader.last_per_bucket(endpoint.id, since, until, BUCKETS)
+            buckets[endpoint.id] = held_buckets(
+                [[_ms(b.start), b.minimum, b.average, b.maximum, b.samples] for b in rows], hold, seed, lasts)
         self.buckets = buckets
         await self.load_markers()
         options = self._options()

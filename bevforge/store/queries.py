@@ -162,6 +162,45 @@ def readings(engine: Engine, endpoint_id: int, since: datetime, until: datetime,
             yield server_time, None if value is None else float(value), str(row[2]), epoch_time(row[3])
 
 
+def last_per_bucket(engine: Engine, endpoint_id: int, since: datetime, until: datetime,
+                    buckets: int = 600) -> dict[int, float]:
+    """The last good value in each bucket of `trend`'s slicing (bucket index → value), for the buckets
+    that have one: what a value recorded only when it changes holds at the bucket's end (the average
+    of 65 and 64 in one bucket is 64.5, a setpoint nobody set)."""
+    since, until = aware_utc(since), aware_utc(until)
+    width = bucket_width(since, until, buckets)
+    origin = since.timestamp()
+    index = func.floor((_T.c.server_ts - origin) / width)
+    ranked = (
+        select(index.label("bucket"), _T.c.value,
+               func.row_number().over(partition_by=index, order_by=(_T.c.server_ts.desc(), _T.c.id.desc()))
+               .label("newest"))
+        .where(_T.c.endpoint_id == endpoint_id, _T.c.server_ts >= origin, _T.c.server_ts <= until.timestamp(),
+               _T.c.quality == "good", _T.c.value.is_not(None))
+        .subquery()
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(select(ranked.c.bucket, ranked.c.value).where(ranked.c.newest == 1)).all()
+    return {int(bucket): number for bucket, value in rows if (number := _number(value)) is not None}
+
+
+def last_before(engine: Engine, endpoint_id: int, before: datetime) -> tuple[datetime, float | None, str] | None:
+    """The newest sample of an endpoint before `before` (server time, value, quality), or None.
+
+    A value recorded only when it changes (a software setpoint) is still in force at the start of a
+    trend's range: the trend starts its line from this sample instead of leaving a gap.
+    """
+    statement = (select(_T.c.server_ts, _T.c.value, _T.c.quality)
+                 .where(_T.c.endpoint_id == endpoint_id, _T.c.server_ts < aware_utc(before).timestamp())
+                 .order_by(_T.c.server_ts.desc(), _T.c.id.desc()).limit(1))
+    with engine.connect() as conn:
+        row = conn.execute(statement).first()
+    if row is None or (server_time := epoch_time(row[0])) is None:
+        return None
+    value = _number(row[1])
+    return server_time, value, str(row[2])
+
+
 def export_csv(engine: Engine, endpoint_id: int, name: str, unit: str, since: datetime, until: datetime) -> str:
     """The raw samples of a range as CSV text (UTC ISO timestamps), header first."""
     buffer = io.StringIO()
@@ -238,6 +277,15 @@ class HistoryReader:
     async def export_csv(self, endpoint_id: int, name: str, unit: str, since: datetime, until: datetime) -> str:
         await self._fresh()
         return await self.db.read(export_csv, self.db.engine, endpoint_id, name, unit, since, until)
+
+    async def last_per_bucket(self, endpoint_id: int, since: datetime, until: datetime,
+                              buckets: int = 600) -> dict[int, float]:
+        await self._fresh()
+        return await self.db.read(last_per_bucket, self.db.engine, endpoint_id, since, until, buckets)
+
+    async def last_before(self, endpoint_id: int, before: datetime) -> tuple[datetime, float | None, str] | None:
+        await self._fresh()
+        return await self.db.read(last_before, self.db.engine, endpoint_id, before)
 
     async def export_pens_csv(self, pens: list[PenColumn], since: datetime, until: datetime) -> str:
         await self._fresh()

@@ -91,19 +91,37 @@ def test_the_mlt_view_shows_three_pens_on_two_axes_and_a_command_marker(
                            timeout=TIMEOUT)
     snapshot(page, "trends-multi-pen")
 
-    # Zoom as a finger would (ECharts' own dataZoom action): into the past pauses the live tail …
-    zoom_js = """([start, end]) => { const el = document.querySelector('[data-testid="trend-chart"]');
-                  getElement(el).chart.dispatchAction({type: "dataZoom", start, end}); }"""
-    page.evaluate(zoom_js, [0, 40])
+    # Zoom as a finger would (ECharts' own dataZoom action) to five seconds around the command: a window
+    # in the past pauses the live tail, so the chart holds still …
+    zoom_js = """(window) => { const el = document.querySelector('[data-testid="trend-chart"]');
+                  getElement(el).chart.dispatchAction({type: "dataZoom", ...window}); }"""
+    at = page.evaluate("""() => { const el = document.querySelector('[data-testid="trend-chart"]');
+        const markers = getElement(el).chart.getOption().series.find(s => s.id === "markers-command");
+        return markers.markLine.data[0].xAxis; }""")
+    page.wait_for_function("""(at) => { const el = document.querySelector('[data-testid="trend-chart"]');
+        const pen = getElement(el).chart.getOption().series.find(s => s.id === "pen-20");
+        return pen.data.some(([t, v]) => t >= at + 6000 && v !== null); }""", arg=at, timeout=TIMEOUT)  # later data
+    page.evaluate(zoom_js, {"startValue": at - 4000, "endValue": at + 1000})
     expect(page.locator(tid("trend-summary"))).to_contain_text("paused (zoomed into the past)", timeout=TIMEOUT)
     expect(page.locator(tid("trend-live"))).to_be_visible()
+    # … and the marker's tooltip says who set what and the result: hover its line.
+    where = page.evaluate("""(at) => { const el = document.querySelector('[data-testid="trend-chart"]');
+        const box = el.getBoundingClientRect();
+        const x = getElement(el).chart.convertToPixel({xAxisIndex: 0}, at);
+        return {x: box.left + x, y: box.top + box.height / 2}; }""",
+                          at)
+    page.mouse.move(where["x"] + 40, where["y"])
+    page.mouse.move(where["x"], where["y"])
+    tooltip = page.locator("div[style*='z-index: 9999999']", has_text="set Mash temperature (RIMS) setpoint")
+    expect(tooltip).to_contain_text("to 67 °C: succeeded", timeout=TIMEOUT)
+    snapshot(page, "trends-marker-tooltip")
     # … LIVE shows the whole range again, following …
     page.locator(tid("trend-live")).click()
     expect(page.locator(tid("trend-summary"))).to_contain_text("following live", timeout=TIMEOUT)
     page.wait_for_function(f"() => {{ const o = ({CHART_JS})(); return o.window[0] === 0 && o.window[1] === 100; }}",
                            timeout=TIMEOUT)
     # … and a window that still ends "now" keeps following, its zoom kept through the live updates.
-    page.evaluate(zoom_js, [60, 100])
+    page.evaluate(zoom_js, {"start": 60, "end": 100})
     samples = page.locator(tid("trend-summary")).text_content()
     expect(page.locator(tid("trend-summary"))).not_to_have_text(samples or "", timeout=TIMEOUT)  # redrawn since
     expect(page.locator(tid("trend-summary"))).to_contain_text("following live")

@@ -7,20 +7,26 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from nicegui.testing import User
 from sqlalchemy import insert
 
 from bevforge.domain import Actor, Quality, Reading, Severity
 from bevforge.store import TelemetryReading, create_schema, make_engine
 from bevforge.store import queries as history
+from tests.support.controllers import RIMS, with_controllers
+from tests.ui.conftest import write_config
 from tests.ui.support import online, runtime, shows, until
+from ui.trends import held_buckets
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 FV1_TEMP = 50
 HLT_TEMP, HLT_SETPOINT, HLT_VOLUME = 10, 12, 14
+MLT_SETPOINT, MLT_OUTPUT = 140, 141
 OLGA = Actor(user="olga", station="kiosk", role="operator")
 
 
@@ -288,3 +294,47 @@ async def test_a_pen_that_goes_bad_is_a_gap_while_the_others_keep_following(user
 
     await until(lambda: len([v for v in after_bad(HLT_TEMP) if v is not None]) >= 3)  # the live pen went on
     assert [v for v in after_bad(FV1_TEMP) if v is not None] == []  # the bad one: no point, no line
+
+
+def test_a_value_recorded_on_change_holds_until_its_next_sample_and_a_polled_one_does_not() -> None:
+    rows = [[0, None, None, None, 0], [1000, 66.0, 66.0, 66.0, 1], [2000, None, None, None, 0],
+            [3000, None, None, None, 0], [4000, 68.0, 68.0, 68.0, 1], [5000, None, None, None, 0]]
+    assert [b[2] for b in held_buckets(rows, math.inf)] == [None, 66.0, 66.0, 66.0, 68.0, 68.0]
+    assert [b[2] for b in held_buckets(rows, 1.0)] == [None, 66.0, 66.0, None, 68.0, 68.0]  # held 1 s, then a gap
+    assert held_buckets(rows, math.inf, seed=(-5000, 65.0))[0][2] == 65.0  # set before the range
+    assert [b[4] for b in held_buckets(rows, math.inf)] == [0, 1, 0, 0, 1, 0]  # a held value adds no sample
+    assert held_buckets(rows, None) == rows  # a polled value: an empty bucket is a gap
+    changed = [[0, 64.0, 64.5, 65.0, 2], [1000, None, None, None, 0]]  # 65, then 64 within one bucket
+    assert [b[2] for b in held_buckets(changed, math.inf, lasts={0: 64.0})] == [64.5, 64.0]  # holds the last
+
+
+@pytest.fixture
+def rims(bevforge_env: Path) -> Path:
+    """The fixture brewhouse with the mash tun's RIMS loop, its software setpoint (140) and output record (141)."""
+    def adjust(doc: dict) -> None:
+        with_controllers([{**RIMS, "output_record": {"id": MLT_OUTPUT, "name": "mlt_output"}}])(doc)
+        for endpoint in doc["endpoints"]:
+            if endpoint.get("poll_interval_s") == 0.05:
+                endpoint["poll_interval_s"] = 0.5  # the screen tests need no fast sampling
+    write_config(bevforge_env / "config.yaml", adjust)
+    return bevforge_env
+
+
+async def test_the_mlt_view_holds_its_software_setpoint_between_changes(rims: Path, user: User) -> None:
+    await user.open("/")
+    await online()
+    rt = runtime()
+    await rt.commands.submit(MLT_SETPOINT, 64.0, actor=OLGA)
+    await until(lambda: rt.plant.states[MLT_SETPOINT].value == 64.0)
+    changed = rt.plant.states[MLT_SETPOINT].server_time
+    # the probe's samples go on for three more 2 s buckets; the setpoint records none (unchanged)
+    await until(lambda: (rt.plant.states[20].server_time - changed).total_seconds() > 6.5)
+    await user.open("/trends?view=MLT")
+    await shows(user, "trend-summary", "MLT temperature", "Mash temperature setpoint", "Mash temperature output")
+    next(iter(user.find(marker="trend-range").elements)).value = "15 min"  # 2 s buckets
+    await shows(user, "trend-summary", "buckets of 2 s")
+    line = next(s for s in _pen_series(user) if s["id"] == f"pen-{MLT_SETPOINT}")["data"]
+    first = next(i for i, (_at, value) in enumerate(line) if value is not None)
+    assert all(64.0 <= value <= 65.0 for _at, value in line[first:] if value is not None)  # 65 (default), then 64
+    assert all(value is not None for _at, value in line[first:])  # one sample per change, a line all along
+    assert [value for at, value in line if at / 1000 > changed.timestamp()][-3:] == [64.0, 64.0, 64.0]

@@ -134,3 +134,22 @@ def test_pens_csv_is_every_raw_sample_of_each_pen_in_time_order(tmp_path: Path) 
         ("10", "HLT temperature", "60.5", "°C", "good"), ("14", "HLT volume", "40.0", "L", "good"),
         ("10", "HLT temperature", "", "°C", "bad"), ("14", "HLT volume", "41.0", "L", "good")]
     db.close()
+
+
+def test_last_before_is_the_newest_sample_before_the_range_whatever_its_quality(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'h.db'}")
+    create_schema(db.engine)
+    t0 = utcnow() - timedelta(hours=2)
+    rows = [{"endpoint_id": eid, "value": v, "quality": q, "server_ts": (t0 + timedelta(minutes=m)).timestamp(),
+             "source_ts": None}
+            for eid, v, q, m in ((140, 65.0, "good", 0), (140, 66.0, "good", 10), (141, None, "bad", 20),
+                                 (140, 67.0, "good", 90))]
+    with db.engine.begin() as conn:
+        conn.execute(insert(TelemetryReading), rows)
+    at, value, quality = history.last_before(db.engine, 140, t0 + timedelta(hours=1))
+    assert (round((at - t0).total_seconds()), value, quality) == (600, 66.0, "good")
+    assert history.last_before(db.engine, 141, t0 + timedelta(hours=1))[1:] == (None, "bad")
+    assert history.last_before(db.engine, 140, t0) is None
+    lasts = history.last_per_bucket(db.engine, 140, t0, t0 + timedelta(hours=2), buckets=4)  # 30 min buckets
+    assert lasts == {0: 66.0, 3: 67.0}  # the newest good sample of each bucket that has one
+    db.close()
