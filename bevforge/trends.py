@@ -9,7 +9,8 @@ The /trends screen (ui/trends.py) draws; this module decides:
 - **Saved views.** A user saves a named set of pens and a time span for themselves ("mine"); an
   operator (or above) may save one for everybody ("shared"). Saving a name again replaces that
   view. Shared views are audited (`trend.view.save`, `trend.view.delete`); a user's own are not,
-  as they change nothing anyone else sees. A viewer may keep views of their own.
+  as they change nothing anyone else sees. A viewer may keep views of their own. At most
+  `MAX_VIEWS` per user, and as many shared ones.
 - **Markers.** Commands to the pens' endpoints (from the command record: who, what, the result)
   and the alarm journal's transitions of alarms about the pens' endpoints (raised, cleared,
   acked…), in the shown range. Program steps will join them when programs exist.
@@ -28,7 +29,7 @@ from bevforge import permissions
 from bevforge.commands.record import shown_value
 from bevforge.config import EndpointKind, PlantConfig
 from bevforge.domain import Actor, utcnow
-from bevforge.errors import INVALID_NAME, UNKNOWN_ENDPOINT, Invalid, NotFound
+from bevforge.errors import INVALID_NAME, UNKNOWN_ENDPOINT, Invalid, NotFound, TooLarge
 from bevforge.store import command_rows, trend_rows
 from bevforge.store.tables import TrendViewRow
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 MAX_PENS = 8  # beyond this the chart is unreadable on a kiosk, and each pen is one bucketed query
 MAX_NAME = 60
 MIN_SPAN_S, MAX_SPAN_S = 60.0, 31 * 24 * 3600.0
+MAX_VIEWS = 50  # per user, and shared ones: a picker longer than this is not a picker
 MAX_MARKERS = 500  # per kind and range: a chart with more is a wall of lines, not information
 VESSEL_KINDS = (EndpointKind.TEMPERATURE, EndpointKind.SETPOINT)
 
@@ -143,7 +145,11 @@ class TrendViews:
             permissions.require_role(actor, permissions.OPERATOR)
         row = TrendViewRow(name=name, owner=None if shared else actor.user, pens=pens, span_s=float(span_s),
                            updated_at=utcnow(), updated_by=actor.user)
-        stored = await self.db.write(trend_rows.save, self.db, row)
+        stored = await self.db.write(trend_rows.save, self.db, row, MAX_VIEWS)
+        if stored is None:
+            whose = "shared views" if shared else f"views of {actor.user}"
+            raise TooLarge(f"there are already {MAX_VIEWS} {whose}: delete one, or save under a name in use",
+                           field="name")
         if shared and self.audit is not None:
             self.audit.record(actor, "trend.view.save", target=name, new={"pens": pens, "spanS": span_s})
         layout = self._layout(actor, stored)

@@ -31,11 +31,14 @@ def get(db: Database, view_id: int) -> TrendViewRow | None:
         return session.get(TrendViewRow, view_id)
 
 
-def save(db: Database, row: TrendViewRow) -> TrendViewRow:
-    """Insert the view, or replace the one with the same owner and name (writer thread); the stored row."""
+def save(db: Database, row: TrendViewRow, limit: int) -> TrendViewRow | None:
+    """Insert the view, or replace the one with the same owner and name (writer thread); the stored row,
+    or None when it would be a new one beyond `limit` views of that owner (shared: of everybody)."""
     owner = col(TrendViewRow.owner).is_(None) if row.owner is None else TrendViewRow.owner == row.owner
     with db.session() as session:
         existing = session.exec(select(TrendViewRow).where(owner, TrendViewRow.name == row.name)).first()
+        if existing is None and len(session.exec(select(TrendViewRow.id).where(owner)).all()) >= limit:
+            return None
         if existing is not None:
             existing.pens, existing.span_s = row.pens, row.span_s
             existing.updated_at, existing.updated_by = row.updated_at, row.updated_by

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from sqlalchemy import insert
 
+from bevforge import trends
 from bevforge.alarms import AlarmService
 from bevforge.audit import AuditLog
 from bevforge.bus import EventBus
 from bevforge.domain import Actor, Quality, Reading, utcnow
-from bevforge.errors import Forbidden, Invalid, NotFound
+from bevforge.errors import Forbidden, Invalid, NotFound, TooLarge
 from bevforge.plant import Plant
 from bevforge.store import CommandRow, Database, HistoryWriter, TelemetryReading, command_rows, create_schema
 from bevforge.store import queries as history
@@ -153,3 +154,15 @@ def test_last_before_is_the_newest_sample_before_the_range_whatever_its_quality(
     lasts = history.last_per_bucket(db.engine, 140, t0, t0 + timedelta(hours=2), buckets=4)  # 30 min buckets
     assert lasts == {0: 66.0, 3: 67.0}  # the newest good sample of each bucket that has one
     db.close()
+
+
+async def test_a_user_keeps_at_most_max_views_but_may_still_replace_one(rig: Rig,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trends, "MAX_VIEWS", 2)
+    await rig.trends.save(VERA, "one", [HLT_TEMP], 3600)
+    await rig.trends.save(VERA, "two", [HLT_TEMP], 3600)
+    with pytest.raises(TooLarge):
+        await rig.trends.save(VERA, "three", [HLT_TEMP], 3600)
+    replaced = await rig.trends.save(VERA, "two", [HLT_VOLUME], 3600)  # a name in use: replaced, not counted
+    assert replaced.pens == [HLT_VOLUME]
+    await rig.trends.save(OLGA, "olga's own", [HLT_TEMP], 3600)  # another user's count is their own
