@@ -244,7 +244,10 @@ class TrendView:
             return
         self._apply_view(layout)
         self._show_pens()
-        await self.load()
+        if self.custom is None:
+            await self.go_live()  # a view is read from now back: whole range, following
+        else:
+            await self.load()  # the same past range, another set of pens
 
     async def _add_pen(self, endpoint_id: int | None) -> None:
         if endpoint_id is None:
