@@ -1,10 +1,12 @@
-"""The multi-pen trend in real Chromium against `python main.py` on the shipped config.yaml (issue 16.7).
+"""The multi-pen trend in real Chromium against `python main.py` (issue 16.7).
 
-The shipped brewhouse has the mash tun's RIMS loop with a software setpoint (140) and an output
-record (141), so the MLT vessel view is three pens: MLT temperature (°C), the RIMS setpoint (°C) and
-the RIMS output (%) — two y-axes. A command to the setpoint, sent over REST as any client would,
-appears on the chart as a command marker. What the chart holds is read from the ECharts instance in
-the page (`getOption()`), i.e. what the browser actually draws, not what the server meant to send.
+The tests' brewhouse (tests/fixtures/plant.yaml) with the mash tun's RIMS loop
+(`tests/support/controllers.RIMS`) given a software setpoint (140) and an output record (141), as
+the shipped sample has: the MLT vessel view is then three pens, MLT temperature (°C), the loop's
+setpoint (°C) and its output (%) — two y-axes. A command to the setpoint, sent over REST as any
+client would, appears on the chart as a command marker with its tooltip. What the chart holds is
+read from the ECharts instance in the page (`getOption()`), i.e. what the browser actually draws,
+not what the server meant to send.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from playwright.sync_api import Browser, expect
 
-from bench.control import bench_config
+from drivers.sim.ports import use_simulator_ports
 from tests.e2e.conftest import VIEWPORT, ServerProcess, snapshot
-from tests.support.server import free_port
+from tests.support.controllers import RIMS, with_controllers
+from tests.support.server import config_document, free_port
 
 MLT_TEMPERATURE, MLT_SETPOINT, MLT_OUTPUT = 20, 140, 141
 TIMEOUT = 15_000  # ms; a ceiling for a loaded machine, not a speed requirement
@@ -46,8 +50,15 @@ def tid(name: str) -> str:
 
 @pytest.fixture
 def brewhouse_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    """The shipped config.yaml at real speed (sign-in as the sample has it), polled every 0.5 s."""
-    config = bench_config(tmp_path, 1.0, poll_s=0.5)
+    """The fixture brewhouse with the RIMS loop and its output record, the simulator on a free port."""
+    doc = config_document()
+    with_controllers([{**RIMS, "output_record": {"id": MLT_OUTPUT, "name": "mlt_output"}}])(doc)
+    for endpoint in doc["endpoints"]:
+        if endpoint.get("poll_interval_s") == 0.05:
+            endpoint["poll_interval_s"] = 0.5  # a browser test needs no fast sampling
+    use_simulator_ports(doc, free_port(), str(tmp_path / "probe"))
+    config = tmp_path / "plant.yaml"
+    config.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     proc = ServerProcess(free_port(), tmp_path / "bevforge.db", tmp_path / "server.log", config)
     proc.start()
     try:
@@ -72,8 +83,7 @@ def test_the_mlt_view_shows_three_pens_on_two_axes_and_a_command_marker(
     page.wait_for_function(f"() => {{ const o = ({CHART_JS})(); return o && o.pens.length === 3; }}",
                            timeout=TIMEOUT)
     shown = page.evaluate(CHART_JS)
-    assert shown["pens"] == ["MLT temperature (°C)", "Mash temperature (RIMS) setpoint (°C)",
-                             "Mash temperature (RIMS) output (%)"]
+    assert shown["pens"] == ["MLT temperature (°C)", "Mash temperature setpoint (°C)", "Mash temperature output (%)"]
     assert shown["axes"] == ["°C", "%"]
     assert shown["zoom"] == ["inside", "slider"]
     assert shown["commands"] == []
@@ -83,7 +93,7 @@ def test_the_mlt_view_shows_three_pens_on_two_axes_and_a_command_marker(
     page.wait_for_function(f"() => {{ const o = ({CHART_JS})(); return o && o.commands.length === 1; }}",
                            timeout=TIMEOUT)
     [marker] = page.evaluate(CHART_JS)["commands"]
-    assert "set Mash temperature (RIMS) setpoint to 67 °C" in marker
+    assert "set Mash temperature setpoint to 67 °C" in marker
     expect(page.locator(tid("trend-summary"))).to_contain_text("1 command,", timeout=TIMEOUT)
     page.get_by_role("button", name="15 MIN").click()  # a preset reloads pens and markers over its range
     expect(page.locator(tid("trend-summary"))).to_contain_text("buckets of 2 s", timeout=TIMEOUT)
@@ -112,7 +122,7 @@ def test_the_mlt_view_shows_three_pens_on_two_axes_and_a_command_marker(
                           at)
     page.mouse.move(where["x"] + 40, where["y"])
     page.mouse.move(where["x"], where["y"])
-    tooltip = page.locator("div[style*='z-index: 9999999']", has_text="set Mash temperature (RIMS) setpoint")
+    tooltip = page.locator("div[style*='z-index: 9999999']", has_text="set Mash temperature setpoint")
     expect(tooltip).to_contain_text("to 67 °C: succeeded", timeout=TIMEOUT)
     snapshot(page, "trends-marker-tooltip")
     # … LIVE shows the whole range again, following …
