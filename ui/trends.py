@@ -171,7 +171,7 @@ class TrendView:
         axes = []
         for index, unit in enumerate(units):
             first = next((i for i, e in enumerate(self.pens) if _unit(e) == unit), 0)
-            axes.append({"type": "value", "name": unit, "scale": True,
+            axes.append({"type": "value", "name": unit, "scale": True, "boundaryGap": ["5%", "5%"],  # off the frame
                          "position": "left" if index % 2 == 0 else "right",
                          "offset": (index // 2) * AXIS_STEP_PX, "alignTicks": index > 0,
                          "axisLine": {"show": True, "lineStyle": {"color": PALETTE[first % len(PALETTE)]}},
