@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # types only: the modules defining these import this one
     from bevforge.commands.record import Command
     from bevforge.config import Endpoint
     from bevforge.errors import BevForgeError
+    from bevforge.trends import Marker, TrendLayout
 
 # Frame types a live client receives besides the three bus events.
 CONNECTED = "connected"
@@ -260,6 +261,18 @@ def history_rollup(endpoint_id: int, minute_ts: Any, average: Any, minimum: Any,
             "timestamp": iso_epoch(minute_ts), "sourceTimestamp": None,
             "rollup": {"periodS": 60, "minimum": plain_value(minimum), "maximum": plain_value(maximum),
                        "samples": plain_value(samples)}}
+
+
+def trend_view(view: TrendLayout) -> dict[str, Any]:
+    """A trend view the picker lists (GET/POST /trends/views): `scope` vessel, shared or mine."""
+    return {"key": view.key, "name": view.name, "pens": list(view.pens), "spanS": view.span_s, "scope": view.scope,
+            "id": view.id}
+
+
+def trend_marker(marker: Marker) -> dict[str, Any]:
+    """A command or alarm event on a trend's time axis (GET /trends/markers)."""
+    return {"kind": marker.kind, "time": iso(marker.time), "endpointId": marker.endpoint_id, "title": marker.title,
+            "text": marker.text, **marker.extra}
 
 
 def command_view(command: Command) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from bevforge.store import (
 )
 from bevforge.store.faults import STORE_ALARM_KEY, STORE_ALARM_KIND
 from bevforge.store.queries import HistoryReader
+from bevforge.trends import TrendViews
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 5.0
@@ -99,6 +100,7 @@ class Runtime:
         self.plant.trip_handler = self.commands.trip
         self.controllers = ControllerService(config, self.plant, self.commands, self.alarms, self.bus, self.db,
                                              self.audit, self.clock)
+        self.trends = TrendViews(config, self.db, self.audit, self.alarms)  # the /trends screen's views and markers
         self.started_at: float | None = None
         self.interrupted_commands = 0
         # No user yet: the first-run setup code is handed here at start (main.py prints it on the console)

@@ -62,7 +62,7 @@ def register() -> None:
 
     @ui.page("/trends", title="Trends · BevForge OS")
     async def trends_page(request: Request, client: Client, kiosk: str | None = None,
-                          endpoint: int | None = None) -> object:
+                          endpoint: int | None = None, view: str | None = None) -> object:
         opened = _open(request, client, "/trends", kiosk)
         if isinstance(opened, RedirectResponse):
             return opened
@@ -70,9 +70,10 @@ def register() -> None:
         if not permissions.visible_endpoints(actor, runtime.config.endpoints):
             ui.label("None of your nodes has a point to trend.").classes("text-lg")
             return None
-        view = TrendView(runtime, live, endpoint, actor)
-        live.add(view)
-        await view.load()
+        trend = TrendView(runtime, live, actor, endpoint, view)
+        live.add(trend)
+        await trend.load_views()
+        await trend.load()
         return None
 
     @ui.page("/audit", title="Audit journal · BevForge OS")
