@@ -177,7 +177,7 @@ async def test_autotune_start_abort_and_accept_are_a_technician_s_and_audited(
     tune, now = RelayAutotune(AutotuneSettings(setpoint_c=65.0, bias_pct=50.0, amplitude_pct=50.0,
                                                hysteresis_c=0.05, band_c=3.0, max_duration_s=20_000), 0.0), 0.0
     while tune.state is AutotuneState.RUNNING:
-        vessel.step(2.0, 5500.0 * tune.update(now, vessel.probe_c) / 100.0)
+        vessel.step(2.0, 11000.0 * tune.update(now, vessel.probe_c) / 100.0)
         now += 2.0
     assert tune.result is not None
     loop.autotune = tune
