@@ -268,7 +268,8 @@ async def list_interlocks(request: Request) -> list[dict[str, Any]]:
     return out
 
 
-@router.get("/health", summary="Liveness for anyone; versions, uptime and driver states for technicians",
+@router.get("/health", summary="Liveness for anyone; versions, uptime, driver states and control-loop tick lateness "
+            "for technicians",
             openapi_extra=requires("public"))
 async def health(
     request: Request,
