@@ -106,11 +106,21 @@ def start_server(ws: str, port: int, directory: Path, overrides: dict[str, Any])
 MARK = f'"endpointId":{PROBE},"value":'.encode()
 
 
-def _masked_text_frame(text: str) -> bytes:
-    payload = text.encode()
+# The server's keepalive ping (the websockets library's: 4 random bytes, unmasked from a server). A reader
+# must answer it with a pong carrying the same bytes, or the server closes it (1011 "keepalive ping
+# timeout") after ping interval + timeout — ~40 s: runs longer than that (bench/control.py's 60 s jitter
+# window) would lose their readers. 0x89 0x04 never occurs in the JSON text or a frame length here.
+PING = b"\x89\x04"
+
+
+def _masked_frame(opcode: int, payload: bytes) -> bytes:
     assert len(payload) < 126
     mask = os.urandom(4)
-    return bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def _masked_text_frame(text: str) -> bytes:
+    return _masked_frame(0x1, text.encode())
 
 
 class _Reader(asyncio.Protocol):
@@ -126,6 +136,7 @@ class _Reader(asyncio.Protocol):
         self.stage = "handshake"
         self.buffer = b""
         self.tail = b""
+        self.ping_tail = b""  # a ping split across two chunks is still seen
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport: Any = transport  # uvloop's transport is not an asyncio.Transport subclass
@@ -140,6 +151,7 @@ class _Reader(asyncio.Protocol):
             self._setup(chunk)
             return
         self.counts[0] += chunk.count(b'{"type":')
+        self._answer_pings(chunk)
         data = self.tail + chunk
         at = data.find(MARK)
         while at != -1:
@@ -159,6 +171,15 @@ class _Reader(asyncio.Protocol):
                 self.received.setdefault(counter, now)
             at = data.find(MARK, stop)
         self.tail = data[at:] if at != -1 else data[-len(MARK):]
+
+    def _answer_pings(self, chunk: bytes) -> None:
+        data = self.ping_tail + chunk
+        at = data.find(PING)
+        while at != -1 and at + 6 <= len(data):
+            self.transport.write(_masked_frame(0xA, data[at + 2:at + 6]))  # pong with the ping's bytes
+            at = data.find(PING, at + 6)
+        # keep an unfinished ping (or the bytes that might start one) for the next chunk
+        self.ping_tail = data[at:] if at != -1 else data[-1:]
 
     def _setup(self, chunk: bytes) -> None:
         self.buffer += chunk

@@ -7,6 +7,8 @@ runs in the brewery. Everything that measures or waits for process time asks a `
 - `monotonic()` — seconds for measuring intervals (never goes backwards);
 - `now()` — the timezone-aware UTC date and time in clock time (for timestamps);
 - `await sleep(seconds)` — wait that many clock seconds;
+- `await sleep_until(deadline)` — wait until `monotonic()` reaches `deadline` (a periodic task
+  schedules on absolute deadlines with it, so the time its own work takes does not drift the period);
 - `speed` — clock seconds per real second.
 
 Three kinds:
@@ -55,6 +57,14 @@ class Clock(ABC):
     @abstractmethod
     async def sleep(self, seconds: float) -> None:
         """Return after `seconds` of clock time (at once for zero or less)."""
+
+    async def sleep_until(self, deadline: float) -> None:
+        """Return once `monotonic()` has reached `deadline` (at once if it already has).
+
+        A periodic task waits for `previous deadline + period` rather than sleeping a period after
+        its work, so the work's own duration never stretches the period.
+        """
+        await self.sleep(deadline - self.monotonic())
 
 
 class SystemClock(Clock):
@@ -127,7 +137,12 @@ class ScaledClock(Clock):
         return self._start + timedelta(seconds=self.monotonic())
 
     async def sleep(self, seconds: float) -> None:
-        deadline = self.monotonic() + seconds
+        await self.sleep_until(self.monotonic() + seconds)
+
+    async def sleep_until(self, deadline: float) -> None:
+        if (remaining := deadline - self.monotonic()) <= 0:
+            await asyncio.sleep(0)  # still a suspension point, as asyncio.sleep(0) is
+            return
         while (remaining := deadline - self.monotonic()) > 0:
             loop = asyncio.get_running_loop()
             if self._speed_changed is None or self._speed_changed[0] is not loop:
@@ -178,11 +193,17 @@ class ManualClock(Clock):
     async def sleep(self, seconds: float) -> None:
         if math.isnan(seconds):
             raise ValueError("a clock cannot sleep NaN seconds")
-        if seconds <= 0:
+        await self.sleep_until(self._now + seconds)
+
+    async def sleep_until(self, deadline: float) -> None:
+        """Wait for exactly `deadline` (no rounding through a duration): `advance` wakes it there."""
+        if math.isnan(deadline):
+            raise ValueError("a clock cannot sleep until NaN")
+        if deadline <= self._now:
             await asyncio.sleep(0)  # still a suspension point, as asyncio.sleep(0) is
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self._now + seconds, next(self._order), future))
+        heapq.heappush(self._sleepers, (deadline, next(self._order), future))
         await future
 
     async def advance(self, seconds: float) -> None:

@@ -540,7 +540,7 @@ class PowerElement(Strict):
 class PowerSettings(Strict):
     """The supply the elements share; the controllers never switch on more than `limit_w` at once."""
 
-    limit_w: float = Field(gt=0, description="what the supply can carry (e.g. 32 A × 230 V ≈ 7360 W)")
+    limit_w: float = Field(gt=0, description="what the supply can carry (e.g. three-phase 3 × 16 A × 230 V = 11040 W)")
     elements: list[PowerElement] = Field(default_factory=list)
     slice_s: float = Field(default=10.0, ge=0, description="a granted element keeps its grant this long")
     aging_s: float = Field(default=60.0, gt=0, description="a waiting element gains one priority step per this")

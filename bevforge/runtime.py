@@ -185,7 +185,9 @@ class Runtime:
                 log.exception("%s did not stop cleanly", name)
         self.db.close()
 
-    def health(self) -> dict[str, object]:
+    def health(self, ticks_since: int | None = None) -> dict[str, object]:
+        """The technician's view of the running core; `ticks_since` narrows the controllers' tick
+        lateness to the ticks numbered after it (see `ControllerService.timing`)."""
         import fastapi
         import pydantic
         import sqlalchemy
@@ -208,5 +210,6 @@ class Runtime:
             "tasks": len(asyncio.all_tasks()),  # flat over a soak run, or something leaks tasks
             "retention": self.retention.stats.as_dict(),
             "auth": self.auth.mode,
+            "controllers": self.controllers.timing(ticks_since),
         }
 

@@ -325,16 +325,23 @@ async def list_interlocks(request: Request) -> list[dict[str, Any]]:
     return out
 
 
-@router.get("/health", summary="Liveness for anyone; versions, uptime and driver states for technicians",
+@router.get("/health", summary="Liveness for anyone; versions, uptime, driver states and control-loop tick lateness "
+            "for technicians",
             openapi_extra=requires("public"))
-async def health(request: Request) -> dict[str, Any]:
+async def health(
+    request: Request,
+    ticksSince: Annotated[int | None, Query(  # noqa: N803
+        ge=0, description="only the controller ticks numbered after this one (a `controllers.tickSeq` read earlier)",
+    )] = None,
+) -> dict[str, Any]:
     """A bare `{"status": "ok"}` is open to anyone (a load balancer's liveness probe). The detail names
     device hosts and ports, last errors and versions: with sign-in required it is for signed-in
-    technicians and above only, since it maps the plant for an attacker."""
+    technicians and above only, since it maps the plant for an attacker. Its `controllers` part is the
+    control loops' tick lateness (real ms), over the recent window or the ticks after `ticksSince`."""
     rt = runtime_of(request)
     if rt.auth.required and not has_role(actor_for_request(request), TECHNICIAN):
         return {"status": "ok"}
-    return rt.health()
+    return rt.health(ticksSince)
 
 
 # -- live config reload ---------------------------------------------------------------------------

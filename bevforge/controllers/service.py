@@ -16,6 +16,10 @@ command record apply exactly as to a person's click, and a controller never writ
   a PWM edge is a command in the command record, not an audit row.
 - The state is published on the bus (`controller` events, `messages.controller`) when it changes and
   otherwise at most every `PUBLISH_EVERY_S` of real time per controller.
+- Each loop ticks on **absolute deadlines** of the process clock (the previous deadline + the tick), so
+  the tick's own work never stretches the period; a loop more than a tick behind skips the missed ticks
+  instead of bursting through them. How late each tick started is kept (`TickTiming`, the last
+  `TIMING_WINDOW` ticks) and shown in `/api/os/health` — a technician's view of the control period.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import asyncio
 import logging
 import math
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from bevforge import messages, permissions
@@ -65,6 +70,46 @@ PUBLISH_EVERY_S = 0.5  # real seconds between unchanged frames of one controller
 MIN_GAP_S = 0.2  # real seconds between any two frames of one controller, but a person's change (a few a second at most)
 STOP_SAFE_S = 3.0  # real seconds a shutdown waits for the outputs' safe-state commands
 MAX_TICK_S = 1.0  # a bool output's window is updated at least ten times a period, and at least every second
+TIMING_WINDOW = 3600  # scheduled ticks per controller whose lateness is kept (an hour at the 1 s tick)
+
+
+def tick_s(period_s: float) -> float:
+    """A loop's tick: a tenth of its output period, at most `MAX_TICK_S`."""
+    return min(MAX_TICK_S, period_s / 10.0)
+
+
+class TickTiming:
+    """How late one controller's scheduled ticks started: the lateness of the last `TIMING_WINDOW`
+    ticks (real ms, each with the service-wide tick number it had), and totals since start-up.
+
+    Lateness is the tick's start (its lock taken, just before it reads the plant) less its deadline,
+    in clock seconds over the clock's speed: real milliseconds, which is what a relay or an SSR sees.
+    (A clock stepped by hand, speed 0, reports clock seconds as they are.)
+    """
+
+    def __init__(self, period_s: float) -> None:
+        self.period_s = period_s
+        self.ticks = 0
+        self.skipped = 0
+        self.recent: deque[tuple[int, float]] = deque(maxlen=TIMING_WINDOW)
+
+    def record(self, seq: int, late_ms: float) -> None:
+        self.ticks += 1
+        self.recent.append((seq, late_ms))
+
+    def summary(self, since: int | None) -> dict[str, Any]:
+        """The window's figures: every kept tick, or only those numbered above `since`."""
+        late = sorted(ms for seq, ms in self.recent if since is None or seq > since)
+        return {"periodS": self.period_s, "ticksTotal": self.ticks, "skippedTotal": self.skipped,
+                "ticks": len(late), "lateP50Ms": _rank(late, 0.50), "lateP99Ms": _rank(late, 0.99),
+                "lateMaxMs": round(late[-1], 3) if late else None}
+
+
+def _rank(ordered: list[float], fraction: float) -> float | None:
+    """The nearest-rank percentile of an ascending list (None for an empty one)."""
+    if not ordered:
+        return None
+    return round(ordered[max(0, math.ceil(fraction * len(ordered)) - 1)], 3)
 
 
 def controller_actor(controller_id: str) -> Actor:
@@ -108,6 +153,9 @@ class ControllerService:
         self._stored_setpoint: dict[str, float] = {}
         self._recorded: dict[str, tuple[float, float, float]] = {}  # id → (output %, process time, real time)
         self.ticks = 0
+        self.tick_seq = 0  # scheduled ticks of every loop, numbered: `timing(since=)` counts from one
+        self.timings: dict[str, TickTiming] = {cid: TickTiming(tick_s(loop.cfg.period_s))
+                                               for cid, loop in self.loops.items()}
 
     # -- start, stop, restart ----------------------------------------------------------------------
 
@@ -223,17 +271,41 @@ class ControllerService:
             log.error("controllers: the safe-state commands at shutdown did not all end within %.0f s", STOP_SAFE_S)
 
     async def _run(self, cid: str) -> None:
+        """Tick on absolute deadlines: next = previous deadline + the tick, whatever the tick took.
+        A loop more than one tick behind (a stalled event loop, a slow command) skips to the latest
+        deadline already passed — one late tick, not a burst of them — and counts what it skipped."""
         loop = self.loops[cid]
-        tick_s = min(MAX_TICK_S, loop.cfg.period_s / 10.0)
+        timing = self.timings[cid]
+        period = timing.period_s
+        deadline = self.clock.monotonic()
         while True:
             try:
                 async with self._locks[cid]:
+                    self._record_start(timing, deadline)
                     await self.tick(loop)
             except asyncio.CancelledError:
                 raise
             except Exception:  # a loop must never die silently: log, go safe on the next tick's terms
                 log.exception("controller %s: tick failed", cid)
-            await self.clock.sleep(tick_s)
+            deadline += period
+            behind = self.clock.monotonic() - deadline
+            if behind > period:
+                missed = math.floor(behind / period)
+                deadline += missed * period
+                timing.skipped += missed
+            await self.clock.sleep_until(deadline)
+
+    def _record_start(self, timing: TickTiming, deadline: float) -> None:
+        late = max(0.0, self.clock.monotonic() - deadline)
+        speed = self.clock.speed
+        self.tick_seq += 1
+        timing.record(self.tick_seq, (late / speed if speed > 0 else late) * 1000.0)
+
+    def timing(self, since: int | None = None) -> dict[str, Any]:
+        """Every loop's tick lateness (`TickTiming.summary`) and the latest tick number: a caller that
+        keeps `tickSeq` and asks again with `since=` gets the figures of exactly the ticks in between."""
+        return {"tickSeq": self.tick_seq, "since": since,
+                "loops": {cid: timing.summary(since) for cid, timing in self.timings.items()}}
 
     # -- one tick ----------------------------------------------------------------------------------
 

@@ -259,8 +259,8 @@ class Brewhouse:
     def default(cls, ambient_c: float = 20.0) -> Brewhouse:
         """HLT filled with cold liquor, MLT and BK empty, two fermenters working.
 
-        HLT: 5.5 kW element fired by its DT controller. MLT: a 5.5 kW RIMS element on an SSR,
-        probe on the recirculation return (longer dead time). BK: a 5.5 kW element, fired by its
+        HLT: 5.5 kW element fired by its DT controller. MLT: an 11 kW three-phase RIMS element on an
+        SSR, probe on the recirculation return (longer dead time). BK: a 5.5 kW element, fired by its
         DT controller or by the panel's SSR (wired in parallel). Fermenters: 50 L, glycol jacket,
         100 W heating pad, probe in a thermowell.
         """
@@ -270,7 +270,7 @@ class Brewhouse:
                 "hlt": Vessel("hlt", volume_l=60.0, liquid_c=15.0, element_w=5500.0, has_controller=True,
                               setpoint_c=75.0, wall_kg=12.0, loss_w_per_k=4.0,
                               probe=Probe(dead_time_s=10.0, time_constant_s=20.0)),
-                "mlt": Vessel("mlt", volume_l=0.0, liquid_c=ambient_c, element_w=5500.0, has_ssr=True,
+                "mlt": Vessel("mlt", volume_l=0.0, liquid_c=ambient_c, element_w=11000.0, has_ssr=True,
                               wall_kg=15.0, loss_w_per_k=2.5, probe=Probe(dead_time_s=15.0, time_constant_s=20.0)),
                 "bk": Vessel("bk", volume_l=0.0, liquid_c=ambient_c, element_w=5500.0, has_controller=True,
                              has_ssr=True, setpoint_c=100.0, wall_kg=15.0, loss_w_per_k=5.0,

@@ -254,8 +254,8 @@ async def test_people_s_changes_are_stored_audited_and_resumed_after_a_restart(t
 
 
 async def test_the_power_budget_is_never_exceeded_by_the_commands_sent(tmp_path: Path) -> None:
-    power = {"limit_w": 7400, "elements": [{"output": MLT_ELEMENT, "watts": 5500},
-                                           {"output": BK_ELEMENT, "watts": 5500}],
+    watts = {MLT_ELEMENT: 11000, BK_ELEMENT: 5500}  # the 11 kW mash element and the 5.5 kW kettle's
+    power = {"limit_w": 11040, "elements": [{"output": eid, "watts": w} for eid, w in watts.items()],
              "slice_s": 8, "aging_s": 20, "release_s": 1}
     config = controller_config([dict(RIMS), dict(KETTLE)], power=power)
     runtime = await started(controller_runtime(config, tmp_path / "bevforge.db"))
@@ -279,7 +279,7 @@ async def test_the_power_budget_is_never_exceeded_by_the_commands_sent(tmp_path:
             if command.status is CommandStatus.BLOCKED:
                 continue
             (on.add if command.requested_value else on.discard)(command.endpoint_id)
-            assert len(on) * 5500 <= 7400, f"over budget after {command.id}"
+            assert sum(watts[eid] for eid in on) <= 11040, f"over budget after {command.id}"
         assert not any(both_on)
         assert {c.endpoint_id for c in sent if c.requested_value is True} == {MLT_ELEMENT, BK_ELEMENT}, \
             "the lower-priority kettle is served too (no starvation)"

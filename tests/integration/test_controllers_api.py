@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bevforge.clock import ManualClock
 from bevforge.control.autotune import AutotuneSettings, AutotuneState, RelayAutotune
 from bevforge.control.process_model import SimulatedVessel, VesselModel
 from tests.support.controllers import controller_server, step
@@ -169,7 +170,7 @@ async def test_autotune_start_abort_and_accept_are_a_technician_s_and_audited(
     tune, now = RelayAutotune(AutotuneSettings(setpoint_c=65.0, bias_pct=50.0, amplitude_pct=50.0,
                                                hysteresis_c=0.05, band_c=3.0, max_duration_s=20_000), 0.0), 0.0
     while tune.state is AutotuneState.RUNNING:
-        vessel.step(2.0, 5500.0 * tune.update(now, vessel.probe_c) / 100.0)
+        vessel.step(2.0, 11000.0 * tune.update(now, vessel.probe_c) / 100.0)
         now += 2.0
     assert tune.result is not None
     loop.autotune = tune
@@ -235,3 +236,38 @@ async def test_a_finished_autotune_is_discarded_by_a_technician_and_the_tuning_s
     assert newest["state"] == "succeeded" and newest["result"]["kp"] == pytest.approx(frame["autotune"]["result"]["kp"])
     assert entries[1]["old"]["state"] == "aborted"
     assert not any(e["action"] == "controller.tuning" for e in audit)
+
+
+async def test_health_shows_each_loop_s_tick_lateness_on_its_absolute_deadlines(
+        server: tuple[LiveServer, dict[str, str]]) -> None:
+    """A loop kept from its tick (its lock held, as a slow command or a person's change would) starts it
+    late by that much; the next deadline is the old grid's, and a whole missed tick is skipped, not
+    run twice in a burst. `ticksSince` narrows the figures to the ticks after an earlier `tickSeq`."""
+    live, tokens = server
+    runtime, tech = live.runtime, as_(tokens["technician"])
+    clock = runtime.clock
+    assert isinstance(clock, ManualClock) and clock.monotonic() == 0.0  # both loops' grids start at 0 s
+    services = runtime.controllers
+    first = (await live.http.get("/api/os/health", headers=tech)).json()["controllers"]
+    assert set(first["loops"]) == {"mlt_rims", "bk_element"}
+    assert first["loops"]["mlt_rims"]["periodS"] == 0.4  # a tenth of its 4 s period
+    since = first["tickSeq"]
+    before = first["loops"]["mlt_rims"]["ticksTotal"]
+    async with services._locks["mlt_rims"]:  # mlt_rims wakes at 0.4 s and waits; bk_element ticks on
+        await clock.advance(1.5)
+    # released at 1.5 s: the 0.4 s tick starts 1.1 s late; 0.8 s is then 0.7 s (over one tick) behind,
+    # so it is skipped and 1.2 s runs at once (0.3 s late); 1.6 s is back on the grid (on time)
+    await wait_for(lambda: services.timings["mlt_rims"].ticks >= before + 2)
+    await clock.advance(0.2)
+    await wait_for(lambda: services.timings["mlt_rims"].ticks >= before + 3)
+    window = (await live.http.get(f"/api/os/health?ticksSince={since}", headers=tech)).json()["controllers"]
+    rims, kettle = window["loops"]["mlt_rims"], window["loops"]["bk_element"]
+    late = [ms for seq, ms in services.timings["mlt_rims"].recent if seq > since]
+    assert late == pytest.approx([1100.0, 300.0, 0.0]) and rims["skippedTotal"] == 1
+    assert rims["ticks"] == 3 and rims["lateMaxMs"] == pytest.approx(1100.0)
+    assert rims["lateP50Ms"] == pytest.approx(300.0) and rims["lateP99Ms"] == pytest.approx(1100.0)
+    assert kettle["ticks"] == 4 and kettle["lateMaxMs"] == 0.0 and kettle["skippedTotal"] == 0  # 0.4 … 1.6 s
+    everything = (await live.http.get("/api/os/health", headers=tech)).json()["controllers"]
+    assert everything["since"] is None and everything["loops"]["mlt_rims"]["ticks"] == rims["ticksTotal"]
+    bad = await live.http.get("/api/os/health?ticksSince=-1", headers=tech)
+    assert bad.status_code == 422 and bad.json()["field"] == "ticksSince"

@@ -69,7 +69,7 @@ async def test_rims_element_coil_heats_the_mash_and_the_probe_trails_it(protocol
     assert mlt.element_on is True
     assert (await client.read_coils(0, count=4, device_id=BREWHOUSE_IO)).bits[:4] == [False, False, True, False]
     await clock.advance(120)
-    assert mlt.liquid_c - start == pytest.approx(5500 * 120 / mlt.heat_capacity_j_per_k, rel=0.05)
+    assert mlt.liquid_c - start == pytest.approx(11000 * 120 / mlt.heat_capacity_j_per_k, rel=0.05)
     reported = await _mash_probe(client)
     assert start < reported < mlt.liquid_c - 0.5  # the probe on the wire lags the liquid
     assert not (await client.write_coil(MLT_ELEMENT, False, device_id=BREWHOUSE_IO)).isError()

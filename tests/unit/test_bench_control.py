@@ -25,3 +25,14 @@ def test_the_bench_config_moves_the_simulator_off_the_shared_ports(tmp_path: Pat
     assert sim["probe_link"] == str(tmp_path / "sim-probe")
     assert all(d["settings"].get("port") != 5020 for d in doc["devices"])
     assert all(e["poll_interval_s"] <= 0.1 for e in doc["endpoints"] if "device" in e)
+
+
+def test_the_jitter_config_feeds_the_fan_out_probe_over_the_ingest_api(tmp_path: Path) -> None:
+    from bench.fanout import PROBE
+
+    doc = yaml.safe_load(bench_config(tmp_path, 1.0, poll_s=0.5, fanout=True).read_text(encoding="utf-8"))
+    probe = next(e for e in doc["endpoints"] if e["id"] == PROBE)
+    assert probe["source"] == "external" and "device" not in probe
+    assert doc["ingest"]["rate_per_s"] >= 1e6
+    plain = yaml.safe_load(bench_config(tmp_path, 1.0).read_text(encoding="utf-8"))
+    assert "device" in next(e for e in plain["endpoints"] if e["id"] == PROBE)

@@ -57,6 +57,60 @@ async def test_a_periodic_loop_runs_once_per_period_through_an_advance() -> None
     assert ticks == [float(n) for n in range(1, 61)]
 
 
+async def test_sleep_until_wakes_at_the_deadline_itself_and_returns_at_once_for_one_passed() -> None:
+    clock = ManualClock(START, monotonic=100.0)
+    woke: list[float] = []
+
+    async def until(deadline: float) -> None:
+        await clock.sleep_until(deadline)
+        woke.append(clock.monotonic())
+
+    tasks = [asyncio.create_task(until(d)) for d in (103.5, 101.25)]
+    await clock.advance(5)
+    assert woke == [101.25, 103.5]  # each at its own deadline, in order
+    await clock.sleep_until(50.0)  # long passed: at once, no sleeper left behind
+    await clock.sleep_until(105.0)  # exactly now: at once
+    assert clock.sleepers == 0
+    with pytest.raises(ValueError):
+        await clock.sleep_until(float("nan"))
+    await asyncio.gather(*tasks)
+
+
+async def test_a_loop_on_absolute_deadlines_keeps_its_period_whatever_its_work_takes() -> None:
+    """Work that takes 0.3 s of clock time each period (here: a sleep inside the loop) does not stretch
+    the period, as sleeping a period after the work would: ticks stay on whole seconds."""
+    clock = ManualClock(START)
+    ticks: list[float] = []
+
+    async def loop() -> None:
+        deadline = clock.monotonic()
+        while True:
+            deadline += 1.0
+            await clock.sleep_until(deadline)
+            ticks.append(clock.monotonic())
+            await clock.sleep(0.3)  # the tick's own work
+
+    task = asyncio.create_task(loop())
+    await clock.advance(10)
+    task.cancel()
+    assert ticks == [float(n) for n in range(1, 11)]
+
+
+async def test_scaled_clock_sleep_until_is_in_clock_seconds() -> None:
+    clock = ScaledClock(10_000.0, start=START)
+    deadline = clock.monotonic() + 50  # 5 ms of real time
+    await clock.sleep_until(deadline)
+    assert clock.monotonic() >= deadline
+    await clock.sleep_until(deadline - 100)  # passed: at once
+
+
+async def test_system_clock_sleep_until_reaches_the_deadline() -> None:
+    clock = SystemClock()
+    deadline = clock.monotonic() + 0.01
+    await clock.sleep_until(deadline)
+    assert clock.monotonic() >= deadline
+
+
 async def test_manual_clock_stands_still_and_drops_cancelled_sleepers() -> None:
     clock = ManualClock(START, monotonic=500.0)
     assert clock.speed == 0.0 and clock.monotonic() == 500.0 and clock.now() == START

@@ -48,8 +48,8 @@ controllers:
     setpoint: {id: 150, name: fv1_setpoint, min: 0, max: 30, default: 18}
     tuning: {kp: 40, ki: 0.02, out_min: -100}
 power:
-  limit_w: 7400
-  elements: [{output: 40, watts: 5500}]
+  limit_w: 11040
+  elements: [{output: 40, watts: 11000}]
 """
 
 
@@ -65,7 +65,7 @@ def test_a_good_controllers_section_is_read() -> None:
     assert isinstance(config.controllers[0].setpoint, SoftwareSetpoint)
     assert config.controllers[1].setpoint_id == 43
     assert config.controllers[2].outputs == (53, 51)
-    assert config.power is not None and config.power.elements[0].watts == 5500
+    assert config.power is not None and config.power.elements[0].watts == 11000
 
 
 @pytest.mark.parametrize(("old", "new", "field", "words"), [
@@ -79,8 +79,8 @@ def test_a_good_controllers_section_is_read() -> None:
     ("out_min: -100}", "out_min: 0}", "controllers[2].tuning.out_min", "negative out_min"),
     ("{id: 140, name: mlt_setpoint", "{id: 21, name: mlt_setpoint", "controllers[0].setpoint.id", "already in use"),
     ("    node: MLT\n    input: 20", "    node: BK\n    input: 20", "controllers[0].node", "unknown node"),
-    ("[{output: 40, watts: 5500}]", "[{output: 41, watts: 500}]", "power.elements[0].output", "not a controller's"),
-    ("[{output: 40, watts: 5500}]", "[{output: 40, watts: 9000}]", "power.elements[0].watts", "can never fit"),
+    ("[{output: 40, watts: 11000}]", "[{output: 41, watts: 500}]", "power.elements[0].output", "not a controller's"),
+    ("[{output: 40, watts: 11000}]", "[{output: 40, watts: 12000}]", "power.elements[0].watts", "can never fit"),
 ])
 def test_a_broken_reference_names_the_field_and_line(old: str, new: str, field: str, words: str) -> None:
     text = GOOD.replace(old, new, 1)

@@ -38,7 +38,7 @@ def test_mash_tun_rims_element_is_full_power_on_its_ssr_coil() -> None:
     assert model.read("mlt.element") is True and model.read("mlt.element_firing") is True
     assert model.read("mlt.heater_firing") is False  # no controller of its own
     model.step(60)
-    assert mlt.liquid_c - 20.0 == pytest.approx(5500 * 60 / _capacity(40, mlt.wall_kg), rel=0.02)
+    assert mlt.liquid_c - 20.0 == pytest.approx(11000 * 60 / _capacity(40, mlt.wall_kg), rel=0.02)  # 11 kW RIMS
     model.write("mlt.element", False)
     held = mlt.liquid_c
     model.step(60)
