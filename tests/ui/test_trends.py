@@ -98,6 +98,13 @@ def _markers(user: User, kind: str) -> list[dict]:
     return series["markLine"]["data"]
 
 
+async def open_trends(user: User, path: str) -> None:
+    """Open the trend page and wait until its first load has drawn (its summary says what it shows):
+    a pen picked before that would race the page's own first load."""
+    await user.open(path)
+    await until(lambda: " · " in next(iter(user.find(marker="trend-summary").elements)).text)
+
+
 async def _add_pen(user: User, endpoint_id: int) -> None:
     next(iter(user.find(marker="trend-add-pen").elements)).value = endpoint_id
     await until(lambda: user._sees(None, None, f"trend-pen-{endpoint_id}", None))
@@ -108,9 +115,9 @@ async def test_trend_page_opens_on_the_first_vessel_view_appends_live_and_export
     await online()
     rt = runtime()
     await until(lambda: rt.history_writer.rows_written > 20)
-    await user.open("/trends")
+    await open_trends(user, "/trends")
     await shows(user, "trend-summary", "HLT temperature", "HLT setpoint", "following live")
-    assert [s["name"] for s in _pen_series(user)] == ["HLT temperature (°C)", "HLT setpoint (°C)"]
+    await until(lambda: [s["name"] for s in _pen_series(user)] == ["HLT temperature (°C)", "HLT setpoint (°C)"])
     assert any(point[1] is not None for point in _pen_series(user)[0]["data"])
     samples_at_open = _samples(user, "HLT temperature")
     await until(lambda: _samples(user, "HLT temperature") > samples_at_open)  # live append
@@ -125,7 +132,7 @@ async def test_trend_page_opens_on_the_first_vessel_view_appends_live_and_export
 async def test_pens_of_two_units_are_drawn_on_two_axes_and_a_pen_can_be_removed(user: User) -> None:
     await user.open("/")
     await online()
-    await user.open(f"/trends?endpoint={HLT_TEMP}")
+    await open_trends(user, f"/trends?endpoint={HLT_TEMP}")
     await shows(user, "trend-summary", "HLT temperature")
     await _add_pen(user, HLT_VOLUME)
     await shows(user, "trend-summary", "HLT volume")
@@ -145,7 +152,7 @@ async def test_a_saved_view_is_restored_with_its_pens_and_span(user: User) -> No
     await user.open("/")
     await online()
     rt = runtime()
-    await user.open(f"/trends?endpoint={HLT_TEMP}")
+    await open_trends(user, f"/trends?endpoint={HLT_TEMP}")
     await shows(user, "trend-summary", "HLT temperature")
     await _add_pen(user, HLT_VOLUME)
     next(iter(user.find(marker="trend-range").elements)).value = "8 h"
@@ -159,7 +166,7 @@ async def test_a_saved_view_is_restored_with_its_pens_and_span(user: User) -> No
     [saved] = [v for v in await rt.trends.views(Actor()) if v.key == key]  # stored: the anonymous user's own
     assert saved.pens == [HLT_TEMP, HLT_VOLUME] and saved.span_s == 8 * 3600
 
-    await user.open("/trends")  # a fresh page: the first vessel view
+    await open_trends(user, "/trends")  # a fresh page: the first vessel view
     await shows(user, "trend-summary", "HLT setpoint")
     select = next(iter(user.find(marker="trend-view").elements))
     assert select.options[key] == "Mine: HLT fill"
@@ -173,7 +180,7 @@ async def test_a_command_and_an_alarm_show_as_markers_with_who_what_and_result(u
     await user.open("/")
     await online()
     rt = runtime()
-    await user.open("/trends")
+    await open_trends(user, "/trends")
     await shows(user, "trend-summary", "HLT setpoint", "0 commands, 0 alarm events")
     command, _created = await rt.commands.submit(HLT_SETPOINT, 70.0, actor=OLGA)
     rt.alarms.raise_alarm("test:hlt_probe", "system", Severity.HIGH, "HLT probe check", endpoint_id=HLT_TEMP)
@@ -192,7 +199,7 @@ async def test_zooming_into_the_past_pauses_the_tail_and_the_csv_is_what_is_show
     await online()
     rt = runtime()
     await until(lambda: rt.history_writer.rows_written > 20)
-    await user.open(f"/trends?endpoint={HLT_TEMP}")
+    await open_trends(user, f"/trends?endpoint={HLT_TEMP}")
     await _add_pen(user, HLT_VOLUME)
     await shows(user, "trend-summary", "HLT volume", "following live")
     chart = _chart(user)
@@ -232,7 +239,7 @@ async def test_a_steady_live_value_keeps_its_line_between_pushed_frames(user: Us
 
     sampling = asyncio.create_task(keep_sampling())
     try:
-        await user.open(f"/trends?endpoint={FV1_TEMP}")
+        await open_trends(user, f"/trends?endpoint={FV1_TEMP}")
         await shows(user, "trend-summary", "FV1 temperature")
         toggle = next(iter(user.find(marker="trend-range").elements))
         toggle.value = "15 min"  # 2 s buckets
@@ -256,7 +263,7 @@ async def test_a_custom_range_in_the_past_is_fixed_and_live_returns_to_following
     await online()
     rt = runtime()
     await until(lambda: rt.history_writer.rows_written > 20)
-    await user.open(f"/trends?endpoint={HLT_TEMP}")
+    await open_trends(user, f"/trends?endpoint={HLT_TEMP}")
     await shows(user, "trend-summary", "following live")
     next(iter(user.find(marker="trend-range").elements)).value = "Custom"
     await until(lambda: user._sees(None, None, "trend-custom-show", None))
@@ -281,7 +288,7 @@ async def test_a_pen_that_goes_bad_is_a_gap_while_the_others_keep_following(user
     rt = runtime()
     await rt.drivers["cellar_probe"].stop()  # FV1 temperature now comes from this test only
     rt.plant.ingest([Reading(FV1_TEMP, 12.5)])
-    await user.open(f"/trends?endpoint={FV1_TEMP}")
+    await open_trends(user, f"/trends?endpoint={FV1_TEMP}")
     await _add_pen(user, HLT_TEMP)
     next(iter(user.find(marker="trend-range").elements)).value = "15 min"  # 2 s buckets
     await shows(user, "trend-summary", "HLT temperature", "buckets of 2 s")
@@ -329,7 +336,7 @@ async def test_the_mlt_view_holds_its_software_setpoint_between_changes(rims: Pa
     changed = rt.plant.states[MLT_SETPOINT].server_time
     # the probe's samples go on for three more 2 s buckets; the setpoint records none (unchanged)
     await until(lambda: (rt.plant.states[20].server_time - changed).total_seconds() > 6.5)
-    await user.open("/trends?view=MLT")
+    await open_trends(user, "/trends?view=MLT")
     await shows(user, "trend-summary", "MLT temperature", "Mash temperature setpoint", "Mash temperature output")
     next(iter(user.find(marker="trend-range").elements)).value = "15 min"  # 2 s buckets
     await shows(user, "trend-summary", "buckets of 2 s")
