@@ -35,7 +35,7 @@ ENDPOINT_FIELDS: dict[str, tuple[str, ...]] = {
 REQUIRED: dict[str, tuple[str, ...]] = {"valve": ("endpoint",), "pump": ("endpoint",), "heater": ("endpoint",)}
 # The drawn size of each kind (canvas units) when the symbol does not give its own.
 DEFAULT_SIZE: dict[str, tuple[float, float]] = {
-    "vessel": (140.0, 220.0), "valve": (44.0, 28.0), "pump": (44.0, 44.0), "heater": (124.0, 26.0),
+    "vessel": (140.0, 220.0), "valve": (44.0, 28.0), "pump": (44.0, 44.0), "heater": (84.0, 40.0),
     "glycol": (150.0, 56.0)}
 BOOL_FIELDS = ("endpoint", "level")
 NUMERIC_FIELDS = ("temperature", "setpoint", "volume", "output")

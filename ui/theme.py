@@ -97,6 +97,37 @@ body { background: var(--bf-bg); color: var(--bf-ink); font-size: 16px; }
 .bf-mode-on { background: #4d4d4d !important; color: #fff !important; }
 .bf-mode-off { background: #e0e0e0 !important; color: #202020 !important; border: 1px solid var(--bf-line); }
 .bf-faceplate-trend { width: 100%; height: 140px; }
+/* The process mimic (ui/mimic.py): grey equipment; dark grey = running / open / on; a flowing pipe is
+   dark with a moving dash; hatched = not live; colour only for an alarm (with its shape and word).
+   The drawing scales to the width and to the height left under the header, so it never scrolls. */
+.bf-mimic { width: 100%; }
+.bf-mimic-svg { display: block; width: 100%; height: auto;
+                max-height: calc(100vh - var(--bf-header-h, 64px) - 28px); margin: 0 auto; }
+.bf-mimic-svg text { font-family: sans-serif; text-anchor: middle; fill: #202020; pointer-events: none; }
+.bf-pipe { fill: none; stroke-width: 9; stroke-linejoin: round; }
+.bf-pipe-still { stroke: #b4b4b4; }
+.bf-pipe-flow { stroke: #3c3c3c; stroke-dasharray: 14 8; animation: bf-flow 0.8s linear infinite; }
+@keyframes bf-flow { to { stroke-dashoffset: -22; } }
+.bf-mm { cursor: pointer; }
+.bf-mm-hit { fill: transparent; stroke: none; }
+.bf-mm-vessel { fill: #f2f2f2; stroke: #6d6d6d; stroke-width: 3; }
+.bf-mm-fill { stroke: none; }
+.bf-mm-fill-live { fill: #bdbdbd; }
+.bf-mm-body { stroke: #3c3c3c; stroke-width: 2; }
+.bf-mm-on { fill: #4d4d4d; }
+.bf-mm-off { fill: #f7f7f7; }
+.bf-mm-notlive, .bf-mm-fill.bf-mm-notlive { fill: url(#bf-hatch); }
+.bf-mm-impeller { fill: #9e9e9e; stroke: none; }
+.bf-mm-title { font-size: 17px; font-weight: 700; fill: #5f5f5f !important; }
+.bf-mm-value { font-size: 22px; font-weight: 700; font-variant-numeric: tabular-nums; }
+.bf-mm-small, .bf-mm-state { font-size: 15px; font-variant-numeric: tabular-nums; }
+.bf-mm-label { font-size: 15px; font-weight: 700; fill: #5f5f5f !important; }
+.bf-mm-alarm { font-size: 16px; font-weight: 700; }
+.bf-mm-inside { font-size: 13px; font-weight: 700; }
+.bf-mimic-svg text.bf-mm-on { fill: #ffffff; }
+.bf-mimic-svg text.bf-mm-off, .bf-mimic-svg text.bf-mm-notlive { fill: #202020; }
+.bf-mimic-dialog { width: 460px; max-width: 96vw; max-height: 92vh; overflow-y: auto; background: var(--bf-panel); }
+.bf-mimic-dialog .bf-tile, .bf-mimic-dialog .bf-faceplate { width: 100%; }
 #popup { display: none !important; } /* our own connection banner replaces NiceGUI's popup */
 #bf-connection { position: fixed; bottom: 8px; right: 8px; z-index: 7000; padding: 6px 12px; border-radius: 4px;
                  font: 600 14px sans-serif; background: #3c3c3c; color: #e0e0e0; }
@@ -113,6 +144,18 @@ body.bf-kiosk .bf-btn { min-height: 64px; min-width: 120px; font-size: 1.2rem; }
 body.bf-kiosk .bf-value { font-size: 1.9rem; }
 body.bf-kiosk .bf-tile { width: 420px; }
 body.bf-kiosk .q-tooltip, body.bf-kiosk .q-focus-helper { display: none !important; }
+/* The kiosk's header is one row of 64 px targets (≤ 12 % of a 600 px screen); it gives up the site name
+   and the smaller words first. A narrow screen (a phone) wraps it instead of scrolling sideways. */
+body.bf-kiosk .bf-header { padding-top: 2px; padding-bottom: 2px; font-size: 14px; column-gap: 4px; }
+body.bf-kiosk .bf-header > .q-row, body.bf-kiosk .bf-header .bf-nav { column-gap: 2px; }
+body.bf-kiosk .bf-nav .q-btn, body.bf-kiosk .bf-header .bf-btn, body.bf-kiosk .bf-signout button {
+  min-height: 64px; min-width: 64px; font-size: 14px; padding: 0 8px; letter-spacing: 0; }
+body.bf-kiosk .bf-alarm-banner { min-height: 64px; padding: 2px 6px; }
+body.bf-kiosk .bf-alarm-count { padding: 2px 4px; margin-left: 2px; }
+body.bf-kiosk .bf-who { font-size: 13px; padding: 0 2px; }
+body.bf-kiosk .bf-header .text-lg { font-size: 1rem; }
+@media (max-width: 1439px) { body.bf-kiosk .bf-site-name { display: none; } }
+@media (max-width: 1279px) { body.bf-kiosk .bf-alarm-title { display: none; } }
 """
 
 
