@@ -143,6 +143,8 @@ body.bf-kiosk { font-size: 20px; }
 body.bf-kiosk .bf-btn { min-height: 64px; min-width: 120px; font-size: 1.2rem; }
 body.bf-kiosk .bf-value { font-size: 1.9rem; }
 body.bf-kiosk .bf-tile { width: 420px; }
+/* A phone (390 px) never scrolls sideways: tiles and their columns give up width before the page does. */
+.bf-node, .bf-tile, .bf-tabs { max-width: 100%; min-width: 0; }
 body.bf-kiosk .q-tooltip, body.bf-kiosk .q-focus-helper { display: none !important; }
 /* The kiosk's header is one row of 64 px targets (≤ 12 % of a 600 px screen); it gives up the site name
    and the smaller words first. A narrow screen (a phone) wraps it instead of scrolling sideways. */
@@ -155,7 +157,11 @@ body.bf-kiosk .bf-alarm-count { padding: 2px 4px; margin-left: 2px; }
 body.bf-kiosk .bf-who { font-size: 13px; padding: 0 2px; }
 body.bf-kiosk .bf-header .text-lg { font-size: 1rem; }
 @media (max-width: 1439px) { body.bf-kiosk .bf-site-name { display: none; } }
-@media (max-width: 1279px) { body.bf-kiosk .bf-alarm-title { display: none; } }
+@media (max-width: 1279px) {
+  body.bf-kiosk .bf-alarm-title { display: none; }
+  /* while the tone sounds its SILENCE joins the row: the zero counts and the user's name make room */
+  body.bf-kiosk .bf-header:has(.bf-annunciator:not(.hidden)) :is(.bf-who, .bf-alarm-count-zero) { display: none; }
+}
 """
 
 
