@@ -153,15 +153,17 @@ body.bf-kiosk .bf-header > .q-row, body.bf-kiosk .bf-header .bf-nav { column-gap
 body.bf-kiosk .bf-nav .q-btn, body.bf-kiosk .bf-header .bf-btn, body.bf-kiosk .bf-signout button {
   min-height: 64px; min-width: 64px; font-size: 14px; padding: 0 8px; letter-spacing: 0; }
 body.bf-kiosk .bf-alarm-banner { min-height: 64px; padding: 2px 6px; }
+body.bf-kiosk .bf-annunciator { padding-top: 0; padding-bottom: 0; }
 body.bf-kiosk .bf-alarm-count { padding: 2px 4px; margin-left: 2px; }
 body.bf-kiosk .bf-who { font-size: 13px; padding: 0 2px; }
 body.bf-kiosk .bf-header .text-lg { font-size: 1rem; }
-@media (max-width: 1439px) { body.bf-kiosk .bf-site-name { display: none; } }
-@media (max-width: 1279px) {
-  body.bf-kiosk .bf-alarm-title { display: none; }
+@media (max-width: 1439px) {
+  body.bf-kiosk .bf-site-name { display: none; }
   /* while the tone sounds its SILENCE joins the row: the zero counts and the user's name make room */
-  body.bf-kiosk .bf-header:has(.bf-annunciator:not(.hidden)) :is(.bf-who, .bf-alarm-count-zero) { display: none; }
+  body.bf-kiosk .bf-header:has(.bf-annunciator:not(.hidden)) :is(.bf-who, .bf-alarm-count-zero, .bf-alarm-title) {
+    display: none; }
 }
+@media (max-width: 1279px) { body.bf-kiosk .bf-alarm-title { display: none; } }
 """
 
 

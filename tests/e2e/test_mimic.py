@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import ARTIFACTS, ServerProcess, snapshot
+from tests.e2e.conftest import ARTIFACTS, HLT_TEMPERATURE_GATEWAY, ServerProcess, snapshot
 
 TIMEOUT = 10_000  # ms; a generous ceiling for a loaded CI machine, not a speed requirement
 KIOSK_SCREENS = [(1024, 600), (1280, 800)]
@@ -117,4 +117,21 @@ def test_the_mimic_shows_flow_when_v1_is_open_and_pump_1_runs(browser: Browser, 
     dialog.locator(tid("mimic-dialog-close")).click()
     expect(dialog).to_be_hidden(timeout=TIMEOUT)
     snapshot(page, "mimic-flow")
+    page.context.close()
+
+
+@pytest.mark.parametrize("server", ["temperatures_from_a_gateway"], indirect=True)
+@pytest.mark.parametrize(("width", "height"), KIOSK_SCREENS, ids=["1024x600", "1280x800"])
+def test_the_kiosk_header_stays_one_row_while_the_alarm_tone_sounds(browser: Browser, server: ServerProcess,
+                                                                   width: int, height: int) -> None:
+    page = open_at(browser, server, "/mimic?kiosk=1", width, height)
+    readings = [{"endpointId": HLT_TEMPERATURE_GATEWAY, "value": 99.6},
+                {"endpointId": HLT_TEMPERATURE_GATEWAY, "value": 60.0}]
+    assert server.post("/api/os/telemetry/ingest", {"readings": readings}).status_code == 200
+    expect(page.locator(tid("tone-state"))).to_have_text("◆ CRITICAL ALARM TONE", timeout=TIMEOUT)
+    expect(page.locator(tid("silence"))).to_be_visible()
+    figures = measure(page)
+    record(f"mimic kiosk {width}x{height}, alarm tone sounding", figures)
+    assert figures["header"] <= HEADER_SHARE * height, f"header too tall while the tone sounds: {figures}"
+    assert figures["scrollWidth"] <= figures["clientWidth"], figures
     page.context.close()

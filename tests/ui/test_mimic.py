@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from nicegui.testing import User
 
-from bevforge.domain import CommandStatus, Quality, utcnow
+from bevforge.domain import Actor, CommandStatus, Quality, utcnow
 from tests.ui.conftest import write_config
 from tests.ui.support import online, runtime, shows, sign_in, until
 
@@ -185,3 +185,66 @@ def test_what_the_picture_says_is_decided_from_live_values_only() -> None:
     assert fill_fraction(hlt, 80, {}) is None
     bk_level_only = bk.model_copy(update={"volume": None})
     assert fill_fraction(bk_level_only, 80, {32: EndpointState(32, False, Quality.GOOD, None, utcnow(), None)}) == 0.25
+
+
+async def test_a_vessel_in_alarm_is_outlined_with_the_alarm_word_and_shape(user: User) -> None:
+    from bevforge.domain import Reading
+
+    await user.open("/mimic")
+    await online()
+    await user.should_not_see(marker="mimic-alarm-hlt")
+    runtime().plant.ingest([Reading(10, 99.5)])  # HLT temperature over its HIHI limit (critical)
+    await user.should_see(marker="mimic-alarm-hlt", retries=100)
+    assert _element(user, "mimic-alarm-hlt").text == "◆ HIHI CRITICAL"
+    await user.should_not_see(marker="mimic-alarm-bk")
+
+
+@pytest.fixture
+def rims_on_the_mimic(bevforge_env: Path) -> Path:
+    """The fixture brewhouse with the MLT's RIMS loop, its vessel and element tied to it on the mimic."""
+    from tests.support.controllers import RIMS, with_controllers
+
+    def adjust(doc: dict[str, Any]) -> None:
+        with_controllers([RIMS])(doc)
+        for endpoint in doc["endpoints"]:
+            if endpoint.get("poll_interval_s") == 0.05:
+                endpoint["poll_interval_s"] = 0.5  # the screen tests need no fast sampling
+        for symbol in doc["layout"]["symbols"]:
+            if symbol["id"] == "mlt":
+                symbol.update(setpoint=140, controller="mlt_rims")
+        doc["layout"]["symbols"].append({"id": "mlt_element", "kind": "heater", "label": "RIMS", "x": 440, "y": 268,
+                                         "endpoint": 40, "controller": "mlt_rims"})
+    write_config(bevforge_env / "config.yaml", adjust)
+    return bevforge_env
+
+
+async def test_a_vessel_tied_to_a_loop_opens_its_faceplate_and_the_loop_answers(rims_on_the_mimic: Path,
+                                                                               user: User) -> None:
+    await user.open("/mimic")
+    await online()
+    await drawn(user, "mimic-mlt-setpoint", "SP 65.0 °C")
+    await drawn(user, "mimic-mlt_element-state", "OFF")
+    await tap(user, "mlt")
+    await shows(user, "fp-mode-mlt_rims", "MODE OFF")
+    await shows(user, "value-140", "65.0 °C")  # the loop's software setpoint, as on its tile
+    user.find(marker="fp-mode-manual-mlt_rims").click()  # through the controller service, as on the panel
+    await shows(user, "fp-mode-mlt_rims", "MODE MANUAL")
+    assert runtime().controllers.views(Actor(user="check"))[0]["mode"] == "manual"
+    user.find(marker="mimic-dialog-close").click()
+    await user.should_not_see(marker="fp-mode-mlt_rims")
+    await tap(user, "mlt_element")  # the element's dialog shows the same loop
+    await shows(user, "fp-mode-mlt_rims", "MODE MANUAL")
+
+
+@pytest.fixture
+def no_layout(bevforge_env: Path) -> Path:
+    write_config(bevforge_env / "config.yaml", lambda doc: doc.pop("layout"))
+    return bevforge_env
+
+
+async def test_without_a_layout_there_is_no_mimic_to_offer(no_layout: Path, user: User) -> None:
+    await user.open("/")
+    await user.should_see(marker="tile-hlt")
+    await user.should_not_see(marker="nav-mimic")
+    await user.open("/mimic")
+    await user.should_see(marker="no-layout")
