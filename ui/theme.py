@@ -146,24 +146,27 @@ body.bf-kiosk .bf-tile { width: 420px; }
 /* A phone (390 px) never scrolls sideways: tiles and their columns give up width before the page does. */
 .bf-node, .bf-tile, .bf-tabs { max-width: 100%; min-width: 0; }
 body.bf-kiosk .q-tooltip, body.bf-kiosk .q-focus-helper { display: none !important; }
-/* The kiosk's header is one row of 64 px targets (≤ 12 % of a 600 px screen); it gives up the site name
-   and the smaller words first. A narrow screen (a phone) wraps it instead of scrolling sideways. */
-body.bf-kiosk .bf-header { padding-top: 2px; padding-bottom: 2px; font-size: 14px; column-gap: 4px; }
-body.bf-kiosk .bf-header > .q-row, body.bf-kiosk .bf-header .bf-nav { column-gap: 2px; }
+/* The header is one row (≤ 12 % of a 600 px screen: 52 px, 68 px on a kiosk with its 64 px targets); it
+   gives up the site name and the smaller words first. A narrow screen (a phone) wraps it instead of
+   scrolling sideways. */
+.bf-header { padding-top: 2px; padding-bottom: 2px; font-size: 14px; column-gap: 4px; }
+.bf-header > .nicegui-row, .bf-header .bf-nav { column-gap: 2px; }
+.bf-nav .q-btn, .bf-header .bf-btn, .bf-signout button { font-size: 14px; padding: 0 8px; letter-spacing: 0; }
+.bf-header .bf-alarm-banner { padding: 2px 6px; }
+.bf-header .bf-alarm-count { padding: 2px 4px; margin-left: 2px; }
+.bf-header .bf-who { font-size: 13px; padding: 0 2px; }
+.bf-header .text-lg { font-size: 1rem; }
 body.bf-kiosk .bf-nav .q-btn, body.bf-kiosk .bf-header .bf-btn, body.bf-kiosk .bf-signout button {
-  min-height: 64px; min-width: 64px; font-size: 14px; padding: 0 8px; letter-spacing: 0; }
-body.bf-kiosk .bf-alarm-banner { min-height: 64px; padding: 2px 6px; }
+  min-height: 64px; min-width: 64px; }
+body.bf-kiosk .bf-alarm-banner { min-height: 64px; }
 body.bf-kiosk .bf-annunciator { padding-top: 0; padding-bottom: 0; }
-body.bf-kiosk .bf-alarm-count { padding: 2px 4px; margin-left: 2px; }
-body.bf-kiosk .bf-who { font-size: 13px; padding: 0 2px; }
-body.bf-kiosk .bf-header .text-lg { font-size: 1rem; }
 @media (max-width: 1439px) {
-  body.bf-kiosk .bf-site-name { display: none; }
-  /* while the tone sounds its SILENCE joins the row: the zero counts and the user's name make room */
+  .bf-site-name { display: none; }
+  /* while the kiosk's tone sounds its SILENCE joins the row: the zero counts and the user's name make room */
   body.bf-kiosk .bf-header:has(.bf-annunciator:not(.hidden)) :is(.bf-who, .bf-alarm-count-zero, .bf-alarm-title) {
     display: none; }
 }
-@media (max-width: 1279px) { body.bf-kiosk .bf-alarm-title { display: none; } }
+@media (max-width: 1279px) { .bf-alarm-title { display: none; } }
 """
 
 
