@@ -189,6 +189,10 @@ class SymbolView:
     def show_alarm(self, alarm: Alarm | None) -> None:
         """Only vessels carry alarm tags (their temperatures and volumes are what alarms watch)."""
 
+    def _pending(self, eid: int) -> str:
+        """" …" after the state while a command to this output is on its way (pending, never optimistic)."""
+        return " …" if eid in self.mimic.pending else ""
+
     def _state_look(self, state: EndpointState | None) -> str:
         if state is None or not words.quality_view(state).live:
             return "bf-mm-notlive"
@@ -277,7 +281,7 @@ class ValveView(SymbolView):
         state = states.get(eid)  # type: ignore[arg-type]
         self.body.set(self._state_look(state))
         if state is not None:
-            _set_text(self.state, shown(self.endpoints[eid], state))  # type: ignore[index]
+            _set_text(self.state, shown(self.endpoints[eid], state) + self._pending(eid))  # type: ignore[arg-type]
 
 
 class PumpView(ValveView):
@@ -313,7 +317,7 @@ class HeaterView(SymbolView):
         out = states.get(s.output) if s.output is not None else None
         if out is not None and out.value is not None:
             text += f" · {words.shown_value(self.endpoints[s.output], out)}"  # type: ignore[index]
-        _set_text(self.state_text, text)
+        _set_text(self.state_text, text + self._pending(s.endpoint))  # type: ignore[arg-type]
 
 
 class GlycolView(SymbolView):
@@ -362,6 +366,7 @@ class Mimic:
         self.pipes: dict[str, tuple[LayoutPipe, ui.element, _Look]] = {}
         self.dialog_rows: dict[int, list[EndpointRow]] = {}
         self.dialog_faceplates: dict[str, Faceplate] = {}
+        self.pending: dict[int, str] = {}  # endpoint → the command in flight to it (from any screen or the API)
         shown_ids = {s.id for s in layout.symbols if self._may_see(s)}
         ui.add_body_html(HEADER_HEIGHT_SCRIPT)
         with tag(ui.element("div").classes("bf-mimic"), "mimic"):
@@ -410,6 +415,11 @@ class Mimic:
 
     def resync(self) -> None:
         self.states = dict(self.runtime.plant.states)
+        self.pending = {}
+        for eid in self.endpoint_ids:
+            in_flight = self.runtime.commands.in_flight(eid)
+            if in_flight is not None:
+                self.pending[eid] = in_flight.id
         self._show_all()
         for eid, rows in self.dialog_rows.items():
             in_flight = self.runtime.commands.in_flight(eid)
@@ -439,8 +449,14 @@ class Mimic:
         self._show_all(set(frames))
 
     def command(self, payload: dict[str, Any]) -> None:
-        for row in self.dialog_rows.get(payload["endpointId"], ()):
+        eid = payload["endpointId"]
+        for row in self.dialog_rows.get(eid, ()):
             row.show_command(payload)
+        if payload["status"] not in FINAL:
+            self.pending[eid] = payload["commandId"]
+        elif self.pending.get(eid) in (None, payload["commandId"]):  # a late end of an older one changes nothing
+            self.pending.pop(eid, None)
+        self._show_all({eid})
         if payload["status"] in FINAL:
             self.commander.finished(payload)
 

@@ -248,3 +248,16 @@ async def test_without_a_layout_there_is_no_mimic_to_offer(no_layout: Path, user
     await user.should_not_see(marker="nav-mimic")
     await user.open("/mimic")
     await user.should_see(marker="no-layout")
+
+
+async def test_a_command_on_its_way_shows_pending_on_the_symbol_never_the_new_state(user: User) -> None:
+    from tests.ui.support import sim
+
+    await user.open("/mimic")
+    await online()
+    sim().faults_for("brewhouse_io").write_delay_s = 0.8
+    await tap(user, "v1")
+    user.find(marker="on-22").click()
+    await shows(user, "command-22", "OPEN pending")  # the dialog's tile row
+    assert await drawn(user, "mimic-v1-state", "CLOSED …") == "CLOSED …"  # not OPEN before the readback
+    await drawn(user, "mimic-v1-state", "OPEN", absent=("…", "CLOSED"))
