@@ -11,7 +11,9 @@ The SVG is drawn once from NiceGUI elements and then changed only by explicit, c
 and text updates (`_set`), from the page's LiveView at ≤ 5 Hz; nothing is bound. Tapping a symbol
 opens its dialog: a tile row (`ui.tiles.EndpointRow`) for each of its points — the same buttons,
 keypad, `Commander` pipeline, confirmation of critical outputs and interlock reasons as the Control
-Panel — and, when the symbol names a controller, that controller's faceplate.
+Panel — and, when the symbol names a controller, that controller's faceplate. While a command to a
+symbol's output is on its way (from any screen or the API) the symbol keeps its present state with
+" …" after it: pending, never the new state before the device's readback.
 """
 
 from __future__ import annotations
