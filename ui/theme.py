@@ -157,7 +157,7 @@ body.bf-kiosk .q-tooltip, body.bf-kiosk .q-focus-helper { display: none !importa
 .bf-header .bf-who { font-size: 13px; padding: 0 2px; }
 .bf-header .text-lg { font-size: 1rem; }
 body.bf-kiosk .bf-nav .q-btn, body.bf-kiosk .bf-header .bf-btn, body.bf-kiosk .bf-signout button {
-  min-height: 64px; min-width: 64px; }
+  min-height: 64px; min-width: 64px; font-size: 14px; }
 body.bf-kiosk .bf-alarm-banner { min-height: 64px; }
 body.bf-kiosk .bf-annunciator { padding-top: 0; padding-bottom: 0; }
 @media (max-width: 1439px) {
