@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
     print(f"BevForge OS: database {shown_db(db_url)} ({db_from})", file=sys.stderr)
     try:
         runtime = Runtime(config, db_url, factories, config_path=str(settings.config_path),
-                          host=settings.host, clock=clock)
+                          host=settings.host, clock=clock, config_check=drivers.check)
     except AuthModeRefused as exc:
         print(f"refusing to start: {exc}", file=sys.stderr)
         return 2
@@ -65,7 +65,7 @@ def main(argv: list[str]) -> int:
         # NiceGUI's User fixture serves the screens itself: start the plant with its app.
         ui.install_for_simulation(runtime)
         return 0
-    app = create_app(runtime, freeze_heap=True)
+    app = create_app(runtime, freeze_heap=True, reload_on_sighup=True)  # SIGHUP: live config reload
     ui.install(app, runtime)
     # uvicorn's C-accelerated `websockets` protocol: /ws fan-out p99 measured lower than wsproto.
     uvicorn.run(app, host=settings.host, port=settings.port, ws="websockets-sansio",

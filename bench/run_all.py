@@ -43,6 +43,7 @@ def suites(quick: bool) -> dict[str, Callable[[], list[Row]]]:
         "control": call("control", "rows", jitter_seconds=30.0 if quick else 60.0),
         "modbus": modbus_rows,
         "crash": lambda: crash_rows(10 if quick else 20),
+        "restart": call("restart", "rows", runs=2 if quick else 3),
         "soak": call("soak", "rows", minutes=1.0 if quick else 2.0, sample_s=20.0 if quick else 30.0,
                      out=lambda line: print(line, file=sys.stderr)),
     }

@@ -6,7 +6,10 @@ factories and mounts the screens on the returned app.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,25 +26,34 @@ from bevforge.runtime import Runtime
 MAX_BODY_BYTES = 2 * 1024 * 1024
 
 
-def create_app(runtime: Runtime, *, manage_runtime: bool = True, freeze_heap: bool = False) -> FastAPI:
+def create_app(runtime: Runtime, *, manage_runtime: bool = True, freeze_heap: bool = False,
+               reload_on_sighup: bool = False) -> FastAPI:
     """Build the HTTP app. With `manage_runtime`, the app's lifespan starts and stops the runtime.
 
     `freeze_heap` (the production server, one app per process): once started, everything built so
     far (libraries, config, screens: ~180 000 objects) moves to the collector's permanent
     generation. A full collection otherwise walks all of it and stalls every socket for 80-100 ms
     (measured with gc.callbacks under bench/fanout.py), which was the fan-out's worst latency.
+
+    `reload_on_sighup` (the production server): SIGHUP applies the edited config file live
+    (bevforge/reload.py), as `systemctl reload` sends it; the outcome goes to the log and the audit.
     """
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if manage_runtime:
             await runtime.start()
+        if reload_on_sighup:
+            _reload_on_sighup(runtime)
         if freeze_heap:
             gc.collect()
             gc.freeze()
         try:
             yield
         finally:
+            if reload_on_sighup:
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             if manage_runtime:
                 await runtime.stop()
 
@@ -66,3 +78,15 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True, freeze_heap: bo
     app.include_router(ws.router)
     app.include_router(apidocs.router)
     return app
+
+
+def _reload_on_sighup(runtime: Runtime) -> None:
+    """SIGHUP → one live reload at a time (the reloader's lock orders several signals one after another)."""
+    tasks: set[asyncio.Task[None]] = set()
+
+    def hup() -> None:
+        task = asyncio.get_running_loop().create_task(runtime.reloader.reload_from_signal(), name="config-reload")
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hup)

@@ -31,6 +31,7 @@ TELEMETRY = "telemetry"
 COMMAND_STATUS = "command_status"
 ALARM = "alarm"
 CONTROLLER = "controller"
+CONFIG = "config"  # a live config reload was applied (bevforge/reload.py)
 
 
 class Event:

@@ -186,7 +186,8 @@ class Interlock(Strict):
     trip: bool = Field(default=True, description="drive the running output to its safe value when violated")
 
 
-AlarmKind = Literal["HI", "HIHI", "LO", "LOLO", "deviation", "rate", "discrete", "comms", "interlock_trip"]
+AlarmKind = Literal["HI", "HIHI", "LO", "LOLO", "deviation", "rate", "discrete", "comms", "interlock_trip",
+                    "interlock_block"]
 PROCESS_KINDS = ("HI", "HIHI", "LO", "LOLO", "deviation", "rate", "discrete")
 
 
@@ -195,7 +196,8 @@ class AlarmRule(Strict):
 
     Process kinds watch an endpoint: HI/HIHI (above `limit`), LO/LOLO (below), `deviation` (|value −
     setpoint endpoint| > limit), `rate` (|change per minute| > limit), `discrete` (value == `value`).
-    `comms` sets the priority of a device's comms-loss alarm and `interlock_trip` that of a trip.
+    `comms` sets the priority of a device's comms-loss alarm, `interlock_trip` that of a trip and
+    `interlock_block` that of a command the interlock refused (by default an `alert`: no ACK needed).
     """
 
     id: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")]
@@ -206,7 +208,7 @@ class AlarmRule(Strict):
     setpoint: int | None = Field(default=None, description="deviation: the reference endpoint")
     rate_window_s: float = Field(default=60.0, gt=0, description="rate: the window the change is measured over")
     device: str | None = Field(default=None, description="comms: the device")
-    interlock: str | None = Field(default=None, description="interlock_trip: the rule")
+    interlock: str | None = Field(default=None, description="interlock_trip / interlock_block: the rule")
     deadband: float = Field(default=0.0, ge=0)
     on_delay_s: float = Field(default=0.0, ge=0)
     off_delay_s: float = Field(default=0.0, ge=0)
@@ -228,8 +230,8 @@ class AlarmRule(Strict):
             raise ValueError("a discrete alarm needs the abnormal value")
         if self.kind == "comms" and self.device is None:
             raise ValueError("a comms alarm needs a device")
-        if self.kind == "interlock_trip" and self.interlock is None:
-            raise ValueError("an interlock_trip alarm needs an interlock")
+        if self.kind in ("interlock_trip", "interlock_block") and self.interlock is None:
+            raise ValueError(f"an {self.kind} alarm needs an interlock")
         return self
 
 

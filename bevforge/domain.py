@@ -98,6 +98,10 @@ class EndpointKind(StrEnum):
 
 
 class Severity(StrEnum):
+    """ISA-18.2 priorities, plus `alert`: below low, an event worth telling (a refused press) that needs
+    no acknowledgement and returns to normal by itself — not an alarm an operator must answer."""
+
+    ALERT = "alert"
     LOW = "low"
     MEDIUM = "medium"
     HIGH = "high"

@@ -76,6 +76,11 @@ USER_EXISTS = "user_exists"
 BAD_CREDENTIALS = "bad_credentials"
 TOO_MANY_ATTEMPTS = "too_many_attempts"
 PASSWORD_MISMATCH = "mismatch"
+# live config reload (bevforge/reload.py)
+CONFIG_INVALID = "config_invalid"  # the file fails the start-up checks: nothing changed
+NEEDS_RESTART = "needs_restart"  # a changed key cannot be applied live: nothing changed
+RELOAD_FAILED = "reload_failed"  # a removed output could not be put safe first: nothing else changed
+NO_CONFIG_FILE = "no_config_file"  # this server was built from a config object, not a file
 
 
 class BevForgeError(Exception):

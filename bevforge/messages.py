@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # types only: the modules defining these import this one
     from bevforge.commands.record import Command
     from bevforge.config import Endpoint
     from bevforge.errors import BevForgeError
+    from bevforge.trends import Marker, TrendLayout
 
 # Frame types a live client receives besides the three bus events.
 CONNECTED = "connected"
@@ -147,6 +148,15 @@ def snapshot(frame: dict[str, Any], seq: int) -> dict[str, Any]:
     return frame
 
 
+def config_reloaded(config_hash: str, removed_endpoint_ids: list[int], changed_endpoint_ids: list[int],
+                    sections: list[str]) -> dict[str, Any]:
+    """`config`: a reloaded config.yaml is live (bevforge/reload.py). It is the notice that ends every
+    subscription to a removed endpoint (no telemetry of it follows); screens redraw from it."""
+    return {"type": "config", "event": "reloaded", "configHash": config_hash,
+            "removedEndpointIds": removed_endpoint_ids, "changedEndpointIds": changed_endpoint_ids,
+            "sections": sections, "timestamp": now_iso()}
+
+
 # -- replies to one client (never published) ------------------------------------------------------
 
 def connected(client_id: str, authenticated: bool, seq: int) -> dict[str, Any]:
@@ -251,6 +261,18 @@ def history_rollup(endpoint_id: int, minute_ts: Any, average: Any, minimum: Any,
             "timestamp": iso_epoch(minute_ts), "sourceTimestamp": None,
             "rollup": {"periodS": 60, "minimum": plain_value(minimum), "maximum": plain_value(maximum),
                        "samples": plain_value(samples)}}
+
+
+def trend_view(view: TrendLayout) -> dict[str, Any]:
+    """A trend view the picker lists (GET/POST /trends/views): `scope` vessel, shared or mine."""
+    return {"key": view.key, "name": view.name, "pens": list(view.pens), "spanS": view.span_s, "scope": view.scope,
+            "id": view.id}
+
+
+def trend_marker(marker: Marker) -> dict[str, Any]:
+    """A command or alarm event on a trend's time axis (GET /trends/markers)."""
+    return {"kind": marker.kind, "time": iso(marker.time), "endpointId": marker.endpoint_id, "title": marker.title,
+            "text": marker.text, **marker.extra}
 
 
 def command_view(command: Command) -> dict[str, Any]:

@@ -54,11 +54,7 @@ class Plant:
         self.alarms = alarms
         self.states: dict[int, EndpointState] = {eid: EndpointState(eid) for eid in self.endpoints}
         self._waiters: dict[int, list[asyncio.Future[None]]] = {}
-        self._rules_by_input: dict[int, list[int]] = {}
-        for index, rule in enumerate(config.interlocks):
-            watched = {c.endpoint for c in rule.requires} | {self.endpoints[rule.target].feedback_id}
-            for eid in watched:
-                self._rules_by_input.setdefault(eid, []).append(index)
+        self._rules_by_input: dict[int, list[int]] = self._index_interlocks(config)
         self.trip_handler: TripHandler | None = None
         self.device_online: dict[str, bool] = {d.id: False for d in config.devices}
         self.readings_ingested = 0
@@ -67,6 +63,50 @@ class Plant:
         self.samples_unpublished = 0  # samples that repeated the last published frame
         self.clock: Callable[[], float] = time.monotonic  # replaceable, so tests can age a frame
         self._stale_task: asyncio.Task[None] | None = None
+
+    def _index_interlocks(self, config: PlantConfig) -> dict[int, list[int]]:
+        """Which interlock rules each endpoint's reading can break (so ingest checks only those)."""
+        by_input: dict[int, list[int]] = {}
+        for index, rule in enumerate(config.interlocks):
+            watched = {c.endpoint for c in rule.requires} | {config.endpoints_by_id[rule.target].feedback_id}
+            for eid in watched:
+                by_input.setdefault(eid, []).append(index)
+        return by_input
+
+    def reconfigure(self, config: PlantConfig, changed_endpoints: set[int]) -> None:
+        """Take a reloaded config (bevforge/reload.py), in one synchronous step.
+
+        The state of an endpoint the reload did not touch is kept as it is (its value, quality and
+        sequence go on); a changed endpoint starts again from no value, because its address, scale or
+        type may now mean something else; a removed one is forgotten. `states` and `device_online`
+        are changed in place: the alarm engine holds the same mappings.
+        """
+        self.config = config
+        self.endpoints = config.endpoints_by_id
+        for eid in [e for e in self.states if e not in self.endpoints]:
+            del self.states[eid]
+            self._last_published.pop(eid, None)
+        for eid in self.endpoints:
+            if eid not in self.states or eid in changed_endpoints:
+                self.states[eid] = EndpointState(eid)
+                self._last_published.pop(eid, None)
+        device_ids = {d.id for d in config.devices}
+        for device_id in [d for d in self.device_online if d not in device_ids]:
+            del self.device_online[device_id]
+        for device_id in device_ids:
+            self.device_online.setdefault(device_id, False)
+        self._rules_by_input = self._index_interlocks(config)
+
+    def check_all_interlocks(self) -> None:
+        """Run every continuous interlock once against the present state (after a reload changed them)."""
+        if self.trip_handler is not None and self.config.interlocks:
+            self._check_trips(set(range(len(self.config.interlocks))))
+
+    async def restart_stale_sweep(self) -> None:
+        """The sweep's period follows the shortest stale_after: restart it after a reload."""
+        if self._stale_task is not None:
+            await stop_task(self._stale_task)
+            self.start()
 
     # -- telemetry -------------------------------------------------------------------------
 

@@ -16,12 +16,13 @@ from bevforge.auth import AuthService
 from bevforge.bus import EventBus
 from bevforge.clock import Clock, SystemClock
 from bevforge.commands import CommandService
-from bevforge.config import PlantConfig
+from bevforge.config import ExtraCheck, PlantConfig
 from bevforge.controllers import ControllerService
 from bevforge.devices import Driver, DriverFactory
 from bevforge.domain import Reading, Severity
 from bevforge.ingest import ReadingIntake
 from bevforge.plant import Plant
+from bevforge.reload import ConfigReloader
 from bevforge.retention import RetentionService
 from bevforge.store import (
     Database,
@@ -33,29 +34,43 @@ from bevforge.store import (
 )
 from bevforge.store.faults import STORE_ALARM_KEY, STORE_ALARM_KIND
 from bevforge.store.queries import HistoryReader
+from bevforge.trends import TrendViews
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 5.0
 
 
 @dataclass
-class _Link:
-    """The DeviceLink handed to one driver: readings and comms state go to the plant."""
+class DeviceLinkToPlant:
+    """The DeviceLink handed to one driver: readings and comms state go to the plant.
+
+    A reload cuts the link of a driver it stops before stopping it: whatever that driver still
+    says on its way out (its comms going down, a last poll) describes a device definition that no
+    longer exists, and must not raise a comms alarm or reach an endpoint the new config removed.
+    """
 
     plant: Plant
     device_id: str
+    cut: bool = False
 
     def readings(self, readings: Sequence[Reading]) -> None:
-        self.plant.ingest(readings)
+        if not self.cut:
+            self.plant.ingest(readings)
 
     def comms(self, online: bool, error: str | None = None) -> None:
-        self.plant.mark_device(self.device_id, online, error)
+        if not self.cut:
+            self.plant.mark_device(self.device_id, online, error)
+
 
 
 class Runtime:
     def __init__(self, config: PlantConfig, db_url: str, factories: Mapping[str, DriverFactory],
-                 config_path: str | None = None, host: str = "127.0.0.1", clock: Clock | None = None) -> None:
+                 config_path: str | None = None, host: str = "127.0.0.1", clock: Clock | None = None,
+                 config_check: ExtraCheck | None = None) -> None:
         self.config = config
+        self.factories = dict(factories)  # kept: a live reload builds the drivers of new and changed devices
+        # the drivers' own checks (drivers.check, handed in by main.py): a reload checks the file as start-up did
+        self.config_check = config_check
         self.clock: Clock = clock if clock is not None else SystemClock()  # process time: the controllers tick on it
         self.config_path = config_path
         self.db = Database(db_url, config.store.busy_timeout_s)
@@ -79,17 +94,19 @@ class Runtime:
                 raise ValueError(f"device {device.id}: no driver named {device.driver!r} "
                                  f"(available: {', '.join(sorted(factories))})")
             endpoints = [e for e in config.endpoints if e.device == device.id]
-            self.drivers[device.id] = factory(device, endpoints, _Link(self.plant, device.id))
+            self.drivers[device.id] = factory(device, endpoints, self.link_for(device.id))
         self.commands = CommandService(config, self.plant, self.bus, self.db, self.alarms, self.drivers, self.audit)
         self.retention = RetentionService(config.retention, self.db, self.alarms)
         self.plant.trip_handler = self.commands.trip
         self.controllers = ControllerService(config, self.plant, self.commands, self.alarms, self.bus, self.db,
                                              self.audit, self.clock)
+        self.trends = TrendViews(config, self.db, self.audit, self.alarms)  # the /trends screen's views and markers
         self.started_at: float | None = None
         self.interrupted_commands = 0
         # No user yet: the first-run setup code is handed here at start (main.py prints it on the console)
         self.on_first_run: Callable[[str], None] | None = None
         self.attachments: dict[str, Any] = {}  # things the composition root hangs on (the simulator)
+        self.reloader = ConfigReloader(self)
 
     async def start(self) -> None:
         create_schema(self.db.engine)
@@ -121,6 +138,26 @@ class Runtime:
             await driver.start()
         self.controllers.start()
         self.started_at = time.monotonic()
+
+    def link_for(self, device_id: str) -> DeviceLinkToPlant:
+        """The DeviceLink a new driver of this device reports through (at start-up and on a reload)."""
+        return DeviceLinkToPlant(self.plant, device_id)
+
+    async def stop_driver(self, device_id: str) -> None:
+        """Stop one device's driver and forget it (a reload removed or changed the device). Its link is
+        cut first; a driver that does not stop within STOP_TIMEOUT_S is logged and left behind, cut off."""
+        driver = self.drivers.pop(device_id, None)
+        if driver is None:
+            return
+        link = driver.link
+        if isinstance(link, DeviceLinkToPlant):
+            link.cut = True
+        try:
+            await asyncio.wait_for(driver.stop(), STOP_TIMEOUT_S)
+        except TimeoutError:
+            log.error("driver %s did not stop within %.0f s", device_id, STOP_TIMEOUT_S)
+        except Exception:
+            log.exception("driver %s did not stop cleanly", device_id)
 
     def _store_health_changed(self, ok: bool, reason: str | None) -> None:
         """The store alarm follows the store: raised on the first refused write, cleared on the next that works."""

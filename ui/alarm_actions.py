@@ -24,6 +24,7 @@ from bevforge.runtime import Runtime
 from ui import keypad, session
 from ui.controls import tag
 from ui.errors import notify_error
+from ui.feedback import say
 from ui.theme import SEVERITY_ORDER, SEVERITY_SHAPES
 
 ONE_SHOT = 0
@@ -160,7 +161,7 @@ async def change_limits(runtime: Runtime, client: Client, rule_id: str, redraw: 
     """
     point = runtime.alarms.points.get(rule_id)
     if point is None or point.tracker is None:
-        ui.notify(f"{rule_id} has no limits to change", type="warning")
+        say(f"{rule_id} has no limits to change", "warning")
         return
     current = runtime.alarms.limits_of(point)
     endpoint = runtime.plant.endpoints.get(point.endpoint_id) if point.endpoint_id is not None else None
@@ -205,11 +206,11 @@ async def change_limits(runtime: Runtime, client: Client, rule_id: str, redraw: 
         if value is None or value == current.get(key):
             continue
         if key != "priority" and (not math.isfinite(float(value)) or (key != "limit" and float(value) < 0)):
-            ui.notify(f"{key}: must be a number ≥ 0", type="negative")
+            say(f"{key}: must be a number ≥ 0", "negative")
             return
         changes[key] = value if key == "priority" else float(value)
     if not changes:
-        ui.notify("Nothing changed", type="info")
+        say("Nothing changed", "info")
         return
     actor = session.allowed(client, "technician", "CHANGE LIMITS")
     if actor is None:
@@ -221,7 +222,7 @@ async def change_limits(runtime: Runtime, client: Client, rule_id: str, redraw: 
         return
     new = runtime.alarms.limits_of(point)
     changed = ", ".join(f"{k} {old.get(k)} → {new.get(k)}" for k in changes)
-    ui.notify(f"{rule_id}: {changed}", type="positive")
+    say(f"{rule_id}: {changed}", "positive")
     _done(redraw)
 
 

@@ -15,14 +15,16 @@ from typing import Any
 from nicegui import ui
 from nicegui.client import Client
 
+from bevforge import messages
 from bevforge.alarms import Alarm, Point
-from bevforge.domain import Actor
+from bevforge.domain import Actor, EndpointState
 from bevforge.runtime import Runtime
 from ui import alarm_actions as act
-from ui import session
+from ui import session, words
 from ui.alarm_journal import AlarmHistory, AlarmStatistics
 from ui.alarms import STATE_WORDS, AlarmViewSink, local_time, severity_chip, visible
 from ui.controls import tag
+from ui.live import LiveView
 from ui.theme import SEVERITY_COLOURS
 
 RECHECK_S = 5.0
@@ -34,10 +36,12 @@ def _button(label: str, marker: str, handler: Callable[[], Any], css: str = "") 
 
 
 class AlarmPage(AlarmViewSink):
-    def __init__(self, runtime: Runtime, client: Client, actor: Actor) -> None:
+    def __init__(self, runtime: Runtime, client: Client, actor: Actor, live: LiveView | None = None) -> None:
         self.runtime = runtime
         self.client = client
         self.actor = actor
+        self.live = live
+        self.now_labels: dict[int, list[ui.label]] = {}  # endpoint → each active row's "now" label
         self.operator = session.may(actor, "operator")
         self.technician = session.may(actor, "technician")
         self._points_seen: tuple[Any, ...] = ()
@@ -66,6 +70,15 @@ class AlarmPage(AlarmViewSink):
         ui.timer(RECHECK_S, self._recheck)
 
     # -- sink -------------------------------------------------------------------------------
+
+    def telemetry(self, frames: dict[int, dict[str, Any]]) -> None:
+        """The present value beside each alarm's message (which keeps the value it annunciated with)."""
+        for eid, frame in frames.items():
+            for label in self.now_labels.get(eid, ()):
+                _set_text(label, self._now_text(eid, messages.state_of(frame)))
+
+    def _now_text(self, endpoint_id: int, state: EndpointState) -> str:
+        return f"now {words.shown_value(self.runtime.plant.endpoints[endpoint_id], state)}"
 
     def resync(self) -> None:
         self.redraw()
@@ -104,12 +117,15 @@ class AlarmPage(AlarmViewSink):
         summary = self.runtime.alarms.summary(self.actor)
         first_out = summary["firstOutAlarmId"] if summary["flood"] else None
         alarms = [a for a in visible(self.runtime, self.actor) if a.state not in HIDDEN]
+        self.now_labels = {}
         self.active.clear()
         with self.active:
             if not alarms:
                 ui.label("No active alarms.").classes("bf-detail")
             for alarm in alarms:
                 self._alarm_row(alarm, alarm.id == first_out)
+        if self.live is not None:  # the present values of the points in alarm come in as telemetry
+            self.live.watch(self.now_labels)
 
     def _alarm_row(self, alarm: Alarm, first_out: bool) -> None:
         rt, client, redraw = self.runtime, self.client, self.redraw
@@ -122,7 +138,13 @@ class AlarmPage(AlarmViewSink):
             if alarm.chattering:
                 ui.label("CHATTERING").classes("bf-badge")
             with ui.column().classes("gap-0 grow"):
-                ui.label(alarm.message).classes("font-semibold")
+                with ui.row().classes("items-baseline gap-3"):
+                    ui.label(alarm.message).classes("font-semibold")  # worded with the value it annunciated at
+                    eid = alarm.endpoint_id
+                    if eid is not None and eid in rt.plant.endpoints and alarm.kind != "interlock_block":
+                        now = tag(ui.label(self._now_text(eid, rt.plant.states[eid])).classes("bf-alarm-now"),
+                                  f"alarm-now-{alarm.id}")
+                        self.now_labels.setdefault(eid, []).append(now)
                 acked = f" · acked {local_time(alarm.acked_at)} by {alarm.acked_by}" if alarm.acked_at else ""
                 note = f" “{alarm.ack_comment}”" if alarm.ack_comment else ""
                 cleared = f" · cleared {local_time(alarm.cleared_at)}" if alarm.cleared_at else ""
@@ -213,3 +235,8 @@ class AlarmPage(AlarmViewSink):
         with self.definitions:
             for point in points:
                 self._point_row(point, "definitions")
+
+
+def _set_text(label: ui.label, text: str) -> None:
+    if label.text != text:
+        label.text = text

@@ -1,7 +1,9 @@
 """The /audit page (technicians and above): browse the audit journal and export it as CSV.
 
 The journal is append-only (bevforge/audit.py): who, role, station, when (UTC), what, old → new,
-result and commandId. Filters are the REST route's (`GET /api/os/audit`): user, action prefix
+result and commandId. On screen each entry is said in the operator's words (the endpoint's label and
+its values as the tiles show them: `V1 HLT → MLT: CLOSED → OPEN`); the CSV export keeps the raw
+names, ids and values. Filters are the REST route's (`GET /api/os/audit`): user, action prefix
 (e.g. `auth.`, `command.`, `alarm.`) and since.
 """
 
@@ -17,6 +19,7 @@ from nicegui.client import Client
 from bevforge import audit
 from bevforge.domain import utcnow
 from bevforge.runtime import Runtime
+from ui import words
 from ui.controls import tag
 
 RANGES = {"1 h": timedelta(hours=1), "24 h": timedelta(hours=24), "7 days": timedelta(days=7),
@@ -24,9 +27,22 @@ RANGES = {"1 h": timedelta(hours=1), "24 h": timedelta(hours=24), "7 days": time
 ACTIONS = {"": "All actions", "auth.": "Sign-in / sign-out", "command.": "Commands", "alarm.": "Alarms",
            "user.": "Users", "token.": "API tokens", "config.": "Config"}
 COLUMNS = [{"name": n, "label": label, "field": n, "align": "left"} for n, label in (
-    ("time", "Time (UTC)"), ("user", "User"), ("role", "Role"), ("station", "Station"), ("action", "Action"),
-    ("target", "Target"), ("change", "Old → new"), ("result", "Result"), ("commandId", "Command"),
-    ("detail", "Detail"))]
+    ("time", "Time (UTC)"), ("user", "User"), ("role", "Role"), ("station", "Station"), ("did", "Action"),
+    ("what", "What"), ("result", "Result"), ("commandId", "Command"), ("detail", "Detail"))]
+# What each action is in the operator's words (the raw action stays in the CSV and the API).
+ACTION_WORDS = {
+    "command.request": "pressed", "command.result": "device answered", "alarm.ack": "acknowledged alarm",
+    "alarm.reset": "reset alarm", "alarm.shelve": "shelved alarm", "alarm.unshelve": "unshelved alarm",
+    "alarm.remove_from_service": "took alarm out of service", "alarm.return_to_service": "returned alarm to service",
+    "alarm.limits": "changed alarm limits", "alarm.silence": "silenced the alarm tone",
+    "controller.mode": "controller mode", "controller.output": "controller manual output",
+    "controller.tuning": "controller tuning", "controller.autotune.start": "started autotune",
+    "controller.autotune.abort": "aborted autotune", "controller.autotune.accept": "accepted autotune gains",
+    "controller.autotune.discard": "discarded autotune gains", "auth.login": "signed in", "auth.logout": "signed out",
+    "user.create": "added user", "user.update": "changed user",
+    "user.disable": "disabled user", "user.enable": "enabled user", "user.setup.refused": "first-run code refused",
+    "token.create": "created API token", "token.revoke": "revoked API token",
+}
 ROW_LIMIT = 1000
 
 
@@ -40,6 +56,8 @@ class AuditView:
     def __init__(self, runtime: Runtime, client: Client) -> None:
         self.runtime = runtime
         self.client = client
+        self.endpoints = {e.name: e for e in runtime.config.endpoints}
+        self.controllers = {c.id: c.name for c in runtime.config.controllers}
         ui.label("Audit journal").classes("text-xl font-bold")
         with ui.row().classes("items-end gap-3 w-full"):
             self.user = tag(ui.input("User").props("outlined clearable").classes("min-w-40"), "audit-user")
@@ -62,12 +80,38 @@ class AuditView:
         if self.client.is_deleted:
             return
         self.table.rows = [{**e, "time": (e["time"] or "").replace("T", " ").replace("Z", "")[:23],
-                            "target": _short(e["target"]),
-                            "change": f"{_short(e['old'])} → {_short(e['new'])}" if e["old"] or e["new"] else "",
+                            "did": ACTION_WORDS.get(e["action"], e["action"]), "what": self.what(e),
                             "detail": _short(e["detail"]), "commandId": e["commandId"] or ""} for e in entries]
         self.table.update()
         more = f" (newest {ROW_LIMIT}; export for all)" if len(entries) == ROW_LIMIT else ""
         self.summary.text = f"{len(entries)} entries{more}"
+
+    def what(self, entry: dict[str, Any]) -> str:
+        """The target and change as the screens say them: `V1 HLT → MLT: CLOSED → OPEN`, `HLT temperature
+        HIHI`, `Mash temperature (RIMS): off → auto`; raw names and values when nothing better is known."""
+        target, old, new = entry["target"], entry["old"], entry["new"]
+        endpoint = self.endpoints.get(target) if isinstance(target, str) else None
+        if endpoint is not None:
+            def shown(value: Any) -> str:
+                return words.value_text(endpoint, value) if isinstance(value, bool | int | float) else _short(value)
+            name = endpoint.display_name
+        else:
+            def shown(value: Any) -> str:
+                return _short(value)
+            name = self._name(entry["action"], target)
+        change = f"{shown(old)} → {shown(new)}" if old is not None or new is not None else ""
+        return f"{name}: {change}" if name and change else name or change
+
+    def _name(self, action: str, target: Any) -> str:
+        if not isinstance(target, str):
+            return _short(target)
+        if action.startswith("controller."):
+            return self.controllers.get(target, target)
+        if action.startswith("alarm."):
+            point = self.runtime.alarms.points.get(target)
+            if point is not None and point.endpoint_id in self.runtime.plant.endpoints:
+                return f"{self.runtime.plant.endpoints[point.endpoint_id].display_name} {point.kind}"
+        return target
 
     async def export(self) -> None:
         entries = await self.entries(100_000)

@@ -7,10 +7,14 @@ NiceGUI's Socket.IO client (`window.socket`, created when the Vue app mounts) an
 - pings the server over the same socket every second with a 1.5 s answer timeout, so a silent network
   (Wi-Fi gone, cable pulled: no close ever arrives) is reported within 3 s too, instead of after
   Socket.IO's ping timeout;
-- on `connect` enables the controls again. Resynchronising is the server's job: a reconnect within
-  the reconnect window replays missed updates and re-runs the page's connect handler (which
-  re-reads the plant state); after a server restart the old client id is unknown, NiceGUI's
-  implicit handshake fails and the page reloads by itself, drawing the present state.
+- while there is no link, every value is drawn as not live (`bf-nolink`: greyed, hatched, each LIVE
+  badge reads NO LINK): a frozen number must not look like the kettle's present temperature;
+- on `connect` enables the controls again, but the values stay "no link" until the server says it
+  has redrawn them from the present state (`window.bevforgeFresh()`, called by the page's LiveView
+  after its resync): live again only with fresh data. Resynchronising is the server's job: a
+  reconnect within the reconnect window replays missed updates and re-runs the page's connect
+  handler (which re-reads the plant state); after a server restart the old client id is unknown,
+  NiceGUI's implicit handshake fails and the page reloads by itself, drawing the present state.
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ PING_EVENT = "bevforge_ping"
 
 SCRIPT = """
 <div id="bf-connection" data-state="connecting" role="status" aria-live="assertive">CONNECTING…</div>
+<script>document.body.classList.add('bf-nolink');</script>
 <script>
 (function () {
   const PING_EVERY_MS = 1000, PING_TIMEOUT_MS = 1500;
-  let online = false, pingFailed = false, hooked = false;
+  let online = false, pingFailed = false, hooked = false, fresh = false;
   function controls() {
     const out = [];
     document.querySelectorAll('.bf-control').forEach((el) => {
@@ -41,17 +46,25 @@ SCRIPT = """
     if (box && box.textContent !== text) box.textContent = text;
     const up = state === 'online';
     document.body.classList.toggle('bf-offline', !up);
+    if (!up) { fresh = false; document.body.classList.add('bf-nolink'); }
     for (const el of controls()) {
       if (!up && !el.disabled) { el.disabled = true; el.dataset.bfOffline = '1'; }
       if (up && el.dataset.bfOffline) { el.disabled = false; delete el.dataset.bfOffline; }
     }
   }
   function render() {
-    if (online && !pingFailed) show('online', '● CONNECTED');
+    if (online && !pingFailed) {
+      show('online', '● CONNECTED');
+      if (fresh) document.body.classList.remove('bf-nolink');
+    }
     else if (online) show('offline', '✖ SERVER NOT ANSWERING — controls disabled, values frozen. Retrying…');
     else show('offline', '✖ SERVER UNREACHABLE — controls disabled, values frozen. Reconnecting…');
   }
-  window.bevforgeConnection = () => ({ online: online && !pingFailed });
+  window.bevforgeConnection = () => ({ online: online && !pingFailed, fresh: fresh });
+  window.bevforgeFresh = () => {
+    fresh = true;
+    if (online && !pingFailed) document.body.classList.remove('bf-nolink');
+  };
   function hook() {
     if (hooked || !window.socket) return;
     hooked = true;

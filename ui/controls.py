@@ -24,6 +24,7 @@ from bevforge.errors import BevForgeError
 from bevforge.runtime import Runtime
 from ui import session, words
 from ui.errors import notify_error
+from ui.feedback import say
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,9 @@ class Commander:
         self.on_submitted: list[Callable[[Command], None]] = []
 
     async def press(self, endpoint: Endpoint, value: Value) -> None:
-        """A control was pressed: confirm if critical, then submit."""
-        if endpoint.critical and not await self._confirm(endpoint, value):
+        """A control was pressed: confirm if critical — but not a command to the output's safe value
+        (a heater OFF, a pump STOP): making a plant safe must never wait behind a question — then submit."""
+        if endpoint.critical and not _is_safe(endpoint, value) and not await self._confirm(endpoint, value):
             return
         await self.submit(endpoint, value)
 
@@ -84,7 +86,7 @@ class Commander:
         if actor is None:
             return None
         if not permissions.may_see_endpoint(actor, endpoint):
-            ui.notify(f"{asked}: not one of your nodes", type="negative")
+            say(f"{asked}: not one of your nodes", "negative")
             return None
         try:
             command, _created = await self.runtime.commands.submit(endpoint.id, value, actor=actor, origin="ui")
@@ -96,7 +98,7 @@ class Commander:
             listener(command)
         if command.status is CommandStatus.BLOCKED:
             reasons = "; ".join(r["reason"] for r in command.reasons)
-            ui.notify(f"{asked} BLOCKED: {reasons}", type="warning", timeout=8000, close_button="OK")
+            say(f"{asked} BLOCKED: {reasons}", "warning")
         return command
 
     def finished(self, payload: dict[str, Any]) -> None:
@@ -105,7 +107,13 @@ class Commander:
         if asked is None:
             return
         if payload["status"] == CommandStatus.SUCCEEDED.value:
-            ui.notify(f"{asked} confirmed by the device", type="positive", timeout=4000)
+            say(f"{asked} confirmed by the device", "positive")
         elif payload["status"] == CommandStatus.FAILED.value:
-            ui.notify(f"{asked} FAILED: {payload.get('error') or 'no reason given'}", type="negative",
-                      timeout=10000, close_button="OK")
+            say(f"{asked} FAILED: {payload.get('error') or 'no reason given'}", "negative")
+
+
+def _is_safe(endpoint: Endpoint, value: Value) -> bool:
+    safe = endpoint.safe_value
+    if safe is None or isinstance(value, bool) != isinstance(safe, bool):
+        return False
+    return value == safe

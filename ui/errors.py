@@ -1,4 +1,4 @@
-"""The screens' error translator: a typed error from the core becomes one notification.
+"""The screens' error translator: a typed error from the core becomes one message (the header's line).
 
 The screens call the core directly (no HTTP in between), so they catch the same `BevForgeError`s
 REST and `/ws` translate. Each screen that catches one hands it here instead of wording its own
@@ -7,9 +7,8 @@ toast: the operator reads the core's message, the same one an API client gets.
 
 from __future__ import annotations
 
-from nicegui import ui
-
 from bevforge.errors import BevForgeError, Conflict, NotFound
+from ui.feedback import say
 
 
 def notify_error(what: str, exc: BevForgeError) -> None:
@@ -19,4 +18,4 @@ def notify_error(what: str, exc: BevForgeError) -> None:
     screen redraws to show that state. A request that is wrong or not allowed is negative.
     """
     kind = "warning" if isinstance(exc, Conflict | NotFound) else "negative"
-    ui.notify(f"{what} refused: {exc.message}", type=kind, timeout=8000, close_button="OK")
+    say(f"{what} refused: {exc.message}", kind)

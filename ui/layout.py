@@ -12,6 +12,7 @@ from ui import connection, session, theme
 from ui.alarms import AlarmBanner, CriticalAlarmDialog, FloodBanner
 from ui.annunciator import Annunciator
 from ui.controls import tag
+from ui.feedback import MessageLine
 from ui.live import LiveView
 
 PAGES = (("/", "CONTROL PANEL", "viewer"), ("/mimic", "PLANT", "viewer"), ("/alarms", "ALARMS", "viewer"),
@@ -47,6 +48,7 @@ def frame(runtime: Runtime, current: str, kiosk: bool, actor: Actor) -> LiveView
     connection.add_indicator()
     suffix = "?kiosk=1" if kiosk else ""
     live = LiveView(runtime, client, endpoint_ids=set())
+    live.redraw_path = _target(runtime, current, kiosk)  # a live config reload redraws the page (ui/live.py)
     with ui.header().classes("bf-header items-center justify-between gap-2 px-3 py-1 flex-wrap"):
         with ui.row().classes("items-center gap-2"):
             ui.label(runtime.config.site.name).classes("bf-site-name text-lg font-bold")
@@ -63,6 +65,7 @@ def frame(runtime: Runtime, current: str, kiosk: bool, actor: Actor) -> LiveView
             if kiosk:
                 annunciator = Annunciator(runtime, client, actor)
                 live.add(annunciator)
+            live.add(MessageLine(client, actor))
             live.add(AlarmBanner(runtime, actor, suffix))
             session.sign_out_button(actor)
             if kiosk:

@@ -21,10 +21,10 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from nicegui import background_tasks
+from nicegui import background_tasks, ui
 from nicegui.client import Client
 
-from bevforge.bus import ALARM, COMMAND_STATUS, CONTROLLER, TELEMETRY, Event, Subscriber, SubscriberClosed
+from bevforge.bus import ALARM, COMMAND_STATUS, CONFIG, CONTROLLER, TELEMETRY, Event, Subscriber, SubscriberClosed
 from bevforge.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,9 @@ class ControllerSink(Protocol):
         """The newest pushed `controller` frame of each controller that changed."""
 
 
+FRESH_JS = "window.bevforgeFresh && window.bevforgeFresh()"  # ui/connection.py: the values are the present ones
+
+
 class LiveView:
     """Connects one client's sinks to the bus."""
 
@@ -61,6 +64,8 @@ class LiveView:
         self.subscriber: Subscriber | None = None
         self.task: asyncio.Task[None] | None = None
         self.updates_applied = 0
+        # where this page redraws itself when a live config reload changed the plant (layout.frame sets it)
+        self.redraw_path: str | None = None
         client.on_connect(self._connected)
         client.on_disconnect(self.stop)
         client.on_delete(self.stop)
@@ -77,7 +82,7 @@ class LiveView:
         self.controller_ids = set(controller_ids)
 
     def _wants(self, event: Event) -> bool:
-        if event.type == ALARM:
+        if event.type in (ALARM, CONFIG):
             return True
         if event.type == CONTROLLER:
             return event.payload.get("id") in self.controller_ids
@@ -92,6 +97,8 @@ class LiveView:
         if self.task is None or self.task.done():
             self.task = background_tasks.create(self._run(), name=f"live view {self.client.id}")
         self.resync()
+        # the values on screen are the present ones again: the connection script may show them as live
+        self.client.run_javascript(FRESH_JS)
 
     def _subscribe(self) -> None:
         self.subscriber = self.runtime.bus.subscribe(self._wants, name=f"ui:{self.client.id[:8]}")
@@ -101,6 +108,18 @@ class LiveView:
         with self.client:
             for sink in self.sinks:
                 _safely(sink.resync)
+
+    def redraw(self) -> None:
+        """A live config reload changed the plant: this page is drawn again from the new config.
+
+        Tiles, faceplates and their endpoint lists are built when a page is drawn, so the page is
+        opened again in place (NiceGUI navigation to the same path, the signed-in session kept)
+        rather than patched sink by sink; the operator never has to reload the browser.
+        """
+        self.stop()
+        if self.redraw_path is not None and not self.client.is_deleted:
+            with self.client:
+                ui.navigate.to(self.redraw_path)
 
     def stop(self) -> None:
         if self.subscriber is not None:
@@ -132,6 +151,9 @@ class LiveView:
         commands: list[dict[str, Any]] = []
         alarms: list[dict[str, Any]] = []
         controllers: dict[str, dict[str, Any]] = {}  # controller → its newest frame in this batch
+        if any(event.type == CONFIG for event in events):
+            self.redraw()
+            return
         for event in events:
             if event.type == TELEMETRY:
                 changed[event.payload["endpointId"]] = event.payload

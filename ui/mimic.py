@@ -531,7 +531,7 @@ def _vessel_title(runtime: Runtime, symbol: LayoutSymbol) -> str:
 
 
 def _rank(alarm: Alarm) -> int:
-    return ("critical", "high", "medium", "low").index(alarm.severity.value)
+    return ("critical", "high", "medium", "low", "alert").index(alarm.severity.value)
 
 
 __all__ = ["Mimic", "capacity_of", "fill_fraction", "pipe_flows"]

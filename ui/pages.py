@@ -1,5 +1,5 @@
 """Page routes: the Control Panel (/), the process mimic (/mimic), alarms (/alarms), trends (/trends) and
-the audit journal (/audit).
+the audit journal (/audit, with the technician's RELOAD CONFIG above it: ui/config_reload.py).
 
 Each page first resolves who is asking (`ui.session.admit`): nobody signed in → a redirect to the
 sign-in page and nothing drawn. Then it draws the shared frame and its body for that user (a viewer
@@ -21,6 +21,7 @@ from bevforge.runtime import Runtime
 from ui import layout, session, state
 from ui.alarm_page import AlarmPage
 from ui.audit_page import AuditView
+from ui.config_reload import ReloadPanel
 from ui.controls import Commander
 from ui.live import LiveView
 from ui.mimic import Mimic
@@ -78,12 +79,12 @@ def register() -> None:
         if isinstance(opened, RedirectResponse):
             return opened
         runtime, actor, live = opened
-        live.add(AlarmPage(runtime, client, actor))
+        live.add(AlarmPage(runtime, client, actor, live))
         return None
 
     @ui.page("/trends", title="Trends · BevForge OS")
     async def trends_page(request: Request, client: Client, kiosk: str | None = None,
-                          endpoint: int | None = None) -> object:
+                          endpoint: int | None = None, view: str | None = None) -> object:
         opened = _open(request, client, "/trends", kiosk)
         if isinstance(opened, RedirectResponse):
             return opened
@@ -91,9 +92,10 @@ def register() -> None:
         if not permissions.visible_endpoints(actor, runtime.config.endpoints):
             ui.label("None of your nodes has a point to trend.").classes("text-lg")
             return None
-        view = TrendView(runtime, live, endpoint, actor)
-        live.add(view)
-        await view.load()
+        trend = TrendView(runtime, live, actor, endpoint, view)
+        live.add(trend)
+        await trend.load_views()
+        await trend.load()
         return None
 
     @ui.page("/audit", title="Audit journal · BevForge OS")
@@ -106,6 +108,7 @@ def register() -> None:
             ui.label(f"The audit journal needs the technician role; you are signed in as {actor.user} "
                      f"({actor.role}).").mark("forbidden").classes("text-lg")
             return None
+        ReloadPanel(runtime, actor)
         view = AuditView(runtime, client)
         await view.load()
         return None

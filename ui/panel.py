@@ -118,9 +118,16 @@ class ControlPanel:
 
     def _alarm_tags(self) -> None:
         worst = worst_alarms(self.runtime, self.actor)
+        trips: dict[int, Alarm] = {}
+        for alarm in self.runtime.alarms.standing(self.actor):
+            if alarm.kind == "interlock_trip" and alarm.endpoint_id is not None and alarm.point.annunciated:
+                held = trips.get(alarm.endpoint_id)  # until acknowledged, cleared or not: the reason stays
+                if held is None or _rank(alarm) < _rank(held):
+                    trips[alarm.endpoint_id] = alarm
         for eid, rows in self.rows.items():
             for row in rows:
                 row.show_alarm(worst.get(eid))
+                row.show_trip(trips.get(eid))
 
 
 def worst_alarms(runtime: Runtime, actor: Actor) -> dict[int, Alarm]:
@@ -138,4 +145,4 @@ def worst_alarms(runtime: Runtime, actor: Actor) -> dict[int, Alarm]:
 
 
 def _rank(alarm: Alarm) -> int:
-    return ("critical", "high", "medium", "low").index(alarm.severity.value)
+    return ("critical", "high", "medium", "low", "alert").index(alarm.severity.value)

@@ -27,6 +27,7 @@ from bevforge import permissions
 from bevforge.auth import CSRF_FIELD, SESSION_COOKIE, csrf_token
 from bevforge.domain import Actor, station_of
 from ui import state
+from ui.feedback import say
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def allowed(client: Client, role: str, what: str) -> Actor | None:
     if actor is None:
         return None
     if not may(actor, role):
-        ui.notify(f"{what}: needs the {role} role; you are {actor.role}", type="negative")
+        say(f"{what}: needs the {role} role; you are {actor.role}", "negative")
         return None
     return actor
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 from nicegui import ui
 
 # Alarm colours are reserved for alarms (ISA-101): nothing else on the screen uses them.
-SEVERITY_COLOURS = {"critical": "#c62828", "high": "#ef6c00", "medium": "#f9a825", "low": "#5e35b1"}
-SEVERITY_SHAPES = {"critical": "◆", "high": "▲", "medium": "■", "low": "●"}
-SEVERITY_ORDER = ("critical", "high", "medium", "low")
+SEVERITY_COLOURS = {"critical": "#c62828", "high": "#ef6c00", "medium": "#f9a825", "low": "#5e35b1",
+                    "alert": "#6d6d6d"}
+SEVERITY_SHAPES = {"critical": "◆", "high": "▲", "medium": "■", "low": "●", "alert": "○"}
+SEVERITY_ORDER = ("critical", "high", "medium", "low")  # the alarm priorities counted; an alert needs no ACK
 
 CSS = """
 :root { --bf-bg: #d6d6d6; --bf-panel: #e8e8e8; --bf-ink: #202020; --bf-muted: #5f5f5f; --bf-line: #9e9e9e; }
@@ -129,13 +130,25 @@ body { background: var(--bf-bg); color: var(--bf-ink); font-size: 16px; }
 .bf-mimic-dialog { width: 460px; max-width: 96vw; max-height: 92vh; overflow-y: auto; background: var(--bf-panel); }
 .bf-mimic-dialog .bf-tile, .bf-mimic-dialog .bf-faceplate { width: 100%; }
 #popup { display: none !important; } /* our own connection banner replaces NiceGUI's popup */
+.bf-alarm-now { color: #3c3c3c; font-variant-numeric: tabular-nums; }
+.bf-trip { font-weight: 700; color: #202020; border-left: 6px solid #ef6c00; padding-left: 6px; }
+.bf-message-line { max-width: 45vw; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
+                    font-weight: 600; background: #e0e0e0; color: #202020; border: 1px solid #6d6d6d;
+                    border-left-width: 6px; padding: 2px 8px; border-radius: 3px; }
+.bf-message-positive { border-left-color: #2e7d32; }
+.bf-message-warning { border-left-color: #f9a825; }
+.bf-message-negative { border-left-color: #c62828; }
 #bf-connection { position: fixed; bottom: 8px; right: 8px; z-index: 7000; padding: 6px 12px; border-radius: 4px;
                  font: 600 14px sans-serif; background: #3c3c3c; color: #e0e0e0; }
 #bf-connection[data-state="offline"], #bf-connection[data-state="connecting"] {
   left: 0; right: 0; bottom: auto; top: 0; border-radius: 0; text-align: center; font-size: 20px; padding: 14px;
   background: repeating-linear-gradient(135deg, #7a0000 0 14px, #5a0000 14px 28px); color: #fff; }
 body.bf-offline .bf-control { opacity: .35; pointer-events: none; }
-body.bf-offline .bf-row .bf-value { color: #6d6d6d; }
+/* No link to the server (and until the first fresh redraw after it returns): no value looks live. */
+body.bf-nolink .bf-value { color: #6d6d6d; font-style: italic; }
+body.bf-nolink .bf-row { background: repeating-linear-gradient(135deg, #e8e8e8 0 8px, #d0d0d0 8px 16px); }
+body.bf-nolink .bf-badge-good { font-size: 0; background: #fff3c4; border-color: #5b4500; }
+body.bf-nolink .bf-badge-good::after { content: "NO LINK"; font-size: .8rem; color: #5b4500; }
 body.bf-offline .bf-tappable, body.bf-offline .bf-keypad { pointer-events: none; }
 body.bf-offline .bf-keypad { opacity: .35; }
 /* Kiosk: big type, big targets, no hover-only affordances. */
@@ -167,6 +180,17 @@ body.bf-kiosk .bf-annunciator { padding-top: 0; padding-bottom: 0; }
     display: none; }
 }
 @media (max-width: 1279px) { .bf-alarm-title { display: none; } }
+/* The message line (ui/feedback.py) joins the row without wrapping it: below 1440 px the zero counts, the
+   words UNACK ALARMS and the user's name make room, and a message still too long is cut (its whole text
+   is its tooltip and the journal's). A phone wraps as before. */
+@media (min-width: 1024px) {
+  .bf-header > .nicegui-row:nth-child(2) { flex: 1 1 0; min-width: 0; justify-content: flex-end; flex-wrap: nowrap; }
+  .bf-header > .nicegui-row:nth-child(2) > * { flex-shrink: 0; }
+  .bf-header > .nicegui-row:nth-child(2) > .bf-message-line { flex-shrink: 1; min-width: 0; }
+}
+@media (max-width: 1439px) {
+  .bf-header:has(.bf-message-line:not(.hidden)) :is(.bf-who, .bf-alarm-count-zero, .bf-alarm-title) { display: none; }
+}
 """
 
 

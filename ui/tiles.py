@@ -52,6 +52,8 @@ class EndpointRow:
                 self._controls()
             self.command = tag(ui.label("").classes("bf-detail"), f"command-{eid}")
             self.command.set_visibility(False)
+            self.trip = tag(ui.label("").classes("bf-detail bf-trip"), f"trip-{eid}")
+            self.trip.set_visibility(False)
 
     # -- drawing --------------------------------------------------------------------------
 
@@ -110,6 +112,20 @@ class EndpointRow:
             self.alarm.style(f"background:{colour};color:#fff;border-color:{colour}")
         if not self.alarm.visible:
             self.alarm.set_visibility(True)
+
+    def show_trip(self, alarm: Alarm | None) -> None:
+        """An interlock trip of this output: why it was driven to its safe state, on its own line, until the
+        trip alarm is reset (acknowledged once the safe state is confirmed) — not a bare OFF."""
+        if alarm is None:
+            if self.trip.visible:
+                self.trip.set_visibility(False)
+            return
+        state = "TRIPPED" if alarm.active else "TRIPPED (safe state confirmed; ACK the alarm to reset)"
+        text = f"{SEVERITY_SHAPES[alarm.severity.value]} {state} — {alarm.message}"
+        if self.trip.text != text:
+            self.trip.text = text
+        if not self.trip.visible:
+            self.trip.set_visibility(True)
 
     def show_command(self, payload: dict[str, Any]) -> None:
         """A command event for this endpoint (from any screen or the API)."""

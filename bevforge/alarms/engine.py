@@ -60,13 +60,7 @@ class AlarmEngine:
         self._system_defs: dict[tuple[str, str], AlarmRule] = {}
         for rule in config.alarms:
             if rule.kind in PROCESS_KINDS:
-                assert rule.endpoint is not None
-                point = Point(rule.id, rule.kind, rule.priority, rule.latching, rule.endpoint,
-                              config.node_of(rule.endpoint), rule, ConditionTracker(rule))
-                self.points[rule.id] = point
-                self._by_endpoint.setdefault(rule.endpoint, []).append(point)
-                for cond in rule.suppress_when:
-                    self._suppression_inputs.setdefault(cond.endpoint, []).append(point)
+                self._add_point(self._process_point(rule, config))
             else:
                 self._system_defs[(rule.kind, rule.device or rule.interlock or "")] = rule
         self.current: dict[int, Alarm] = {}  # open occurrences
@@ -77,6 +71,55 @@ class AlarmEngine:
         self.audit = audit
 
     limits_of = staticmethod(limits_of)
+
+    @staticmethod
+    def _process_point(rule: AlarmRule, config: PlantConfig) -> Point:
+        assert rule.endpoint is not None
+        return Point(rule.id, rule.kind, rule.priority, rule.latching, rule.endpoint,
+                     config.node_of(rule.endpoint), rule, ConditionTracker(rule))
+
+    def _add_point(self, point: Point) -> None:
+        assert point.rule is not None and point.endpoint_id is not None
+        self.points[point.key] = point
+        self._by_endpoint.setdefault(point.endpoint_id, []).append(point)
+        for cond in point.rule.suppress_when:
+            self._suppression_inputs.setdefault(cond.endpoint, []).append(point)
+
+    def reconfigure(self, config: PlantConfig) -> None:
+        """Take a reloaded config's alarm definitions (bevforge/reload.py), in one synchronous step.
+
+        An unchanged definition keeps its point as it is: state, open occurrence, shelf, runtime
+        limit changes, delay timers. A changed one is built from the file again but keeps its
+        ISA-18.2 state and open occurrence (as a restart restores them), so an alarm standing before
+        the reload still needs its ACK; its runtime limit changes are not carried over (the file's
+        limits win until a restart restores the stored ones). A removed one with an occurrence that
+        still stands becomes a plain point with no definition, as a restart leaves it, so it can still
+        be acknowledged; one with nothing standing is dropped. System points (comms, trips, blocked
+        commands) are untouched.
+        """
+        old_rules = {rule.id for rule in self.config.alarms if rule.kind in PROCESS_KINDS}
+        old_points = {key: self.points.pop(key) for key in old_rules if key in self.points}
+        self._by_endpoint, self._suppression_inputs, self._system_defs = {}, {}, {}
+        self.config = config
+        for rule in config.alarms:
+            if rule.kind not in PROCESS_KINDS:
+                self._system_defs[(rule.kind, rule.device or rule.interlock or "")] = rule
+                continue
+            old = old_points.pop(rule.id, None)
+            if old is not None and old.rule == rule:
+                self._add_point(old)
+                continue
+            point = self._process_point(rule, config)
+            if old is not None:
+                point.state, point.occurrence = old.state, old.occurrence
+                point.activations, point.chattering = old.activations, old.chattering
+                assert point.tracker is not None
+                point.tracker.active = old.state.active
+            self._add_point(point)
+        for key, old in old_points.items():  # removed definitions
+            if old.occurrence is not None and not old.occurrence.closed:
+                old.rule, old.tracker = None, None
+                self.points[key] = old
 
     # -- start-up ----------------------------------------------------------------------------
 
@@ -112,7 +155,7 @@ class AlarmEngine:
 
     def tick(self, now_s: float, now: datetime) -> None:
         for point in self.points.values():
-            if point.tracker is not None and point.tracker.pending:
+            if point.tracker is not None and point.tracker.pending and not point.state.suppressed:
                 event = point.tracker.tick(now_s)
                 if event is not None:
                     self.apply_event(point, event)
@@ -136,6 +179,8 @@ class AlarmEngine:
             assert rule is not None and point.tracker is not None
             if rule.suppress_when and not self._suppression_known(rule):
                 continue  # whether it should be suppressed is unknown yet: hold, never guess
+            if point.state.suppressed:
+                continue  # not evaluated by design: after it ends, the on-delay starts from scratch
             reference = None
             if rule.setpoint is not None:
                 ref = self.states.get(rule.setpoint)
@@ -157,8 +202,16 @@ class AlarmEngine:
         rule = point.rule
         assert rule is not None
         hold = all(interlocks.condition_holds(c, self.states.get(c.endpoint)) for c in rule.suppress_when)
-        if hold != point.state.suppressed:
-            self.apply_event(point, AlarmEvent.SUPPRESS if hold else AlarmEvent.UNSUPPRESS)
+        if hold == point.state.suppressed:
+            return
+        self.apply_event(point, AlarmEvent.SUPPRESS if hold else AlarmEvent.UNSUPPRESS)
+        if hold and point.tracker is not None:
+            # Suppressed by design: the condition is not evaluated while it lasts. A condition that was
+            # true is let go, so when the suppression ends (a mash-in fills the tun) the alarm stays
+            # silent until the value is really abnormal for the whole on-delay measured from then.
+            point.tracker.reset()
+            if point.state.active:
+                self.apply_event(point, AlarmEvent.CONDITION_FALSE)
 
     def quality_changed(self, state: EndpointState, device: str | None) -> None:
         """An input of a definition went stale or bad while its device still answers: say so."""
@@ -194,7 +247,8 @@ class AlarmEngine:
 
         `ref` names the device or interlock so a config definition can set its priority and text.
         A momentary alarm records an event (a blocked command): born returned-to-normal, it stays
-        listed until acknowledged.
+        listed until acknowledged — unless its priority is `alert`, which is acknowledged by the system
+        at once (pushed and journaled, never waiting for an operator).
         """
         point = self._system_point(key, kind, severity, endpoint_id, node, ref, momentary)
         if point.rule is not None and point.rule.message and "{" not in point.rule.message:
@@ -206,6 +260,8 @@ class AlarmEngine:
         alarm = point.occurrence
         if momentary:
             self.apply_event(point, AlarmEvent.CONDITION_FALSE)
+        if point.priority is Severity.ALERT and point.state.active is False:
+            self.apply_event(point, AlarmEvent.ACK)  # an alert asks nothing of anyone: journaled, shown, done
         return alarm
 
     def clear(self, key: str) -> None:

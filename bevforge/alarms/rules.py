@@ -72,6 +72,14 @@ class ConditionTracker:
             return m > limit + self.deadband
         return m < limit - self.deadband
 
+    def reset(self) -> None:
+        """Forget the condition and its delays (suppression by design began: nothing is evaluated)."""
+        self.active = False
+        self.beyond_since = None
+        self.inside_since = None
+        self.last_measure = None
+        self._samples.clear()
+
     def update(self, value: float | bool, now: float, reference: float | None = None) -> AlarmEvent | None:
         m = self.measure(value, now, reference)
         if m is None:

@@ -101,6 +101,12 @@ class AlarmService:
     def load(self) -> None:
         self.engine.load()
 
+    def reconfigure(self, config: PlantConfig) -> None:
+        """A reloaded config (bevforge/reload.py): definitions replaced, unchanged ones keep their state."""
+        self.config = config
+        self.recorder.config = config
+        self.engine.reconfigure(config)
+
     def start(self) -> None:
         self.engine.start()
 

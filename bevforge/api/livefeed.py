@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from bevforge import messages, permissions
-from bevforge.bus import ALARM, COMMAND_STATUS, CONTROLLER, TELEMETRY, Event
+from bevforge.bus import ALARM, COMMAND_STATUS, CONFIG, CONTROLLER, TELEMETRY, Event
 from bevforge.domain import Actor, CommandStatus
 
 if TYPE_CHECKING:
@@ -52,6 +52,8 @@ class Interest:
         self.visible = permissions.node_filter(actor)
 
     def wants(self, event: Event) -> bool:
+        if event.type == CONFIG:
+            return self._config_reloaded(event)
         if not self.visible(event.node):
             return False
         kind = event.type
@@ -69,6 +71,18 @@ class Interest:
         if kind == CONTROLLER:
             return self.controllers
         return False
+
+    def _config_reloaded(self, event: Event) -> bool:
+        """A reload removed endpoints: a subscription to one ends here, and this frame is its notice.
+
+        It goes to a consumer that held such a subscription, and to one following all telemetry
+        that may see what changed (`event.node`: the nodes of the removed and changed endpoints).
+        """
+        ended = self.endpoints.intersection(event.payload["removedEndpointIds"])
+        if ended:
+            self.endpoints.difference_update(ended)
+            return True
+        return self.all_telemetry and self.actor is not None and self.visible(event.node)
 
 
 def telemetry_snapshot(runtime: Runtime, endpoint_ids: Iterable[int]) -> list[Event]:

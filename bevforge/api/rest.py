@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, WrapValidator
 
-from bevforge import interlocks, permissions
+from bevforge import interlocks, permissions, trends
 from bevforge.api.deps import actor_for_request, runtime_of
 from bevforge.api.errors import JSONResponse, TimeQuery
 from bevforge.api.security import enforce, requires
 from bevforge.config import MAX_ENDPOINT_ID, Endpoint
-from bevforge.domain import CommandStatus, plain_value
+from bevforge.domain import CommandStatus, plain_value, utcnow
 from bevforge.errors import (
     BLOCKED,
     INVALID_JSON,
@@ -26,7 +26,7 @@ from bevforge.errors import (
     Malformed,
 )
 from bevforge.ingest import MAX_BATCH
-from bevforge.messages import endpoint_view, history_reading, history_rollup
+from bevforge.messages import endpoint_view, history_reading, history_rollup, trend_marker, trend_view
 from bevforge.permissions import TECHNICIAN, has_role
 
 router = APIRouter(prefix="/api/os", default_response_class=JSONResponse, dependencies=[Depends(enforce)])
@@ -243,6 +243,63 @@ async def list_commands(
     return [c.as_dict() for c in commands if permissions.may_see_command(actor, rt.config, c)]
 
 
+# -- trends: views and markers ----------------------------------------------------------------------
+
+class TrendViewIn(BaseModel):
+    # POST /trends/views: a named set of pens and a time span. Who may share, and which pens an actor
+    # may name, is `TrendViews.save`'s to check. (A comment, not a docstring: it would become OpenAPI text.)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=lambda schema: schema.pop("additionalProperties"))
+
+    name: str = Field(min_length=1, max_length=trends.MAX_NAME)
+    pens: list[int] = Field(min_length=1, max_length=trends.MAX_PENS, description="endpoint ids, in legend order")
+    spanS: float = Field(default=3600.0, ge=trends.MIN_SPAN_S, le=trends.MAX_SPAN_S)
+    shared: bool = Field(default=False, description="for everybody (operator or above; audited)")
+
+
+@router.get("/trends/views", summary="The trend views this user may pick: vessel defaults, shared, their own",
+            openapi_extra=requires("viewer"))
+async def list_trend_views(request: Request) -> list[dict[str, Any]]:
+    rt = runtime_of(request)
+    return [trend_view(v) for v in await rt.trends.views(actor_for_request(request))]
+
+
+@router.post("/trends/views", summary="Save a trend view (own, or shared: operator and up, audited); "
+             "the same name replaces it", status_code=201, openapi_extra=requires("viewer"))
+async def save_trend_view(request: Request, body: TrendViewIn) -> dict[str, Any]:
+    rt = runtime_of(request)
+    view = await rt.trends.save(actor_for_request(request), body.name, body.pens, body.spanS, shared=body.shared)
+    return trend_view(view)
+
+
+@router.delete("/trends/views/{view_id}", summary="Delete one of your own trend views, or a shared one "
+               "(operator and up, audited)", openapi_extra=requires("viewer"))
+async def delete_trend_view(request: Request, view_id: Annotated[int, Path(ge=1, le=2**62)]) -> dict[str, Any]:
+    rt = runtime_of(request)
+    await rt.trends.delete(actor_for_request(request), view_id)
+    return {"id": view_id, "deleted": True}
+
+
+@router.get("/trends/markers", summary="Commands and alarm journal transitions of these endpoints in a range",
+            openapi_extra=requires("viewer"))
+async def trend_markers(
+    request: Request,
+    endpointId: Annotated[list[int], Query(description="endpoint ids (repeat the parameter)",  # noqa: N803
+                                           min_length=1, max_length=trends.MAX_PENS)],
+    since: TimeQuery = None,
+    until: TimeQuery = None,
+) -> dict[str, Any]:
+    """Default range: the hour before `until` (default now). At most 500 of each kind, oldest first."""
+    rt = runtime_of(request)
+    for eid in endpointId:
+        _visible_endpoint(request, eid, "endpointId")
+    until = until or utcnow()
+    since = since or until - timedelta(hours=1)
+    if since >= until:
+        raise Invalid("since must be before until", field="since")
+    markers = await rt.trends.markers(actor_for_request(request), endpointId, since, until)
+    return {"count": len(markers), "markers": [trend_marker(m) for m in markers]}
+
+
 # -- interlocks and health ------------------------------------------------------------------------
 
 @router.get("/interlocks", summary="Interlock rules with their current evaluation", openapi_extra=requires("viewer"))
@@ -278,3 +335,17 @@ async def health(request: Request) -> dict[str, Any]:
     if rt.auth.required and not has_role(actor_for_request(request), TECHNICIAN):
         return {"status": "ok"}
     return rt.health()
+
+
+# -- live config reload ---------------------------------------------------------------------------
+
+@router.post("/config/reload", summary="Apply the edited config file without a restart (technician and above)",
+             openapi_extra=requires("technician"),
+             responses={409: {"description": "needs a restart (a key named in `field`), a removed output that "
+                                             "could not be put safe, or no config file"},
+                        422: {"description": "the file fails the start-up checks: `problems` lists each as "
+                                             "file:line: field: message; nothing changed"}})
+async def reload_config(request: Request) -> dict[str, Any]:
+    """Check the file the server was started with as start-up does and apply what changed (docs/config.md,
+    "Reloading"): the answer lists the changes and the safe-value commands sent for removed outputs."""
+    return await runtime_of(request).reloader.reload(actor_for_request(request), origin="api")

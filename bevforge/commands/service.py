@@ -104,6 +104,13 @@ class CommandService:
         """Wait until the commands queued for these outputs have ended (a shutdown's safe-state commands)."""
         return await self.runner.drained(endpoint_ids, timeout_s)
 
+    def reconfigure(self, config: PlantConfig) -> None:
+        """A reloaded config (bevforge/reload.py): new interlocks, endpoints and command timeouts for
+        every command from now on (the drivers dict is shared with the runtime and changed there)."""
+        self.config = config
+        self.runner.config = config
+        self.runner.settings = config.commands
+
     @property
     def trip_tasks(self) -> frozenset[asyncio.Task[None]]:
         """The interlock trips under way (each kept here from its start until it ends)."""
@@ -183,11 +190,11 @@ class CommandService:
             self.record.remember(stored)
             self.runner.publish(stored)
             if command.status is CommandStatus.BLOCKED:
-                self.alarms.raise_alarm(
-                    f"blocked:{command.id}", "interlock_block", Severity.MEDIUM,
+                self.alarms.raise_alarm(  # an alert (no ACK) unless the config words the rule as an alarm
+                    f"blocked:{command.id}", "interlock_block", Severity.ALERT,
                     f"Command blocked: {endpoint.display_name} → {shown_value(value)}: "
                     + "; ".join(r["reason"] for r in reasons),
-                    endpoint_id=endpoint.id, value=value, momentary=True,
+                    endpoint_id=endpoint.id, value=value, momentary=True, ref=reasons[0]["id"],
                 )
             else:
                 self.runner.enqueue(command)

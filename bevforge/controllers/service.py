@@ -111,10 +111,16 @@ class ControllerService:
 
     # -- start, stop, restart ----------------------------------------------------------------------
 
-    def load(self) -> None:
-        """Apply what was stored before the restart, by the `resume` rule (heater loops: off by default)."""
-        rows = controller_rows.load_all(self.db)
+    def load(self, rows: dict[str, ControllerRow] | None = None, only: set[str] | None = None) -> None:
+        """Apply what was stored before the restart, by the `resume` rule (heater loops: off by default).
+
+        A live config reload (`reconfigure`) calls it again for the loops it rebuilt only, with the rows
+        read off the event loop: a rebuilt loop resumes exactly as it would after a restart.
+        """
+        rows = controller_rows.load_all(self.db) if rows is None else rows
         for cid, loop in self.loops.items():
+            if only is not None and cid not in only:
+                continue
             row = rows.get(cid)
             sp = loop.cfg.setpoint
             if isinstance(sp, SoftwareSetpoint):  # the software setpoint endpoint starts at its stored value
@@ -155,9 +161,52 @@ class ControllerService:
         self._tasks.clear()
         await self._outputs_safe()
 
-    async def _outputs_safe(self) -> None:
+    async def stop_loops(self, ids: set[str]) -> None:
+        """A live config reload changes or removes these controllers: stop their tasks and put their
+        outputs safe (as at shutdown), under the config they ran with. The other loops go on."""
+        for cid in ids:
+            await stop_task(self._tasks.pop(cid, None))
+        await self._outputs_safe(ids)
+
+    def reconfigure(self, config: PlantConfig, rebuild: set[str], rows: dict[str, ControllerRow]) -> None:
+        """Take a reloaded config (bevforge/reload.py) in one synchronous step, after `stop_loops`.
+
+        Loops in `rebuild` (changed or new) are built from the new config and resume as after a
+        restart (their stored mode, setpoint and tuning by the `resume` rule); loops no longer in the
+        config are forgotten; the others keep running untouched. The reload refuses any change to
+        `power` or to a controller whose output is a budgeted element, so the budget is not rebuilt.
+        """
+        keep = {c.id for c in config.controllers}
+        for cid in [c for c in self.loops if c not in keep or c in rebuild]:
+            loop = self.loops.pop(cid)
+            for eid in loop.outputs:
+                self._sent.pop(eid, None)
+            for table in (self._held_until, self._published, self._locks, self._stored_setpoint, self._recorded):
+                table.pop(cid, None)
+        self.config = config
+        for cfg in config.controllers:
+            if cfg.id in rebuild:
+                default = cfg.setpoint.default if isinstance(cfg.setpoint, SoftwareSetpoint) else None
+                self.loops[cfg.id] = Loop.build(cfg, config.endpoints_by_id, default)
+                self._locks[cfg.id] = asyncio.Lock()
+        self._owner = {eid: c.id for c in config.controllers for eid in c.outputs}
+        self.load(rows, only=rebuild)
+
+    def start_loops(self, ids: set[str]) -> None:
+        """Start the tasks of loops rebuilt by a live config reload."""
+        for cid in ids:
+            if cid in self.loops and cid not in self._tasks:
+                self._tasks[cid] = asyncio.create_task(self._run(cid), name=f"controller-{cid}")
+
+    async def load_rows(self) -> dict[str, ControllerRow]:
+        """Every controller's stored settings, read off the event loop (for a reload's rebuilt loops)."""
+        return await asyncio.to_thread(controller_rows.load_all, self.db)
+
+    async def _outputs_safe(self, only: set[str] | None = None) -> None:
         sent: list[int] = []
         for cid, loop in self.loops.items():
+            if only is not None and cid not in only:
+                continue
             for eid in loop.outputs:
                 safe, current = self.config.endpoint(eid).safe_value, self._current(eid)
                 if current is None or current == safe:

@@ -8,9 +8,10 @@ disagree after a crash.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bevforge.store import audit_rows
 from bevforge.store.tables import AuditRow, CommandRow
@@ -50,5 +51,16 @@ def newest(db: Database, endpoint_id: int | None, status: str | None, limit: int
     if status is not None:
         statement = statement.where(CommandRow.status == status)
     statement = statement.order_by(CommandRow.created_at.desc()).limit(limit)  # type: ignore[attr-defined]
+    with db.session() as session:
+        return list(session.exec(statement).all())
+
+
+def in_range(db: Database, endpoint_ids: list[int], since: datetime, until: datetime,
+             limit: int) -> list[CommandRow]:
+    """Commands to these endpoints created between `since` and `until`, oldest first (the trend's markers)."""
+    created = col(CommandRow.created_at)
+    statement = (select(CommandRow)
+                 .where(col(CommandRow.endpoint_id).in_(endpoint_ids), created >= since, created <= until)
+                 .order_by(created).limit(limit))
     with db.session() as session:
         return list(session.exec(statement).all())

@@ -16,6 +16,7 @@ never overlap raw rows (a minute is moved whole), so the two sources are simply 
 from __future__ import annotations
 
 import csv
+import heapq
 import io
 import math
 from collections.abc import Iterator
@@ -161,6 +162,45 @@ def readings(engine: Engine, endpoint_id: int, since: datetime, until: datetime,
             yield server_time, None if value is None else float(value), str(row[2]), epoch_time(row[3])
 
 
+def last_per_bucket(engine: Engine, endpoint_id: int, since: datetime, until: datetime,
+                    buckets: int = 600) -> dict[int, float]:
+    """The last good value in each bucket of `trend`'s slicing (bucket index → value), for the buckets
+    that have one: what a value recorded only when it changes holds at the bucket's end (the average
+    of 65 and 64 in one bucket is 64.5, a setpoint nobody set)."""
+    since, until = aware_utc(since), aware_utc(until)
+    width = bucket_width(since, until, buckets)
+    origin = since.timestamp()
+    index = func.floor((_T.c.server_ts - origin) / width)
+    ranked = (
+        select(index.label("bucket"), _T.c.value,
+               func.row_number().over(partition_by=index, order_by=(_T.c.server_ts.desc(), _T.c.id.desc()))
+               .label("newest"))
+        .where(_T.c.endpoint_id == endpoint_id, _T.c.server_ts >= origin, _T.c.server_ts <= until.timestamp(),
+               _T.c.quality == "good", _T.c.value.is_not(None))
+        .subquery()
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(select(ranked.c.bucket, ranked.c.value).where(ranked.c.newest == 1)).all()
+    return {int(bucket): number for bucket, value in rows if (number := _number(value)) is not None}
+
+
+def last_before(engine: Engine, endpoint_id: int, before: datetime) -> tuple[datetime, float | None, str] | None:
+    """The newest sample of an endpoint before `before` (server time, value, quality), or None.
+
+    A value recorded only when it changes (a software setpoint) is still in force at the start of a
+    trend's range: the trend starts its line from this sample instead of leaving a gap.
+    """
+    statement = (select(_T.c.server_ts, _T.c.value, _T.c.quality)
+                 .where(_T.c.endpoint_id == endpoint_id, _T.c.server_ts < aware_utc(before).timestamp())
+                 .order_by(_T.c.server_ts.desc(), _T.c.id.desc()).limit(1))
+    with engine.connect() as conn:
+        row = conn.execute(statement).first()
+    if row is None or (server_time := epoch_time(row[0])) is None:
+        return None
+    value = _number(row[1])
+    return server_time, value, str(row[2])
+
+
 def export_csv(engine: Engine, endpoint_id: int, name: str, unit: str, since: datetime, until: datetime) -> str:
     """The raw samples of a range as CSV text (UTC ISO timestamps), header first."""
     buffer = io.StringIO()
@@ -169,6 +209,39 @@ def export_csv(engine: Engine, endpoint_id: int, name: str, unit: str, since: da
     for server_time, value, quality, source_time in readings(engine, endpoint_id, since, until):
         writer.writerow([iso(server_time), endpoint_id, safe_cell(name), "" if value is None else repr(value),
                          safe_cell(unit), quality,
+                         iso(source_time) if source_time else ""])
+    return buffer.getvalue()
+
+
+PENS_CSV_FIELDS = ("timestamp_utc", "endpoint_id", "endpoint", "label", "value", "unit", "quality",
+                   "source_timestamp_utc")
+
+
+@dataclass(frozen=True, slots=True)
+class PenColumn:
+    """One pen of a multi-pen CSV: the endpoint's raw id and name, and the label and unit the chart shows."""
+
+    endpoint_id: int
+    name: str
+    label: str
+    unit: str
+
+
+def export_pens_csv(engine: Engine, pens: list[PenColumn], since: datetime, until: datetime) -> str:
+    """The raw samples of several endpoints in one range as CSV (long format: one row per sample per pen),
+    in time order, every quality included (a gap on the chart is a `stale`/`bad` row here)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(PENS_CSV_FIELDS)
+    def rows_of(index: int, pen: PenColumn) -> Iterator[tuple[datetime, int, PenColumn, float | None, str,
+                                                               datetime | None]]:
+        for server_time, value, quality, source_time in readings(engine, pen.endpoint_id, since, until):
+            yield server_time, index, pen, value, quality, source_time
+
+    per_pen = [rows_of(index, pen) for index, pen in enumerate(pens)]
+    for server_time, _index, pen, value, quality, source_time in heapq.merge(*per_pen, key=lambda r: (r[0], r[1])):
+        writer.writerow([iso(server_time), pen.endpoint_id, safe_cell(pen.name), safe_cell(pen.label),
+                         "" if value is None else repr(value), safe_cell(pen.unit), quality,
                          iso(source_time) if source_time else ""])
     return buffer.getvalue()
 
@@ -204,3 +277,16 @@ class HistoryReader:
     async def export_csv(self, endpoint_id: int, name: str, unit: str, since: datetime, until: datetime) -> str:
         await self._fresh()
         return await self.db.read(export_csv, self.db.engine, endpoint_id, name, unit, since, until)
+
+    async def last_per_bucket(self, endpoint_id: int, since: datetime, until: datetime,
+                              buckets: int = 600) -> dict[int, float]:
+        await self._fresh()
+        return await self.db.read(last_per_bucket, self.db.engine, endpoint_id, since, until, buckets)
+
+    async def last_before(self, endpoint_id: int, before: datetime) -> tuple[datetime, float | None, str] | None:
+        await self._fresh()
+        return await self.db.read(last_before, self.db.engine, endpoint_id, before)
+
+    async def export_pens_csv(self, pens: list[PenColumn], since: datetime, until: datetime) -> str:
+        await self._fresh()
+        return await self.db.read(export_pens_csv, self.db.engine, pens, since, until)

@@ -232,3 +232,16 @@ class ControllerRow(SQLModel, table=True):
     tuning: Any = Field(default=None, sa_column=Column(JSON))
     updated_at: datetime
     updated_by: str = "system"
+
+
+class TrendViewRow(SQLModel, table=True):
+    """A trend view someone saved: its pens and time span; `owner` is the user it belongs to (None: shared)."""
+
+    __tablename__ = "trend_views"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    owner: str | None = Field(default=None, index=True)
+    pens: Any = Field(default=None, sa_column=Column(JSON))  # endpoint ids, in the legend's order
+    span_s: float = 3600.0
+    updated_at: datetime
+    updated_by: str

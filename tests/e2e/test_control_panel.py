@@ -26,7 +26,13 @@ def test_two_stations_see_the_same_pump_start(server: ServerProcess, screen) -> 
     expect(office.locator(tid("value-23"))).to_have_text("RUNNING", timeout=TIMEOUT)
     expect(brewer.locator(tid("value-23"))).to_have_text("RUNNING", timeout=TIMEOUT)
     expect(office.locator(tid("value-22"))).to_have_text("OPEN", timeout=TIMEOUT)
-    expect(brewer.get_by_text("Pump 1 HLT → MLT: START confirmed by the device")).to_be_visible(timeout=TIMEOUT)
+    message = brewer.locator(tid("message-line"))
+    expect(message).to_contain_text("Pump 1 HLT → MLT: START confirmed by the device", timeout=TIMEOUT)
+    # feedback sits in the header's own flow: no floating toast, nothing over a control
+    assert brewer.locator(".q-notification").count() == 0
+    box, header = message.bounding_box(), brewer.locator(".bf-header").bounding_box()
+    assert box is not None and header is not None
+    assert header["y"] <= box["y"] and box["y"] + box["height"] <= header["y"] + header["height"]
     snapshot(office, "panel-two-stations")
     commands = server.get("/api/os/commands?endpointId=23")
     assert commands[0]["status"] == "succeeded" and commands[0]["origin"] == "ui"
@@ -67,11 +73,18 @@ def test_lost_server_disables_controls_and_the_page_recovers_by_itself(server: S
     expect(indicator).to_contain_text("SERVER UNREACHABLE", timeout=TIMEOUT)
     expect(start).to_be_disabled()
     expect(page.locator(tid("on-11"))).to_be_disabled()
+    # no value looks live while there is no link: every LIVE badge reads NO LINK, every value greyed
+    page.wait_for_function(f"() => getComputedStyle(document.querySelector('{tid('quality-10')}'), '::after')"
+                           ".content === '\"NO LINK\"'", timeout=TIMEOUT)
+    assert page.evaluate(f"getComputedStyle(document.querySelector('{tid('value-10')}')).fontStyle") == "italic"
     snapshot(page, "connection-lost")
     server.start()
     expect(indicator).to_have_text("● CONNECTED", timeout=20_000)
     expect(page.locator(tid("on-23"))).to_be_enabled(timeout=TIMEOUT)
     expect(page.locator(tid("quality-10"))).to_have_text("LIVE", timeout=TIMEOUT)
+    expect(page.locator("body")).not_to_have_class(re.compile(r"\bbf-nolink\b"), timeout=TIMEOUT)  # fresh data
+    assert page.evaluate(f"getComputedStyle(document.querySelector('{tid('quality-10')}'), '::after').content") \
+        in ("none", "normal")
     # the recovered page is live again: a change made now shows without any reload by the test
     page.locator(tid("on-22")).click()
     expect(page.locator(tid("value-22"))).to_have_text("OPEN", timeout=TIMEOUT)

@@ -79,6 +79,13 @@ def test_the_mimic_fits_the_screen(browser: Browser, server: ServerProcess, widt
     assert not small, f"tap targets under {least} px at {width}×{height}: {small}"
     assert any(t["name"] == "mimic-hit-pump_1" for t in figures["targets"])
     snapshot(page, f"mimic-{'kiosk' if kiosk else 'desktop'}-{width}x{height}")
+    page.locator(tid("mimic-v1")).click()  # a command's outcome comes back on the header's message line
+    page.locator(tid("mimic-dialog-v1")).locator(tid("on-22")).click()
+    expect(page.locator(tid("message-line"))).to_contain_text("confirmed by the device", timeout=TIMEOUT)
+    figures = measure(page)
+    record(f"mimic {'kiosk' if kiosk else 'desktop'} {width}x{height}, message shown", figures)
+    assert figures["header"] <= HEADER_SHARE * height, f"header too tall with a message at {width}×{height}: {figures}"
+    assert figures["scrollWidth"] <= figures["clientWidth"], figures
     page.context.close()
 
 

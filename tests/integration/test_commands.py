@@ -75,8 +75,12 @@ async def test_blocked_command_409_with_reasons_stored_and_alarmed(server: LiveS
     assert any("bk_level_high" in c for c in body["reasons"][0]["failedConditions"])
     stored = (await server.http.get(f"/api/os/commands/{body['commandId']}")).json()
     assert stored["status"] == "blocked"
-    alarms = (await server.http.get("/api/os/alarms")).json()
-    assert any(a["kind"] == "interlock_block" and "BK heater" in a["message"] for a in alarms)
+    # recorded and pushed, but as an alert: acknowledged by the system at once, nothing left to ACK
+    standing = (await server.http.get("/api/os/alarms")).json()
+    assert not any(a["kind"] == "interlock_block" and "BK heater" in a["message"] for a in standing)
+    journal = (await server.http.get("/api/os/alarms/history")).json()
+    events = {e["event"] for e in journal if e.get("priority") == "alert" and "BK heater" in (e.get("message") or "")}
+    assert {"raised", "acked"} <= events, journal[:5]
     assert server.sim.model.vessels["bk"].heater_enabled is False
 
 

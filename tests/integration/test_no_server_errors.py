@@ -19,7 +19,8 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
     max_leaves=12,
 )
-field_names = st.sampled_from(["endpointId", "value", "commandId", "readings", "timestamp", "quality", "comment"])
+field_names = st.sampled_from(["endpointId", "value", "commandId", "readings", "timestamp", "quality", "comment",
+                               "name", "pens", "spanS", "shared"])
 plausible = st.dictionaries(field_names, json_values | st.integers(0, 70), max_size=4)
 bodies = plausible | json_values | st.lists(plausible, max_size=3).map(lambda r: {"readings": r})
 segments = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="/?#"), min_size=0, max_size=12)
@@ -42,7 +43,8 @@ def assert_clean(response: httpx.Response) -> None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(path=st.sampled_from(["/api/os/command", "/api/os/telemetry/ingest", "/api/os/alarms/1/ack"]), body=bodies)
+@given(path=st.sampled_from(["/api/os/command", "/api/os/telemetry/ingest", "/api/os/alarms/1/ack",
+                             "/api/os/trends/views"]), body=bodies)
 def test_post_bodies_never_500(live: httpx.Client, path: str, body: object) -> None:
     assert_clean(live.post(path, content=json.dumps(body),
                            headers={"content-type": "application/json"}))
@@ -59,9 +61,11 @@ def test_raw_bytes_never_500(live: httpx.Client, raw: bytes) -> None:
 @given(route=st.sampled_from(["/api/os/endpoints/{}", "/api/os/commands/{}", "/api/os/alarms/{}/ack",
                               "/api/os/telemetry?endpointId={}", "/api/os/telemetry?since={}",
                               "/api/os/commands?status={}", "/api/os/commands?limit={}",
-                              "/api/os/alarms?state={}", "/api/os/telemetry?limit={}&until={}"]),
+                              "/api/os/alarms?state={}", "/api/os/telemetry?limit={}&until={}",
+                              "/api/os/trends/views/{}", "/api/os/trends/markers?endpointId={}",
+                              "/api/os/trends/markers?endpointId=10&since={}"]),
        segment=segments)
 def test_paths_and_queries_never_500(live: httpx.Client, route: str, segment: str) -> None:
     url = route.replace("{}", httpx.URL("", params={"x": segment}).query.decode()[2:])
-    method = "POST" if url.endswith("/ack") else "GET"
+    method = "POST" if url.endswith("/ack") else "DELETE" if "/trends/views/" in url else "GET"
     assert_clean(live.request(method, url))

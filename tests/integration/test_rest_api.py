@@ -195,3 +195,42 @@ async def test_stale_value_is_marked_not_live(server: LiveServer) -> None:
     one = (await server.http.get(f"/api/os/endpoints/{FV1_TEMP}")).json()
     assert one["quality"] in ("uncertain", "bad")
     assert one["error"]
+
+
+async def test_trend_views_saved_listed_and_deleted_and_markers_of_a_command(server: LiveServer) -> None:
+    views = (await server.http.get("/api/os/trends/views")).json()
+    assert {"key": "HLT", "name": "HLT", "pens": [HLT_TEMP, 12], "spanS": 3600.0, "scope": "vessel",
+            "id": None} in views
+    mine = await server.http.post("/api/os/trends/views", json={"name": "HLT fill", "pens": [HLT_TEMP, 14],
+                                                                "spanS": 900})
+    assert mine.status_code == 201 and mine.json()["scope"] == "mine" and mine.json()["pens"] == [HLT_TEMP, 14]
+    shared = await server.http.post("/api/os/trends/views", json={"name": "Mash", "pens": [20], "shared": True})
+    assert shared.status_code == 201 and shared.json()["scope"] == "shared" and shared.json()["spanS"] == 3600.0
+    listed = [(v["name"], v["scope"]) for v in (await server.http.get("/api/os/trends/views")).json()
+              if v["scope"] != "vessel"]
+    assert listed == [("Mash", "shared"), ("HLT fill", "mine")]
+    for body, status, field in (({"name": "x", "pens": [9999]}, 404, "pens"),
+                                ({"name": "x", "pens": []}, 422, "pens"),
+                                ({"name": "x", "pens": [10], "colour": "red"}, 422, "colour"),
+                                ({"name": "", "pens": [10]}, 422, "name")):
+        answer = await server.http.post("/api/os/trends/views", json=body)
+        assert (answer.status_code, answer.json()["field"]) == (status, field), answer.text
+    assert (await server.http.delete(f"/api/os/trends/views/{mine.json()['id']}")).json()["deleted"] is True
+    gone = await server.http.delete(f"/api/os/trends/views/{mine.json()['id']}")
+    assert gone.status_code == 404
+
+    sent = await server.http.post("/api/os/command", json={"endpointId": 12, "value": 71.5})
+    assert sent.status_code == 202
+    markers = (await server.http.get("/api/os/trends/markers", params={"endpointId": [HLT_TEMP, 12]})).json()
+    assert markers["count"] == 1
+    [marker] = markers["markers"]
+    assert marker["kind"] == "command" and marker["endpointId"] == 12 and marker["title"] == "71.5 °C"
+    assert marker["text"].startswith("anonymous set HLT setpoint to 71.5 °C: ")
+    assert marker["commandId"] == sent.json()["commandId"]
+    unknown = await server.http.get("/api/os/trends/markers", params={"endpointId": 9999})
+    assert unknown.status_code == 404 and unknown.json()["field"] == "endpointId"
+    backwards = await server.http.get("/api/os/trends/markers", params={
+        "endpointId": 12, "since": "2026-03-01T10:00:00Z", "until": "2026-03-01T09:00:00Z"})
+    assert backwards.status_code == 422 and backwards.json()["field"] == "since"
+    audited = (await server.http.get("/api/os/audit", params={"action": "trend.view."})).json()
+    assert [(e["action"], e["target"]) for e in audited] == [("trend.view.save", "Mash")]

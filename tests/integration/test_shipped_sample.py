@@ -7,14 +7,19 @@ sample freely, and this module alone says whether the change still checks and st
 
 from __future__ import annotations
 
+import copy
+import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
-from bevforge.config import load_config, parse_config
+from bevforge.config import ConfigError, load_config, parse_config
+from drivers import check
 from drivers.sim.ports import use_simulator_ports
 from tests.support.server import PLANT_FIXTURE, ROOT, LiveServer, build_runtime, free_port, wait_for
 
@@ -69,3 +74,116 @@ def test_check_config_rejects_a_broken_controller_with_file_line_and_field(tmp_p
     line = next(i for i, text in enumerate(broken.read_text(encoding="utf-8").splitlines(), 1)
                 if text.startswith("    output: 14"))
     assert f"{broken}:{line}: controllers[0].output: endpoint 14 is not writable" in done.stdout + done.stderr
+
+
+async def test_a_pump_whose_source_vessel_runs_empty_is_stopped_and_alarmed(tmp_path: Path) -> None:
+    """Dry-run protection in the sample: Pump 2 empties the mash tun into the kettle; below 2 L the
+    continuous interlock trips it (a command to its safe value) and raises the high-priority alarm
+    the sample words for it; starting it again on an empty tun is refused with the reason."""
+    doc = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
+    use_simulator_ports(doc, free_port(), str(Path(tempfile.mkdtemp(prefix="bevforge-sample-")) / "probe"))
+    config = parse_config(yaml.safe_dump(doc, allow_unicode=True), str(SAMPLE))
+    live = LiveServer(build_runtime(config, tmp_path / "bevforge.db"), free_port())
+    await live.start()
+    try:
+        runtime = live.runtime
+        await wait_for(lambda: all(runtime.plant.device_online.values()) and runtime.plant.states[21].value
+                       is not None, timeout=20)
+        live.sim.model.vessels["mlt"].volume_l = 4.0
+        await wait_for(lambda: runtime.plant.states[21].value is not None and runtime.plant.states[21].value < 4.5,
+                       timeout=10)
+        for endpoint, value in ((34, True), (35, True)):  # V2 open, Pump 2 on
+            command = (await live.http.post("/api/os/command", json={"endpointId": endpoint, "value": value})).json()
+            assert command["status"] in ("queued", "sent", "acked", "succeeded"), command
+            await wait_for(lambda e=endpoint: runtime.plant.states[e].value is True, timeout=10)
+        await wait_for(lambda: runtime.plant.states[35].value is False, timeout=60)  # tripped at ≤ 2 L
+        alarms = (await live.http.get("/api/os/alarms")).json()
+        trip = [a for a in alarms if "dry-run" in a["message"]]
+        assert trip and trip[0]["severity"] == "high" and trip[0]["message"].startswith("Pump 2 stopped"), alarms
+        stopped = [c for c in (await live.http.get("/api/os/commands?endpointId=35")).json() if c["origin"] ==
+                   "interlock"]
+        assert stopped and stopped[0]["requestedValue"] is False
+        again = (await live.http.post("/api/os/command", json={"endpointId": 35, "value": True})).json()
+        assert again["status"] == "blocked" and "dry-run" in again["reasons"][0]["reason"]
+    finally:
+        await live.stop()
+
+# -- Docs that cannot lie (issue 16.10) ----------------------------------------------------------------
+#
+# Every YAML example in docs/ and the README is a config the
+# panel accepts.
+#
+# Each ```yaml block is read as the technician would use it: a whole config (it has `nodes`) is
+# checked as it stands; a block of sections (`alarms:`, `auth:` …) is put into the shipped config.yaml
+# (list items replace the shipped item with the same `id`, or are added; mappings are merged) and the
+# result checked; a bare list of items names its section in the comment `<!-- config example:
+# SECTION -->` just above the fence, and an item may abridge itself with a `...` key ("the rest as in
+# the shipped config.yaml"). Checked means parsed by `bevforge.config` with the drivers' own settings
+# and address checks (`drivers.check`), exactly as `--check-config` does.
+
+DOCS = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
+FENCE = re.compile(r"(?:<!-- config example: (?P<section>[a-z_]+) -->\n)?```yaml\n(?P<body>.*?)```", re.S)
+
+
+def examples() -> list[tuple[str, str | None, str]]:
+    found = []
+    for path in DOCS:
+        text = path.read_text(encoding="utf-8")
+        for match in FENCE.finditer(text):
+            line = text[:match.start("body")].count("\n") + 1
+            found.append((f"{path.relative_to(ROOT)}:{line}", match["section"], match["body"]))
+    return found
+
+
+def shipped() -> dict[str, Any]:
+    return yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
+
+
+def merge_items(into: list[dict[str, Any]], items: list[Any]) -> None:
+    by_id = {item.get("id"): n for n, item in enumerate(into) if isinstance(item, dict)}
+    for item in items:
+        abridged = isinstance(item, dict) and "..." in item
+        item = {k: v for k, v in item.items() if k != "..."} if isinstance(item, dict) else item
+        at = by_id.get(item.get("id")) if isinstance(item, dict) else None
+        if at is None:
+            assert not abridged, f"an abridged item ({item.get('id')}) has nothing in config.yaml to abridge"
+            into.append(item)
+        else:
+            into[at] = {**into[at], **item} if abridged else item
+
+
+def merge_mapping(into: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            merge_mapping(into[key], value)
+        elif isinstance(value, list) and isinstance(into.get(key), list) and value and isinstance(value[0], dict) \
+                and "id" in value[0]:
+            merge_items(into[key], value)
+        else:
+            into[key] = copy.deepcopy(value)
+
+
+EXAMPLES = examples()
+
+
+def test_the_docs_have_yaml_examples_to_check() -> None:
+    assert len(EXAMPLES) >= 10
+
+
+@pytest.mark.parametrize(("where", "section", "body"), EXAMPLES, ids=[e[0] for e in EXAMPLES])
+def test_every_yaml_example_is_a_config_the_panel_accepts(where: str, section: str | None, body: str) -> None:
+    example = yaml.safe_load(body)
+    if isinstance(example, dict) and "nodes" in example:
+        document = example
+    else:
+        document = shipped()
+        if isinstance(example, list):
+            assert section, f"{where}: a bare list needs <!-- config example: SECTION --> above its fence"
+            merge_items(document.setdefault(section, []), example)
+        else:
+            assert isinstance(example, dict), f"{where}: not a mapping of config sections"
+            merge_mapping(document, example)
+    try:
+        parse_config(yaml.safe_dump(document, allow_unicode=True), where, check)
+    except ConfigError as exc:
+        pytest.fail(f"{where}: the example is refused:\n" + "\n".join(str(p) for p in exc.problems))

@@ -49,6 +49,12 @@ def brewhouse_config(adjust: Callable[[dict[str, Any]], None] | None = None) -> 
     Its devices talk real Modbus TCP and serial to the simulator, which the drivers start in the
     test's loop on a free port and a pty under a fresh temporary directory.
     """
+    return parse_config(yaml.safe_dump(brewhouse_document(adjust), allow_unicode=True), "test-config.yaml")
+
+
+def brewhouse_document(adjust: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """`brewhouse_config`'s document (free simulator ports, short timeouts), for a test that writes it
+    to a file and edits it (a live config reload)."""
     doc = config_document()
     use_simulator_ports(doc, free_port(), str(Path(tempfile.mkdtemp(prefix="bevforge-sim-")) / "probe"))
     doc["commands"] = {"readback_timeout_s": 1.0, "write_timeout_s": 0.5, "expiry_s": 10}
@@ -59,7 +65,7 @@ def brewhouse_config(adjust: Callable[[dict[str, Any]], None] | None = None) -> 
         rule.pop("on_delay_s", None)  # delays are table-tested in tests/unit/test_alarm_rules.py
     if adjust is not None:
         adjust(doc)
-    return parse_config(yaml.safe_dump(doc, allow_unicode=True), "test-config.yaml")
+    return doc
 
 
 def fed_externally(*endpoint_ids: int) -> Callable[[dict[str, Any]], None]:

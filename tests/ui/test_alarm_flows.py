@@ -109,7 +109,7 @@ async def test_technician_takes_out_of_service_and_changes_limits(auth_required,
     user.find(marker="limits-save").click()
     await shows(user, "def-point-state-hlt_temperature_hihi", "limit 95, deadband 2")
     assert rt.alarms.limits_of(rt.alarms.points["hlt_temperature_hihi"])["limit"] == 95.0
-    await until(lambda: user.notify.contains("limit 99.0 → 95.0"))
+    await shows(user, "message-line", "limit 99.0 → 95.0")
     entries = await rt.audit.query(user="tom", action="alarm.")
     actions = {e["action"]: e for e in entries}
     assert {"alarm.remove_from_service", "alarm.return_to_service", "alarm.limits"} <= set(actions)

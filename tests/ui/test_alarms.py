@@ -80,3 +80,32 @@ async def test_alarm_page_lists_active_alarms_and_acks_with_a_note(user: User) -
 
 def _rows(user: User, marker: str) -> list[dict]:
     return list(next(iter(user.find(marker=marker).elements)).rows)
+
+
+async def test_a_refused_press_is_an_alert_on_every_screen_that_needs_no_ack(user: User, create_user) -> None:
+    """Pump 1 without V1: refused, and shown to everyone on the header's alert line with its reason —
+    but it is an alert (priority below low), so no count rises and nothing waits for an ACK."""
+    await user.open("/")
+    other = create_user()
+    await other.open("/alarms")
+    await online()
+    user.find(marker="on-23").click()
+    for screen in (user, other):
+        await shows(screen, "message-line", "○ ALERT", "Command blocked: Pump 1", "V1")
+        await shows(screen, "alarm-count-medium", "0 medium")
+        await shows(screen, "alarm-count-low", "0 low")
+    assert not [a for a in runtime().alarms.standing() if a.kind == "interlock_block"]
+    user.find(marker="on-35").click()  # Pump 2's refusal is raised to a medium alarm by the config
+    await shows(user, "alarm-count-medium", "■ 1 MEDIUM")
+
+
+async def test_an_alarm_keeps_the_value_it_annunciated_with_and_shows_the_present_one_beside_it(user: User) -> None:
+    await user.open("/alarms")
+    await online()
+    _overheat()
+    rt = runtime()
+    alarm = await until(lambda: next((a for a in rt.alarms.standing() if a.severity.value == "critical"), None))
+    await user.should_see("HLT temperature exceeded 99°C (99.5°C)")
+    sim().model.vessels["hlt"].temperature_c = 80.0  # cooled: the message keeps 99.5, "now" follows
+    await shows(user, f"alarm-now-{alarm.id}", "now 80.0 °C", timeout=15)
+    await user.should_see("HLT temperature exceeded 99°C (99.5°C)")

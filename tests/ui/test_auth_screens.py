@@ -86,9 +86,10 @@ async def test_node_limited_operator_sees_only_their_nodes(auth_required, user: 
     await user.should_not_see(marker=f"alarm-row-{bk.id}")
     await user.should_not_see("BK temperature exceeded")
     await user.open("/trends?endpoint=30")  # another node's endpoint falls back to one of hers
-    select = next(iter(user.find(marker="trend-endpoint").elements))
+    select = next(iter(user.find(marker="trend-add-pen").elements))
     assert set(select.options) == {10, 11, 12, 13, 14}
-    assert select.value == 10
+    await user.should_see(marker="trend-pen-10")  # her first vessel view: HLT temperature and setpoint
+    await user.should_not_see(marker="trend-pen-30")
 
 
 async def test_screens_show_each_actor_what_rest_shows(auth_required, user: User) -> None:
@@ -112,7 +113,7 @@ async def test_screens_show_each_actor_what_rest_shows(auth_required, user: User
         assert {int(m.removeprefix("value-")) for m in visible_markers(user, "value-")} \
             == {e["endpointId"] for t in tiles for e in t["endpoints"]}, name
         await user.open("/trends")
-        assert set(next(iter(user.find(marker="trend-endpoint").elements)).options) == endpoints, name
+        assert set(next(iter(user.find(marker="trend-add-pen").elements)).options) == endpoints, name
         await user.open("/alarms")
         shown = {a["alarmId"] for a in alarms if a["state"] not in ("shelved", "out_of_service", "suppressed")}
         await until(lambda shown=shown: shown == {int(m.removeprefix("alarm-row-"))

@@ -210,7 +210,7 @@ async def test_a_technician_changes_the_tuning_and_an_operator_cannot_open_it(ri
     tap(user, "1", "0", "0", "set")
     await shows(user, f"fp-tuning-outMin-{CID}", "100 (new)")
     user.find(marker=f"fp-tuning-apply-{CID}").click()
-    await until(lambda: user.notify.contains("tuning refused: out_min must be below out_max"))
+    await shows(user, "message-line", "tuning refused: out_min must be below out_max")
     assert loop().tuning["out_min"] == 0 and loop().tuning["kp"] == 45.0
 
 
@@ -322,7 +322,7 @@ async def test_a_technician_runs_an_autotune_from_the_faceplate_and_accepts_or_d
     await shows(user, f"fp-state-{CID}", "REGULATING")
     await shows(user, f"fp-autotune-state-{CID}", "ENDED WITHOUT GAINS", "aborted")
     user.find(marker=f"fp-autotune-discard-{CID}").click()  # DISMISS the aborted test's record
-    await user.should_not_see(marker=f"fp-autotune-state-{CID}")
+    await user.should_not_see(marker=f"fp-autotune-state-{CID}", retries=40)
     assert loop().autotune is None
 
     # a finished test: the proposal beside the present gains; DISCARD keeps the tuning
@@ -340,7 +340,7 @@ async def test_a_technician_runs_an_autotune_from_the_faceplate_and_accepts_or_d
     await shows(operator, f"fp-autotune-new-kp-{CID}", f"{result.kp:.4g}")
     await operator.should_not_see(marker=f"fp-autotune-accept-{CID}")
     user.find(marker=f"fp-autotune-discard-{CID}").click()
-    await user.should_not_see(marker=f"fp-autotune-state-{CID}")
+    await user.should_not_see(marker=f"fp-autotune-state-{CID}", retries=40)
     assert loop().tuning["kp"] == 60 and loop().autotune is None
 
     # … and ACCEPT takes the proposed gains as the tuning
@@ -348,7 +348,7 @@ async def test_a_technician_runs_an_autotune_from_the_faceplate_and_accepts_or_d
     rt.controllers.publish(loop(), force=True)
     await shows(user, f"fp-autotune-new-kp-{CID}", f"{result.kp:.4g}")
     user.find(marker=f"fp-autotune-accept-{CID}").click()
-    await user.should_not_see(marker=f"fp-autotune-state-{CID}")
+    await user.should_not_see(marker=f"fp-autotune-state-{CID}", retries=40)
     assert loop().tuning["kp"] == pytest.approx(result.kp) and loop().pid.tuning.ki == pytest.approx(result.ki)
     actions = [e["action"] for e in await rt.audit.query(user="tom")]
     assert {"controller.autotune.start", "controller.autotune.abort", "controller.autotune.discard",

@@ -88,7 +88,7 @@ async def test_a_refused_command_from_the_mimic_shows_its_interlock_reason(user:
     text = await shows(user, "command-35", "BLOCKED")
     assert "Pump 2 may run only with V2 open (no dead-heading)" in text
     assert "mlt_out_valve == true (is false)" in text
-    await until(lambda: user.notify.contains("BLOCKED"))
+    await shows(user, "message-line", "BLOCKED")  # the header's message line, as for a tile
     await drawn(user, "mimic-pump_2-state", "STOPPED")
     commands = await runtime().commands.query(35, None, 10)
     assert [c.status for c in commands] == [CommandStatus.BLOCKED]

@@ -73,7 +73,7 @@ async def test_command_shows_pending_then_confirmed_without_optimistic_state(use
     assert "CLOSED" in (await shows(user, "value-22", "CLOSED"))  # nothing changes before the readback
     await shows(user, "value-22", "OPEN", absent=("?",))
     await user.should_not_see(marker="command-22", retries=40)
-    await until(lambda: user.notify.contains("V1 HLT → MLT: OPEN confirmed by the device"))
+    await shows(user, "message-line", "V1 HLT → MLT: OPEN confirmed by the device")
     commands = await runtime().commands.query(22, None, 10)
     assert [c.status for c in commands] == [CommandStatus.SUCCEEDED]
     assert commands[0].origin == "ui" and commands[0].station == "127.0.0.1"
@@ -86,7 +86,7 @@ async def test_failed_command_shows_the_reason_on_the_tile_and_in_a_toast(user: 
     user.find(marker="on-51").click()  # OPEN FV1 glycol valve
     await shows(user, "command-51", "FAILED", "device failure")  # the device answers Modbus exception 04
     toast = "FV1 glycol valve: OPEN FAILED: device error: exception 04 (device failure)"
-    await until(lambda: user.notify.contains(toast))
+    await shows(user, "message-line", toast)
     await shows(user, "value-51", "CLOSED")
 
 
@@ -97,7 +97,7 @@ async def test_blocked_command_shows_which_interlock_and_why(user: User) -> None
     text = await shows(user, "command-35", "BLOCKED")
     assert "Pump 2 may run only with V2 open (no dead-heading)" in text
     assert "mlt_out_valve == true (is false)" in text
-    await until(lambda: user.notify.contains("BLOCKED"))
+    await shows(user, "message-line", "BLOCKED")
     await shows(user, "value-35", "STOPPED")
 
 
@@ -117,6 +117,10 @@ async def test_critical_output_asks_with_current_and_target_state(user: User) ->
     await shows(user, "value-11", "ON", absent=("OFF",))
     commands = await rt.commands.query(11, None, 10)
     assert [c.status for c in commands] == [CommandStatus.SUCCEEDED]
+    user.find(marker="off-11").click()  # back to its safe value: sent at once, no question
+    await shows(user, "value-11", "OFF", absent=("ON",))
+    await user.should_not_see(marker="confirm-change")
+    assert [c.requested_value for c in await rt.commands.query(11, None, 10)] == [False, True]
 
 
 async def test_blocked_critical_command_after_confirmation(user: User) -> None:
@@ -206,3 +210,25 @@ async def test_a_tile_shows_the_value_it_was_pushed_not_a_reread_of_the_plant(us
     rt.bus.publish(TELEMETRY, messages.telemetry(endpoint, pushed), key=14, node=endpoint.node)
     assert rt.plant.states[14].value == 60.0
     await shows(user, "value-14", "42.5 L")
+
+
+async def test_a_tripped_output_shows_its_trip_reason_on_its_line_until_reset(user: User) -> None:
+    """The BK heater runs with the kettle full; the kettle drains: the interlock trips the heater OFF and
+    its line says TRIPPED and why — not a bare OFF — until the trip alarm is acknowledged (reset)."""
+    await user.open("/")
+    await online()
+    rt = runtime()
+    kettle = sim().model.vessels["bk"]
+    kettle.volume_l = 60.0
+    await until(lambda: rt.plant.states[32].value is True)  # level HIGH: the heater may run
+    await rt.commands.submit(31, True, actor=Actor(user="olga", role="operator"))
+    await shows(user, "value-31", "ON")
+    await user.should_not_see(marker="trip-31")
+    kettle.volume_l = 0.0  # drained: level LOW while the heater runs
+    await shows(user, "value-31", "OFF")
+    await shows(user, "trip-31", "TRIPPED", "BK heater may be ON only while BK level is HIGH")
+    alarm = await until(lambda: next((a for a in rt.alarms.standing() if a.kind == "interlock_trip"
+                                      and not a.active), None))
+    await shows(user, "trip-31", "ACK the alarm to reset")
+    rt.alarms.ack(alarm.id, Actor(user="olga", role="operator"))
+    await user.should_not_see(marker="trip-31", retries=40)

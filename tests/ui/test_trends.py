@@ -1,23 +1,33 @@
-"""Trends: SQL-bucketed history (real SQLite file), the /trends page and its CSV export."""
+"""Trends: SQL-bucketed history (real SQLite file) and the multi-pen /trends page (issue 16.7): pens of
+several units on their own axes, views (vessel defaults, saved ones), command and alarm markers, zoom that
+stops the live tail, and the CSV of what is shown."""
 
 from __future__ import annotations
 
 import asyncio
 import csv
 import io
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from nicegui.testing import User
 from sqlalchemy import insert
 
-from bevforge.domain import Reading
+from bevforge.domain import Actor, Quality, Reading, Severity
 from bevforge.store import TelemetryReading, create_schema, make_engine
 from bevforge.store import queries as history
+from tests.support.controllers import RIMS, with_controllers
+from tests.ui.conftest import write_config
 from tests.ui.support import online, runtime, shows, until
+from ui.trends import held_buckets
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 FV1_TEMP = 50
+HLT_TEMP, HLT_SETPOINT, HLT_VOLUME = 10, 12, 14
+MLT_SETPOINT, MLT_OUTPUT = 140, 141
+OLGA = Actor(user="olga", station="kiosk", role="operator")
 
 
 def _engine_with_rows(path: Path, rows: list[dict]) -> object:
@@ -69,24 +79,140 @@ def test_export_csv_has_every_raw_sample_of_the_range(tmp_path: Path) -> None:
     assert table[-1]["quality"] == "bad" and table[0]["unit"] == "°C"
 
 
-async def test_trend_page_draws_history_appends_live_and_exports(user: User) -> None:
+def _chart(user: User) -> object:
+    return next(iter(user.find(marker="trend-chart").elements))
+
+
+def _samples(user: User, label: str) -> int:
+    """The good-sample count the summary shows for one pen."""
+    text = next(iter(user.find(marker="trend-summary").elements)).text
+    return int(text.split(f"{label}: ")[1].split(" ")[0])
+
+
+def _pen_series(user: User) -> list[dict]:
+    return [s for s in _chart(user).options["series"] if s["id"].startswith("pen-")]
+
+
+def _markers(user: User, kind: str) -> list[dict]:
+    series = next(s for s in _chart(user).options["series"] if s["id"] == f"markers-{kind}")
+    return series["markLine"]["data"]
+
+
+async def _add_pen(user: User, endpoint_id: int) -> None:
+    next(iter(user.find(marker="trend-add-pen").elements)).value = endpoint_id
+    await until(lambda: user._sees(None, None, f"trend-pen-{endpoint_id}", None))
+
+
+async def test_trend_page_opens_on_the_first_vessel_view_appends_live_and_exports(user: User) -> None:
     await user.open("/")
     await online()
     rt = runtime()
     await until(lambda: rt.history_writer.rows_written > 20)
     await user.open("/trends")
-    summary = await shows(user, "trend-summary", "HLT temperature", "good samples")
-    chart = next(iter(user.find(marker="trend-chart").elements))
-    avg = chart.options["series"][1]["data"]
-    assert len(avg) >= 1 and any(point[1] is not None for point in avg)
-    samples_at_open = int(summary.split(": ")[1].split(" ")[0])
-    await until(lambda: int(next(iter(user.find(marker="trend-summary").elements)).text.split(": ")[1].split(" ")[0])
-                > samples_at_open)  # live append
+    await shows(user, "trend-summary", "HLT temperature", "HLT setpoint", "following live")
+    assert [s["name"] for s in _pen_series(user)] == ["HLT temperature (°C)", "HLT setpoint (°C)"]
+    assert any(point[1] is not None for point in _pen_series(user)[0]["data"])
+    samples_at_open = _samples(user, "HLT temperature")
+    await until(lambda: _samples(user, "HLT temperature") > samples_at_open)  # live append
     user.find(marker="trend-export").click()
     response = await user.download.next(timeout=5)
     table = list(csv.DictReader(io.StringIO(response.text)))
-    assert len(table) >= samples_at_open
-    assert {r["endpoint"] for r in table} == {"hlt_temperature"}
+    assert len([r for r in table if r["endpoint"] == "hlt_temperature"]) >= samples_at_open
+    assert {(r["endpoint_id"], r["endpoint"], r["label"], r["unit"]) for r in table} == {
+        ("10", "hlt_temperature", "HLT temperature", "°C"), ("12", "hlt_setpoint", "HLT setpoint", "°C")}
+
+
+async def test_pens_of_two_units_are_drawn_on_two_axes_and_a_pen_can_be_removed(user: User) -> None:
+    await user.open("/")
+    await online()
+    await user.open(f"/trends?endpoint={HLT_TEMP}")
+    await shows(user, "trend-summary", "HLT temperature")
+    await _add_pen(user, HLT_VOLUME)
+    await shows(user, "trend-summary", "HLT volume")
+    options = _chart(user).options
+    assert [(a["name"], a["position"]) for a in options["yAxis"]] == [("°C", "left"), ("L", "right")]
+    assert [(s["name"], s["yAxisIndex"]) for s in _pen_series(user)] == [("HLT temperature (°C)", 0),
+                                                                          ("HLT volume (L)", 1)]
+    await _add_pen(user, HLT_SETPOINT)  # a second °C pen shares the °C axis
+    await until(lambda: len(_pen_series(user)) == 3)
+    assert [s["yAxisIndex"] for s in _pen_series(user)] == [0, 1, 0] and len(_chart(user).options["yAxis"]) == 2
+    user.find(marker=f"trend-pen-{HLT_VOLUME}").click()
+    await until(lambda: [s["name"] for s in _pen_series(user)] == ["HLT temperature (°C)", "HLT setpoint (°C)"])
+    assert [a["name"] for a in _chart(user).options["yAxis"]] == ["°C"]
+
+
+async def test_a_saved_view_is_restored_with_its_pens_and_span(user: User) -> None:
+    await user.open("/")
+    await online()
+    rt = runtime()
+    await user.open(f"/trends?endpoint={HLT_TEMP}")
+    await shows(user, "trend-summary", "HLT temperature")
+    await _add_pen(user, HLT_VOLUME)
+    next(iter(user.find(marker="trend-range").elements)).value = "8 h"
+    await shows(user, "trend-summary", "buckets of 48 s")
+    user.find(marker="trend-save").click()
+    await until(lambda: user._sees(None, None, "trend-save-name", None))
+    next(iter(user.find(marker="trend-save-name").elements)).value = "HLT fill"
+    user.find(marker="trend-save-confirm").click()
+    select = next(iter(user.find(marker="trend-view").elements))
+    key = await until(lambda: next((k for k, v in select.options.items() if v == "Mine: HLT fill"), None))
+    [saved] = [v for v in await rt.trends.views(Actor()) if v.key == key]  # stored: the anonymous user's own
+    assert saved.pens == [HLT_TEMP, HLT_VOLUME] and saved.span_s == 8 * 3600
+
+    await user.open("/trends")  # a fresh page: the first vessel view
+    await shows(user, "trend-summary", "HLT setpoint")
+    select = next(iter(user.find(marker="trend-view").elements))
+    assert select.options[key] == "Mine: HLT fill"
+    select.value = key
+    await shows(user, "trend-summary", "HLT volume", "buckets of 48 s", absent=("HLT setpoint",))
+    assert [s["name"] for s in _pen_series(user)] == ["HLT temperature (°C)", "HLT volume (L)"]
+    assert next(iter(user.find(marker="trend-range").elements)).value == "8 h"
+
+
+async def test_a_command_and_an_alarm_show_as_markers_with_who_what_and_result(user: User) -> None:
+    await user.open("/")
+    await online()
+    rt = runtime()
+    await user.open("/trends")
+    await shows(user, "trend-summary", "HLT setpoint", "0 commands, 0 alarm events")
+    command, _created = await rt.commands.submit(HLT_SETPOINT, 70.0, actor=OLGA)
+    rt.alarms.raise_alarm("test:hlt_probe", "system", Severity.HIGH, "HLT probe check", endpoint_id=HLT_TEMP)
+    await until(lambda: any("succeeded" in m["name"] for m in _markers(user, "command")))
+    [marker] = _markers(user, "command")
+    assert marker["name"] == "olga set HLT setpoint to 70 °C: succeeded" and marker["label"]["formatter"] == "70 °C"
+    assert abs(marker["xAxis"] - command.created_at.timestamp() * 1000) < 1000
+    await until(lambda: _markers(user, "alarm"))
+    [alarm] = _markers(user, "alarm")
+    assert alarm["label"]["formatter"] == "raised" and "HLT probe check" in alarm["name"]
+    await shows(user, "trend-summary", "1 command, 1 alarm event")
+
+
+async def test_zooming_into_the_past_pauses_the_tail_and_the_csv_is_what_is_shown(user: User) -> None:
+    await user.open("/")
+    await online()
+    rt = runtime()
+    await until(lambda: rt.history_writer.rows_written > 20)
+    await user.open(f"/trends?endpoint={HLT_TEMP}")
+    await _add_pen(user, HLT_VOLUME)
+    await shows(user, "trend-summary", "HLT volume", "following live")
+    chart = _chart(user)
+    user.find(marker="trend-chart").trigger("chart:datazoom", {"batch": [{"start": 0, "end": 50}]})
+    await shows(user, "trend-summary", "paused (zoomed into the past)")
+    frozen = [list(p) for p in _pen_series(user)[0]["data"]]
+    await until(lambda: _samples(user, "HLT temperature") > 0)
+    user.find(marker="trend-export").click()
+    response = await user.download.next(timeout=5)
+    table = list(csv.DictReader(io.StringIO(response.text)))
+    assert table == []  # the shown half is the first half hour of the range: the plant started after it
+    assert [list(p) for p in _pen_series(user)[0]["data"]] == frozen  # nothing appended while paused
+    user.find(marker="trend-live").click()
+    await shows(user, "trend-summary", "following live")
+    user.find(marker="trend-export").click()
+    response = await user.download.next(timeout=5)
+    table = list(csv.DictReader(io.StringIO(response.text)))
+    assert {(r["endpoint_id"], r["label"], r["unit"]) for r in table} == {("10", "HLT temperature", "°C"),
+                                                                         ("14", "HLT volume", "L")}
+    assert chart is _chart(user)
 
 
 async def test_a_steady_live_value_keeps_its_line_between_pushed_frames(user: User) -> None:
@@ -111,11 +237,10 @@ async def test_a_steady_live_value_keeps_its_line_between_pushed_frames(user: Us
         toggle = next(iter(user.find(marker="trend-range").elements))
         toggle.value = "15 min"  # 2 s buckets
         await shows(user, "trend-summary", "buckets of 2 s")
-        chart = next(iter(user.find(marker="trend-chart").elements))
 
         def live_buckets() -> int:
-            avg = chart.options["series"][1]["data"]
-            return sum(1 for at, value in avg if value == 12.5 and at / 1000 > pushed_wall)
+            line = _pen_series(user)[0]["data"]
+            return sum(1 for at, value in line if value == 12.5 and at / 1000 > pushed_wall)
 
         pushed_wall = rt.plant.states[FV1_TEMP].server_time.timestamp()
         await until(lambda: live_buckets() >= 3)
@@ -124,3 +249,92 @@ async def test_a_steady_live_value_keeps_its_line_between_pushed_frames(user: Us
     repushed = [e for e in rt.bus.since(pushed_at) or [] if e.type == "telemetry"
                 and e.payload["endpointId"] == FV1_TEMP]
     assert repushed == []  # the line grew from the carried value, not from new frames
+
+
+async def test_a_custom_range_in_the_past_is_fixed_and_live_returns_to_following(user: User) -> None:
+    await user.open("/")
+    await online()
+    rt = runtime()
+    await until(lambda: rt.history_writer.rows_written > 20)
+    await user.open(f"/trends?endpoint={HLT_TEMP}")
+    await shows(user, "trend-summary", "following live")
+    next(iter(user.find(marker="trend-range").elements)).value = "Custom"
+    await until(lambda: user._sees(None, None, "trend-custom-show", None))
+    now = datetime.now(UTC)
+    start = now - timedelta(hours=2)
+    next(iter(user.find(marker="trend-custom-day").elements)).value = start.strftime("%Y-%m-%d")
+    next(iter(user.find(marker="trend-custom-from").elements)).value = start.strftime("%H:%M")
+    next(iter(user.find(marker="trend-custom-to").elements)).value = (start + timedelta(minutes=30)).strftime("%H:%M")
+    user.find(marker="trend-custom-show").click()
+    await shows(user, "trend-summary", "HLT temperature: 0 good samples", "buckets of 3 s", "fixed range")
+    assert all(value is None for _at, value in _pen_series(user)[0]["data"])  # before the plant started: all gap
+    first_at = _pen_series(user)[0]["data"][0][0]
+    assert first_at == int(datetime.fromisoformat(start.strftime("%Y-%m-%dT%H:%M")).replace(tzinfo=UTC)
+                           .timestamp() * 1000)
+    user.find(marker="trend-live").click()
+    await shows(user, "trend-summary", "following live", absent=("HLT temperature: 0 good samples",))
+
+
+async def test_a_pen_that_goes_bad_is_a_gap_while_the_others_keep_following(user: User) -> None:
+    await user.open("/")
+    await online()
+    rt = runtime()
+    await rt.drivers["cellar_probe"].stop()  # FV1 temperature now comes from this test only
+    rt.plant.ingest([Reading(FV1_TEMP, 12.5)])
+    await user.open(f"/trends?endpoint={FV1_TEMP}")
+    await _add_pen(user, HLT_TEMP)
+    next(iter(user.find(marker="trend-range").elements)).value = "15 min"  # 2 s buckets
+    await shows(user, "trend-summary", "HLT temperature", "buckets of 2 s")
+    rt.plant.ingest([Reading(FV1_TEMP, None, Quality.BAD)])
+    bad_at = datetime.now(UTC).timestamp() * 1000 + 2000  # from the next bucket on
+
+    def after_bad(endpoint_id: int) -> list[float | None]:
+        line = next(s for s in _pen_series(user) if s["id"] == f"pen-{endpoint_id}")["data"]
+        return [value for at, value in line if at > bad_at]
+
+    await until(lambda: len([v for v in after_bad(HLT_TEMP) if v is not None]) >= 3)  # the live pen went on
+    assert [v for v in after_bad(FV1_TEMP) if v is not None] == []  # the bad one: no point, no line
+
+
+def test_a_value_recorded_on_change_holds_until_its_next_sample_and_a_polled_one_does_not() -> None:
+    rows = [[0, None, None, None, 0], [1000, 66.0, 66.0, 66.0, 1], [2000, None, None, None, 0],
+            [3000, None, None, None, 0], [4000, 68.0, 68.0, 68.0, 1], [5000, None, None, None, 0]]
+    assert [b[2] for b in held_buckets(rows, math.inf)] == [None, 66.0, 66.0, 66.0, 68.0, 68.0]
+    assert [b[2] for b in held_buckets(rows, 1.0)] == [None, 66.0, 66.0, None, 68.0, 68.0]  # held 1 s, then a gap
+    assert held_buckets(rows, math.inf, seed=(-5000, 65.0))[0][2] == 65.0  # set before the range
+    assert [b[4] for b in held_buckets(rows, math.inf)] == [0, 1, 0, 0, 1, 0]  # a held value adds no sample
+    assert held_buckets(rows, None) == rows  # a polled value: an empty bucket is a gap
+    changed = [[0, 64.0, 64.5, 65.0, 2], [1000, None, None, None, 0]]  # 65, then 64 within one bucket
+    assert [b[2] for b in held_buckets(changed, math.inf, lasts={0: 64.0})] == [64.5, 64.0]  # holds the last
+
+
+@pytest.fixture
+def rims(bevforge_env: Path) -> Path:
+    """The fixture brewhouse with the mash tun's RIMS loop, its software setpoint (140) and output record (141)."""
+    def adjust(doc: dict) -> None:
+        with_controllers([{**RIMS, "output_record": {"id": MLT_OUTPUT, "name": "mlt_output"}}])(doc)
+        for endpoint in doc["endpoints"]:
+            if endpoint.get("poll_interval_s") == 0.05:
+                endpoint["poll_interval_s"] = 0.5  # the screen tests need no fast sampling
+    write_config(bevforge_env / "config.yaml", adjust)
+    return bevforge_env
+
+
+async def test_the_mlt_view_holds_its_software_setpoint_between_changes(rims: Path, user: User) -> None:
+    await user.open("/")
+    await online()
+    rt = runtime()
+    await rt.commands.submit(MLT_SETPOINT, 64.0, actor=OLGA)
+    await until(lambda: rt.plant.states[MLT_SETPOINT].value == 64.0)
+    changed = rt.plant.states[MLT_SETPOINT].server_time
+    # the probe's samples go on for three more 2 s buckets; the setpoint records none (unchanged)
+    await until(lambda: (rt.plant.states[20].server_time - changed).total_seconds() > 6.5)
+    await user.open("/trends?view=MLT")
+    await shows(user, "trend-summary", "MLT temperature", "Mash temperature setpoint", "Mash temperature output")
+    next(iter(user.find(marker="trend-range").elements)).value = "15 min"  # 2 s buckets
+    await shows(user, "trend-summary", "buckets of 2 s")
+    line = next(s for s in _pen_series(user) if s["id"] == f"pen-{MLT_SETPOINT}")["data"]
+    first = next(i for i, (_at, value) in enumerate(line) if value is not None)
+    assert all(64.0 <= value <= 65.0 for _at, value in line[first:] if value is not None)  # 65 (default), then 64
+    assert all(value is not None for _at, value in line[first:])  # one sample per change, a line all along
+    assert [value for at, value in line if at / 1000 > changed.timestamp()][-3:] == [64.0, 64.0, 64.0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -120,6 +121,37 @@ def test_suppressed_by_design_while_the_mash_tun_is_empty(rig: Rig) -> None:
     assert point.state.suppressed
     rig.feed(MLT_VOLUME, 40.0)
     assert not point.state.suppressed
+
+
+def test_a_suppressed_alarm_stays_silent_through_the_mash_in_until_really_abnormal_for_its_on_delay(
+        tmp_path: Path) -> None:
+    """The tun sits empty and cold for an hour (low temperature, suppressed by design); mash-in fills it:
+    the alarm does not annunciate at the moment the suppression ends, only if the mash is still low
+    for the whole on-delay (30 s) counted from then — and not at all when the mash comes up to heat."""
+    def delayed(doc: dict[str, Any]) -> None:
+        next(a for a in doc["alarms"] if a["id"] == "mlt_temperature_lo")["on_delay_s"] = 30
+
+    rig = Rig(tmp_path, delayed)
+    engine, point = rig.alarms.engine, rig.alarms.points["mlt_temperature_lo"]
+    assert point.rule is not None and point.rule.on_delay_s == 30
+    rig.feed(MLT_VOLUME, 0.0)
+    rig.feed(MLT_TEMP, 20.0)
+    start = time.monotonic()
+    engine.tick(start + 3600, utcnow())  # an hour empty and cold: nothing evaluated, nothing pending
+    assert point.state.suppressed and not point.state.active
+    rig.feed(MLT_VOLUME, 40.0)  # mash-in
+    rig.feed(MLT_TEMP, 20.0)  # the probe still reads the cold tun
+    assert not point.state.suppressed and not point.state.active and not rig.standing("mlt_temperature_lo")
+    rig.feed(MLT_TEMP, 66.0)  # the strike water arrives
+    engine.tick(time.monotonic() + 60, utcnow())
+    assert not rig.standing("mlt_temperature_lo"), "a mash that came up to heat never annunciated"
+    rig.feed(MLT_TEMP, 40.0)  # really low now: raised only after the on-delay
+    engine.tick(time.monotonic() + 10, utcnow())
+    assert not rig.standing("mlt_temperature_lo")
+    engine.tick(time.monotonic() + 31, utcnow())
+    [alarm] = rig.standing("mlt_temperature_lo")
+    assert "40.0" in alarm["message"]
+    rig.db.close()
 
 
 def test_eleventh_alarm_in_ten_minutes_is_a_flood_with_first_out(rig: Rig) -> None:

@@ -123,3 +123,15 @@ def test_the_fixture_brewhouse_has_a_layout_of_its_own_points() -> None:
     config = load_config(PLANT_FIXTURE)
     assert config.layout is not None
     assert {s.id for s in config.layout.symbols} >= {"hlt", "mlt", "bk", "v1", "pump_1", "fv1", "glycol"}
+
+
+def test_a_changed_layout_is_applied_by_a_live_reload() -> None:
+    """An edit of only the drawing is a live change (the screens redraw), not "unchanged"."""
+    from bevforge.reload import compare
+
+    old = parse_config(PLANT + LAYOUT)
+    new = parse_config(PLANT + LAYOUT.replace("x: 250, y: 400", "x: 260, y: 400"))
+    diff = compare(old, new)
+    assert diff.sections == {"layout": {"changed": ["layout.symbols"]}}
+    assert not diff.needs_restart
+    assert compare(parse_config(PLANT), old).sections == {"layout": {"changed": ["layout"]}}
