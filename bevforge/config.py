@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from bevforge.domain import DataType, EndpointKind, Severity, Value
+from bevforge.layout import PlantLayout, check_layout
 
 TEMPERATURE_UNITS = ("°C", "°F")
 
@@ -364,9 +365,13 @@ class SimulatorSettings(Strict):
 
 
 class UiSettings(Strict):
-    """The screens: `kiosk` makes every page the touchscreen layout (large type, no hover affordances)."""
+    """The screens: `kiosk` makes every page the touchscreen layout (large type, no hover affordances);
+    `kiosk_start: mimic` makes a kiosk open on the process mimic (`/mimic`) instead of the tiles."""
 
     kiosk: bool = False
+    kiosk_start: Literal["panel", "mimic"] = Field(default="panel", description="the page a kiosk opens "
+                                                   "at /: the Control Panel's tiles, or the process mimic "
+                                                   "(needs a layout)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -567,6 +572,7 @@ class PlantConfig(Strict):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
+    layout: PlantLayout | None = Field(default=None, description="the process mimic's drawing (/mimic)")
     _by_id: dict[int, Endpoint] = PrivateAttr(default_factory=dict)
     _device_nodes: dict[str, frozenset[str]] = PrivateAttr(default_factory=dict)
     _alarms_by_id: dict[str, AlarmRule] = PrivateAttr(default_factory=dict)
@@ -854,6 +860,10 @@ def check_references(config: PlantConfig) -> list[tuple[tuple[Any, ...], str]]:
             if cond.endpoint not in endpoint_ids:
                 problems.append((("alarms", i, "suppress_when", j, "endpoint"), f"unknown endpoint id {cond.endpoint}"))
     problems += _check_controllers(config, node_ids, {e.id for e in in_file}, by_id, {e.name for e in in_file})
+    if config.layout is not None:
+        problems += check_layout(config.layout, by_id, node_ids, {c.id for c in config.controllers})
+    elif config.ui.kiosk_start == "mimic":
+        problems.append((("ui", "kiosk_start"), "the mimic needs a layout: section to draw"))
     return problems
 
 

@@ -83,7 +83,7 @@ class AlarmBanner(AlarmViewSink):
         self.counts: dict[str, ui.label] = {}
         with tag(ui.row().classes("bf-alarm-banner items-center gap-1 cursor-pointer"), "alarm-banner") as row:
             row.on("click", lambda: ui.navigate.to("/alarms" + suffix))
-            ui.label("UNACK ALARMS")
+            ui.label("UNACK ALARMS").classes("bf-alarm-title")
             for severity in SEVERITY_ORDER:
                 self.counts[severity] = tag(ui.label("").classes("bf-alarm-count"), f"alarm-count-{severity}")
 

@@ -15,7 +15,8 @@ from ui.controls import tag
 from ui.feedback import MessageLine
 from ui.live import LiveView
 
-PAGES = (("/", "CONTROL PANEL", "viewer"), ("/alarms", "ALARMS", "viewer"), ("/trends", "TRENDS", "viewer"),
+PAGES = (("/", "CONTROL PANEL", "viewer"), ("/mimic", "PLANT", "viewer"), ("/alarms", "ALARMS", "viewer"),
+         ("/trends", "TRENDS", "viewer"),
          ("/audit", "AUDIT", "technician"))
 
 
@@ -26,6 +27,20 @@ def kiosk_mode(runtime: Runtime, kiosk: str | None) -> bool:
     return runtime.config.ui.kiosk
 
 
+def starts_on_mimic(runtime: Runtime, kiosk: str | None) -> bool:
+    """A kiosk opened at `/` shows the mimic when the config says so (`ui.kiosk_start: mimic`) and has a layout."""
+    return (kiosk_mode(runtime, kiosk) and runtime.config.ui.kiosk_start == "mimic"
+            and runtime.config.layout is not None)
+
+
+def _target(runtime: Runtime, path: str, kiosk: bool) -> str:
+    """Where a header button goes: the page, in kiosk mode if this screen is; the tiles stay reachable
+    on a kiosk that starts on the mimic."""
+    if path == "/" and kiosk and starts_on_mimic(runtime, "1"):
+        return "/?view=tiles&kiosk=1"
+    return path + ("?kiosk=1" if kiosk else "")
+
+
 def frame(runtime: Runtime, current: str, kiosk: bool, actor: Actor) -> LiveView:
     """Draw the shared frame and return the page's LiveView (alarm banner and dialog already added)."""
     client = context.client
@@ -33,15 +48,16 @@ def frame(runtime: Runtime, current: str, kiosk: bool, actor: Actor) -> LiveView
     connection.add_indicator()
     suffix = "?kiosk=1" if kiosk else ""
     live = LiveView(runtime, client, endpoint_ids=set())
-    live.redraw_path = current + suffix  # a live config reload redraws the page (ui/live.py)
+    live.redraw_path = _target(runtime, current, kiosk)  # a live config reload redraws the page (ui/live.py)
     with ui.header().classes("bf-header items-center justify-between gap-2 px-3 py-1 flex-wrap"):
         with ui.row().classes("items-center gap-2"):
-            ui.label(runtime.config.site.name).classes("text-lg font-bold")
+            ui.label(runtime.config.site.name).classes("bf-site-name text-lg font-bold")
             with ui.row().classes("bf-nav gap-1"):
                 for path, label, role in PAGES:
-                    if not session.may(actor, role):
+                    if not session.may(actor, role) or (path == "/mimic" and runtime.config.layout is None):
                         continue
-                    button = ui.button(label, on_click=lambda p=path: ui.navigate.to(p + suffix)).props(
+                    target = _target(runtime, path, kiosk)
+                    button = ui.button(label, on_click=lambda t=target: ui.navigate.to(t)).props(
                         "flat" if path != current else "outline").classes("text-white")
                     tag(button, f"nav-{path.strip('/') or 'panel'}")
         annunciator = None

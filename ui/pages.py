@@ -1,10 +1,11 @@
-"""Page routes: the Control Panel (/), alarms (/alarms), trends (/trends) and the audit journal (/audit,
-with the technician's RELOAD CONFIG above it: ui/config_reload.py).
+"""Page routes: the Control Panel (/), the process mimic (/mimic), alarms (/alarms), trends (/trends) and
+the audit journal (/audit, with the technician's RELOAD CONFIG above it: ui/config_reload.py).
 
 Each page first resolves who is asking (`ui.session.admit`): nobody signed in → a redirect to the
 sign-in page and nothing drawn. Then it draws the shared frame and its body for that user (a viewer
 gets no controls, a node-limited user only their nodes) and hands its sinks to the page's LiveView;
-nothing is polled. `?kiosk=1` (or `ui: {kiosk: true}` in the config) gives the touchscreen layout.
+nothing is polled. `?kiosk=1` (or `ui: {kiosk: true}` in the config) gives the touchscreen layout; with
+`ui: {kiosk_start: mimic}` a kiosk opened at `/` is sent to the mimic (`/?view=tiles` shows the tiles).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ui.audit_page import AuditView
 from ui.config_reload import ReloadPanel
 from ui.controls import Commander
 from ui.live import LiveView
+from ui.mimic import Mimic
 from ui.panel import ControlPanel
 from ui.trends import TrendView
 
@@ -40,7 +42,11 @@ def _open(request: Request, client: Client, path: str,
 
 def register() -> None:
     @ui.page("/", title="Control Panel · BevForge OS")
-    def control_panel(request: Request, client: Client, kiosk: str | None = None) -> object:
+    def control_panel(request: Request, client: Client, kiosk: str | None = None,
+                      view: str | None = None) -> object:
+        runtime = state.current()
+        if view is None and layout.starts_on_mimic(runtime, kiosk):  # before anything is drawn
+            return RedirectResponse("/mimic" + (f"?kiosk={kiosk}" if kiosk is not None else ""))
         opened = _open(request, client, "/", kiosk)
         if isinstance(opened, RedirectResponse):
             return opened
@@ -49,6 +55,22 @@ def register() -> None:
         live.watch(panel.endpoint_ids)
         live.watch_controllers(panel.controller_ids)
         live.add(panel)
+        return None
+
+    @ui.page("/mimic", title="Plant · BevForge OS")
+    def mimic_page(request: Request, client: Client, kiosk: str | None = None) -> object:
+        opened = _open(request, client, "/mimic", kiosk)
+        if isinstance(opened, RedirectResponse):
+            return opened
+        runtime, actor, live = opened
+        if runtime.config.layout is None:
+            ui.label("This brewhouse has no layout: section in its config, so there is no mimic to draw "
+                     "(docs/config.md).").mark("no-layout").classes("text-lg")
+            return None
+        mimic = Mimic(runtime, Commander(runtime, client), actor)
+        live.watch(mimic.endpoint_ids)
+        live.watch_controllers(mimic.controller_ids)
+        live.add(mimic)
         return None
 
     @ui.page("/alarms", title="Alarms · BevForge OS")

@@ -117,23 +117,31 @@ class ControlPanel:
         self._alarm_tags()
 
     def _alarm_tags(self) -> None:
-        worst: dict[int, Alarm] = {}
+        worst = worst_alarms(self.runtime, self.actor)
         trips: dict[int, Alarm] = {}
         for alarm in self.runtime.alarms.standing(self.actor):
             if alarm.kind == "interlock_trip" and alarm.endpoint_id is not None and alarm.point.annunciated:
                 held = trips.get(alarm.endpoint_id)  # until acknowledged, cleared or not: the reason stays
                 if held is None or _rank(alarm) < _rank(held):
                     trips[alarm.endpoint_id] = alarm
-            if (not alarm.active or alarm.endpoint_id is None
-                    or alarm.kind not in PROCESS_KINDS or not alarm.point.annunciated):
-                continue
-            held = worst.get(alarm.endpoint_id)
-            if held is None or _rank(alarm) < _rank(held):
-                worst[alarm.endpoint_id] = alarm
         for eid, rows in self.rows.items():
             for row in rows:
                 row.show_alarm(worst.get(eid))
                 row.show_trip(trips.get(eid))
+
+
+def worst_alarms(runtime: Runtime, actor: Actor) -> dict[int, Alarm]:
+    """The worst active, annunciated process alarm of each endpoint this user may see (a row's or a
+    symbol's alarm tag)."""
+    worst: dict[int, Alarm] = {}
+    for alarm in runtime.alarms.standing(actor):
+        if (not alarm.active or alarm.endpoint_id is None
+                or alarm.kind not in PROCESS_KINDS or not alarm.point.annunciated):
+            continue
+        held = worst.get(alarm.endpoint_id)
+        if held is None or _rank(alarm) < _rank(held):
+            worst[alarm.endpoint_id] = alarm
+    return worst
 
 
 def _rank(alarm: Alarm) -> int:

@@ -98,6 +98,37 @@ body { background: var(--bf-bg); color: var(--bf-ink); font-size: 16px; }
 .bf-mode-on { background: #4d4d4d !important; color: #fff !important; }
 .bf-mode-off { background: #e0e0e0 !important; color: #202020 !important; border: 1px solid var(--bf-line); }
 .bf-faceplate-trend { width: 100%; height: 140px; }
+/* The process mimic (ui/mimic.py): grey equipment; dark grey = running / open / on; a flowing pipe is
+   dark with a moving dash; hatched = not live; colour only for an alarm (with its shape and word).
+   The drawing scales to the width and to the height left under the header, so it never scrolls. */
+.bf-mimic { width: 100%; }
+.bf-mimic-svg { display: block; width: 100%; height: auto;
+                max-height: calc(100vh - var(--bf-header-h, 64px) - 28px); margin: 0 auto; }
+.bf-mimic-svg text { font-family: sans-serif; text-anchor: middle; fill: #202020; pointer-events: none; }
+.bf-pipe { fill: none; stroke-width: 9; stroke-linejoin: round; }
+.bf-pipe-still { stroke: #b4b4b4; }
+.bf-pipe-flow { stroke: #3c3c3c; stroke-dasharray: 14 8; animation: bf-flow 0.8s linear infinite; }
+@keyframes bf-flow { to { stroke-dashoffset: -22; } }
+.bf-mm { cursor: pointer; }
+.bf-mm-hit { fill: transparent; stroke: none; }
+.bf-mm-vessel { fill: #f2f2f2; stroke: #6d6d6d; stroke-width: 3; }
+.bf-mm-fill { stroke: none; }
+.bf-mm-fill-live { fill: #bdbdbd; }
+.bf-mm-body { stroke: #3c3c3c; stroke-width: 2; }
+.bf-mm-on { fill: #4d4d4d; }
+.bf-mm-off { fill: #f7f7f7; }
+.bf-mm-notlive, .bf-mm-fill.bf-mm-notlive { fill: url(#bf-hatch); }
+.bf-mm-impeller { fill: #9e9e9e; stroke: none; }
+.bf-mm-title { font-size: 17px; font-weight: 700; fill: #5f5f5f !important; }
+.bf-mm-value { font-size: 22px; font-weight: 700; font-variant-numeric: tabular-nums; }
+.bf-mm-small, .bf-mm-state { font-size: 15px; font-variant-numeric: tabular-nums; }
+.bf-mm-label { font-size: 15px; font-weight: 700; fill: #5f5f5f !important; }
+.bf-mm-alarm { font-size: 16px; font-weight: 700; }
+.bf-mm-inside { font-size: 13px; font-weight: 700; }
+.bf-mimic-svg text.bf-mm-on { fill: #ffffff; }
+.bf-mimic-svg text.bf-mm-off, .bf-mimic-svg text.bf-mm-notlive { fill: #202020; }
+.bf-mimic-dialog { width: 460px; max-width: 96vw; max-height: 92vh; overflow-y: auto; background: var(--bf-panel); }
+.bf-mimic-dialog .bf-tile, .bf-mimic-dialog .bf-faceplate { width: 100%; }
 #popup { display: none !important; } /* our own connection banner replaces NiceGUI's popup */
 .bf-alarm-now { color: #3c3c3c; font-variant-numeric: tabular-nums; }
 .bf-trip { font-weight: 700; color: #202020; border-left: 6px solid #ef6c00; padding-left: 6px; }
@@ -125,7 +156,41 @@ body.bf-kiosk { font-size: 20px; }
 body.bf-kiosk .bf-btn { min-height: 64px; min-width: 120px; font-size: 1.2rem; }
 body.bf-kiosk .bf-value { font-size: 1.9rem; }
 body.bf-kiosk .bf-tile { width: 420px; }
+/* A phone (390 px) never scrolls sideways: tiles and their columns give up width before the page does. */
+.bf-node, .bf-tile, .bf-tabs { max-width: 100%; min-width: 0; }
 body.bf-kiosk .q-tooltip, body.bf-kiosk .q-focus-helper { display: none !important; }
+/* The header is one row (≤ 12 % of a 600 px screen: 52 px, 68 px on a kiosk with its 64 px targets); it
+   gives up the site name and the smaller words first. A narrow screen (a phone) wraps it instead of
+   scrolling sideways. */
+.bf-header { padding-top: 2px; padding-bottom: 2px; font-size: 14px; column-gap: 4px; }
+.bf-header > .nicegui-row, .bf-header .bf-nav { column-gap: 2px; }
+.bf-nav .q-btn, .bf-header .bf-btn, .bf-signout button { font-size: 14px; padding: 0 8px; letter-spacing: 0; }
+.bf-header .bf-alarm-banner { padding: 2px 6px; }
+.bf-header .bf-alarm-count { padding: 2px 4px; margin-left: 2px; }
+.bf-header .bf-who { font-size: 13px; padding: 0 2px; }
+.bf-header .text-lg { font-size: 1rem; }
+body.bf-kiosk .bf-nav .q-btn, body.bf-kiosk .bf-header .bf-btn, body.bf-kiosk .bf-signout button {
+  min-height: 64px; min-width: 64px; font-size: 14px; }
+body.bf-kiosk .bf-alarm-banner { min-height: 64px; }
+body.bf-kiosk .bf-annunciator { padding-top: 0; padding-bottom: 0; }
+@media (max-width: 1439px) {
+  .bf-site-name { display: none; }
+  /* while the kiosk's tone sounds its SILENCE joins the row: the zero counts and the user's name make room */
+  body.bf-kiosk .bf-header:has(.bf-annunciator:not(.hidden)) :is(.bf-who, .bf-alarm-count-zero, .bf-alarm-title) {
+    display: none; }
+}
+@media (max-width: 1279px) { .bf-alarm-title { display: none; } }
+/* The message line (ui/feedback.py) joins the row without wrapping it: below 1440 px the zero counts, the
+   words UNACK ALARMS and the user's name make room, and a message still too long is cut (its whole text
+   is its tooltip and the journal's). A phone wraps as before. */
+@media (min-width: 1024px) {
+  .bf-header > .nicegui-row:nth-child(2) { flex: 1 1 0; min-width: 0; justify-content: flex-end; flex-wrap: nowrap; }
+  .bf-header > .nicegui-row:nth-child(2) > * { flex-shrink: 0; }
+  .bf-header > .nicegui-row:nth-child(2) > .bf-message-line { flex-shrink: 1; min-width: 0; }
+}
+@media (max-width: 1439px) {
+  .bf-header:has(.bf-message-line:not(.hidden)) :is(.bf-who, .bf-alarm-count-zero, .bf-alarm-title) { display: none; }
+}
 """
 
 
