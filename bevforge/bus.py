@@ -31,6 +31,7 @@ TELEMETRY = "telemetry"
 COMMAND_STATUS = "command_status"
 ALARM = "alarm"
 CONTROLLER = "controller"
+PROGRAM = "program"
 
 
 class Event:
