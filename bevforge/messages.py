@@ -154,8 +154,7 @@ def program_template(template: ProgramTemplate) -> dict[str, Any]:
     keys it was configured with (snake_case as in config.yaml, besides `type` and `name`)."""
     return {"id": template.id, "name": template.name, "unit": template.unit,
             "steps": [{"type": s.type, "name": s.title,
-                       "settings": {k: plain_value(v) if not isinstance(v, list | dict) else v
-                                    for k, v in s.model_dump(exclude_unset=True, exclude={"type", "name"}).items()}}
+                       "settings": s.model_dump(mode="json", exclude_unset=True, exclude={"type", "name"})}
                       for s in template.steps]}
 
 

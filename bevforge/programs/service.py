@@ -43,6 +43,8 @@ from bevforge.domain import Actor, CommandStatus, ProgramPrompt, ProgramStatus, 
 from bevforge.errors import (
     INVALID_VALUE,
     NOT_ALLOWED_NOW,
+    UNKNOWN_TEMPLATE,
+    UNKNOWN_UNIT,
     BevForgeError,
     Conflict,
     Forbidden,
@@ -72,8 +74,6 @@ PUBLISH_EVERY_S = 1.0  # real seconds between unchanged frames of one unit
 SETPOINT_TOLERANCE_C = 0.05  # a setpoint this close to the program's is the program's
 RESTORE_WAIT_S = 30.0  # process seconds a restored program waits for its inputs before saying how they moved
 EXIT_WAIT_S = 5.0  # real seconds a stopped pump is waited for before its valves close
-UNKNOWN_UNIT = "unknown_unit"
-UNKNOWN_TEMPLATE = "unknown_template"
 
 
 class ProgramState(StrEnum):
