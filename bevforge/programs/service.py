@@ -20,10 +20,11 @@ program paused by an override or a blocked command) are stored and published too
 is stored at least every `programs.save_every_s`.
 
 Safe resume (`load`): a brewhouse program found running or paused comes back **paused** at the same step
-with its time left (the time away is not counted), its controllers left as their own `resume` rule puts
-them (a heater loop starts off) and a message saying what happened: the time offline and how far each
-controller's process value moved. A fermentation profile (`resume: schedule`) carries on by itself, its
-current step's timer moved on by the time offline, so a ramp's target is the wall-clock schedule's.
+with its time left (the time away is not counted), its outputs safe (its step's exit writes made and its
+controllers switched off, once the inputs are read again) and a message saying what happened: the time
+offline and how far each controller's process value moved. A fermentation profile (`resume: schedule`)
+carries on by itself, its current step's timer moved on by the time offline, so a ramp's target is the
+wall-clock schedule's.
 """
 
 from __future__ import annotations
@@ -180,8 +181,10 @@ class ProgramService:
             run.restored = (dict(row.process_values or {}), note, self.clock.monotonic())
             run.message = note.replace("{drift}", "")
 
-    def _restored(self, run: UnitRun) -> None:
-        """After a restart: say how far each process value moved, once they are read again (or after a while)."""
+    async def _restored(self, run: UnitRun) -> None:
+        """After a restart, once the inputs are read again (or after `RESTORE_WAIT_S`): say how far each process
+        value moved, and make a program that came back paused safe — its step's exit writes (a transfer's pump
+        stopped, its valves closed) and a brewhouse's controllers off, whatever their own `resume` rule did."""
         if run.restored is None:
             return
         before, note, since = run.restored
@@ -191,7 +194,20 @@ class ProgramService:
         drift = self._drift(run, before)
         run.message = note.replace("{drift}", f"; {drift}" if drift else "")
         run.restored = None
+        if run.state is ProgramState.PAUSED:
+            await self._exit_writes(run)
+            if run.unit.kind == "brewhouse":
+                await self._controllers_off(run)
+        await self._save_quietly(run)
         self.publish(run, force=True)
+
+    async def _controllers_off(self, run: UnitRun) -> None:
+        for cid in run.unit.controllers:
+            if self.controllers.loops[cid].mode.value != "off":
+                try:
+                    await self.controllers.set_mode(program_actor(run.unit.id), cid, "off")
+                except BevForgeError as exc:
+                    log.error("program of unit %s: %s not switched off: %s", run.unit.id, cid, exc.message)
 
     def _drift(self, run: UnitRun, before: dict[str, Any]) -> str:
         """How each controller's process value moved while the panel was off, in words."""
@@ -251,7 +267,7 @@ class ProgramService:
 
     async def tick(self, run: UnitRun) -> None:
         """Look at the current step, make what it wants so, move on when it is done, publish."""
-        self._restored(run)
+        await self._restored(run)
         if run.state is ProgramState.RUNNING and run.step is not None:
             override = self._overridden(run)
             if override is not None:
@@ -564,12 +580,7 @@ class ProgramService:
             self._audit(actor, "program.abort", run, run.state.value, ProgramState.ABORTED.value)
             await self._exit_writes(run)
             if run.unit.kind == "brewhouse":
-                for cid in run.unit.controllers:
-                    if self.controllers.loops[cid].mode.value != "off":
-                        try:
-                            await self.controllers.set_mode(program_actor(run.unit.id), cid, "off")
-                        except BevForgeError as exc:
-                            log.error("program of unit %s: %s not switched off: %s", run.unit.id, cid, exc.message)
+                await self._controllers_off(run)
             run.state, run.step, run.wants, run.ended_at = ProgramState.ABORTED, None, None, self.clock.now()
             run.message, run.owned = f"aborted by {actor.user}", {}
             self._overdue(run)

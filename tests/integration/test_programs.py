@@ -43,8 +43,9 @@ def with_programs(doc: dict[str, Any]) -> None:
                        "templates": [MASH, RAMP], "save_every_s": 10}
 
 
-def program_config() -> PlantConfig:
-    return controller_config([dict(RIMS), dict(KETTLE)], adjust=with_programs)
+def program_config(rims_resume: str | None = None) -> PlantConfig:
+    rims = dict(RIMS) if rims_resume is None else {**RIMS, "resume": rims_resume}
+    return controller_config([rims, dict(KETTLE)], adjust=with_programs)
 
 
 async def started(runtime: Runtime) -> Runtime:
@@ -158,9 +159,10 @@ async def test_the_runner_refuses_what_it_cannot_do(brewhouse: Runtime) -> None:
 
 
 async def test_a_brewhouse_program_comes_back_paused_at_its_step_with_its_time_left(tmp_path: Path) -> None:
+    """Even a loop configured to resume in auto is switched off: a paused brewhouse program's outputs are safe."""
     db = tmp_path / "bevforge.db"
     clock = ManualClock()
-    runtime = await started(controller_runtime(program_config(), db, clock))
+    runtime = await started(controller_runtime(program_config("auto"), db, clock))
     try:
         fill_mlt(runtime, 65.5)
         await step(runtime, 60)  # the probe sees the mash (its dead time and lag)
@@ -172,13 +174,14 @@ async def test_a_brewhouse_program_comes_back_paused_at_its_step_with_its_time_l
     finally:
         await runtime.stop()
     later = ManualClock(clock.now() + timedelta(minutes=12))
-    again = await started(controller_runtime(program_config(), db, later))
+    again = await started(controller_runtime(program_config("auto"), db, later))
     try:
         await step(again, 3)
         frame = again.programs.frame(again.programs.units["brewhouse"])
         assert frame["state"] == "paused" and frame["step"]["name"] == "Mash rest"
         assert frame["step"]["remainingS"] == pytest.approx(left, abs=1.0)  # the time away is not counted
         assert "offline 12 min" in frame["message"] and f"{left / 60:.0f} of 5 min left" in frame["message"]
+        assert "Mash temperature" in frame["message"] and "fell" in frame["message"]  # the mash cooled while off
         assert again.controllers.loops["mlt_rims"].mode.value == "off"  # outputs safe until an operator resumes
         await step(again, 30)
         assert again.programs.frame(again.programs.units["brewhouse"])["step"]["remainingS"] == \
@@ -212,3 +215,20 @@ async def test_a_fermentation_ramp_resumes_by_itself_on_its_wall_clock_schedule(
         assert again.controllers.loops["bk_element"].mode.value == "auto"
     finally:
         await again.stop()
+
+
+async def test_a_running_program_is_stored_periodically_not_only_at_transitions(brewhouse: Runtime) -> None:
+    """What a crash (no orderly stop) would find: the stored hold timer is at most save_every_s (10 s) behind."""
+    from bevforge.store import program_rows
+
+    runtime = brewhouse
+    fill_mlt(runtime, 65.5)
+    await step(runtime, 60)
+    await runtime.programs.start_program(OPERATOR, "brewhouse", "short_mash")
+    await runtime.programs.skip(OPERATOR, "brewhouse")
+    await step(runtime, 60)
+    await runtime.db.barrier()
+    row = program_rows.load_all(runtime.db)["brewhouse"]
+    counted = runtime.programs.units["brewhouse"].step.state["elapsed"]
+    assert row.state == "running" and row.step_index == 1
+    assert counted - 11 <= row.step_state["elapsed"] <= counted and row.step_state["elapsed"] > 0
