@@ -75,6 +75,7 @@ PUBLISH_EVERY_S = 1.0  # real seconds between unchanged frames of one unit
 SETPOINT_TOLERANCE_C = 0.05  # a setpoint this close to the program's is the program's
 RESTORE_WAIT_S = 30.0  # process seconds a restored program waits for its inputs before saying how they moved
 EXIT_WAIT_S = 5.0  # real seconds a stopped pump is waited for before its valves close
+RESEND_AFTER_S = 15.0  # process seconds before a write the plant does not show yet is sent again
 
 
 class ProgramState(StrEnum):
@@ -112,6 +113,7 @@ class UnitRun:
     owned: dict[str, tuple[float | None, str | None]] = field(default_factory=dict)  # controller → (sp, mode) set
     saved_at: float = 0.0  # process time of the last save
     overdue_keys: set[str] = field(default_factory=set)
+    sent: dict[int, tuple[Any, float]] = field(default_factory=dict)  # endpoint → (value, process time) accepted
     restored: tuple[dict[str, Any], str, float] | None = None  # after a restart: (values then, note, since)
 
 
@@ -291,7 +293,7 @@ class ProgramService:
             sp_id = self._controller_cfg[cid].setpoint_id
             present = self._good_number(sp_id)
             if setpoint is not None and present is not None and abs(present - setpoint) > SETPOINT_TOLERANCE_C \
-                    and self.commands.in_flight(sp_id) is None:
+                    and self.commands.in_flight(sp_id) is None and not self._just_sent(run, sp_id, setpoint):
                 return (f"{name} setpoint changed by hand to {present:g} °C (the program had {setpoint:g} °C): "
                         "program paused. Resume to give it back to the program.")
         return None
@@ -308,9 +310,13 @@ class ProgramService:
                 setpoint = run.owned.get(cid, (None, None))[0]
                 run.owned[cid] = (setpoint, mode)
             for cid, target in wants.setpoints.items():
-                present = self._good_number(self._controller_cfg[cid].setpoint_id)
-                if present is None or abs(present - target) > SETPOINT_TOLERANCE_C:
+                sp_id = self._controller_cfg[cid].setpoint_id
+                present = self._good_number(sp_id)
+                if present is not None and abs(present - target) <= SETPOINT_TOLERANCE_C:
+                    run.sent.pop(sp_id, None)  # the plant shows it: no longer "just sent" (an override shows)
+                elif self.commands.in_flight(sp_id) is None and not self._just_sent(run, sp_id, target):
                     await self.controllers.set_setpoint(actor, cid, target, origin=ORIGIN)
+                    run.sent[sp_id] = (target, self.clock.monotonic())
                 run.owned[cid] = (target, run.owned.get(cid, (None, None))[1])
         except BevForgeError as exc:
             await self._pause(run, f"{run.template.steps[run.index].title}: the program could not set its "
@@ -322,12 +328,16 @@ class ProgramService:
 
     async def _write(self, run: UnitRun, writes: list[tuple[int, Any]]) -> bool:
         """Send the first write not yet made (one at a time, in order); True once all of them are made."""
+        now = self.clock.monotonic()
         for eid, value in writes:
             state = self.plant.states.get(eid)
             if state is not None and state.value == value and state.quality is Quality.GOOD:
+                run.sent.pop(eid, None)
                 continue
             if self.commands.in_flight(eid) is not None:
                 return False
+            if self._just_sent(run, eid, value):
+                return False  # accepted a moment ago: the plant shows it at the endpoint's next poll
             assert run.template is not None
             title = run.template.steps[run.index].title
             try:
@@ -342,14 +352,21 @@ class ProgramService:
             if command.status is CommandStatus.FAILED:
                 await self._pause(run, f"{title}: {self._label(eid)} failed: {command.error}. Program paused.")
                 return False
+            run.sent[eid] = (value, now)
             return run.step is not None and run.step.cfg.type == "set"  # a set is done once its write is accepted
         return True
+
+    def _just_sent(self, run: UnitRun, eid: int, value: Any) -> bool:
+        """The program had `value` accepted for `eid` a moment ago (a device shows it at its next poll)."""
+        sent = run.sent.get(eid)
+        return sent is not None and sent[0] == value and self.clock.monotonic() - sent[1] < RESEND_AFTER_S
 
     def _label(self, eid: int) -> str:
         return self.config.endpoint(eid).display_name
 
     async def _exit_writes(self, run: UnitRun) -> None:
         """What the step must undo when it is left (a transfer: stop the pump, then close the valves)."""
+        run.sent.clear()
         if run.step is None:
             return
         actor = program_actor(run.unit.id)

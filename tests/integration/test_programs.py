@@ -35,12 +35,21 @@ RAMP = {"id": "warm_up", "name": "Warm-up ramp", "unit": "kettle", "steps": [
     {"type": "ramp", "name": "Ramp", "controller": "bk_element", "from_c": 40, "to_c": 60, "minutes": 60},
 ]}
 
+FILL = {"id": "fill_mlt", "name": "Fill the mash tun", "unit": "brewhouse", "steps": [
+    {"type": "transfer", "name": "HLT to MLT", "pump": 23, "valves": [22], "message": "Confirm when full"},
+    {"type": "prompt", "name": "Check", "message": "Check the tun"},
+]}
+DEAD_HEAD = {"id": "dead_head", "name": "Pump against a closed valve", "unit": "brewhouse", "steps": [
+    {"type": "transfer", "name": "No valve", "pump": 23},
+]}
+PUMP_1, VALVE_1 = 23, 22
+
 
 def with_programs(doc: dict[str, Any]) -> None:
     doc["programs"] = {"units": [{"id": "brewhouse", "name": "Brewhouse", "controllers": ["mlt_rims"]},
                                  {"id": "kettle", "name": "Kettle (as a fermenter)", "kind": "fermenter",
                                   "controllers": ["bk_element"]}],
-                       "templates": [MASH, RAMP], "save_every_s": 10}
+                       "templates": [MASH, RAMP, FILL, DEAD_HEAD], "save_every_s": 10}
 
 
 def program_config(rims_resume: str | None = None) -> PlantConfig:
@@ -232,3 +241,37 @@ async def test_a_running_program_is_stored_periodically_not_only_at_transitions(
     counted = runtime.programs.units["brewhouse"].step.state["elapsed"]
     assert row.state == "running" and row.step_index == 1
     assert counted - 11 <= row.step_state["elapsed"] <= counted and row.step_state["elapsed"] > 0
+
+
+async def test_a_transfer_opens_the_valve_before_the_pump_and_stops_the_pump_before_closing_it(
+        brewhouse: Runtime) -> None:
+    runtime = brewhouse
+    await runtime.programs.start_program(OPERATOR, "brewhouse", "fill_mlt")
+    for _ in range(20):
+        await step(runtime, 1)
+        if runtime.plant.states[PUMP_1].value is True:
+            break
+    assert runtime.plant.states[VALVE_1].value is True and runtime.plant.states[PUMP_1].value is True
+    frame = await runtime.programs.confirm(OPERATOR, "brewhouse", 0, "confirm")
+    assert frame["step"]["name"] == "Check"
+    for _ in range(20):
+        await step(runtime, 1)
+        if runtime.plant.states[VALVE_1].value is False and runtime.plant.states[PUMP_1].value is False:
+            break
+    assert runtime.plant.states[PUMP_1].value is False and runtime.plant.states[VALVE_1].value is False
+    commands = [c for eid in (VALVE_1, PUMP_1) for c in await runtime.commands.query(eid, None, 100)
+                if c.origin == "program"]
+    ordered = sorted(commands, key=lambda c: c.created_at)
+    assert [(c.endpoint_id, c.requested_value) for c in ordered] == [
+        (VALVE_1, True), (PUMP_1, True), (PUMP_1, False), (VALVE_1, False)], ordered
+    assert all(c.user == "program:brewhouse" and c.status.value == "succeeded" for c in commands), commands
+    pump_off, valve_closed = ordered[2], ordered[3]
+    assert pump_off.completed_at is not None and pump_off.completed_at <= valve_closed.created_at  # pump stopped first
+
+
+async def test_a_write_an_interlock_blocks_pauses_the_program_with_the_reason(brewhouse: Runtime) -> None:
+    runtime = brewhouse
+    frame = await runtime.programs.start_program(OPERATOR, "brewhouse", "dead_head")
+    assert frame["state"] == "paused", frame
+    assert "blocked" in frame["message"] and "dead-heading" in frame["message"]
+    assert runtime.plant.states[PUMP_1].value is not True
