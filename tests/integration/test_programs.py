@@ -42,6 +42,9 @@ FILL = {"id": "fill_mlt", "name": "Fill the mash tun", "unit": "brewhouse", "ste
 DEAD_HEAD = {"id": "dead_head", "name": "Pump against a closed valve", "unit": "brewhouse", "steps": [
     {"type": "transfer", "name": "No valve", "pump": 23},
 ]}
+ASK = {"id": "ask", "name": "A question", "unit": "brewhouse", "steps": [
+    {"type": "prompt", "name": "Grain", "message": "Add 5.2 kg grain", "overdue_min": 1},
+]}
 PUMP_1, VALVE_1 = 23, 22
 
 
@@ -49,7 +52,7 @@ def with_programs(doc: dict[str, Any]) -> None:
     doc["programs"] = {"units": [{"id": "brewhouse", "name": "Brewhouse", "controllers": ["mlt_rims"]},
                                  {"id": "kettle", "name": "Kettle (as a fermenter)", "kind": "fermenter",
                                   "controllers": ["bk_element"]}],
-                       "templates": [MASH, RAMP, FILL, DEAD_HEAD], "save_every_s": 10}
+                       "templates": [MASH, RAMP, FILL, DEAD_HEAD, ASK], "save_every_s": 10}
 
 
 def program_config(rims_resume: str | None = None) -> PlantConfig:
@@ -275,3 +278,18 @@ async def test_a_write_an_interlock_blocks_pauses_the_program_with_the_reason(br
     assert frame["state"] == "paused", frame
     assert "blocked" in frame["message"] and "dead-heading" in frame["message"]
     assert runtime.plant.states[PUMP_1].value is not True
+
+
+async def test_an_unanswered_prompt_raises_an_alarm_after_its_time_and_the_answer_clears_it(
+        brewhouse: Runtime) -> None:
+    runtime = brewhouse
+    await runtime.programs.start_program(OPERATOR, "brewhouse", "ask")
+    key = "program:brewhouse:0:confirm"
+    await step(runtime, 30)
+    assert not runtime.alarms.is_active(key)
+    await step(runtime, 35)
+    assert runtime.alarms.is_active(key)
+    frame = runtime.programs.frame(runtime.programs.units["brewhouse"])
+    assert frame["prompts"][0]["overdue"] is True
+    done = await runtime.programs.confirm(OPERATOR, "brewhouse", 0, "confirm")
+    assert done["state"] == "completed" and not runtime.alarms.is_active(key)
