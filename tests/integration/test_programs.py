@@ -20,7 +20,15 @@ from bevforge.config import PlantConfig
 from bevforge.domain import Actor
 from bevforge.errors import Conflict, Forbidden, Invalid, NotFound
 from bevforge.runtime import Runtime
-from tests.support.controllers import KETTLE, RIMS, controller_config, controller_runtime, step, wait_online
+from tests.support.controllers import (
+    BK_TEMPERATURE,
+    KETTLE,
+    RIMS,
+    controller_config,
+    controller_runtime,
+    step,
+    wait_online,
+)
 
 OPERATOR = Actor(user="olga", role="operator", station="test")
 VIEWER = Actor(user="vic", role="viewer", station="test")
@@ -45,6 +53,11 @@ DEAD_HEAD = {"id": "dead_head", "name": "Pump against a closed valve", "unit": "
 ASK = {"id": "ask", "name": "A question", "unit": "brewhouse", "steps": [
     {"type": "prompt", "name": "Grain", "message": "Add 5.2 kg grain", "overdue_min": 1},
 ]}
+BOIL = {"id": "boil", "name": "Short boil", "unit": "kettle", "steps": [
+    {"type": "boil", "name": "Boil", "controller": "bk_element", "minutes": 2, "boil_c": 99,
+     "additions": [{"at_min": 2, "message": "Add 20 g Magnum"}, {"at_min": 1, "message": "Add 30 g Cascade"}]},
+    {"type": "chill", "name": "Chill", "endpoint": 30, "below_c": 95, "controller": "bk_element"},
+]}
 PUMP_1, VALVE_1 = 23, 22
 
 
@@ -52,7 +65,7 @@ def with_programs(doc: dict[str, Any]) -> None:
     doc["programs"] = {"units": [{"id": "brewhouse", "name": "Brewhouse", "controllers": ["mlt_rims"]},
                                  {"id": "kettle", "name": "Kettle (as a fermenter)", "kind": "fermenter",
                                   "controllers": ["bk_element"]}],
-                       "templates": [MASH, RAMP, FILL, DEAD_HEAD, ASK], "save_every_s": 10}
+                       "templates": [MASH, RAMP, FILL, DEAD_HEAD, ASK, BOIL], "save_every_s": 10}
 
 
 def program_config(rims_resume: str | None = None) -> PlantConfig:
@@ -293,3 +306,26 @@ async def test_an_unanswered_prompt_raises_an_alarm_after_its_time_and_the_answe
     assert frame["prompts"][0]["overdue"] is True
     done = await runtime.programs.confirm(OPERATOR, "brewhouse", 0, "confirm")
     assert done["state"] == "completed" and not runtime.alarms.is_active(key)
+
+
+async def test_a_boil_times_from_the_boil_asks_for_each_addition_then_chills_with_the_element_off(
+        brewhouse: Runtime) -> None:
+    runtime = brewhouse
+    runtime.attachments["simulator"].model.add_liquid("bk", 20.0, 99.5)
+    await step(runtime, 30, inputs=(BK_TEMPERATURE,))
+    await runtime.programs.start_program(OPERATOR, "kettle", "boil")
+    assert runtime.plant.states[KETTLE["setpoint"]["id"]].value == 100.0  # the setpoint's maximum
+    units = runtime.programs.units
+    answered: list[str] = []
+    for _ in range(400):
+        await step(runtime, 1, inputs=(BK_TEMPERATURE,))
+        frame = runtime.programs.frame(units["kettle"])
+        for prompt in frame["prompts"]:
+            answered.append(prompt["message"])
+            await runtime.programs.confirm(OPERATOR, "kettle", prompt["step"], prompt["key"])
+        if frame["step"] is not None and frame["step"]["name"] == "Chill":
+            break
+    assert answered == ["Add 20 g Magnum", "Add 30 g Cascade"]
+    assert runtime.programs.frame(units["kettle"])["step"]["name"] == "Chill"
+    await step(runtime, 2, inputs=(BK_TEMPERATURE,))
+    assert runtime.controllers.loops["bk_element"].mode.value == "off"  # chilling: the element's loop is off
