@@ -32,6 +32,7 @@ COMMAND_STATUS = "command_status"
 ALARM = "alarm"
 CONTROLLER = "controller"
 CONFIG = "config"  # a live config reload was applied (bevforge/reload.py)
+PROGRAM = "program"
 
 
 class Event:

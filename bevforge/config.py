@@ -535,6 +535,135 @@ class Controller(Strict):
         return (self.output,) if self.cool_output is None else (self.output, self.cool_output)
 
 
+# ---------------------------------------------------------------------------------------------
+# Programs (issue 15): brew-day and fermentation programs that drive the controllers' setpoints
+# ---------------------------------------------------------------------------------------------
+
+StepType = Literal["heat", "hold", "ramp", "transfer", "boil", "chill", "prompt", "wait", "set"]
+# which keys each step type takes (besides type and name); the model refuses the others, so a key
+# that a step type ignores (a `minutes` on a heat step) is an error, not silently nothing
+STEP_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {  # type → (required, optional)
+    "heat": (frozenset({"controller", "target_c"}), frozenset({"band_c"})),
+    "hold": (frozenset({"controller", "target_c"}), frozenset({"minutes", "days", "band_c", "grace_s"})),
+    "ramp": (frozenset({"controller", "to_c"}),
+             frozenset({"from_c", "rate_c_per_min", "rate_c_per_day", "minutes", "days"})),
+    "transfer": (frozenset({"pump"}), frozenset({"valves", "until", "message"})),
+    "boil": (frozenset({"controller", "minutes"}), frozenset({"target_c", "boil_c", "additions", "grace_s"})),
+    "chill": (frozenset({"endpoint", "below_c"}), frozenset({"controller", "message"})),
+    "prompt": (frozenset({"message"}), frozenset({"overdue_min"})),
+    "wait": (frozenset(), frozenset({"minutes", "until"})),
+    "set": (frozenset({"endpoint", "value"}), frozenset()),
+}
+RAMP_PACES = ("rate_c_per_min", "rate_c_per_day", "minutes", "days")
+
+
+class BoilAddition(Strict):
+    """A boil addition: a prompt `at_min` minutes before the end of the boil ("Add 20 g Cascade")."""
+
+    at_min: float = Field(ge=0, description="minutes before the end of the boil")
+    message: str = Field(min_length=1, max_length=200)
+
+
+class ProgramStep(Strict):
+    """One step of a program template; `type` decides which of the other keys it takes (STEP_KEYS)."""
+
+    type: StepType
+    name: str | None = Field(default=None, max_length=80, description="the step's name on screens and in the record")
+    controller: str | None = Field(default=None, description="heat, hold, ramp, boil: the controller whose setpoint "
+                                   "the step sets; chill: a controller switched off while chilling")
+    target_c: float | None = Field(default=None, description="heat, hold: the setpoint; boil: the kettle setpoint "
+                                   "(default: the controller's setpoint maximum)")
+    band_c: float | None = Field(default=None, gt=0, description="heat, hold: in band means |PV − target| ≤ this "
+                                 "(default 0.5)")
+    minutes: float | None = Field(default=None, gt=0, description="hold, boil, wait: the time; ramp: its duration")
+    days: float | None = Field(default=None, gt=0, description="hold, ramp: the time in days (fermentation)")
+    grace_s: float | None = Field(default=None, ge=0, description="hold: out of band this long before the timer "
+                                  "stops (default 60); boil: below boil_c this long before it stops")
+    from_c: float | None = Field(default=None, description="ramp: the start (default: the setpoint when it starts)")
+    to_c: float | None = Field(default=None, description="ramp: the end")
+    rate_c_per_min: float | None = Field(default=None, gt=0)
+    rate_c_per_day: float | None = Field(default=None, gt=0)
+    boil_c: float | None = Field(default=None, description="boil: the timer runs while the PV is at or above this "
+                                 "(default: the controller's boil_threshold_c, else target − 1)")
+    additions: list[BoilAddition] = Field(default_factory=list)
+    pump: int | None = Field(default=None, description="transfer: the pump (writable bool) started and stopped")
+    valves: list[int] = Field(default_factory=list, description="transfer: valves opened first, closed last")
+    until: Condition | None = Field(default=None, description="transfer, wait: done when this holds")
+    message: str | None = Field(default=None, max_length=200, description="prompt: what the operator must do; "
+                                "transfer, chill: shown while it runs")
+    overdue_min: float | None = Field(default=None, gt=0, description="prompt: an alarm when unanswered this long")
+    endpoint: int | None = Field(default=None, description="set: the endpoint written; chill: the temperature read")
+    value: Value | None = Field(default=None, description="set: the value written")
+    below_c: float | None = Field(default=None, description="chill: done once the endpoint reads below this")
+
+    @model_validator(mode="after")
+    def _keys_for_type(self) -> ProgramStep:
+        required, optional = STEP_KEYS[self.type]
+        given = {k for k in self.model_fields_set if k not in ("type", "name")}
+        for key in sorted(required - given):
+            raise ValueError(f"a {self.type} step needs {key}")
+        extra = given - required - optional
+        if extra:
+            raise ValueError(f"a {self.type} step takes no {', '.join(sorted(extra))}")
+        if self.type == "ramp" and sum(k in given for k in RAMP_PACES) != 1:
+            raise ValueError("a ramp step takes exactly one of " + ", ".join(RAMP_PACES))
+        if self.type == "hold" and ("minutes" in given) == ("days" in given):
+            raise ValueError("a hold step takes minutes or days (one of them)")
+        if self.type == "wait" and ("minutes" in given) == ("until" in given):
+            raise ValueError("a wait step takes minutes or until (one of them)")
+        if self.type == "boil" and any(a.at_min > (self.minutes or 0) for a in self.additions):
+            raise ValueError("a boil addition's at_min must lie within the boil's minutes")
+        return self
+
+    @property
+    def title(self) -> str:
+        return self.name or self.type
+
+    @property
+    def duration_s(self) -> float | None:
+        """The step's own time in seconds (hold, boil, wait; a ramp given minutes or days), else None."""
+        if self.minutes is not None:
+            return self.minutes * 60.0
+        if self.days is not None:
+            return self.days * 86400.0
+        return None
+
+
+class ProgramUnit(Strict):
+    """What runs one program at a time: the brewhouse, or one fermenter.
+
+    `controllers` are the loops its programs may drive (a controller belongs to one unit at most).
+    `resume` is what happens after a restart: `paused` (the brewhouse default: an operator looks
+    first) or `schedule` (the fermenter default: control goes on, the target taken from the
+    wall-clock schedule)."""
+
+    id: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")]
+    name: str
+    kind: Literal["brewhouse", "fermenter"] = "brewhouse"
+    controllers: list[str] = Field(min_length=1)
+    resume: Literal["paused", "schedule"] | None = None
+
+    @property
+    def resume_rule(self) -> str:
+        return self.resume or ("schedule" if self.kind == "fermenter" else "paused")
+
+
+class ProgramTemplate(Strict):
+    """A named list of steps for a unit (a mash and boil, a fermentation profile)."""
+
+    id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
+    name: str
+    unit: str
+    steps: list[ProgramStep] = Field(min_length=1)
+
+
+class ProgramSettings(Strict):
+    units: list[ProgramUnit] = Field(default_factory=list)
+    templates: list[ProgramTemplate] = Field(default_factory=list)
+    save_every_s: float = Field(default=30.0, gt=0, description="a running program's state is stored at every "
+                                "transition and at least this often (process seconds)")
+
+
 class PowerElement(Strict):
     """One element on the supply: the controller output that switches it and its power."""
 
@@ -564,6 +693,7 @@ class PlantConfig(Strict):
     alarms: list[AlarmRule] = Field(default_factory=list)
     controllers: list[Controller] = Field(default_factory=list)
     power: PowerSettings | None = None
+    programs: ProgramSettings = Field(default_factory=lambda: ProgramSettings())
     commands: CommandSettings = Field(default_factory=CommandSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
@@ -864,6 +994,7 @@ def check_references(config: PlantConfig) -> list[tuple[tuple[Any, ...], str]]:
         problems += check_layout(config.layout, by_id, node_ids, {c.id for c in config.controllers})
     elif config.ui.kiosk_start == "mimic":
         problems.append((("ui", "kiosk_start"), "the mimic needs a layout: section to draw"))
+    problems += _check_programs(config, by_id)
     return problems
 
 
@@ -950,4 +1081,72 @@ def _check_controllers(config: PlantConfig, node_ids: set[Any], endpoint_ids: se
             if element.watts > config.power.limit_w:
                 problems.append(((*at, "watts"), f"{element.watts:g} W can never fit the {config.power.limit_w:g} W "
                                  "supply (power.limit_w)"))
+    return problems
+
+
+def _check_programs(config: PlantConfig, by_id: dict[int, Endpoint]) -> list[tuple[tuple[Any, ...], str]]:
+    """Units name real controllers (each in one unit); templates name a unit and only its controllers,
+    real endpoints of the right kind (writable bool pump and valves, numeric temperatures), and targets
+    within their controller's setpoint range."""
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    controllers = {c.id: c for c in config.controllers}
+    owner: dict[str, str] = {}
+    units: dict[str, ProgramUnit] = {}
+    for i, unit in enumerate(config.programs.units):
+        if unit.id in units:
+            problems.append((("programs", "units", i, "id"), f"duplicate id {unit.id!r}"))
+        units[unit.id] = unit
+        for j, cid in enumerate(unit.controllers):
+            if cid not in controllers:
+                problems.append((("programs", "units", i, "controllers", j), f"unknown controller {cid!r}"))
+            elif cid in owner:
+                problems.append((("programs", "units", i, "controllers", j),
+                                 f"controller {cid!r} already belongs to unit {owner[cid]!r}"))
+            owner.setdefault(cid, unit.id)
+    seen: set[str] = set()
+
+    def endpoint(at: tuple[Any, ...], eid: int, *, writable: bool = False, bool_: bool | None = None) -> None:
+        ep = by_id.get(eid)
+        if ep is None:
+            problems.append((at, f"unknown endpoint id {eid}"))
+        elif writable and not ep.writable:
+            problems.append((at, f"endpoint {eid} is not writable"))
+        elif bool_ is True and ep.data_type is not DataType.BOOL:
+            problems.append((at, f"endpoint {eid} is not an on/off (bool) endpoint"))
+        elif bool_ is False and ep.data_type is DataType.BOOL:
+            problems.append((at, f"endpoint {eid} is not numeric"))
+
+    for i, template in enumerate(config.programs.templates):
+        at = ("programs", "templates", i)
+        if template.id in seen:
+            problems.append(((*at, "id"), f"duplicate id {template.id!r}"))
+        seen.add(template.id)
+        unit = units.get(template.unit)
+        if unit is None:
+            problems.append(((*at, "unit"), f"unknown unit {template.unit!r}"))
+        for j, step in enumerate(template.steps):
+            here = (*at, "steps", j)
+            if step.controller is not None:
+                c = controllers.get(step.controller)
+                if c is None:
+                    problems.append(((*here, "controller"), f"unknown controller {step.controller!r}"))
+                elif unit is not None and step.controller not in unit.controllers:
+                    problems.append(((*here, "controller"), f"controller {step.controller!r} does not belong to "
+                                     f"unit {unit.id!r}"))
+                elif isinstance(c.setpoint, SoftwareSetpoint):
+                    for attr in ("target_c", "from_c", "to_c"):
+                        value = getattr(step, attr)
+                        if value is not None and not c.setpoint.min <= value <= c.setpoint.max:
+                            problems.append(((*here, attr), f"{value:g} lies outside the setpoint range "
+                                             f"{c.setpoint.min:g}…{c.setpoint.max:g} of controller {c.id!r}"))
+            if step.pump is not None:
+                endpoint((*here, "pump"), step.pump, writable=True, bool_=True)
+            for k, valve in enumerate(step.valves):
+                endpoint((*here, "valves", k), valve, writable=True, bool_=True)
+            if step.until is not None:
+                endpoint((*here, "until", "endpoint"), step.until.endpoint)
+            if step.type == "set" and step.endpoint is not None:
+                endpoint((*here, "endpoint"), step.endpoint, writable=True)
+            if step.type == "chill" and step.endpoint is not None:
+                endpoint((*here, "endpoint"), step.endpoint, bool_=False)
     return problems

@@ -241,3 +241,38 @@ class ControllerStatus:
     unit: str
     time: datetime
     autotune: dict[str, Any] | None = None  # the last relay test: state, reason, cycles_measured, result
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramPrompt:
+    """A question a running program puts to the operator ("Add 5.2 kg grain"), until confirmed."""
+
+    step: int
+    key: str
+    message: str
+    since: datetime
+    overdue: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramStatus:
+    """What a unit's program is doing now (its frame: `messages.program`)."""
+
+    unit: str
+    name: str
+    kind: str
+    state: str  # idle | running | paused | completed | aborted
+    template_id: str | None
+    template_name: str | None
+    steps: list[tuple[str, str]]  # (name, type) of each step of the template
+    step_index: int | None
+    step_status: str | None
+    remaining_s: float | None
+    step_started_at: datetime | None
+    prompts: list[ProgramPrompt]
+    message: str | None
+    started_at: datetime | None
+    started_by: str | None
+    ended_at: datetime | None
+    controllers: list[str]
+    time: datetime

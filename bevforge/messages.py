@@ -15,13 +15,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from bevforge.bus import ALARM, COMMAND_STATUS, CONTROLLER, TELEMETRY
-from bevforge.domain import ControllerStatus, EndpointState, Quality, epoch_time, plain_value
+from bevforge.bus import ALARM, COMMAND_STATUS, CONTROLLER, PROGRAM, TELEMETRY
+from bevforge.domain import ControllerStatus, EndpointState, ProgramStatus, Quality, epoch_time, plain_value
 
 if TYPE_CHECKING:  # types only: the modules defining these import this one
     from bevforge.alarms.points import Alarm
     from bevforge.commands.record import Command
-    from bevforge.config import Endpoint
+    from bevforge.config import Endpoint, ProgramTemplate
     from bevforge.errors import BevForgeError
     from bevforge.trends import Marker, TrendLayout
 
@@ -124,6 +124,39 @@ def controller(status: ControllerStatus) -> dict[str, Any]:
             for k, v in status.autotune.items()},
         "timestamp": iso(status.time),
     }
+
+
+def program(status: ProgramStatus) -> dict[str, Any]:
+    """A unit's program as pushed on the `programs` channel and answered by its REST view.
+
+    `step` is null when no step is current (idle, completed, aborted); `remainingS` is the current
+    step's time left in seconds (null for a step without a timer); `prompts` are the questions waiting
+    for an operator's confirmation (`POST /api/os/programs/{unit}/confirm` with `step` and `key`).
+    """
+    step = None
+    if status.step_index is not None and 0 <= status.step_index < len(status.steps):
+        name, kind = status.steps[status.step_index]
+        step = {"index": status.step_index, "name": name, "type": kind, "status": status.step_status,
+                "remainingS": None if status.remaining_s is None else round(status.remaining_s, 1),
+                "startedAt": iso(status.step_started_at)}
+    return {
+        "type": PROGRAM, "unit": status.unit, "name": status.name, "kind": status.kind, "state": status.state,
+        "templateId": status.template_id, "templateName": status.template_name,
+        "steps": [{"name": n, "type": k} for n, k in status.steps], "step": step,
+        "prompts": [{"step": p.step, "key": p.key, "message": p.message, "since": iso(p.since),
+                     "overdue": p.overdue} for p in status.prompts],
+        "message": status.message, "startedAt": iso(status.started_at), "startedBy": status.started_by,
+        "endedAt": iso(status.ended_at), "controllers": list(status.controllers), "timestamp": iso(status.time),
+    }
+
+
+def program_template(template: ProgramTemplate) -> dict[str, Any]:
+    """A program template as `GET /api/os/programs/templates` lists it: its unit and its steps, each with the
+    keys it was configured with (snake_case as in config.yaml, besides `type` and `name`)."""
+    return {"id": template.id, "name": template.name, "unit": template.unit,
+            "steps": [{"type": s.type, "name": s.title,
+                       "settings": s.model_dump(mode="json", exclude_unset=True, exclude={"type", "name"})}
+                      for s in template.steps]}
 
 
 def _camel(name: str) -> str:

@@ -22,6 +22,7 @@ from bevforge.devices import Driver, DriverFactory
 from bevforge.domain import Reading, Severity
 from bevforge.ingest import ReadingIntake
 from bevforge.plant import Plant
+from bevforge.programs.service import ProgramService
 from bevforge.reload import ConfigReloader
 from bevforge.retention import RetentionService
 from bevforge.store import (
@@ -101,6 +102,8 @@ class Runtime:
         self.controllers = ControllerService(config, self.plant, self.commands, self.alarms, self.bus, self.db,
                                              self.audit, self.clock)
         self.trends = TrendViews(config, self.db, self.audit, self.alarms)  # the /trends screen's views and markers
+        self.programs = ProgramService(config, self.plant, self.controllers, self.commands, self.alarms, self.bus,
+                                       self.db, self.audit, self.clock)
         self.started_at: float | None = None
         self.interrupted_commands = 0
         # No user yet: the first-run setup code is handed here at start (main.py prints it on the console)
@@ -121,6 +124,7 @@ class Runtime:
                         self.interrupted_commands)
         self.alarms.load()
         self.controllers.load()
+        self.programs.load()
         self.auth.load()
         if self.auth.setup_code is not None:  # the console is told when sign-in is required; else only the log
             if self.auth.mode == "required" and self.on_first_run is not None:
@@ -137,6 +141,7 @@ class Runtime:
         for driver in self.drivers.values():
             await driver.start()
         self.controllers.start()
+        self.programs.start()
         self.started_at = time.monotonic()
 
     def link_for(self, device_id: str) -> DeviceLinkToPlant:
@@ -172,7 +177,7 @@ class Runtime:
     async def stop(self) -> None:
         """Stop every part; a part that does not stop within STOP_TIMEOUT_S is logged and left behind,
         so a stuck port or socket can never keep the plant from shutting down."""
-        steps: list[tuple[str, Any]] = [("controllers", self.controllers.stop)]
+        steps: list[tuple[str, Any]] = [("programs", self.programs.stop), ("controllers", self.controllers.stop)]
         steps += [(f"driver {d.device.id}", d.stop) for d in self.drivers.values()]
         steps += [("commands", self.commands.stop), ("plant", self.plant.stop), ("retention", self.retention.stop),
                   ("alarms", self.alarms.stop), ("history writer", self.history_writer.stop), ("auth", self.auth.stop)]

@@ -10,14 +10,14 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from bevforge import messages, permissions
-from bevforge.bus import ALARM, COMMAND_STATUS, CONFIG, CONTROLLER, TELEMETRY, Event
+from bevforge.bus import ALARM, COMMAND_STATUS, CONFIG, CONTROLLER, PROGRAM, TELEMETRY, Event
 from bevforge.domain import Actor, CommandStatus
 
 if TYPE_CHECKING:
     from bevforge.commands import Command
     from bevforge.runtime import Runtime
 
-CHANNELS = ("telemetry", "alarms", "commands", "controllers")
+CHANNELS = ("telemetry", "alarms", "commands", "controllers", "programs")
 FINAL_STATUSES = frozenset(s.value for s in CommandStatus if s.is_final)
 
 
@@ -36,6 +36,7 @@ class Interest:
         self.endpoints: set[int] = set()
         self.alarms = False
         self.controllers = False
+        self.programs = False
         self.all_commands = False
         self.commands: set[str] = set()  # asked for by id
         self.sent: set[str] = set()  # sent on this connection: followed without counting as a subscription
@@ -44,7 +45,7 @@ class Interest:
     def count(self) -> int:
         """Subscriptions held: one per endpoint id and command id, one per whole channel."""
         return (len(self.endpoints) + int(self.all_telemetry) + int(self.alarms) + int(self.all_commands)
-                + len(self.commands) + int(self.controllers))
+                + len(self.commands) + int(self.controllers) + int(self.programs))
 
     def signed_in(self, actor: Actor) -> None:
         """The connection authenticated (a `/ws` auth message): see what this actor may see."""
@@ -70,6 +71,8 @@ class Interest:
             return self.alarms
         if kind == CONTROLLER:
             return self.controllers
+        if kind == PROGRAM:
+            return self.programs
         return False
 
     def _config_reloaded(self, event: Event) -> bool:
@@ -112,6 +115,16 @@ def controller_snapshot(runtime: Runtime, interest: Interest) -> list[Event]:
     out = []
     for frame in runtime.controllers.views(interest.actor) if interest.actor else []:
         out.append(Event(seq, CONTROLLER, messages.snapshot(frame, seq), frame["id"], frame["node"]))
+    return out
+
+
+def program_snapshot(runtime: Runtime, interest: Interest) -> list[Event]:
+    """Every program unit the actor may see, as it is now (its live frame plus `snapshot: true`)."""
+    seq = runtime.bus.last_seq
+    out = []
+    for frame in runtime.programs.views(interest.actor) if interest.actor else []:
+        nodes = runtime.programs.units[frame["unit"]].nodes
+        out.append(Event(seq, PROGRAM, messages.snapshot(frame, seq), frame["unit"], nodes))
     return out
 
 

@@ -24,6 +24,7 @@ from bevforge.api.livefeed import (
     Interest,
     alarm_snapshot,
     controller_snapshot,
+    program_snapshot,
     reply,
     telemetry_snapshot,
 )
@@ -76,6 +77,8 @@ def _interest(request: Request, channels: str | None, endpoint_ids: str | None, 
         interest.alarms = True
     if "controllers" in wanted:
         interest.controllers = True
+    if "programs" in wanted:
+        interest.programs = True
     if "commands" in wanted:
         ids_c = _csv(command_ids)
         if ids_c:
@@ -89,13 +92,14 @@ def _frame(event: Event) -> str:
     return f"id: {event.seq}\nevent: {event.type}\ndata: {event.data}\n\n"
 
 
-@router.get("/events", summary="Live events as Server-Sent Events (telemetry, command_status, alarm, controller)",
+@router.get("/events", summary="Live events as Server-Sent Events (telemetry, command_status, alarm, controller, "
+            "program)",
             response_class=StreamingResponse, openapi_extra=requires("viewer") | {QUERY_TOKEN_KEY: True},
             responses={200: {"content": {"text/event-stream": {}}, "description": "an endless event stream"}})
 async def events(
     request: Request,
     channels: Annotated[str | None, Query(
-        description="comma list of telemetry,alarms,commands,controllers (default all)")] = None,
+        description="comma list of telemetry,alarms,commands,controllers,programs (default all)")] = None,
     endpointIds: Annotated[str | None, Query(description="comma list of endpoint ids (default all)")] = None,  # noqa: N803
     commandIds: Annotated[str | None, Query(description="comma list of command ids (default all)")] = None,  # noqa: N803
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
@@ -131,6 +135,8 @@ async def events(
             first.extend(alarm_snapshot(rt, interest))
         if interest.controllers:
             first.extend(controller_snapshot(rt, interest))
+        if interest.programs:
+            first.extend(program_snapshot(rt, interest))
     head = rt.bus.last_seq
     # Sign-out, a revoked token, or a password/role/node change or disabling (also from the CLI, through
     # auth_changes) ends the stream: closing the subscriber wakes the loop below with the reason.

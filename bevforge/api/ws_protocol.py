@@ -27,6 +27,7 @@ from bevforge.api.livefeed import (
     alarm_snapshot,
     command_snapshot,
     controller_snapshot,
+    program_snapshot,
     reply,
     telemetry_snapshot,
 )
@@ -134,9 +135,10 @@ class SubscribeIn(Frame):
         if not isinstance(data, dict) or set(data) - set(cls.model_fields) or data.get("channel") not in CHANNELS:
             return data  # unknown fields and channels are reported by the fields themselves
         channel = data["channel"]
-        stray = {"telemetry": "commandIds", "commands": "endpointIds", "alarms": None, "controllers": None}[channel]
+        stray = {"telemetry": "commandIds", "commands": "endpointIds", "alarms": None, "controllers": None,
+                 "programs": None}[channel]
         for key in ("endpointIds", "commandIds"):
-            if key in data and (key == stray or channel in ("alarms", "controllers")):
+            if key in data and (key == stray or channel in ("alarms", "controllers", "programs")):
                 raise PydanticCustomError(UNKNOWN_FIELD, "{key} does not apply to the {channel} channel",
                                           {"key": key, "channel": channel, "field": key})
         return data
@@ -321,6 +323,12 @@ class Protocol:
             self._ack(messages.SUBSCRIBED, channel)
             for event in controller_snapshot(self.runtime, interest):
                 self.out(event)
+        elif channel == "programs":
+            self._check_room(0 if interest.programs else 1)
+            interest.programs = True
+            self._ack(messages.SUBSCRIBED, channel)
+            for event in program_snapshot(self.runtime, interest):
+                self.out(event)
         else:
             command_ids = frame.commandIds
             if command_ids is None:
@@ -356,6 +364,9 @@ class Protocol:
             self._ack(messages.UNSUBSCRIBED, channel)
         elif channel == "controllers":
             interest.controllers = False
+            self._ack(messages.UNSUBSCRIBED, channel)
+        elif channel == "programs":
+            interest.programs = False
             self._ack(messages.UNSUBSCRIBED, channel)
         else:
             self._drop(channel, "commandIds", frame.commandIds, interest.commands, "all_commands")

@@ -245,3 +245,23 @@ class TrendViewRow(SQLModel, table=True):
     span_s: float = 3600.0
     updated_at: datetime
     updated_by: str
+
+
+class ProgramRow(SQLModel, table=True):
+    """A unit's program as it stands, kept across a restart (issue 15's safe resume): which template, its
+    state, the step it is at and that step's own state (timer, prompts answered), when it was saved and the
+    controllers' process values then (so the resume message can say how far they drifted)."""
+
+    __tablename__ = "programs"
+    unit_id: str = Field(primary_key=True)
+    template_id: str
+    state: str
+    step_index: int = 0
+    step_state: Any = Field(default=None, sa_column=Column(JSON))
+    step_started_at: datetime | None = None
+    started_at: datetime | None = None
+    started_by: str | None = None
+    ended_at: datetime | None = None
+    message: str | None = None
+    process_values: Any = Field(default=None, sa_column=Column(JSON))
+    saved_at: datetime

@@ -67,3 +67,10 @@ def test_power_and_the_loops_it_budgets_need_a_restart() -> None:
 def test_auth_and_realtime_need_a_restart() -> None:
     diff = compare(parsed(), parsed(lambda d: d.update(auth={"mode": "required"}, realtime={"queue_limit": 500})))
     assert diff.needs_restart == ["auth.mode", "realtime.queue_limit"]
+
+
+def test_a_programs_change_needs_a_restart() -> None:
+    """A running program keeps the template it started with: an edit of `programs:` is refused by name."""
+    from bevforge.reload import RESTART_SECTIONS
+
+    assert "programs" in RESTART_SECTIONS

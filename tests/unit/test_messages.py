@@ -170,3 +170,27 @@ def test_controller_frame_has_exactly_the_documented_fields() -> None:
     assert set(frame) == set(documented) - {"seq"}
     assert frame["tuning"] == documented["tuning"] and frame["outputs"] == {"40": True}
     assert frame["timestamp"] == "2025-12-27T06:00:01.250Z"
+
+
+def test_program_frame_has_exactly_the_documented_fields() -> None:
+    from bevforge.domain import ProgramPrompt, ProgramStatus
+
+    status = ProgramStatus(unit="brewhouse", name="Brewhouse", kind="brewhouse", state="running",
+                           template_id="single_infusion", template_name="Single infusion mash and 60 min boil",
+                           steps=[("Strike water", "heat"), ("Mash in", "prompt"), ("Mash rest", "hold")],
+                           step_index=1, step_status="waiting for the operator", remaining_s=None,
+                           step_started_at=AT, prompts=[ProgramPrompt(1, "confirm", "Add the grain and stir", AT,
+                                                                      False)],
+                           message=None, started_at=AT, started_by="olga", ended_at=None,
+                           controllers=["mlt_rims", "bk_element"], time=AT)
+    frame = messages.program(status)
+    documented = DOCUMENTED["program"]
+    assert set(frame) == set(documented) - {"seq"}
+    assert set(frame["step"]) == set(documented["step"]) and set(frame["prompts"][0]) == set(
+        documented["prompts"][0])
+    assert frame["steps"] == documented["steps"] and frame["step"]["index"] == 1
+    idle = messages.program(ProgramStatus(
+        unit="fv1", name="FV1", kind="fermenter", state="idle", template_id=None, template_name=None, steps=[],
+        step_index=None, step_status=None, remaining_s=None, step_started_at=None, prompts=[], message=None,
+        started_at=None, started_by=None, ended_at=None, controllers=["fv1_temperature"], time=AT))
+    assert idle["step"] is None and idle["steps"] == [] and idle["timestamp"] == "2025-12-27T06:00:01.250Z"
