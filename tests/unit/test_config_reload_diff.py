@@ -71,6 +71,13 @@ def test_auth_and_realtime_need_a_restart() -> None:
 
 def test_a_programs_change_needs_a_restart() -> None:
     """A running program keeps the template it started with: an edit of `programs:` is refused by name."""
-    from bevforge.reload import RESTART_SECTIONS
+    def programs(minutes: int) -> Callable[[dict[str, Any]], None]:
+        def add(doc: dict[str, Any]) -> None:
+            doc["programs"] = {
+                "units": [{"id": "brewhouse", "name": "Brewhouse", "kind": "brewhouse", "controllers": ["mlt_rims"]}],
+                "templates": [{"id": "rest", "name": "Rest", "unit": "brewhouse", "steps": [
+                    {"type": "hold", "name": "Rest", "controller": "mlt_rims", "target_c": 66, "minutes": minutes}]}]}
+        return add
 
-    assert "programs" in RESTART_SECTIONS
+    diff = compare(parsed(programs(60)), parsed(programs(45)))
+    assert diff.needs_restart and all(key.startswith("programs") for key in diff.needs_restart), diff.needs_restart
