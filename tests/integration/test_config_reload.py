@@ -81,7 +81,8 @@ async def plant(tmp_path: Path) -> AsyncIterator[Plant]:
 
 
 def remove_endpoint(eid: int) -> Callable[[dict[str, Any]], None]:
-    """The endpoint, and every tile entry and interlock that names it."""
+    """The endpoint, and every tile entry, interlock (and the alarms wording it), mimic symbol and pipe
+    that names it."""
     def change(doc: dict[str, Any]) -> None:
         doc["endpoints"] = [e for e in doc["endpoints"] if e["id"] != eid]
         for tile in doc["tiles"]:
@@ -89,7 +90,16 @@ def remove_endpoint(eid: int) -> Callable[[dict[str, Any]], None]:
         doc["tiles"] = [t for t in doc["tiles"] if t["endpoints"]]
         doc["interlocks"] = [r for r in doc["interlocks"] if r["target"] != eid
                              and all(c["endpoint"] != eid for c in r["requires"])]
-        doc["alarms"] = [a for a in doc.get("alarms", []) if a.get("endpoint") != eid]
+        kept = {r["id"] for r in doc["interlocks"]}
+        doc["alarms"] = [a for a in doc.get("alarms", []) if a.get("endpoint") != eid
+                         and (a.get("interlock") is None or a["interlock"] in kept)]
+        layout = doc.get("layout")
+        if layout:
+            gone = {s["id"] for s in layout["symbols"] if eid in (s.get(k) for k in (
+                "endpoint", "temperature", "setpoint", "volume", "level"))}
+            layout["symbols"] = [s for s in layout["symbols"] if s["id"] not in gone]
+            layout["pipes"] = [p for p in layout.get("pipes", []) if not gone & {p["from"], p["to"], p.get("pump"),
+                                                                                 *p.get("valves", [])}]
     return change
 
 
