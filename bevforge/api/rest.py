@@ -331,7 +331,8 @@ async def list_interlocks(request: Request) -> list[dict[str, Any]]:
 async def health(
     request: Request,
     ticksSince: Annotated[int | None, Query(  # noqa: N803
-        ge=0, description="only the controller ticks numbered after this one (a `controllers.tickSeq` read earlier)",
+        ge=0, le=2**53 - 1,  # echoed back as `since`: a JSON integer every client (and orjson) can hold
+        description="only the controller ticks numbered after this one (a `controllers.tickSeq` read earlier)",
     )] = None,
 ) -> dict[str, Any]:
     """A bare `{"status": "ok"}` is open to anyone (a load balancer's liveness probe). The detail names

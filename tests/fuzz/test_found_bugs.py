@@ -69,3 +69,11 @@ async def test_endpoint_ids_past_the_store_are_a_422(server: LiveServer) -> None
     for path in ("/api/os/commands", "/api/os/telemetry"):
         answer = await server.http.get(path, params={"endpointId": str(10**20)})
         assert answer.status_code == 422 and answer.json()["field"] == "endpointId", (path, answer.text)
+
+
+async def test_a_ticks_since_beyond_a_json_integer_is_a_422(server: LiveServer) -> None:
+    """Schemathesis: `/api/os/health?ticksSince=626931461404279832576` answered 500 (the echo of a number
+    beyond 64 bits could not be written as JSON)."""
+    answer = await server.http.get("/api/os/health", params={"ticksSince": 626931461404279832576})
+    assert answer.status_code == 422 and answer.json()["field"] == "ticksSince", answer.text
+    assert (await server.http.get("/api/os/health", params={"ticksSince": 2**53 - 1})).status_code == 200
