@@ -46,6 +46,13 @@ ACTION_WORDS = {
 ROW_LIMIT = 1000
 
 
+def _did(entry: dict[str, Any]) -> str:
+    """The action in words; a sign-in that did not succeed says so (`sign-in failed`, `sign-in throttled`)."""
+    if entry["action"] == "auth.login" and entry.get("result") not in (None, "ok"):
+        return f"sign-in {entry['result']}"
+    return ACTION_WORDS.get(entry["action"], entry["action"])
+
+
 def _short(value: Any) -> str:
     if value is None:
         return ""
@@ -80,7 +87,7 @@ class AuditView:
         if self.client.is_deleted:
             return
         self.table.rows = [{**e, "time": (e["time"] or "").replace("T", " ").replace("Z", "")[:23],
-                            "did": ACTION_WORDS.get(e["action"], e["action"]), "what": self.what(e),
+                            "did": _did(e), "what": self.what(e),
                             "detail": _short(e["detail"]), "commandId": e["commandId"] or ""} for e in entries]
         self.table.update()
         more = f" (newest {ROW_LIMIT}; export for all)" if len(entries) == ROW_LIMIT else ""
