@@ -65,7 +65,10 @@ from drivers.sim.model import STEEL_HEAT_CAPACITY, WATER_HEAT_CAPACITY, Brewhous
 from drivers.sim.ports import use_simulator_ports
 
 HLT_TEMP, MLT_TEMP, MLT_VOLUME, HLT_VOLUME = 10, 20, 21, 14
-MASH_L, ADDITION_L = 48.0, 10.0  # the HLT holds 60 L: the mash, then the cold addition the target names
+# The HLT holds 60 L: the mash, then the cold addition the target names; Pump 1's dry-run protection
+# (config.yaml: pump_1_dry_run) stops it at 2 L left, so 48 L are what the two may take with room to spare.
+MASH_L, ADDITION_L = 46.0, 10.0
+HLT_DRY_RUN_L = 2.0
 V1, PUMP1, PUMP1_SPEED = 22, 23, 24
 GLYCOL_VALVE = 51
 WATCHED = [HLT_TEMP, MLT_TEMP, MLT_VOLUME, HLT_VOLUME]
@@ -207,12 +210,18 @@ async def transfer(http: httpx.AsyncClient, rec: Recorder, litres: float, slow_l
     await command(http, PUMP1, True)
     if slow_last_l:
         await rec.until(lambda: (rec.last(MLT_VOLUME) or 0.0) >= target - slow_last_l
-                        or rec.last(HLT_VOLUME) == 0.0, 1200)
+                        or hlt_spent(rec), 1200)
         await command(http, PUMP1_SPEED, 20)
-    await rec.until(lambda: (rec.last(MLT_VOLUME) or 0.0) >= target or rec.last(HLT_VOLUME) == 0.0, 1200)
+    await rec.until(lambda: (rec.last(MLT_VOLUME) or 0.0) >= target or hlt_spent(rec), 1200)
     await command(http, PUMP1, False)
     await command(http, V1, False)
     return started
+
+
+def hlt_spent(rec: Recorder) -> bool:
+    """The HLT is down to what Pump 1's dry-run protection leaves in it (the pump stops there)."""
+    litres = rec.last(HLT_VOLUME)
+    return litres is not None and litres <= HLT_DRY_RUN_L + 0.05
 
 
 def pv_series(rec: Recorder) -> list[tuple[float, float]]:
