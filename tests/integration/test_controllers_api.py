@@ -11,7 +11,7 @@ import pytest
 from bevforge.clock import ManualClock
 from bevforge.control.autotune import AutotuneSettings, AutotuneState, RelayAutotune
 from bevforge.control.process_model import SimulatedVessel, VesselModel
-from tests.support.controllers import controller_server, step
+from tests.support.controllers import controller_server, finished_tune, step
 from tests.support.server import LiveServer, wait_for
 
 
@@ -181,18 +181,6 @@ async def test_autotune_start_abort_and_accept_are_a_technician_s_and_audited(
     audit = {e["action"] for e in (await live.http.get("/api/os/audit?limit=100", headers=as_(tokens["admin"]))).json()}
     assert {"controller.autotune.start", "controller.autotune.abort", "controller.autotune.accept",
             "controller.tuning"} <= audit
-
-
-def finished_tune() -> RelayAutotune:
-    """A relay test run to success on a vessel model (the simulated mash cools too slowly for one here)."""
-    vessel = SimulatedVessel(VesselModel.water(60.0, loss_w_per_c=10.0, dead_time_s=20.0), 65.0)
-    tune, now = RelayAutotune(AutotuneSettings(setpoint_c=65.0, bias_pct=50.0, amplitude_pct=50.0,
-                                               hysteresis_c=0.05, band_c=3.0, max_duration_s=20_000), 0.0), 0.0
-    while tune.state is AutotuneState.RUNNING:
-        vessel.step(2.0, 5500.0 * tune.update(now, vessel.probe_c) / 100.0)
-        now += 2.0
-    assert tune.result is not None
-    return tune
 
 
 async def test_a_finished_autotune_is_discarded_by_a_technician_and_the_tuning_stays(

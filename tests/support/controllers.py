@@ -19,6 +19,8 @@ from typing import Any
 from bevforge.auth import ROLES
 from bevforge.clock import ManualClock
 from bevforge.config import PlantConfig
+from bevforge.control.autotune import AutotuneSettings, AutotuneState, RelayAutotune
+from bevforge.control.process_model import SimulatedVessel, VesselModel
 from bevforge.runtime import Runtime
 from drivers import driver_factories
 from tests.support.live import required
@@ -134,3 +136,15 @@ async def controller_server(tmp_path: Path, node_operators: dict[str, str]) -> A
         yield live, tokens
     finally:
         await live.stop()
+
+
+def finished_tune() -> RelayAutotune:
+    """A relay test run to success on a vessel model (the simulated mash would need an hour for one)."""
+    vessel = SimulatedVessel(VesselModel.water(60.0, loss_w_per_c=10.0, dead_time_s=20.0), 65.0)
+    tune, now = RelayAutotune(AutotuneSettings(setpoint_c=65.0, bias_pct=50.0, amplitude_pct=50.0,
+                                               hysteresis_c=0.05, band_c=3.0, max_duration_s=20_000), 0.0), 0.0
+    while tune.state is AutotuneState.RUNNING:
+        vessel.step(2.0, 5500.0 * tune.update(now, vessel.probe_c) / 100.0)
+        now += 2.0
+    assert tune.result is not None
+    return tune

@@ -15,10 +15,8 @@ from typing import Any
 import pytest
 from nicegui.testing import User
 
-from bevforge.control.autotune import AutotuneSettings, AutotuneState, RelayAutotune
-from bevforge.control.process_model import SimulatedVessel, VesselModel
 from bevforge.domain import Quality, utcnow
-from tests.support.controllers import MLT_ELEMENT, MLT_TEMPERATURE, RIMS, with_controllers
+from tests.support.controllers import MLT_ELEMENT, MLT_TEMPERATURE, RIMS, finished_tune, with_controllers
 from tests.ui.conftest import write_config
 from tests.ui.support import online, open_signed_in, runtime, shows, until
 
@@ -260,18 +258,6 @@ async def test_a_heater_loop_asks_before_it_switches_on(rims_critical: Path, use
     user.find(marker="confirm-ok").click()
     await shows(user, f"fp-mode-{CID}", "MODE AUTO")
     assert loop().mode.value == "auto"
-
-
-def finished_tune() -> RelayAutotune:
-    """A relay test run to success on a vessel model (the simulated mash would need an hour for one)."""
-    vessel = SimulatedVessel(VesselModel.water(60.0, loss_w_per_c=10.0, dead_time_s=20.0), 65.0)
-    tune, now = RelayAutotune(AutotuneSettings(setpoint_c=65.0, bias_pct=50.0, amplitude_pct=50.0,
-                                               hysteresis_c=0.05, band_c=3.0, max_duration_s=20_000), 0.0), 0.0
-    while tune.state is AutotuneState.RUNNING:
-        vessel.step(2.0, 5500.0 * tune.update(now, vessel.probe_c) / 100.0)
-        now += 2.0
-    assert tune.result is not None
-    return tune
 
 
 async def test_a_technician_runs_an_autotune_from_the_faceplate_and_accepts_or_discards_it(
