@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from bevforge.config import ConfigError, load_config, parse_config
+from bevforge.domain import Quality
 from drivers import check
 from drivers.sim.ports import use_simulator_ports
 from tests.support.server import PLANT_FIXTURE, ROOT, LiveServer, build_runtime, free_port, wait_for
@@ -90,10 +91,16 @@ async def test_a_pump_whose_source_vessel_runs_empty_is_stopped_and_alarmed(tmp_
         await wait_for(lambda: all(runtime.plant.device_online.values()) and runtime.plant.states[21].value
                        is not None, timeout=20)
         live.sim.model.vessels["mlt"].volume_l = 4.0
-        await wait_for(lambda: runtime.plant.states[21].value is not None and runtime.plant.states[21].value < 4.5,
-                       timeout=10)
-        for endpoint, value in ((34, True), (35, True)):  # V2 open, Pump 2 on
-            command = (await live.http.post("/api/os/command", json={"endpointId": endpoint, "value": value})).json()
+        await wait_for(lambda: runtime.plant.states[21].value is not None  # the tun starts empty: wait for the 4 L
+                       and 3.5 < runtime.plant.states[21].value < 4.5, timeout=10)
+        for endpoint in (34, 35):  # V2 open, then Pump 2 on (its interlocks: V2 open, the tun not empty)
+            for _ in range(20):  # a loaded machine may leave an interlock input stale a moment: never permits
+                await wait_for(lambda: all(runtime.plant.states[e].quality is Quality.GOOD for e in (21, 34)),
+                               timeout=10)
+                command = (await live.http.post("/api/os/command", json={"endpointId": endpoint, "value": True})).json()
+                if command["status"] != "blocked":
+                    break
+                assert not any("dry-run" in r["reason"] for r in command["reasons"]), command  # 4 L is not empty
             assert command["status"] in ("queued", "sent", "acked", "succeeded"), command
             await wait_for(lambda e=endpoint: runtime.plant.states[e].value is True, timeout=10)
         await wait_for(lambda: runtime.plant.states[35].value is False, timeout=60)  # tripped at ≤ 2 L
