@@ -172,9 +172,15 @@ def secured_server(tmp_path: Path) -> Iterator[ServerProcess]:
     use_simulator_ports(doc, free_port(), str(tmp_path / "probe"))
     config = tmp_path / "plant.yaml"
     config.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    yield from signed_in_server(tmp_path, config, {"brewer": "operator", "tess": "technician"})
+
+
+def signed_in_server(tmp_path: Path, config: Path, users: dict[str, str]) -> Iterator[ServerProcess]:
+    """The server on `config` (sign-in required), each user made first with the CLI (password PASSWORD)
+    and an admin API token for the tests' own checks; stopped when the generator is closed."""
     db_path = tmp_path / "bevforge.db"
-    admin_cli(config, db_path, "user", "add", "brewer", "--role", "operator", "--password-stdin", password=PASSWORD)
-    admin_cli(config, db_path, "user", "add", "tess", "--role", "technician", "--password-stdin", password=PASSWORD)
+    for name, role in users.items():
+        admin_cli(config, db_path, "user", "add", name, "--role", role, "--password-stdin", password=PASSWORD)
     token = admin_cli(config, db_path, "token", "create", "checks", "--role", "admin").strip().splitlines()[-1]
     proc = ServerProcess(free_port(), db_path, tmp_path / "server.log", config, token)
     proc.start()

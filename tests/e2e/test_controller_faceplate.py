@@ -22,8 +22,7 @@ import yaml
 from playwright.sync_api import Browser, Page, expect
 
 from bench.control import bench_config
-from tests.e2e.conftest import PASSWORD, VIEWPORT, ServerProcess, admin_cli, snapshot
-from tests.support.server import free_port
+from tests.e2e.conftest import PASSWORD, VIEWPORT, ServerProcess, signed_in_server, snapshot
 
 SPEED = 40.0  # the speed bench/control.py holds FV1 at 18 ± 0.3 °C on
 CID = "fv1_temperature"
@@ -46,15 +45,7 @@ def fermenter_server(tmp_path: Path) -> Iterator[ServerProcess]:
     doc = yaml.safe_load(config.read_text(encoding="utf-8"))
     doc["auth"] = {"mode": "required"}
     config.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
-    db_path = tmp_path / "bevforge.db"
-    admin_cli(config, db_path, "user", "add", "brewer", "--role", "operator", "--password-stdin", password=PASSWORD)
-    token = admin_cli(config, db_path, "token", "create", "checks", "--role", "admin").strip().splitlines()[-1]
-    proc = ServerProcess(free_port(), db_path, tmp_path / "server.log", config, token)
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from signed_in_server(tmp_path, config, {"brewer": "operator"})
 
 
 def sign_in(page: Page, server: ServerProcess, user: str) -> None:
