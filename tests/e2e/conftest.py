@@ -32,7 +32,7 @@ DOC_IMAGES = ROOT / "docs" / "img"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--autoplay-policy=no-user-gesture-required"]  # as a kiosk panel is started: the alarm tone
-VIEWPORT = {"width": 1366, "height": 900}
+VIEWPORT = {"width": 1280, "height": 800}  # the 10" kiosk by the kettles: what the tests see, what the docs show
 
 
 @pytest.fixture(scope="session")
