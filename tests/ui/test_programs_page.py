@@ -1,0 +1,214 @@
+"""The Programs screen, the prompt dialog on every page and the panel's program line (issue 15.6), in NiceGUI's User.
+
+The fixture brewhouse gets the mash tun's RIMS loop and a `brewhouse` program unit on it. The templates use
+`wait` and `prompt` steps, whose timers run on the process clock whatever the plant does, so nothing here
+waits on control maths — only on what the program service and the screens show.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nicegui.testing import User
+
+from bevforge.domain import Actor
+from tests.support.controllers import RIMS, with_controllers
+from tests.ui.conftest import write_config
+from tests.ui.support import online, open_signed_in, runtime, shows, text_of, until
+from ui.programs import countdown
+
+UNIT = "brewhouse"
+OPERATOR = Actor(user="olga", role="operator", station="test")
+MASH = {"id": "mash", "name": "Step mash", "unit": UNIT, "steps": [
+    {"type": "wait", "name": "Mash rest 2", "minutes": 60},
+    {"type": "wait", "name": "Mash out", "minutes": 10},
+    {"type": "prompt", "name": "Sparge", "message": "Start the sparge"},
+]}
+ASK = {"id": "grain", "name": "Grain in", "unit": UNIT, "steps": [
+    {"type": "prompt", "name": "Grain", "message": "Add 5.2 kg grain"},
+    {"type": "wait", "name": "Rest", "minutes": 30},
+]}
+
+
+def programs_config(path: Path, auth: bool = False) -> None:
+    def adjust(doc: dict[str, Any]) -> None:
+        with_controllers([dict(RIMS)])(doc)
+        for endpoint in doc["endpoints"]:
+            if endpoint.get("poll_interval_s") == 0.05:
+                endpoint["poll_interval_s"] = 0.5  # the screen tests need no fast sampling
+        doc["programs"] = {"units": [{"id": UNIT, "name": "Brewhouse", "controllers": ["mlt_rims"]}],
+                           "templates": [MASH, ASK]}
+        if auth:
+            doc["auth"] = {"mode": "required"}
+    write_config(path / "config.yaml", adjust)
+
+
+@pytest.fixture
+def programs(bevforge_env: Path) -> Path:
+    """The brewhouse program unit, no sign-in (an anonymous admin)."""
+    programs_config(bevforge_env)
+    return bevforge_env
+
+
+@pytest.fixture
+def programs_signed(bevforge_env: Path) -> Path:
+    """The brewhouse program unit with auth required (list it before `user`)."""
+    programs_config(bevforge_env, auth=True)
+    return bevforge_env
+
+
+def frame() -> dict[str, Any]:
+    service = runtime().programs
+    return service.frame(service.units[UNIT])
+
+
+def state() -> str:
+    return frame()["state"]
+
+
+def step_index() -> int | None:
+    step = frame()["step"]
+    return None if step is None else step["index"]
+
+
+def prompt_open(user: User) -> bool:
+    """Whether the prompt dialog (drawn on every page, closed when nothing waits) is open on this screen."""
+    card = next(iter(user.find(marker="prompt-dialog").elements))
+    return bool(card.parent_slot.parent.value)
+
+
+def classes(user: User, marker: str) -> list[str]:
+    return list(next(iter(user.find(marker=marker).elements)).classes)
+
+
+async def test_the_page_lists_the_steps_highlights_the_current_one_and_counts_down(programs: Path,
+                                                                                   user: User) -> None:
+    await user.open("/programs")
+    await online()
+    await shows(user, f"prog-state-{UNIT}", "IDLE")
+    await runtime().programs.start_program(OPERATOR, UNIT, "mash")
+    await shows(user, f"prog-state-{UNIT}", "RUNNING")
+    await shows(user, f"prog-template-{UNIT}", "Step mash")
+    for i, name in enumerate(("Mash rest 2", "Mash out", "Sparge")):
+        await shows(user, f"prog-step-{UNIT}-{i}", f"{i + 1}. {name}")
+    await until(lambda: "bf-step-current" in classes(user, f"prog-step-{UNIT}-0"))
+    assert text_of(user, f"prog-step-{UNIT}-0").startswith("▶")
+    assert "bf-step-current" not in classes(user, f"prog-step-{UNIT}-1")
+    await shows(user, f"prog-step-{UNIT}", "STEP 1 OF 3", "Mash rest 2")
+    await shows(user, f"prog-prompt-{UNIT}", "next: Sparge: Start the sparge")
+
+    def counted() -> bool:  # the pushed countdown is the service's time left (it moves every second)
+        return text_of(user, f"prog-countdown-{UNIT}") == countdown(frame()["step"]["remainingS"])
+
+    await until(counted)
+    await until(lambda: counted() and text_of(user, f"prog-countdown-{UNIT}").startswith("59:"))  # it counts down
+    await runtime().programs.skip(OPERATOR, UNIT)
+    await until(lambda: "bf-step-current" in classes(user, f"prog-step-{UNIT}-1"))
+    assert "bf-step-current" not in classes(user, f"prog-step-{UNIT}-0")
+    assert "bf-step-done" in classes(user, f"prog-step-{UNIT}-0")
+    await until(lambda: counted() and text_of(user, f"prog-countdown-{UNIT}").startswith("09:"))
+
+
+def test_the_countdown_reads_mm_ss_or_h_mm_ss() -> None:
+    assert countdown(42 * 60 + 10) == "42:10"
+    assert countdown(59.2) == "01:00"  # whole seconds rounded up: 00:00 only when the time is up
+    assert countdown(3 * 3600 + 5 * 60 + 7) == "3:05:07"
+    assert countdown(0) == "00:00" and countdown(None) == "--:--"
+
+
+async def test_the_buttons_start_pause_resume_skip_and_abort_only_after_confirmation(programs: Path,
+                                                                                       user: User) -> None:
+    await user.open(f"/programs/{UNIT}")
+    await online()
+    await shows(user, f"prog-state-{UNIT}", "IDLE")
+    choice = next(iter(user.find(marker=f"prog-choice-{UNIT}").elements))
+    choice.value = "mash"
+    user.find(marker=f"prog-start-{UNIT}").click()
+    await until(lambda: state() == "running")
+    await shows(user, f"prog-state-{UNIT}", "RUNNING")
+    user.find(marker=f"prog-pause-{UNIT}").click()
+    await until(lambda: state() == "paused")
+    await shows(user, f"prog-state-{UNIT}", "PAUSED")
+    await shows(user, f"prog-status-{UNIT}", "PAUSED")
+    await shows(user, f"prog-message-{UNIT}", "paused by")
+    paused_left = frame()["step"]["remainingS"]
+    await shows(user, f"prog-countdown-{UNIT}", countdown(paused_left))
+    user.find(marker=f"prog-extend-{UNIT}").click()
+    await until(lambda: frame()["step"]["remainingS"] == pytest.approx(paused_left + 300))
+    await shows(user, f"prog-countdown-{UNIT}", countdown(paused_left + 300))
+    user.find(marker=f"prog-resume-{UNIT}").click()
+    await until(lambda: state() == "running")
+    user.find(marker=f"prog-skip-{UNIT}").click()
+    await until(lambda: step_index() == 1)
+    await shows(user, f"prog-step-{UNIT}", "STEP 2 OF 3", "Mash out")
+    user.find(marker=f"prog-abort-{UNIT}").click()
+    await user.should_see(marker="confirm-cancel")
+    await shows(user, "confirm-change", "RUNNING → ABORTED")
+    user.find(marker="confirm-cancel").click()
+    await user.should_not_see(marker="confirm-cancel")
+    assert state() == "running"  # cancelled: nothing happened
+    user.find(marker=f"prog-abort-{UNIT}").click()
+    await user.should_see(marker="confirm-ok")
+    user.find(marker="confirm-ok").click()
+    await until(lambda: state() == "aborted")
+    await shows(user, f"prog-state-{UNIT}", "ABORTED")
+    assert len(await runtime().audit.query(action="program.abort")) == 1
+
+
+async def test_a_viewer_sees_the_program_but_no_buttons(programs_signed: Path, user: User) -> None:
+    await open_signed_in(user, "vera", "viewer", "/programs")
+    await runtime().programs.start_program(OPERATOR, UNIT, "mash")
+    await shows(user, f"prog-state-{UNIT}", "RUNNING")
+    await shows(user, f"prog-step-{UNIT}", "Mash rest 2")
+    for key in ("start", "pause", "resume", "skip", "back", "extend", "shorten", "abort", "choice"):
+        await user.should_not_see(marker=f"prog-{key}-{UNIT}")
+    await runtime().programs.skip(OPERATOR, UNIT)
+    await runtime().programs.skip(OPERATOR, UNIT)  # the prompt step: the dialog, without CONFIRM
+    await shows(user, f"prompt-text-{UNIT}-confirm", "Start the sparge")
+    await user.should_not_see(marker=f"prompt-confirm-{UNIT}-confirm")
+    assert prompt_open(user)
+    user.find(marker="prompt-close").click()
+    await until(lambda: not prompt_open(user))
+
+
+async def test_an_operator_sees_the_buttons(programs_signed: Path, user: User) -> None:
+    await open_signed_in(user, "olga", "operator", "/programs")
+    await user.should_see(marker=f"prog-start-{UNIT}")
+    await user.should_see(marker=f"prog-abort-{UNIT}")
+
+
+async def test_a_prompt_step_opens_the_dialog_on_the_panel_and_confirming_advances_the_program(
+        programs: Path, user: User, create_user: Any) -> None:
+    await user.open("/")
+    await online()
+    other = create_user()  # a second station, on the alarms page
+    await other.open("/alarms")
+    assert not prompt_open(user)
+    await runtime().programs.start_program(OPERATOR, UNIT, "grain")
+    await shows(user, f"prompt-text-{UNIT}-confirm", "Add 5.2 kg grain")
+    await shows(other, f"prompt-text-{UNIT}-confirm", "Add 5.2 kg grain")
+    assert prompt_open(user) and prompt_open(other)
+    user.find(marker=f"prompt-confirm-{UNIT}-confirm").click()
+    await until(lambda: step_index() == 1)
+    assert frame()["prompts"] == []
+    await until(lambda: not prompt_open(user))
+    await until(lambda: not prompt_open(other))  # answered on one station: closed on all
+    await user.should_not_see(marker=f"prompt-text-{UNIT}-confirm")
+    entries = await runtime().audit.query(action="program.confirm")
+    assert [e["detail"] for e in entries] == ["Add 5.2 kg grain"]
+
+
+async def test_the_panel_tile_shows_the_running_step_and_its_time_left(programs: Path, user: User) -> None:
+    await user.open("/")
+    await online()
+    await user.should_see(marker="faceplate-mlt_rims")
+    await user.should_not_see(marker=f"tile-program-{UNIT}")
+    await runtime().programs.start_program(OPERATOR, UNIT, "mash")
+    await shows(user, f"tile-program-{UNIT}", "Mash rest 2 · 59:")
+    await runtime().programs.pause(OPERATOR, UNIT)
+    left = countdown(frame()["step"]["remainingS"])
+    await shows(user, f"tile-program-{UNIT}", f"‖ PAUSED · Mash rest 2 · {left}")
+    await runtime().programs.abort(OPERATOR, UNIT)
+    await user.should_not_see(marker=f"tile-program-{UNIT}", retries=100)
