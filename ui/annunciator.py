@@ -168,8 +168,9 @@ class Annunciator:
         ids = sorted(a.id for a in self.due())
         _silenced.setdefault(self.station, set()).update(ids)
         _silenced_prompts.setdefault(self.station, set()).update(self.open_prompts)
-        self.runtime.audit.record(actor, "alarm.silence", target=self.station,
-                                  detail=f"alarms {', '.join(map(str, ids))} (not acknowledged)")
+        detail = f"alarms {', '.join(map(str, ids))} (not acknowledged)" if ids or not self.open_prompts else \
+            "program prompts (not answered)"
+        self.runtime.audit.record(actor, "alarm.silence", target=self.station, detail=detail)
         for other in list(_stations.get(self.station, ())):
             if not other.client.is_deleted:
                 with other.client:

@@ -72,8 +72,10 @@ def step_word(frame: dict[str, Any]) -> tuple[str, str]:
         return f"■ PAUSED, OUT OF BAND · {status}", "held"
     if "out of band" in status:
         return f"▲ OUT OF BAND · {status}", "notice"
-    if status.startswith("heating") or status.startswith("ramping"):
+    if status.startswith("heating"):
         return f"HEATING · {status}", "normal"
+    if status.startswith("ramping"):
+        return f"RAMPING · {status}", "normal"
     if status.startswith("holding") or status == "boiling":
         return f"IN BAND · {status}", "normal"
     return status.upper(), "normal"

@@ -212,3 +212,36 @@ async def test_the_panel_tile_shows_the_running_step_and_its_time_left(programs:
     await shows(user, f"tile-program-{UNIT}", f"‖ PAUSED · Mash rest 2 · {left}")
     await runtime().programs.abort(OPERATOR, UNIT)
     await user.should_not_see(marker=f"tile-program-{UNIT}", retries=100)
+
+
+async def test_after_a_restart_the_dialog_asks_resume_restart_step_or_abort(programs: Path, user: User) -> None:
+    """The program service's own restore (`load`, as at a start over the stored row) brings the running program
+    back paused with its question; RESUME on the dialog sets it going again and closes the dialog."""
+    await user.open("/trends")
+    await online()
+    service = runtime().programs
+    await service.start_program(OPERATOR, UNIT, "mash")
+    await until(lambda: frame()["step"]["remainingS"] < 3600)
+    await service.stop()  # stored as it is, its ticking stopped, as at a shutdown
+    service.load()
+    service.start()
+    assert state() == "paused"
+    await shows(user, f"prompt-text-{UNIT}-restart", "Mash rest 2", "when the panel stopped")
+    assert prompt_open(user)
+    await user.should_see(marker=f"prompt-restart-{UNIT}")
+    await user.should_see(marker=f"prompt-abort-{UNIT}")
+    user.find(marker=f"prompt-resume-{UNIT}").click()
+    await until(lambda: state() == "running")
+    await until(lambda: not prompt_open(user))
+    assert step_index() == 0
+
+
+async def test_a_prompt_sounds_the_kiosk_tone_until_it_is_answered(programs: Path, user: User) -> None:
+    await user.open("/alarms?kiosk=1")
+    await online()
+    await runtime().programs.start_program(OPERATOR, UNIT, "grain")
+    await shows(user, "tone-state", "PROGRAM PROMPT TONE")
+    await user.should_see(marker="prompt-silence")
+    user.find(marker=f"prompt-confirm-{UNIT}-confirm").click()
+    await until(lambda: step_index() == 1)
+    await user.should_not_see(marker="tone-state", retries=100)
