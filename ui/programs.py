@@ -142,6 +142,12 @@ class ProgramActions:
         say(f"{what}: done", "positive")
         return True
 
+    async def restart_step(self, unit_id: str) -> bool:
+        """The restart question's RESTART STEP: the step from its beginning (BACK), then on (RESUME)."""
+        run = self.runtime.programs.units[unit_id]
+        return await self.act(f"{run.unit.name}: restart the step", self.runtime.programs.back, unit_id) and \
+            await self.act(f"{run.unit.name}: resume", self.runtime.programs.resume, unit_id)
+
     async def abort(self, unit_id: str) -> bool:
         """ABORT, after the shared critical confirmation (current state → ABORTED)."""
         run = self.runtime.programs.units[unit_id]
@@ -355,7 +361,7 @@ class PromptDialog:
             with ui.row().classes("w-full justify-end gap-2"):
                 if annunciator is not None:  # the kiosk's tone: silence it here without answering
                     annunciator.mirror("prompt-silence")
-                if not any(may_run(runtime, actor, uid) for uid in self.units):
+                if not all(may_run(runtime, actor, uid) for uid in self.units):  # a prompt they cannot answer
                     tag(ui.button("CLOSE", on_click=self._dismiss).classes("bf-btn"), "prompt-close")
 
     def _open(self) -> list[tuple[str, str, Any]]:
@@ -435,8 +441,7 @@ class PromptDialog:
                 with ui.row().classes("gap-2"):
                     tag(ui.button("RESUME", on_click=lambda: act(f"{name}: resume", programs.resume, uid))
                         .classes("bf-btn bf-control"), f"prompt-resume-{uid}")
-                    tag(ui.button("RESTART STEP", on_click=lambda: act(f"{name}: restart the step", programs.back,
-                                                                       uid))
+                    tag(ui.button("RESTART STEP", on_click=lambda: self.actions.restart_step(uid))
                         .classes("bf-btn bf-control"), f"prompt-restart-{uid}")
                     tag(ui.button("ABORT", on_click=lambda: self.actions.abort(uid))
                         .classes("bf-btn bf-control bf-btn-stop"), f"prompt-abort-{uid}")

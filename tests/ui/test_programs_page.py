@@ -17,7 +17,7 @@ from bevforge.domain import Actor
 from tests.support.controllers import RIMS, with_controllers
 from tests.ui.conftest import write_config
 from tests.ui.support import online, open_signed_in, runtime, shows, text_of, until
-from ui.programs import countdown
+from ui.programs import countdown, step_word, tile_line
 
 UNIT = "brewhouse"
 OPERATOR = Actor(user="olga", role="operator", station="test")
@@ -116,6 +116,23 @@ def test_the_countdown_reads_mm_ss_or_h_mm_ss() -> None:
     assert countdown(59.2) == "01:00"  # whole seconds rounded up: 00:00 only when the time is up
     assert countdown(3 * 3600 + 5 * 60 + 7) == "3:05:07"
     assert countdown(0) == "00:00" and countdown(None) == "--:--"
+
+
+def test_the_step_status_is_said_in_words_with_a_shape_when_abnormal() -> None:
+    def running(status: str, prompts: list[Any] | None = None, state: str = "running") -> dict[str, Any]:
+        return {"state": state, "prompts": prompts or [],
+                "step": {"index": 1, "name": "Mash rest 2", "status": status, "remainingS": 2530.0}}
+
+    assert step_word(running("heating to 65.5 °C (now 61.2 °C)")) == ("HEATING · heating to 65.5 °C (now 61.2 °C)",
+                                                                       "normal")
+    assert step_word(running("holding 65.5 °C")) == ("IN BAND · holding 65.5 °C", "normal")
+    assert step_word(running("holding 65.5 °C: out of band"))[0].startswith("▲ OUT OF BAND")
+    assert step_word(running("timer stopped: waiting for 65.5 °C")) == (
+        "■ PAUSED, OUT OF BAND · timer stopped: waiting for 65.5 °C", "held")
+    assert step_word(running("waiting for the operator"))[0].startswith("? WAITING FOR OPERATOR")
+    assert step_word(running("holding 65.5 °C", state="paused")) == ("‖ PAUSED · Mash rest 2", "held")
+    assert tile_line(running("holding 65.5 °C")) == "Mash rest 2 · 42:10"
+    assert tile_line({"state": "completed", "prompts": [], "step": None}) == ""
 
 
 async def test_the_buttons_start_pause_resume_skip_and_abort_only_after_confirmation(programs: Path,
@@ -245,3 +262,21 @@ async def test_a_prompt_sounds_the_kiosk_tone_until_it_is_answered(programs: Pat
     user.find(marker=f"prompt-confirm-{UNIT}-confirm").click()
     await until(lambda: step_index() == 1)
     await user.should_not_see(marker="tone-state", retries=100)
+
+
+async def test_restart_step_after_a_restart_starts_the_step_over_and_goes_on(programs: Path, user: User) -> None:
+    await user.open("/")
+    await online()
+    service = runtime().programs
+    await service.start_program(OPERATOR, UNIT, "mash")
+    await until(lambda: frame()["step"]["remainingS"] < 3596)
+    await service.stop()
+    left = frame()["step"]["remainingS"]
+    service.load()
+    service.start()
+    await shows(user, f"prompt-text-{UNIT}-restart", "when the panel stopped")
+    user.find(marker=f"prompt-restart-{UNIT}").click()
+    await until(lambda: state() == "running")
+    assert step_index() == 0 and frame()["step"]["remainingS"] > left  # the hour again, not what was left
+    await until(lambda: not prompt_open(user))
+    assert [e["action"] for e in await runtime().audit.query(action="program.back")] == ["program.back"]
