@@ -73,7 +73,8 @@ def register() -> None:
         if isinstance(opened, RedirectResponse):
             return opened
         runtime, actor, live = opened
-        live.add(ProgramsPage(runtime, client, actor, unit))
+        suffix = "?kiosk=1" if layout.kiosk_mode(runtime, kiosk) else ""  # a kiosk stays one on the unit's page
+        live.add(ProgramsPage(runtime, client, actor, unit, suffix))
         return None
 
     @ui.page("/mimic", title="Plant · BevForge OS")

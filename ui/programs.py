@@ -299,7 +299,8 @@ class UnitView:
 class ProgramsPage:
     """The Programs screen: one `UnitView` per unit shown (all this user sees, or the one asked for)."""
 
-    def __init__(self, runtime: Runtime, client: Client, actor: Actor, unit_id: str | None = None) -> None:
+    def __init__(self, runtime: Runtime, client: Client, actor: Actor, unit_id: str | None = None,
+                 suffix: str = "") -> None:
         self.runtime = runtime
         self.actor = actor
         units = visible_units(runtime, actor)
@@ -315,7 +316,7 @@ class ProgramsPage:
             with ui.row().classes("gap-1"):
                 for uid in units:
                     name = runtime.programs.units[uid].unit.name
-                    tag(ui.button(name, on_click=lambda u=uid: ui.navigate.to(f"/programs/{u}"))
+                    tag(ui.button(name, on_click=lambda u=uid: ui.navigate.to(f"/programs/{u}{suffix}"))
                         .props("flat").classes("bf-btn"), f"prog-open-{uid}")
         with ui.column().classes("w-full gap-3"):
             for uid in units:

@@ -14,9 +14,9 @@ import pytest
 from nicegui.testing import User
 
 from bevforge.domain import Actor
-from tests.support.controllers import RIMS, with_controllers
+from tests.support.controllers import KETTLE, RIMS, with_controllers
 from tests.ui.conftest import write_config
-from tests.ui.support import online, open_signed_in, runtime, shows, text_of, until
+from tests.ui.support import online, open_signed_in, runtime, shows, sign_in, text_of, until
 from ui.programs import countdown, step_word, tile_line
 
 UNIT = "brewhouse"
@@ -32,14 +32,16 @@ ASK = {"id": "grain", "name": "Grain in", "unit": UNIT, "steps": [
 ]}
 
 
-def programs_config(path: Path, auth: bool = False) -> None:
+def programs_config(path: Path, auth: bool = False, kettle: bool = False) -> None:
     def adjust(doc: dict[str, Any]) -> None:
-        with_controllers([dict(RIMS)])(doc)
+        with_controllers([dict(RIMS), dict(KETTLE)] if kettle else [dict(RIMS)])(doc)
         for endpoint in doc["endpoints"]:
             if endpoint.get("poll_interval_s") == 0.05:
                 endpoint["poll_interval_s"] = 0.5  # the screen tests need no fast sampling
-        doc["programs"] = {"units": [{"id": UNIT, "name": "Brewhouse", "controllers": ["mlt_rims"]}],
-                           "templates": [MASH, ASK]}
+        units = [{"id": UNIT, "name": "Brewhouse", "controllers": ["mlt_rims"]}]
+        if kettle:
+            units.append({"id": "kettle", "name": "Kettle", "kind": "fermenter", "controllers": ["bk_element"]})
+        doc["programs"] = {"units": units, "templates": [MASH, ASK]}
         if auth:
             doc["auth"] = {"mode": "required"}
     write_config(path / "config.yaml", adjust)
@@ -56,6 +58,13 @@ def programs(bevforge_env: Path) -> Path:
 def programs_signed(bevforge_env: Path) -> Path:
     """The brewhouse program unit with auth required (list it before `user`)."""
     programs_config(bevforge_env, auth=True)
+    return bevforge_env
+
+
+@pytest.fixture
+def two_units(bevforge_env: Path) -> Path:
+    """The brewhouse (MLT) and a kettle (BK) unit, auth required (list it before `user`)."""
+    programs_config(bevforge_env, auth=True, kettle=True)
     return bevforge_env
 
 
@@ -280,3 +289,24 @@ async def test_restart_step_after_a_restart_starts_the_step_over_and_goes_on(pro
     assert step_index() == 0 and frame()["step"]["remainingS"] > left  # the hour again, not what was left
     await until(lambda: not prompt_open(user))
     assert [e["action"] for e in await runtime().audit.query(action="program.back")] == ["program.back"]
+
+
+async def test_each_user_sees_the_units_of_their_nodes_and_one_unit_by_its_address(two_units: Path,
+                                                                                  user: User) -> None:
+    await open_signed_in(user, "olga", "operator", "/programs")
+    await user.should_see(marker=f"prog-unit-{UNIT}")
+    await user.should_see(marker="prog-unit-kettle")
+    await user.should_see(marker="prog-open-kettle")
+    await user.open("/programs/kettle")
+    await user.should_see(marker="prog-unit-kettle")
+    await user.should_not_see(marker=f"prog-unit-{UNIT}")
+    await user.open("/programs/nowhere")
+    await shows(user, "prog-none", "No program unit 'nowhere'")
+    await runtime().programs.start_program(OPERATOR, UNIT, "grain")  # a prompt on the brewhouse
+    sign_in(user, "bea", "operator", ["BK"])  # this screen again, as an operator of the kettle's node only
+    await user.open("/programs")
+    await shows(user, "prog-state-kettle", "IDLE")
+    await user.should_see(marker="prog-unit-kettle")
+    await user.should_not_see(marker=f"prog-unit-{UNIT}")  # not her node: not there at all
+    await user.should_see(marker="prog-start-kettle")
+    assert not prompt_open(user)  # the brewhouse's prompt is not hers
