@@ -7,6 +7,9 @@ local horn) and acknowledges nothing: the alarm stays unacknowledged in the bann
 A new alarm, or one that comes back (shelf expired, unshelved, unsuppressed, back in service while
 still unacknowledged), sounds again. Silencing is recorded in the audit journal.
 
+An open program prompt (ui/programs.py) sounds too, a slower, lower tone than the alarms' (which go
+first): until it is answered, or SILENCE is pressed on this station (a new prompt sounds again).
+
 Browsers allow sound only after a user gesture: any touch on the kiosk unlocks it; a dedicated
 panel starts Chromium with `--autoplay-policy=no-user-gesture-required` (docs/operator.md).
 """
@@ -57,12 +60,12 @@ window.bevforgeTone = (function () {
     if (!c) return;
     osc = c.createOscillator(); gain = c.createGain();
     osc.type = 'square';
-    osc.frequency.value = priority === 'critical' ? 880 : 660;
+    osc.frequency.value = priority === 'critical' ? 880 : priority === 'high' ? 660 : 520;
     gain.gain.value = 0;
     osc.connect(gain); gain.connect(c.destination); osc.start();
     let on = false;
     pulse = setInterval(() => { on = !on; gain.gain.setValueAtTime(on ? 0.25 : 0, c.currentTime); },
-                        priority === 'critical' ? 250 : 500);
+                        priority === 'critical' ? 250 : priority === 'high' ? 500 : 1000);
   }
   return { start, stop, status: () => ({ playing, oscillator: !!osc, audio: ctx ? ctx.state : 'none' }) };
 })();
@@ -70,6 +73,7 @@ window.bevforgeTone = (function () {
 """
 
 _silenced: dict[str, set[int]] = {}  # station → alarm ids silenced there
+_silenced_prompts: dict[str, set[Any]] = {}  # station → program prompts (ui/programs.py keys) silenced there
 _stations: dict[str, weakref.WeakSet[Annunciator]] = {}
 
 
@@ -82,6 +86,7 @@ class Annunciator:
         self.actor = actor
         self.station = actor.station
         self.sounding: str | None = None
+        self.open_prompts: set[Any] = set()  # the program prompts open on this page (PromptDialog)
         ui.add_body_html(TONE_SCRIPT)
         with tag(ui.row().classes("bf-annunciator items-center gap-2"), "annunciator") as self.box:
             self.word = tag(ui.label("").classes("font-bold"), "tone-state")
@@ -102,6 +107,17 @@ class Annunciator:
         silenced = _silenced.get(self.station, set())
         return [a for a in unacknowledged(self.runtime, self.actor)
                 if a.severity in SOUNDING and a.id not in silenced]
+
+    def prompts(self, keys: set[Any]) -> None:
+        """The program prompts now open (ui/programs.py): they sound unless silenced on this station."""
+        self.open_prompts = set(keys)
+        silenced = _silenced_prompts.get(self.station)
+        if silenced:
+            silenced &= self.open_prompts  # an answered prompt is forgotten; a new one sounds
+        self._update()
+
+    def _prompt_due(self) -> bool:
+        return bool(self.open_prompts - _silenced_prompts.get(self.station, set()))
 
     def resync(self) -> None:
         silenced = _silenced.get(self.station)
@@ -128,6 +144,8 @@ class Annunciator:
         priority = None
         if due:
             priority = "critical" if any(a.severity is Severity.CRITICAL for a in due) else "high"
+        elif self._prompt_due():
+            priority = "prompt"
         if priority == self.sounding:
             return
         self.sounding = priority
@@ -138,7 +156,8 @@ class Annunciator:
             self.box.set_visibility(False)
             return
         ui.run_javascript(f"window.bevforgeTone && window.bevforgeTone.start('{priority}')")
-        self.word.text = f"{SEVERITY_SHAPES[priority]} {priority.upper()} ALARM TONE"
+        self.word.text = "? PROGRAM PROMPT TONE" if priority == "prompt" else \
+            f"{SEVERITY_SHAPES[priority]} {priority.upper()} ALARM TONE"
         self.box.set_visibility(True)
 
     def silence(self) -> None:
@@ -148,8 +167,10 @@ class Annunciator:
             return
         ids = sorted(a.id for a in self.due())
         _silenced.setdefault(self.station, set()).update(ids)
-        self.runtime.audit.record(actor, "alarm.silence", target=self.station,
-                                  detail=f"alarms {', '.join(map(str, ids))} (not acknowledged)")
+        _silenced_prompts.setdefault(self.station, set()).update(self.open_prompts)
+        detail = f"alarms {', '.join(map(str, ids))} (not acknowledged)" if ids or not self.open_prompts else \
+            "program prompts (not answered)"
+        self.runtime.audit.record(actor, "alarm.silence", target=self.station, detail=detail)
         for other in list(_stations.get(self.station, ())):
             if not other.client.is_deleted:
                 with other.client:

@@ -1,6 +1,6 @@
 """The frame every page shares: theme, header with navigation, the signed-in user and SIGN OUT, the
-alarm banner, the flood banner, the critical-alarm dialog, the kiosk's alarm tone, the connection
-indicator, and the page's LiveView."""
+alarm banner, the flood banner, the critical-alarm dialog, the program-prompt dialog (ui/programs.py), the
+kiosk's alarm tone, the connection indicator, and the page's LiveView."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from ui.annunciator import Annunciator
 from ui.controls import tag
 from ui.feedback import MessageLine
 from ui.live import LiveView
+from ui.programs import PromptDialog
 
 PAGES = (("/", "CONTROL PANEL", "viewer"), ("/mimic", "PLANT", "viewer"), ("/alarms", "ALARMS", "viewer"),
-         ("/trends", "TRENDS", "viewer"),
+         ("/trends", "TRENDS", "viewer"), ("/programs", "PROGRAMS", "viewer"),
          ("/audit", "AUDIT", "technician"))
 
 
@@ -54,7 +55,8 @@ def frame(runtime: Runtime, current: str, kiosk: bool, actor: Actor) -> LiveView
             ui.label(runtime.config.site.name).classes("bf-site-name text-lg font-bold")
             with ui.row().classes("bf-nav gap-1"):
                 for path, label, role in PAGES:
-                    if not session.may(actor, role) or (path == "/mimic" and runtime.config.layout is None):
+                    if not session.may(actor, role) or (path == "/mimic" and runtime.config.layout is None) \
+                            or (path == "/programs" and not runtime.config.programs.units):
                         continue
                     target = _target(runtime, path, kiosk)
                     button = ui.button(label, on_click=lambda t=target: ui.navigate.to(t)).props(
@@ -73,4 +75,5 @@ def frame(runtime: Runtime, current: str, kiosk: bool, actor: Actor) -> LiveView
                 ui.button("FULL SCREEN", on_click=full.toggle).props("outline").classes("text-white bf-btn")
         live.add(FloodBanner(runtime, actor, suffix))
     live.add(CriticalAlarmDialog(runtime, client, actor, annunciator))
+    live.add(PromptDialog(runtime, client, actor, annunciator))
     return live

@@ -8,7 +8,8 @@ when it disconnects the subscription ends (nothing is queued for a screen that i
 reconnect is a fresh subscription plus a full redraw, so a screen that was away never shows what
 it missed as current. A loop then takes whatever the bus queued (telemetry already coalesced per endpoint),
 hands it to the sinks (telemetry as the frames themselves: a sink shows the value it was pushed,
-never a re-read of the plant, which may already hold a newer value than the frame), and sleeps
+never a re-read of the plant, which may already hold a newer value than the frame; `program` frames, newest per
+unit, to every sink with a `programs` method), and sleeps
 `period`: no tile changes more than 1/period times a second, and the sinks update elements
 explicitly (no bindings, no polling). A subscriber the bus cut off as too slow is replaced and
 followed by a full resync.
@@ -24,7 +25,17 @@ from typing import Any, Protocol
 from nicegui import background_tasks, ui
 from nicegui.client import Client
 
-from bevforge.bus import ALARM, COMMAND_STATUS, CONFIG, CONTROLLER, TELEMETRY, Event, Subscriber, SubscriberClosed
+from bevforge.bus import (
+    ALARM,
+    COMMAND_STATUS,
+    CONFIG,
+    CONTROLLER,
+    PROGRAM,
+    TELEMETRY,
+    Event,
+    Subscriber,
+    SubscriberClosed,
+)
 from bevforge.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -45,6 +56,14 @@ class ControllerSink(Protocol):
 
     def controllers(self, frames: dict[str, dict[str, Any]]) -> None:
         """The newest pushed `controller` frame of each controller that changed."""
+
+
+class ProgramSink(Protocol):
+    """A sink that also shows programs (the Programs screen, the prompt dialog on every page, the panel's
+    tiles): every page gets the `program` frames, since a prompt must reach every screen."""
+
+    def programs(self, frames: dict[str, dict[str, Any]]) -> None:
+        """The newest pushed `program` frame of each unit that changed (not yet filtered by node)."""
 
 
 FRESH_JS = "window.bevforgeFresh && window.bevforgeFresh()"  # ui/connection.py: the values are the present ones
@@ -82,7 +101,7 @@ class LiveView:
         self.controller_ids = set(controller_ids)
 
     def _wants(self, event: Event) -> bool:
-        if event.type in (ALARM, CONFIG):
+        if event.type in (ALARM, CONFIG, PROGRAM):
             return True
         if event.type == CONTROLLER:
             return event.payload.get("id") in self.controller_ids
@@ -151,6 +170,7 @@ class LiveView:
         commands: list[dict[str, Any]] = []
         alarms: list[dict[str, Any]] = []
         controllers: dict[str, dict[str, Any]] = {}  # controller → its newest frame in this batch
+        programs: dict[str, dict[str, Any]] = {}  # unit → its newest frame in this batch
         if any(event.type == CONFIG for event in events):
             self.redraw()
             return
@@ -163,6 +183,8 @@ class LiveView:
                 alarms.append(event.payload)
             elif event.type == CONTROLLER:
                 controllers[event.payload["id"]] = event.payload
+            elif event.type == PROGRAM:
+                programs[event.payload["unit"]] = event.payload
         self.updates_applied += len(events)
         with self.client:
             for sink in self.sinks:
@@ -175,6 +197,9 @@ class LiveView:
                 show = getattr(sink, "controllers", None)
                 if controllers and show is not None:
                     _safely(show, controllers)
+                show_programs = getattr(sink, "programs", None)
+                if programs and show_programs is not None:
+                    _safely(show_programs, programs)
 
 
 def _safely(fn: Callable[..., Any], *args: Any) -> None:

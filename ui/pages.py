@@ -1,4 +1,5 @@
-"""Page routes: the Control Panel (/), the process mimic (/mimic), alarms (/alarms), trends (/trends) and
+"""Page routes: the Control Panel (/), the process mimic (/mimic), alarms (/alarms), trends (/trends), programs
+(/programs, /programs/{unit}: ui/programs.py) and
 the audit journal (/audit, with the technician's RELOAD CONFIG above it: ui/config_reload.py).
 
 Each page first resolves who is asking (`ui.session.admit`): nobody signed in → a redirect to the
@@ -26,6 +27,7 @@ from ui.controls import Commander
 from ui.live import LiveView
 from ui.mimic import Mimic
 from ui.panel import ControlPanel
+from ui.programs import ProgramsPage, TileProgramLines
 from ui.trends import TrendView
 
 
@@ -55,6 +57,24 @@ def register() -> None:
         live.watch(panel.endpoint_ids)
         live.watch_controllers(panel.controller_ids)
         live.add(panel)
+        live.add(TileProgramLines(runtime, actor, panel.faceplates))
+        return None
+
+    @ui.page("/programs", title="Programs · BevForge OS")
+    def programs_page(request: Request, client: Client, kiosk: str | None = None) -> object:
+        return _programs(request, client, kiosk, None)
+
+    @ui.page("/programs/{unit}", title="Programs · BevForge OS")
+    def program_unit_page(request: Request, client: Client, unit: str, kiosk: str | None = None) -> object:
+        return _programs(request, client, kiosk, unit)
+
+    def _programs(request: Request, client: Client, kiosk: str | None, unit: str | None) -> object:
+        opened = _open(request, client, "/programs", kiosk)
+        if isinstance(opened, RedirectResponse):
+            return opened
+        runtime, actor, live = opened
+        suffix = "?kiosk=1" if layout.kiosk_mode(runtime, kiosk) else ""  # a kiosk stays one on the unit's page
+        live.add(ProgramsPage(runtime, client, actor, unit, suffix))
         return None
 
     @ui.page("/mimic", title="Plant · BevForge OS")

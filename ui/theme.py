@@ -129,6 +129,28 @@ body { background: var(--bf-bg); color: var(--bf-ink); font-size: 16px; }
 .bf-mimic-svg text.bf-mm-off, .bf-mimic-svg text.bf-mm-notlive { fill: #202020; }
 .bf-mimic-dialog { width: 460px; max-width: 96vw; max-height: 92vh; overflow-y: auto; background: var(--bf-panel); }
 .bf-mimic-dialog .bf-tile, .bf-mimic-dialog .bf-faceplate { width: 100%; }
+/* Programs (ui/programs.py): grey steps, the current one dark and outlined (not coloured); the countdown in
+   digits readable from two metres; an abnormal step state (paused, out of band, waiting) gets a shape, a word and
+   the faceplate's held / notice look. */
+.bf-program { width: 100%; max-width: 1000px; }
+.bf-prog-steps { min-width: 260px; max-width: 40%; }
+.bf-prog-step-row { white-space: pre; padding: 4px 8px; border-left: 6px solid transparent; color: var(--bf-ink);
+                    font-size: 1.05rem; overflow: hidden; text-overflow: ellipsis; }
+.bf-prog-step-row.bf-step-done { color: var(--bf-muted); text-decoration: line-through; }
+.bf-prog-step-row.bf-step-current { background: #4d4d4d; color: #fff; border-left-color: #202020; font-weight: 700; }
+.bf-prog-step { font-size: 1.2rem; font-weight: 700; color: var(--bf-muted); }
+.bf-countdown { font-size: 6rem; line-height: 1; font-weight: 700; font-variant-numeric: tabular-nums;
+                letter-spacing: .02em; color: var(--bf-ink); }
+body.bf-kiosk .bf-countdown { font-size: 7.5rem; }
+.bf-prog-status { font-size: 1.2rem; font-weight: 700; padding: 2px 8px; border-radius: 3px;
+                  border: 2px solid transparent; align-self: flex-start; }
+.bf-prog-status-held, .bf-prog-state-held { background: #f9a825; color: #202020; border-color: #202020; }
+.bf-prog-status-notice, .bf-prog-state-notice { border-color: var(--bf-ink); color: var(--bf-ink); }
+.bf-prog-prompt { font-size: 1.2rem; font-weight: 600; }
+.bf-prog-choice { min-width: 220px; }
+.bf-prompt-dialog { border: 6px solid #202020; min-width: 480px; max-width: 96vw; background: var(--bf-panel); }
+.bf-prompt-item { border-top: 1px solid var(--bf-line); padding-top: 6px; }
+.bf-tile-program { font-weight: 700; font-size: 1.15rem; font-variant-numeric: tabular-nums; }
 #popup { display: none !important; } /* our own connection banner replaces NiceGUI's popup */
 .bf-alarm-now { color: #3c3c3c; font-variant-numeric: tabular-nums; }
 .bf-trip { font-weight: 700; color: #202020; border-left: 6px solid #ef6c00; padding-left: 6px; }
