@@ -130,10 +130,13 @@ def fermenter_probes_from_a_gateway(doc: dict[str, Any]) -> None:
 
 def dry_run_protection(doc: dict[str, Any]) -> None:
     """Pump 2 protected against running its source dry, as the shipped config.yaml words it: it may
-    run only while the mash tun holds more than 2 L (the tun starts empty)."""
+    run only while the mash tun holds more than 2 L (the tun starts empty), and a trip is a high alarm."""
     doc["interlocks"].append({"id": "pump_2_dry_run", "target": 35, "requires": [
         {"endpoint": 21, "op": ">", "value": 2}],
         "reason": "Pump 2 may run only while the MLT holds more than 2 L (dry-run protection)"})
+    doc["alarms"].append({"id": "pump_2_dry_run_trip", "kind": "interlock_trip", "interlock": "pump_2_dry_run",
+                          "priority": "high",
+                          "message": "Pump 2 stopped: the mash tun is empty (dry-run protection)"})
 
 
 MASH_LOW_ON_DELAY_S = 5

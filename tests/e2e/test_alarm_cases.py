@@ -91,13 +91,47 @@ def test_starting_a_pump_on_an_empty_vessel_is_refused_as_an_alert_and_nothing_i
         expect(page.locator(tid(f"alarm-count-{priority}"))).to_have_text(f"0 {priority}")
     snapshot(page, "dry-run-refused")
     assert not [a for a in server.get("/api/os/alarms") if a["kind"] == "interlock_block"]
-    alert = next(e for e in server.get("/api/os/alarms/history?event=raised")
-                 if e["priority"] == "alert" and DRY_RUN in (e.get("message") or ""))
-    assert alert["priority"] == "alert"
+    assert any(e["priority"] == "alert" and DRY_RUN in (e.get("message") or "")  # journaled as an alert
+               for e in server.get("/api/os/alarms/history?event=raised"))
     assert drive_registers(server) == before  # nothing was written to the drive
     assert endpoint(server, 35)["value"] is False
     assert all(c["status"] == "blocked" and c["sentAt"] is None
                for c in server.get("/api/os/commands?endpointId=35"))
+
+
+@pytest.mark.parametrize("server", ["dry_run_protection"], indirect=True)
+def test_a_pump_that_empties_its_vessel_is_stopped_and_says_why_on_its_line(server: ServerProcess, screen) -> None:
+    """The continuous side of dry-run protection: Pump 2 runs the few litres of the tun into the kettle;
+    at 2 L the interlock stops it (a command to its safe value, read back from the drive), its line says
+    TRIPPED and why, and the high-priority trip alarm is counted in the header."""
+    command(server, 24, 100)  # a few litres of cold water into the tun: V1 open, Pump 1 at full speed
+    command(server, 22, True)
+    command(server, 23, True)
+    deadline = time.monotonic() + 60
+    while (endpoint(server, 21)["value"] or 0) < 4 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    command(server, 23, False)
+    assert endpoint(server, 21)["value"] >= 4, "the tun never held 4 L"
+    page = screen("/")
+    page.locator(tid("on-34")).click()  # V2 open, then START Pump 2 from the screen
+    expect(page.locator(tid("value-34"))).to_have_text("OPEN", timeout=TIMEOUT)
+    wait_good(server, 21, 34)
+    page.locator(tid("on-35")).click()
+    expect(page.locator(tid("value-35"))).to_have_text("RUNNING", timeout=TIMEOUT)
+    expect(page.locator(tid("value-35"))).to_have_text("STOPPED", timeout=60_000)  # tripped at 2 L
+    trip = page.locator(tid("trip-35"))
+    expect(trip).to_contain_text("TRIPPED", timeout=TIMEOUT)
+    expect(trip).to_contain_text(DRY_RUN)
+    expect(page.locator(tid("alarm-count-high"))).to_have_text("▲ 1 HIGH", timeout=TIMEOUT)
+    page.locator(tid("tile-transfer_2")).scroll_into_view_if_needed()
+    snapshot(page, "dry-run-tripped")
+    [alarm] = [a for a in server.get("/api/os/alarms") if a["kind"] == "interlock_trip"]
+    assert alarm["severity"] == "high" and alarm["message"].startswith(
+        "Pump 2 stopped: the mash tun is empty (dry-run protection)"), alarm
+    stopped = [c for c in server.get("/api/os/commands?endpointId=35") if c["origin"] == "interlock"]
+    assert stopped and stopped[0]["requestedValue"] is False and stopped[0]["status"] == "succeeded", stopped
+    assert 0 < endpoint(server, 21)["value"] <= 2.5  # stopped with the tun nearly, not wholly, empty
+    assert drive_registers(server)[1] & 0b10 == 0  # the drive itself reports not running
 
 
 def journal(server: ServerProcess, rule: str) -> list[dict[str, Any]]:
