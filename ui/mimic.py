@@ -37,6 +37,9 @@ from ui.theme import SEVERITY_COLOURS, SEVERITY_SHAPES
 from ui.tiles import ALARM_WORDS, FINAL, EndpointRow
 
 HIT_MIN = 80.0  # canvas units: a symbol's tap area is at least this square (≥ 64 px at 1024 px wide)
+# On a screen narrower than 900 px (a phone) the drawing is never scaled below this, so a tap area stays
+# ≥ 64 px and 15-unit labels ≥ 12 px; it scrolls sideways inside its box instead (theme.py: .bf-mimic).
+MIMIC_PHONE_SCALE = 0.8
 LEVEL_FILL = {True: 1.0, False: 0.25}  # a vessel with only a level switch: full when HIGH, a quarter when LOW
 # The drawing's height is what the header leaves (theme.py: .bf-mimic-svg); the header's height changes with
 # the screen's width (it wraps on a phone), so the browser tells the CSS what it is.
@@ -371,7 +374,8 @@ class Mimic:
         self.pending: dict[int, str] = {}  # endpoint → the command in flight to it (from any screen or the API)
         shown_ids = {s.id for s in layout.symbols if self._may_see(s)}
         ui.add_body_html(HEADER_HEIGHT_SCRIPT)
-        with tag(ui.element("div").classes("bf-mimic"), "mimic"):
+        with tag(ui.element("div").classes("bf-mimic")
+                 .style(f"--bf-mimic-phone-w: {layout.width * MIMIC_PHONE_SCALE:g}px"), "mimic"):
             with _svg("svg", "bf-mimic-svg", viewBox=f"0 0 {layout.width:g} {layout.height:g}",
                       preserveAspectRatio="xMidYMid meet", role="img",
                       style=f"aspect-ratio: {layout.width:g} / {layout.height:g}"):

@@ -104,7 +104,7 @@ def register() -> None:
 
     @ui.page("/trends", title="Trends · BevForge OS")
     async def trends_page(request: Request, client: Client, kiosk: str | None = None,
-                          endpoint: int | None = None, view: str | None = None) -> object:
+                          endpoint: int | None = None, view: str | None = None, pens: str | None = None) -> object:
         opened = _open(request, client, "/trends", kiosk)
         if isinstance(opened, RedirectResponse):
             return opened
@@ -112,7 +112,8 @@ def register() -> None:
         if not permissions.visible_endpoints(actor, runtime.config.endpoints):
             ui.label("None of your nodes has a point to trend.").classes("text-lg")
             return None
-        trend = TrendView(runtime, live, actor, endpoint, view)
+        pen_ids = [int(p) for p in (pens or "").split(",") if p.strip().isdecimal()]  # `pens=10,12,14`
+        trend = TrendView(runtime, live, actor, endpoint, view, pen_ids)
         live.add(trend)
         await trend.load_views()
         await trend.load()

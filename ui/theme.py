@@ -104,6 +104,13 @@ body { background: var(--bf-bg); color: var(--bf-ink); font-size: 16px; }
 .bf-mimic { width: 100%; }
 .bf-mimic-svg { display: block; width: 100%; height: auto;
                 max-height: calc(100vh - var(--bf-header-h, 64px) - 28px); margin: 0 auto; }
+/* On a phone the drawing scaled to the width is unreadable (a 1200-unit layout at 366 px: 5 px text,
+   24 px tap targets). Below 900 px it keeps at least MIMIC_PHONE_SCALE of its size (--bf-mimic-phone-w,
+   set by ui/mimic.py) and scrolls sideways inside its own box; the page itself never does. */
+@media (max-width: 899.98px) {
+  .bf-mimic { overflow-x: auto; overflow-y: hidden; -webkit-overflow-scrolling: touch; overscroll-behavior-x: contain; }
+  .bf-mimic-svg { width: max(100%, var(--bf-mimic-phone-w, 100%)); max-width: none; max-height: none; margin: 0; }
+}
 .bf-mimic-svg text { font-family: sans-serif; text-anchor: middle; fill: #202020; pointer-events: none; }
 .bf-pipe { fill: none; stroke-width: 9; stroke-linejoin: round; }
 .bf-pipe-still { stroke: #b4b4b4; }

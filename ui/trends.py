@@ -20,6 +20,7 @@ What it shows and why (docs/operator.md "Trends"):
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -108,7 +109,7 @@ class TrendView:
     """Pens, views, range, markers and export on one chart. A `Sink` for the page's LiveView."""
 
     def __init__(self, runtime: Runtime, live: LiveView, actor: Actor, endpoint_id: int | None = None,
-                 view_key: str | None = None) -> None:
+                 view_key: str | None = None, pen_ids: list[int] | None = None) -> None:
         self.runtime = runtime
         self.live = live
         self.actor = actor
@@ -119,9 +120,12 @@ class TrendView:
         self.views: dict[str, TrendLayout] = {}
         self.view_key: str | None = view_key
         self.pens: list[Endpoint] = []
-        if endpoint_id in self.choices:
-            self.pens = [runtime.plant.endpoints[endpoint_id]]
+        asked = [i for i in dict.fromkeys([*([endpoint_id] if endpoint_id is not None else []), *(pen_ids or [])])
+                 if i in self.choices][:MAX_PENS]  # an id this user may not see is passed over, as in the pickers
+        if asked:
+            self.pens = [runtime.plant.endpoints[i] for i in asked]
             self.view_key = None
+        self._address: dict[str, str] | None = None  # the query the browser's address bar last got from us
         self.span = RANGES["1 h"]
         self.custom: tuple[datetime, datetime] | None = None  # a fixed range in the past: no live tail
         self.following = True
@@ -280,9 +284,35 @@ class TrendView:
                               on_click=lambda _e, eid=endpoint.id: self._remove_pen(eid))
                     .props(f'outline no-caps color="{colour}"').classes("bf-control"), f"trend-pen-{endpoint.id}")
         self.live.watch({e.id for e in self.pens})
+        self._remember_in_address()
         saved = self.view_key is not None and self.views.get(self.view_key, None) is not None \
             and self.views[self.view_key].scope != "vessel"
         self.delete_button.set_visibility(saved)
+
+    def address_query(self) -> dict[str, str]:
+        """What the address bar says this trend shows: `view=KEY` while a view's pens are shown as it has
+        them, else `endpoint=ID` (one pen) or `pens=ID,ID…` — what the page route reads back."""
+        layout = self.views.get(self.view_key or "")
+        ids = [e.id for e in self.pens]
+        if layout is not None and ids == [i for i in layout.pens if i in self.choices]:
+            return {"view": layout.key}
+        if len(ids) == 1:
+            return {"endpoint": str(ids[0])}
+        return {"pens": ",".join(str(i) for i in ids)}
+
+    def _remember_in_address(self) -> None:
+        """Keep the browser's address in step with the pens (history.replaceState, no new history entry),
+        so a reload (F5) or a bookmark opens this trend again rather than the default view. Other
+        parameters (`kiosk`) stay as they are."""
+        query = self.address_query()
+        if query == self._address:
+            return
+        self._address = query
+        ui.run_javascript(
+            "const u = new URL(window.location.href);"
+            "for (const k of ['view', 'endpoint', 'pens']) u.searchParams.delete(k);"
+            f"for (const [k, v] of Object.entries({json.dumps(query)})) u.searchParams.set(k, v);"
+            "if (u.href !== window.location.href) window.history.replaceState(window.history.state, '', u.href);")
 
     # -- range, zoom, live -------------------------------------------------------------------------
 

@@ -128,8 +128,30 @@ def fermenter_probes_from_a_gateway(doc: dict[str, Any]) -> None:
     doc["devices"] = [d for d in doc["devices"] if d["id"] != "cellar_probe"]
 
 
+def dry_run_protection(doc: dict[str, Any]) -> None:
+    """Pump 2 protected against running its source dry, as the shipped config.yaml words it: it may
+    run only while the mash tun holds more than 2 L (the tun starts empty), and a trip is a high alarm."""
+    doc["interlocks"].append({"id": "pump_2_dry_run", "target": 35, "requires": [
+        {"endpoint": 21, "op": ">", "value": 2}],
+        "reason": "Pump 2 may run only while the MLT holds more than 2 L (dry-run protection)"})
+    doc["alarms"].append({"id": "pump_2_dry_run_trip", "kind": "interlock_trip", "interlock": "pump_2_dry_run",
+                          "priority": "high",
+                          "message": "Pump 2 stopped: the mash tun is empty (dry-run protection)"})
+
+
+MASH_LOW_ON_DELAY_S = 5
+
+
+def short_mash_low_on_delay(doc: dict[str, Any]) -> None:
+    """`mlt_temperature_lo` (suppressed by design while the tun is empty) with a 5 s on-delay instead of
+    30 s, so a browser test sees it annunciate after a mash-in without waiting half a minute."""
+    next(a for a in doc["alarms"] if a["id"] == "mlt_temperature_lo")["on_delay_s"] = MASH_LOW_ON_DELAY_S
+
+
 E2E_CONFIGS = {"temperatures_from_a_gateway": temperatures_from_a_gateway,
-               "fermenter_probes_from_a_gateway": fermenter_probes_from_a_gateway}
+               "fermenter_probes_from_a_gateway": fermenter_probes_from_a_gateway,
+               "dry_run_protection": dry_run_protection,
+               "short_mash_low_on_delay": short_mash_low_on_delay}
 
 
 @pytest.fixture

@@ -146,3 +146,44 @@ def test_the_kiosk_header_stays_one_row_while_the_alarm_tone_sounds(browser: Bro
     assert figures["header"] <= HEADER_SHARE * height, f"header too tall while the tone sounds: {figures}"
     assert figures["scrollWidth"] <= figures["clientWidth"], figures
     page.context.close()
+
+
+PHONE_MEASURE = """() => {
+  const box = document.querySelector('[data-testid="mimic"]');
+  const hits = [...document.querySelectorAll('.bf-mm-hit')].map((el) => {
+    const r = el.getBoundingClientRect();
+    return {name: el.dataset.testid, width: Math.round(r.width * 10) / 10, height: Math.round(r.height * 10) / 10};
+  });
+  const labels = [...document.querySelectorAll('.bf-mimic-svg text')].filter((t) => t.textContent.trim())
+    .map((t) => t.getBoundingClientRect().height);
+  return {boxScrollWidth: box.scrollWidth, boxClientWidth: box.clientWidth, hits, smallestLabel: Math.min(...labels)};
+}"""
+
+
+def test_the_mimic_on_a_phone_stays_readable_and_scrolls_sideways_only_inside_itself(
+        browser: Browser, server: ServerProcess) -> None:
+    """At 390 px the drawing keeps a size a finger and an eye can use (tap areas ≥ 64 px, labels ≥ 11 px
+    high) instead of shrinking to the width; the mimic's own box scrolls sideways, the page does not, and
+    a symbol scrolled into view opens its dialog with a tap."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True)
+    page = context.new_page()
+    page.goto(server.base_url + "/mimic?kiosk=1")
+    page.locator("#bf-connection[data-state=online]").wait_for(timeout=TIMEOUT)
+    expect(page.locator(tid("mimic-pump_2-state"))).to_have_text("STOPPED", timeout=TIMEOUT)
+    figures, inside = measure(page), page.evaluate(PHONE_MEASURE)
+    record("/mimic?kiosk=1 390x844, readable", {**figures, **{k: v for k, v in inside.items() if k != "hits"}})
+    assert figures["scrollWidth"] <= figures["clientWidth"], f"the page scrolls sideways: {figures}"
+    assert inside["boxScrollWidth"] > inside["boxClientWidth"], inside  # the drawing scrolls in its box
+    small = [h for h in inside["hits"] if h["width"] < TOUCH_PX or h["height"] < TOUCH_PX]
+    assert not small, f"tap areas under {TOUCH_PX} px on a phone: {small}"
+    assert inside["smallestLabel"] >= 11, inside
+    snapshot(page, "mimic-phone-390x844")
+    pump = page.locator(tid("mimic-hit-pump_2"))
+    pump.scroll_into_view_if_needed()
+    assert figures["scrollWidth"] <= figures["clientWidth"]
+    pump.tap()
+    dialog = page.locator(tid("mimic-dialog-pump_2"))
+    expect(dialog).to_be_visible(timeout=TIMEOUT)
+    expect(dialog.locator(tid("value-35"))).to_have_text("STOPPED", timeout=TIMEOUT)
+    assert page.evaluate("document.scrollingElement.scrollWidth <= document.scrollingElement.clientWidth")
+    context.close()

@@ -11,6 +11,7 @@ not what the server meant to send.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -136,3 +137,49 @@ def test_the_mlt_view_shows_three_pens_on_two_axes_and_a_command_marker(
     expect(page.locator(tid("trend-summary"))).not_to_have_text(samples or "", timeout=TIMEOUT)  # redrawn since
     expect(page.locator(tid("trend-summary"))).to_contain_text("following live")
     assert page.evaluate(CHART_JS)["window"] == [60, 100]
+
+
+def test_a_reload_keeps_the_pens_and_the_view_the_address_names(browser: Browser, server: ServerProcess) -> None:
+    """The trend opened on one pen (`?endpoint=14`, as a link to it does) and then changed: the address
+    follows what is shown, so F5 brings back that view and those pens, not the link's pen or the default."""
+    page = browser.new_context(viewport=VIEWPORT).new_page()
+
+    def reload_and_wait() -> None:
+        page.reload()
+        page.locator("#bf-connection[data-state=online]").wait_for(timeout=TIMEOUT)
+        expect(page.locator(tid("trend-summary"))).to_contain_text("following live", timeout=TIMEOUT)
+
+    def shown_pens() -> list[str]:
+        return page.locator('[data-testid^="trend-pen-"]').evaluate_all("els => els.map(e => e.dataset.testid)")
+
+    page.goto(server.base_url + "/trends?endpoint=14&kiosk=1")
+    page.locator("#bf-connection[data-state=online]").wait_for(timeout=TIMEOUT)
+    expect(page.locator(tid("trend-pen-14"))).to_be_visible(timeout=TIMEOUT)
+    reload_and_wait()
+    assert shown_pens() == ["trend-pen-14"]
+
+    page.locator(tid("trend-view")).click()  # another view: its name goes into the address, kiosk stays
+    page.get_by_role("option", name="Vessel: MLT").click()
+    expect(page.locator(tid("trend-pen-20"))).to_be_visible(timeout=TIMEOUT)
+    expect(page).to_have_url(re.compile(r"/trends\?kiosk=1&view=MLT$"), timeout=TIMEOUT)
+    reload_and_wait()
+    expect(page.locator(tid("trend-pen-20"))).to_be_visible(timeout=TIMEOUT)
+    assert shown_pens() == ["trend-pen-20"]
+    expect(page.locator(tid("trend-view"))).to_contain_text("Vessel: MLT")
+    assert page.evaluate("document.body.classList.contains('bf-kiosk')")
+
+    page.locator(tid("trend-add-pen")).click()  # a pen added: the address lists the pens
+    page.get_by_role("option", name="HLT volume (HLT)").click()
+    expect(page.locator(tid("trend-pen-14"))).to_be_visible(timeout=TIMEOUT)
+    expect(page).to_have_url(re.compile(r"/trends\?kiosk=1&pens=20%2C14$"), timeout=TIMEOUT)
+    reload_and_wait()
+    expect(page.locator(tid("trend-pen-14"))).to_be_visible(timeout=TIMEOUT)
+    assert shown_pens() == ["trend-pen-20", "trend-pen-14"]
+
+    page.locator(tid("trend-pen-20")).click()  # one removed: back to one pen, as the link named it
+    expect(page.locator(tid("trend-pen-20"))).to_have_count(0, timeout=TIMEOUT)
+    expect(page).to_have_url(re.compile(r"/trends\?kiosk=1&endpoint=14$"), timeout=TIMEOUT)
+    reload_and_wait()
+    expect(page.locator(tid("trend-pen-14"))).to_be_visible(timeout=TIMEOUT)
+    assert shown_pens() == ["trend-pen-14"]
+    page.context.close()
