@@ -335,7 +335,10 @@ async def test_the_mlt_view_holds_its_software_setpoint_between_changes(rims: Pa
     await until(lambda: rt.plant.states[MLT_SETPOINT].value == 64.0)
     changed = rt.plant.states[MLT_SETPOINT].server_time
     # the probe's samples go on for three more 2 s buckets; the setpoint records none (unchanged)
-    await until(lambda: (rt.plant.states[20].server_time - changed).total_seconds() > 6.5)
+    def probe_samples_later() -> bool:  # the probe has no time until its first reading reaches the plant
+        at = rt.plant.states[20].server_time
+        return at is not None and (at - changed).total_seconds() > 6.5
+    await until(probe_samples_later)
     await open_trends(user, "/trends?view=MLT")
     await shows(user, "trend-summary", "MLT temperature", "Mash temperature setpoint", "Mash temperature output")
     next(iter(user.find(marker="trend-range").elements)).value = "15 min"  # 2 s buckets
