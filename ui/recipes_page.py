@@ -3,7 +3,8 @@
 Everything goes through the recipe service (`runtime.recipes`), as the REST routes do: the same checks,
 the same audit, the same errors naming the field (said on the header's message line and kept under the
 table). The review table edits a working copy of the draft's program: numbers (temperatures, times) on
-the keypad, texts (step names, prompts) in text boxes, steps removed with REMOVE. SAVE sends the copy (the
+the keypad, texts (step names, prompts) in text boxes, a prompt step added with + PROMPT, steps removed
+with REMOVE. SAVE sends the copy (the
 service checks it as it checks a config.yaml template); START asks first, then starts the saved program on
 its unit. A viewer sees the drafts and their programs without the controls.
 """
@@ -141,6 +142,8 @@ class RecipesPage:
                     if "message" in step:
                         self._text(n, step, "message", "Prompt")
                     if self.operator:
+                        tag(ui.button("+ PROMPT", on_click=lambda i=n: self._add_prompt(i)).props("flat")
+                            .classes("bf-btn"), f"recipe-step-{n}-add-prompt")
                         tag(ui.button("REMOVE", on_click=lambda i=n: self._remove(i)).props("flat")
                             .classes("bf-btn"), f"recipe-step-{n}-remove")
                 for a, addition in enumerate(step.get("additions", [])):
@@ -187,6 +190,12 @@ class RecipesPage:
         if value is None:
             return
         addition["at_min"] = float(value)
+        self._draw()
+
+    def _add_prompt(self, n: int) -> None:
+        """A new prompt step after step n (its text edited in the table): a check the recipe does not name."""
+        assert self.working is not None
+        self.working["steps"].insert(n + 1, {"type": "prompt", "name": "Check", "message": "Check and confirm"})
         self._draw()
 
     def _remove(self, n: int) -> None:

@@ -1,5 +1,6 @@
 """The /recipes screen in NiceGUI's User: upload a recipe for the brewhouse, review and edit its steps (a
-time on the keypad, a prompt's text, a step removed), SAVE, START (confirmed); a bad file names the element.
+time on the keypad, a prompt's text, a step removed, a prompt added), SAVE, START (confirmed); a bad file
+names the element.
 
 The fixture brewhouse gets the RIMS and kettle loops and a brewhouse unit whose template shows the
 generator the run-off and the chill (tests/integration/test_recipes_api.py).
@@ -64,11 +65,15 @@ async def test_upload_review_edit_save_and_start(brewhouse: Path, user: User) ->
     await shows(user, "recipe-step-4-minutes", "45 min")
     user.find(marker="recipe-step-1-message").clear().type("Add 5 kg grain, stir well")
     user.find(marker="recipe-step-6-remove").click()  # no mash-out rest
+    user.find(marker="recipe-step-0-add-prompt").click()  # a check after the strike water
+    await user.should_see(marker="recipe-step-9-add-prompt")
+    user.find(marker="recipe-step-1-message").clear().type("Check the strike water volume")
     user.find(marker="recipe-save").click()
     await shows(user, "message-line", "Saved")
     draft = (await runtime().recipes.drafts(ADMIN))[0]
     steps = draft["program"]["steps"]
-    assert len(steps) == 9 and steps[4]["minutes"] == 45 and steps[1]["message"] == "Add 5 kg grain, stir well"
+    assert len(steps) == 10 and steps[5]["minutes"] == 45 and steps[2]["message"] == "Add 5 kg grain, stir well"
+    assert steps[1] == {"type": "prompt", "name": "Check", "message": "Check the strike water volume"}
 
     user.find(marker="recipe-start").click()
     await user.should_see(marker="confirm-ok")
@@ -76,7 +81,7 @@ async def test_upload_review_edit_save_and_start(brewhouse: Path, user: User) ->
     await shows(user, "message-line", "started on Brewhouse")
     run = runtime().programs.units["brewhouse"]
     await until(lambda: run.state.value == "running" and run.template is not None)
-    assert run.template.id == f"recipe:{draft['id']}" and len(run.template.steps) == 9
+    assert run.template.id == f"recipe:{draft['id']}" and len(run.template.steps) == 10
 
 
 async def test_a_bad_file_names_the_element_and_imports_nothing(brewhouse: Path, user: User) -> None:
