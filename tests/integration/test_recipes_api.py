@@ -244,3 +244,44 @@ async def test_a_bad_file_over_rest_names_the_element_and_stores_nothing(tmp_pat
                                   json={"unit": "fv9", "text": example("pale-ale.xml")})
         assert unknown.status_code == 404 and unknown.json()["field"] == "unit"
         assert (await http.get("/api/os/recipes", headers=operator)).json() == []
+
+
+# -- a fermenter's recipe profile ----------------------------------------------------------------------------
+
+WARM_PROFILE = {"beerjson": {"version": 1.0, "recipes": [{
+    "name": "Warm profile", "fermentation": {"fermentation_steps": [
+        {"name": "Warm up", "start_temperature": {"unit": "C", "value": 40},
+         "end_temperature": {"unit": "C", "value": 60}, "step_time": {"unit": "hr", "value": 1}}]}}]}}
+
+
+def with_kettle_fermenter(doc: dict[str, Any]) -> None:
+    """The kettle loop as a fermenter unit (its setpoint range 20…100 °C takes a quick warm profile)."""
+    doc["programs"] = {"units": [{"id": "kettle", "name": "Kettle (as a fermenter)", "kind": "fermenter",
+                                  "controllers": ["bk_element"]}], "save_every_s": 10}
+
+
+async def test_a_fermenter_s_recipe_profile_resumes_by_itself_on_its_schedule(tmp_path: Path) -> None:
+    db = tmp_path / "bevforge.db"
+    clock = ManualClock()
+    config = controller_config([dict(RIMS), dict(KETTLE)], adjust=with_kettle_fermenter)
+    bk_setpoint = KETTLE["setpoint"]["id"]
+    runtime = await started(controller_runtime(config, db, clock))
+    try:
+        draft = await runtime.recipes.import_recipe(OPERATOR, "beerjson", json.dumps(WARM_PROFILE), "kettle")
+        assert draft["program"]["steps"] == [{"type": "ramp", "name": "Warm up", "controller": "bk_element",
+                                              "days": pytest.approx(1 / 24), "from_c": 40.0, "to_c": 60.0}]
+        await runtime.recipes.start(OPERATOR, draft["id"])
+        await step(runtime, 600)  # 10 of 60 min: 40 → 43.3 °C
+        assert runtime.plant.states[bk_setpoint].value == pytest.approx(43.33, abs=0.1)
+    finally:
+        await runtime.stop()
+    later = ManualClock(clock.now() + timedelta(minutes=20))
+    again = await started(controller_runtime(config, db, later))
+    try:
+        await step(again, 3)
+        frame = again.programs.frame(again.programs.units["kettle"])
+        assert frame["state"] == "running" and frame["templateId"] == f"recipe:{draft['id']}", frame
+        assert "resumed on its schedule" in frame["message"]
+        assert again.plant.states[bk_setpoint].value == pytest.approx(50.0, abs=0.1)  # 30 of 60 min
+    finally:
+        await again.stop()
