@@ -83,6 +83,12 @@ async def test_an_imported_recipe_is_a_draft_that_starts_as_the_unit_s_program(b
     assert len(steps[8]["additions"]) == 3
     assert [d["id"] for d in await recipes.drafts(VIEWER)] == [draft["id"]]
 
+    reviewed = {**draft["program"], "steps": [{**s, "minutes": 20} if s.get("name") == "Protein rest" else s
+                                              for s in steps]}
+    edited = await recipes.edit(OPERATOR, draft["id"], reviewed)
+    assert edited["program"]["steps"][2]["minutes"] == 20 and edited["editedBy"] == "olga"
+    with pytest.raises(Forbidden):
+        await recipes.edit(VIEWER, draft["id"], reviewed)
     answer = await recipes.start(OPERATOR, draft["id"])
     frame = answer["program"]
     assert frame["state"] == "running" and frame["templateId"] == f"recipe:{draft['id']}"
@@ -99,7 +105,8 @@ async def test_an_imported_recipe_is_a_draft_that_starts_as_the_unit_s_program(b
     assert await recipes.drafts(VIEWER) == []
     await brewhouse.db.barrier()
     program_id = f"recipe:{draft['id']}"
-    for action, new in (("recipe.import", "beerxml: BevForge Step-Mash Blonde"), ("recipe.start", program_id),
+    for action, new in (("recipe.import", "beerxml: BevForge Step-Mash Blonde"), ("recipe.edit", 10),
+                        ("recipe.start", program_id),
                         ("program.start", program_id), ("recipe.delete", None)):
         audit = await brewhouse.audit.query(action=action)
         assert len(audit) == 1 and audit[0]["user"] == "olga" and audit[0]["new"] == new, (action, audit)

@@ -19,20 +19,34 @@ from bevforge.domain import Actor
 from tests.integration.test_recipes_api import EXAMPLES, with_brewhouse
 from tests.support.controllers import KETTLE, RIMS, with_controllers
 from tests.ui.conftest import write_config
-from tests.ui.support import online, runtime, shows, until
+from tests.ui.support import online, open_signed_in, runtime, shows, until
 
 ADMIN = Actor(user="test", role="admin", station="test")
 
 
-@pytest.fixture
-def brewhouse(bevforge_env: Path) -> Path:
+def brewhouse_config(path: Path, auth: bool = False) -> None:
     def adjust(doc: dict[str, Any]) -> None:
         with_controllers([dict(RIMS), dict(KETTLE)])(doc)
         with_brewhouse(doc)
         for endpoint in doc["endpoints"]:
             if endpoint.get("poll_interval_s") == 0.05:
                 endpoint["poll_interval_s"] = 0.5
-    write_config(bevforge_env / "config.yaml", adjust)
+        if auth:
+            doc["auth"] = {"mode": "required"}
+    write_config(path / "config.yaml", adjust)
+
+
+@pytest.fixture
+def brewhouse(bevforge_env: Path) -> Path:
+    """The brewhouse unit, no sign-in (an anonymous admin)."""
+    brewhouse_config(bevforge_env)
+    return bevforge_env
+
+
+@pytest.fixture
+def brewhouse_signed(bevforge_env: Path) -> Path:
+    """The brewhouse unit with sign-in required (list it before `user`)."""
+    brewhouse_config(bevforge_env, auth=True)
     return bevforge_env
 
 
@@ -92,3 +106,15 @@ async def test_a_bad_file_names_the_element_and_imports_nothing(brewhouse: Path,
     await shows(user, "recipe-error", "STEP_TEMP is missing",
                 "RECIPES/RECIPE[1]/MASH/MASH_STEPS/MASH_STEP[1]/STEP_TEMP")
     assert await runtime().recipes.drafts(ADMIN) == []
+
+
+
+async def test_a_viewer_sees_the_drafts_without_the_controls(brewhouse_signed: Path, user: User) -> None:
+    text = (EXAMPLES / "pale-ale.xml").read_text(encoding="utf-8")
+    await runtime().recipes.import_recipe(Actor(user="olga", role="operator", station="test"), "beerxml", text,
+                                          "brewhouse")
+    await open_signed_in(user, "vic", "viewer", "/recipes")
+    await shows(user, "recipe-summary", "BevForge Pale Ale")
+    await shows(user, "recipe-step-2-minutes", "60 min")
+    for marker in ("recipe-upload", "recipe-save", "recipe-start", "recipe-step-2-remove"):
+        await user.should_not_see(marker=marker)

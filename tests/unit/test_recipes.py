@@ -217,3 +217,16 @@ def test_an_edited_program_is_checked_like_a_config_template(config: PlantConfig
     with pytest.raises(Invalid) as empty:
         from_json({"name": "x", "steps": []}, config, "brewhouse")
     assert empty.value.field == "steps"
+
+
+def test_an_entity_bomb_or_an_external_entity_is_refused_not_expanded() -> None:
+    levels = "".join(f'<!ENTITY l{n} "{f"&l{n - 1};" * 10}">' for n in range(1, 10))
+    bomb = f'<?xml version="1.0"?><!DOCTYPE R [<!ENTITY l0 "lol">{levels}]><RECIPES><RECIPE><NAME>&l9;</NAME>' \
+           "<VERSION>1</VERSION></RECIPE></RECIPES>"
+    with pytest.raises(RecipeError) as caught:
+        read("beerxml", bomb)
+    assert caught.value.field == "RECIPES"
+    external = '<?xml version="1.0"?><!DOCTYPE R [<!ENTITY e SYSTEM "file:///etc/hostname">]>' \
+               "<RECIPES><RECIPE><NAME>&e;</NAME><VERSION>1</VERSION></RECIPE></RECIPES>"
+    with pytest.raises(RecipeError):
+        read("beerxml", external)
