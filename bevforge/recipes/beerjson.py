@@ -109,7 +109,7 @@ class RecipeIn(_Part):
 
 
 class BeerJsonIn(_Part):
-    version: float
+    version: float = Field(strict=True)
     recipes: list[RecipeIn] = Field(min_length=1)
 
 
@@ -142,7 +142,7 @@ def parse(text: str) -> Recipe:
     except ValidationError as exc:
         first = exc.errors()[0]
         at = pointer(tuple(first["loc"]))
-        raise RecipeError(f"{at.rsplit('/', 1)[-1]}: {first['msg']}", field=at) from None
+        raise RecipeError(f"{at.rsplit('/', 1)[-1] or 'the document'}: {first['msg']}", field=at) from None
     return _recipe(doc.beerjson.recipes[0], "/beerjson/recipes/0")
 
 

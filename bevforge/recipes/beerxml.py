@@ -63,6 +63,8 @@ def parse(text: str) -> Recipe:
                           field=element_path(tuple(first["loc"]))) from None
     except XmlError as exc:
         raise RecipeError(f"not a BeerXML document: {exc}", field=ROOT) from None
+    except (ValueError, TypeError) as exc:  # whatever else the library refuses in an untrusted file: a 4xx, not a 500
+        raise RecipeError(f"not a readable BeerXML document: {exc}", field=ROOT) from None
     if not recipes:
         raise RecipeError("the file holds no RECIPE", field=f"{ROOT}/RECIPE")
     at = f"{ROOT}/RECIPE[1]"
