@@ -27,6 +27,7 @@ from ui.feedback import say
 # the step keys edited on the keypad: (key, label, unit, low, high, whole)
 NUMBERS: tuple[tuple[str, str, str, float | None, float | None, bool], ...] = (
     ("target_c", "Target", "°C", -20.0, 110.0, False),
+    ("from_c", "From", "°C", -20.0, 110.0, False),
     ("to_c", "To", "°C", -20.0, 110.0, False),
     ("below_c", "Below", "°C", -20.0, 110.0, False),
     ("minutes", "Time", "min", 0.0, 100_000.0, False),
