@@ -4,7 +4,7 @@ Brewhouse (`kind: brewhouse`):
   1. heat the strike water to the strike temperature (below);
   2. prompt "Add X kg grain and stir" (mash in; overdue after 15 min);
   3. per mash step: hold at its temperature for its time (the first step is reached by mashing in;
-     each later one is heated to first);
+     each later one is heated to first, after a prompt for its water if it is an infusion with a volume);
   4. the run-off transfer; 5. the boil with one timed prompt per hop addition ("Add 20 g Cascade",
      at its minutes before the end); 6. chill.
 Fermenter (`kind: fermenter`): per fermentation step a hold (start = end) or a ramp (start → end over
@@ -137,6 +137,9 @@ def _brewhouse(recipe: Recipe, config: PlantConfig, unit: ProgramUnit) -> list[P
                     overdue_min=MASH_IN_OVERDUE_MIN),
     ]
     for n, step in enumerate(recipe.mash_steps):
+        if n > 0 and step.kind == "infusion" and step.infuse_l:
+            steps.append(ProgramStep(type="prompt", name=f"Infusion for {step.name}"[:80],
+                                     message=f"Add {step.infuse_l:.1f} L of hot water and stir"))
         if n > 0:
             steps.append(ProgramStep(type="heat", name=f"Heat to {step.name}"[:80], controller=eq.mash,
                                      target_c=_c(step.temperature_c)))

@@ -230,3 +230,13 @@ def test_an_entity_bomb_or_an_external_entity_is_refused_not_expanded() -> None:
                "<RECIPES><RECIPE><NAME>&e;</NAME><VERSION>1</VERSION></RECIPE></RECIPES>"
     with pytest.raises(RecipeError):
         read("beerxml", external)
+
+
+def test_a_later_infusion_asks_for_its_water_before_heating_to_its_rest(config: PlantConfig) -> None:
+    text = example("step-mash-blonde.xml").replace(
+        "<TYPE>Temperature</TYPE>\n          <STEP_TEMP>66</STEP_TEMP>",
+        "<TYPE>Infusion</TYPE>\n          <INFUSE_AMOUNT>4.0</INFUSE_AMOUNT>\n          <STEP_TEMP>66</STEP_TEMP>", 1)
+    steps = steps_of(config, "beerxml", text, "brewhouse")
+    assert [(s["type"], s.get("message")) for s in steps[3:5]] == [
+        ("prompt", "Add 4.0 L of hot water and stir"), ("heat", None)]
+    assert steps[3]["name"] == "Infusion for Saccharification"
