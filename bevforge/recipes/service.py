@@ -86,7 +86,10 @@ class RecipeService:
     async def import_recipe(self, actor: Actor, fmt: Any, text: Any, unit_id: Any) -> dict[str, Any]:
         """Read the file, make the unit's program from it, check it; only then store the draft."""
         permissions.require_role(actor, permissions.OPERATOR)
-        self.programs.find(actor, unit_id)  # the unit exists and is the caller's to see (404 `unit` otherwise)
+        run = self.programs.find(actor, unit_id)  # the unit exists and is the caller's to see (404 `unit` otherwise)
+        if not all(permissions.may_see_node(actor, node) for node in run.nodes):
+            raise Forbidden(f"importing a recipe for {run.unit.name} needs every one of its nodes "
+                            f"({', '.join(sorted(run.nodes))})", field="unit")
         if fmt not in FORMATS:
             raise Invalid(f"format must be one of {', '.join(FORMATS)}", field="format")
         if not isinstance(text, str) or not text.strip():

@@ -127,6 +127,10 @@ async def test_a_bad_file_or_unit_stores_nothing_and_a_viewer_may_not_import(bre
     assert hot.value.field == "steps.0.target_c"
     with pytest.raises(Forbidden):
         await recipes.import_recipe(VIEWER, "beerxml", example("pale-ale.xml"), "brewhouse")
+    mlt_only = Actor(user="mo", role="operator", station="test", nodes=frozenset({"MLT"}))
+    with pytest.raises(Forbidden) as partial:  # the brewhouse is the MLT's and the kettle's
+        await recipes.import_recipe(mlt_only, "beerxml", example("pale-ale.xml"), "brewhouse")
+    assert partial.value.field == "unit"
     assert await recipes.drafts(OPERATOR) == []
 
 
