@@ -1084,6 +1084,16 @@ def _check_controllers(config: PlantConfig, node_ids: set[Any], endpoint_ids: se
     return problems
 
 
+def check_program_template(config: PlantConfig, template: ProgramTemplate) -> list[tuple[tuple[Any, ...], str]]:
+    """The start-up checks of one program that is not in config.yaml (a recipe's) against this plant: its
+    unit, its controllers and their setpoint ranges, its endpoints. Paths start at the template
+    (`("steps", 2, "target_c")`)."""
+    programs = config.programs.model_copy(update={"templates": [template]})
+    problems = _check_programs(config.model_copy(update={"programs": programs}),
+                               {e.id: e for e in config.endpoints})
+    return [(path[3:], message) for path, message in problems if path[:2] == ("programs", "templates")]
+
+
 def _check_programs(config: PlantConfig, by_id: dict[int, Endpoint]) -> list[tuple[tuple[Any, ...], str]]:
     """Units name real controllers (each in one unit); templates name a unit and only its controllers,
     real endpoints of the right kind (writable bool pump and valves, numeric temperatures), and targets

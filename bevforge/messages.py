@@ -159,6 +159,18 @@ def program_template(template: ProgramTemplate) -> dict[str, Any]:
                       for s in template.steps]}
 
 
+def recipe_draft(draft_id: int, name: str, fmt: str, unit: str, recipe: Any, program: Any, created_by: str,
+                 created_at: datetime, edited_by: str | None, edited_at: datetime | None,
+                 running: bool) -> dict[str, Any]:
+    """A recipe draft as `/api/os/recipes` answers it: what was read from the file (`recipe`), the program it
+    made for its unit (`program`: name and steps, each step with the keys it takes, snake_case as a config.yaml
+    template's: the body a PUT sends back edited), the id the program runs under (`programId`) and whether it
+    is running or paused on its unit now."""
+    return {"id": draft_id, "name": name, "format": fmt, "unit": unit, "recipe": recipe, "program": program,
+            "programId": f"recipe:{draft_id}", "running": running, "createdBy": created_by,
+            "createdAt": iso(created_at), "editedBy": edited_by, "editedAt": iso(edited_at)}
+
+
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)

@@ -23,6 +23,7 @@ from bevforge.domain import Reading, Severity
 from bevforge.ingest import ReadingIntake
 from bevforge.plant import Plant
 from bevforge.programs.service import ProgramService
+from bevforge.recipes.service import RecipeService
 from bevforge.reload import ConfigReloader
 from bevforge.retention import RetentionService
 from bevforge.store import (
@@ -104,6 +105,7 @@ class Runtime:
         self.trends = TrendViews(config, self.db, self.audit, self.alarms)  # the /trends screen's views and markers
         self.programs = ProgramService(config, self.plant, self.controllers, self.commands, self.alarms, self.bus,
                                        self.db, self.audit, self.clock)
+        self.recipes = RecipeService(config, self.db, self.audit, self.programs, self.clock)  # drafts → programs
         self.started_at: float | None = None
         self.interrupted_commands = 0
         # No user yet: the first-run setup code is handed here at start (main.py prints it on the console)

@@ -17,8 +17,11 @@ from ui.live import LiveView
 from ui.programs import PromptDialog
 
 PAGES = (("/", "CONTROL PANEL", "viewer"), ("/mimic", "PLANT", "viewer"), ("/alarms", "ALARMS", "viewer"),
-         ("/trends", "TRENDS", "viewer"), ("/programs", "PROGRAMS", "viewer"),
+         ("/trends", "TRENDS", "viewer"), ("/programs", "PROGRAMS", "viewer"), ("/recipes", "RECIPES", "viewer"),
          ("/audit", "AUDIT", "technician"))
+# the brew-day pages: the header shows PROGRAMS everywhere and its companions only on these pages, so the
+# header stays one row on a 1024 px kiosk; none of them without program units
+BREW_DAY = ("/programs", "/recipes")
 
 
 def kiosk_mode(runtime: Runtime, kiosk: str | None) -> bool:
@@ -56,7 +59,8 @@ def frame(runtime: Runtime, current: str, kiosk: bool, actor: Actor) -> LiveView
             with ui.row().classes("bf-nav gap-1"):
                 for path, label, role in PAGES:
                     if not session.may(actor, role) or (path == "/mimic" and runtime.config.layout is None) \
-                            or (path == "/programs" and not runtime.config.programs.units):
+                            or (path in BREW_DAY and not runtime.config.programs.units) \
+                            or (path in BREW_DAY[1:] and current not in BREW_DAY):
                         continue
                     target = _target(runtime, path, kiosk)
                     button = ui.button(label, on_click=lambda t=target: ui.navigate.to(t)).props(

@@ -28,6 +28,7 @@ from ui.live import LiveView
 from ui.mimic import Mimic
 from ui.panel import ControlPanel
 from ui.programs import ProgramsPage, TileProgramLines
+from ui.recipes_page import RecipesPage
 from ui.trends import TrendView
 
 
@@ -117,6 +118,15 @@ def register() -> None:
         live.add(trend)
         await trend.load_views()
         await trend.load()
+        return None
+
+    @ui.page("/recipes", title="Recipes · BevForge OS")
+    async def recipes_page(request: Request, client: Client, kiosk: str | None = None) -> object:
+        opened = _open(request, client, "/recipes", kiosk)
+        if isinstance(opened, RedirectResponse):
+            return opened
+        runtime, actor, _live = opened
+        await RecipesPage(runtime, actor).load()
         return None
 
     @ui.page("/audit", title="Audit journal · BevForge OS")

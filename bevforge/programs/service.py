@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from bevforge import messages, permissions
 from bevforge.bus import PROGRAM
-from bevforge.config import ProgramTemplate, ProgramUnit
+from bevforge.config import ProgramTemplate, ProgramUnit, check_program_template
 from bevforge.domain import Actor, CommandStatus, ProgramPrompt, ProgramStatus, Quality, Severity
 from bevforge.errors import (
     INVALID_VALUE,
@@ -53,7 +53,7 @@ from bevforge.errors import (
     NotFound,
 )
 from bevforge.programs.steps import Inputs, Step, StepRefused, Wants, build
-from bevforge.store import ProgramRow, program_rows
+from bevforge.store import ProgramRow, program_rows, recipe_rows
 from bevforge.tasks import stop_task
 
 if TYPE_CHECKING:
@@ -76,6 +76,7 @@ SETPOINT_TOLERANCE_C = 0.05  # a setpoint this close to the program's is the pro
 RESTORE_WAIT_S = 30.0  # process seconds a restored program waits for its inputs before saying how they moved
 EXIT_WAIT_S = 5.0  # real seconds a stopped pump is waited for before its valves close
 RESEND_AFTER_S = 15.0  # process seconds before a write the plant does not show yet is sent again
+RECIPE_PREFIX = "recipe:"  # a stored program's template id `recipe:<draft id>`: a recipe draft's program
 
 
 class ProgramState(StrEnum):
@@ -148,7 +149,7 @@ class ProgramService:
         rows = program_rows.load_all(self.db)
         for uid, run in self.units.items():
             row = rows.get(uid)
-            template = self.templates.get(row.template_id) if row is not None else None
+            template = self._stored_template(row.template_id, uid) if row is not None else None
             if row is None or template is None:
                 if row is not None:
                     log.warning("program of unit %s: template %r is no longer configured; the unit is idle",
@@ -182,6 +183,30 @@ class ProgramService:
             # the drift is known once the controllers' inputs are read again (`_restored`, at the first ticks)
             run.restored = (dict(row.process_values or {}), note, self.clock.monotonic())
             run.message = note.replace("{drift}", "")
+
+    def _stored_template(self, template_id: str, unit_id: str) -> ProgramTemplate | None:
+        """The program a stored row names: a config.yaml template, or a recipe draft's program
+        (`recipe:<draft id>`, read from the drafts table and checked as a template is at start-up)."""
+        if not template_id.startswith(RECIPE_PREFIX):
+            return self.templates.get(template_id)
+        try:
+            row = recipe_rows.get(self.db, int(template_id.removeprefix(RECIPE_PREFIX)))
+        except ValueError:
+            return None
+        if row is None or row.unit_id != unit_id or not isinstance(row.program, dict):
+            return None
+        try:
+            template = ProgramTemplate.model_validate({"id": "recipe", "name": row.program.get("name") or row.name,
+                                                       "unit": unit_id, "steps": row.program.get("steps")})
+        except ValueError as exc:
+            log.warning("program of unit %s: the program of %s no longer reads: %s", unit_id, template_id, exc)
+            return None
+        problems = check_program_template(self.config, template)
+        if problems:
+            log.warning("program of unit %s: the program of %s no longer fits the plant: %s", unit_id,
+                        template_id, problems[0][1])
+            return None
+        return template.model_copy(update={"id": template_id})
 
     async def _restored(self, run: UnitRun) -> None:
         """After a restart, once the inputs are read again (or after `RESTORE_WAIT_S`): say how far each process
@@ -499,10 +524,17 @@ class ProgramService:
 
     # -- what people do ----------------------------------------------------------------------------------
 
-    async def start_program(self, actor: Actor, unit_id: Any, template_id: Any) -> dict[str, Any]:
-        """Start a template on its unit (idle, completed or aborted): step 1, controllers taken over."""
+    async def start_program(self, actor: Actor, unit_id: Any, template_id: Any,
+                            inline: ProgramTemplate | None = None) -> dict[str, Any]:
+        """Start a template on its unit (idle, completed or aborted): step 1, controllers taken over.
+
+        `inline` is a program not in config.yaml — a recipe draft's, checked by the recipe service, with the
+        id `recipe:<draft id>` under which `load()` finds it again in the drafts table after a restart."""
         run = self._for_operator(actor, unit_id)
-        template = self.templates.get(template_id) if isinstance(template_id, str) else None
+        if inline is not None:
+            template = inline if inline.id == template_id and inline.id.startswith(RECIPE_PREFIX) else None
+        else:
+            template = self.templates.get(template_id) if isinstance(template_id, str) else None
         if template is None or template.unit != run.unit.id:
             raise Invalid(f"no template {template_id!r} for unit {run.unit.id!r}", code=UNKNOWN_TEMPLATE,
                           field="templateId")
@@ -658,4 +690,4 @@ class ProgramService:
             self.audit.record(actor, action, target=run.unit.id, old=old, new=new, detail=detail)
 
 
-__all__ = ["ORIGIN", "ProgramService", "ProgramState", "program_actor"]
+__all__ = ["ORIGIN", "RECIPE_PREFIX", "ProgramService", "ProgramState", "program_actor"]

@@ -265,3 +265,23 @@ class ProgramRow(SQLModel, table=True):
     message: str | None = None
     process_values: Any = Field(default=None, sa_column=Column(JSON))
     saved_at: datetime
+
+
+class RecipeDraftRow(SQLModel, table=True):
+    """An imported recipe under review (issue 15): the file as it came (format, text), what was read from it,
+    the program it made for its unit as the operator edits it, and who imported and last edited it. A
+    program started from a draft is stored as `ProgramRow.template_id = "recipe:<id>"`, so safe resume finds
+    the program here (a new table: the `programs` table keeps its columns)."""
+
+    __tablename__ = "recipe_drafts"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    format: str
+    source: str
+    recipe: Any = Field(default=None, sa_column=Column(JSON))
+    program: Any = Field(default=None, sa_column=Column(JSON))
+    unit_id: str
+    created_by: str
+    created_at: datetime
+    edited_by: str | None = None
+    edited_at: datetime | None = None
