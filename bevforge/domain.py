@@ -276,3 +276,4 @@ class ProgramStatus:
     ended_at: datetime | None
     controllers: list[str]
     time: datetime
+    asks_resume: bool = False  # back paused after a restart, asking resume / restart the step / abort

@@ -131,7 +131,9 @@ def program(status: ProgramStatus) -> dict[str, Any]:
 
     `step` is null when no step is current (idle, completed, aborted); `remainingS` is the current
     step's time left in seconds (null for a step without a timer); `prompts` are the questions waiting
-    for an operator's confirmation (`POST /api/os/programs/{unit}/confirm` with `step` and `key`).
+    for an operator's confirmation (`POST /api/os/programs/{unit}/confirm` with `step` and `key`);
+    `resumeQuestion` is true while a program that came back paused after a restart waits for resume, back
+    (restart the step) or abort.
     """
     step = None
     if status.step_index is not None and 0 <= status.step_index < len(status.steps):
@@ -147,6 +149,7 @@ def program(status: ProgramStatus) -> dict[str, Any]:
                      "overdue": p.overdue} for p in status.prompts],
         "message": status.message, "startedAt": iso(status.started_at), "startedBy": status.started_by,
         "endedAt": iso(status.ended_at), "controllers": list(status.controllers), "timestamp": iso(status.time),
+        "resumeQuestion": status.asks_resume,
     }
 
 

@@ -37,8 +37,6 @@ from ui.feedback import say
 
 EXTEND_MIN = 5
 ACTIVE = ("running", "paused")
-# words a brewhouse program's message has after a restart (ProgramService.load): it asks resume / restart / abort
-RESTART_MARK = "when the panel stopped"
 
 # program state → (shape + word, CSS modifier): grey when normal; an abnormal state has a shape and a word
 STATE_WORDS: dict[str, tuple[str, str]] = {
@@ -83,7 +81,7 @@ def step_word(frame: dict[str, Any]) -> tuple[str, str]:
 
 def restart_question(frame: dict[str, Any]) -> bool:
     """Whether the unit's program came back paused after a restart and asks resume / restart step / abort."""
-    return frame["state"] == "paused" and RESTART_MARK in (frame.get("message") or "")
+    return frame["state"] == "paused" and bool(frame.get("resumeQuestion"))
 
 
 def visible_units(runtime: Runtime, actor: Actor) -> list[str]:

@@ -116,6 +116,7 @@ class UnitRun:
     overdue_keys: set[str] = field(default_factory=set)
     sent: dict[int, tuple[Any, float]] = field(default_factory=dict)  # endpoint → (value, process time) accepted
     restored: tuple[dict[str, Any], str, float] | None = None  # after a restart: (values then, note, since)
+    asks_resume: bool = False  # came back paused after a restart: resume / restart the step / abort, until answered
 
 
 class ProgramService:
@@ -177,7 +178,7 @@ class ProgramService:
                 time_left = "" if left is None or step_cfg.duration_s is None else \
                     f": {left / 60:.0f} of {(run.step.duration() or 0) / 60:.0f} min left"
                 was = "paused" if state is ProgramState.PAUSED else "running"
-                run.state = ProgramState.PAUSED
+                run.state, run.asks_resume = ProgramState.PAUSED, True
                 note = (f"{step_cfg.title}{time_left}; {offline}{{drift}}; the program was {was} when the panel "
                         "stopped. Resume, restart the step (back) or abort.")
             # the drift is known once the controllers' inputs are read again (`_restored`, at the first ticks)
@@ -430,7 +431,7 @@ class ProgramService:
         """Leave the current step (its exit writes first) for step `index`, or complete the program."""
         assert run.template is not None
         await self._exit_writes(run)
-        run.wants = None
+        run.wants, run.asks_resume = None, False
         if index >= len(run.template.steps):
             run.state, run.step, run.ended_at = ProgramState.COMPLETED, None, self.clock.now()
             run.message = "completed"
@@ -488,7 +489,8 @@ class ProgramService:
             remaining_s=run.step.remaining() if current and run.step is not None else None,
             step_started_at=run.step_started_at if current else None, prompts=prompts, message=run.message,
             started_at=run.started_at, started_by=run.started_by, ended_at=run.ended_at,
-            controllers=list(run.unit.controllers), time=self.clock.now())
+            controllers=list(run.unit.controllers), time=self.clock.now(),
+            asks_resume=run.asks_resume and run.state is ProgramState.PAUSED)
 
     def frame(self, run: UnitRun) -> dict[str, Any]:
         return messages.program(self.status(run))
@@ -545,7 +547,7 @@ class ProgramService:
                                code=NOT_ALLOWED_NOW, field="unit")
             run.template, run.state, run.index = template, ProgramState.RUNNING, 0
             run.started_at, run.started_by, run.ended_at = self.clock.now(), actor.user, None
-            run.message, run.owned, run.wants = None, {}, None
+            run.message, run.owned, run.wants, run.asks_resume = None, {}, None, False
             run.step = build(template.steps[0], self._controller_cfg)
             run.step_started_at = self.clock.now()
             self._audit(actor, "program.start", run, None, template.id)
@@ -568,7 +570,7 @@ class ProgramService:
         async with self._locks[run.unit.id]:
             self._require(run, ProgramState.PAUSED, "resume")
             self._audit(actor, "program.resume", run, ProgramState.PAUSED.value, ProgramState.RUNNING.value)
-            run.state, run.message, run.owned = ProgramState.RUNNING, None, {}
+            run.state, run.message, run.owned, run.asks_resume = ProgramState.RUNNING, None, {}, False
             await self._save_quietly(run)
             await self.tick(run)
             self.publish(run, force=True)
@@ -631,7 +633,7 @@ class ProgramService:
             if run.unit.kind == "brewhouse":
                 await self._controllers_off(run)
             run.state, run.step, run.wants, run.ended_at = ProgramState.ABORTED, None, None, self.clock.now()
-            run.message, run.owned = f"aborted by {actor.user}", {}
+            run.message, run.owned, run.asks_resume = f"aborted by {actor.user}", {}, False
             self._overdue(run)
             await self._save_quietly(run)
             self.publish(run, force=True)

@@ -204,6 +204,7 @@ async def test_a_brewhouse_program_comes_back_paused_at_its_step_with_its_time_l
         await step(again, 3)
         frame = again.programs.frame(again.programs.units["brewhouse"])
         assert frame["state"] == "paused" and frame["step"]["name"] == "Mash rest"
+        assert frame["resumeQuestion"] is True  # every screen asks resume / restart the step / abort
         assert frame["step"]["remainingS"] == pytest.approx(left, abs=1.0)  # the time away is not counted
         assert "offline 12 min" in frame["message"] and f"{left / 60:.0f} of 5 min left" in frame["message"]
         assert "Mash temperature" in frame["message"] and "fell" in frame["message"]  # the mash cooled while off
@@ -213,6 +214,7 @@ async def test_a_brewhouse_program_comes_back_paused_at_its_step_with_its_time_l
             pytest.approx(left, abs=1.0)
         resumed = await again.programs.resume(OPERATOR, "brewhouse")
         assert resumed["state"] == "running" and again.controllers.loops["mlt_rims"].mode.value == "auto"
+        assert resumed["resumeQuestion"] is False  # answered
     finally:
         await again.stop()
 
