@@ -32,6 +32,7 @@ UNKNOWN_COMMAND = "unknown_command"
 UNKNOWN_CONTROLLER = "unknown_controller"
 UNKNOWN_UNIT = "unknown_unit"  # a program unit (programs.units)
 UNKNOWN_TEMPLATE = "unknown_template"  # a program template, or one of another unit
+UNKNOWN_BATCH = "unknown_batch"  # a batch record (or one of a unit the caller may not see)
 UNKNOWN_TOKEN = "unknown_token"
 UNKNOWN_USER = "unknown_user"
 NOT_FOUND = "not_found"
