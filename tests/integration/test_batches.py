@@ -8,6 +8,8 @@ step is marked skipped, an abort ends the batch aborted, and a restart in the mi
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,8 +22,11 @@ from bevforge.config import PlantConfig
 from bevforge.domain import Actor
 from bevforge.errors import NotFound
 from bevforge.messages import from_iso
+from bevforge.programs.batch_report import render
+from bevforge.programs.batches import to_csv
 from bevforge.runtime import Runtime
 from tests.integration.test_programs import fill_mlt, started, with_programs
+from tests.integration.test_programs_api import program_server
 from tests.support.controllers import (
     KETTLE,
     MLT_TEMPERATURE,
@@ -192,3 +197,81 @@ async def test_a_restart_in_the_middle_of_a_step_keeps_the_same_batch(tmp_path: 
         assert hold["samples"] > 0 and hold["actualMean"] is not None
     finally:
         await runtime.stop()
+
+
+# -- REST: /api/os/batches ------------------------------------------------------------------------------
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_batches_over_rest_list_one_csv_report_auth_and_node_scoping(tmp_path: Path) -> None:
+    async with program_server(tmp_path) as (live, tokens):
+        http, operator, viewer = live.http, bearer(tokens["operator"]), bearer(tokens["viewer"])
+        assert (await http.get("/api/os/batches")).status_code == 401
+        assert (await http.get("/api/os/batches", headers=viewer)).json() == []
+        started = await http.post("/api/os/programs/brewhouse/start", json={"templateId": "ask"}, headers=operator)
+        assert started.status_code == 200, started.text
+        done = await http.post("/api/os/programs/brewhouse/confirm", json={"step": 0, "key": "confirm"},
+                               headers=operator)
+        assert done.json()["state"] == "completed"
+
+        listed = (await http.get("/api/os/batches", headers=viewer, params={"unit": "brewhouse"})).json()
+        assert [(b["templateName"], b["outcome"], b["unit"]) for b in listed] == [("A question", "completed",
+                                                                                   "brewhouse")]
+        assert (await http.get("/api/os/batches", headers=viewer, params={"unit": "kettle"})).json() == []
+        assert (await http.get("/api/os/batches", headers=viewer,
+                               params={"since": "2999-01-01T00:00:00Z"})).json() == []
+        batch_id = listed[0]["id"]
+        one = (await http.get(f"/api/os/batches/{batch_id}", headers=viewer)).json()
+        assert [(s["title"], s["outcome"]) for s in one["steps"]] == [("Grain", "done")]
+        assert [a["action"] for a in one["actions"]] == ["program.start", "program.confirm"]
+
+        # a batch of a unit the caller may not see is missing, like one that does not exist
+        bk_only = bearer(tokens["bk-operator"])
+        assert (await http.get("/api/os/batches", headers=bk_only)).json() == []
+        for path in (f"/api/os/batches/{batch_id}", f"/api/os/batches/{batch_id}.csv",
+                     f"/api/os/batches/{batch_id}/report", "/api/os/batches/999999"):
+            answer = await http.get(path, headers=bk_only if str(batch_id) in path else viewer)
+            assert answer.status_code == 404 and answer.json()["error"] == "unknown_batch", (path, answer.text)
+        assert (await http.get(f"/api/os/batches/{batch_id}", headers=bearer(tokens["mlt-operator"]))).status_code \
+            == 200
+        assert (await http.get("/api/os/batches", headers=viewer, params={"limit": 0})).status_code == 422
+
+        for path in (f"/api/os/batches/{batch_id}.csv", f"/api/os/batches/{batch_id}/csv"):
+            exported = await http.get(path, headers=viewer)
+            assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+            assert f'filename="batch-{batch_id}.csv"' in exported.headers["content-disposition"]
+            rows = list(csv.reader(io.StringIO(exported.text)))
+            assert rows[0][:3] == ["batch", "unit", "template"] and rows[1][:3] == [str(batch_id), "Brewhouse",
+                                                                                    "A question"]
+            steps_at = next(i for i, r in enumerate(rows) if r and r[0] == "steps")
+            assert rows[steps_at][1:4] == ["index", "title", "type"] and rows[steps_at + 1][2] == "Grain"
+            assert any(r and r[0] == "actions" for r in rows) and any(r and r[0] == "alarms" for r in rows)
+
+        report = await http.get(f"/api/os/batches/{batch_id}/report", headers=viewer)
+        assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
+        page = report.text
+        assert "<table>" in page and "<th>Planned (min)</th>" in page and "<td>Grain</td>" in page
+        assert "@media print" in page and "A question" in page and "program.confirm" in page
+        assert "<script" not in page and "<link" not in page and "src=" not in page  # self-contained
+
+
+def test_the_csv_export_never_hands_a_spreadsheet_a_formula() -> None:
+    batch = {"id": 1, "unitName": "Brewhouse", "templateName": "=HYPERLINK(\"x\")", "recipe": None,
+             "startedBy": "+cmd", "startedAt": None, "endedAt": None, "outcome": "completed",
+             "steps": [{"index": 0, "title": "@SUM(A1)", "type": "prompt", "outcome": "done"}],
+             "actions": [{"user": "-5", "action": "program.start", "detail": "=1+1"}], "alarms": []}
+    rows = list(csv.reader(io.StringIO(to_csv(batch))))
+    cells = [c for r in rows for c in r]
+    assert "'=HYPERLINK(\"x\")" in cells and "'+cmd" in cells and "'@SUM(A1)" in cells and "'-5" in cells
+    assert "'=1+1" in cells and not any(c.startswith(("=", "+", "@")) for c in cells)
+
+
+def test_the_report_escapes_what_people_typed() -> None:
+    batch = {"id": 1, "unitName": "<b>Brewhouse</b>", "templateName": "Mash", "recipe": "<script>x</script>",
+             "startedBy": "olga", "startedAt": None, "endedAt": None, "durationS": None, "outcome": "aborted",
+             "steps": [], "actions": [], "alarms": []}
+    page = render(batch)
+    assert "<script>x" not in page and "&lt;script&gt;x&lt;/script&gt;" in page and "&lt;b&gt;Brewhouse" in page
