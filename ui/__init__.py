@@ -1,6 +1,6 @@
 """NiceGUI screens. `install()` mounts them on the API app; they read the core, never drivers.
 
-Pages: `/` Control Panel, `/mimic` the process mimic, `/alarms`, `/trends`, `/audit` (ui/pages.py), each
+Pages: `/` Control Panel, `/mimic` the process mimic, `/alarms`, `/trends`, `/batches`, `/audit` (ui/pages.py), each
 for the signed-in user only (ui/session.py); each client's live updates come from the core's event bus (ui/live.py).
 """
 

@@ -16,7 +16,7 @@ from ui.feedback import MessageLine
 from ui.live import LiveView
 
 PAGES = (("/", "CONTROL PANEL", "viewer"), ("/mimic", "PLANT", "viewer"), ("/alarms", "ALARMS", "viewer"),
-         ("/trends", "TRENDS", "viewer"),
+         ("/trends", "TRENDS", "viewer"), ("/batches", "BATCHES", "viewer"),
          ("/audit", "AUDIT", "technician"))
 
 

@@ -1,5 +1,5 @@
-"""Page routes: the Control Panel (/), the process mimic (/mimic), alarms (/alarms), trends (/trends) and
-the audit journal (/audit, with the technician's RELOAD CONFIG above it: ui/config_reload.py).
+"""Page routes: the Control Panel (/), the process mimic (/mimic), alarms (/alarms), trends (/trends), the batch
+record (/batches) and the audit journal (/audit, with the technician's RELOAD CONFIG above it: ui/config_reload.py).
 
 Each page first resolves who is asking (`ui.session.admit`): nobody signed in → a redirect to the
 sign-in page and nothing drawn. Then it draws the shared frame and its body for that user (a viewer
@@ -21,6 +21,7 @@ from bevforge.runtime import Runtime
 from ui import layout, session, state
 from ui.alarm_page import AlarmPage
 from ui.audit_page import AuditView
+from ui.batches import BatchesView
 from ui.config_reload import ReloadPanel
 from ui.controls import Commander
 from ui.live import LiveView
@@ -96,6 +97,16 @@ def register() -> None:
         live.add(trend)
         await trend.load_views()
         await trend.load()
+        return None
+
+    @ui.page("/batches", title="Batches · BevForge OS")
+    async def batches_page(request: Request, client: Client, kiosk: str | None = None,
+                           batch: int | None = None) -> object:
+        opened = _open(request, client, "/batches", kiosk)
+        if isinstance(opened, RedirectResponse):
+            return opened
+        runtime, actor, _live = opened
+        await BatchesView(runtime, client, actor, batch).load()
         return None
 
     @ui.page("/audit", title="Audit journal · BevForge OS")
