@@ -43,6 +43,8 @@ DEFAULT_BAND_C = 0.5  # the steps' own default (steps.DEFAULT_BAND_C)
 MAX_JOURNAL_ROWS = 5000  # audit rows or alarms read for one batch at most
 MAX_LIST = 500
 AUTOMATIC = ("program:", "controller:")  # actors that are the panel itself, not an operator
+# what a person does to a unit (a command's `command.result` is the device's answer, not an action)
+ACTIONS = ("program.", "controller.", "command.request", "alarm.")
 
 
 class BatchRecorder:
@@ -149,7 +151,8 @@ class BatchRecorder:
         row, steps = found
         since = row.wall_started_at
         until = row.wall_ended_at or utcnow()
-        audit = await self.db.read(batch_rows.audit_between, self.db, since, until, MAX_JOURNAL_ROWS)
+        audit = await self.db.read(lambda: batch_rows.audit_between(
+            self.db, since, until, actions=ACTIONS, not_users=AUTOMATIC, limit=MAX_JOURNAL_ROWS))
         alarms = await self.db.read(batch_rows.alarms_raised_between, self.db, since, until, MAX_JOURNAL_ROWS)
         view = batch_view(row)
         view["steps"] = [step_view(s) for s in steps]
@@ -158,7 +161,8 @@ class BatchRecorder:
         return view
 
     def _concerns(self, row: BatchRow, entry: AuditRow) -> bool:
-        """An operator's action on the batch's unit: on its program, its controllers, or an endpoint of its nodes."""
+        """An operator's action on the batch's unit: on its program, its controllers, an endpoint of its nodes,
+        or an alarm of its nodes."""
         if entry.user.startswith(AUTOMATIC):
             return False
         action, target = entry.action, entry.target
@@ -166,15 +170,18 @@ class BatchRecorder:
             return target == row.unit_id
         if action.startswith("controller."):
             return target in (row.controllers or [])
+        nodes = set(row.nodes or [])
         if action.startswith("command."):
-            nodes = set(row.nodes or [])
             return any(e.name == target and e.node in nodes for e in self.service.config.endpoints)
+        if action.startswith("alarm.") and isinstance(target, str):
+            point = self.service.alarms.points.get(target)
+            owners = permissions.alarm_nodes(self.service.config, target, point.node if point else None,
+                                             point.endpoint_id if point else None)
+            return bool(_node_set(owners) & nodes)
         return False
 
     def _on_nodes(self, row: BatchRow, alarm: AlarmRow) -> bool:
-        owners = permissions.alarm_owners(self.service.config, alarm)
-        nodes = {owners} if isinstance(owners, str) else set(owners or ())
-        return bool(nodes & set(row.nodes or []))
+        return bool(_node_set(permissions.alarm_owners(self.service.config, alarm)) & set(row.nodes or []))
 
     async def csv(self, actor: Actor | None, batch_id: Any) -> tuple[str, str]:
         """The batch as CSV text (file name, text): a header block, then the steps, actions and alarms."""
@@ -186,6 +193,11 @@ class BatchRecorder:
         from bevforge.programs.batch_report import render
 
         return render(await self.get(actor, batch_id))
+
+
+def _node_set(owners: Any) -> set[str]:
+    """The nodes `permissions.alarm_nodes` answers (one node, several, or none) as a set."""
+    return {owners} if isinstance(owners, str) else {n for n in owners or () if n is not None}
 
 
 def plan_of(cfg: ProgramStep, step: Step) -> tuple[float | None, float | None, float | None]:

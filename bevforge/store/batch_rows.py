@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
-from sqlmodel import col
+from sqlmodel import col, or_
 from sqlmodel import select as sql_select
 
 from bevforge.domain import plain_value
@@ -184,9 +184,13 @@ def batch(db: Database, batch_id: int) -> tuple[BatchRow, list[BatchStepRow]] | 
         return row, list(steps)
 
 
-def audit_between(db: Database, since: datetime, until: datetime, limit: int) -> list[AuditRow]:
-    """The audit rows of a time window, oldest first (the batch keeps those that concern its unit)."""
-    statement = (sql_select(AuditRow).where(AuditRow.time >= since, AuditRow.time <= until)
+def audit_between(db: Database, since: datetime, until: datetime, *, actions: tuple[str, ...],
+                  not_users: tuple[str, ...], limit: int) -> list[AuditRow]:
+    """The audit rows of a time window whose action starts with one of `actions` and whose user starts with
+    none of `not_users`, oldest first (the batch keeps those that concern its unit)."""
+    statement = (sql_select(AuditRow).where(AuditRow.time >= since, AuditRow.time <= until,
+                                            or_(*(col(AuditRow.action).startswith(a) for a in actions)),
+                                            *(col(AuditRow.user).not_like(f"{u}%") for u in not_users))
                  .order_by(col(AuditRow.id)).limit(limit))
     with db.session() as session:
         return list(session.exec(statement).all())

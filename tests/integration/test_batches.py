@@ -101,6 +101,8 @@ async def test_a_mash_run_is_one_batch_with_planned_against_actual_actions_and_t
     await step(runtime, 70)  # the prompt goes overdue after a minute: an alarm on the unit's node
     frame = runtime.programs.frame(runtime.programs.units["brewhouse"])
     assert frame["prompts"] and frame["prompts"][0]["overdue"] is True
+    raised = next(a for a in runtime.alarms.current.values() if a.rule_id.startswith("program:brewhouse:2"))
+    runtime.alarms.ack(raised.id, OPERATOR, "seen")
     await runtime.programs.confirm(OPERATOR, "brewhouse", 2, "confirm")
 
     batch = await only_batch(runtime)
@@ -127,6 +129,7 @@ async def test_a_mash_run_is_one_batch_with_planned_against_actual_actions_and_t
 
     actions = [(a["user"], a["action"]) for a in batch["actions"]]
     assert ("olga", "program.start") in actions and ("olga", "program.confirm") in actions
+    assert ("olga", "alarm.ack") in actions  # the acknowledgement of the unit's alarm is an operator action
     assert not any(a["action"].startswith("controller.") for a in batch["actions"])  # bk_element is not this unit's
     assert not any(a["user"].startswith("program:") for a in batch["actions"])  # the program's own writes are not
     overdue = [a for a in batch["alarms"] if a["rule"].startswith("program:brewhouse:2")]
