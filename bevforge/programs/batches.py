@@ -19,9 +19,11 @@ a missing one. The CSV export and the printable report are built here and in `ba
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import logging
+from collections.abc import Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +60,33 @@ class BatchRecorder:
 
     async def started(self, run: UnitRun) -> None:
         """A program started on `run`'s unit: a new batch, its first step open."""
+        await self._guarded(self._started(run))
+
+    async def leaving(self, run: UnitRun, index: int, actor: Actor | None) -> None:
+        """The current step is left for step `index`: done (the runner moved on), skipped (a person moved on)
+        or restarted (a person went back)."""
+        if run.step is not None:
+            outcome = "restarted" if index <= run.index else "done" if actor is None else "skipped"
+            await self._guarded(self._close_step(run, outcome))
+
+    async def moved(self, run: UnitRun) -> None:
+        """After a move: the new current step opens, or the program completed and its batch ends."""
+        await self._guarded(self._moved(run))
+
+    async def ended(self, run: UnitRun, outcome: str) -> None:
+        """The program ended other than by completing (aborted): its open step and its batch end so."""
+        await self._guarded(self._close_batch(run, outcome))
+
+    async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
+        """The record never stops a program: whatever goes wrong writing it is logged, the program goes on."""
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("batch record not written")
+
+    async def _started(self, run: UnitRun) -> None:
         template = run.template
         if template is None or run.step is None:
             return
@@ -70,24 +99,11 @@ class BatchRecorder:
                          started_at=run.started_at or now, wall_started_at=utcnow())
         await self._write(batch_rows.open_batch, self.db, batch, self._step_row(run))
 
-    async def leaving(self, run: UnitRun, index: int, actor: Actor | None) -> None:
-        """The current step is left for step `index`: done (the runner moved on), skipped (a person moved on)
-        or restarted (a person went back)."""
-        if run.step is None:
-            return
-        outcome = "restarted" if index <= run.index else "done" if actor is None else "skipped"
-        await self._close_step(run, outcome)
-
-    async def moved(self, run: UnitRun) -> None:
-        """After a move: the new current step opens, or the program completed and its batch ends."""
+    async def _moved(self, run: UnitRun) -> None:
         if run.state.value == "completed":
             await self._close_batch(run, "completed")
         elif run.step is not None:
             await self._write(batch_rows.open_step, self.db, run.unit.id, self._step_row(run))
-
-    async def ended(self, run: UnitRun, outcome: str) -> None:
-        """The program ended other than by completing (aborted): its open step and its batch end so."""
-        await self._close_batch(run, outcome)
 
     async def _close_step(self, run: UnitRun, outcome: str) -> None:
         await self._flush_history()

@@ -278,3 +278,22 @@ def test_the_report_escapes_what_people_typed() -> None:
              "steps": [], "actions": [], "alarms": []}
     page = render(batch)
     assert "<script>x" not in page and "&lt;script&gt;x&lt;/script&gt;" in page and "&lt;b&gt;Brewhouse" in page
+
+
+async def test_a_record_that_cannot_be_written_never_stops_the_program(brewhouse: Runtime,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(*_args: Any) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(runtime_batches(brewhouse), "_write", broken)
+    frame = await brewhouse.programs.start_program(OPERATOR, "brewhouse", "mash66")
+    assert frame["state"] == "running"
+    frame = await brewhouse.programs.skip(OPERATOR, "brewhouse")
+    assert frame["state"] == "running" and frame["step"]["index"] == 1
+    assert (await brewhouse.programs.abort(OPERATOR, "brewhouse"))["state"] == "aborted"
+    monkeypatch.undo()
+    assert await brewhouse.programs.batches.list(OPERATOR) == []
+
+
+def runtime_batches(runtime: Runtime) -> Any:
+    return runtime.programs.batches
