@@ -25,6 +25,7 @@ from bevforge.messages import from_iso
 from bevforge.programs.batch_report import render
 from bevforge.programs.batches import to_csv
 from bevforge.runtime import Runtime
+from bevforge.store import BatchRow, BatchStepRow, batch_rows
 from tests.integration.test_programs import fill_mlt, started, with_programs
 from tests.integration.test_programs_api import program_server
 from tests.support.controllers import (
@@ -307,3 +308,22 @@ async def test_a_record_that_cannot_be_written_never_stops_the_program(brewhouse
 
 def runtime_batches(runtime: Runtime) -> Any:
     return runtime.programs.batches
+
+
+async def test_a_batch_left_running_is_closed_aborted_when_the_next_program_starts(brewhouse: Runtime) -> None:
+    """A batch whose program never came back (its template was removed while the panel was off) stays open
+    until the unit's next start, which closes it aborted at that moment."""
+    runtime = brewhouse
+    at = runtime.clock.now()
+    left = BatchRow(unit_id="brewhouse", unit_name="Brewhouse", nodes=["MLT"], controllers=["mlt_rims"],
+                    template_id="gone", template_name="A removed program", started_by="olga", started_at=at,
+                    wall_started_at=at)
+    first = BatchStepRow(batch_id=0, step_index=0, title="Old step", type="prompt", started_at=at,
+                         wall_started_at=at)
+    await runtime.db.write(batch_rows.open_batch, runtime.db, left, first)
+    await runtime.programs.start_program(OPERATOR, "brewhouse", "mash66")
+    listed = await runtime.programs.batches.list(OPERATOR)
+    assert [(b["templateName"], b["outcome"]) for b in listed] == [("Single infusion 66", "running"),
+                                                                   ("A removed program", "aborted")]
+    old = await runtime.programs.batches.get(OPERATOR, listed[1]["id"])
+    assert [s["outcome"] for s in old["steps"]] == ["aborted"] and old["endedAt"] is not None
