@@ -16,7 +16,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from bevforge import __version__
-from bevforge.api import alarms_api, apidocs, auth_api, controllers_api, programs_api, recipes_api, rest, sse, ws
+from bevforge.api import (
+    alarms_api,
+    apidocs,
+    auth_api,
+    batches_api,
+    controllers_api,
+    programs_api,
+    recipes_api,
+    rest,
+    sse,
+    ws,
+)
 from bevforge.api.body_limit import BodySizeCap
 from bevforge.api.csrf import OriginGuard, guard_settings
 from bevforge.api.errors import JSONResponse, install_error_handlers
@@ -75,6 +86,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True, freeze_heap: bo
     app.include_router(controllers_api.router)
     app.include_router(programs_api.router)
     app.include_router(recipes_api.router)
+    app.include_router(batches_api.router)
     app.include_router(auth_api.router)
     app.include_router(sse.router)
     app.include_router(ws.router)

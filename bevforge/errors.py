@@ -35,6 +35,7 @@ UNKNOWN_TEMPLATE = "unknown_template"  # a program template, or one of another u
 INVALID_RECIPE = "invalid_recipe"  # a recipe file that cannot be read: `field` names the element
 UNSUPPORTED_RECIPE = "unsupported_recipe"  # a recipe format, version or step the importer does not take
 UNKNOWN_RECIPE = "unknown_recipe"  # a recipe draft id
+UNKNOWN_BATCH = "unknown_batch"  # a batch record (or one of a unit the caller may not see)
 UNKNOWN_TOKEN = "unknown_token"
 UNKNOWN_USER = "unknown_user"
 NOT_FOUND = "not_found"

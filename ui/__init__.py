@@ -1,7 +1,8 @@
 """NiceGUI screens. `install()` mounts them on the API app; they read the core, never drivers.
 
-Pages: `/` Control Panel, `/mimic` the process mimic, `/alarms`, `/trends`, `/programs`, `/audit` (ui/pages.py), each
-for the signed-in user only (ui/session.py); each client's live updates come from the core's event bus (ui/live.py).
+Pages: `/` Control Panel, `/mimic` the process mimic, `/alarms`, `/trends`, `/programs`, `/recipes`, `/batches`,
+`/audit` (ui/pages.py), each for the signed-in user only (ui/session.py); each client's live updates come from the
+core's event bus (ui/live.py).
 """
 
 from __future__ import annotations

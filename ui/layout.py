@@ -18,10 +18,11 @@ from ui.programs import PromptDialog
 
 PAGES = (("/", "CONTROL PANEL", "viewer"), ("/mimic", "PLANT", "viewer"), ("/alarms", "ALARMS", "viewer"),
          ("/trends", "TRENDS", "viewer"), ("/programs", "PROGRAMS", "viewer"), ("/recipes", "RECIPES", "viewer"),
+         ("/batches", "BATCHES", "viewer"),
          ("/audit", "AUDIT", "technician"))
 # the brew-day pages: the header shows PROGRAMS everywhere and its companions only on these pages, so the
 # header stays one row on a 1024 px kiosk; none of them without program units
-BREW_DAY = ("/programs", "/recipes")
+BREW_DAY = ("/programs", "/recipes", "/batches")
 
 
 def kiosk_mode(runtime: Runtime, kiosk: str | None) -> bool:

@@ -1,5 +1,5 @@
 """Page routes: the Control Panel (/), the process mimic (/mimic), alarms (/alarms), trends (/trends), programs
-(/programs, /programs/{unit}: ui/programs.py) and
+(/programs, /programs/{unit}: ui/programs.py), recipes (/recipes), the batch record (/batches) and
 the audit journal (/audit, with the technician's RELOAD CONFIG above it: ui/config_reload.py).
 
 Each page first resolves who is asking (`ui.session.admit`): nobody signed in → a redirect to the
@@ -22,6 +22,7 @@ from bevforge.runtime import Runtime
 from ui import layout, session, state
 from ui.alarm_page import AlarmPage
 from ui.audit_page import AuditView
+from ui.batches import BatchesView
 from ui.config_reload import ReloadPanel
 from ui.controls import Commander
 from ui.live import LiveView
@@ -127,6 +128,15 @@ def register() -> None:
             return opened
         runtime, actor, _live = opened
         await RecipesPage(runtime, actor).load()
+
+    @ui.page("/batches", title="Batches · BevForge OS")
+    async def batches_page(request: Request, client: Client, kiosk: str | None = None,
+                           batch: int | None = None) -> object:
+        opened = _open(request, client, "/batches", kiosk)
+        if isinstance(opened, RedirectResponse):
+            return opened
+        runtime, actor, _live = opened
+        await BatchesView(runtime, client, actor, batch).load()
         return None
 
     @ui.page("/audit", title="Audit journal · BevForge OS")

@@ -94,3 +94,21 @@ STATUS_WORDS = {
     CommandStatus.FAILED: "failed",
     CommandStatus.BLOCKED: "blocked",
 }
+
+
+# A batch's or a batch step's outcome as the Batches screen says it (bevforge/programs/batches.py).
+BATCH_OUTCOMES = {"running": "RUNNING", "completed": "COMPLETED", "aborted": "ABORTED", "done": "DONE",
+                  "skipped": "SKIPPED", "restarted": "RESTARTED"}
+
+
+def batch_outcome(outcome: str | None) -> str:
+    return BATCH_OUTCOMES.get(outcome or "", (outcome or "—").upper())
+
+
+def minutes_text(seconds: float | None) -> str:
+    """A duration in minutes with one decimal (`60.0 min`); '—' when there is none."""
+    return "—" if seconds is None else f"{seconds / 60:.1f} min"
+
+
+def celsius_text(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f} °C"

@@ -52,6 +52,7 @@ from bevforge.errors import (
     Invalid,
     NotFound,
 )
+from bevforge.programs.batches import BatchRecorder
 from bevforge.programs.steps import Inputs, Step, StepRefused, Wants, build
 from bevforge.store import ProgramRow, program_rows, recipe_rows
 from bevforge.tasks import stop_task
@@ -142,6 +143,7 @@ class ProgramService:
         self._locks = {uid: asyncio.Lock() for uid in self.units}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._published: dict[str, tuple[tuple[Any, ...], float]] = {}
+        self.batches = BatchRecorder(self)  # the batch record (programs/batches.py), told at each transition
 
     # -- start, stop, restart ----------------------------------------------------------------------
 
@@ -430,6 +432,7 @@ class ProgramService:
     async def _next(self, run: UnitRun, index: int, actor: Actor | None) -> None:
         """Leave the current step (its exit writes first) for step `index`, or complete the program."""
         assert run.template is not None
+        await self.batches.leaving(run, index, actor)
         await self._exit_writes(run)
         run.wants, run.asks_resume = None, False
         if index >= len(run.template.steps):
@@ -440,6 +443,7 @@ class ProgramService:
             run.index = index
             run.step = build(run.template.steps[index], self._controller_cfg)
             run.step_started_at = self.clock.now()
+        await self.batches.moved(run)
         await self._save_quietly(run)
         self.publish(run, force=True)
 
@@ -550,6 +554,7 @@ class ProgramService:
             run.message, run.owned, run.wants, run.asks_resume = None, {}, None, False
             run.step = build(template.steps[0], self._controller_cfg)
             run.step_started_at = self.clock.now()
+            await self.batches.started(run)
             self._audit(actor, "program.start", run, None, template.id)
             await self._save_quietly(run)
             await self.tick(run)
@@ -634,6 +639,7 @@ class ProgramService:
                 await self._controllers_off(run)
             run.state, run.step, run.wants, run.ended_at = ProgramState.ABORTED, None, None, self.clock.now()
             run.message, run.owned, run.asks_resume = f"aborted by {actor.user}", {}, False
+            await self.batches.ended(run, "aborted")
             self._overdue(run)
             await self._save_quietly(run)
             self.publish(run, force=True)

@@ -8,10 +8,11 @@
 - `faults` — what a store that cannot be written means: `StoreUnavailable` (503), the store's
   health the store alarm follows, held background writes, SQLite without mmap (internal, but the
   core's services import `StoreUnavailable` and the store alarm's key from it).
-- `auth_rows`, `audit_rows`, `alarm_rows`, `command_rows`, `controller_rows`, `program_rows`, `recipe_rows`,
-  `retention_rows`, `trend_rows`, `journal_queries` — each service's rows, read and written (for the core's
-  services: auth, audit, alarms, commands, controllers, programs, recipe drafts, retention, the saved trend
-  views, the journals). A service keeps its rules and calls these; no SQL lives outside the store
+- `auth_rows`, `audit_rows`, `alarm_rows`, `batch_rows`, `command_rows`, `controller_rows`, `program_rows`,
+  `recipe_rows`, `retention_rows`, `trend_rows`, `journal_queries` — each service's rows, read and written (for
+  the core's services: auth, audit, alarms, the batch record, commands, controllers, programs, recipe drafts,
+  retention, the saved trend views, the journals). A service keeps its rules and calls these; no SQL lives
+  outside the store
   (tests/unit/test_sql_home.py).
 
 The API (`bevforge.api`) and the screens (`ui`) import only `bevforge.store.queries`; the
@@ -36,6 +37,8 @@ from bevforge.store.tables import (
     AlarmRow,
     AuditRow,
     AuthChangeRow,
+    BatchRow,
+    BatchStepRow,
     CommandRow,
     ControllerRow,
     EndpointCurrent,
@@ -58,6 +61,8 @@ __all__ = [
     "AlarmRow",
     "AuditRow",
     "AuthChangeRow",
+    "BatchRow",
+    "BatchStepRow",
     "CommandRow",
     "ControllerRow",
     "Database",

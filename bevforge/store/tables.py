@@ -285,3 +285,57 @@ class RecipeDraftRow(SQLModel, table=True):
     created_at: datetime
     edited_by: str | None = None
     edited_at: datetime | None = None
+
+
+class BatchRow(SQLModel, table=True):
+    """One program run (issue 15's batch record): what ran on which unit, who started it, when, how it ended.
+
+    `started_at`/`ended_at` are process-clock times (what the program's timers count); `wall_started_at`/
+    `wall_ended_at` are the host's clock, which stamps telemetry, the audit and the alarm journal — the
+    window those are read over (the same instants in a deployment, where the process clock is the host's).
+    `nodes` are the unit's nodes when it ran, so who may see the record does not change with the config."""
+
+    __tablename__ = "batches"
+    id: int | None = Field(default=None, primary_key=True)
+    unit_id: str = Field(index=True)
+    unit_name: str
+    nodes: Any = Field(default=None, sa_column=Column(JSON))
+    controllers: Any = Field(default=None, sa_column=Column(JSON))
+    template_id: str
+    template_name: str
+    recipe_name: str | None = None
+    started_by: str | None = None
+    started_at: datetime
+    ended_at: datetime | None = None
+    wall_started_at: datetime
+    wall_ended_at: datetime | None = None
+    outcome: str = Field(default="running", index=True)  # running | completed | aborted
+
+
+class BatchStepRow(SQLModel, table=True):
+    """One step of a batch as it ran: planned (from the template) against actual (from the clock and the stored
+    history of the step's process value). A step run twice (BACK) has two rows, in the order they ran."""
+
+    __tablename__ = "batch_steps"
+    id: int | None = Field(default=None, primary_key=True)
+    batch_id: int = Field(index=True)
+    step_index: int
+    title: str
+    type: str
+    controller: str | None = None
+    endpoint_id: int | None = None  # the process value the actual figures are of
+    planned_target: float | None = None
+    band_low: float | None = None  # in band: band_low <= PV <= band_high (None: open on that side)
+    band_high: float | None = None
+    planned_duration_s: float | None = None
+    started_at: datetime
+    ended_at: datetime | None = None
+    wall_started_at: datetime
+    wall_ended_at: datetime | None = None
+    actual_duration_s: float | None = None
+    actual_mean: float | None = None
+    actual_min: float | None = None
+    actual_max: float | None = None
+    samples: int = 0
+    in_band_s: float | None = None
+    outcome: str = "running"  # running | done | skipped | restarted | aborted

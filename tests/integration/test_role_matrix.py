@@ -26,7 +26,7 @@ from tests.support.server import LiveServer, wait_for
 PATH_VALUES = {"endpoint_id": "10", "command_id": "no-such-command", "alarm_id": "999999",
                "rule_id": "hlt_temperature_hihi", "username": "nobody", "token_id": "no-such-token",
                "controller_id": "no-such-controller", "view_id": "999999", "unit": "no-such-unit",
-               "draft_id": "999999"}
+               "draft_id": "999999", "batch_id": "999999"}
 
 
 def required(doc: dict[str, Any]) -> None:
