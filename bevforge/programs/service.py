@@ -33,7 +33,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -138,6 +138,9 @@ class ProgramService:
             nodes = frozenset(self._controller_cfg[c].node for c in unit.controllers)
             self.units[unit.id] = UnitRun(unit, nodes)
         self._locks = {uid: asyncio.Lock() for uid in self.units}
+        # the steps' instant: the clock's date at start, moved on by its monotonic time (a wall clock stepped
+        # by NTP while a hold runs must not count the step as time in band)
+        self._epoch = clock.now().timestamp() - clock.monotonic()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._published: dict[str, tuple[tuple[Any, ...], float]] = {}
 
@@ -261,7 +264,7 @@ class ProgramService:
 
     def _inputs(self, run: UnitRun) -> Inputs:
         values = {eid: s.value for eid, s in self.plant.states.items() if s.quality is Quality.GOOD}
-        return Inputs(now=self.clock.now().timestamp(),
+        return Inputs(now=self._epoch + self.clock.monotonic(),
                       pv={cid: self._pv(cid) for cid in run.unit.controllers},
                       setpoint={cid: self._good_number(self._controller_cfg[cid].setpoint_id)
                                 for cid in run.unit.controllers},
@@ -406,6 +409,7 @@ class ProgramService:
         assert run.template is not None
         await self._exit_writes(run)
         run.wants = None
+        overrun = self._overrun(run, index, actor)
         if index >= len(run.template.steps):
             run.state, run.step, run.ended_at = ProgramState.COMPLETED, None, self.clock.now()
             run.message = "completed"
@@ -414,8 +418,22 @@ class ProgramService:
             run.index = index
             run.step = build(run.template.steps[index], self._controller_cfg)
             run.step_started_at = self.clock.now()
+            if overrun > 0:
+                run.step.catch_up(overrun)
+                run.step_started_at -= timedelta(seconds=overrun)
         await self._save_quietly(run)
         self.publish(run, force=True)
+
+    @staticmethod
+    def _overrun(run: UnitRun, index: int, actor: Actor | None) -> float:
+        """A schedule's time past the end of the step it completes by itself (a fermenter off for longer
+        than its step had left): counted in the next step, so the profile stays on its wall-clock schedule."""
+        step = run.step
+        if actor is not None or index != run.index + 1 or run.unit.resume_rule != "schedule" or step is None \
+                or not step.timed:
+            return 0.0
+        total = step.duration()
+        return 0.0 if total is None else max(0.0, step.state["elapsed"] - total)
 
     async def _pause(self, run: UnitRun, message: str) -> None:
         run.state, run.message = ProgramState.PAUSED, message
