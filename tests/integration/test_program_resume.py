@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from bevforge.clock import ManualClock
+from bevforge.config import ProgramStep
+from bevforge.programs.steps import Inputs, build
 from tests.integration.test_programs import OPERATOR, started, with_programs
 from tests.support.controllers import KETTLE, RIMS, controller_config, controller_runtime, step
 
@@ -82,3 +84,18 @@ async def test_a_wall_clock_step_while_a_hold_runs_is_not_counted_as_time_in_ban
         assert frame["step"]["remainingS"] == pytest.approx(300 - 60, abs=3), frame
     finally:
         await runtime.stop()
+
+
+def test_times_stored_by_a_clock_that_was_ahead_count_from_now() -> None:
+    """A scaled clock starts again at the time of day on every start, behind the one that stored the step:
+    an out-of-band start or a prompt's time stored then lies in the future, and must not stretch the grace or
+    hold back the overdue alarm."""
+    hold = build(ProgramStep(type="hold", controller="mlt_rims", target_c=66, minutes=60, grace_s=60), {},
+                 {"elapsed": 600.0, "out_since": 10_000.0})
+    hold.update(Inputs(now=1000.0, pv={"mlt_rims": 60.0}))  # out of band at the first look after the restart
+    wants = hold.update(Inputs(now=1100.0, pv={"mlt_rims": 60.0}))
+    assert wants.status.startswith("timer stopped"), wants.status
+    ask = build(ProgramStep(type="prompt", message="Add 5.2 kg grain", overdue_min=1), {},
+                {"since:confirm": 10_000.0})
+    ask.update(Inputs(now=1000.0))
+    assert ask.update(Inputs(now=1070.0)).prompts[0].overdue
