@@ -23,8 +23,13 @@ Safe resume (`load`): a brewhouse program found running or paused comes back **p
 with its time left (the time away is not counted), its outputs safe (its step's exit writes made and its
 controllers switched off, once the inputs are read again) and a message saying what happened: the time
 offline and how far each controller's process value moved. A fermentation profile (`resume: schedule`)
-carries on by itself, its current step's timer moved on by the time offline, so a ramp's target is the
-wall-clock schedule's.
+carries on by itself, its current step's timer moved on by the time offline (and the time past a step's
+end counted in the next step), so a ramp's target is the wall-clock schedule's.
+
+The steps are handed an instant in epoch seconds that is the clock's date at start moved on by its
+monotonic time: a wall clock that NTP steps while a hold runs is not counted as time in band. The time
+offline is the clock's date now less the date stored; a clock that went back (a scaled clock starts again
+at the time of day) counts none.
 """
 
 from __future__ import annotations
