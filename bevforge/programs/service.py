@@ -23,8 +23,13 @@ Safe resume (`load`): a brewhouse program found running or paused comes back **p
 with its time left (the time away is not counted), its outputs safe (its step's exit writes made and its
 controllers switched off, once the inputs are read again) and a message saying what happened: the time
 offline and how far each controller's process value moved. A fermentation profile (`resume: schedule`)
-carries on by itself, its current step's timer moved on by the time offline, so a ramp's target is the
-wall-clock schedule's.
+carries on by itself, its current step's timer moved on by the time offline (and the time past a step's
+end counted in the next step), so a ramp's target is the wall-clock schedule's.
+
+The steps are handed an instant in epoch seconds that is the clock's date at start moved on by its
+monotonic time: a wall clock that NTP steps while a hold runs is not counted as time in band. The time
+offline is the clock's date now less the date stored; a clock that went back (a scaled clock starts again
+at the time of day) counts none.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -141,6 +146,9 @@ class ProgramService:
             nodes = frozenset(self._controller_cfg[c].node for c in unit.controllers)
             self.units[unit.id] = UnitRun(unit, nodes)
         self._locks = {uid: asyncio.Lock() for uid in self.units}
+        # the steps' instant: the clock's date at start, moved on by its monotonic time (a wall clock stepped
+        # by NTP while a hold runs must not count the step as time in band)
+        self._epoch = clock.now().timestamp() - clock.monotonic()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._published: dict[str, tuple[tuple[Any, ...], float]] = {}
         self.batches = BatchRecorder(self)  # the batch record (programs/batches.py), told at each transition
@@ -289,7 +297,7 @@ class ProgramService:
 
     def _inputs(self, run: UnitRun) -> Inputs:
         values = {eid: s.value for eid, s in self.plant.states.items() if s.quality is Quality.GOOD}
-        return Inputs(now=self.clock.now().timestamp(),
+        return Inputs(now=self._epoch + self.clock.monotonic(),
                       pv={cid: self._pv(cid) for cid in run.unit.controllers},
                       setpoint={cid: self._good_number(self._controller_cfg[cid].setpoint_id)
                                 for cid in run.unit.controllers},
@@ -435,6 +443,7 @@ class ProgramService:
         await self.batches.leaving(run, index, actor)
         await self._exit_writes(run)
         run.wants, run.asks_resume = None, False
+        overrun = self._overrun(run, index, actor)
         if index >= len(run.template.steps):
             run.state, run.step, run.ended_at = ProgramState.COMPLETED, None, self.clock.now()
             run.message = "completed"
@@ -443,9 +452,23 @@ class ProgramService:
             run.index = index
             run.step = build(run.template.steps[index], self._controller_cfg)
             run.step_started_at = self.clock.now()
+            if overrun > 0:
+                run.step.catch_up(overrun)
+                run.step_started_at -= timedelta(seconds=overrun)
         await self.batches.moved(run)
         await self._save_quietly(run)
         self.publish(run, force=True)
+
+    @staticmethod
+    def _overrun(run: UnitRun, index: int, actor: Actor | None) -> float:
+        """A schedule's time past the end of the step it completes by itself (a fermenter off for longer
+        than its step had left): counted in the next step, so the profile stays on its wall-clock schedule."""
+        step = run.step
+        if actor is not None or index != run.index + 1 or run.unit.resume_rule != "schedule" or step is None \
+                or not step.timed:
+            return 0.0
+        total = step.duration()
+        return 0.0 if total is None else max(0.0, step.state["elapsed"] - total)
 
     async def _pause(self, run: UnitRun, message: str) -> None:
         run.state, run.message = ProgramState.PAUSED, message

@@ -121,6 +121,8 @@ class Step:
         if key in self.state["confirmed"]:
             return None
         since = self.state.setdefault(f"since:{key}", now)
+        if since > now:  # stored by a clock that was ahead (a scaled clock before a restart): from now on
+            since = self.state[f"since:{key}"] = now
         return Prompt(key, message, since, overdue_s is not None and now - since >= overdue_s)
 
     def confirm(self, key: str, shown: list[Prompt]) -> None:
@@ -164,7 +166,7 @@ class Hold(Step):
             counting, status = True, f"holding {target:g} °C"
         else:
             out_since = self.state.get("out_since")
-            if out_since is None:
+            if out_since is None or out_since > inputs.now:  # (one stored by a clock that was ahead: from now)
                 out_since = self.state["out_since"] = inputs.now
             counting = inputs.now - out_since < grace
             status = (f"holding {target:g} °C: out of band" if counting
@@ -263,7 +265,7 @@ class Boil(Step):
             self.state["boiled"] = True
         elif self.state["elapsed"] > 0:
             out_since = self.state.get("out_since")
-            if out_since is None:
+            if out_since is None or out_since > inputs.now:  # (one stored by a clock that was ahead: from now)
                 out_since = self.state["out_since"] = inputs.now
             boiling = inputs.now - out_since < grace
         self._tick(inputs.now, boiling)
