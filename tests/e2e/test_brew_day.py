@@ -265,6 +265,10 @@ def test_a_brew_day_from_a_beerxml_recipe_to_the_batch_report(browser: Browser, 
     expect(actions).to_contain_text("program.confirm")
     expect(actions).to_contain_text("program.skip")
     expect(actions).to_contain_text("program.shorten")
+    for _, message in hops:  # each hop addition answered, with its prompt
+        expect(actions).to_contain_text(message)
+    # the run-off switched the RIMS loop off: no runaway trip of a loop left asking for heat over an empty tun
+    expect(report.locator("h2:has-text('Alarms') + *")).not_to_contain_text("tripped")
     expect(actions).not_to_contain_text(re.compile(r"\d\.\d{4}"))  # the time left in whole seconds, not 770.1530…
     snapshot(report, "batch-report")
     context.close()
