@@ -83,7 +83,13 @@ def main(argv: list[str]) -> int:
     def note(sig: int, _frame: FrameType | None) -> None:
         stopped_by.append(sig)
 
+    def too_early(_sig: int, _frame: FrameType | None) -> None:
+        # SIGHUP's default would end the process with the plant running (outputs not put safe); the
+        # app's lifespan takes SIGHUP over (a live reload) once it serves
+        logging.getLogger("bevforge").warning("SIGHUP during start-up ignored: send it again to reload the config")
+
     previous = {sig: signal.signal(sig, note) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, too_early)
     with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
         runner.run(serve(runtime, settings, stopped_by))
     for sig, handler in previous.items():

@@ -36,13 +36,13 @@ async def serve(args: argparse.Namespace) -> int:
     sim = SimulatedBrewhouse(ambient_c=settings.ambient_c, speedup=settings.speedup)
     protocol = ProtocolSimulator(sim, settings)
     await protocol.start()
-    print(f"READY modbus={protocol.modbus_port} probe={protocol.probe.path}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGUSR1,
                             lambda: print(f"POLLS {json.dumps(protocol.polls.take())}", flush=True))
+    print(f"READY modbus={protocol.modbus_port} probe={protocol.probe.path}", flush=True)  # signals handled now
     reported = 0
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
