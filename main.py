@@ -8,19 +8,30 @@ This is the composition root: the only place that knows the core, the drivers an
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import sys
-
-import uvicorn
-from nicegui import helpers
+from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING
 
 import drivers
-import ui
-from bevforge.app import create_app
 from bevforge.auth import AuthModeRefused
 from bevforge.cli import check_config, load_or_report, parse_args, port_problem, shown_db
 from bevforge.clock import SystemClock, clock_for
 from bevforge.runtime import Runtime
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from bevforge.cli import Settings
+
+# Not imported here: the web server (uvicorn), the HTTP app (FastAPI and its routers) and the
+# screens (NiceGUI), about half of start-up. `serve()` starts the plant first and imports them while
+# the drivers already poll, so a restart leaves the field devices unpolled for as short a time as
+# possible (their comms watchdogs are 2-3 s: docs/deployment.md has the measured gap, and
+# bench/restart.py measures it).
 
 
 def main(argv: list[str]) -> int:
@@ -61,19 +72,87 @@ def main(argv: list[str]) -> int:
         f"BevForge OS: no user exists yet. Create the first admin on this machine at "
         f"http://{shown_host}:{settings.port}/setup with the setup code {code} "
         "(or: python main.py user add NAME --role admin)", file=sys.stderr, flush=True)
-    if helpers.is_user_simulation():
+    if _user_simulation():
+        import ui
+
         # NiceGUI's User fixture serves the screens itself: start the plant with its app.
         ui.install_for_simulation(runtime)
         return 0
-    app = create_app(runtime, freeze_heap=True, reload_on_sighup=True)  # SIGHUP: live config reload
-    ui.install(app, runtime)
-    # uvicorn's C-accelerated `websockets` protocol: /ws fan-out p99 measured lower than wsproto.
-    uvicorn.run(app, host=settings.host, port=settings.port, ws="websockets-sansio",
-                log_level="warning", timeout_graceful_shutdown=3)
+    stopped_by: list[int] = []  # SIGTERM/SIGINT that arrived before or while serving, raised again at the end
+
+    def note(sig: int, _frame: FrameType | None) -> None:
+        stopped_by.append(sig)
+
+    def too_early(_sig: int, _frame: FrameType | None) -> None:
+        # SIGHUP's default would end the process with the plant running (outputs not put safe); the
+        # app's lifespan takes SIGHUP over (a live reload) once it serves
+        logging.getLogger("bevforge").warning("SIGHUP during start-up ignored: send it again to reload the config")
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, too_early)
+    with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+        runner.run(serve(runtime, settings, stopped_by))
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+    for sig in reversed(stopped_by):  # end as uvicorn.run does: by the signal (systemd sees the same status)
+        signal.raise_signal(sig)
     return 0
+
+
+async def serve(runtime: Runtime, settings: Settings, stopped_by: list[int]) -> None:
+    """Start the plant, then build and serve the app; stop the plant after the server has stopped.
+
+    The drivers start polling before the web server, the HTTP app and the screens are even
+    imported: those imports run in a worker thread while the event loop polls. A SIGTERM meanwhile
+    ends the start-up before serving; the plant then stops as after serving (outputs put safe first).
+    """
+    await runtime.start()
+    try:
+        app = await asyncio.to_thread(_http_app, runtime)
+        import uvicorn
+
+        import ui
+
+        ui.install(app, runtime)  # NiceGUI's own start-up runs in the app's lifespan
+        if stopped_by:
+            return
+        # uvicorn's C-accelerated `websockets` protocol: /ws fan-out p99 measured lower than wsproto.
+        config = uvicorn.Config(app, host=settings.host, port=settings.port, ws="websockets-sansio",
+                                log_level="warning", timeout_graceful_shutdown=3)
+        # uvicorn handles SIGTERM/SIGINT while serving, then raises them again: `note` records them
+        await uvicorn.Server(config).serve()
+    finally:
+        await runtime.stop()
+
+
+def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop when installed, as `uvicorn.run(loop="auto")` chooses (uvicorn itself is imported later)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.SelectorEventLoop
+    return uvloop.new_event_loop
+
+
+def _http_app(runtime: Runtime) -> FastAPI:
+    """Import and build the HTTP app, import the web server and the screens (off the event loop: the
+    drivers poll meanwhile)."""
+    import uvicorn  # noqa: F401 - used by serve()
+
+    import ui  # noqa: F401 - NiceGUI and the pages: imported here, installed on the event loop
+    from bevforge.app import create_app
+
+    # the plant is started and stopped around the server (serve()); SIGHUP: live config reload
+    return create_app(runtime, manage_runtime=False, freeze_heap=True, reload_on_sighup=True)
+
+
+def _user_simulation() -> bool:
+    """NiceGUI's User fixture runs this file with NiceGUI already imported and its simulation switched on."""
+    helpers = sys.modules.get("nicegui.helpers")
+    return helpers is not None and helpers.is_user_simulation()
 
 
 if __name__ in {"__main__", "__mp_main__"}:
     code = main(sys.argv[1:])
-    if not helpers.is_user_simulation():
+    if not _user_simulation():
         sys.exit(code)

@@ -10,6 +10,7 @@ the first `modbus`/`serial` driver to start, so `python main.py` needs nothing e
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bevforge.clock import Clock
 from bevforge.config import Device, Endpoint, PlantConfig
@@ -19,7 +20,9 @@ from drivers.modbus import LinePool, ModbusDriver
 from drivers.serial_probe import SerialProbeDriver
 from drivers.sim import claims as sim_claims
 from drivers.sim.inprocess import SimulatedBrewhouse, SimulatorDriver
-from drivers.sim.protocol import ProtocolSimulator
+
+if TYPE_CHECKING:  # imported when the simulator is enabled: pymodbus's server pulls in aiohttp (~0.3 s of start-up)
+    from drivers.sim.protocol import ProtocolSimulator
 
 __all__ = ["check", "driver_factories", "startup_problems"]
 
@@ -41,7 +44,11 @@ def driver_factories(config: PlantConfig, clock: Clock | None = None,
         sim = SimulatedBrewhouse(ambient_c=config.simulator.ambient_c, speedup=config.simulator.speedup)
     else:
         sim = SimulatedBrewhouse(ambient_c=config.simulator.ambient_c, clock=clock)
-    protocol = ProtocolSimulator(sim, config.simulator) if config.simulator.enabled else None
+    protocol: ProtocolSimulator | None = None
+    if config.simulator.enabled:
+        from drivers.sim.protocol import ProtocolSimulator
+
+        protocol = ProtocolSimulator(sim, config.simulator)
     sim.protocol = protocol
     pool = LinePool()
 

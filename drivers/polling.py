@@ -36,6 +36,9 @@ class PollSettings(Protocol):
     @property
     def reprobe_max_s(self) -> float: ...
 
+    @property
+    def timeout_s(self) -> float: ...
+
 
 S = TypeVar("S", bound=PollSettings)
 
@@ -119,9 +122,24 @@ class PollingDriver(Driver, Generic[S]):
         self._task = asyncio.create_task(self._run(), name=f"{self.protocol}-{self.device.id}")
 
     async def stop(self) -> None:
+        """End the poll task; to a device that is answering, send one last request before letting go.
+
+        A device's comms watchdog then counts from the moment this driver stopped, not from its last
+        poll up to one poll interval earlier: across a restart (the next process polls as soon as it
+        has started, bench/restart.py) that interval would be part of the silence the watchdog sees.
+        The request is a read bounded by the device's answer timeout; its answer is not used, and no
+        answer changes nothing (the device is being let go)."""
         await stop_task(self._task)
         self._task = None
+        if self.reported:
+            try:
+                await asyncio.wait_for(self._last_request(), self.settings.timeout_s)
+            except Exception as exc:
+                self.log.debug("%s %s: no answer to the last request at stop: %r", self.protocol, self.device.id, exc)
         self._release()
+
+    async def _last_request(self) -> None:
+        """One cheap read the device's watchdog counts (see `stop`); none by default (a probe without outputs)."""
 
     def _release(self) -> None:
         """Give back the port or connection (after the poll task has ended)."""

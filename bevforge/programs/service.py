@@ -273,6 +273,11 @@ class ProgramService:
                 except BevForgeError as exc:
                     log.error("program of unit %s not stored at shutdown: %s", run.unit.id, exc.message)
 
+    def busy(self) -> bool:
+        """Whether a unit's runner is in the middle of a tick or an operator's action (a tick may wait on the
+        database writer). A stepped clock must let it finish before the next step, or ticks are lost."""
+        return any(lock.locked() for lock in self._locks.values())
+
     async def _run(self, uid: str) -> None:
         while True:
             try:

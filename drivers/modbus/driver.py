@@ -76,6 +76,10 @@ class ModbusDriver(PollingDriver[ModbusDeviceSettings]):
     def _after_surprise(self) -> float:
         return self.settings.reprobe_s
 
+    async def _last_request(self) -> None:
+        block = self.schedule[0].item
+        await self.line.read(self.settings.device_id, block.table, block.start, block.count, self.settings.timeout_s)
+
     # -- reading ---------------------------------------------------------------------------
 
     async def _read(self, entry: Due[Block], retries: int | None = None) -> bool:

@@ -3,7 +3,9 @@
 For a demo on another machine, or for tests that must kill the app and watch what the field
 devices do (the comms watchdog): the app then runs with `simulator.enabled: false` and its devices
 pointed at this process. Prints one line `READY modbus=<port> probe=<path>` when it listens, and a
-line per watchdog trip (`WATCHDOG <device>`), so a supervising script can follow it.
+line per watchdog trip (`WATCHDOG <device>`), so a supervising script can follow it. On SIGUSR1 it
+prints `POLLS <json>`: per device, the longest gap between two polls since the previous SIGUSR1 and
+when it began and ended (`time.monotonic()`; drivers/sim/polls.py) — what the device's watchdog saw.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import sys
@@ -33,11 +36,13 @@ async def serve(args: argparse.Namespace) -> int:
     sim = SimulatedBrewhouse(ambient_c=settings.ambient_c, speedup=settings.speedup)
     protocol = ProtocolSimulator(sim, settings)
     await protocol.start()
-    print(f"READY modbus={protocol.modbus_port} probe={protocol.probe.path}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1,
+                            lambda: print(f"POLLS {json.dumps(protocol.polls.take())}", flush=True))
+    print(f"READY modbus={protocol.modbus_port} probe={protocol.probe.path}", flush=True)  # signals handled now
     reported = 0
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):

@@ -23,9 +23,10 @@ GARBAGE = b"T\xff=6#.\x00\x9b?!"
 
 class SimProbe:
     def __init__(self, model: Brewhouse, link: str | Path, faults: Callable[[], Faults],
-                 channels: dict[str, str] | None = None) -> None:
+                 channels: dict[str, str] | None = None, on_request: Callable[[], None] | None = None) -> None:
         self.model = model
         self.faults = faults
+        self.on_request = on_request  # told of every request line that arrives (the poll-gap record)
         self.channels = channels or PROBE_CHANNELS
         self.port = PtyPort(link, self._received)
         self.requests = 0
@@ -71,6 +72,8 @@ class SimProbe:
             line, self._buffer = self._buffer[:cut], self._buffer[cut + 1:]
             if line.strip():
                 self.requests += 1
+                if self.on_request is not None:
+                    self.on_request()
                 asyncio.get_running_loop().create_task(self._answer(line.strip().decode("ascii", "replace")))
 
     async def _answer(self, request: str) -> None:

@@ -23,6 +23,7 @@ from drivers.sim.faults import Faults
 from drivers.sim.inprocess import SimulatedBrewhouse
 from drivers.sim.maps import FAULT_COMMS_TIMEOUT, PROBE_DEVICE, SimDeviceMap, default_modbus_devices
 from drivers.sim.modbus_server import SimModbusServer
+from drivers.sim.polls import PollGaps
 from drivers.sim.probe_server import SimProbe
 from drivers.sim.pty import PtyBridge
 
@@ -38,7 +39,9 @@ class ProtocolSimulator:
         self.tcp = SimModbusServer(sim.model, self.devices, sim.faults_for, self._seen)
         self.rtu: SimModbusServer | None = None
         self.bridge: PtyBridge | None = None
-        self.probe = SimProbe(sim.model, settings.probe_link, lambda: sim.faults_for(PROBE_DEVICE))
+        self.polls = PollGaps()  # device-side gaps between polls (bench/restart.py reads them)
+        self.probe = SimProbe(sim.model, settings.probe_link, lambda: sim.faults_for(PROBE_DEVICE),
+                              on_request=lambda: self.polls.seen(PROBE_DEVICE))
         self.last_seen: dict[str, float] = {}
         self.watchdog_trips: list[str] = []  # device names, in the order their watchdogs fired
         self._watchdog: asyncio.Task[None] | None = None
@@ -125,7 +128,8 @@ class ProtocolSimulator:
         self._claims = []
 
     def _seen(self, device: str) -> None:
-        self.last_seen[device] = asyncio.get_running_loop().time()
+        self.last_seen[device] = now = asyncio.get_running_loop().time()
+        self.polls.seen(device, now)
 
     async def _watch(self) -> None:
         loop = asyncio.get_running_loop()

@@ -276,3 +276,20 @@ async def test_late_answers_are_timeouts_and_a_slow_device_recovers(memory_serve
         assert rec.latest(1).quality is Quality.GOOD
     finally:
         await driver.stop()
+
+
+async def test_stopping_sends_an_answering_device_one_last_read(memory_server: tuple) -> None:
+    """Its comms watchdog counts from the stop, not from the last poll up to an interval before
+    (a restart: bench/restart.py). Polled every 30 s here, so only the stop can send that read."""
+    server, _, port, _, _ = memory_server
+    device = modbus_device("a", 1, host="127.0.0.1", port=port)
+    rec = Recorder()
+    driver = await running(ModbusDriver(device, [endpoint(100, "a", {"address": 0}, poll_interval_s=30)], rec,
+                                        LinePool()))
+    try:
+        await wait_for(lambda: rec.online)
+        polled = server.requests_for("a", 3)
+    finally:
+        await driver.stop()
+    assert server.requests_for("a", 3) == polled + 1
+    assert rec.comms_events == [(True, None)]  # the last read told the plant nothing

@@ -2,7 +2,7 @@
 resume of a recipe's program after a restart (a real SQLite file, the simulated brewhouse on a ManualClock).
 
 The brewhouse unit here drives the RIMS and the kettle; its one template shows the generator the run-off
-(pump 23, valve 22) and the chill (endpoint 30).
+(pump 23, valve 22) and the chill (endpoint 30) — tests/support/programs.py builds it on the fixture brewhouse.
 """
 
 from __future__ import annotations
@@ -12,46 +12,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bevforge.auth import ROLES
 from bevforge.clock import ManualClock
-from bevforge.config import PlantConfig
 from bevforge.domain import Actor
 from bevforge.errors import Conflict, Forbidden, Invalid, NotFound
 from bevforge.recipes.model import RecipeError
 from bevforge.runtime import Runtime
 from tests.support.controllers import KETTLE, RIMS, controller_config, controller_runtime, step, wait_online
 from tests.support.live import required
+from tests.support.programs import example, recipe_config, with_kettle_fermenter
 from tests.support.server import LiveServer, free_port
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "recipes"
 OPERATOR = Actor(user="olga", role="operator", station="test")
 VIEWER = Actor(user="vic", role="viewer", station="test")
-BREW_DAY = {"id": "brew_day", "name": "Brew day", "unit": "brewhouse", "steps": [
-    {"type": "hold", "name": "Rest", "controller": "mlt_rims", "target_c": 66, "minutes": 60},
-    {"type": "transfer", "name": "Run off", "pump": 23, "valves": [22], "message": "Confirm when the tun is empty"},
-    {"type": "boil", "name": "Boil", "controller": "bk_element", "minutes": 60, "boil_c": 99},
-    {"type": "chill", "name": "Chill", "endpoint": 30, "below_c": 22, "controller": "bk_element"},
-]}
-
-
-def with_brewhouse(doc: dict[str, Any]) -> None:
-    doc["programs"] = {"units": [{"id": "brewhouse", "name": "Brewhouse", "controllers": ["mlt_rims", "bk_element"]}],
-                       "templates": [BREW_DAY], "save_every_s": 10}
-
-
-def recipe_config(*more: Any) -> PlantConfig:
-    def adjust(doc: dict[str, Any]) -> None:
-        for change in (with_brewhouse, *more):
-            change(doc)
-    return controller_config([dict(RIMS), dict(KETTLE)], adjust=adjust)
-
-
-def example(name: str) -> str:
-    return (EXAMPLES / name).read_text(encoding="utf-8")
 
 
 async def started(runtime: Runtime) -> Runtime:
@@ -263,12 +239,6 @@ WARM_PROFILE = {"beerjson": {"version": 1.0, "recipes": [{
     "name": "Warm profile", "fermentation": {"fermentation_steps": [
         {"name": "Warm up", "start_temperature": {"unit": "C", "value": 40},
          "end_temperature": {"unit": "C", "value": 60}, "step_time": {"unit": "hr", "value": 1}}]}}]}}
-
-
-def with_kettle_fermenter(doc: dict[str, Any]) -> None:
-    """The kettle loop as a fermenter unit (its setpoint range 20…100 °C takes a quick warm profile)."""
-    doc["programs"] = {"units": [{"id": "kettle", "name": "Kettle (as a fermenter)", "kind": "fermenter",
-                                  "controllers": ["bk_element"]}], "save_every_s": 10}
 
 
 async def test_a_fermenter_s_recipe_profile_resumes_by_itself_on_its_schedule(tmp_path: Path) -> None:

@@ -20,6 +20,8 @@ import yaml
 
 from bevforge.config import ConfigError, load_config, parse_config
 from bevforge.domain import Quality
+from bevforge.recipes import read
+from bevforge.recipes.generate import from_json, program, to_json
 from drivers import check
 from drivers.sim.ports import use_simulator_ports
 from tests.support.server import PLANT_FIXTURE, ROOT, LiveServer, build_runtime, free_port, wait_for
@@ -114,6 +116,44 @@ async def test_a_pump_whose_source_vessel_runs_empty_is_stopped_and_alarmed(tmp_
         assert again["status"] == "blocked" and "dry-run" in again["reasons"][0]["reason"]
     finally:
         await live.stop()
+
+# -- The example recipes on the shipped brewhouse (issue 15) ------------------------------------------
+#
+# examples/recipes/ ships with the sample: each example imports cleanly for the sample's brewhouse and
+# fermenter units. The recipe tests themselves (tests/unit/test_recipes.py) run on the fixture plant.
+
+RECIPES = sorted((ROOT / "examples" / "recipes").iterdir())
+RECIPE_FORMATS = {".xml": "beerxml", ".json": "beerjson"}
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
+def test_each_example_recipe_makes_a_program_for_the_shipped_units(path: Path) -> None:
+    """The brew day on the sample's brewhouse: the mash on the RIMS loop, the run-off the sample's
+    template shows (Pump 2 through V2), the boil and chill on the kettle element reading the kettle
+    probe; the profile on FV1's loop. Each program passes the checks a config.yaml template passes."""
+    sample = load_config(SAMPLE)
+    assert [(u.id, u.kind) for u in sample.programs.units] == [("brewhouse", "brewhouse"), ("fv1", "fermenter")]
+    recipe = read(RECIPE_FORMATS[path.suffix], path.read_text(encoding="utf-8"))
+
+    brew_day = to_json(program(recipe, sample, "brewhouse"))
+    steps = brew_day["steps"]
+    assert [s["type"] for s in steps][:2] == ["heat", "prompt"]  # strike water, then mash in
+    assert [s["type"] for s in steps][-3:] == ["transfer", "boil", "chill"]
+    for s in steps:
+        if s["type"] in ("heat", "hold"):
+            assert s["controller"] == "mlt_rims", s
+        elif s["type"] == "transfer":
+            assert (s["pump"], s["valves"]) == (35, [34]), s
+        elif s["type"] == "boil":
+            assert s["controller"] == "bk_element", s
+        elif s["type"] == "chill":
+            assert (s["endpoint"], s["controller"]) == (30, "bk_element"), s
+    assert to_json(from_json(brew_day, sample, "brewhouse")) == brew_day
+
+    profile = to_json(program(recipe, sample, "fv1"))
+    assert profile["steps"] and all(s["controller"] == "fv1_temperature" for s in profile["steps"])
+    assert to_json(from_json(profile, sample, "fv1")) == profile
+
 
 # -- Docs that cannot lie (issue 16.10) ----------------------------------------------------------------
 #

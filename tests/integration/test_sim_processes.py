@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -150,6 +151,31 @@ async def test_main_py_heater_on_over_modbus_and_the_hlt_warms(tmp_path: Path) -
                 if now["quality"] == "good" and now["value"] > before["value"] + 1.0:
                     break
                 await asyncio.sleep(0.2)
+    finally:
+        await http.aclose()
+        await stop(app)
+
+
+async def test_devices_record_the_polling_gap_across_a_sigterm_restart(standalone_sim: tuple, tmp_path: Path) -> None:
+    """What bench/restart.py measures: the standalone simulator reports (SIGUSR1 → `POLLS`) each device's
+    longest silence; across a restart it spans the old process's last poll and the new one's first.
+    main.py still ends by the SIGTERM it was sent (as uvicorn.run did), after stopping the plant."""
+    sim, port = standalone_sim
+    config = write_config(tmp_path, port, enabled=False)
+    app, http = await start_app(config, tmp_path)
+    await http.aclose()
+    sim.send_signal(signal.SIGUSR1)
+    await line_with(sim, "POLLS ")  # counting starts afresh here
+    app.send_signal(signal.SIGTERM)
+    assert await app.wait() == -signal.SIGTERM
+    app, http = await start_app(config, tmp_path)
+    try:
+        sim.send_signal(signal.SIGUSR1)
+        polls = json.loads((await line_with(sim, "POLLS ")).split(" ", 1)[1])
+        devices = {d["id"] for d in yaml.safe_load(config.read_text(encoding="utf-8"))["devices"]}
+        assert devices <= set(polls)
+        for device in devices:
+            assert polls[device]["polls"] >= 1 and polls[device]["to"] > polls[device]["from"], (device, polls)
     finally:
         await http.aclose()
         await stop(app)

@@ -106,6 +106,11 @@ async def step(runtime: Runtime, seconds: float, inputs: tuple[int, ...] = (MLT_
             if all(runtime.commands.in_flight(eid) is None for eid in outputs):
                 break
             await asyncio.sleep(0.005)
+        programs = getattr(runtime, "programs", None)
+        for _ in range(400):  # a program's tick finishes (its saves and batch record wait on the DB writer)
+            if programs is None or not programs.busy():
+                break
+            await asyncio.sleep(0.005)
         if each is not None:
             each()
 

@@ -3,7 +3,7 @@ time on the keypad, a prompt's text, a step removed, a prompt added), SAVE, STAR
 names the element.
 
 The fixture brewhouse gets the RIMS and kettle loops and a brewhouse unit whose template shows the
-generator the run-off and the chill (tests/integration/test_recipes_api.py).
+generator the run-off and the chill (tests/support/programs.py).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from nicegui.elements.upload_files import SmallFileUpload
 from nicegui.testing import User
 
 from bevforge.domain import Actor
-from tests.integration.test_recipes_api import EXAMPLES, with_brewhouse
 from tests.support.controllers import KETTLE, RIMS, with_controllers
+from tests.support.programs import EXAMPLES, with_brewhouse
 from tests.ui.conftest import write_config
 from tests.ui.support import online, open_signed_in, runtime, shows, until
 

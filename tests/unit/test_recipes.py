@@ -1,34 +1,38 @@
 """Recipe import (BeerXML 1.0 through pybeerxml, BeerJSON 1.0) and the programs a recipe makes.
 
-Pure: the shipped config.yaml and the shipped examples, parsed and turned into programs; bad files
-give a RecipeError naming the element.
+Pure: the shipped examples parsed and turned into programs for the tests' own brewhouse (the fixture
+plant with a `brewhouse` unit and an `fv1` fermenter unit, tests/support/programs.py); bad files give a
+RecipeError naming the element. Whether the examples fit the shipped config.yaml is
+tests/integration/test_shipped_sample.py's question.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bevforge.config import PlantConfig, load_config
+from bevforge.config import PlantConfig, ProgramStep
 from bevforge.errors import Invalid, NotFound
 from bevforge.recipes import read
 from bevforge.recipes.generate import from_json, program, strike_temperature, to_json
 from bevforge.recipes.model import RecipeError, UnsupportedRecipe
-
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples" / "recipes"
+from tests.support.programs import example, recipe_config, with_fv1_fermenter
 
 
 @pytest.fixture(scope="module")
 def config() -> PlantConfig:
-    return load_config(ROOT / "config.yaml")
+    return recipe_config(with_fv1_fermenter)
 
 
-def example(name: str) -> str:
-    return (EXAMPLES / name).read_text(encoding="utf-8")
+def unit_controllers(cfg: PlantConfig, unit: str) -> list[str]:
+    return next(u.controllers for u in cfg.programs.units if u.id == unit)
+
+
+def template_step(cfg: PlantConfig, unit: str, kind: str) -> ProgramStep:
+    """The unit's template step of this type: what the generator copies (the run-off, the chill)."""
+    return next(s for t in cfg.programs.templates if t.unit == unit for s in t.steps if s.type == kind)
 
 
 def steps_of(cfg: PlantConfig, fmt: str, text: str, unit: str) -> list[dict[str, Any]]:
@@ -51,22 +55,25 @@ def test_strike_temperature_matches_the_imperial_worked_example() -> None:
         strike_temperature(66, 20, 0)
 
 
-# -- the shipped examples -------------------------------------------------------------------------------
+# -- the examples on the tests' brewhouse ------------------------------------------------------------------
 
 
 def test_the_pale_ale_makes_a_single_infusion_brew_day(config: PlantConfig) -> None:
     recipe = read("beerxml", example("pale-ale.xml"))
     assert (recipe.name, recipe.style, recipe.batch_l, recipe.grain_kg) == \
         ("BevForge Pale Ale", "American Pale Ale", 20.0, 4.8)
+    mash, kettle = unit_controllers(config, "brewhouse")
+    run_off, chill = template_step(config, "brewhouse", "transfer"), template_step(config, "brewhouse", "chill")
     steps = steps_of(config, "beerxml", example("pale-ale.xml"), "brewhouse")
     assert [s["type"] for s in steps] == ["heat", "prompt", "hold", "transfer", "boil", "chill"]
-    assert steps[0] == {"type": "heat", "name": "Strike water (14.4 L)", "controller": "mlt_rims",
+    assert steps[0] == {"type": "heat", "name": "Strike water (14.4 L)", "controller": mash,
                         "target_c": round(strike_temperature(66, 20, 14.4 / 4.8), 1)}
     assert steps[1]["message"] == "Add 4.80 kg grain and stir"
-    assert steps[2]["target_c"] == 66 and steps[2]["minutes"] == 60
-    assert steps[3]["pump"] == 35 and steps[3]["valves"] == [34]  # the brewhouse template's run-off
-    assert steps[4]["controller"] == "bk_element" and steps[4]["minutes"] == 60
-    assert steps[5]["endpoint"] == 30 and steps[5]["below_c"] == 22
+    assert steps[2]["target_c"] == 66 and steps[2]["minutes"] == 60 and steps[2]["controller"] == mash
+    assert (steps[3]["pump"], steps[3]["valves"]) == (run_off.pump, run_off.valves)  # the template's run-off
+    assert (steps[3]["pump"], steps[3]["valves"]) == (23, [22])  # Pump 1 through V1 in the fixture
+    assert steps[4]["controller"] == kettle and steps[4]["minutes"] == 60
+    assert steps[5]["endpoint"] == chill.endpoint and steps[5]["below_c"] == 22
 
 
 def test_the_step_mash_heats_and_holds_each_rest_and_times_three_hop_additions(config: PlantConfig) -> None:
@@ -94,8 +101,8 @@ def test_the_fermentation_profile_holds_ramps_and_crashes(config: PlantConfig) -
     expected = [("hold", 18, 5), ("ramp", 21, 1), ("hold", 21, 2), ("ramp", 2, 1), ("hold", 2, 3)]
     assert profile("beerjson", "step-mash-blonde.json") == expected
     assert profile("beerxml", "step-mash-blonde.xml") == expected  # BeerXML stages: a one-day ramp between
-    assert all(s["controller"] == "fv1_temperature" for s in steps_of(config, "beerxml", example("pale-ale.xml"),
-                                                                      "fv1"))
+    (fermenter,) = unit_controllers(config, "fv1")
+    assert all(s["controller"] == fermenter for s in steps_of(config, "beerxml", example("pale-ale.xml"), "fv1"))
 
 
 def test_beerjson_units_are_converted() -> None:
@@ -209,7 +216,7 @@ def test_an_edited_program_is_checked_like_a_config_template(config: PlantConfig
     assert missing.value.field == "steps.2"
 
     wrong_unit = json.loads(json.dumps(reviewed))
-    wrong_unit["steps"][2]["controller"] = "fv1_temperature"
+    wrong_unit["steps"][2]["controller"] = unit_controllers(config, "fv1")[0]  # the fermenter's loop
     with pytest.raises(Invalid, match="does not belong") as foreign:
         from_json(wrong_unit, config, "brewhouse")
     assert foreign.value.field == "steps.2.controller"
