@@ -547,7 +547,7 @@ STEP_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {  # type → (req
     "hold": (frozenset({"controller", "target_c"}), frozenset({"minutes", "days", "band_c", "grace_s"})),
     "ramp": (frozenset({"controller", "to_c"}),
              frozenset({"from_c", "rate_c_per_min", "rate_c_per_day", "minutes", "days"})),
-    "transfer": (frozenset({"pump"}), frozenset({"valves", "until", "message"})),
+    "transfer": (frozenset({"pump"}), frozenset({"valves", "until", "message", "controller"})),
     "boil": (frozenset({"controller", "minutes"}), frozenset({"target_c", "boil_c", "additions", "grace_s"})),
     "chill": (frozenset({"endpoint", "below_c"}), frozenset({"controller", "message"})),
     "prompt": (frozenset({"message"}), frozenset({"overdue_min"})),
@@ -570,7 +570,9 @@ class ProgramStep(Strict):
     type: StepType
     name: str | None = Field(default=None, max_length=80, description="the step's name on screens and in the record")
     controller: str | None = Field(default=None, description="heat, hold, ramp, boil: the controller whose setpoint "
-                                   "the step sets; chill: a controller switched off while chilling")
+                                   "the step sets; transfer: a controller switched off while transferring (the tun's, "
+                                   "whose element the run-off uncovers); chill: a controller switched off while "
+                                   "chilling")
     target_c: float | None = Field(default=None, description="heat, hold: the setpoint; boil: the kettle setpoint "
                                    "(default: the controller's setpoint maximum)")
     band_c: float | None = Field(default=None, gt=0, description="heat, hold: in band means |PV − target| ≤ this "

@@ -650,7 +650,9 @@ class ProgramService:
             except StepRefused as exc:
                 raise Conflict(str(exc), code=NOT_ALLOWED_NOW, field="minutes") from None
             action = "program.extend" if minutes > 0 else "program.shorten"
-            self._audit(actor, action, run, before, run.step.remaining(), detail=f"{minutes:+g} min")
+            after = run.step.remaining()  # the time left in whole seconds: the record shows it as it was shown
+            self._audit(actor, action, run, None if before is None else round(before),
+                        None if after is None else round(after), detail=f"{minutes:+g} min")
             await self._save_quietly(run)
             self.publish(run, force=True)
         return self.frame(run)

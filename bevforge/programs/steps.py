@@ -223,7 +223,10 @@ class Ramp(Step):
 
 
 class Transfer(Step):
-    """Valves first, then the pump once every valve reads open; at the end the pump stops before the valves close."""
+    """Valves first, then the pump once every valve reads open; at the end the pump stops before the valves close.
+
+    A `controller` given is switched off while it runs: the mash tun's loop, whose element the run-off leaves
+    uncovered (left in auto it would ask for heat the level interlock refuses, and trip as a runaway)."""
 
     def update(self, inputs: Inputs) -> Wants:
         self._tick(inputs.now, False)
@@ -235,8 +238,9 @@ class Transfer(Step):
         reached = until is not None and _holds(until.endpoint, until.op, until.value, inputs.values)
         prompt = self._prompt("confirm", self.cfg.message or "Confirm when the transfer is complete", inputs.now)
         done = reached or prompt is None
-        return Wants(writes=[] if done else writes, prompts=[] if done or prompt is None else [prompt], done=done,
-                     status="transferring")
+        modes = {self.cfg.controller: "off"} if self.cfg.controller else {}
+        return Wants(modes=modes, writes=[] if done else writes, prompts=[] if done or prompt is None else [prompt],
+                     done=done, status="transferring")
 
     def exit_writes(self) -> list[tuple[int, Any]]:
         assert self.cfg.pump is not None

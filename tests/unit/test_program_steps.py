@@ -131,6 +131,13 @@ async def test_transfer_ends_when_the_operator_confirms() -> None:
         transfer.confirm("nothing", [])
 
 
+async def test_a_run_off_switches_the_mash_tuns_loop_off_while_it_empties_the_tun() -> None:
+    clock = ManualClock()
+    assert step(type="transfer", pump=40).update(at(clock)).modes == {}
+    run_off = step(type="transfer", pump=40, valves=[51], controller="mlt_rims")
+    assert run_off.update(at(clock, e51=False)).modes == {"mlt_rims": "off"}
+
+
 async def test_boil_times_from_the_boil_and_prompts_each_addition_before_the_end() -> None:
     clock = ManualClock()
     boil = step(type="boil", controller="mlt_rims", minutes=60, boil_c=79,
