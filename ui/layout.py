@@ -20,8 +20,9 @@ PAGES = (("/", "CONTROL PANEL", "viewer"), ("/mimic", "PLANT", "viewer"), ("/ala
          ("/trends", "TRENDS", "viewer"), ("/programs", "PROGRAMS", "viewer"), ("/recipes", "RECIPES", "viewer"),
          ("/batches", "BATCHES", "viewer"),
          ("/audit", "AUDIT", "technician"))
-# the brew-day pages: the header shows PROGRAMS everywhere and its companions only on these pages, so the
-# header stays one row on a 1024 px kiosk; none of them without program units
+# the brew-day pages: the header shows PROGRAMS (outlined on any of them), and the three pages show
+# PROGRAMS · RECIPES · BATCHES as tabs in their first row (`brew_day_tabs`), so the header stays one row,
+# clear of the alarm counts, on a 1024 px kiosk; none of them without program units
 BREW_DAY = ("/programs", "/recipes", "/batches")
 
 
@@ -60,12 +61,12 @@ def frame(runtime: Runtime, current: str, kiosk: bool, actor: Actor) -> LiveView
             with ui.row().classes("bf-nav gap-1"):
                 for path, label, role in PAGES:
                     if not session.may(actor, role) or (path == "/mimic" and runtime.config.layout is None) \
-                            or (path in BREW_DAY and not runtime.config.programs.units) \
-                            or (path in BREW_DAY[1:] and current not in BREW_DAY):
+                            or (path in BREW_DAY and not runtime.config.programs.units) or path in BREW_DAY[1:]:
                         continue
                     target = _target(runtime, path, kiosk)
+                    here = path == current or (path == BREW_DAY[0] and current in BREW_DAY)
                     button = ui.button(label, on_click=lambda t=target: ui.navigate.to(t)).props(
-                        "flat" if path != current else "outline").classes("text-white")
+                        "outline" if here else "flat").classes("text-white")
                     tag(button, f"nav-{path.strip('/') or 'panel'}")
         annunciator = None
         with ui.row().classes("items-center gap-2"):
@@ -82,3 +83,15 @@ def frame(runtime: Runtime, current: str, kiosk: bool, actor: Actor) -> LiveView
     live.add(CriticalAlarmDialog(runtime, client, actor, annunciator))
     live.add(PromptDialog(runtime, client, actor, annunciator))
     return live
+
+
+def brew_day_tabs(runtime: Runtime, current: str, kiosk: bool) -> None:
+    """PROGRAMS · RECIPES · BATCHES at the start of the brew-day pages' first row (the current one outlined):
+    where an operator goes from running a program to importing a recipe or reading a batch."""
+    with ui.row().classes("bf-brew-tabs gap-1 items-center"):
+        for path in BREW_DAY:
+            label = next(label for p, label, _role in PAGES if p == path)
+            target = _target(runtime, path, kiosk)
+            button = ui.button(label, on_click=lambda t=target: ui.navigate.to(t)).props(
+                "outline" if path == current else "flat").classes("bf-btn")
+            tag(button, f"tab-{path.strip('/')}" if path == BREW_DAY[0] else f"nav-{path.strip('/')}")

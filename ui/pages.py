@@ -75,7 +75,10 @@ def register() -> None:
         if isinstance(opened, RedirectResponse):
             return opened
         runtime, actor, live = opened
-        suffix = "?kiosk=1" if layout.kiosk_mode(runtime, kiosk) else ""  # a kiosk stays one on the unit's page
+        kiosk_on = layout.kiosk_mode(runtime, kiosk)
+        suffix = "?kiosk=1" if kiosk_on else ""  # a kiosk stays one on the unit's page
+        if unit is None:  # one unit's page (a kiosk by its vessel) keeps its whole height for the program
+            layout.brew_day_tabs(runtime, "/programs", kiosk_on)
         live.add(ProgramsPage(runtime, client, actor, unit, suffix))
         return None
 
@@ -127,6 +130,7 @@ def register() -> None:
         if isinstance(opened, RedirectResponse):
             return opened
         runtime, actor, _live = opened
+        layout.brew_day_tabs(runtime, "/recipes", layout.kiosk_mode(runtime, kiosk))
         await RecipesPage(runtime, actor).load()
 
     @ui.page("/batches", title="Batches · BevForge OS")
@@ -136,6 +140,7 @@ def register() -> None:
         if isinstance(opened, RedirectResponse):
             return opened
         runtime, actor, _live = opened
+        layout.brew_day_tabs(runtime, "/batches", layout.kiosk_mode(runtime, kiosk))
         await BatchesView(runtime, client, actor, batch).load()
         return None
 

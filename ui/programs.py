@@ -176,7 +176,7 @@ class UnitView:
                 ui.label(self.name).classes("bf-tile-title")
                 self.state = tag(ui.label("").classes("bf-fp-state"), f"prog-state-{uid}")
                 self.template = tag(ui.label("").classes("bf-detail"), f"prog-template-{uid}")
-            with ui.row().classes("w-full no-wrap items-start gap-4"):
+            with ui.row().classes("bf-prog-body w-full no-wrap items-start gap-4"):
                 self.steps = tag(ui.column().classes("bf-prog-steps gap-1"), f"prog-steps-{uid}")
                 with ui.column().classes("grow gap-1"):
                     self.step = tag(ui.label("").classes("bf-prog-step"), f"prog-step-{uid}")

@@ -139,8 +139,14 @@ body { background: var(--bf-bg); color: var(--bf-ink); font-size: 16px; }
 /* Programs (ui/programs.py): grey steps, the current one dark and outlined (not coloured); the countdown in
    digits readable from two metres; an abnormal step state (paused, out of band, waiting) gets a shape, a word and
    the faceplate's held / notice look. */
-.bf-program { width: 100%; max-width: 1000px; }
+.bf-program, body.bf-kiosk .bf-tile.bf-program { width: 100%; max-width: 1000px; flex: 1 1 100%; min-width: 0; }
 .bf-prog-steps { min-width: 260px; max-width: 40%; }
+.bf-countdown { white-space: nowrap; }
+@media (max-width: 640px) {  /* a phone: the steps above the countdown, nothing wider than the screen */
+  .bf-prog-body { flex-wrap: wrap !important; }
+  .bf-prog-steps { min-width: 0; max-width: 100%; }
+  .bf-countdown, body.bf-kiosk .bf-countdown { font-size: 4.5rem; }
+}
 .bf-prog-step-row { white-space: pre; padding: 4px 8px; border-left: 6px solid transparent; color: var(--bf-ink);
                     font-size: 1.05rem; overflow: hidden; text-overflow: ellipsis; }
 .bf-prog-step-row.bf-step-done { color: var(--bf-muted); text-decoration: line-through; }

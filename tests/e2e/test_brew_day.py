@@ -92,7 +92,7 @@ def brewhouse(tmp_path: Path) -> Iterator[ServerProcess]:
     use_simulator_ports(doc, free_port(), str(tmp_path / "probe"))
     config = tmp_path / "brewhouse.yaml"
     config.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
-    yield from signed_in_server(tmp_path, config, {"brewer": "operator"})
+    yield from signed_in_server(tmp_path, config, {"brewer": "operator", "head": "admin"})
 
 
 def open_page(page: Page, server: ServerProcess, path: str) -> None:
@@ -272,3 +272,44 @@ def test_a_brew_day_from_a_beerxml_recipe_to_the_batch_report(browser: Browser, 
     expect(actions).not_to_contain_text(re.compile(r"\d\.\d{4}"))  # the time left in whole seconds, not 770.1530…
     snapshot(report, "batch-report")
     context.close()
+
+
+# The page's size, the header's, and whether the header's buttons stay clear of its right-hand side (the
+# alarm counts, the user): the admin's nav is the longest.
+FIT = """() => {
+  const page = document.scrollingElement;
+  const header = document.querySelector('.q-header').getBoundingClientRect();
+  const nav = document.querySelector('.bf-nav');
+  const right = nav.parentElement.nextElementSibling.getBoundingClientRect();
+  const navRight = Math.max(...[...nav.querySelectorAll('button')].map((b) => b.getBoundingClientRect().right));
+  const sameRow = right.top < nav.getBoundingClientRect().bottom - 4;
+  return {scrollHeight: page.scrollHeight, innerHeight: window.innerHeight, scrollWidth: page.scrollWidth,
+          clientWidth: page.clientWidth, header: header.height, clear: !sameRow || navRight <= right.left + 1};
+}"""
+
+
+@pytest.mark.parametrize(("width", "height"), [(1024, 600), (1280, 800), (390, 844)],
+                         ids=["kiosk-1024x600", "kiosk-1280x800", "phone-390x844"])
+def test_the_brew_day_screens_fit_a_kiosk_and_a_phone(browser: Browser, brewhouse: ServerProcess, width: int,
+                                                       height: int) -> None:
+    """The admin's header (every page's button) stays one row clear of the alarm counts on a kiosk; one unit's
+    Programs page needs no scroll on a kiosk; no brew-day page scrolls sideways on a phone."""
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    page.goto(brewhouse.base_url + "/")
+    page.fill("#u", "head")
+    page.fill("#p", PASSWORD)
+    page.get_by_role("button", name="SIGN IN").click()
+    page.locator("#bf-connection[data-state=online]").wait_for(timeout=TIMEOUT)
+    phone = width < 640
+    for path in ("/programs", f"/programs/{UNIT}", "/recipes", "/batches"):
+        open_page(page, brewhouse, path + ("" if phone else "?kiosk=1"))
+        expect(page.locator(tid(f"prog-countdown-{UNIT}") if path.startswith("/programs") else tid("nav-programs"))
+               ).to_be_visible(timeout=TIMEOUT)
+        page.wait_for_timeout(300)  # the header's size settles (fonts, a ResizeObserver)
+        fit = page.evaluate(FIT)
+        assert fit["scrollWidth"] <= fit["clientWidth"], f"{path} scrolls sideways at {width}×{height}: {fit}"
+        if not phone:
+            assert fit["header"] <= 0.12 * height and fit["clear"], f"{path} header at {width}×{height}: {fit}"
+            if path == f"/programs/{UNIT}":
+                assert fit["scrollHeight"] <= fit["innerHeight"], f"{path} scrolls at {width}×{height}: {fit}"
+    page.context.close()

@@ -56,7 +56,7 @@ async def test_the_batches_screen_lists_runs_and_shows_one_planned_against_actua
     listed = rows(user, "batches-table")
     assert [(r["id"], r["program"], r["unitName"], r["startedBy"], r["outcome"]) for r in listed] == [
         (batch_id, "A question", "Brewhouse", "olga", "COMPLETED")]
-    await user.should_see(marker="nav-batches")  # the header links the screen
+    await user.should_see(marker="nav-batches")  # the brew-day tabs link the screen
 
     await user.open(f"/batches?batch={batch_id}")
     await shows(user, "batch-title", f"Batch {batch_id}", "A question")
