@@ -294,7 +294,20 @@ class UnitView:
             self.choice.set_enabled(not active)
 
 
-class ProgramsPage:
+class ProgramViewSink:
+    """A LiveView sink that only cares about program frames: telemetry, command and alarm events pass by."""
+
+    def telemetry(self, frames: dict[int, dict[str, Any]]) -> None:
+        pass
+
+    def command(self, payload: dict[str, Any]) -> None:
+        pass
+
+    def alarms(self, payloads: list[dict[str, Any]]) -> None:
+        pass
+
+
+class ProgramsPage(ProgramViewSink):
     """The Programs screen: one `UnitView` per unit shown (all this user sees, or the one asked for)."""
 
     def __init__(self, runtime: Runtime, client: Client, actor: Actor, unit_id: str | None = None,
@@ -330,17 +343,8 @@ class ProgramsPage:
             if view is not None:
                 view.show(frame)
 
-    def telemetry(self, frames: dict[int, dict[str, Any]]) -> None:
-        pass
 
-    def command(self, payload: dict[str, Any]) -> None:
-        pass
-
-    def alarms(self, payloads: list[dict[str, Any]]) -> None:
-        pass
-
-
-class PromptDialog:
+class PromptDialog(ProgramViewSink):
     """The open prompts of every unit this station sees, on every page (a LiveView sink)."""
 
     def __init__(self, runtime: Runtime, client: Client, actor: Actor, annunciator: Any = None) -> None:
@@ -445,17 +449,8 @@ class PromptDialog:
                     tag(ui.button("ABORT", on_click=lambda: self.actions.abort(uid))
                         .classes("bf-btn bf-control bf-btn-stop"), f"prompt-abort-{uid}")
 
-    def telemetry(self, frames: dict[int, dict[str, Any]]) -> None:
-        pass
 
-    def command(self, payload: dict[str, Any]) -> None:
-        pass
-
-    def alarms(self, payloads: list[dict[str, Any]]) -> None:
-        pass
-
-
-class TileProgramLines:
+class TileProgramLines(ProgramViewSink):
     """On the Control Panel: the running step and its time left on the faceplate of each unit's first
     controller (a sink of its own beside the panel, so the tiles and faceplates stay as they are)."""
 
@@ -488,12 +483,3 @@ class TileProgramLines:
         for uid, frame in frames.items():
             if uid in self.lines:
                 self._show(uid, frame)
-
-    def telemetry(self, frames: dict[int, dict[str, Any]]) -> None:
-        pass
-
-    def command(self, payload: dict[str, Any]) -> None:
-        pass
-
-    def alarms(self, payloads: list[dict[str, Any]]) -> None:
-        pass

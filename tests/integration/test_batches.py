@@ -26,7 +26,7 @@ from bevforge.programs.batch_report import render
 from bevforge.programs.batches import to_csv
 from bevforge.runtime import Runtime
 from bevforge.store import BatchRow, BatchStepRow, batch_rows
-from tests.integration.test_programs import fill_mlt, started, with_programs
+from tests.integration.test_programs import fill_mlt, with_programs
 from tests.integration.test_programs_api import program_server
 from tests.support.controllers import (
     KETTLE,
@@ -34,6 +34,7 @@ from tests.support.controllers import (
     RIMS,
     controller_config,
     controller_runtime,
+    started,
     step,
 )
 

@@ -27,19 +27,13 @@ from tests.support.controllers import (
     RIMS,
     controller_config,
     controller_runtime,
+    started,
     step,
-    wait_online,
 )
 
 OPERATOR = Actor(user="olga", role="operator", station="test")
 TECHNICIAN = Actor(user="tom", role="technician", station="test")
 VIEWER = Actor(user="vic", role="viewer", station="test")
-
-
-async def started(runtime: Runtime) -> Runtime:
-    await runtime.start()
-    await wait_online(runtime)
-    return runtime
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import pytest
 from bevforge.clock import ManualClock
 from bevforge.config import ProgramStep
 from bevforge.programs.steps import Inputs, build
-from tests.integration.test_programs import OPERATOR, started, with_programs
-from tests.support.controllers import KETTLE, RIMS, controller_config, controller_runtime, step
+from tests.integration.test_programs import OPERATOR, with_programs
+from tests.support.controllers import KETTLE, RIMS, controller_config, controller_runtime, started, step
 
 PROFILE = {"id": "two_steps", "name": "Ramp then hold", "unit": "kettle", "steps": [
     {"type": "ramp", "name": "Ramp", "controller": "bk_element", "from_c": 40, "to_c": 50, "minutes": 10},

@@ -26,8 +26,8 @@ from tests.support.controllers import (
     RIMS,
     controller_config,
     controller_runtime,
+    started,
     step,
-    wait_online,
 )
 
 OPERATOR = Actor(user="olga", role="operator", station="test")
@@ -71,12 +71,6 @@ def with_programs(doc: dict[str, Any]) -> None:
 def program_config(rims_resume: str | None = None) -> PlantConfig:
     rims = dict(RIMS) if rims_resume is None else {**RIMS, "resume": rims_resume}
     return controller_config([rims, dict(KETTLE)], adjust=with_programs)
-
-
-async def started(runtime: Runtime) -> Runtime:
-    await runtime.start()
-    await wait_online(runtime)
-    return runtime
 
 
 @pytest.fixture

@@ -21,19 +21,13 @@ from bevforge.domain import Actor
 from bevforge.errors import Conflict, Forbidden, Invalid, NotFound
 from bevforge.recipes.model import RecipeError
 from bevforge.runtime import Runtime
-from tests.support.controllers import KETTLE, RIMS, controller_config, controller_runtime, step, wait_online
+from tests.support.controllers import KETTLE, RIMS, controller_config, controller_runtime, started, step, wait_online
 from tests.support.live import required
 from tests.support.programs import example, recipe_config, with_kettle_fermenter
 from tests.support.server import LiveServer, free_port
 
 OPERATOR = Actor(user="olga", role="operator", station="test")
 VIEWER = Actor(user="vic", role="viewer", station="test")
-
-
-async def started(runtime: Runtime) -> Runtime:
-    await runtime.start()
-    await wait_online(runtime)
-    return runtime
 
 
 @pytest.fixture

@@ -153,3 +153,10 @@ def finished_tune() -> RelayAutotune:
         now += 2.0
     assert tune.result is not None
     return tune
+
+
+async def started(runtime: Runtime) -> Runtime:
+    """Start the runtime and wait until its devices are online (the tests' plant is then being polled)."""
+    await runtime.start()
+    await wait_online(runtime)
+    return runtime
