@@ -196,8 +196,8 @@ class TrendViews:
         points = self.alarms.points
         entries = await self.alarms.queries.journal(actor, since=since, until=until, limit=MAX_MARKERS)
         out = []
-        for entry in entries:
-            point = points.get(entry["ruleId"])
+        for entry in reversed(entries):  # the journal is newest first: in the order they happened, so a raise and its
+            point = points.get(entry["ruleId"])  # ack in the same millisecond keep that order through the time sort
             if point is None or point.endpoint_id not in pens:
                 continue
             who = "" if entry["user"] in (None, "system") else f" by {entry['user']}"
