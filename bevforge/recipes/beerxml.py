@@ -14,9 +14,7 @@ from __future__ import annotations
 from typing import Any
 from xml.etree.ElementTree import ParseError
 
-from pybeerxml.parser import Parser
 from pydantic import ValidationError
-from pydantic_xml.errors import BaseError as XmlError
 
 from bevforge.recipes.model import FermentationStep, HopAddition, MashStep, Recipe, RecipeError, UnsupportedRecipe
 
@@ -53,6 +51,11 @@ def _number(value: Any, at: str, *, required: bool = True, minimum: float | None
 
 def parse(text: str) -> Recipe:
     """The first recipe of a BeerXML 1.0 document; a RecipeError naming the element otherwise."""
+    # imported on the first import, not at start-up: pybeerxml and pydantic-xml cost about 0.15 s of CPU, which a
+    # restart would otherwise spend before the screens answer (docs/deployment.md)
+    from pybeerxml.parser import Parser
+    from pydantic_xml.errors import BaseError as XmlError
+
     try:
         recipes = Parser().parse_from_string(text)
     except ParseError as exc:
