@@ -52,11 +52,7 @@ class AppProcess:
         raise RuntimeError("server did not become ready")
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
         self.tmp.cleanup()
 
     def __enter__(self) -> AppProcess:
@@ -90,3 +86,12 @@ class Row:
     def cells(self) -> list[str]:
         verdict = "—" if self.met is None else ("met" if self.met else "**not met**")
         return [self.measure, self.result, self.target or "—", verdict, f"`{self.command}`"]
+
+
+def stop_process(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
+    """SIGTERM, and SIGKILL if it has not ended within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()

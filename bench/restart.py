@@ -49,7 +49,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Row, free_port  # noqa: E402
+from bench.common import Row, free_port, stop_process  # noqa: E402
 from drivers.sim.ports import use_simulator_ports  # noqa: E402
 
 COMMAND = "python bench/restart.py"
@@ -99,11 +99,7 @@ class Devices:
         return json.loads(self.expect("POLLS ").split(" ", 1)[1])
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
 
 
 class Server:

@@ -108,12 +108,7 @@ class RecipeService:
 
     async def edit(self, actor: Actor, draft_id: Any, body: Any) -> dict[str, Any]:
         """Replace the draft's program with the reviewed one (name and steps), checked as a template is."""
-        permissions.require_role(actor, permissions.OPERATOR)
-        row = await self._row(actor, draft_id)
-        self._for_operator(actor, row)
-        if self._running(row) is not None:
-            raise Conflict("this draft's program is running on its unit: abort it first", code=NOT_ALLOWED_NOW,
-                           field="id")
+        row = await self._changeable(actor, draft_id)
         if isinstance(body, dict) and body.get("unit") not in (None, row.unit_id):
             raise Invalid(f"a draft's unit does not change ({row.unit_id!r}): import the file again for another",
                           field="unit")
@@ -127,6 +122,16 @@ class RecipeService:
                     len(program_json["steps"]))
         return self._view(updated)
 
+    async def _changeable(self, actor: Actor, draft_id: Any) -> Any:
+        """The draft an operator with every node of its unit may edit or delete: not while its program runs."""
+        permissions.require_role(actor, permissions.OPERATOR)
+        row = await self._row(actor, draft_id)
+        self._for_operator(actor, row)
+        if self._running(row) is not None:
+            raise Conflict("this draft's program is running on its unit: abort it first", code=NOT_ALLOWED_NOW,
+                           field="id")
+        return row
+
     async def start(self, actor: Actor, draft_id: Any) -> dict[str, Any]:
         """Start the draft's program on its unit (409 when the unit is running or paused on another)."""
         permissions.require_role(actor, permissions.OPERATOR)
@@ -137,12 +142,7 @@ class RecipeService:
         return {"draft": self._view(row), "program": frame}
 
     async def delete(self, actor: Actor, draft_id: Any) -> None:
-        permissions.require_role(actor, permissions.OPERATOR)
-        row = await self._row(actor, draft_id)
-        self._for_operator(actor, row)
-        if self._running(row) is not None:
-            raise Conflict("this draft's program is running on its unit: abort it first", code=NOT_ALLOWED_NOW,
-                           field="id")
+        row = await self._changeable(actor, draft_id)
         await self.db.write(recipe_rows.delete, self.db, row.id)
         self._audit(actor, "recipe.delete", row, row.name, None)
 
