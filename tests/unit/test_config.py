@@ -244,3 +244,35 @@ def test_shelve_durations_name_known_roles() -> None:
     assert field.startswith("auth.shelve_durations_s") and "unknown role 'brewer'" in message
     [(_line, field, _message)] = problems(MINIMAL + "auth:\n  shelve_durations_s: {operator: [0]}\n")
     assert field.startswith("auth.shelve_durations_s")
+
+
+def test_libyaml_and_python_loaders_agree_on_values_and_lines() -> None:
+    """The config is parsed with libyaml for speed; every line a problem names must be the one the
+    pure Python loader finds (a technician's file:line depends on it)."""
+    import yaml
+
+    from bevforge import config as config_module
+
+    if not yaml.__with_libyaml__:
+        pytest.skip("PyYAML without libyaml: only the Python loader runs")
+    text = PLANT_FIXTURE.read_text(encoding="utf-8") + "\nextra: [1, {a: 2}, [3]]\n"
+    fast = config_module._FastLineLoader(text)
+    fast.line_index = {}
+    slow = config_module._LineLoader(text)
+    slow.line_index = {}
+    fast_doc, slow_doc = fast.get_single_data(), slow.get_single_data()
+    assert fast_doc == slow_doc
+    assert type(fast).__mro__[1] is yaml.CSafeLoader
+    # ids differ between the two documents: compare the line index by walking both documents alike
+    fast_lines = config_module._LineMap(fast_doc, fast.line_index)
+    slow_lines = config_module._LineMap(slow_doc, slow.line_index)
+    paths = [("extra", 1, "a"), ("extra", 2, 0)] + [("endpoints", i, "name") for i in range(len(slow_doc["endpoints"]))]
+    assert [fast_lines.line_of(p) for p in paths] == [slow_lines.line_of(p) for p in paths]
+    assert slow_lines.line_of(("extra", 1, "a")) == text.count("\n")
+
+
+def test_a_problem_libyaml_finds_is_reported_with_the_python_loaders_line() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(MINIMAL + "tiles:\n  - {id: x}\n", "plant.yaml")  # a duplicate key, found at construction
+    problem = caught.value.problems[0]
+    assert problem.line == MINIMAL.count("\n") + 1 and "duplicate key 'tiles'" in problem.message
