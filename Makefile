@@ -23,6 +23,7 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(VENV)/bin/lint-imports
 	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-nginx.sh
 	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q
 	$(PY) -m pytest tests/e2e -q -p no:asyncio -W ignore::pytest.PytestConfigWarning
 
