@@ -1,0 +1,106 @@
+"""MQTT end to end: a real Mosquitto on loopback, the fixture brewhouse on real Modbus, real MQTT clients.
+
+The broker runs with a password file and the ACL docs/mqtt.md shows (tests/support/mosquitto.py).
+`Watcher` is a dashboard: it subscribes to the site's tree and keeps what arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bevforge.runtime import Runtime
+from tests.support.mosquitto import ROOT, Mosquitto, Watcher
+from tests.support.server import brewhouse_config, build_runtime, wait_for
+
+USERS = {"bevforge": "plant-secret-1", "alice": "alice-pw", "victor": "victor-pw", "mallory": "mallory-pw"}
+# alice operates every node; victor only looks; mallory has a broker login but no BevForge role
+MQTT_USERS = {"alice": {"role": "operator"}, "victor": {"role": "viewer"}}
+
+HLT_SETPOINT_TOPIC = f"{ROOT}/HLT/hlt_setpoint"
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    mosquitto = Mosquitto(tmp_path_factory.mktemp("mosquitto"), USERS)
+    mosquitto.start()
+    try:
+        yield mosquitto
+    finally:
+        mosquitto.stop()
+
+
+def with_mqtt(broker: Mosquitto, **overrides: Any) -> Any:
+    def adjust(doc: dict[str, Any]) -> None:
+        doc["mqtt"] = broker.settings(users=MQTT_USERS, **overrides)
+    return adjust
+
+
+async def start_plant(tmp_path: Path, adjust: Any) -> Runtime:
+    runtime = build_runtime(brewhouse_config(adjust), tmp_path / "bevforge.db")
+    await runtime.start()
+    await wait_for(lambda: all(runtime.plant.device_online.values()), timeout=15)
+    return runtime
+
+
+@pytest.fixture
+async def plant(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[Runtime]:
+    runtime = await start_plant(tmp_path, with_mqtt(broker))
+    try:
+        await wait_for(lambda: runtime.mqtt is not None and runtime.mqtt.connected, timeout=10)
+        yield runtime
+    finally:
+        await runtime.stop()
+
+
+async def test_a_new_subscriber_gets_every_endpoints_retained_state_and_the_site_online(
+        plant: Runtime, broker: Mosquitto) -> None:
+    temperature = plant.plant.states[10]
+    await wait_for(lambda: plant.mqtt is not None and plant.mqtt.published >= len(plant.config.endpoints))
+    async with Watcher(broker, "alice") as dash:  # subscribes after the plant published: retained copies
+        _, body, message = await dash.wait_for(lambda t, b, m: t == f"{ROOT}/HLT/hlt_temperature/state")
+        assert message.retain
+        assert body["endpointId"] == 10 and body["unit"] == "°C" and body["quality"] == "good"
+        assert isinstance(body["value"], float) and abs(body["value"] - temperature.value) < 5
+        assert body["timestamp"].endswith("Z")
+        _, status, message = await dash.wait_for(lambda t, b, m: t == f"{ROOT}/status")
+        assert message.retain and status["status"] == "online" and status["site"] == plant.config.site.name
+        for endpoint in plant.config.endpoints:  # one retained state topic per endpoint of the site
+            await dash.wait_for(lambda t, b, m, e=endpoint: t == f"{ROOT}/{e.node}/{e.name}/state")
+
+
+async def test_a_value_change_is_published(plant: Runtime, broker: Mosquitto) -> None:
+    async with Watcher(broker, "alice", f"{HLT_SETPOINT_TOPIC}/state") as dash:
+        await dash.wait_for(lambda t, b, m: True)  # the retained copy
+        await plant.commands.submit(12, 61.5)
+        _, body, message = await dash.wait_for(lambda t, b, m: b["value"] == 61.5)
+        assert not message.retain  # a live message to a subscriber already there
+        assert body["quality"] == "good" and body["endpointId"] == 12
+    async with Watcher(broker, "alice", f"{HLT_SETPOINT_TOPIC}/state") as late:
+        _, body, message = await late.wait_for(lambda t, b, m: True)
+        assert message.retain and body["value"] == 61.5  # the broker keeps the latest for the next one
+
+
+async def test_a_device_that_stops_answering_is_published_stale_then_bad_never_as_good(
+        plant: Runtime, broker: Mosquitto) -> None:
+    async with Watcher(broker, "alice", f"{ROOT}/HLT/hlt_temperature/state") as dash:
+        await dash.wait_for(lambda t, b, m: b["quality"] == "good")
+        seen = len(dash.messages)
+        plant.attachments["simulator"].faults_for("hlt_controller").offline = True
+        _, body, _ = await dash.wait_for(lambda t, b, m: b["quality"] == "bad", timeout=20, start=seen)
+        assert body["error"]
+        qualities = [m.payload for m in dash.messages[seen:]]
+        assert all(b'"quality":"good"' not in q for q in qualities)  # once it went quiet, never shown as live
+    async with Watcher(broker, "alice", f"{ROOT}/HLT/hlt_temperature/state") as late:
+        _, body, message = await late.wait_for(lambda t, b, m: True)
+        assert message.retain and body["quality"] == "bad"  # what a newcomer is told, too
+
+
+async def test_health_shows_the_link(plant: Runtime, broker: Mosquitto) -> None:
+    health = plant.health()["mqtt"]
+    assert health["connected"] is True and health["broker"] == f"127.0.0.1:{broker.port}"
+    assert health["root"] == ROOT and health["lastError"] is None
+    assert USERS["bevforge"] not in str(plant.health())  # the password is never shown
