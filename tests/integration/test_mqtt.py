@@ -104,3 +104,44 @@ async def test_health_shows_the_link(plant: Runtime, broker: Mosquitto) -> None:
     assert health["connected"] is True and health["broker"] == f"127.0.0.1:{broker.port}"
     assert health["root"] == ROOT and health["lastError"] is None
     assert USERS["bevforge"] not in str(plant.health())  # the password is never shown
+
+
+async def test_an_alarm_is_retained_while_it_stands_and_removed_when_it_is_over(
+        plant: Runtime, broker: Mosquitto) -> None:
+    sim = plant.attachments["simulator"]
+    async with Watcher(broker, "alice", f"{ROOT}/alarms/+") as dash:
+        sim.faults_for("hlt_controller").offline = True  # its comms alarm is raised
+        topic, raised, _ = await dash.wait_for(lambda t, b, m: b and b["kind"] == "comms" and b["active"], timeout=20)
+        alarm_id = raised["alarmId"]
+        assert topic == f"{ROOT}/alarms/{alarm_id}" and raised["event"] == "raised"
+        async with Watcher(broker, "alice", topic) as late:  # a dashboard that opens now is told too
+            _, body, message = await late.wait_for(lambda t, b, m: True)
+            assert message.retain and body["alarmId"] == alarm_id and body["active"]
+        sim.faults_for("hlt_controller").offline = False  # back: no longer active, still waiting for an ACK
+        await dash.wait_for(lambda t, b, m: t == topic and b and not b["active"], timeout=20)
+        async with Watcher(broker, "alice", topic) as late:
+            _, body, message = await late.wait_for(lambda t, b, m: True)
+            assert message.retain and body["active"] is False and body["acked"] is False
+        seen = len(dash.messages)
+        plant.alarms.ack(alarm_id, plant_actor())
+        await dash.wait_for(lambda t, b, m: t == topic and b and b["acked"], start=seen)
+        _, _, message = await dash.wait_for(lambda t, b, m: t == topic and b is None, start=seen)
+        assert message.payload == b""  # the empty retained message: the broker forgets the topic
+
+
+async def test_every_command_transition_is_published_on_its_topic(plant: Runtime, broker: Mosquitto) -> None:
+    async with Watcher(broker, "alice", f"{ROOT}/commands/+") as dash:
+        await plant.commands.submit(12, 62.0, "panel-press-1")
+        statuses: list[str] = []
+        while not statuses or statuses[-1] not in ("succeeded", "failed"):
+            topic, body, message = await dash.wait_for(lambda t, b, m: True, start=len(statuses))
+            assert topic == f"{ROOT}/commands/panel-press-1" and not message.retain
+            statuses.append(body["status"])
+        assert statuses == ["queued", "sent", "acked", "succeeded"]
+        assert body["requestedValue"] == 62.0 and body["actualValue"] == 62.0 and body["endpointId"] == 12
+
+
+def plant_actor() -> Any:
+    from bevforge.domain import Actor
+
+    return Actor(user="ops", role="operator")
