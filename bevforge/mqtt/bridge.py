@@ -158,6 +158,7 @@ class MqttBridge:
         await client.publish(topics.status(self.root), orjson.dumps(messages.site_status(True, self._site())),
                              qos=qos, retain=True)
         await client.subscribe(topics.command_subscription(self.root), qos=qos)
+        await client.subscribe(topics.alarm_subscription(self.root), qos=qos)  # leftovers (see _receive)
         seq = self.bus.last_seq
         snapshot: list[Outgoing] = []
         for endpoint in self.config_of().endpoints:
@@ -200,6 +201,13 @@ class MqttBridge:
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             payload = message.payload if isinstance(message.payload, bytes) else str(message.payload or "").encode()
+            alarm_id = topics.alarm_id_of(self.root, message.topic.value)
+            if alarm_id is not None or message.topic.value.startswith(f"{self.root}/{topics.ALARMS}/"):
+                if message.retain and payload and alarm_id not in self.alarms.current:
+                    # retained from before (the alarm ended while this site was stopped or cut off): remove it
+                    await client.publish(message.topic.value, b"", qos=self.settings.qos, retain=True)
+                    self.published += 1
+                continue  # our own alarm messages coming back live: nothing to do
             answer = await self.inbox.handle(message.topic.value, payload)
             if answer is not None:
                 await client.publish(answer.topic, answer.payload, qos=self.settings.qos, retain=False)

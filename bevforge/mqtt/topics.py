@@ -45,6 +45,22 @@ def alarm(root: str, alarm_id: int) -> str:
     return f"{root}/{ALARMS}/{alarm_id}"
 
 
+def alarm_subscription(root: str) -> str:
+    """BevForge reads its own alarm topics back once per connection: a retained alarm left from before
+    (it ended while BevForge was stopped or cut off) is then removed."""
+    return f"{root}/{ALARMS}/+"
+
+
+def alarm_id_of(root: str, topic: str) -> int | None:
+    prefix = f"{root}/{ALARMS}/"
+    if not topic.startswith(prefix):
+        return None
+    try:
+        return int(topic[len(prefix):])
+    except ValueError:
+        return None
+
+
 def command(root: str, command_id: str) -> str:
     return f"{root}/{COMMANDS}/{level(command_id)}"
 

@@ -111,7 +111,8 @@ async def test_an_alarm_is_retained_while_it_stands_and_removed_when_it_is_over(
     sim = plant.attachments["simulator"]
     async with Watcher(broker, "alice", f"{ROOT}/alarms/+") as dash:
         sim.faults_for("hlt_controller").offline = True  # its comms alarm is raised
-        topic, raised, _ = await dash.wait_for(lambda t, b, m: b and b["kind"] == "comms" and b["active"], timeout=20)
+        topic, raised, _ = await dash.wait_for(
+            lambda t, b, m: not m.retain and b and b["kind"] == "comms" and b["active"], timeout=20)
         alarm_id = raised["alarmId"]
         assert topic == f"{ROOT}/alarms/{alarm_id}" and raised["event"] == "raised"
         async with Watcher(broker, "alice", topic) as late:  # a dashboard that opens now is told too
@@ -145,3 +146,17 @@ def plant_actor() -> Any:
     from bevforge.domain import Actor
 
     return Actor(user="ops", role="operator")
+
+
+async def test_a_retained_alarm_left_from_before_is_removed_when_the_site_connects(
+        tmp_path: Path, broker: Mosquitto) -> None:
+    leftover = f"{ROOT}/alarms/424242"  # an alarm that ended while the site was stopped
+    async with Watcher(broker, "bevforge", leftover) as old_site:
+        await old_site.client.publish(leftover, b'{"alarmId": 424242, "active": true}', qos=1, retain=True)
+        await old_site.wait_for(lambda t, b, m: b is not None)
+        runtime = await start_plant(tmp_path, with_mqtt(broker))
+        try:
+            _, _, message = await old_site.wait_for(lambda t, b, m: b is None, timeout=15)
+            assert message.payload == b""
+        finally:
+            await runtime.stop()
