@@ -160,3 +160,100 @@ async def test_a_retained_alarm_left_from_before_is_removed_when_the_site_connec
             assert message.payload == b""
         finally:
             await runtime.stop()
+
+
+# -- commands in -----------------------------------------------------------------------------------
+
+def set_topic(user: str, node: str, endpoint: str) -> str:
+    return f"{ROOT}/cmd/{user}/{node}/{endpoint}/set"
+
+
+async def follow_command(dash: Watcher, command_id: str) -> list[dict[str, Any]]:
+    """Every transition of one command as published, up to its final one."""
+    frames: list[dict[str, Any]] = []
+    while not frames or frames[-1]["status"] not in ("succeeded", "failed", "blocked"):
+        _, body, _ = await dash.wait_for(lambda t, b, m: t == f"{ROOT}/commands/{command_id}",
+                                         start=dash.position if frames else 0)
+        frames.append(body)
+    return frames
+
+
+async def test_an_mqtt_command_runs_the_pipeline_to_the_device_and_reports_each_step(
+        plant: Runtime, broker: Mosquitto) -> None:
+    sim = plant.attachments["simulator"]
+    async with Watcher(broker, "alice", f"{ROOT}/commands/+") as dash:
+        await dash.publish(set_topic("alice", "HLT", "hlt_setpoint"), {"value": 63.5, "requestId": "mq-1"})
+        frames = await follow_command(dash, "mq-1")
+    assert [f["status"] for f in frames] == ["queued", "sent", "acked", "succeeded"]
+    assert all(f["requestId"] == "mq-1" and f["user"] == "mqtt:alice" and f["origin"] == "mqtt" for f in frames)
+    assert frames[-1]["actualValue"] == 63.5
+    assert sim.model.vessels["hlt"].setpoint_c == 63.5  # it reached the (simulated) controller over Modbus
+    audit = await plant.audit.query(user="mqtt:alice")
+    assert {a["action"] for a in audit} >= {"command.request", "command.result"}
+    assert all(a["commandId"] == "mq-1" and a["station"] == "mqtt" for a in audit)
+
+
+async def test_a_bare_value_is_a_command_too(plant: Runtime, broker: Mosquitto) -> None:
+    async with Watcher(broker, "alice", f"{ROOT}/commands/+") as dash:
+        await dash.publish(set_topic("alice", "HLT", "hlt_setpoint"), "64")
+        _, body, _ = await dash.wait_for(lambda t, b, m: b["status"] == "succeeded")
+    assert body["actualValue"] == 64.0 and body["user"] == "mqtt:alice" and "requestId" not in body
+
+
+async def test_an_interlocked_mqtt_command_is_reported_blocked_with_the_reason_and_never_reaches_the_device(
+        plant: Runtime, broker: Mosquitto) -> None:
+    sim = plant.attachments["simulator"]
+    await wait_for(lambda: plant.plant.states[32].value is False)  # the BK is empty: its heater's interlock holds
+    async with Watcher(broker, "alice", f"{ROOT}/commands/+") as dash:
+        await dash.publish(set_topic("alice", "BK", "bk_heater"), {"value": True, "requestId": "mq-bk"})
+        _, body, _ = await dash.wait_for(lambda t, b, m: t.endswith("/mq-bk"))
+    assert body["status"] == "blocked" and body["requestId"] == "mq-bk"
+    assert body["reasons"][0]["id"] == "bk_heater_needs_level" and "BK level is HIGH" in body["reasons"][0]["reason"]
+    assert sim.model.vessels["bk"].heater_enabled is False
+    assert (await plant.commands.find("mq-bk")).status.value == "blocked"
+
+
+async def errors_of(dash: Watcher, user: str, start: int = 0) -> dict[str, Any]:
+    _, body, _ = await dash.wait_for(lambda t, b, m: t == f"{ROOT}/cmd/{user}/error", start=start)
+    return body
+
+
+async def test_a_user_without_the_role_or_not_listed_is_refused_and_nothing_is_sent(
+        plant: Runtime, broker: Mosquitto) -> None:
+    sim = plant.attachments["simulator"]
+    before = sim.model.vessels["hlt"].setpoint_c
+    async with Watcher(broker, "victor", f"{ROOT}/cmd/victor/error") as victor:
+        await victor.publish(set_topic("victor", "HLT", "hlt_setpoint"), {"value": 70, "requestId": "v-1"})
+        refused = await errors_of(victor, "victor")
+    assert refused["code"] == "forbidden" and "viewer" in refused["message"] and refused["requestId"] == "v-1"
+    async with Watcher(broker, "mallory", f"{ROOT}/cmd/mallory/error") as mallory:
+        # the broker's ACL drops a message under someone else's name; under her own she is unknown
+        await mallory.publish(set_topic("alice", "HLT", "hlt_setpoint"), {"value": 71, "requestId": "m-1"})
+        await mallory.publish(set_topic("mallory", "HLT", "hlt_setpoint"), {"value": 72, "requestId": "m-2"})
+        refused = await errors_of(mallory, "mallory")
+    assert refused["code"] == "forbidden" and "not in mqtt.users" in refused["message"]
+    assert await plant.commands.find("v-1") is None and await plant.commands.find("m-2") is None
+    assert await plant.commands.find("m-1") is None  # published before m-2 on the same session: dropped
+    assert sim.model.vessels["hlt"].setpoint_c == before
+
+
+async def test_bad_messages_are_answered_on_the_users_error_topic(plant: Runtime, broker: Mosquitto) -> None:
+    async with Watcher(broker, "alice", f"{ROOT}/cmd/alice/error") as dash:
+        cases = [
+            (set_topic("alice", "HLT", "hlt_setpoint"), {"valu": 1}, "invalid_request", "valu"),
+            (set_topic("alice", "HLT", "hlt_setpoint"), {"requestId": "x"}, "missing_field", "value"),
+            (set_topic("alice", "HLT", "hlt_setpoint"), b"warm please", "invalid_value", "value"),
+            (set_topic("alice", "HLT", "hlt_setpoint"), {"value": 150}, "out_of_range", "value"),
+            (set_topic("alice", "HLT", "no_such_thing"), {"value": 1}, "unknown_endpoint", "topic"),
+            (set_topic("alice", "BK", "hlt_setpoint"), {"value": 1}, "unknown_endpoint", "topic"),
+            (set_topic("alice", "HLT", "hlt_temperature"), {"value": 1}, "not_writable", "endpointId"),
+            (set_topic("alice", "HLT", "hlt_setpoint"), b"", "invalid_request", "value"),
+        ]
+        for topic, payload, code, field in cases:
+            start = len(dash.messages)
+            await dash.publish(topic, payload)
+            body = await errors_of(dash, "alice", start)
+            assert (body["code"], body["field"]) == (code, field), (payload, body)
+            assert body["type"] == "error" and body["topic"] == topic
+    assert plant.mqtt is not None and plant.mqtt.inbox.refused >= len(cases)
+    assert plant.mqtt.connected  # never a crash: the link is still up

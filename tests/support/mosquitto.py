@@ -174,6 +174,7 @@ class Watcher:
         self.user = user
         self.topic = topic
         self.messages: list[aiomqtt.Message] = []
+        self.position = 0  # just after the message wait_for found last
         self._arrived = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.client: aiomqtt.Client | None = None
@@ -218,6 +219,7 @@ class Watcher:
                     raw = message.payload if isinstance(message.payload, bytes) else b""
                     body = orjson.loads(raw) if raw else None
                     if predicate(message.topic.value, body, message):
+                        self.position = seen  # where the next search may start
                         return message.topic.value, body, message
                 self._arrived.clear()
                 await self._arrived.wait()
