@@ -742,6 +742,9 @@ class MqttSettings(Strict):
     qos: Literal[0, 1, 2] = Field(default=1, description="QoS of everything published and subscribed")
     command_queue: int = Field(default=1000, ge=10, le=100_000, description="command and alarm messages kept "
                                "for the broker while it is slow or down (the oldest dropped beyond)")
+    commands_per_s: float = Field(default=5.0, gt=0, le=1000, description="commands a second each MQTT user may "
+                                  "send (token bucket) …")
+    commands_burst: int = Field(default=20, ge=1, le=10_000, description="… and at once; beyond: refused")
     users: dict[Annotated[str, Field(pattern=MQTT_SEGMENT)], MqttUser] = Field(
         default_factory=dict, description="MQTT users whose <root>/cmd/<user>/… commands are accepted, "
         "with the role they act as; anyone else is refused")

@@ -51,7 +51,7 @@ class MqttBridge:
         self.alarms = alarms
         self.bus = bus
         self.root = settings.root
-        self.inbox = CommandInbox(self.root, config_of, commands)
+        self.inbox = CommandInbox(self.root, config_of, commands, settings.commands_per_s, settings.commands_burst)
         self.outbox = Outbox(self.root, config_of, settings.command_queue, self.inbox.request_id)
         self.backoff = link.Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
         self.connected = False

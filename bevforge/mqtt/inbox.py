@@ -37,6 +37,7 @@ from bevforge.errors import (
     NotFound,
     TooLarge,
 )
+from bevforge.ingest import RateLimiter
 from bevforge.mqtt import topics
 from bevforge.mqtt.outbox import Outgoing
 
@@ -90,8 +91,10 @@ def parse_payload(payload: bytes) -> tuple[Any, str | None]:
 class CommandInbox:
     """Turns `<root>/cmd/<user>/<node>/<endpoint>/set` messages into commands, or into error answers."""
 
-    def __init__(self, root: str, config_of: Callable[[], PlantConfig], commands: CommandService) -> None:
+    def __init__(self, root: str, config_of: Callable[[], PlantConfig], commands: CommandService,
+                 rate_per_s: float, burst: int) -> None:
         self.root = root
+        self.rate = RateLimiter(rate_per_s, burst, what=("MQTT command", "commands"))  # per MQTT user
         self.config_of = config_of
         self.commands = commands
         self._request_ids: OrderedDict[str, str] = OrderedDict()  # commandId → requestId (MQTT commands)
@@ -130,6 +133,7 @@ class CommandInbox:
                               code=INVALID_REQUEST, field="topic")
             actor = self.actor(parsed.user)
             value, request_id = parse_payload(payload)
+            self.rate.take(parsed.user, 1)
             endpoint = self.endpoint(parsed.node, parsed.endpoint)
             if request_id is not None and request_id not in self._request_ids:
                 # the requestId is the commandId: a redelivered message is not run twice

@@ -257,3 +257,19 @@ async def test_bad_messages_are_answered_on_the_users_error_topic(plant: Runtime
             assert body["type"] == "error" and body["topic"] == topic
     assert plant.mqtt is not None and plant.mqtt.inbox.refused >= len(cases)
     assert plant.mqtt.connected  # never a crash: the link is still up
+
+
+async def test_a_user_over_the_command_rate_is_refused_until_the_bucket_refills(
+        tmp_path: Path, broker: Mosquitto) -> None:
+    runtime = await start_plant(tmp_path, with_mqtt(broker, commands_per_s=0.001, commands_burst=2))
+    try:
+        await wait_for(lambda: runtime.mqtt is not None and runtime.mqtt.connected, timeout=10)
+        async with Watcher(broker, "alice", f"{ROOT}/cmd/alice/error") as dash:
+            for n in range(3):
+                await dash.publish(set_topic("alice", "HLT", "hlt_setpoint"), {"value": 60 + n, "requestId": f"r{n}"})
+            body = await errors_of(dash, "alice")
+        assert body["code"] == "too_many_requests" and body["requestId"] == "r2"
+        assert "MQTT command rate" in body["message"]
+        assert await runtime.commands.find("r1") is not None and await runtime.commands.find("r2") is None
+    finally:
+        await runtime.stop()
