@@ -146,14 +146,8 @@ class MqttBridge:
             await asyncio.sleep(self.backoff.wait_s())
 
     async def _connected(self, client: aiomqtt.Client) -> None:
-        """Birth, the command subscription, then every endpoint's state and every standing alarm."""
-        self.connected = True
-        self.connects += 1
-        self.since = time.monotonic()
-        self.last_error = None
-        self.backoff.reset()
-        log.info("mqtt: connected to %s:%d as %s, publishing under %s/", self.settings.host, self.settings.port,
-                 self.settings.identifier, self.root)
+        """Birth, the subscriptions, then every endpoint's state and every standing alarm; `connected` once
+        all of it is on the broker (a subscriber from then on gets the present as retained messages)."""
         qos = self.settings.qos
         await client.publish(topics.status(self.root), orjson.dumps(messages.site_status(True, self._site())),
                              qos=qos, retain=True)
@@ -174,6 +168,13 @@ class MqttBridge:
         for item in snapshot:
             await client.publish(item.topic, item.payload, qos=qos, retain=item.retain)
             self.published += 1
+        self.connected = True
+        self.connects += 1
+        self.since = time.monotonic()
+        self.last_error = None
+        self.backoff.reset()
+        log.info("mqtt: connected to %s:%d as %s, publishing under %s/ (%d retained messages republished)",
+                 self.settings.host, self.settings.port, self.settings.identifier, self.root, len(snapshot))
 
     def _lost(self, why: str) -> None:
         if self.connected or self.last_error != why:

@@ -6,6 +6,7 @@ The broker runs with a password file and the ACL docs/mqtt.md shows (tests/suppo
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -273,3 +274,137 @@ async def test_a_user_over_the_command_rate_is_refused_until_the_bucket_refills(
         assert await runtime.commands.find("r1") is not None and await runtime.commands.find("r2") is None
     finally:
         await runtime.stop()
+
+
+# -- the broker away, and TLS -------------------------------------------------------------------------
+
+class BlackHole:
+    """A listener on the broker's port that accepts connections and never answers: a hung broker."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.server: asyncio.Server | None = None
+        self.accepted = asyncio.Event()
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def __aenter__(self) -> BlackHole:
+        async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.writers.append(writer)
+            self.accepted.set()
+            await reader.read()  # never a CONNACK
+
+        self.server = await asyncio.start_server(swallow, "127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in self.writers:
+            writer.close()
+        await self.server.wait_closed()
+
+
+async def press(runtime: Runtime, endpoint_id: int, value: Any) -> str:
+    """An operator's command, as the panel sends it; its final status."""
+    sub = runtime.bus.subscribe(lambda e: e.type == "command_status", name="test-press")
+    try:
+        command, _ = await runtime.commands.submit(endpoint_id, value, actor=plant_actor(), origin="panel")
+        async with asyncio.timeout(10):
+            while not (found := await runtime.commands.find(command.id)).status.is_final:
+                await sub.get()
+    finally:
+        sub.close("done")
+    return found.status.value
+
+
+async def test_a_broker_outage_never_stops_control_or_alarms_and_the_return_republishes_everything(
+        tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path / "broker", USERS)
+    broker.start()
+    runtime = await start_plant(tmp_path, with_mqtt(broker))
+    sim = runtime.attachments["simulator"]
+    try:
+        bridge = runtime.mqtt
+        assert bridge is not None
+        await wait_for(lambda: bridge.connected, timeout=10)
+        await broker.stop_async()  # the broker goes away: refused connections
+        await wait_for(lambda: not bridge.connected, timeout=15)
+        health = runtime.health()["mqtt"]
+        assert health["connected"] is False and health["lastError"]
+        ingested = runtime.plant.readings_ingested
+        assert await press(runtime, 12, 66.0) == "succeeded"  # commands go on
+        async with BlackHole(broker.port) as hole:  # now a broker that hangs: still nothing waits on it
+            await hole.accepted.wait()
+            assert await press(runtime, 12, 67.0) == "succeeded"
+            sim.faults_for("bk_controller").offline = True  # alarms go on: its comms alarm is raised
+            await wait_for(lambda: any(a.kind == "comms" and a.active for a in runtime.alarms.current.values()),
+                           timeout=20)
+            assert runtime.plant.readings_ingested > ingested  # and the poll loop never paused
+            assert not bridge.connected
+        await broker.start_async()  # back (an empty broker: it kept nothing, persistence is off)
+        await wait_for(lambda: bridge.connected, timeout=20)
+        async with Watcher(broker, "alice") as dash:
+            _, body, message = await dash.wait_for(lambda t, b, m: t == f"{HLT_SETPOINT_TOPIC}/state")
+            assert message.retain and body["value"] == 67.0  # the state now, not the state before the outage
+            _, body, message = await dash.wait_for(
+                lambda t, b, m: t.startswith(f"{ROOT}/alarms/") and b and b["kind"] == "comms")
+            assert message.retain and body["active"]  # the alarm raised while the broker was away
+            _, body, _ = await dash.wait_for(lambda t, b, m: t == f"{ROOT}/status")
+            assert body["status"] == "online"
+            _, body, _ = await dash.wait_for(lambda t, b, m: t == f"{ROOT}/BK/bk_temperature/state")
+            assert body["quality"] != "good"  # its device is still silent: never shown as live
+            await runtime.stop()  # a clean stop says goodbye (retained)
+            _, body, _ = await dash.wait_for(lambda t, b, m: t == f"{ROOT}/status" and b["status"] == "offline")
+            assert body["reason"] == "stopped"
+        assert bridge.connects == 2
+    finally:
+        await runtime.stop()
+        broker.stop()
+
+
+async def test_the_will_says_offline_when_the_site_vanishes(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path / "broker", USERS)
+    broker.start()
+    runtime = await start_plant(tmp_path, with_mqtt(broker))
+    try:
+        async with Watcher(broker, "alice", f"{ROOT}/status") as dash:
+            await dash.wait_for(lambda t, b, m: b["status"] == "online")
+            assert runtime.mqtt is not None and runtime.mqtt._client is not None
+            runtime.mqtt._client._client.socket().close()  # the site's connection dies without a goodbye
+            _, body, _ = await dash.wait_for(lambda t, b, m: b["status"] == "offline", timeout=20)
+            assert body["reason"] == "connection lost"  # published by the broker: the Last Will
+    finally:
+        await runtime.stop()
+        broker.stop()
+
+
+async def test_tls_with_the_sites_ca_connects_and_a_wrong_ca_is_refused(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path / "broker", USERS, tls=True)
+    broker.start()
+    assert broker.ca is not None
+    try:
+        runtime = await start_plant(tmp_path / "a", with_mqtt(
+            broker, port=broker.tls_port, host="localhost", tls={"ca_file": str(broker.ca.ca_file)}))
+        try:
+            await wait_for(lambda: runtime.mqtt is not None and runtime.mqtt.connected, timeout=15)
+            assert runtime.health()["mqtt"]["tls"] is True
+            async with Watcher(broker, "alice", f"{HLT_SETPOINT_TOPIC}/state") as dash:
+                _, _, message = await dash.wait_for(lambda t, b, m: True)
+                assert message.retain
+        finally:
+            await runtime.stop()
+        from tests.support.mosquitto import make_ca
+
+        stranger = make_ca(tmp_path / "stranger")  # a CA that did not sign the broker's certificate
+        runtime = await start_plant(tmp_path / "b", with_mqtt(
+            broker, port=broker.tls_port, host="localhost", tls={"ca_file": str(stranger.ca_file)}))
+        try:
+            bridge = runtime.mqtt
+            assert bridge is not None
+            await wait_for(lambda: bridge.last_error is not None, timeout=15)
+            assert not bridge.connected and "certificate" in bridge.last_error.lower()
+            assert await press(runtime, 12, 65.0) == "succeeded"  # the plant does not care
+        finally:
+            await runtime.stop()
+    finally:
+        broker.stop()
