@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bevforge.runtime import Runtime
-from tests.support.mosquitto import ROOT, Mosquitto, Watcher
+from tests.support.mosquitto import ROOT, Cable, Mosquitto, Watcher
 from tests.support.server import brewhouse_config, build_runtime, wait_for
 
 USERS = {"bevforge": "plant-secret-1", "alice": "alice-pw", "victor": "victor-pw", "mallory": "mallory-pw"}
@@ -362,19 +362,26 @@ async def test_a_broker_outage_never_stops_control_or_alarms_and_the_return_repu
         broker.stop()
 
 
-async def test_the_will_says_offline_when_the_site_vanishes(tmp_path: Path) -> None:
+async def test_the_will_says_offline_when_the_link_drops_and_the_site_comes_back_online(tmp_path: Path) -> None:
     broker = Mosquitto(tmp_path / "broker", USERS)
     broker.start()
-    runtime = await start_plant(tmp_path, with_mqtt(broker))
     try:
-        async with Watcher(broker, "alice", f"{ROOT}/status") as dash:
-            await dash.wait_for(lambda t, b, m: b["status"] == "online")
-            assert runtime.mqtt is not None and runtime.mqtt._client is not None
-            runtime.mqtt._client._client.socket().close()  # the site's connection dies without a goodbye
-            _, body, _ = await dash.wait_for(lambda t, b, m: b["status"] == "offline", timeout=20)
-            assert body["reason"] == "connection lost"  # published by the broker: the Last Will
+        async with Cable(broker.port) as cable:
+            runtime = await start_plant(tmp_path, with_mqtt(broker, port=cable.port))
+            try:
+                bridge = runtime.mqtt
+                assert bridge is not None
+                async with Watcher(broker, "alice", f"{ROOT}/status") as dash:
+                    await wait_for(lambda: bridge.connected, timeout=10)
+                    await dash.wait_for(lambda t, b, m: b["status"] == "online")
+                    cable.cut()  # the site's link drops without a goodbye
+                    _, body, _ = await dash.wait_for(lambda t, b, m: b["status"] == "offline", timeout=20)
+                    assert body["reason"] == "connection lost"  # published by the broker: the Last Will
+                    await dash.wait_for(lambda t, b, m: b["status"] == "online", timeout=20, start=dash.position)
+                    await wait_for(lambda: bridge.connected and bridge.connects == 2, timeout=10)
+            finally:
+                await runtime.stop()
     finally:
-        await runtime.stop()
         broker.stop()
 
 

@@ -223,3 +223,44 @@ class Watcher:
                         return message.topic.value, body, message
                 self._arrived.clear()
                 await self._arrived.wait()
+
+
+class Cable:
+    """A TCP relay between a client and the broker that a test can cut, as a pulled network cable:
+    both ends see the connection drop, and nobody says goodbye (the broker publishes the Last Will)."""
+
+    def __init__(self, broker_port: int) -> None:
+        self.broker_port = broker_port
+        self.port = free_port()
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def __aenter__(self) -> Cable:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.cut()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.broker_port)
+        self.writers += [writer, up_writer]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError, OSError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def cut(self) -> None:
+        """Drop every connection through the cable now (new ones are still relayed)."""
+        for writer in self.writers:
+            transport = writer.transport
+            transport.abort()
+        self.writers.clear()
