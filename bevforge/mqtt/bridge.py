@@ -209,7 +209,17 @@ class MqttBridge:
                     await client.publish(message.topic.value, b"", qos=self.settings.qos, retain=True)
                     self.published += 1
                 continue  # our own alarm messages coming back live: nothing to do
-            answer = await self.inbox.handle(message.topic.value, payload)
+            if not payload:
+                continue  # an empty message only removes a retained one (ours, below): not a command
+            # A command published with the retain flag would be handed over again at every reconnect and run
+            # again. MQTT 3.1.1 does not say whether a live message was retained, so every command topic is
+            # emptied after its message is taken; one that arrives retained (published while this site was
+            # away) is refused, never run late.
+            await client.publish(message.topic.value, b"", qos=self.settings.qos, retain=True)
+            if message.retain:
+                answer = self.inbox.refuse_retained(message.topic.value)
+            else:
+                answer = await self.inbox.handle(message.topic.value, payload)
             if answer is not None:
                 await client.publish(answer.topic, answer.payload, qos=self.settings.qos, retain=False)
                 self.published += 1

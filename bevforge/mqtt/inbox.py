@@ -120,6 +120,18 @@ class CommandInbox:
                 return endpoint
         raise NotFound(f"no endpoint {name!r} on node {node!r}", code=UNKNOWN_ENDPOINT, field="topic")
 
+    def refuse_retained(self, topic: str) -> Outgoing | None:
+        """A command published with the retain flag is not run (the broker would hand it over again at every
+        reconnect, and it would run again); the bridge has removed it from the broker."""
+        self.refused += 1
+        user = topics.user_of(self.root, topic)
+        if user is None:
+            return None
+        log.warning("MQTT command on %s refused: it was retained", topic)
+        frame = messages.error(INVALID_REQUEST, "a command kept on the broker (retained) is never run later: "
+                               "publish commands without the retain flag (it was removed)", "retain", topic=topic)
+        return Outgoing(topics.user_error(self.root, user), orjson.dumps(frame), False)
+
     async def handle(self, topic: str, payload: bytes) -> Outgoing | None:
         """Take one message; return the error answer to publish, or None when the command was submitted
         (its statuses follow on the bus). Never raises for anything the sender did."""

@@ -234,6 +234,7 @@ class Cable:
         self.port = free_port()
         self.server: asyncio.Server | None = None
         self.writers: list[asyncio.StreamWriter] = []
+        self.unplugged = False  # True: new connections are dropped at once too (the link stays down)
 
     async def __aenter__(self) -> Cable:
         self.server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
@@ -246,6 +247,9 @@ class Cable:
             await self.server.wait_closed()
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.unplugged:
+            writer.transport.abort()
+            return
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.broker_port)
         self.writers += [writer, up_writer]
 
