@@ -29,7 +29,7 @@ from bevforge.mqtt.outbox import Outbox, Outgoing
 
 if TYPE_CHECKING:
     from bevforge.alarms import AlarmService
-    from bevforge.bus import EventBus
+    from bevforge.bus import EventBus, Subscriber
     from bevforge.commands import CommandService
     from bevforge.config import MqttSettings, PlantConfig
     from bevforge.plant import Plant
@@ -61,9 +61,9 @@ class MqttBridge:
         self.since: float | None = None  # monotonic time of the last connect or disconnect
         self._tasks: list[asyncio.Task[None]] = []
         self._client: aiomqtt.Client | None = None
-        self._subscriber = self._subscribe()
+        self._subscriber: Subscriber | None = None  # the bridge's bus queue, from start() on
 
-    def _subscribe(self) -> Any:
+    def _subscribe(self) -> Subscriber:
         return self.bus.subscribe(lambda e: e.type in PUBLISHED_TYPES, limit=self.settings.command_queue * 4,
                                   name="mqtt")
 
@@ -71,6 +71,7 @@ class MqttBridge:
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self._subscriber = self._subscribe()
         self._tasks = [loop.create_task(self._pump(), name="mqtt-pump"),
                        loop.create_task(self._run(), name="mqtt-link")]
 
@@ -85,7 +86,8 @@ class MqttBridge:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._subscriber.close("stopped")
+        if self._subscriber is not None:
+            self._subscriber.close("stopped")
         self.connected = False
 
     def status(self) -> dict[str, Any]:
@@ -107,6 +109,7 @@ class MqttBridge:
     async def _pump(self) -> None:
         """Bus → outbox, always, broker or not (the outbox bounds what waits)."""
         while True:
+            assert self._subscriber is not None
             try:
                 events: list[Event] = await self._subscriber.get_many()
             except SubscriberClosed as exc:  # cannot happen while this loop keeps taking; never die of it
