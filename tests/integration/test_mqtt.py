@@ -259,7 +259,7 @@ async def test_bad_messages_are_answered_on_the_users_error_topic(plant: Runtime
     assert plant.mqtt.connected  # never a crash: the link is still up
 
 
-async def test_a_user_over_the_command_rate_is_refused_until_the_bucket_refills(
+async def test_a_user_over_the_command_burst_is_refused_and_nothing_more_is_sent(
         tmp_path: Path, broker: Mosquitto) -> None:
     runtime = await start_plant(tmp_path, with_mqtt(broker, commands_per_s=0.001, commands_burst=2))
     try:
