@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bevforge import __version__
 from bevforge.alarms import AlarmService
@@ -21,7 +21,6 @@ from bevforge.controllers import ControllerService
 from bevforge.devices import Driver, DriverFactory
 from bevforge.domain import Reading, Severity
 from bevforge.ingest import ReadingIntake
-from bevforge.mqtt import MqttBridge
 from bevforge.plant import Plant
 from bevforge.programs.service import ProgramService
 from bevforge.recipes.service import RecipeService
@@ -38,6 +37,9 @@ from bevforge.store import (
 from bevforge.store.faults import STORE_ALARM_KEY, STORE_ALARM_KIND
 from bevforge.store.queries import HistoryReader
 from bevforge.trends import TrendViews
+
+if TYPE_CHECKING:
+    from bevforge.mqtt import MqttBridge
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 5.0
@@ -110,6 +112,8 @@ class Runtime:
         # the plant on an MQTT broker (docs/mqtt.md): only with an `mqtt:` section; never waited on by control
         self.mqtt: MqttBridge | None = None
         if config.mqtt is not None:
+            from bevforge.mqtt import MqttBridge  # here: the MQTT client library loads only for a plant that uses it
+
             self.mqtt = MqttBridge(config.mqtt, lambda: self.config, self.plant, self.alarms, self.commands, self.bus)
         self.started_at: float | None = None
         self.interrupted_commands = 0
