@@ -15,7 +15,7 @@ import pytest
 
 from bevforge.runtime import Runtime
 from tests.support.mosquitto import ROOT, Cable, Mosquitto, Watcher
-from tests.support.server import brewhouse_config, build_runtime, wait_for
+from tests.support.server import brewhouse_config, build_runtime, wait_for, wait_for_command
 
 USERS = {"bevforge": "plant-secret-1", "alice": "alice-pw", "victor": "victor-pw", "mallory": "mallory-pw"}
 # alice operates every node; victor only looks; mallory has a broker login but no BevForge role
@@ -445,3 +445,30 @@ async def test_a_retained_command_runs_once_and_is_never_run_again_at_a_reconnec
                 await runtime.stop()
     finally:
         broker.stop()
+
+
+async def test_with_no_broker_at_all_health_says_so_over_http_and_the_plant_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support.mosquitto import free_port
+    from tests.support.server import LiveServer
+    from tests.support.server import free_port as http_port
+
+    nowhere = free_port()  # nothing listens here
+    monkeypatch.setenv("BEVFORGE_TEST_MQTT_PASSWORD", "unused")
+
+    def adjust(doc: dict[str, Any]) -> None:
+        doc["mqtt"] = {"host": "127.0.0.1", "port": nowhere, "site": "test", "username": "bevforge",
+                       "password_env": "BEVFORGE_TEST_MQTT_PASSWORD", "reconnect_min_s": 0.1}
+
+    live = LiveServer(build_runtime(brewhouse_config(adjust), tmp_path / "bevforge.db"), http_port())
+    await live.start()
+    try:
+        await wait_for(lambda: all(live.runtime.plant.device_online.values()), timeout=15)
+        await wait_for(lambda: live.runtime.mqtt is not None and live.runtime.mqtt.last_error is not None)
+        health = (await live.http.get("/api/os/health")).json()["mqtt"]
+        assert health["connected"] is False and "refused" in health["lastError"].lower()
+        assert health["broker"] == f"127.0.0.1:{nowhere}" and "unused" not in str(health)
+        r = await live.http.post("/api/os/command", json={"endpointId": 12, "value": 61.0})
+        assert (await wait_for_command(live, r.json()["commandId"]))["status"] == "succeeded"
+    finally:
+        await live.stop()
