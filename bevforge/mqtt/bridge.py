@@ -181,7 +181,7 @@ class MqttBridge:
 
     def _lost(self, why: str) -> None:
         if self.connected or self.last_error != why:
-            log.warning("mqtt: no connection to %s:%d (%s); trying again in %.0f s", self.settings.host,
+            log.warning("mqtt: no connection to %s:%d (%s); trying again in %g s", self.settings.host,
                         self.settings.port, why, self.backoff.next_s)
         if self.connected:
             self.since = time.monotonic()
