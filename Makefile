@@ -24,12 +24,14 @@ test: $(VENV)/.installed-test
 	$(VENV)/bin/lint-imports
 	bash scripts/ensure-chromium.sh
 	bash scripts/ensure-nginx.sh
+	bash scripts/ensure-mosquitto.sh
 	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q
 	$(PY) -m pytest tests/e2e -q -p no:asyncio -W ignore::pytest.PytestConfigWarning
 
 # Everything but the browser tests and the tests marked slow (pyproject.toml: markers).
 test-fast: $(VENV)/.installed-test
 	$(VENV)/bin/lint-imports
+	bash scripts/ensure-mosquitto.sh
 	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q -m "not slow"
 
 test-e2e: $(VENV)/.installed-test

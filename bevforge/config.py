@@ -684,6 +684,91 @@ class PowerSettings(Strict):
                              "(break-before-make)")
 
 
+class MqttTls(Strict):
+    """TLS to the broker: the CA that signed the broker's certificate, and a client certificate when the
+    broker asks for one. `insecure` skips the check that the certificate names `host` (a lab only)."""
+
+    ca_file: str | None = Field(default=None, min_length=1, description="PEM file of the CA that signed the "
+                                "broker's certificate (absent: the system's CAs)")
+    cert_file: str | None = Field(default=None, min_length=1, description="PEM client certificate (with key_file)")
+    key_file: str | None = Field(default=None, min_length=1, description="PEM key of cert_file")
+    insecure: bool = Field(default=False, description="skip the host name check of the broker's certificate")
+
+    @model_validator(mode="after")
+    def _pair(self) -> MqttTls:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        return self
+
+
+class MqttUser(Strict):
+    """An MQTT user allowed to send commands: the BevForge role and nodes their commands run with."""
+
+    role: str = Field(description="viewer, operator, technician or admin (commands need operator)")
+    nodes: list[str] | None = Field(default=None, description="the nodes they may command (absent: all)")
+
+    @field_validator("role")
+    @classmethod
+    def _known_role(cls, role: str) -> str:
+        from bevforge.permissions import ROLES  # here: the role authority may itself read the config types
+
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
+        return role
+
+
+MQTT_SEGMENT = r"^[A-Za-z0-9_\-]+$"  # one topic level: no '/', '+', '#' or spaces
+
+
+class MqttSettings(Strict):
+    """The plant's public face on an MQTT broker (docs/mqtt.md). Absent: no MQTT at all."""
+
+    host: str = Field(min_length=1, description="the broker's host name or address")
+    port: int = Field(default=1883, ge=1, le=65535, description="1883 plain, 8883 usual for TLS")
+    client_id: str | None = Field(default=None, min_length=1, max_length=128,
+                                  description="MQTT client id (absent: bevforge-<site>)")
+    topic_prefix: Annotated[str, Field(pattern=MQTT_SEGMENT, max_length=64)] = "bevforge"
+    site: Annotated[str, Field(pattern=MQTT_SEGMENT, max_length=64,
+                               description="this site's topic level: the root is <topic_prefix>/<site>")]
+    keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive: the broker publishes the "
+                             "offline will after about 1.5 × this without a word")
+    username: str | None = Field(default=None, min_length=1, description="BevForge's own broker user")
+    password_env: str | None = Field(default=None, min_length=1, description="environment variable holding its "
+                                     "password (never the password itself)")
+    password_file: str | None = Field(default=None, min_length=1, description="file holding its password")
+    tls: MqttTls | None = Field(default=None, description="absent: plain TCP")
+    reconnect_min_s: float = Field(default=1.0, gt=0, le=60, description="first wait after a lost connection")
+    reconnect_max_s: float = Field(default=30.0, gt=0, le=3600, description="the wait doubles up to this")
+    qos: Literal[0, 1, 2] = Field(default=1, description="QoS of everything published and subscribed")
+    command_queue: int = Field(default=1000, ge=10, le=100_000, description="command and alarm messages kept "
+                               "for the broker while it is slow or down (the oldest dropped beyond)")
+    commands_per_s: float = Field(default=5.0, gt=0, le=1000, description="commands a second each MQTT user may "
+                                  "send (token bucket) …")
+    commands_burst: int = Field(default=20, ge=1, le=10_000, description="… and at once; beyond: refused")
+    users: dict[Annotated[str, Field(pattern=MQTT_SEGMENT)], MqttUser] = Field(
+        default_factory=dict, description="MQTT users whose <root>/cmd/<user>/… commands are accepted, "
+        "with the role they act as; anyone else is refused")
+
+    @model_validator(mode="after")
+    def _checks(self) -> MqttSettings:
+        if self.password_env is not None and self.password_file is not None:
+            raise ValueError("password_env and password_file: give one")
+        if (self.password_env is not None or self.password_file is not None) and self.username is None:
+            raise ValueError("a password needs a username")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be at least reconnect_min_s")
+        return self
+
+    @property
+    def root(self) -> str:
+        """The topic every message of this site lives under: `<topic_prefix>/<site>`."""
+        return f"{self.topic_prefix}/{self.site}"
+
+    @property
+    def identifier(self) -> str:
+        return self.client_id or f"bevforge-{self.site}"
+
+
 class PlantConfig(Strict):
     version: Literal[1] = 1
     site: Site = Field(default_factory=Site)
@@ -705,6 +790,7 @@ class PlantConfig(Strict):
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
     layout: PlantLayout | None = Field(default=None, description="the process mimic's drawing (/mimic)")
+    mqtt: MqttSettings | None = Field(default=None, description="publish to an MQTT broker (docs/mqtt.md)")
     _by_id: dict[int, Endpoint] = PrivateAttr(default_factory=dict)
     _device_nodes: dict[str, frozenset[str]] = PrivateAttr(default_factory=dict)
     _alarms_by_id: dict[str, AlarmRule] = PrivateAttr(default_factory=dict)
@@ -1001,6 +1087,11 @@ def check_references(config: PlantConfig) -> list[tuple[tuple[Any, ...], str]]:
                 problems.append((("interlocks", i, "requires", j, "endpoint"), f"unknown endpoint id {cond.endpoint}"))
         if rule.active_when is not None and rule.active_when.endpoint != rule.target:
             problems.append((("interlocks", i, "active_when", "endpoint"), "must be the rule's target"))
+    if config.mqtt is not None:
+        for name, user in config.mqtt.users.items():
+            for j, node in enumerate(user.nodes or ()):
+                if node not in node_ids:
+                    problems.append((("mqtt", "users", name, "nodes", j), f"unknown node {node!r}"))
     interlock_ids = {r.id for r in config.interlocks}
     for i, alarm in enumerate(config.alarms):
         for attr in ("endpoint", "setpoint"):

@@ -41,7 +41,9 @@ MAX_BUCKETS = 1000  # credentials remembered at once; full (idle) buckets are fo
 class RateLimiter:
     """A token bucket per credential: `burst` readings at once, refilled at `rate_per_s`."""
 
-    def __init__(self, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic,
+                 what: tuple[str, str] = ("ingest", "readings")) -> None:
+        self.what = what  # (the rate's name, what it counts): the words of the refusal
         self.rate = rate_per_s
         self.burst = burst
         self.clock = clock
@@ -55,7 +57,8 @@ class RateLimiter:
         if tokens < count:
             self._buckets[key] = (tokens, now)
             wait = (count - tokens) / self.rate
-            raise TooManyRequests(f"over the ingest rate of {self.rate:g} readings/s for this credential; "
+            name, counted = self.what
+            raise TooManyRequests(f"over the {name} rate of {self.rate:g} {counted}/s for this credential; "
                                   f"retry in {wait:.1f} s", retry_after_s=wait)
         self._buckets[key] = (tokens - count, now)
         if len(self._buckets) > MAX_BUCKETS:

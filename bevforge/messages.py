@@ -205,6 +205,16 @@ def config_reloaded(config_hash: str, removed_endpoint_ids: list[int], changed_e
             "sections": sections, "timestamp": now_iso()}
 
 
+def site_status(online: bool, site: str, reason: str | None = None) -> dict[str, Any]:
+    """`<root>/status` on MQTT (docs/mqtt.md): the birth (`online`) and the will / goodbye (`offline`).
+    The will is registered when the link connects, so its `timestamp` is that moment, not the death's."""
+    frame: dict[str, Any] = {"type": "status", "status": "online" if online else "offline", "site": site,
+                             "timestamp": now_iso()}
+    if reason is not None:
+        frame["reason"] = reason
+    return frame
+
+
 # -- replies to one client (never published) ------------------------------------------------------
 
 def connected(client_id: str, authenticated: bool, seq: int) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bevforge import __version__
 from bevforge.alarms import AlarmService
@@ -37,6 +37,9 @@ from bevforge.store import (
 from bevforge.store.faults import STORE_ALARM_KEY, STORE_ALARM_KIND
 from bevforge.store.queries import HistoryReader
 from bevforge.trends import TrendViews
+
+if TYPE_CHECKING:
+    from bevforge.mqtt import MqttBridge
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 5.0
@@ -106,6 +109,12 @@ class Runtime:
         self.programs = ProgramService(config, self.plant, self.controllers, self.commands, self.alarms, self.bus,
                                        self.db, self.audit, self.clock)
         self.recipes = RecipeService(config, self.db, self.audit, self.programs, self.clock)  # drafts → programs
+        # the plant on an MQTT broker (docs/mqtt.md): only with an `mqtt:` section; never waited on by control
+        self.mqtt: MqttBridge | None = None
+        if config.mqtt is not None:
+            from bevforge.mqtt import MqttBridge  # here: the MQTT client library loads only for a plant that uses it
+
+            self.mqtt = MqttBridge(config.mqtt, lambda: self.config, self.plant, self.alarms, self.commands, self.bus)
         self.started_at: float | None = None
         self.interrupted_commands = 0
         # No user yet: the first-run setup code is handed here at start (main.py prints it on the console)
@@ -144,6 +153,8 @@ class Runtime:
             await driver.start()
         self.controllers.start()
         self.programs.start()
+        if self.mqtt is not None:
+            self.mqtt.start()
         self.started_at = time.monotonic()
 
     def link_for(self, device_id: str) -> DeviceLinkToPlant:
@@ -179,7 +190,8 @@ class Runtime:
     async def stop(self) -> None:
         """Stop every part; a part that does not stop within STOP_TIMEOUT_S is logged and left behind,
         so a stuck port or socket can never keep the plant from shutting down."""
-        steps: list[tuple[str, Any]] = [("programs", self.programs.stop), ("controllers", self.controllers.stop)]
+        steps: list[tuple[str, Any]] = [("mqtt", self.mqtt.stop)] if self.mqtt is not None else []
+        steps += [("programs", self.programs.stop), ("controllers", self.controllers.stop)]
         steps += [(f"driver {d.device.id}", d.stop) for d in self.drivers.values()]
         steps += [("commands", self.commands.stop), ("plant", self.plant.stop), ("retention", self.retention.stop),
                   ("alarms", self.alarms.stop), ("history writer", self.history_writer.stop), ("auth", self.auth.stop)]
@@ -218,5 +230,6 @@ class Runtime:
             "retention": self.retention.stats.as_dict(),
             "auth": self.auth.mode,
             "controllers": self.controllers.timing(ticks_since),
+            "mqtt": None if self.mqtt is None else self.mqtt.status(),
         }
 

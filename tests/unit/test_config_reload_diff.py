@@ -81,3 +81,11 @@ def test_a_programs_change_needs_a_restart() -> None:
 
     diff = compare(parsed(programs(60)), parsed(programs(45)))
     assert diff.needs_restart and all(key.startswith("programs") for key in diff.needs_restart), diff.needs_restart
+
+
+def test_the_mqtt_section_needs_a_restart_named_by_key() -> None:
+    diff = compare(parsed(), parsed(lambda d: d.update(mqtt={"host": "broker.lan", "site": "brewhouse"})))
+    assert diff.needs_restart == ["mqtt"]  # added: the link is built once, at start
+    with_broker = parsed(lambda d: d.update(mqtt={"host": "broker.lan", "site": "brewhouse"}))
+    moved = parsed(lambda d: d.update(mqtt={"host": "broker.lan", "site": "brewhouse", "port": 8883}))
+    assert compare(with_broker, moved).needs_restart == ["mqtt.port"]

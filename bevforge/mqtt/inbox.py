@@ -1,0 +1,173 @@
+"""Commands that arrive over MQTT: who sent them, what they set, and into the one command pipeline.
+
+MQTT does not tell a subscriber who published a message. The identity is made real by the topic:
+a user publishes only under `<root>/cmd/<their username>/…` because the broker's ACL says so
+(`pattern write <root>/cmd/%u/#`, docs/mqtt.md). Here that username is looked up in `mqtt.users`,
+which gives the BevForge role and nodes it acts with; an unknown user is refused. The command then
+goes through `CommandService.submit` exactly as an operator's press does (role and node checks in
+permissions.py, interlocks, readback, audit as `mqtt:<username>`); its lifecycle comes back on
+`<root>/commands/<id>` through the outbox. A message that cannot be taken answers an error frame on
+`<root>/cmd/<user>/error` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from bevforge import messages
+from bevforge.commands.service import MAX_COMMAND_ID
+from bevforge.domain import Actor
+from bevforge.errors import (
+    FORBIDDEN,
+    INVALID_COMMAND_ID,
+    INVALID_JSON,
+    INVALID_REQUEST,
+    MISSING_FIELD,
+    TOO_LARGE,
+    UNKNOWN_ENDPOINT,
+    BevForgeError,
+    Forbidden,
+    Invalid,
+    Malformed,
+    NotFound,
+    TooLarge,
+)
+from bevforge.ingest import RateLimiter
+from bevforge.mqtt import topics
+from bevforge.mqtt.outbox import Outgoing
+
+if TYPE_CHECKING:
+    from bevforge.commands import CommandService
+    from bevforge.config import Endpoint, PlantConfig
+
+log = logging.getLogger(__name__)
+
+ORIGIN = "mqtt"  # the commands' origin, as the record and the frames show it
+STATION = "mqtt"
+MAX_PAYLOAD = 4096
+REQUEST_IDS_KEPT = 10_000
+
+
+def actor_name(username: str) -> str:
+    """How records and audit rows name an MQTT user: `mqtt:<username>`."""
+    return f"{ORIGIN}:{username}"
+
+
+def parse_payload(payload: bytes) -> tuple[Any, str | None]:
+    """`{"value": …, "requestId": "…"}` or a bare JSON value (`72.5`, `true`); bare text is taken as a
+    string value (`on`) for the endpoint's type check to judge. → (value, requestId)."""
+    if len(payload) > MAX_PAYLOAD:
+        raise TooLarge(f"a command message is at most {MAX_PAYLOAD} bytes", code=TOO_LARGE, field="payload")
+    if not payload.strip():
+        raise Malformed("empty command message: send a value", code=INVALID_REQUEST, field="value")
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        try:
+            return payload.decode().strip(), None
+        except UnicodeDecodeError:
+            raise Malformed("a command message is JSON or UTF-8 text", code=INVALID_JSON, field="payload") from None
+    if not isinstance(body, dict):
+        return body, None
+    unknown = sorted(set(body) - {"value", "requestId"})
+    if unknown:
+        raise Invalid(f"unknown field {unknown[0]!r} (a command takes value and requestId)", code=INVALID_REQUEST,
+                      field=unknown[0])
+    if "value" not in body:
+        raise Invalid("value is required", code=MISSING_FIELD, field="value")
+    request_id = body.get("requestId")
+    if request_id is not None and (not isinstance(request_id, str) or not request_id.strip()
+                                   or len(request_id) > MAX_COMMAND_ID):
+        raise Invalid(f"requestId must be a non-empty string of at most {MAX_COMMAND_ID} characters",
+                      code=INVALID_COMMAND_ID, field="requestId")
+    return body["value"], request_id
+
+
+class CommandInbox:
+    """Turns `<root>/cmd/<user>/<node>/<endpoint>/set` messages into commands, or into error answers."""
+
+    def __init__(self, root: str, config_of: Callable[[], PlantConfig], commands: CommandService,
+                 rate_per_s: float, burst: int) -> None:
+        self.root = root
+        self.rate = RateLimiter(rate_per_s, burst, what=("MQTT command", "commands"))  # per MQTT user
+        self.config_of = config_of
+        self.commands = commands
+        self._request_ids: OrderedDict[str, str] = OrderedDict()  # commandId → requestId (MQTT commands)
+        self.accepted = 0
+        self.refused = 0
+
+    def request_id(self, command_id: str) -> str | None:
+        return self._request_ids.get(command_id)
+
+    def actor(self, username: str) -> Actor:
+        """The BevForge actor an MQTT user acts as (mqtt.users); anyone not listed is refused."""
+        settings = self.config_of().mqtt
+        user = settings.users.get(username) if settings is not None else None
+        if user is None:
+            raise Forbidden(f"MQTT user {username!r} may not send commands (not in mqtt.users)", code=FORBIDDEN,
+                            field="user")
+        return Actor(user=actor_name(username), station=STATION, role=user.role,
+                     nodes=None if user.nodes is None else frozenset(user.nodes))
+
+    def endpoint(self, node: str, name: str) -> Endpoint:
+        for endpoint in self.config_of().endpoints:
+            if endpoint.name == name and endpoint.node == node:
+                return endpoint
+        raise NotFound(f"no endpoint {name!r} on node {node!r}", code=UNKNOWN_ENDPOINT, field="topic")
+
+    def refuse_retained(self, topic: str) -> Outgoing | None:
+        """A command published with the retain flag is not run (the broker would hand it over again at every
+        reconnect, and it would run again); the bridge has removed it from the broker."""
+        self.refused += 1
+        user = topics.user_of(self.root, topic)
+        if user is None:
+            return None
+        log.warning("MQTT command on %s refused: it was retained", topic)
+        frame = messages.error(INVALID_REQUEST, "a command kept on the broker (retained) is never run later: "
+                               "publish commands without the retain flag (it was removed)", "retain", topic=topic)
+        return Outgoing(topics.user_error(self.root, user), orjson.dumps(frame), False)
+
+    async def handle(self, topic: str, payload: bytes) -> Outgoing | None:
+        """Take one message; return the error answer to publish, or None when the command was submitted
+        (its statuses follow on the bus). Never raises for anything the sender did."""
+        parsed = topics.parse_set(self.root, topic)
+        user = parsed.user if parsed is not None else topics.user_of(self.root, topic)
+        request_id: str | None = None
+        added: str | None = None  # a requestId remembered for this message (forgotten again if it is refused)
+        try:
+            if parsed is None:
+                raise Invalid(f"not a command topic: {topic!r} (use {self.root}/cmd/<user>/<node>/<endpoint>/set)",
+                              code=INVALID_REQUEST, field="topic")
+            actor = self.actor(parsed.user)
+            value, request_id = parse_payload(payload)
+            self.rate.take(parsed.user, 1)
+            endpoint = self.endpoint(parsed.node, parsed.endpoint)
+            if request_id is not None and request_id not in self._request_ids:
+                # the requestId is the commandId: a redelivered message is not run twice
+                added = request_id
+                self._request_ids[request_id] = request_id
+                self._request_ids.move_to_end(request_id)
+                while len(self._request_ids) > REQUEST_IDS_KEPT:
+                    self._request_ids.popitem(last=False)
+            command, created = await self.commands.submit(endpoint.id, value, request_id, actor=actor, origin=ORIGIN)
+        except BevForgeError as exc:
+            self.refused += 1
+            if added is not None:
+                self._request_ids.pop(added, None)
+            log.info("MQTT command on %s refused: %s", topic, exc.message)
+            if user is None:
+                return None
+            frame = messages.error_of(exc)
+            frame["topic"] = topic
+            if request_id is not None:
+                frame["requestId"] = request_id
+            return Outgoing(topics.user_error(self.root, user), orjson.dumps(frame), False)
+        self.accepted += 1
+        log.info("MQTT command %s from %s: %s → %r (%s)", command.id, actor.user, endpoint.name, value,
+                 command.status.value if created else "already received")
+        return None

@@ -1,0 +1,103 @@
+"""The MQTT topic tree of one site, in one place (docs/mqtt.md "Topic tree").
+
+    <root>/status                                   birth / will: online or offline (retained)
+    <root>/<node>/<endpoint>/state                  an endpoint's present value (retained)
+    <root>/alarms/<alarmId>                         an alarm occurrence while it stands (retained)
+    <root>/commands/<commandId>                     each transition of a command (not retained)
+    <root>/cmd/<mqtt user>/<node>/<endpoint>/set    a command from that MQTT user (BevForge subscribes)
+    <root>/cmd/<mqtt user>/error                    why that user's last message was refused
+
+`<root>` is `<topic_prefix>/<site>` (config `mqtt:`). Pure functions: no I/O, no decisions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STATUS = "status"
+ALARMS = "alarms"
+COMMANDS = "commands"
+COMMANDS_IN = "cmd"
+STATE = "state"
+SET = "set"
+ERROR = "error"
+
+_ESCAPED = {"%": "%25", "/": "%2F", "+": "%2B", "#": "%23", "\0": "%00"}
+
+
+def level(text: str) -> str:
+    """`text` as one topic level: `/`, `+`, `#`, NUL and `%` percent-encoded (a REST client may choose a
+    commandId with a slash; it must not open levels of its own or act as a wildcard)."""
+    if not any(c in text for c in _ESCAPED):
+        return text
+    return "".join(_ESCAPED.get(c, c) for c in text)
+
+
+def status(root: str) -> str:
+    return f"{root}/{STATUS}"
+
+
+def state(root: str, node: str, endpoint: str) -> str:
+    return f"{root}/{node}/{endpoint}/{STATE}"
+
+
+def alarm(root: str, alarm_id: int) -> str:
+    return f"{root}/{ALARMS}/{alarm_id}"
+
+
+def alarm_subscription(root: str) -> str:
+    """BevForge reads its own alarm topics back once per connection: a retained alarm left from before
+    (it ended while BevForge was stopped or cut off) is then removed."""
+    return f"{root}/{ALARMS}/+"
+
+
+def alarm_id_of(root: str, topic: str) -> int | None:
+    prefix = f"{root}/{ALARMS}/"
+    if not topic.startswith(prefix):
+        return None
+    try:
+        return int(topic[len(prefix):])
+    except ValueError:
+        return None
+
+
+def command(root: str, command_id: str) -> str:
+    return f"{root}/{COMMANDS}/{level(command_id)}"
+
+
+def command_subscription(root: str) -> str:
+    """What BevForge subscribes to: every user's set topics (the broker's ACL decides who may publish)."""
+    return f"{root}/{COMMANDS_IN}/+/+/+/{SET}"
+
+
+def user_error(root: str, user: str) -> str:
+    return f"{root}/{COMMANDS_IN}/{level(user)}/{ERROR}"
+
+
+@dataclass(frozen=True, slots=True)
+class SetTopic:
+    """A command topic taken apart: who published it (the ACL guarantees the level) and what it sets."""
+
+    user: str
+    node: str
+    endpoint: str
+
+
+def parse_set(root: str, topic: str) -> SetTopic | None:
+    """`<root>/cmd/<user>/<node>/<endpoint>/set` → its parts; None for any other topic."""
+    prefix = f"{root}/{COMMANDS_IN}/"
+    if not topic.startswith(prefix):
+        return None
+    parts = topic[len(prefix):].split("/")
+    if len(parts) != 4 or parts[3] != SET or not all(parts[:3]):
+        return None
+    return SetTopic(parts[0], parts[1], parts[2])
+
+
+def user_of(root: str, topic: str) -> str | None:
+    """The user level of any topic under `<root>/cmd/` (where to answer a message that is not a set topic)."""
+    prefix = f"{root}/{COMMANDS_IN}/"
+    if not topic.startswith(prefix):
+        return None
+    user = topic[len(prefix):].split("/", 1)[0]
+    return user or None

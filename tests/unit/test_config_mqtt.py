@@ -1,0 +1,60 @@
+"""The `mqtt:` section: optional, checked with file:line like the rest, and no password in the file."""
+
+from __future__ import annotations
+
+import pytest
+
+from bevforge.config import ConfigError, parse_config
+from tests.unit.test_config import MINIMAL
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(MINIMAL + text, "plant.yaml")
+    return [str(p) for p in info.value.problems]
+
+
+def test_absent_means_no_mqtt() -> None:
+    assert parse_config(MINIMAL, "plant.yaml").mqtt is None
+
+
+def test_a_full_section_and_its_topic_root() -> None:
+    config = parse_config(MINIMAL + """\
+mqtt:
+  host: broker.lan
+  port: 8883
+  site: brewhouse
+  username: bevforge
+  password_file: /etc/bevforge/mqtt-password
+  tls: {ca_file: /etc/bevforge/ca.crt}
+  users:
+    alice: {role: operator, nodes: [HLT]}
+""", "plant.yaml")
+    assert config.mqtt is not None
+    assert config.mqtt.root == "bevforge/brewhouse" and config.mqtt.identifier == "bevforge-brewhouse"
+    assert config.mqtt.qos == 1 and config.mqtt.tls is not None and config.mqtt.tls.insecure is False
+    assert config.mqtt.users["alice"].nodes == ["HLT"]
+
+
+def test_a_password_in_the_file_is_refused_with_its_line() -> None:
+    found = problems("mqtt:\n  host: b\n  site: s\n  username: u\n  password: hunter2\n")
+    assert any(p.startswith("plant.yaml:") and "mqtt.password" in p for p in found), found
+    assert not any("hunter2" in p for p in found)
+
+
+@pytest.mark.parametrize(("section", "words"), [
+    ("  password_env: A\n  password_file: /f\n  username: u\n", "give one"),
+    ("  password_env: A\n", "needs a username"),
+    ("  users:\n    alice: {role: brewer}\n", "unknown role 'brewer'"),
+    ("  users:\n    alice: {role: operator, nodes: [CELLAR]}\n", "unknown node 'CELLAR'"),
+    ("  users:\n    'al/ice': {role: operator}\n", "mqtt.users"),
+    ("  tls: {cert_file: /c}\n", "go together"),
+    ("  reconnect_min_s: 10\n  reconnect_max_s: 5\n", "at least reconnect_min_s"),
+])
+def test_mistakes_are_named(section: str, words: str) -> None:
+    found = problems("mqtt:\n  host: b\n  site: s\n" + section)
+    assert any(words in p for p in found), found
+
+
+def test_a_site_with_a_slash_is_refused() -> None:
+    assert any("mqtt.site" in p for p in problems("mqtt:\n  host: b\n  site: a/b\n"))
