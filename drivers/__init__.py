@@ -1,6 +1,7 @@
 """Device protocols. `driver_factories()` is what the app hands the core.
 
-Driver names in config.yaml: `modbus` (TCP, RTU, RTU over TCP), `serial` (ASCII line probes) and
+Driver names in config.yaml: `modbus` (TCP, RTU, RTU over TCP), `serial` (ASCII line probes),
+`site` (a remote site's BevForge over MQTT, for a central panel: drivers/site.py) and
 `simulator` (the brewhouse model in this process, for fast tests). When `simulator.enabled`, the
 simulated brewhouse also answers over real protocols (drivers/sim/protocol.py) and is started by
 the first `modbus`/`serial` driver to start, so `python main.py` needs nothing else running.
@@ -20,6 +21,7 @@ from drivers.modbus import LinePool, ModbusDriver
 from drivers.serial_probe import SerialProbeDriver
 from drivers.sim import claims as sim_claims
 from drivers.sim.inprocess import SimulatedBrewhouse, SimulatorDriver
+from drivers.site import SiteDriver
 
 if TYPE_CHECKING:  # imported when the simulator is enabled: pymodbus's server pulls in aiohttp (~0.3 s of start-up)
     from drivers.sim.protocol import ProtocolSimulator
@@ -64,6 +66,7 @@ def driver_factories(config: PlantConfig, clock: Clock | None = None,
         "modbus": modbus,
         "serial": serial,
         "simulator": lambda device, endpoints, link: SimulatorDriver(device, endpoints, link, sim),
+        "site": lambda device, endpoints, link: SiteDriver(device, endpoints, link, config.mqtt),
     }
     return factories, sim
 
