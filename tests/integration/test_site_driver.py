@@ -151,3 +151,24 @@ async def final(runtime: Runtime, command_id: str, timeout: float = 20.0) -> Com
         assert loop.time() < deadline, f"command {command_id} not final within {timeout:g} s: {command}"
         await asyncio.sleep(0.05)
 
+
+
+@pytest.mark.parametrize(("change", "where", "says"), [
+    (lambda d: d.pop("mqtt"), "devices[0].driver", "needs an mqtt: section"),
+    (lambda d: d["devices"][0]["settings"].update(site="central"), "devices[0].settings.site", "own mqtt.site"),
+    (lambda d: d["devices"][0]["settings"].update(site="a/b"), "devices[0].settings.site", "one MQTT topic level"),
+    (lambda d: d["devices"][0]["settings"].update(port=1), "devices[0].settings.port", "unknown setting"),
+    (lambda d: d["endpoints"][0].update(address={"endpoint": "hlt_setpoint"}), "endpoints[1].address.endpoint",
+     "read by another endpoint"),
+])
+def test_a_central_config_with_a_bad_site_device_is_refused_at_its_line(broker: Mosquitto, change: Any, where: str,
+                                                                        says: str) -> None:
+    from bevforge.config import ConfigError
+    from drivers import check
+
+    doc = central_document(broker)
+    change(doc)
+    with pytest.raises(ConfigError) as refused:
+        parse_config(yaml.safe_dump(doc, allow_unicode=True), "central.yaml", check)
+    problem = refused.value.problems[0]
+    assert problem.field == where and says in problem.message and problem.line is not None
