@@ -21,7 +21,6 @@ from drivers.modbus import LinePool, ModbusDriver
 from drivers.serial_probe import SerialProbeDriver
 from drivers.sim import claims as sim_claims
 from drivers.sim.inprocess import SimulatedBrewhouse, SimulatorDriver
-from drivers.site import SiteDriver
 
 if TYPE_CHECKING:  # imported when the simulator is enabled: pymodbus's server pulls in aiohttp (~0.3 s of start-up)
     from drivers.sim.protocol import ProtocolSimulator
@@ -62,11 +61,16 @@ def driver_factories(config: PlantConfig, clock: Clock | None = None,
         driver_cls = SerialProbeDriver if protocol is None else _with_simulator(SerialProbeDriver, protocol)
         return driver_cls(device, endpoints, link)
 
+    def site(device: Device, endpoints: Sequence[Endpoint], link: DeviceLink) -> Driver:
+        from drivers.site import SiteDriver  # here: MQTT's client library is imported only by a central panel
+
+        return SiteDriver(device, endpoints, link, config.mqtt)
+
     factories: dict[str, DriverFactory] = {
         "modbus": modbus,
         "serial": serial,
         "simulator": lambda device, endpoints, link: SimulatorDriver(device, endpoints, link, sim),
-        "site": lambda device, endpoints, link: SiteDriver(device, endpoints, link, config.mqtt),
+        "site": site,
     }
     return factories, sim
 
