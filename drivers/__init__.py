@@ -1,6 +1,7 @@
 """Device protocols. `driver_factories()` is what the app hands the core.
 
-Driver names in config.yaml: `modbus` (TCP, RTU, RTU over TCP), `serial` (ASCII line probes) and
+Driver names in config.yaml: `modbus` (TCP, RTU, RTU over TCP), `serial` (ASCII line probes),
+`site` (a remote site's BevForge over MQTT, for a central panel: drivers/site.py) and
 `simulator` (the brewhouse model in this process, for fast tests). When `simulator.enabled`, the
 simulated brewhouse also answers over real protocols (drivers/sim/protocol.py) and is started by
 the first `modbus`/`serial` driver to start, so `python main.py` needs nothing else running.
@@ -60,10 +61,16 @@ def driver_factories(config: PlantConfig, clock: Clock | None = None,
         driver_cls = SerialProbeDriver if protocol is None else _with_simulator(SerialProbeDriver, protocol)
         return driver_cls(device, endpoints, link)
 
+    def site(device: Device, endpoints: Sequence[Endpoint], link: DeviceLink) -> Driver:
+        from drivers.site import SiteDriver  # here: MQTT's client library is imported only by a central panel
+
+        return SiteDriver(device, endpoints, link, config.mqtt)
+
     factories: dict[str, DriverFactory] = {
         "modbus": modbus,
         "serial": serial,
         "simulator": lambda device, endpoints, link: SimulatorDriver(device, endpoints, link, sim),
+        "site": site,
     }
     return factories, sim
 

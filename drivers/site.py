@@ -1,0 +1,212 @@
+"""A remote site as one device of a central panel (docs/mqtt.md "A central panel"): driver name `site`.
+
+A site's BevForge publishes every endpoint's present value, retained, under
+`<topic_prefix>/<site>/<node>/<endpoint>/state`, and `<topic_prefix>/<site>/status` online / offline
+(its Last Will). This driver subscribes to them on the central's own broker connection settings
+(`mqtt:` of the central's config.yaml) and hands the values to the central's plant like any device's
+readings, with the site's quality and time. The site is offline (every value stale, never shown as
+live) while the broker is out of reach or the site's status is not `online`.
+
+A write is a command for the site: published on `<root>/cmd/<central's MQTT user>/<node>/<endpoint>/set`
+with a request id, and run there by the site's own pipeline (its interlocks, its readback, its audit as
+`mqtt:<user>`). The write returns when the site reports the command `succeeded`; a site that blocked or
+failed it raises DeviceError with the site's reasons, which the central's command record shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import aiomqtt
+import orjson
+
+from bevforge.config import MQTT_SEGMENT, Device, Endpoint, MqttSettings
+from bevforge.devices import DeviceError, DeviceLink, Driver, SettingsRefused
+from bevforge.domain import Quality, Reading, Value
+from bevforge.mqtt import link as mqtt_link
+from bevforge.mqtt import topics
+
+log = logging.getLogger(__name__)
+
+COMMAND_TIMEOUT_S = 15.0
+_QUALITIES = {q.value: q for q in Quality}
+
+
+def _segment(owner: Device | Endpoint, field: str, value: Any) -> str:
+    import re
+
+    if not isinstance(value, str) or not re.match(MQTT_SEGMENT, value):
+        raise SettingsRefused(owner, field, "one MQTT topic level: letters, digits, '_' or '-'")
+    return value
+
+
+class SiteDriver(Driver):
+    """The endpoints of one remote site, read from and commanded through its MQTT topic tree."""
+
+    def __init__(self, device: Device, endpoints: Sequence[Endpoint], link: DeviceLink,
+                 broker: MqttSettings | None) -> None:
+        super().__init__(device, endpoints, link)
+        if broker is None:
+            raise SettingsRefused(device, "driver", "a site is reached through the central's broker: "
+                                                    "config.yaml needs an mqtt: section")
+        settings = dict(device.settings)
+        unknown = sorted(set(settings) - {"site", "command_timeout_s"})
+        if unknown:
+            raise SettingsRefused(device, f"settings.{unknown[0]}", "unknown setting (site, command_timeout_s)")
+        self.site = _segment(device, "settings.site", settings.get("site"))
+        if self.site == broker.site:
+            raise SettingsRefused(device, "settings.site", f"{self.site!r} is this panel's own mqtt.site")
+        timeout = settings.get("command_timeout_s", COMMAND_TIMEOUT_S)
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= 600:
+            raise SettingsRefused(device, "settings.command_timeout_s", "seconds, above 0 and at most 600")
+        if broker.username is None:
+            raise SettingsRefused(device, "driver", "commands to a site need mqtt.username (the site's "
+                                                    "mqtt.users entry gives it a role)")
+        self.command_timeout_s = float(timeout)
+        self.broker = broker
+        self.root = f"{broker.topic_prefix}/{self.site}"
+        self.by_name: dict[str, Endpoint] = {}
+        for endpoint in self.endpoints:
+            address = dict(endpoint.address)
+            unknown = sorted(set(address) - {"endpoint", "node"})
+            if unknown:
+                raise SettingsRefused(endpoint, f"address.{unknown[0]}", "unknown key (endpoint, node)")
+            name = _segment(endpoint, "address.endpoint", address.get("endpoint", endpoint.name))
+            if name in self.by_name:
+                raise SettingsRefused(endpoint, "address.endpoint", f"{name!r} is read by another endpoint")
+            self.by_name[name] = endpoint
+        self.names = {e.id: n for n, e in self.by_name.items()}
+        self.nodes: dict[str, str] = {n: e.address["node"] for n, e in self.by_name.items() if "node" in e.address}
+        self.client: aiomqtt.Client | None = None
+        self.connected = False
+        self.site_online = False
+        self.pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"site-{self.site}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._report(False, "stopped")
+
+    def status(self) -> dict[str, Any]:
+        return super().status() | {"site": self.site, "brokerConnected": self.connected,
+                                   "siteOnline": self.site_online}
+
+    # -- the link ---------------------------------------------------------------------------------
+
+    def _client(self) -> aiomqtt.Client:
+        broker = self.broker
+        return aiomqtt.Client(
+            broker.host, broker.port, username=broker.username, password=mqtt_link.password(broker),
+            identifier=f"{broker.identifier}-site-{self.site}", keepalive=broker.keepalive_s,
+            tls_context=mqtt_link.tls_context(broker),
+            tls_insecure=broker.tls.insecure if broker.tls is not None else None,
+            timeout=max(5.0, float(broker.keepalive_s)))
+
+    async def _run(self) -> None:
+        backoff = mqtt_link.Backoff(self.broker.reconnect_min_s, self.broker.reconnect_max_s)
+        while True:
+            why = "broker connection ended"
+            try:
+                async with self._client() as client:
+                    self.client = client
+                    self.connected = True
+                    backoff.reset()
+                    await client.subscribe(topics.status(self.root), qos=self.broker.qos)
+                    await client.subscribe(f"{self.root}/+/+/{topics.STATE}", qos=self.broker.qos)
+                    await client.subscribe(f"{self.root}/{topics.COMMANDS}/+", qos=self.broker.qos)
+                    async for message in client.messages:
+                        self._take(str(message.topic), bytes(message.payload or b""))
+            except (aiomqtt.MqttError, mqtt_link.LinkSettingsError, OSError) as exc:
+                why = f"broker: {exc}"
+            finally:
+                self.client = None
+                self.connected = False
+            self._report(False, why)
+            for future in self.pending.values():
+                if not future.done():
+                    future.set_exception(DeviceError(f"site {self.site}: {why}", retryable=False))
+            await asyncio.sleep(backoff.wait_s())
+
+    def _report(self, site_online: bool, error: str | None) -> None:
+        self.site_online = site_online
+        online = self.connected and site_online
+        if online != self.online or (not online and error != self.last_error):
+            self.online = online
+            self.last_error = None if online else error
+            self.link.comms(online, None if online else error)
+
+    def _take(self, topic: str, payload: bytes) -> None:
+        try:
+            body = orjson.loads(payload) if payload else None
+        except orjson.JSONDecodeError:
+            log.warning("site %s: %s is not JSON; ignored", self.site, topic)
+            return
+        if topic == topics.status(self.root):
+            online = isinstance(body, dict) and body.get("status") == "online"
+            reason = body.get("reason") if isinstance(body, dict) else None
+            self._report(online, None if online else f"site {self.site} offline ({reason or 'no status'})")
+            return
+        rest = topic[len(self.root) + 1:].split("/")
+        if len(rest) == 2 and rest[0] == topics.COMMANDS and isinstance(body, dict):
+            future = self.pending.get(str(body.get("commandId")))
+            if future is not None and not future.done() and body.get("status") in ("succeeded", "failed", "blocked"):
+                future.set_result(body)
+            return
+        if len(rest) == 3 and rest[2] == topics.STATE and isinstance(body, dict):
+            node, name = rest[0], rest[1]
+            endpoint = self.by_name.get(name)
+            if endpoint is None:
+                return
+            self.nodes.setdefault(name, node)
+            self.link.readings([_reading(endpoint, body)])
+
+    # -- commands ---------------------------------------------------------------------------------
+
+    async def write(self, endpoint: Endpoint, value: Value) -> None:
+        client, name = self.client, self.names[endpoint.id]
+        node = self.nodes.get(name)
+        if client is None or not self.online:
+            raise DeviceError(f"site {self.site} is offline: not sent", code="device_offline")
+        if node is None:
+            raise DeviceError(f"site {self.site} has not published {name}: its node is unknown")
+        request = f"central-{uuid.uuid4().hex}"
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.pending[request] = future
+        try:
+            topic = f"{self.root}/{topics.COMMANDS_IN}/{self.broker.username}/{node}/{name}/{topics.SET}"
+            await client.publish(topic, orjson.dumps({"value": value, "requestId": request}), qos=self.broker.qos)
+            try:
+                outcome = await asyncio.wait_for(future, self.command_timeout_s)
+            except TimeoutError:
+                raise DeviceError(f"site {self.site} did not finish the command within "
+                                  f"{self.command_timeout_s:g} s", code="device_timeout") from None
+        finally:
+            self.pending.pop(request, None)
+        if outcome["status"] != "succeeded":
+            reasons = "; ".join(str(r.get("reason", r)) if isinstance(r, dict) else str(r)
+                                for r in outcome.get("reasons") or []) or outcome.get("error") or "no reason given"
+            raise DeviceError(f"site {self.site} {outcome['status']} it: {reasons}", code=f"site_{outcome['status']}")
+
+
+def _reading(endpoint: Endpoint, body: dict[str, Any]) -> Reading:
+    """A state message → a reading: the site's own quality and time, never better than the site says."""
+    quality = _QUALITIES.get(str(body.get("quality")), Quality.BAD)
+    stamp = None
+    with contextlib.suppress(TypeError, ValueError):
+        stamp = datetime.fromisoformat(str(body.get("timestamp")).replace("Z", "+00:00"))
+    error = body.get("error") if quality is not Quality.GOOD else None
+    return Reading(endpoint.id, body.get("value"), quality, stamp, error or (None if quality is Quality.GOOD
+                                                                                 else f"{quality.value} at the site"))

@@ -1,0 +1,174 @@
+"""A central panel reads a site through the `site` driver (drivers/site.py): a real Mosquitto, the fixture
+brewhouse as the site (real Modbus), and a second runtime as the central panel with no device of its own.
+
+The centre shows the site's values with the site's quality; its commands run the SITE's pipeline (a blocked
+one is blocked there, and the reason is what the centre's record shows); a site that goes away is stale at
+the centre, never live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bevforge.commands.record import Command
+from bevforge.config import parse_config
+from bevforge.domain import Actor, CommandStatus, Quality
+from bevforge.runtime import Runtime
+from drivers import driver_factories
+from tests.support.mosquitto import ACL, Mosquitto
+from tests.support.server import brewhouse_config, build_runtime, wait_for
+
+USERS = {"bevforge": "plant-secret-1", "central": "central-secret-1"}
+# the central's own tree, beside the ACL the site's tests use (it reads the site's tree and publishes
+# only under <site>/cmd/central/, as every user may under their own name)
+CENTRAL_ACL = ACL + "\nuser central\ntopic readwrite bevforge/central/#\n"
+HLT_TEMPERATURE, HLT_SETPOINT, BK_HEATER, BK_LEVEL = 10, 12, 31, 32
+OPERATOR = Actor(user="olga", role="operator", station="central-test")
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    mosquitto = Mosquitto(tmp_path_factory.mktemp("mosquitto"), USERS, acl=CENTRAL_ACL)
+    mosquitto.start()
+    try:
+        yield mosquitto
+    finally:
+        mosquitto.stop()
+
+
+def central_document(broker: Mosquitto) -> dict[str, Any]:
+    """A central panel: the site's HLT and BK points on one `site` device, nothing polled itself."""
+    return {
+        "site": {"name": "Central panel"},
+        "nodes": [{"id": "HLT", "name": "Hot liquor tank"}, {"id": "BK", "name": "Boil kettle"}],
+        "devices": [{"id": "brewhouse_test", "driver": "site", "comms_timeout_s": 5.0,
+                     "settings": {"site": "test", "command_timeout_s": 10}}],
+        "endpoints": [
+            {"id": HLT_TEMPERATURE, "name": "hlt_temperature", "node": "HLT", "device": "brewhouse_test",
+             "kind": "temperature", "unit": "°C", "stale_after_s": 30},
+            {"id": HLT_SETPOINT, "name": "hlt_setpoint", "node": "HLT", "device": "brewhouse_test",
+             "kind": "setpoint", "unit": "°C", "writable": True, "range": {"min": 0, "max": 99},
+             "tolerance": 0.05, "stale_after_s": 30},
+            {"id": BK_HEATER, "name": "bk_heater", "node": "BK", "device": "brewhouse_test", "kind": "heater",
+             "data_type": "bool", "writable": True, "safe_value": False, "stale_after_s": 30},
+            {"id": BK_LEVEL, "name": "bk_level_high", "node": "BK", "device": "brewhouse_test", "kind": "level",
+             "data_type": "bool", "stale_after_s": 30},
+        ],
+        "tiles": [{"id": "hlt", "title": "HLT", "node": "HLT", "endpoints": [HLT_TEMPERATURE, HLT_SETPOINT]}],
+        "commands": {"readback_timeout_s": 5.0, "write_timeout_s": 10.0, "expiry_s": 30},
+        "simulator": {"enabled": False},
+        "mqtt": broker.settings(site="central", username="central", password_env="BEVFORGE_TEST_CENTRAL_PASSWORD"),
+    }
+
+
+@pytest.fixture
+async def site(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[Runtime]:
+    def adjust(doc: dict[str, Any]) -> None:
+        doc["mqtt"] = broker.settings(users={"central": {"role": "operator"}})
+
+    runtime = build_runtime(brewhouse_config(adjust), tmp_path / "site.db")
+    await runtime.start()
+    try:
+        await wait_for(lambda: all(runtime.plant.device_online.values()), timeout=15)
+        await wait_for(lambda: runtime.mqtt is not None and runtime.mqtt.connected, timeout=10)
+        yield runtime
+    finally:
+        await runtime.stop()
+
+
+@pytest.fixture
+async def central(tmp_path: Path, broker: Mosquitto, site: Runtime,
+                  monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runtime]:
+    monkeypatch.setenv("BEVFORGE_TEST_CENTRAL_PASSWORD", USERS["central"])
+    config = parse_config(yaml.safe_dump(central_document(broker), allow_unicode=True), "central.yaml")
+    factories, _ = driver_factories(config)
+    runtime = Runtime(config, f"sqlite:///{tmp_path / 'central.db'}", factories)
+    await runtime.start()
+    try:
+        await wait_for(lambda: runtime.plant.device_online.get("brewhouse_test"), timeout=15)
+        yield runtime
+    finally:
+        await runtime.stop()
+
+
+async def test_the_centre_shows_the_site_s_values_with_the_site_s_quality(site: Runtime, central: Runtime) -> None:
+    def same_as_site() -> bool:
+        here, there = central.plant.states[HLT_TEMPERATURE], site.plant.states[HLT_TEMPERATURE]
+        return here.quality is Quality.GOOD and here.value == there.value
+
+    await wait_for(same_as_site, timeout=10)
+    assert central.health()["drivers"][0]["site"] == "test"
+
+
+async def test_a_command_from_the_centre_runs_the_site_s_pipeline_to_its_device(site: Runtime,
+                                                                                  central: Runtime) -> None:
+    sim = site.attachments["simulator"]
+    await wait_for(lambda: central.plant.states[HLT_SETPOINT].quality is Quality.GOOD, timeout=10)
+    command, _ = await central.commands.submit(HLT_SETPOINT, 66.5, actor=OPERATOR)
+    done = await final(central, command.id)
+    assert done.status is CommandStatus.SUCCEEDED, done.error
+    assert sim.model.vessels["hlt"].setpoint_c == 66.5  # reached the site's (simulated) controller over Modbus
+    at_site = [c for c in await site.commands.query(None, None, 20) if c.user == "mqtt:central"]
+    assert at_site and at_site[0].status is CommandStatus.SUCCEEDED and at_site[0].requested_value == 66.5
+
+
+async def test_a_command_the_site_s_interlock_blocks_is_blocked_there_with_its_reason_shown_centrally(
+        site: Runtime, central: Runtime) -> None:
+    sim = site.attachments["simulator"]
+    await wait_for(lambda: site.plant.states[BK_LEVEL].value is False)  # the BK is empty: its heater is held off
+    await wait_for(lambda: central.plant.states[BK_HEATER].quality is Quality.GOOD, timeout=10)
+    command, _ = await central.commands.submit(BK_HEATER, True, actor=OPERATOR)
+    done = await final(central, command.id)
+    assert done.status is CommandStatus.FAILED
+    assert "site test blocked it: BK heater may be ON only while BK level is HIGH" in (done.error or "")
+    assert sim.model.vessels["bk"].heater_enabled is False
+    blocked = [c for c in await site.commands.query(None, None, 20) if c.user == "mqtt:central"]
+    assert blocked and blocked[0].status is CommandStatus.BLOCKED
+
+
+async def test_a_site_that_goes_away_is_stale_at_the_centre_never_live(site: Runtime, central: Runtime) -> None:
+    await wait_for(lambda: central.plant.states[HLT_TEMPERATURE].quality is Quality.GOOD, timeout=10)
+    await site.stop()  # its goodbye: <root>/status offline
+    await wait_for(lambda: central.plant.states[HLT_TEMPERATURE].quality is not Quality.GOOD, timeout=10)
+    assert central.plant.device_online["brewhouse_test"] is False
+    assert "offline" in (central.plant.states[HLT_TEMPERATURE].error or "")
+
+
+async def final(runtime: Runtime, command_id: str, timeout: float = 20.0) -> Command:
+    """The command once its record is final (the site answers over the broker)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        command = await runtime.commands.find(command_id)
+        if command is not None and command.status.is_final:
+            return command
+        assert loop.time() < deadline, f"command {command_id} not final within {timeout:g} s: {command}"
+        await asyncio.sleep(0.05)
+
+
+
+@pytest.mark.parametrize(("change", "where", "says"), [
+    (lambda d: d.pop("mqtt"), "devices[0].driver", "needs an mqtt: section"),
+    (lambda d: d["devices"][0]["settings"].update(site="central"), "devices[0].settings.site", "own mqtt.site"),
+    (lambda d: d["devices"][0]["settings"].update(site="a/b"), "devices[0].settings.site", "one MQTT topic level"),
+    (lambda d: d["devices"][0]["settings"].update(port=1), "devices[0].settings.port", "unknown setting"),
+    (lambda d: d["endpoints"][0].update(address={"endpoint": "hlt_setpoint"}), "endpoints[1].address.endpoint",
+     "read by another endpoint"),
+])
+def test_a_central_config_with_a_bad_site_device_is_refused_at_its_line(broker: Mosquitto, change: Any, where: str,
+                                                                        says: str) -> None:
+    from bevforge.config import ConfigError
+    from drivers import check
+
+    doc = central_document(broker)
+    change(doc)
+    with pytest.raises(ConfigError) as refused:
+        parse_config(yaml.safe_dump(doc, allow_unicode=True), "central.yaml", check)
+    problem = refused.value.problems[0]
+    assert problem.field == where and says in problem.message and problem.line is not None
