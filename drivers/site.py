@@ -87,6 +87,7 @@ class SiteDriver(Driver):
         self.connected = False
         self.site_online = False
         self.pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._confirmed: dict[int, Reading] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -175,6 +176,12 @@ class SiteDriver(Driver):
 
     # -- commands ---------------------------------------------------------------------------------
 
+    async def refresh(self, endpoint: Endpoint) -> None:
+        """The command runner's readback asks for a fresh sample: the site's readback of the write just made."""
+        confirmed = self._confirmed.pop(endpoint.id, None)
+        if confirmed is not None:
+            self.link.readings([confirmed])
+
     async def write(self, endpoint: Endpoint, value: Value) -> None:
         client, name = self.client, self.names[endpoint.id]
         node = self.nodes.get(name)
@@ -195,10 +202,15 @@ class SiteDriver(Driver):
                                   f"{self.command_timeout_s:g} s", code="device_timeout") from None
         finally:
             self.pending.pop(request, None)
-        if outcome["status"] != "succeeded":
-            reasons = "; ".join(str(r.get("reason", r)) if isinstance(r, dict) else str(r)
-                                for r in outcome.get("reasons") or []) or outcome.get("error") or "no reason given"
-            raise DeviceError(f"site {self.site} {outcome['status']} it: {reasons}", code=f"site_{outcome['status']}")
+        if outcome["status"] == "succeeded":
+            # the site's own readback is the confirming sample: handed over when the runner asks (refresh),
+            # since the state message with the same value may have come before this answer
+            self._confirmed[endpoint.id] = _reading(endpoint, {"value": outcome.get("actualValue"), "quality": "good",
+                                                               "timestamp": outcome.get("completedAt")})
+            return
+        reasons = "; ".join(str(r.get("reason", r)) if isinstance(r, dict) else str(r)
+                            for r in outcome.get("reasons") or []) or outcome.get("error") or "no reason given"
+        raise DeviceError(f"site {self.site} {outcome['status']} it: {reasons}", code=f"site_{outcome['status']}")
 
 
 def _reading(endpoint: Endpoint, body: dict[str, Any]) -> Reading:
