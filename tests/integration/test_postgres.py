@@ -1,0 +1,46 @@
+"""PostgreSQL as a supported store (issue 17.1): the server runs on a real PostgreSQL server the test
+starts itself (tests/support/postgres.py), whatever database the rest of this run uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bevforge.runtime import Runtime
+from drivers import driver_factories
+from tests.support.postgres import PostgresCluster
+from tests.support.server import LiveServer, brewhouse_config, fed_externally, free_port, wait_for
+
+FV1_TEMP = 50
+
+
+async def test_the_server_runs_on_postgresql_and_keeps_history_there(postgres_url: str, tmp_path: Path) -> None:
+    config = brewhouse_config(fed_externally(FV1_TEMP))
+    factories, sim = driver_factories(config)
+    runtime = Runtime(config, postgres_url, factories)
+    runtime.attachments["simulator"] = sim
+    assert runtime.db.engine.dialect.name == "postgresql"
+    live = LiveServer(runtime, free_port())
+    await live.start()
+    try:
+        await wait_for(lambda: all(runtime.plant.device_online.values()))
+        sent = await live.http.post("/api/os/telemetry/ingest", json={"endpointId": FV1_TEMP, "value": 19.25})
+        assert sent.status_code in (200, 202), sent.text
+        await runtime.history_writer.flush()
+        history = (await live.http.get("/api/os/telemetry", params={"endpointId": FV1_TEMP, "limit": 5})).json()
+        assert history["readings"][-1]["value"] == 19.25
+        assert (await live.http.get(f"/api/os/endpoints/{FV1_TEMP}")).json()["value"] == 19.25
+    finally:
+        await live.stop()
+
+
+def test_the_throwaway_cluster_hands_out_empty_databases(postgres: PostgresCluster) -> None:
+    import psycopg
+
+    url = postgres.create_database()
+    name = url.rsplit("/", 1)[1]
+    try:
+        with psycopg.connect(f"host=127.0.0.1 port={postgres.port} user=postgres dbname={name}") as conn:
+            tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()
+        assert tables == (0,)
+    finally:
+        postgres.drop_database(name)
