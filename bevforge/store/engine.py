@@ -13,10 +13,11 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, create_engine, select
 
 from bevforge.domain import CommandStatus, utcnow
 from bevforge.store.faults import harden_sqlite
+from bevforge.store.migrate import upgrade
 from bevforge.store.tables import SCHEMA_VERSION, CommandRow, EndpointRow, SchemaVersion
 
 
@@ -54,21 +55,18 @@ def make_engine(url: str, busy_timeout_s: float = 5.0) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create tables on first start and record the schema version.
+    """Bring the schema up to date at start-up (Alembic, bevforge/store/migrate.py) and record its version.
 
-    Later schema changes ship as Alembic migrations keyed on this version; a database written by a
-    newer BevForge is refused rather than silently misread.
+    An empty database gets today's tables; one made before migrations existed is adopted with its rows;
+    one written by a newer BevForge is refused (`SchemaTooNew`) rather than silently misread. The
+    `schema_version` row is what a BevForge from before migrations checks, so it refuses a newer schema too.
     """
-    SQLModel.metadata.create_all(engine)
+    upgrade(engine)
     with Session(engine) as session:
         row = session.exec(select(SchemaVersion).order_by(SchemaVersion.version.desc())).first()  # type: ignore[attr-defined]
-        if row is None:
+        if row is None or row.version < SCHEMA_VERSION:
             session.add(SchemaVersion(version=SCHEMA_VERSION))
             session.commit()
-        elif row.version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"database schema version {row.version} is newer than this BevForge ({SCHEMA_VERSION})"
-            )
 
 
 def sync_endpoints(engine: Engine, endpoints: Iterable[EndpointRow]) -> None:
