@@ -44,3 +44,34 @@ def test_the_throwaway_cluster_hands_out_empty_databases(postgres: PostgresClust
         assert tables == (0,)
     finally:
         postgres.drop_database(name)
+
+
+def test_the_history_writer_copies_rows_into_postgresql(postgres_url: str) -> None:
+    """COPY (binary) is the PostgreSQL fast path: every row arrives as written, nulls included, and no
+    INSERT into the history table is sent."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import event
+
+    from bevforge.store import Database, HistoryWriter, create_schema
+    from bevforge.store.queries import readings
+
+    db = Database(postgres_url)
+    create_schema(db.engine)
+    statements: list[str] = []
+    event.listen(db.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    t0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    rows = [{"endpoint_id": 50, "value": None if i % 7 == 0 else 18.0 + i / 100, "quality": "bad" if i % 7 == 0
+             else "good", "source_ts": None if i % 2 else t0.timestamp() + i, "server_ts": t0.timestamp() + i}
+            for i in range(2000)]
+    current = [{"endpoint_id": 50, "value": 37.99, "quality": "good", "source_time": t0, "server_time": t0}]
+    try:
+        HistoryWriter(db).write_batch(rows, current)
+        back = list(readings(db.engine, 50, t0, t0 + timedelta(hours=1)))
+    finally:
+        db.close()
+    assert not [s for s in statements if "INSERT INTO telemetry_readings" in s]
+    assert len(back) == 2000
+    assert back[0] == (t0, None, "bad", t0)
+    assert back[1] == (t0 + timedelta(seconds=1), 18.01, "good", None)
+    assert back[2] == (t0 + timedelta(seconds=2), 18.02, "good", t0 + timedelta(seconds=2))
