@@ -3,6 +3,7 @@ starts itself (tests/support/postgres.py), whatever database the rest of this ru
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from bevforge.runtime import Runtime
@@ -10,7 +11,8 @@ from drivers import driver_factories
 from tests.support.postgres import PostgresCluster
 from tests.support.server import LiveServer, brewhouse_config, fed_externally, free_port, wait_for
 
-FV1_TEMP = 50
+FV1_TEMP, HLT_TEMP = 50, 10
+V1 = 22  # hlt_out_valve: writable, no interlock
 
 
 async def test_the_server_runs_on_postgresql_and_keeps_history_there(postgres_url: str, tmp_path: Path) -> None:
@@ -75,3 +77,42 @@ def test_the_history_writer_copies_rows_into_postgresql(postgres_url: str) -> No
     assert back[0] == (t0, None, "bad", t0)
     assert back[1] == (t0 + timedelta(seconds=1), 18.01, "good", None)
     assert back[2] == (t0 + timedelta(seconds=2), 18.02, "good", t0 + timedelta(seconds=2))
+
+
+async def test_a_database_outage_never_stops_control_and_writing_resumes(tmp_path: Path) -> None:
+    """PostgreSQL stopped under a running server: readings go on, the store alarm is raised, a command is
+    refused with 503 naming the store; started again: the alarm clears and the held history is written."""
+    import time
+
+    from bevforge.store.faults import STORE_ALARM_KEY
+
+    cluster = PostgresCluster().start()  # its own server: this test stops it
+    try:
+        config = brewhouse_config()
+        factories, sim = driver_factories(config)
+        runtime = Runtime(config, cluster.create_database("plant"), factories)
+        runtime.attachments["simulator"] = sim
+        live = LiveServer(runtime, free_port())
+        await live.start()
+        try:
+            await wait_for(lambda: all(runtime.plant.device_online.values()))
+            await asyncio.to_thread(cluster.stop_server)
+            outage_began = time.time()
+            await wait_for(lambda: runtime.alarms.is_active(STORE_ALARM_KEY), timeout=15)
+            state = runtime.plant.states[HLT_TEMP]
+            seen = state.seq
+            await wait_for(lambda: state.seq > seen + 2)  # the plant keeps polling
+            refused = await live.http.post("/api/os/command", json={"endpointId": V1, "value": True})
+            assert refused.status_code == 503 and refused.json()["error"] == "store_unavailable", refused.text
+            await asyncio.to_thread(cluster.start_server)
+            await wait_for(lambda: not runtime.alarms.is_active(STORE_ALARM_KEY), timeout=30)
+            await wait_for(lambda: runtime.history_writer.retry_delay == 0 and runtime.history_writer.pending < 500,
+                           timeout=15)
+            with runtime.db.engine.connect() as conn:
+                held = conn.exec_driver_sql("SELECT count(*) FROM telemetry_readings WHERE server_ts >= %(t)s",
+                                            {"t": outage_began}).scalar()
+            assert held and held > 0
+        finally:
+            await live.stop()
+    finally:
+        cluster.stop()

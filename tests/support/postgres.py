@@ -85,6 +85,10 @@ class PostgresCluster:
             shutil.chown(self.root, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8",
                   "--no-sync")
+        return self.start_server()
+
+    def start_server(self) -> PostgresCluster:
+        """Start (or start again, after `stop_server`) the server on its data folder and port."""
         options = [f"-p {self.port}", "-c listen_addresses=127.0.0.1", f"-k {self.root}",
                    "-c max_connections=300", "-c shared_buffers=128MB"]
         if not self.durable:
@@ -93,6 +97,11 @@ class PostgresCluster:
                   "-o", " ".join(options), "start")
         self.running = True
         return self
+
+    def stop_server(self) -> None:
+        """Stop the server and keep its data (`start_server` brings it back): a database outage."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        self.running = False
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
