@@ -11,9 +11,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, func, text
 from sqlalchemy.engine import Engine, make_url
-from sqlmodel import Session, create_engine, select
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session, SQLModel, create_engine, select
 
 from bevforge.domain import CommandStatus, utcnow
 from bevforge.store.faults import harden_sqlite
@@ -93,5 +94,14 @@ def fail_interrupted_commands(engine: Engine) -> int:
 
 
 def integrity_ok(engine: Engine) -> bool:
+    """SQLite: its own integrity check of the file. Other databases have none to ask (PostgreSQL checks its
+    pages as it reads them): every table of the schema is read through instead, which fails on a broken one."""
     with engine.connect() as conn:
-        return conn.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+        if conn.dialect.name == "sqlite":
+            return conn.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+        try:
+            for table in SQLModel.metadata.sorted_tables:
+                conn.execute(select(func.count()).select_from(table)).scalar()
+        except DBAPIError:
+            return False
+        return True

@@ -28,6 +28,8 @@ from bevforge.store.migrate import SchemaTooNew, compare, state
 from tests.integration.test_startup import main_py
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+# Indexes the revisions after the baseline add (0002: PostgreSQL's BRIN on history time).
+ADDED_SINCE_BASELINE = ("ix_telemetry_time_brin", "ix_rollup_time_brin")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -42,6 +44,9 @@ def legacy_database(url: str, skip: tuple[str, ...] = ()) -> None:
     engine = make_engine(url)
     tables = [t for name, t in SQLModel.metadata.tables.items() if name not in skip]
     SQLModel.metadata.create_all(engine, tables=tables)
+    with engine.begin() as conn:  # today's models less what the later revisions add: main's schema exactly
+        for index in ADDED_SINCE_BASELINE:
+            conn.execute(text(f"DROP INDEX IF EXISTS {index}"))
     with Session(engine) as session:
         session.add(SchemaVersion(version=1, applied_at=T0))
         session.add(EndpointRow(id=10, name="hlt_temperature", node="HLT", kind="temperature", unit="°C",
@@ -75,6 +80,9 @@ def test_a_database_from_before_migrations_is_upgraded_with_its_rows_kept(db_url
         assert len(values) == 500 and values[0] == 60.0 and values[-1] == pytest.approx(109.9)
         assert max(session.exec(select(SchemaVersion.version)).all()) == SCHEMA_VERSION
     assert inspect(engine).has_table("recipe_drafts")
+    indexes = {i["name"] for i in inspect(engine).get_indexes("telemetry_readings")}
+    assert "ix_telemetry_endpoint_time" in indexes
+    assert ("ix_telemetry_time_brin" in indexes) == (engine.dialect.name == "postgresql")
     assert compare(engine) == []  # the adopted database now matches the models exactly
     engine.dispose()
 

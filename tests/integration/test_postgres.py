@@ -116,3 +116,12 @@ async def test_a_database_outage_never_stops_control_and_writing_resumes(tmp_pat
             await live.stop()
     finally:
         cluster.stop()
+
+
+def test_the_integrity_check_reads_a_postgresql_database(postgres_url: str) -> None:
+    from bevforge.store import create_schema, integrity_ok, make_engine
+
+    engine = make_engine(postgres_url)
+    create_schema(engine)
+    assert integrity_ok(engine)  # SQLite's PRAGMA integrity_check is a syntax error on PostgreSQL
+    engine.dispose()

@@ -136,7 +136,7 @@ class PostgresCluster:
 
 
 _session: PostgresCluster | None = None
-_created: list[str] = []
+_created: dict[Path, str] = {}  # the databases handed out during the current test, by the SQLite path they stand for
 
 
 def session_cluster() -> PostgresCluster:
@@ -156,21 +156,23 @@ def stop_session_cluster() -> None:
 
 
 def test_db_url(db_path: Path) -> str:
-    """The database a test's Runtime uses: SQLite at `db_path`, or a fresh PostgreSQL database on a
-    PostgreSQL run (dropped after the test by `drop_test_databases`)."""
+    """The database a test uses: SQLite at `db_path`, or on a PostgreSQL run a fresh PostgreSQL database,
+    the same one each time the test names the same path (a restart on "the same file"); dropped after
+    the test by `drop_test_databases`."""
     if not on_postgresql():
         return f"sqlite:///{db_path}"
-    url = session_cluster().create_database()
-    _created.append(url.rsplit("/", 1)[1])
-    return url
+    key = Path(db_path).resolve()
+    if key not in _created:
+        _created[key] = session_cluster().create_database()
+    return _created[key]
 
 
 def drop_test_databases() -> None:
     """Drop the databases handed out since the last call (after each test: a long run stays small)."""
     while _created:
-        name = _created.pop()
+        _path, url = _created.popitem()
         if _session is not None:
-            _session.drop_database(name)
+            _session.drop_database(url.rsplit("/", 1)[1])
 
 
 test_db_url.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test pytest should collect
