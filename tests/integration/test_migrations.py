@@ -47,6 +47,9 @@ def legacy_database(url: str, skip: tuple[str, ...] = ()) -> None:
     with engine.begin() as conn:  # today's models less what the later revisions add: main's schema exactly
         for index in ADDED_SINCE_BASELINE:
             conn.execute(text(f"DROP INDEX IF EXISTS {index}"))
+        if conn.dialect.name == "postgresql":  # main's (endpoint_id, server_ts) index carried no INCLUDE
+            conn.execute(text("DROP INDEX ix_telemetry_endpoint_time"))
+            conn.execute(text("CREATE INDEX ix_telemetry_endpoint_time ON telemetry_readings (endpoint_id, server_ts)"))
     with Session(engine) as session:
         session.add(SchemaVersion(version=1, applied_at=T0))
         session.add(EndpointRow(id=10, name="hlt_temperature", node="HLT", kind="temperature", unit="°C",
@@ -83,6 +86,11 @@ def test_a_database_from_before_migrations_is_upgraded_with_its_rows_kept(db_url
     indexes = {i["name"] for i in inspect(engine).get_indexes("telemetry_readings")}
     assert "ix_telemetry_endpoint_time" in indexes
     assert ("ix_telemetry_time_brin" in indexes) == (engine.dialect.name == "postgresql")
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            definition = conn.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = "
+                                           "'ix_telemetry_endpoint_time'")).scalar()
+        assert "INCLUDE (value, quality)" in definition
     assert compare(engine) == []  # the adopted database now matches the models exactly
     engine.dispose()
 
