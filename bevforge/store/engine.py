@@ -1,5 +1,5 @@
-"""The engine: SQLite (WAL, synchronous=NORMAL) by default, any SQLAlchemy URL works (PostgreSQL in
-production); creating the schema, mirroring endpoints, and the start-up clean-up of a crash.
+"""The engine: SQLite (WAL, synchronous=NORMAL) by default, PostgreSQL through psycopg (docs/deployment.md
+§8); creating the schema, mirroring endpoints, and the start-up clean-up of a crash.
 A store that cannot be written (full, read-only, locked) is an error, never a crash: see faults.py.
 
 Internal to the store (see pyproject.toml's import-linter contracts).
@@ -7,6 +7,7 @@ Internal to the store (see pyproject.toml's import-linter contracts).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,8 @@ def default_db_url(data_dir: Path) -> str:
 
 
 def make_engine(url: str, busy_timeout_s: float = 5.0) -> Engine:
-    """Engine for `url`; SQLite gets WAL, no memory-mapped I/O, and a directory created for its file."""
+    """Engine for `url`; SQLite gets WAL, no memory-mapped I/O, and a directory created for its file;
+    PostgreSQL (psycopg) gets `busy_timeout_s` as its lock and connect timeouts."""
     if url.startswith("sqlite"):
         db_path = url.split("///", 1)[-1]
         if db_path and db_path != ":memory:":
@@ -52,6 +54,13 @@ def make_engine(url: str, busy_timeout_s: float = 5.0) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "connect", lambda conn, _record: harden_sqlite(conn, busy_timeout_s))
         return engine
+    if url.startswith("postgresql+psycopg"):
+        # The same bound as SQLite's busy timeout: a write waits at most this long for another session's
+        # lock or for the server to answer a connect, then it is a store fault (503, store alarm), never
+        # a request hanging for the TCP timeout while the plant goes on.
+        seconds = max(1, math.ceil(busy_timeout_s))
+        return create_engine(url, pool_pre_ping=True, connect_args={
+            "connect_timeout": seconds, "options": f"-c lock_timeout={int(busy_timeout_s * 1000)}"})
     return create_engine(url, pool_pre_ping=True)
 
 

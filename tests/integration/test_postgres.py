@@ -125,3 +125,29 @@ def test_the_integrity_check_reads_a_postgresql_database(postgres_url: str) -> N
     create_schema(engine)
     assert integrity_ok(engine)  # SQLite's PRAGMA integrity_check is a syntax error on PostgreSQL
     engine.dispose()
+
+
+async def test_a_lock_held_by_another_session_is_refused_after_the_busy_timeout(postgres_url: str) -> None:
+    """store.busy_timeout_s bounds a wait for another PostgreSQL session's lock, as it does SQLite's: the
+    command is refused with 503 naming the store, not left hanging."""
+    import psycopg
+
+    config = brewhouse_config(lambda doc: doc["store"].update(busy_timeout_s=0.5))
+    factories, sim = driver_factories(config)
+    runtime = Runtime(config, postgres_url, factories)
+    runtime.attachments["simulator"] = sim
+    live = LiveServer(runtime, free_port())
+    await live.start()
+    try:
+        await wait_for(lambda: all(runtime.plant.device_online.values()))
+        name = postgres_url.rsplit("/", 1)[1]
+        port = runtime.db.engine.url.port
+        with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname={name}") as other:
+            other.execute("LOCK TABLE commands IN ACCESS EXCLUSIVE MODE")  # held until this block ends
+            refused = await live.http.post("/api/os/command", json={"endpointId": V1, "value": True})
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"] == "store_unavailable" and "locked" in refused.json()["message"]
+        answer = await live.http.post("/api/os/command", json={"endpointId": V1, "value": True})
+        assert answer.status_code == 202, answer.text
+    finally:
+        await live.stop()
