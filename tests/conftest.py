@@ -25,9 +25,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     stop_session_cluster()  # the throwaway PostgreSQL of this run, if one was started
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def _drop_postgres_databases() -> Iterator[None]:
-    """On a PostgreSQL run (BEVFORGE_TEST_DB=postgresql) each test's fresh database is dropped after it."""
+    """On a PostgreSQL run (BEVFORGE_TEST_DB=postgresql) the fresh databases of a test file's tests are dropped
+    after the file (not after each test: a module-scoped server keeps its database across the file's tests)."""
     yield
     drop_test_databases()
 

@@ -7,7 +7,7 @@ user `postgres` and its folder is chowned to it; otherwise it runs as the curren
 
 Which database the integration suite uses: `BEVFORGE_TEST_DB=postgresql` (`make test-postgres`)
 makes `test_db_url()` hand every test a fresh database on one cluster started for the session
-(dropped again after the test, tests/conftest.py); unset, tests keep their SQLite file.
+(dropped again after the test file, tests/conftest.py); unset, tests keep their SQLite file.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ class PostgresCluster:
 
 
 _session: PostgresCluster | None = None
-_created: dict[Path, str] = {}  # the databases handed out during the current test, by the SQLite path they stand for
+_created: dict[Path, str] = {}  # the databases handed out during the current test file, by the path they stand for
 
 
 def session_cluster() -> PostgresCluster:
@@ -158,7 +158,7 @@ def stop_session_cluster() -> None:
 def test_db_url(db_path: Path) -> str:
     """The database a test uses: SQLite at `db_path`, or on a PostgreSQL run a fresh PostgreSQL database,
     the same one each time the test names the same path (a restart on "the same file"); dropped after
-    the test by `drop_test_databases`."""
+    the test file by `drop_test_databases`."""
     if not on_postgresql():
         return f"sqlite:///{db_path}"
     key = Path(db_path).resolve()
@@ -168,7 +168,7 @@ def test_db_url(db_path: Path) -> str:
 
 
 def drop_test_databases() -> None:
-    """Drop the databases handed out since the last call (after each test: a long run stays small)."""
+    """Drop the databases handed out since the last call (after each test file: a long run stays small)."""
     while _created:
         _path, url = _created.popitem()
         if _session is not None:
