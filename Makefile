@@ -30,6 +30,7 @@ test: $(VENV)/.installed-test
 # Everything but the browser tests and the tests marked slow (pyproject.toml: markers).
 test-fast: $(VENV)/.installed-test
 	$(VENV)/bin/lint-imports
+	bash scripts/ensure-postgres.sh
 	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q -m "not slow"
 
 # The integration suite again, on a throwaway PostgreSQL server the tests start (tests/support/postgres.py):
