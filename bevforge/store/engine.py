@@ -20,7 +20,7 @@ from sqlmodel import Session, SQLModel, create_engine, select
 from bevforge.domain import CommandStatus, utcnow
 from bevforge.store.faults import harden_sqlite
 from bevforge.store.migrate import upgrade
-from bevforge.store.tables import SCHEMA_VERSION, CommandRow, EndpointRow, SchemaVersion
+from bevforge.store.tables import CommandRow, EndpointRow
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -71,12 +71,7 @@ def create_schema(engine: Engine) -> None:
     one written by a newer BevForge is refused (`SchemaTooNew`) rather than silently misread. The
     `schema_version` row is what a BevForge from before migrations checks, so it refuses a newer schema too.
     """
-    upgrade(engine)
-    with Session(engine) as session:
-        row = session.exec(select(SchemaVersion).order_by(SchemaVersion.version.desc())).first()  # type: ignore[attr-defined]
-        if row is None or row.version < SCHEMA_VERSION:
-            session.add(SchemaVersion(version=SCHEMA_VERSION))
-            session.commit()
+    upgrade(engine)  # the schema_version row is written there, in the upgrade's transaction
 
 
 def sync_endpoints(engine: Engine, endpoints: Iterable[EndpointRow]) -> None:

@@ -23,10 +23,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, func, insert, inspect, select, text
 from sqlalchemy.engine import Engine
 
-from bevforge.store.tables import SCHEMA_VERSION
+from bevforge.domain import utcnow
+from bevforge.store.tables import SCHEMA_VERSION, SchemaVersion
 
 log = logging.getLogger("bevforge.store")
 
@@ -93,6 +94,7 @@ def upgrade(engine: Engine) -> SchemaState:
         before = _state(conn)
         _refuse_newer(conn, before)
         if before.up_to_date:
+            _record_version(conn)
             return before
         if before.legacy:
             log.info("adopting a database made before migrations: its tables are the baseline, its rows kept")
@@ -101,9 +103,19 @@ def upgrade(engine: Engine) -> SchemaState:
             command.upgrade(alembic_config(conn), "head")
         finally:
             _dialect_in_use.pop()
+        _record_version(conn)
         after = _state(conn)
     log.info("database schema upgraded from %s to %s", before.current or "nothing", after.current)
     return after
+
+
+def _record_version(conn: Connection) -> None:
+    """The `schema_version` row a BevForge from before migrations checks (so it refuses a newer schema),
+    written under the same lock and transaction as the upgrade: two instances never both add it."""
+    table = SchemaVersion.__table__  # type: ignore[attr-defined]
+    newest = conn.execute(select(func.max(table.c.version))).scalar()
+    if newest is None or newest < SCHEMA_VERSION:
+        conn.execute(insert(table).values(version=SCHEMA_VERSION, applied_at=utcnow()))
 
 
 def _refuse_newer(conn: Connection, now: SchemaState) -> None:

@@ -145,3 +145,20 @@ def test_the_db_command_shows_and_runs_the_upgrade(tmp_path: Path) -> None:
     with Session(engine) as session:
         assert len(session.exec(select(TelemetryReading)).all()) == 500
     engine.dispose()
+
+
+def test_two_instances_starting_together_on_postgresql_migrate_once(postgres_url: str) -> None:
+    """Two central instances sharing one PostgreSQL start at the same moment: the advisory lock lets one
+    migrate while the other waits, then finds the schema up to date (no "table already exists")."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    engines = [make_engine(postgres_url), make_engine(postgres_url)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for done in [pool.submit(create_schema, engine) for engine in engines]:
+            done.result()
+    assert all(state(engine).up_to_date for engine in engines)
+    with engines[0].connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+        assert conn.execute(text("SELECT count(*) FROM schema_version")).scalar() == 1
+    for engine in engines:
+        engine.dispose()
