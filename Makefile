@@ -1,11 +1,11 @@
-# BevForge OS — make run · make test · make bench · make soak · make lint
+# BevForge OS — make run · make test · make test-postgres · make bench · make soak · make lint
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 5007
 SOAK_MINUTES ?= 120
 
-.PHONY: run test test-fast test-e2e doc-images bench soak lint clean
+.PHONY: run test test-fast test-postgres test-e2e doc-images bench soak lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,7 @@ test: $(VENV)/.installed-test
 	bash scripts/ensure-chromium.sh
 	bash scripts/ensure-nginx.sh
 	bash scripts/ensure-mosquitto.sh
+	bash scripts/ensure-postgres.sh
 	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q
 	$(PY) -m pytest tests/e2e -q -p no:asyncio -W ignore::pytest.PytestConfigWarning
 
@@ -32,7 +33,14 @@ test: $(VENV)/.installed-test
 test-fast: $(VENV)/.installed-test
 	$(VENV)/bin/lint-imports
 	bash scripts/ensure-mosquitto.sh
+	bash scripts/ensure-postgres.sh
 	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q -m "not slow"
+
+# The integration suite again, on a throwaway PostgreSQL server the tests start (tests/support/postgres.py):
+# every test gets a fresh database; SQLite-only tests (WAL, its file) are skipped with their reason.
+test-postgres: $(VENV)/.installed-test
+	bash scripts/ensure-postgres.sh
+	BEVFORGE_TEST_DB=postgresql $(PY) -m pytest -p no:playwright -q tests/integration
 
 test-e2e: $(VENV)/.installed-test
 	bash scripts/ensure-chromium.sh

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 
 def main(argv: list[str]) -> int:
-    if {"user", "token"} & set(argv[:5]):  # `python main.py [--db URL] user add …`: manage users and tokens
+    if {"user", "token", "db"} & set(argv[:5]):  # `python main.py [--db URL] user add …`: users, tokens, schema
         from bevforge.admin_cli import run
 
         return run(argv)

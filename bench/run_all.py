@@ -37,6 +37,8 @@ def suites(quick: bool) -> dict[str, Callable[[], list[Row]]]:
 
     return {
         "ingest": call("ingest", "rows", seconds=3.0 if quick else 5.0),
+        "pg_writer": call("pg_writer", "rows", rows_total=200_000 if quick else 500_000),
+        "pg_history": call("pg_history", "rows", rows_total=1_000_000 if quick else 10_000_000),
         "alarms": call("alarms", "rows"),
         "fanout": call("fanout", "rows", seconds=5.0 if quick else 10.0),
         "ui_clients": call("ui_clients", "collect", clients=20, seconds=10.0 if quick else 30.0),

@@ -1,4 +1,4 @@
-"""`python main.py user …` and `python main.py token …`: manage who may sign in, from the shell.
+"""`python main.py user …`, `token …` and `db …`: manage who may sign in, and the database schema, from the shell.
 
     python main.py user add NAME --role ROLE [--nodes HLT,BK] [--password-stdin]
     python main.py user passwd NAME [--password-stdin]
@@ -7,6 +7,7 @@
     python main.py token create NAME --role ROLE [--nodes HLT,BK]
     python main.py token list
     python main.py token revoke ID
+    python main.py db status | upgrade
 There is no default password: the first admin is created here or on the first-run page.
 """
 
@@ -21,7 +22,9 @@ from bevforge.auth import ROLES, AuthService
 from bevforge.cli import load_or_report, parse_args, shown_db
 from bevforge.domain import Actor
 from bevforge.errors import PASSWORD_MISMATCH, BevForgeError, Invalid
-from bevforge.store import Database, create_schema
+from bevforge.store import Database, create_schema, make_engine
+from bevforge.store.migrate import SchemaTooNew
+from bevforge.store.migrate import state as schema_state
 
 
 def _password(from_stdin: bool) -> str:
@@ -35,6 +38,25 @@ def _password(from_stdin: bool) -> str:
 
 def _nodes(raw: str | None) -> list[str] | None:
     return [n.strip() for n in raw.split(",") if n.strip()] if raw else None
+
+
+def _schema(action: str, db_url: str) -> int:
+    """`db status`: where the schema stands; `db upgrade`: migrate it now (the server also does at start)."""
+    engine = make_engine(db_url)
+    try:
+        if action == "upgrade":
+            create_schema(engine)  # as the server's start does: migrations, then the schema_version row
+        now = schema_state(engine)
+    except SchemaTooNew as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    where = now.current or ("made before migrations (adopted at the next start or `db upgrade`)" if now.legacy
+                            else "empty")
+    print(f"schema revision: {where}\nnewest revision:  {now.head}\n"
+          f"{'up to date' if now.up_to_date else 'an upgrade is due'}")
+    return 0
 
 
 def run(argv: list[str]) -> int:
@@ -63,6 +85,9 @@ def run(argv: list[str]) -> int:
     create.add_argument("--nodes")
     token.add_parser("list", parents=[common])
     token.add_parser("revoke", parents=[common]).add_argument("id")
+    schema = sub.add_parser("db", parents=[common]).add_subparsers(dest="action", required=True)
+    schema.add_parser("status", parents=[common])
+    schema.add_parser("upgrade", parents=[common])
     args = parser.parse_args(argv)
 
     passthrough = [x for flag in ("config", "db", "data_dir") if (v := getattr(args, flag, None))
@@ -73,6 +98,8 @@ def run(argv: list[str]) -> int:
         return 2
     db_url, db_from = settings.database(config)
     print(f"database: {shown_db(db_url)} ({db_from})", file=sys.stderr)
+    if args.area == "db":
+        return _schema(args.action, db_url)
     db = Database(db_url)
     create_schema(db.engine)
     audit = AuditLog(db)

@@ -8,11 +8,12 @@ technician's sample, free to change). As a safety net, `python main.py` started 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.postgres import PostgresCluster, drop_test_databases, session_cluster, stop_session_cluster
 from tests.support.server import PLANT_FIXTURE, LiveServer, brewhouse_config, build_runtime, free_port
 
 
@@ -20,9 +21,36 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["BEVFORGE_CONFIG"] = str(PLANT_FIXTURE)
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    stop_session_cluster()  # the throwaway PostgreSQL of this run, if one was started
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _drop_postgres_databases() -> Iterator[None]:
+    """On a PostgreSQL run (BEVFORGE_TEST_DB=postgresql) the fresh databases of a test file's tests are dropped
+    after the file (not after each test: a module-scoped server keeps its database across the file's tests)."""
+    yield
+    drop_test_databases()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> PostgresCluster:
+    """A real PostgreSQL server for this run (started on first use, stopped at the end of the session)."""
+    return session_cluster()
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresCluster) -> Iterator[str]:
+    """A fresh, empty database on the run's PostgreSQL server, dropped after the test."""
+    url = postgres.create_database()
+    yield url
+    postgres.drop_database(url.rsplit("/", 1)[1])
+
+
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[LiveServer]:
-    """The fixture brewhouse on a real HTTP server with a real SQLite file in tmp_path."""
+    """The fixture brewhouse on a real HTTP server with a real SQLite file in tmp_path (or a fresh PostgreSQL
+    database on a PostgreSQL run: tests/support/postgres.py)."""
     live = LiveServer(build_runtime(brewhouse_config(), tmp_path / "bevforge.db"), free_port())
     await live.start()
     await _wait_online(live)

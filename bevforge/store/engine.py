@@ -1,5 +1,5 @@
-"""The engine: SQLite (WAL, synchronous=NORMAL) by default, any SQLAlchemy URL works (PostgreSQL in
-production); creating the schema, mirroring endpoints, and the start-up clean-up of a crash.
+"""The engine: SQLite (WAL, synchronous=NORMAL) by default, PostgreSQL through psycopg (docs/deployment.md
+§8); creating the schema, mirroring endpoints, and the start-up clean-up of a crash.
 A store that cannot be written (full, read-only, locked) is an error, never a crash: see faults.py.
 
 Internal to the store (see pyproject.toml's import-linter contracts).
@@ -7,17 +7,20 @@ Internal to the store (see pyproject.toml's import-linter contracts).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, func, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from bevforge.domain import CommandStatus, utcnow
 from bevforge.store.faults import harden_sqlite
-from bevforge.store.tables import SCHEMA_VERSION, CommandRow, EndpointRow, SchemaVersion
+from bevforge.store.migrate import upgrade
+from bevforge.store.tables import CommandRow, EndpointRow
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -41,7 +44,8 @@ def default_db_url(data_dir: Path) -> str:
 
 
 def make_engine(url: str, busy_timeout_s: float = 5.0) -> Engine:
-    """Engine for `url`; SQLite gets WAL, no memory-mapped I/O, and a directory created for its file."""
+    """Engine for `url`; SQLite gets WAL, no memory-mapped I/O, and a directory created for its file;
+    PostgreSQL (psycopg) gets `busy_timeout_s` as its lock and connect timeouts."""
     if url.startswith("sqlite"):
         db_path = url.split("///", 1)[-1]
         if db_path and db_path != ":memory:":
@@ -50,25 +54,24 @@ def make_engine(url: str, busy_timeout_s: float = 5.0) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "connect", lambda conn, _record: harden_sqlite(conn, busy_timeout_s))
         return engine
+    if url.startswith("postgresql+psycopg"):
+        # The same bound as SQLite's busy timeout: a write waits at most this long for another session's
+        # lock or for the server to answer a connect, then it is a store fault (503, store alarm), never
+        # a request hanging for the TCP timeout while the plant goes on.
+        seconds = max(1, math.ceil(busy_timeout_s))
+        return create_engine(url, pool_pre_ping=True, connect_args={
+            "connect_timeout": seconds, "options": f"-c lock_timeout={int(busy_timeout_s * 1000)}"})
     return create_engine(url, pool_pre_ping=True)
 
 
 def create_schema(engine: Engine) -> None:
-    """Create tables on first start and record the schema version.
+    """Bring the schema up to date at start-up (Alembic, bevforge/store/migrate.py) and record its version.
 
-    Later schema changes ship as Alembic migrations keyed on this version; a database written by a
-    newer BevForge is refused rather than silently misread.
+    An empty database gets today's tables; one made before migrations existed is adopted with its rows;
+    one written by a newer BevForge is refused (`SchemaTooNew`) rather than silently misread. The
+    `schema_version` row is what a BevForge from before migrations checks, so it refuses a newer schema too.
     """
-    SQLModel.metadata.create_all(engine)
-    with Session(engine) as session:
-        row = session.exec(select(SchemaVersion).order_by(SchemaVersion.version.desc())).first()  # type: ignore[attr-defined]
-        if row is None:
-            session.add(SchemaVersion(version=SCHEMA_VERSION))
-            session.commit()
-        elif row.version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"database schema version {row.version} is newer than this BevForge ({SCHEMA_VERSION})"
-            )
+    upgrade(engine)  # the schema_version row is written there, in the upgrade's transaction
 
 
 def sync_endpoints(engine: Engine, endpoints: Iterable[EndpointRow]) -> None:
@@ -95,5 +98,14 @@ def fail_interrupted_commands(engine: Engine) -> int:
 
 
 def integrity_ok(engine: Engine) -> bool:
+    """SQLite: its own integrity check of the file. Other databases have none to ask (PostgreSQL checks its
+    pages as it reads them): every table of the schema is read through instead, which fails on a broken one."""
     with engine.connect() as conn:
-        return conn.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+        if conn.dialect.name == "sqlite":
+            return conn.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+        try:
+            for table in SQLModel.metadata.sorted_tables:
+                conn.execute(select(func.count()).select_from(table)).scalar()
+        except DBAPIError:
+            return False
+        return True

@@ -7,6 +7,9 @@ keep acting. What needs the store is refused, whole, with `StoreUnavailable` (RE
 `store_unavailable`), `StoreHealth` turns to failing (the runtime raises the store alarm from it)
 and turns back on the next write that succeeds (the history writer retries on its own).
 
+On PostgreSQL the same holds for a server that cannot be reached, is shutting down, is out of disk
+or is read-only (its SQLSTATEs below): control goes on, writes are refused or held, and resume.
+
 SQLite's part: memory-mapped I/O is switched off (`mmap_size=0`), so a write the file system
 cannot take is an error code from a `write()` call, never a SIGBUS from a page fault that kills
 the process with nothing logged.
@@ -71,8 +74,34 @@ def store_fault(exc: BaseException) -> str | None:
             if words in text:
                 return str(exc)
         return None
+    if type(exc).__module__.split(".")[0] == "psycopg":
+        return _postgresql_fault(exc)
     if isinstance(exc, OSError):
         return f"{exc.strerror or exc}"
+    return None
+
+
+# PostgreSQL SQLSTATEs (or their two-letter classes) that mean "the store cannot take this write now".
+_PG_FAULTS = {
+    "08": "the database server cannot be reached",  # connection exception
+    "53": "the database server is out of resources (disk full, memory, connections)",  # insufficient resources
+    "57P01": "the database server is shutting down",  # admin_shutdown
+    "57P02": "the database server crashed",  # crash_shutdown
+    "57P03": "the database server is starting up",  # cannot_connect_now
+    "25006": "the database is read-only",  # read_only_sql_transaction
+    "55P03": "the database is locked",  # lock_not_available
+    "58": "the database server's disk failed",  # system error (I/O)
+}
+
+
+def _postgresql_fault(exc: BaseException) -> str | None:
+    """psycopg's errors (the driver is an optional extra: recognised by module, never imported here)."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate:
+        reason = _PG_FAULTS.get(sqlstate) or _PG_FAULTS.get(sqlstate[:2])
+        return f"{reason} ({str(exc).strip()})" if reason else None
+    if type(exc).__name__ in ("OperationalError", "InterfaceError"):  # refused, closed, lost: no SQLSTATE
+        return f"the database server cannot be reached ({str(exc).strip()})"
     return None
 
 

@@ -14,6 +14,10 @@ from sqlmodel import Field, SQLModel
 
 from bevforge.domain import utcnow
 
+# The schema's generation, kept in `schema_version`: raised by a migration that changes what an older
+# BevForge would misread (tables, columns), so that older code refuses the database. A migration that
+# only adds indexes leaves it (an older BevForge reads the same rows). The migrations themselves are
+# Alembic revisions in bevforge/store/migrations/versions/ (bevforge/store/migrate.py runs them).
 SCHEMA_VERSION = 1
 
 class SchemaVersion(SQLModel, table=True):
@@ -46,10 +50,21 @@ class EndpointCurrent(SQLModel, table=True):
 
 class TelemetryReading(SQLModel, table=True):
     """History. Times are UNIX epoch seconds (UTC): a REAL column inserts several times faster than a
-    timezone-aware DATETIME (no per-row conversion) and range queries on it are plain comparisons."""
+    timezone-aware DATETIME (no per-row conversion) and range queries on it are plain comparisons.
+
+    Indexes: the btree on (endpoint_id, server_ts) serves every per-endpoint query (trends, exports,
+    retention); on PostgreSQL it also carries value and quality, so a trend is read from the index
+    alone (one endpoint's rows are scattered among every other's in the table: a 12 h trend of 43,200
+    rows took 212 ms reading the table, 48 ms from the index; bench/pg_history.py). On PostgreSQL a BRIN
+    index on server_ts serves time-only ranges (a listing of every endpoint since a time): rows arrive
+    in time order, so a block range's min/max skips most of a 100 M-row table for a few kilobytes of
+    index and almost no cost per insert (migration 0002)."""
 
     __tablename__ = "telemetry_readings"
-    __table_args__ = (Index("ix_telemetry_endpoint_time", "endpoint_id", "server_ts"),)
+    __table_args__ = (Index("ix_telemetry_endpoint_time", "endpoint_id", "server_ts",
+                            postgresql_include=["value", "quality"]),
+                      Index("ix_telemetry_time_brin", "server_ts", postgresql_using="brin")
+                      .ddl_if(dialect="postgresql"))
     id: int | None = Field(default=None, primary_key=True)
     endpoint_id: int
     value: float | None = None
@@ -65,6 +80,7 @@ class TelemetryRollup(SQLModel, table=True):
     """
 
     __tablename__ = "telemetry_rollups"
+    __table_args__ = (Index("ix_rollup_time_brin", "minute_ts", postgresql_using="brin").ddl_if(dialect="postgresql"),)
     endpoint_id: int = Field(primary_key=True)
     minute_ts: float = Field(primary_key=True)
     minimum: float

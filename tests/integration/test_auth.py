@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.support.live import custom_server, required
+from tests.support.postgres import test_db_url
 from tests.support.server import PLANT_FIXTURE, ROOT, LiveServer, fed_externally, wait_for_command
 
 
@@ -163,7 +164,7 @@ def run_main(*args: str, stdin: str | None = None) -> subprocess.CompletedProces
 
 @pytest.mark.slow  # six `python main.py` runs, each a full interpreter start: ~50 s
 def test_cli_manages_users_and_tokens(tmp_path: Path) -> None:
-    db = ["--db", f"sqlite:///{tmp_path / 'cli.db'}"]
+    db = ["--db", test_db_url(tmp_path / "cli.db")]
     added = run_main("user", "add", "olga", "--role", "operator", "--nodes", "HLT,BK", "--password-stdin", *db,
                      stdin="olga-secret-1\n")
     assert added.returncode == 0, added.stderr

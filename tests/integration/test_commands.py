@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from bevforge.domain import utcnow
 from bevforge.store import CommandRow, create_schema, make_engine
+from tests.support.postgres import test_db_url
 from tests.support.server import LiveServer, brewhouse_config, build_runtime, free_port, wait_for, wait_for_command
 
 HLT_HEATER, HLT_LEVEL, BK_HEATER, HLT_SETPOINT, PUMP_1, V1 = 11, 13, 31, 12, 23, 22
@@ -120,7 +121,7 @@ async def test_continuous_interlock_trips_running_heater(server: LiveServer) -> 
 
 async def test_in_flight_commands_fail_on_restart_and_are_not_resent(tmp_path: Path) -> None:
     db = tmp_path / "bevforge.db"
-    engine = make_engine(f"sqlite:///{db}")
+    engine = make_engine(test_db_url(db))
     create_schema(engine)
     now = utcnow()
     with Session(engine) as session:

@@ -18,6 +18,7 @@ from bevforge.config import load_config
 from bevforge.runtime import Runtime
 from tests.support.controllers import BK_ELEMENT, KETTLE, MLT_ELEMENT, RIMS, with_controllers
 from tests.support.live import ingest, sse, ws_client
+from tests.support.postgres import test_db_url
 from tests.support.server import (
     LiveServer,
     brewhouse_document,
@@ -62,7 +63,7 @@ async def start_plant(tmp_path: Path, adjust: Callable[[dict[str, Any]], None] |
     path = write_plant(tmp_path / "config.yaml", doc)
     config = load_config(path, drivers.check)
     factories, sim = drivers.driver_factories(config)
-    runtime = Runtime(config, f"sqlite:///{tmp_path / 'bevforge.db'}", factories, config_path=str(path),
+    runtime = Runtime(config, test_db_url(tmp_path / "bevforge.db"), factories, config_path=str(path),
                       config_check=drivers.check)
     runtime.attachments["simulator"] = sim
     server = LiveServer(runtime, free_port())

@@ -22,6 +22,7 @@ from bevforge.domain import DataType, InvalidValue, Quality, coerce_value
 from bevforge.errors import TooManyRequests
 from bevforge.ingest import RateLimiter
 from tests.support.live import custom_server, ws_client
+from tests.support.postgres import sqlite_only
 from tests.support.server import LiveServer, fed_externally, wait_for
 
 HLT_TEMP, HLT_HEATER, HLT_LEVEL, HLT_VOLUME, PUMP_1_FAULT, FV1_TEMP = 10, 11, 13, 14, 26, 50
@@ -161,6 +162,7 @@ async def test_poison_in_the_plant_state_never_breaks_a_read(server: LiveServer)
     assert [f["value"] for f in snapshot] == [None, None]
 
 
+@sqlite_only("text and blobs in a REAL column are SQLite's dynamic typing; PostgreSQL's typed columns refuse them")
 async def test_poison_in_the_history_file_never_breaks_a_read(server: LiveServer) -> None:
     rt = server.runtime
     await rt.history_writer.flush()

@@ -23,6 +23,7 @@ import yaml
 from pymodbus.client import AsyncModbusTcpClient
 
 from drivers.sim.ports import use_simulator_ports
+from tests.support.postgres import test_db_url
 from tests.support.server import PLANT_FIXTURE, ROOT, config_document, free_port
 
 pytestmark = pytest.mark.slow  # each test starts main.py and/or the simulator as processes: ~10 s each
@@ -75,7 +76,7 @@ def write_config(tmp_path: Path, modbus_port: int, **simulator: Any) -> Path:
 
 async def start_app(config: Path, tmp_path: Path) -> tuple[asyncio.subprocess.Process, httpx.AsyncClient]:
     port = free_port()
-    app = await spawn("main.py", "--config", str(config), "--port", str(port), "--db", f"sqlite:///{tmp_path}/a.db")
+    app = await spawn("main.py", "--config", str(config), "--port", str(port), "--db", test_db_url(tmp_path / "a.db"))
     http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5)
     async with asyncio.timeout(30):
         while True:

@@ -24,6 +24,7 @@ from bevforge.control.process_model import SimulatedVessel, VesselModel
 from bevforge.runtime import Runtime
 from drivers import driver_factories
 from tests.support.live import required
+from tests.support.postgres import test_db_url
 from tests.support.server import LiveServer, brewhouse_config, free_port
 
 MLT_TEMPERATURE, MLT_VOLUME, MLT_LEVEL, MLT_ELEMENT, BK_TEMPERATURE, BK_LEVEL, BK_ELEMENT = 20, 21, 27, 40, 30, 32, 38
@@ -87,7 +88,7 @@ def controller_runtime(config: PlantConfig, db_path: Path, clock: ManualClock | 
     """A runtime whose simulator physics and controllers share one ManualClock (`runtime.clock`)."""
     clock = clock or ManualClock()
     factories, sim = driver_factories(config, clock=clock)
-    runtime = Runtime(config, f"sqlite:///{db_path}", factories, clock=clock)
+    runtime = Runtime(config, test_db_url(db_path), factories, clock=clock)
     runtime.attachments["simulator"] = sim
     return runtime
 

@@ -20,6 +20,7 @@ import httpx
 import yaml
 
 from drivers.sim.ports import use_simulator_ports
+from tests.support.postgres import test_db_url
 from tests.support.server import ROOT, config_document, free_port
 
 
@@ -34,7 +35,7 @@ class ServerProcess:
         doc["auth"] = auth
         self.config = tmp_path / "config.yaml"
         self.config.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
-        self.db = f"sqlite:///{tmp_path / 'bevforge.db'}"
+        self.db = test_db_url(tmp_path / "bevforge.db")
         self.log = tmp_path / "server.log"
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"

@@ -19,6 +19,7 @@ from bevforge.runtime import Runtime
 from drivers import driver_factories
 from drivers.sim.inprocess import SimulatedBrewhouse
 from drivers.sim.ports import use_simulator_ports
+from tests.support.postgres import test_db_url
 
 ROOT = Path(__file__).resolve().parents[2]
 # The tests' own brewhouse: the shipped config.yaml is the technician's sample and may change freely.
@@ -123,7 +124,7 @@ class LiveServer:
 
 def build_runtime(config: PlantConfig, db_path: Path) -> Runtime:
     factories, sim = driver_factories(config)
-    runtime = Runtime(config, f"sqlite:///{db_path}", factories)
+    runtime = Runtime(config, test_db_url(db_path), factories)
     runtime.attachments["simulator"] = sim
     return runtime
 
