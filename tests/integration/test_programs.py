@@ -108,8 +108,13 @@ async def test_a_short_mash_heats_holds_five_minutes_prompts_and_completes(brewh
     assert seen[-1][0] == 1, "the heat step never reached its band"
     sp = runtime.plant.states[RIMS["setpoint"]["id"]].value
     assert sp == 65.5
-    await step(runtime, 330, each=watch)
-    frame = runtime.programs.frame(runtime.programs.units["brewhouse"])
+    # the hold counts only time in its band: a heat-up that overshoots it (how far depends on where the
+    # stepped clock meets the real polls) holds longer than five minutes, so step until it moves on
+    for _ in range(40):
+        await step(runtime, 30, each=watch)
+        frame = runtime.programs.frame(runtime.programs.units["brewhouse"])
+        if frame["step"] is None or frame["step"]["index"] != 1:
+            break
     assert frame["step"]["name"] == "Sparge" and frame["prompts"][0]["message"] == "Start the sparge"
     holds = [r for i, r in seen if i == 1 and r is not None]
     assert holds[0] == 300 and min(holds) <= 1  # the hold counted its five minutes down (at 0 it moves on)
