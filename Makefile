@@ -4,6 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 5007
 SOAK_MINUTES ?= 120
+# The suite without browsers runs on two pytest-xdist workers, a test module per worker at a time (its
+# module-scoped fixtures stay shared), the long modules first (tests/conftest.py). `make test XDIST=`
+# runs it in one process.
+XDIST ?= -n 2 --dist loadfile --no-loadscope-reorder
 
 .PHONY: run test test-fast test-e2e doc-images bench soak lint clean
 
@@ -23,13 +27,13 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(VENV)/bin/lint-imports
 	bash scripts/ensure-chromium.sh
-	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q
+	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q $(XDIST)
 	$(PY) -m pytest tests/e2e -q -p no:asyncio -W ignore::pytest.PytestConfigWarning
 
 # Everything but the browser tests and the tests marked slow (pyproject.toml: markers).
 test-fast: $(VENV)/.installed-test
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q -m "not slow"
+	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q -m "not slow" $(XDIST)
 
 test-e2e: $(VENV)/.installed-test
 	bash scripts/ensure-chromium.sh
