@@ -23,6 +23,7 @@ from bevforge.runtime import Runtime
 from tests.support.controllers import (
     BK_TEMPERATURE,
     KETTLE,
+    MLT_TEMPERATURE,
     RIMS,
     controller_config,
     controller_runtime,
@@ -264,15 +265,21 @@ async def test_a_transfer_opens_the_valve_before_the_pump_and_stops_the_pump_bef
         brewhouse: Runtime) -> None:
     runtime = brewhouse
     await runtime.programs.start_program(OPERATOR, "brewhouse", "fill_mlt")
+
+    async def step_and_settle() -> None:
+        # the valve and pump are polled every 0.5 s of real time, while a stepped second otherwise waits
+        # only for a poll of the fast points (0.02 s): each second waits for a fresh sample of both too
+        await step(runtime, 1, inputs=(MLT_TEMPERATURE, VALVE_1, PUMP_1))
+
     for _ in range(20):
-        await step(runtime, 1)
+        await step_and_settle()
         if runtime.plant.states[PUMP_1].value is True:
             break
     assert runtime.plant.states[VALVE_1].value is True and runtime.plant.states[PUMP_1].value is True
     frame = await runtime.programs.confirm(OPERATOR, "brewhouse", 0, "confirm")
     assert frame["step"]["name"] == "Check"
     for _ in range(20):
-        await step(runtime, 1)
+        await step_and_settle()
         if runtime.plant.states[VALVE_1].value is False and runtime.plant.states[PUMP_1].value is False:
             break
     assert runtime.plant.states[PUMP_1].value is False and runtime.plant.states[VALVE_1].value is False
