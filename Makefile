@@ -4,6 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 5007
 SOAK_MINUTES ?= 120
+# The suite without browsers runs on two pytest-xdist workers, a test module per worker at a time (its
+# module-scoped fixtures stay shared), the long modules first (tests/conftest.py). `make test XDIST=`
+# runs it in one process.
+XDIST ?= -n 2 --dist loadfile --no-loadscope-reorder
 
 .PHONY: run test test-fast test-postgres test-e2e doc-images bench soak lint clean
 
@@ -26,7 +30,7 @@ test: $(VENV)/.installed-test
 	bash scripts/ensure-nginx.sh
 	bash scripts/ensure-mosquitto.sh
 	bash scripts/ensure-postgres.sh
-	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q
+	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q $(XDIST)
 	$(PY) -m pytest tests/e2e -q -p no:asyncio -W ignore::pytest.PytestConfigWarning
 
 # Everything but the browser tests and the tests marked slow (pyproject.toml: markers).
@@ -34,7 +38,7 @@ test-fast: $(VENV)/.installed-test
 	$(VENV)/bin/lint-imports
 	bash scripts/ensure-mosquitto.sh
 	bash scripts/ensure-postgres.sh
-	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q -m "not slow"
+	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q -m "not slow" $(XDIST)
 
 # The integration suite again, on a throwaway PostgreSQL server the tests start (tests/support/postgres.py):
 # every test gets a fresh database; SQLite-only tests (WAL, its file) are skipped with their reason.

@@ -47,6 +47,24 @@ def postgres_url(postgres: PostgresCluster) -> Iterator[str]:
     postgres.drop_database(url.rsplit("/", 1)[1])
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`: `-n 2 --dist loadfile --no-loadscope-reorder`), hand out the
+    long modules first: those holding a test marked slow, the reliability runs (kill -9 cycles of
+    minutes) before the others. A long module handed out last would run alone at the end while the
+    other worker idles. A plain run keeps the collection order."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    slow_modules = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+
+    def rank(item: pytest.Item) -> int:
+        module = item.nodeid.split("::")[0]
+        if module not in slow_modules:
+            return 2
+        return 0 if module.startswith("tests/reliability/") else 1
+
+    items.sort(key=rank)  # stable: each module's tests keep their order, every worker sorts alike
+
+
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[LiveServer]:
     """The fixture brewhouse on a real HTTP server with a real SQLite file in tmp_path (or a fresh PostgreSQL

@@ -20,6 +20,8 @@ from bevforge.runtime import Runtime
 from tests.support.controllers import (
     BK_ELEMENT,
     BK_TEMPERATURE,
+    FAST_POLL_S,
+    FAST_POLL_STALE_S,
     KETTLE,
     MLT_ELEMENT,
     MLT_LEVEL,
@@ -296,15 +298,16 @@ async def test_a_fermenter_heat_cool_pair_never_heats_and_cools_at_once(tmp_path
     def cellar(doc: dict[str, Any]) -> None:
         doc["endpoints"] += [
             {"id": 53, "name": "fv1_heating_pad", "node": "FV1", "device": "cellar_io", "kind": "heater",
-             "data_type": "bool", "writable": True, "safe_value": False, "poll_interval_s": 0.05,
-             "address": {"table": "coil", "address": 2}},
+             "data_type": "bool", "writable": True, "safe_value": False, "poll_interval_s": FAST_POLL_S,
+             "stale_after_s": FAST_POLL_STALE_S, "address": {"table": "coil", "address": 2}},
             {"id": 54, "name": "fv1_probe", "node": "FV1", "device": "cellar_io", "kind": "temperature",
-             "unit": "°C", "poll_interval_s": 0.05, "address": {"table": "input", "address": 0, "type": "int16",
-                                                                 "scale": 0.01}},
+             "unit": "°C", "poll_interval_s": FAST_POLL_S, "stale_after_s": FAST_POLL_STALE_S,
+             "address": {"table": "input", "address": 0, "type": "int16", "scale": 0.01}},
         ]
         for endpoint in doc["endpoints"]:
             if endpoint["id"] == 51:
-                endpoint["poll_interval_s"] = 0.05
+                endpoint["poll_interval_s"] = FAST_POLL_S
+                endpoint["stale_after_s"] = FAST_POLL_STALE_S
 
     runtime = await started(controller_runtime(controller_config([fermenter], adjust=cellar),
                                                tmp_path / "bevforge.db"))

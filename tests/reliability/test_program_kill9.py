@@ -56,7 +56,7 @@ import pytest
 import yaml
 
 from drivers.sim.ports import use_simulator_ports
-from tests.support.controllers import KETTLE, RIMS, with_controllers
+from tests.support.controllers import FAST_POLL_S, KETTLE, RIMS, with_controllers
 from tests.support.server import ROOT, config_document, free_port
 
 KILLS = int(os.environ.get("BEVFORGE_PROGRAM_KILLS", "20"))
@@ -115,6 +115,10 @@ def plant_document(tmp_path: Path) -> dict[str, Any]:
             {"id": "fv1", "name": "FV1", "kind": "fermenter", "controllers": ["fv1_temperature"]}],
             "templates": [BREW_DAY, FERMENTATION], "save_every_s": SAVE_EVERY_S}
         d["simulator"]["speedup"] = SPEED
+        for endpoint in d["endpoints"]:
+            if endpoint.get("poll_interval_s") == FAST_POLL_S:  # the stepped-clock tests' pace: not needed here
+                endpoint["poll_interval_s"] = 0.05
+                endpoint.pop("stale_after_s", None)
 
     with_controllers([dict(RIMS), dict(KETTLE)], adjust=add)(doc)
     return doc

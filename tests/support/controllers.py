@@ -29,6 +29,16 @@ from tests.support.server import LiveServer, brewhouse_config, free_port
 
 MLT_TEMPERATURE, MLT_VOLUME, MLT_LEVEL, MLT_ELEMENT, BK_TEMPERATURE, BK_LEVEL, BK_ELEMENT = 20, 21, 27, 40, 30, 32, 38
 MLT_SETPOINT = 140
+# The loop's points are polled every FAST_POLL_S of real time: `step()` waits for a fresh sample of the
+# input each simulated second, so this interval is what a simulated second costs (an hour of mash
+# control is 3600 polls).
+FAST_POLL_S = 0.02
+# Staleness is judged on the wall clock (a sample's server time), while these tests step a ManualClock.
+# At a fast poll the default (3 × poll interval) is a fraction of a real second: a busy machine (two
+# test workers, a CPU shared with other jobs) delays one poll that long and the loop sees an input
+# fault (an autotune aborted, a hold that stops counting) that the test did not cause. Staleness
+# itself is tested by ageing values explicitly (plant.sweep_stale 30 s ahead) or with bad quality.
+FAST_POLL_STALE_S = 2.0
 
 RIMS: dict[str, Any] = {
     "id": "mlt_rims", "name": "Mash temperature", "node": "MLT", "kind": "pid",
@@ -56,16 +66,18 @@ def with_controllers(controllers: list[dict[str, Any]] | None = None, *, power: 
     def add(doc: dict[str, Any]) -> None:
         for endpoint in doc["endpoints"]:
             if endpoint["id"] in (MLT_TEMPERATURE, BK_TEMPERATURE, MLT_VOLUME):
-                endpoint["poll_interval_s"] = 0.05  # fresh samples quickly: the test waits for one each step
+                endpoint["poll_interval_s"] = FAST_POLL_S  # fresh samples quickly: the test waits for one each step
+                endpoint["stale_after_s"] = FAST_POLL_STALE_S
         doc["endpoints"] += [
             {"id": MLT_LEVEL, "name": "mlt_level_high", "node": "MLT", "device": "brewhouse_io", "kind": "level",
-             "data_type": "bool", "poll_interval_s": 0.05, "address": {"table": "discrete", "address": 2}},
+             "data_type": "bool", "poll_interval_s": FAST_POLL_S, "stale_after_s": FAST_POLL_STALE_S,
+             "address": {"table": "discrete", "address": 2}},
             {"id": MLT_ELEMENT, "name": "mlt_element", "node": "MLT", "device": "brewhouse_io", "kind": "heater",
-             "data_type": "bool", "writable": True, "safe_value": False, "poll_interval_s": 0.05,
-             "address": {"table": "coil", "address": 2}},
+             "data_type": "bool", "writable": True, "safe_value": False, "poll_interval_s": FAST_POLL_S,
+             "stale_after_s": FAST_POLL_STALE_S, "address": {"table": "coil", "address": 2}},
             {"id": BK_ELEMENT, "name": "bk_element", "node": "BK", "device": "brewhouse_io", "kind": "heater",
-             "data_type": "bool", "writable": True, "safe_value": False, "poll_interval_s": 0.05,
-             "address": {"table": "coil", "address": 3}},
+             "data_type": "bool", "writable": True, "safe_value": False, "poll_interval_s": FAST_POLL_S,
+             "stale_after_s": FAST_POLL_STALE_S, "address": {"table": "coil", "address": 3}},
         ]
         doc["interlocks"].append({"id": "mlt_element_needs_level", "target": MLT_ELEMENT,
                                   "requires": [{"endpoint": MLT_LEVEL, "op": "==", "value": True}],

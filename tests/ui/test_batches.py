@@ -12,7 +12,7 @@ from nicegui.testing import User
 
 from bevforge.domain import Actor
 from tests.integration.test_programs import with_programs
-from tests.support.controllers import KETTLE, RIMS, with_controllers
+from tests.support.controllers import FAST_POLL_S, KETTLE, RIMS, with_controllers
 from tests.ui.conftest import write_config
 from tests.ui.support import online, runtime, shows, sign_in
 
@@ -26,8 +26,9 @@ def programs(bevforge_env: Path) -> Path:
         with_controllers([dict(RIMS), dict(KETTLE)])(doc)
         with_programs(doc)
         for endpoint in doc["endpoints"]:
-            if endpoint.get("poll_interval_s") == 0.05:
+            if endpoint.get("poll_interval_s") == FAST_POLL_S:
                 endpoint["poll_interval_s"] = 0.5  # the screen tests need no fast sampling
+                endpoint.pop("stale_after_s", None)
         doc["auth"] = {"mode": "required"}
     write_config(bevforge_env / "config.yaml", adjust)
     return bevforge_env

@@ -16,7 +16,7 @@ import pytest
 from nicegui.testing import User
 
 from bevforge.domain import Quality, utcnow
-from tests.support.controllers import MLT_ELEMENT, MLT_TEMPERATURE, RIMS, finished_tune, with_controllers
+from tests.support.controllers import FAST_POLL_S, MLT_ELEMENT, MLT_TEMPERATURE, RIMS, finished_tune, with_controllers
 from tests.ui.conftest import write_config
 from tests.ui.support import online, open_signed_in, runtime, shows, until
 
@@ -30,8 +30,9 @@ def rims_config(path: Path, auth: bool = False, critical: bool = False, **change
             if endpoint["id"] == MLT_ELEMENT:
                 endpoint["critical"] = critical
         for endpoint in doc["endpoints"]:
-            if endpoint.get("poll_interval_s") == 0.05:
+            if endpoint.get("poll_interval_s") == FAST_POLL_S:
                 endpoint["poll_interval_s"] = 0.5  # the screen tests need no fast sampling
+                endpoint.pop("stale_after_s", None)
         if auth:
             doc["auth"] = {"mode": "required"}
     write_config(path / "config.yaml", adjust)

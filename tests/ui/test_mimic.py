@@ -202,13 +202,14 @@ async def test_a_vessel_in_alarm_is_outlined_with_the_alarm_word_and_shape(user:
 @pytest.fixture
 def rims_on_the_mimic(bevforge_env: Path) -> Path:
     """The fixture brewhouse with the MLT's RIMS loop, its vessel and element tied to it on the mimic."""
-    from tests.support.controllers import RIMS, with_controllers
+    from tests.support.controllers import FAST_POLL_S, RIMS, with_controllers
 
     def adjust(doc: dict[str, Any]) -> None:
         with_controllers([RIMS])(doc)
         for endpoint in doc["endpoints"]:
-            if endpoint.get("poll_interval_s") == 0.05:
+            if endpoint.get("poll_interval_s") == FAST_POLL_S:
                 endpoint["poll_interval_s"] = 0.5  # the screen tests need no fast sampling
+                endpoint.pop("stale_after_s", None)
         for symbol in doc["layout"]["symbols"]:
             if symbol["id"] == "mlt":
                 symbol.update(setpoint=140, controller="mlt_rims")

@@ -14,7 +14,7 @@ import pytest
 from nicegui.testing import User
 
 from bevforge.domain import Actor
-from tests.support.controllers import KETTLE, RIMS, with_controllers
+from tests.support.controllers import FAST_POLL_S, KETTLE, RIMS, with_controllers
 from tests.ui.conftest import write_config
 from tests.ui.support import online, open_signed_in, runtime, shows, sign_in, text_of, until
 from ui.programs import countdown, step_word, tile_line
@@ -36,8 +36,9 @@ def programs_config(path: Path, auth: bool = False, kettle: bool = False) -> Non
     def adjust(doc: dict[str, Any]) -> None:
         with_controllers([dict(RIMS), dict(KETTLE)] if kettle else [dict(RIMS)])(doc)
         for endpoint in doc["endpoints"]:
-            if endpoint.get("poll_interval_s") == 0.05:
+            if endpoint.get("poll_interval_s") == FAST_POLL_S:
                 endpoint["poll_interval_s"] = 0.5  # the screen tests need no fast sampling
+                endpoint.pop("stale_after_s", None)
         units = [{"id": UNIT, "name": "Brewhouse", "controllers": ["mlt_rims"]}]
         if kettle:
             units.append({"id": "kettle", "name": "Kettle", "kind": "fermenter", "controllers": ["bk_element"]})

@@ -16,7 +16,7 @@ from nicegui.elements.upload_files import SmallFileUpload
 from nicegui.testing import User
 
 from bevforge.domain import Actor
-from tests.support.controllers import KETTLE, RIMS, with_controllers
+from tests.support.controllers import FAST_POLL_S, KETTLE, RIMS, with_controllers
 from tests.support.programs import EXAMPLES, with_brewhouse
 from tests.ui.conftest import write_config
 from tests.ui.support import online, open_signed_in, runtime, shows, until
@@ -29,8 +29,9 @@ def brewhouse_config(path: Path, auth: bool = False) -> None:
         with_controllers([dict(RIMS), dict(KETTLE)])(doc)
         with_brewhouse(doc)
         for endpoint in doc["endpoints"]:
-            if endpoint.get("poll_interval_s") == 0.05:
+            if endpoint.get("poll_interval_s") == FAST_POLL_S:
                 endpoint["poll_interval_s"] = 0.5
+                endpoint.pop("stale_after_s", None)
         if auth:
             doc["auth"] = {"mode": "required"}
     write_config(path / "config.yaml", adjust)

@@ -18,7 +18,7 @@ from sqlalchemy import insert
 from bevforge.domain import Actor, Quality, Reading, Severity
 from bevforge.store import TelemetryReading, create_schema, make_engine
 from bevforge.store import queries as history
-from tests.support.controllers import RIMS, with_controllers
+from tests.support.controllers import FAST_POLL_S, RIMS, with_controllers
 from tests.ui.conftest import write_config
 from tests.ui.support import online, runtime, shows, until
 from ui.trends import held_buckets
@@ -321,8 +321,9 @@ def rims(bevforge_env: Path) -> Path:
     def adjust(doc: dict) -> None:
         with_controllers([{**RIMS, "output_record": {"id": MLT_OUTPUT, "name": "mlt_output"}}])(doc)
         for endpoint in doc["endpoints"]:
-            if endpoint.get("poll_interval_s") == 0.05:
+            if endpoint.get("poll_interval_s") == FAST_POLL_S:
                 endpoint["poll_interval_s"] = 0.5  # the screen tests need no fast sampling
+                endpoint.pop("stale_after_s", None)
     write_config(bevforge_env / "config.yaml", adjust)
     return bevforge_env
 
