@@ -26,10 +26,8 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(VENV)/bin/lint-imports
-	bash scripts/ensure-chromium.sh
-	bash scripts/ensure-nginx.sh
-	bash scripts/ensure-mosquitto.sh
-	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-packages.sh chromium=/usr/bin/chromium nginx=/usr/sbin/nginx openssl=openssl \
+	    mosquitto=/usr/sbin/mosquitto mosquitto=mosquitto_passwd "postgresql=/usr/lib/postgresql/*/bin/pg_ctl"
 	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q $(XDIST)
 	$(PY) -m pytest tests/e2e -q -p no:asyncio -W ignore::pytest.PytestConfigWarning
 

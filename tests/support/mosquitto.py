@@ -24,6 +24,8 @@ from typing import Any
 import aiomqtt
 import orjson
 
+from tests.support.server import free_port
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 ROOT = "bevforge/test"  # the tests' topic root: mqtt.topic_prefix bevforge, mqtt.site test
@@ -37,12 +39,6 @@ topic readwrite {ROOT}/#
 pattern read {ROOT}/#
 pattern write {ROOT}/cmd/%u/#
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
