@@ -49,6 +49,10 @@ def main(argv: list[str]) -> int:
         from bevforge.admin_cli import run
 
         return run(argv)
+    if argv[:1] == ["sites"]:  # `python main.py sites central-config SITE.yaml …`: a central panel's config
+        from bevforge.central import run as sites_command
+
+        return sites_command(argv[1:], drivers.check)
     settings = parse_args(argv)
     if settings.check_config:
         return check_config(settings.config_path, drivers.check)

@@ -172,3 +172,25 @@ def test_a_central_config_with_a_bad_site_device_is_refused_at_its_line(broker: 
         parse_config(yaml.safe_dump(doc, allow_unicode=True), "central.yaml", check)
     problem = refused.value.problems[0]
     assert problem.field == where and says in problem.message and problem.line is not None
+
+
+async def test_a_central_config_made_from_the_site_s_own_file_shows_its_values(
+        tmp_path: Path, broker: Mosquitto, site: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`python main.py sites central-config` (bevforge/central.py) on the site's config, run as a centre."""
+    from bevforge.central import ID_BLOCK, central_document
+    from drivers import check
+
+    monkeypatch.setenv("BEVFORGE_TEST_CENTRAL_PASSWORD", USERS["central"])
+    mqtt = broker.settings(site="central", username="central", password_env="BEVFORGE_TEST_CENTRAL_PASSWORD")
+    doc = central_document([("site.yaml", site.config)], mqtt)
+    config = parse_config(yaml.safe_dump(doc, allow_unicode=True), "central.yaml", check)
+    factories, _ = driver_factories(config)
+    centre = Runtime(config, f"sqlite:///{tmp_path / 'made.db'}", factories)
+    await centre.start()
+    try:
+        here = ID_BLOCK + HLT_TEMPERATURE
+        await wait_for(lambda: centre.plant.states[here].quality is Quality.GOOD
+                       and centre.plant.states[here].value == site.plant.states[HLT_TEMPERATURE].value, timeout=10)
+        assert len(config.endpoints) == len(site.config.endpoints)
+    finally:
+        await centre.stop()
