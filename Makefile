@@ -9,7 +9,7 @@ SOAK_MINUTES ?= 120
 # runs it in one process.
 XDIST ?= -n 2 --dist loadfile --no-loadscope-reorder
 
-.PHONY: run test test-fast test-postgres test-e2e doc-images bench soak lint clean
+.PHONY: run run-sites test test-fast test-postgres test-e2e doc-images bench soak lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 
 run: $(VENV)/.installed
 	$(PY) main.py --port $(PORT)
+
+# A broker, two simulated sites (ports PORT+1, PORT+2) and a central panel on PORT (scripts/run_sites.py).
+run-sites: $(VENV)/.installed
+	bash scripts/ensure-packages.sh mosquitto=/usr/sbin/mosquitto mosquitto=mosquitto_passwd
+	$(PY) scripts/run_sites.py --centre-port $(PORT)
 
 test: $(VENV)/.installed-test
 	$(VENV)/bin/lint-imports
