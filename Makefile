@@ -32,7 +32,8 @@ run-sites: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(VENV)/bin/lint-imports
 	bash scripts/ensure-packages.sh chromium=/usr/bin/chromium nginx=/usr/sbin/nginx openssl=openssl \
-	    mosquitto=/usr/sbin/mosquitto mosquitto=mosquitto_passwd "postgresql=/usr/lib/postgresql/*/bin/pg_ctl"
+	    mosquitto=/usr/sbin/mosquitto mosquitto=mosquitto_passwd "postgresql=/usr/lib/postgresql/*/bin/pg_ctl" \
+	    systemd=systemd-analyze
 	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q $(XDIST)
 	$(PY) -m pytest tests/e2e -q -p no:asyncio -W ignore::pytest.PytestConfigWarning
 
