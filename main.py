@@ -13,8 +13,8 @@ import sys
 
 # Start-up allocates ~180 000 long-lived objects (libraries, config, screens) and little worth
 # collecting: the cyclic collector, left on, walks them again and again while the plant waits for its
-# screens. The server switches it off until it serves; bevforge/app.py's `freeze_heap` then collects
-# once, moves the survivors to the permanent generation and switches it back on. (Not when NiceGUI's
+# screens. The server switches it off until it serves; bevforge/app.py's `freeze_heap` then moves what
+# start-up built to the permanent generation and switches it back on. (Not when NiceGUI's
 # User fixture runs this file inside a test process: NiceGUI is imported there already.)
 if __name__ in {"__main__", "__mp_main__"} and "nicegui" not in sys.modules:
     gc.disable()
@@ -132,7 +132,7 @@ async def serve(runtime: Runtime, settings: Settings, stopped_by: list[int]) -> 
             return
         # NiceGUI's start-up finds this server among gc.get_objects(), a walk of every object the
         # collector tracks (~0.1 s here); frozen objects are not in that list, so freeze what start-up
-        # built before the server exists (bevforge/app.py's settle_heap unfreezes, collects, freezes again)
+        # built before the server exists (bevforge/app.py's settle_heap freezes what comes after)
         gc.freeze()
         # uvicorn's C-accelerated `websockets` protocol: /ws fan-out p99 measured lower than wsproto.
         config = uvicorn.Config(app, host=settings.host, port=settings.port, ws="websockets-sansio",

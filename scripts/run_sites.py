@@ -91,13 +91,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--centre-port", type=int, default=5007, help="the central panel; the sites take the next two")
     parser.add_argument("--broker-port", type=int, default=18830)
-    parser.add_argument("--modbus-port", type=int, default=5030, help="the first site's simulator; the next one +1")
+    parser.add_argument("--site-ports", help="the sites' web ports, comma separated (default: the two after "
+                        "the centre's)")
+    parser.add_argument("--modbus-ports", default="5030,5031",
+                        help="the sites' simulated Modbus ports, comma separated")
     parser.add_argument("--data-dir", default=str(ROOT / "data" / "sites"))
     args = parser.parse_args(argv)
     data = Path(args.data_dir).resolve()
     passwords = {user: secrets.token_urlsafe(18) for user in (*SITES, "central")}
     conf = broker_files(data / "broker", args.broker_port, passwords)
-    site_files = [site_file(data / site, site, args.broker_port, args.modbus_port + i) for i, site in enumerate(SITES)]
+    site_ports = ([int(p) for p in args.site_ports.split(",")] if args.site_ports
+                  else [args.centre_port + 1 + i for i in range(len(SITES))])
+    modbus_ports = [int(p) for p in args.modbus_ports.split(",")]
+    if len(site_ports) != len(SITES) or len(modbus_ports) != len(SITES):
+        parser.error(f"--site-ports and --modbus-ports take {len(SITES)} ports each")
+    site_files = [site_file(data / site, site, args.broker_port, modbus_ports[i]) for i, site in enumerate(SITES)]
     centre = centre_file(data / "central", site_files, args.broker_port)
 
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
@@ -107,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         processes.append(("broker", subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c",
                                                       str(conf)], stderr=subprocess.DEVNULL)))
-        panels = [(site, args.centre_port + 1 + i, path, data / site) for i, (site, path) in
-                  enumerate(zip(SITES, site_files, strict=True))]
+        panels = [(site, port, path, data / site)
+                  for site, port, path in zip(SITES, site_ports, site_files, strict=True)]
         panels.append(("central", args.centre_port, centre, data / "central"))
         for name, port, path, folder in panels:
             processes.append((name, subprocess.Popen(

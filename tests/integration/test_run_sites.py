@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ import httpx
 import pytest
 
 from bevforge.central import ID_BLOCK
-from tests.support.server import ROOT, free_port
+from tests.support.server import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -22,31 +23,68 @@ HLT_TEMPERATURE = 10  # in the shipped config.yaml
 
 
 def test_run_sites_brings_up_a_broker_two_sites_and_a_centre_that_shows_both(tmp_path: Path) -> None:
-    centre = free_port()
-    while free_port() in (centre + 1, centre + 2):  # the sites take the next two ports
-        centre = free_port()
+    centre, broker, site_a, site_b, modbus_a, modbus_b = distinct_free_ports(6)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_CURRENT_TEST", "BEVFORGE_CONFIG")}
     runner = subprocess.Popen(
-        [sys.executable, "scripts/run_sites.py", "--centre-port", str(centre), "--broker-port", str(free_port()),
-         "--modbus-port", str(free_port()), "--data-dir", str(tmp_path)],
+        [sys.executable, "scripts/run_sites.py", "--centre-port", str(centre), "--broker-port", str(broker),
+         "--site-ports", f"{site_a},{site_b}", "--modbus-ports", f"{modbus_a},{modbus_b}",
+         "--data-dir", str(tmp_path)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         health = wait_for_both_sites(f"http://127.0.0.1:{centre}", runner)
         assert {d["deviceId"] for d in health["drivers"]} == {"site_brewhouse", "site_cellar"}
-        for n in (1, 2):
-            endpoint = httpx.get(f"http://127.0.0.1:{centre}/api/os/endpoints/{n * ID_BLOCK + HLT_TEMPERATURE}",
-                                 timeout=5).json()
-            assert endpoint["quality"] == "good" and isinstance(endpoint["value"], float)
-        site = httpx.get(f"http://127.0.0.1:{centre + 1}/api/os/health", timeout=5).json()
+        for n in (1, 2):  # each site's retained values follow its status on the centre's subscription
+            endpoint = wait_until_good(f"http://127.0.0.1:{centre}/api/os/endpoints/{n * ID_BLOCK + HLT_TEMPERATURE}",
+                                       runner)
+            assert isinstance(endpoint["value"], float)
+        # a site publishes once its plant runs, which is before its own web server answers: wait for that
+        site = wait_for_health(f"http://127.0.0.1:{site_a}", runner)
         assert site["mqtt"]["connected"] is True
     finally:
         runner.send_signal(signal.SIGTERM)
         code = runner.wait(60)
         stderr = runner.stderr.read().decode() if runner.stderr else ""
     assert code == 0, stderr
-    for port in (centre, centre + 1, centre + 2):
+    for port in (centre, site_a, site_b):
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/api/os/health", timeout=2)
+
+
+def distinct_free_ports(count: int) -> list[int]:
+    """`count` different free loopback ports (held open together while chosen, so none is chosen twice)."""
+    held = [socket.socket() for _ in range(count)]
+    try:
+        for s in held:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
+
+
+def wait_until_good(url: str, runner: subprocess.Popen[bytes], timeout: float = 30.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert runner.poll() is None, runner.stderr.read().decode() if runner.stderr else ""
+        endpoint = httpx.get(url, timeout=5).json()
+        if endpoint.get("quality") == "good":
+            return endpoint
+        time.sleep(0.2)
+    raise AssertionError(f"{url} not good in time: {endpoint}")
+
+
+def wait_for_health(base: str, runner: subprocess.Popen[bytes], timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert runner.poll() is None, runner.stderr.read().decode() if runner.stderr else ""
+        try:
+            answer = httpx.get(f"{base}/api/os/health", timeout=2)
+            if answer.status_code == 200:
+                return answer.json()
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{base} did not answer in time")
 
 
 def wait_for_both_sites(base: str, runner: subprocess.Popen[bytes], timeout: float = 90.0) -> dict:

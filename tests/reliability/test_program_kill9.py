@@ -188,7 +188,7 @@ class Seen:
     """What the test saw of the brewhouse program before a kill."""
 
     index: int = 0
-    remaining: float | None = None  # the last time left seen, at `at` (real monotonic)
+    remaining: float | None = None  # the last time left seen, as of no earlier than `at` (real monotonic)
     remaining_index: int = -1
     at: float = 0.0
     answered: set[tuple[int, str]] = field(default_factory=set)  # prompts the server accepted (step, key)
@@ -209,12 +209,12 @@ def run_for(http: httpx.Client, seconds: float, seen: Seen, rng: random.Random, 
     decided: dict[tuple[int, str], bool] = {}
     end = time.monotonic() + seconds
     while time.monotonic() < end:
+        asked = time.monotonic()  # the frame describes a moment after this one (and before its answer arrived)
         frame = http.get("/api/os/programs/brewhouse").json()
-        at = time.monotonic()
         if frame["step"] is not None:
             index = frame["step"]["index"]
             seen.index = max(seen.index, index)
-            seen.remaining, seen.remaining_index, seen.at = frame["step"]["remainingS"], index, at
+            seen.remaining, seen.remaining_index, seen.at = frame["step"]["remainingS"], index, asked
             for prompt in frame["prompts"]:
                 key = (prompt["step"], prompt["key"])
                 if frame["steps"][prompt["step"]]["type"] == "transfer":
