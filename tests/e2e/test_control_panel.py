@@ -200,6 +200,9 @@ def test_setpoint_by_touch_on_the_keypad_fits_the_kiosk(server: ServerProcess, b
         # measure once the dialog's opening transition has ended (mid-animation it is scaled down)
         page.wait_for_function("() => !document.querySelector('.q-dialog [class*=\"q-transition--\"]')",
                                timeout=TIMEOUT)
+        # and once no CSS transition runs any more: the scale's last frame outlives the class (keys 63.94 px)
+        page.wait_for_function("() => document.getAnimations().every(a => a.playState !== 'running')",
+                               timeout=TIMEOUT)
         box = keypad.bounding_box()
         assert box is not None and box["x"] >= 0 and box["y"] >= 0
         assert box["x"] + box["width"] <= width and box["y"] + box["height"] <= height
