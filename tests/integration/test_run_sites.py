@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -62,41 +63,31 @@ def distinct_free_ports(count: int) -> list[int]:
             s.close()
 
 
-def wait_until_good(url: str, runner: subprocess.Popen[bytes], timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert runner.poll() is None, runner.stderr.read().decode() if runner.stderr else ""
-        endpoint = httpx.get(url, timeout=5).json()
-        if endpoint.get("quality") == "good":
-            return endpoint
-        time.sleep(0.2)
-    raise AssertionError(f"{url} not good in time: {endpoint}")
-
-
-def wait_for_health(base: str, runner: subprocess.Popen[bytes], timeout: float = 60.0) -> dict:
+def poll(url: str, runner: subprocess.Popen[bytes], done: Callable[[dict], bool], what: str,
+         timeout: float = 90.0) -> dict:
+    """GET `url` until its JSON satisfies `done` (while the runner lives); the JSON it ended on."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert runner.poll() is None, runner.stderr.read().decode() if runner.stderr else ""
         try:
-            answer = httpx.get(f"{base}/api/os/health", timeout=2)
-            if answer.status_code == 200:
-                return answer.json()
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{base} did not answer in time")
-
-
-def wait_for_both_sites(base: str, runner: subprocess.Popen[bytes], timeout: float = 90.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert runner.poll() is None, runner.stderr.read().decode() if runner.stderr else ""
-        try:
-            health = httpx.get(f"{base}/api/os/health", timeout=2).json()
-            drivers = health.get("drivers", [])
-            if len(drivers) == 2 and all(d["online"] for d in drivers):
-                return health
+            answer = httpx.get(url, timeout=2)
+            if answer.status_code == 200 and done(body := answer.json()):
+                return body
         except (httpx.HTTPError, ValueError):
             pass
         time.sleep(0.2)
-    raise AssertionError("the centre did not show both sites online in time")
+    raise AssertionError(f"{url}: {what} not seen in time")
+
+
+def wait_until_good(url: str, runner: subprocess.Popen[bytes]) -> dict:
+    return poll(url, runner, lambda endpoint: endpoint.get("quality") == "good", "quality good")
+
+
+def wait_for_health(base: str, runner: subprocess.Popen[bytes]) -> dict:
+    return poll(f"{base}/api/os/health", runner, lambda _health: True, "an answer")
+
+
+def wait_for_both_sites(base: str, runner: subprocess.Popen[bytes]) -> dict:
+    return poll(f"{base}/api/os/health", runner,
+                lambda health: len(health.get("drivers", [])) == 2 and all(d["online"] for d in health["drivers"]),
+                "both sites online")
