@@ -84,10 +84,12 @@ def _add_site(doc: dict[str, Any], n: int, key: str, site: PlantConfig) -> None:
         }
         if endpoint.range is not None:
             entry["range"] = endpoint.range.model_dump(exclude_none=True)
-        for field in ("safe_value", "tolerance", "critical"):
-            value = getattr(endpoint, field)
-            if value not in (None, 0.0, False) or (field == "safe_value" and value is False):
-                entry[field] = value
+        if endpoint.safe_value is not None:  # 0 and false are safe values too
+            entry["safe_value"] = endpoint.safe_value
+        if endpoint.tolerance:
+            entry["tolerance"] = endpoint.tolerance
+        if endpoint.critical:
+            entry["critical"] = True
         if endpoint.feedback is not None:
             entry["feedback"] = offset + endpoint.feedback
         doc["endpoints"].append(entry)

@@ -45,6 +45,8 @@ def test_two_sites_make_one_valid_central_config_with_every_endpoint_of_each() -
     assert central.endpoint(2 * ID_BLOCK + 10).address["endpoint"] == "hlt_temperature"
     setpoint, original = central.endpoint(ID_BLOCK + 12), brewhouse.endpoint(12)
     assert (setpoint.writable, setpoint.range, setpoint.tolerance) == (True, original.range, original.tolerance)
+    speed = next(e for e in brewhouse.endpoints if e.safe_value == 0 and e.safe_value is not False)
+    assert central.endpoint(ID_BLOCK + speed.id).safe_value == 0  # a numeric safe value of 0 is kept
     heater = central.endpoint(ID_BLOCK + 31)
     assert heater.safe_value is False and heater.critical is brewhouse.endpoint(31).critical
     # a steady value is published again every telemetry_refresh_s (10 s): never stale between two of them
