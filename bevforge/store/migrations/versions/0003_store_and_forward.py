@@ -22,21 +22,28 @@ branch_labels = None
 depends_on = None
 
 
+def _absent(table: str) -> bool:
+    """A database adopted from create_all (made by the models of this version) already has the tables."""
+    return not sa.inspect(op.get_bind()).has_table(table)
+
+
 def upgrade() -> None:
-    op.create_table("forward_marks",
-                    sa.Column("stream", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-                    sa.Column("store", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-                    sa.Column("acked_id", sa.BigInteger(), nullable=False),
-                    sa.Column("acked_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
-                    sa.PrimaryKeyConstraint("stream"))
-    op.create_table("site_watermarks",
-                    sa.Column("site", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-                    sa.Column("store", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-                    sa.Column("stream", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-                    sa.Column("last_id", sa.BigInteger(), nullable=False),
-                    sa.Column("rows", sa.BigInteger(), nullable=False),
-                    sa.Column("updated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-                    sa.PrimaryKeyConstraint("site", "store", "stream"))
+    if _absent("forward_marks"):
+        op.create_table("forward_marks",
+                        sa.Column("stream", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+                        sa.Column("store", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+                        sa.Column("acked_id", sa.BigInteger(), nullable=False),
+                        sa.Column("acked_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+                        sa.PrimaryKeyConstraint("stream"))
+    if _absent("site_watermarks"):
+        op.create_table("site_watermarks",
+                        sa.Column("site", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+                        sa.Column("store", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+                        sa.Column("stream", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+                        sa.Column("last_id", sa.BigInteger(), nullable=False),
+                        sa.Column("rows", sa.BigInteger(), nullable=False),
+                        sa.Column("updated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+                        sa.PrimaryKeyConstraint("site", "store", "stream"))
 
 
 def downgrade() -> None:
