@@ -111,6 +111,7 @@ class Runtime:
             self.drivers[device.id] = factory(device, endpoints, self.link_for(device.id))
         self.commands = CommandService(config, self.plant, self.bus, self.db, self.alarms, self.drivers, self.audit)
         self.retention = RetentionService(config.retention, self.db, self.alarms)
+        self.retention.keep_newest = config.mqtt is not None and config.mqtt.forward is not None
         self.plant.trip_handler = self.commands.trip
         self.controllers = ControllerService(config, self.plant, self.commands, self.alarms, self.bus, self.db,
                                              self.audit, self.clock)
