@@ -8,12 +8,18 @@ the centre's history of every forwarded endpoint is the site's history, row for 
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from sqlalchemy import create_engine, text
@@ -23,10 +29,10 @@ from bevforge.domain import Quality
 from bevforge.mqtt.forward import ALARM_KEY
 from bevforge.runtime import Runtime
 from bevforge.store import create_schema, make_engine
-from bevforge.store.forward_rows import newest_history_id, take_forwarded, watermark
+from bevforge.store.forward_rows import forward_mark, newest_history_id, take_forwarded, watermark
 from drivers import driver_factories
-from tests.support.mosquitto import ACL, Mosquitto
-from tests.support.server import brewhouse_config, build_runtime, wait_for
+from tests.support.mosquitto import ACL, Mosquitto, Watcher
+from tests.support.server import brewhouse_config, build_runtime, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 USERS = {"bevforge": "plant-secret-1", "central": "central-secret-1"}
@@ -233,3 +239,103 @@ async def test_the_centre_does_not_store_the_live_values_of_a_forwarded_site_twi
     await centre.history_writer.flush()
     await assert_complete_once(site, postgres_url, newest)
     assert centre.history_writer.rows_written == 0  # the live readings updated the current values only
+
+
+class CentreProcess:
+    """`python main.py` as a central instance (its own MQTT client id and port) on the shared database."""
+
+    def __init__(self, folder: Path, broker: Mosquitto, url: str, client_id: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.config = folder / "central.yaml"
+        self.config.write_text(yaml.safe_dump(centre_document(broker, client_id), allow_unicode=True), "utf-8")
+        self.url, self.port, self.log = url, free_port(), folder / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST" and not k.startswith("NICEGUI_")}
+        env["BEVFORGE_TEST_CENTRAL_PASSWORD"] = USERS["central"]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "main.py", "--port", str(self.port), "--db", self.url, "--config", str(self.config),
+                 "--log-level", "warning"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    async def history(self) -> dict[str, Any] | None:
+        """The site driver's forwarded-history figures from /api/os/health (None until it answers)."""
+        try:
+            async with httpx.AsyncClient(timeout=2) as http:
+                health = (await http.get(f"http://127.0.0.1:{self.port}/api/os/health")).json()
+        except httpx.HTTPError:
+            return None
+        return health["drivers"][0].get("history")
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, no flush, whatever was under way is cut off."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(30)
+            self.process = None
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(self.process.wait, 60)
+        self.process = None
+
+
+@pytest.mark.slow
+async def test_two_centres_on_one_database_and_kill_9_lose_no_sample_and_store_none_twice(
+        tmp_path: Path, site: Runtime, broker: Mosquitto, postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+    create_schema(engine)  # both instances start on a migrated database (each would migrate it once, locked)
+    engine.dispose()
+    centres = [CentreProcess(tmp_path / name, broker, postgres_url, f"central-{name}") for name in ("a", "b")]
+    try:
+        for centre in centres:
+            centre.start()
+        await caught_up(site, postgres_url, timeout=90)
+        for centre in centres:  # both took the site's batches (the first to commit one stored it)
+            figures = None
+            for _ in range(300):
+                figures = await centre.history()
+                if figures is not None and figures["batches"] > 0:
+                    break
+                await asyncio.sleep(0.1)
+            assert figures is not None and figures["batches"] > 0 and figures["watermark"] > 0
+
+        centres[0].kill()  # one instance dies mid-stream; the other keeps storing
+        await caught_up(site, postgres_url, timeout=60)
+        centres[1].kill()  # then the other: nobody stores while the site goes on
+        assert site.mqtt is not None and site.mqtt.forwarder is not None
+        before = site.mqtt.forwarder.acked
+        await wait_for(lambda: newest_history_id(site.db.engine) > before + 20 * len(SHOWN), timeout=60, interval=0.2)
+        assert site.mqtt.forwarder.acked >= before  # a dead centre acknowledges nothing new, nothing is lost
+
+        centres[0].start()  # back after a SIGKILL: its persistent session and the site's re-send
+        newest = await caught_up(site, postgres_url, timeout=90)
+        await assert_complete_once(site, postgres_url, newest)
+    finally:
+        for centre in centres:
+            await centre.stop()
+
+
+async def test_the_site_moves_on_only_on_a_mapped_user_s_ack_of_its_own_store(site: Runtime, broker: Mosquitto) -> None:
+    """An ack is a promise that the rows are stored: only a user of the site's mqtt.users may give it, for this
+    database's store; the batches themselves are what a subscriber of <root>/history sees."""
+    assert site.mqtt is not None and site.mqtt.forwarder is not None
+    forwarder = site.mqtt.forwarder
+    async with Watcher(broker, "central", "bevforge/test/history") as centre_side:
+        _, batch, _ = await centre_side.wait_for(lambda topic, body, _: isinstance(body, dict), timeout=15)
+        assert batch["type"] == "history" and batch["store"] == forwarder.store and batch["after"] == 0
+        assert batch["upTo"] == batch["rows"][-1][0] and len(batch["rows"]) <= FORWARD["batch_rows"]
+        first = batch["rows"][0]
+        assert isinstance(first[0], int) and isinstance(first[1], str) and isinstance(first[2], str)
+        async with Watcher(broker, "bevforge", "bevforge/test/cmd/#") as stranger:
+            await stranger.publish("bevforge/test/cmd/bevforge/ack", {"store": forwarder.store, "upTo": 10**9})
+            await wait_for(lambda: forwarder.acks_refused == 1, timeout=10)
+        await centre_side.publish("bevforge/test/cmd/central/ack", {"store": "another", "upTo": 10**9})
+        await wait_for(lambda: forwarder.acks_refused == 2, timeout=10)
+        assert forwarder.acked == 0
+        await centre_side.publish("bevforge/test/cmd/central/ack", {"store": forwarder.store, "upTo": batch["upTo"]})
+        await wait_for(lambda: forwarder.acked == batch["upTo"], timeout=10)
+    await site.db.barrier()
+    assert forward_mark(site.db.engine) == (forwarder.store, batch["upTo"])  # kept for the next start
