@@ -8,6 +8,7 @@ once, so one edit fixes them all.
 from __future__ import annotations
 
 import operator
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -730,6 +731,9 @@ class MqttUser(Strict):
 MQTT_SEGMENT = r"^[A-Za-z0-9_\-]+$"  # one topic level: no '/', '+', '#' or spaces
 
 
+CLIENT_ID_ENV = "BEVFORGE_MQTT_CLIENT_ID"
+
+
 class MqttForward(Strict):
     """Store-and-forward of this site's history to a central panel (docs/mqtt.md "Store-and-forward")."""
 
@@ -789,7 +793,9 @@ class MqttSettings(Strict):
 
     @property
     def identifier(self) -> str:
-        return self.client_id or f"bevforge-{self.site}"
+        """The MQTT client id: BEVFORGE_MQTT_CLIENT_ID when set (several central instances run one config file,
+        and the broker allows one connection per id), else `client_id`, else `bevforge-<site>`."""
+        return os.environ.get(CLIENT_ID_ENV) or self.client_id or f"bevforge-{self.site}"
 
 
 class PlantConfig(Strict):
