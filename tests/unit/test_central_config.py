@@ -67,7 +67,7 @@ def test_only_a_site_device_takes_forwarded_history() -> None:
     doc = config_document()
     doc["devices"][0]["history"] = "forwarded"
     with pytest.raises(ConfigError, match="history: forwarded is for driver: site"):
-        parse_config(yaml.safe_dump(doc, allow_unicode=True), "config.yaml")
+        parse_config(yaml.safe_dump(doc, allow_unicode=True), "plant.yaml")
 
 
 @pytest.mark.parametrize(("sites", "says"), [
