@@ -16,7 +16,7 @@ from bevforge.config import MetricsSettings
 from tests.support.live import custom_server, ingest, required, sse, ws_client
 from tests.support.server import LiveServer, wait_for, wait_for_command
 
-BK_HEATER, HLT_TEMP, V1 = 31, 10, 22
+BK_HEATER, HLT_TEMP, HLT_SETPOINT, V1 = 31, 10, 12, 22
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
@@ -75,6 +75,17 @@ async def test_a_scrape_counts_polls_comms_commands_and_the_history_writer(serve
     assert value(after, "bevforge_history_flush_duration_seconds_count") >= 1
     assert value(after, "bevforge_history_rows_written_total") > 0
     assert ("bevforge_history_queue_rows", frozenset()) in after
+
+
+async def test_a_failed_command_is_timed_under_its_kind_of_failure(server: LiveServer) -> None:
+    server.sim.faults_for("hlt_controller").write_delay_s = 2.0  # longer than commands.write_timeout_s (0.5 s)
+    sent = await server.http.post("/api/os/command", json={"endpointId": HLT_SETPOINT, "value": 70})
+    assert (await wait_for_command(server, sent.json()["commandId"]))["error"].startswith("timeout")
+    samples = await scrape(server)
+    assert value(samples, "bevforge_command_latency_seconds_count", result="timeout") == 1
+    assert value(samples, "bevforge_command_latency_seconds_sum", result="timeout") >= 0.5  # it waited the timeout
+    assert value(samples, "bevforge_command_latency_seconds_bucket", result="timeout", le="0.25") == 0
+    assert value(samples, "bevforge_command_latency_seconds_count", result="succeeded") == 0
 
 
 async def test_poll_errors_and_comms_loss_of_a_silent_device_are_counted(server: LiveServer) -> None:
