@@ -50,11 +50,10 @@ def metrics_of(app: FastAPI) -> PlantMetrics:
                 "otherwise a session or `Authorization: Bearer <API token>` of at least `metrics.role` (default "
                 "viewer) that is not limited to some nodes. 404 when `metrics.enabled` is false.",
     response_class=Response,
+    # refusals (401 off the allow-list without a known credential, 403 below the role or node-limited,
+    # 404 switched off) are the API's one error format, documented for every route as 4XX
     responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}},
-                     "description": "The Prometheus text exposition"},
-               401: {"description": "not on the allow-list and no (or an unknown) credential"},
-               403: {"description": "the credential's role is below `metrics.role`, or it is node-limited"},
-               404: {"description": "`metrics.enabled` is false"}},
+                     "description": "The Prometheus text exposition"}},
 )
 async def metrics(request: Request) -> Response:
     settings = runtime_of(request).config.metrics
@@ -67,4 +66,4 @@ async def metrics(request: Request) -> Response:
                                f"of at least the {settings.role} role (or an address on metrics.allow_from)",
                                code=UNAUTHORIZED)
         permissions.require_metrics_reader(actor, settings.role)
-    return Response(metrics_of(request.app).scrape(), media_type=CONTENT_TYPE)
+    return Response(await metrics_of(request.app).scrape(), media_type=CONTENT_TYPE)

@@ -10,6 +10,7 @@ parts hold anyway, taken at scrape time. Each figure is documented in docs/integ
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from functools import cache
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -30,8 +31,15 @@ CLIENT_KINDS = ("ws", "sse", "ui")  # /ws sockets, SSE streams, NiceGUI screens 
 ClientCounts = Callable[[], Mapping[str, int]]
 
 
+@cache
+def _bound_labels(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    """The `le` label of each bucket (and +Inf), formatted once per set of bounds, not on every scrape."""
+    return (*(floatToGoString(b) for b in bounds), "+Inf")
+
+
 def _buckets(timings: Timings) -> list[tuple[str, float]]:
-    return [(floatToGoString(bound), float(count)) for bound, count in timings.cumulative()]
+    labels = _bound_labels(timings.bounds)
+    return [(label, float(count)) for label, (_, count) in zip(labels, timings.cumulative(), strict=True)]
 
 
 class PlantCollector(Collector):
