@@ -55,6 +55,7 @@ async def test_a_scrape_counts_polls_comms_commands_and_the_history_writer(serve
     assert polls > 0  # the driver polled the simulator before the server was up
     assert value(first, "bevforge_device_poll_duration_seconds_bucket", device="hlt_controller", le="+Inf") == polls
     assert value(first, "bevforge_device_poll_errors_total", device="hlt_controller") == 0
+    assert value(first, "bevforge_device_poll_duration_seconds_count", device="cellar_probe") > 0  # serial, too
     assert value(first, "bevforge_command_latency_seconds_count", result="succeeded") == 0
     assert value(first, "bevforge_command_latency_seconds_count", result="blocked") == 0
     assert ("process_cpu_seconds_total", frozenset()) in first  # the process collector is registered
