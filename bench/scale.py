@@ -24,6 +24,7 @@ import math
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,7 @@ CHANGING = 0.1  # share of registers that change every second
 CORE_TARGET_PCT = 100.0
 LINEAR_SLACK = 1.2
 COMMAND = "python bench/scale.py"
+SCRAPES = 20  # /metrics scrapes timed per size (Prometheus scrapes every 15-60 s: a cost per scrape, not a rate)
 
 
 def plant_document(endpoints: int, port: int) -> dict[str, Any]:
@@ -133,12 +135,34 @@ def measure(endpoints: int, warmup_s: float, seconds: float) -> dict[str, float]
             health = httpx.get(f"{base}/api/os/health", timeout=5).json()
             online = sum(1 for d in health.get("drivers", []) if d.get("online"))
             cpu = (after.user + after.system - before.user - before.system) / elapsed * 100
+            scrape_ms, scrape_kb, health_ms = _scrape_cost(base)
             return {"endpoints": endpoints, "devices": devices, "online": online, "cpu_pct": cpu,
-                    "rss_mb": rss / 2**20}
+                    "rss_mb": rss / 2**20, "scrape_ms": scrape_ms, "scrape_kb": scrape_kb, "health_ms": health_ms}
         finally:
             if server is not None:
                 stop_process(server)
             stop_process(field)
+
+
+def _scrape_cost(base: str) -> tuple[float, float, float]:
+    """`GET /metrics` as Prometheus would send it, after the CPU window (so it is not in that figure):
+    the median answer time of SCRAPES scrapes in a row while the plant polls, the body's size, and for
+    comparison the median answer time of as many `GET /api/os/health` (the event loop's own queueing
+    behind the poll, which any request waits through)."""
+    def median_ms(client: httpx.Client, path: str) -> tuple[float, int]:
+        times, size = [], 0
+        for _ in range(SCRAPES):
+            started = time.perf_counter()
+            answer = client.get(path)
+            times.append(time.perf_counter() - started)
+            answer.raise_for_status()
+            size = len(answer.content)
+        return statistics.median(times) * 1000, size
+
+    with httpx.Client(base_url=base, timeout=10) as client:
+        scrape_ms, size = median_ms(client, "/metrics")
+        health_ms, _ = median_ms(client, "/api/os/health")
+    return scrape_ms, size / 1024, health_ms
 
 
 def _wait_online(base: str, server: subprocess.Popen[bytes], devices: int, timeout: float = 120.0) -> dict[str, Any]:
@@ -167,6 +191,11 @@ def rows(sizes: tuple[int, ...] = (100, 1000, 5000), warmup_s: float = 20.0, sec
                        f"< {CORE_TARGET_PCT:g} % of one core" if r["endpoints"] >= 5000 else "",
                        (r["cpu_pct"] < CORE_TARGET_PCT and r["online"] >= r["devices"])
                        if r["endpoints"] >= 5000 else None, COMMAND))
+    for r in results:
+        out.append(Row(f"GET /metrics at {r['endpoints']:,} endpoints ({r['devices']:.0f} devices), median of "
+                       f"{SCRAPES} scrapes (GET /api/os/health beside it)",
+                       f"{r['scrape_ms']:.1f} ms, {r['scrape_kb']:.0f} KB (health {r['health_ms']:.1f} ms)", "", None,
+                       COMMAND))
     if len(results) >= 3:
         small, middle, large = results[0], results[1], results[-1]
         first = (middle["rss_mb"] - small["rss_mb"]) / (middle["endpoints"] - small["endpoints"]) * 1024

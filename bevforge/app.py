@@ -22,6 +22,7 @@ from bevforge.api import (
     auth_api,
     batches_api,
     controllers_api,
+    metrics_api,
     programs_api,
     recipes_api,
     rest,
@@ -106,6 +107,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True, freeze_heap: bo
     app.include_router(sse.router)
     app.include_router(ws.router)
     app.include_router(apidocs.router)
+    app.include_router(metrics_api.router)  # /metrics for Prometheus (docs/integrations.md)
     return app
 
 

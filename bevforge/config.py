@@ -11,6 +11,7 @@ import operator
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     PrivateAttr,
     ValidationError,
     field_validator,
@@ -798,6 +800,33 @@ class MqttSettings(Strict):
         return os.environ.get(CLIENT_ID_ENV) or self.client_id or f"bevforge-{self.site}"
 
 
+class MetricsSettings(Strict):
+    """`GET /metrics` for a Prometheus scraper (docs/integrations.md "Prometheus and Grafana").
+
+    On by default, and closed by default: without credentials only this machine's own addresses may
+    scrape (a Prometheus on the same box, as Prometheus' own node exporter is usually run); from
+    anywhere else a scraper sends an API token of at least `role` that sees every node (the figures
+    span all devices and nodes). The figures hold no process values and no secrets, but device names,
+    error counts and client numbers map the plant, so the network at large is not handed them.
+    """
+
+    enabled: bool = Field(default=True, description="serve /metrics (false: it answers 404)")
+    role: str = Field(default="viewer", description="the least role of a session or API token that may scrape; "
+                      "the credential must not be limited to some nodes")
+    allow_from: list[IPvAnyNetwork] = Field(
+        default_factory=lambda: [ip_network("127.0.0.0/8"), ip_network("::1/128")],
+        description="addresses (CIDR) that may scrape without credentials; [] requires credentials from everyone")
+
+    @field_validator("role")
+    @classmethod
+    def _known_role(cls, value: str) -> str:
+        from bevforge.permissions import ROLES  # here: the role authority may itself read the config types
+
+        if value not in ROLES:
+            raise ValueError(f"unknown role {value!r} (roles: {', '.join(ROLES)})")
+        return value
+
+
 class PlantConfig(Strict):
     version: Literal[1] = 1
     site: Site = Field(default_factory=Site)
@@ -820,6 +849,7 @@ class PlantConfig(Strict):
     ui: UiSettings = Field(default_factory=UiSettings)
     layout: PlantLayout | None = Field(default=None, description="the process mimic's drawing (/mimic)")
     mqtt: MqttSettings | None = Field(default=None, description="publish to an MQTT broker (docs/mqtt.md)")
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     _by_id: dict[int, Endpoint] = PrivateAttr(default_factory=dict)
     _device_nodes: dict[str, frozenset[str]] = PrivateAttr(default_factory=dict)
     _alarms_by_id: dict[str, AlarmRule] = PrivateAttr(default_factory=dict)

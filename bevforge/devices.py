@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from bevforge.config import Device, Endpoint
 from bevforge.domain import Reading, Value
+from bevforge.tallies import PollTally
 
 
 class DeviceError(Exception):
@@ -65,6 +66,9 @@ class Driver(ABC):
         self.link = link
         self.online = False
         self.last_error: str | None = None
+        # each request's duration and the failed ones, for /metrics (bevforge/metrics); a driver that
+        # polls keeps it (drivers/modbus, drivers/serial_probe), one that is pushed to leaves it at zero
+        self.polls = PollTally()
 
     @abstractmethod
     async def start(self) -> None:

@@ -19,6 +19,7 @@ runs at publish time for every subscriber.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from bevforge.domain import Actor
@@ -76,6 +77,33 @@ def has_role(actor: Actor | None, role: str) -> bool:
 def require_role(actor: Actor, role: str) -> Actor:
     if not has_role(actor, role):
         raise Forbidden(f"this needs the {role} role; you are {actor.role}")
+    return actor
+
+
+# -- /metrics: a scraper by its address, or a credential that sees the whole plant ----------------------
+
+
+def scrape_address_allowed(station: str, allow_from: Iterable[IPv4Network | IPv6Network]) -> bool:
+    """Whether a request from `station` (its peer address) may read /metrics without credentials.
+
+    The address is the one uvicorn hands over (behind the shipped nginx: the forwarded client
+    address, docs/deployment.md), so a proxy on this machine does not make every client local."""
+    try:
+        address = ip_address(station)
+    except ValueError:  # "unknown", a Unix socket's peer: no address to match
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:a.b.c.d from a dual-stack socket is a.b.c.d
+    if mapped is not None:
+        address = mapped
+    return any(address.version == network.version and address in network for network in allow_from)
+
+
+def require_metrics_reader(actor: Actor, role: str) -> Actor:
+    """A credential may read /metrics with at least `role` and no node limit (the figures span every
+    device and node, so a node-limited user would see other nodes' devices there)."""
+    require_role(actor, role)
+    if not sees_all_nodes(actor):
+        raise Forbidden("the metrics cover every node; this credential is limited to some")
     return actor
 
 

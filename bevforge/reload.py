@@ -73,7 +73,8 @@ FINAL_STATUSES = frozenset(s.value for s in CommandStatus if s.is_final)
 RESTART_SECTIONS = ("simulator", "auth", "realtime", "store", "retention", "ingest", "power", "programs", "mqtt",
                     "version")
 # Compared and applied live; `devices` and `endpoints` are compared per entry below.
-LIVE_SECTIONS = ("site", "nodes", "tiles", "interlocks", "alarms", "controllers", "commands", "ui", "layout")
+LIVE_SECTIONS = ("site", "nodes", "tiles", "interlocks", "alarms", "controllers", "commands", "ui", "layout",
+                 "metrics")  # metrics: read on every scrape (api/metrics_api.py)
 MAX_NAMED_KEYS = 10
 
 

@@ -175,8 +175,11 @@ class SerialProbeDriver(PollingDriver[SerialProbeSettings]):
                 self._transport.write((address.request + self.settings.eol).encode("ascii"))
                 answer, others = await self._answer_to(endpoint, written, written + self.settings.timeout_s)
             except (LineLost, ConnectionError, OSError, serial.SerialException) as exc:
+                self.polls.errors += 1
                 raise PortLost(f"port {self.settings.port} lost: {exc or type(exc).__name__}") from None
+        self.polls.timings.observe(loop.time() - written)
         if answer is None and not others:
+            self.polls.errors += 1
             self._silent(f"timeout: no answer to {address.request!r} within {self.settings.timeout_s:g} s")
             return
         self._answered()

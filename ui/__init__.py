@@ -8,8 +8,8 @@ core's event bus (ui/live.py).
 from __future__ import annotations
 
 from fastapi import FastAPI
+from nicegui import Client, ui
 from nicegui import app as nicegui_app
-from nicegui import ui
 
 from bevforge.runtime import Runtime
 from ui import connection, pages, session, state
@@ -22,6 +22,7 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     connection.register_ping()
     pages.register()
     session.start_idle_sweep()
+    app.state.ui_clients = live_screens  # counted by /metrics (bevforge/api/metrics_api.py)
     # No element is bound (screens update explicitly from the bus), so NiceGUI's 0.1 s binding
     # refresh loop has nothing to do: switch it off.
     ui.run_with(app, title=TITLE, favicon="🍺", storage_secret=_secret(runtime), show_welcome_message=False,
@@ -37,6 +38,12 @@ def install_for_simulation(runtime: Runtime) -> None:
     pages.register()
     session.start_idle_sweep()
     ui.run(title=TITLE, storage_secret=_secret(runtime))
+
+
+def live_screens() -> int:
+    """Screens (browser tabs) with a live connection now; a page drawn but not yet connected, or one
+    waiting out its reconnect window, does not count."""
+    return sum(1 for client in Client.instances.values() if client.has_socket_connection)
 
 
 def _secret(runtime: Runtime) -> str:

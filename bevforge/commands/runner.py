@@ -27,6 +27,7 @@ from bevforge.bus import COMMAND_STATUS, EventBus
 from bevforge.commands.record import Command, CommandLog, audit_value, shown_value
 from bevforge.devices import DeviceError, Driver
 from bevforge.domain import Actor, CommandStatus, DataType, Quality, Reading, Value, utcnow
+from bevforge.tallies import COMMAND_BUCKETS, Timings
 
 if TYPE_CHECKING:
     from bevforge.audit import AuditLog
@@ -48,6 +49,29 @@ class _Output:
         self.current: Command | None = None
 
 
+# What became of a command, as /metrics labels its latency: the final status, and for a failure its kind,
+# read from the start of the error the runner wrote (the words below are the runner's own).
+OUTCOMES = ("succeeded", "blocked", "timeout", "mismatch", "device_error", "expired", "superseded", "interrupted",
+            "failed")
+_FAILURE_KINDS = (("timeout", "timeout"), ("mismatch", "mismatch"), ("device error", "device_error"),
+                  ("blocked", "blocked"), ("expired", "expired"), ("superseded", "superseded"),
+                  ("interrupted", "interrupted"))
+
+
+def outcome_of(command: Command) -> str:
+    """One of OUTCOMES for a command in a final status (`blocked` also for one an interlock or an
+    offline device stopped just before sending: in both cases nothing reached the device)."""
+    if command.status is CommandStatus.SUCCEEDED:
+        return "succeeded"
+    if command.status is CommandStatus.BLOCKED:
+        return "blocked"
+    error = command.error or ""
+    for start, outcome in _FAILURE_KINDS:
+        if error.startswith(start):
+            return outcome
+    return "failed"
+
+
 class CommandRunner:
     """Runs queued commands against the drivers and records every transition."""
 
@@ -65,6 +89,13 @@ class CommandRunner:
         self.drivers = drivers
         self._outputs: dict[int, _Output] = {}
         self._closed = False
+        # request → final status of every command, by outcome (read by /metrics: bevforge/metrics)
+        self.latency: dict[str, Timings] = {outcome: Timings(COMMAND_BUCKETS) for outcome in OUTCOMES}
+
+    def ended(self, command: Command) -> None:
+        """Count a command that reached its final status: its latency from the request, under its outcome."""
+        done = command.completed_at or utcnow()
+        self.latency[outcome_of(command)].observe(max(0.0, (done - command.created_at).total_seconds()))
 
     def blockers(self, endpoint: Endpoint, value: Value) -> list[dict[str, Any]]:
         """Why commanding `endpoint` to `value` is not allowed now (empty list: allowed)."""
@@ -222,6 +253,7 @@ class CommandRunner:
                           target=endpoint.name, new=audit_value(command.actual_value), result=status.value,
                           command_id=command.id, detail=error)
         self._transition(command, status, audit)
+        self.ended(command)
         if command.origin == "interlock" and self.trip_done is not None:
             self.trip_done(command, status, error)
 

@@ -190,6 +190,7 @@ class CommandService:
             self.record.remember(stored)
             self.runner.publish(stored)
             if command.status is CommandStatus.BLOCKED:
+                self.runner.ended(stored)
                 self.alarms.raise_alarm(  # an alert (no ACK) unless the config words the rule as an alarm
                     f"blocked:{command.id}", "interlock_block", Severity.ALERT,
                     f"Command blocked: {endpoint.display_name} → {shown_value(value)}: "

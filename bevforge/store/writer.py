@@ -25,6 +25,7 @@ from sqlmodel import Session
 from bevforge.store.engine import make_engine
 from bevforge.store.faults import HeldWrites, StoreHealth, store_fault, translate_store_faults
 from bevforge.store.tables import EndpointCurrent, TelemetryReading
+from bevforge.tallies import FLUSH_BUCKETS, Timings
 from bevforge.tasks import stop_task
 
 log = logging.getLogger("bevforge.store")
@@ -163,6 +164,7 @@ class HistoryWriter:
         self.rows_dropped = 0
         self.flushes = 0
         self.failed_flushes = 0
+        self.flush_times = Timings(FLUSH_BUCKETS)  # each committed history transaction's duration
         self.last_error: str | None = None
 
     def add(self, row: dict[str, Any], current: dict[str, Any]) -> None:
@@ -259,9 +261,11 @@ class HistoryWriter:
                 ids = [c["endpoint_id"] for c in current]
                 conn.execute(table.delete().where(table.c.endpoint_id.in_(ids)))
                 conn.execute(insert(table).values(list(current)))  # typed columns (JSON, times): compiled by SQLAlchemy
+        took = time.perf_counter() - started
+        self.flush_times.observe(took)  # /metrics (bevforge/metrics): one bisect per flush
         self.rows_written += len(rows)
         self.flushes += 1
-        log.debug("flushed %d rows in %.1f ms", len(rows), (time.perf_counter() - started) * 1000)
+        log.debug("flushed %d rows in %.1f ms", len(rows), took * 1000)
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -86,12 +87,16 @@ class ModbusDriver(PollingDriver[ModbusDeviceSettings]):
         """Read one block with the retry policy; deliver readings; return True on an answer."""
         attempts = 1 + (self.settings.retries if retries is None else retries)
         fault: ModbusFault | None = None
+        polls = self.polls
         for attempt in range(attempts):
             block = entry.item
+            started = time.perf_counter()
             try:
                 raw = await self.line.read(self.settings.device_id, block.table, block.start, block.count,
                                            self.settings.timeout_s)
             except ModbusFault as exc:
+                polls.timings.observe(time.perf_counter() - started)
+                polls.errors += 1
                 fault = exc
                 if exc.kind is Kind.CONFIGURATION:
                     self._answered()
@@ -100,6 +105,7 @@ class ModbusDriver(PollingDriver[ModbusDeviceSettings]):
                 if exc.kind is Kind.BUSY:
                     await asyncio.sleep(self.settings.busy_backoff_s * 2**attempt)
                 continue
+            polls.timings.observe(time.perf_counter() - started)
             self.block_reads += 1
             self._answered()
             self._deliver(block, raw)

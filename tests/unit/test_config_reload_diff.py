@@ -89,3 +89,10 @@ def test_the_mqtt_section_needs_a_restart_named_by_key() -> None:
     with_broker = parsed(lambda d: d.update(mqtt={"host": "broker.lan", "site": "brewhouse"}))
     moved = parsed(lambda d: d.update(mqtt={"host": "broker.lan", "site": "brewhouse", "port": 8883}))
     assert compare(with_broker, moved).needs_restart == ["mqtt.port"]
+
+
+def test_the_metrics_section_is_live() -> None:
+    """/metrics reads `metrics:` on every scrape, so an edited allow-list or role applies without a restart."""
+    diff = compare(parsed(), parsed(lambda d: d.update(metrics={"allow_from": ["10.0.0.0/24"], "role": "technician"})))
+    assert diff.needs_restart == []
+    assert diff.summary() == {"metrics": {"changed": ["metrics.allow_from", "metrics.role"]}}
