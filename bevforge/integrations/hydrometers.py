@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from bevforge.errors import INVALID_VALUE, MISSING_FIELD, Invalid, Malformed
+from bevforge.errors import INVALID_VALUE, MISSING_FIELD, OUT_OF_RANGE, Invalid, Malformed
 
 KINDS = ("ispindel", "tilt")
 GRAVITY_UNITS = ("SG", "°P")
@@ -94,6 +94,12 @@ def _body(body: Any) -> dict[str, Any]:
     return body
 
 
+# Wide enough for any badly calibrated device (an iSpindel's formula can say -3 °P), narrow enough that
+# the unit conversions stay finite
+_LIMITS = {"gravity": (-100.0, 1000.0), "SG": (-100.0, 1000.0), "temperature": (-300.0, 1000.0),
+           "Temp": (-300.0, 1000.0), "battery": (-100.0, 100.0), "angle": (-360.0, 360.0)}
+
+
 def _number(body: dict[str, Any], field: str, *, required: bool, text_ok: bool = False) -> float | None:
     """A finite number; a form post's text ("1.050") is read when `text_ok` (the Tilt app sends forms)."""
     if field not in body or body[field] is None or (text_ok and body[field] == ""):
@@ -108,6 +114,10 @@ def _number(body: dict[str, Any], field: str, *, required: bool, text_ok: bool =
             raise Invalid(f"{field} must be a number, not {value[:20]!r}", code=INVALID_VALUE, field=field) from None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise Invalid(f"{field} must be a number", code=INVALID_VALUE, field=field)
+    low, high = _LIMITS.get(field, (-1e12, 1e12))
+    if not low <= value <= high:
+        raise Invalid(f"{field} {value:g} is not a value this device can mean ({low:g} to {high:g})",
+                      code=OUT_OF_RANGE, field=field)
     return float(value)
 
 

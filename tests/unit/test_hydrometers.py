@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bevforge.config import ConfigError, load_config
 from bevforge.errors import Invalid, Malformed
@@ -41,7 +44,8 @@ def test_ispindel_body_and_its_field_errors() -> None:
         h.parse_ispindel([body], "SG")
     assert not_object.value.field == "body"
     for field, value in (("angle", None), ("battery", "full"), ("gravity", float("inf")), ("ID", "one"),
-                         ("interval", True), ("name", 7)):
+                         ("interval", True), ("name", 7), ("gravity", 1e300), ("temperature", -1e300),
+                         ("angle", 720)):
         broken = {**body, field: value}
         if value is None:
             del broken[field]
@@ -111,3 +115,26 @@ def test_a_good_hydrometer_config_passes_the_check(tmp_path: Path) -> None:
     path = tmp_path / "plant.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     assert load_config(path, check).endpoint(900).kind == "gravity"
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=12),
+                     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=12), c, max_size=4),
+                     max_leaves=10)
+_fields = st.sampled_from(["name", "ID", "token", "angle", "temperature", "temp_units", "battery", "gravity",
+                           "interval", "RSSI", "Color", "SG", "Temp", "Timepoint", "Beer", "Comment"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=_json | st.dictionaries(_fields, _json | st.floats() | st.sampled_from([1e300, -1e300, "1e300", 1e12])
+                                    | st.text(max_size=8), max_size=10))
+def test_any_body_is_read_or_refused_by_name(body: Any) -> None:
+    """Whatever a device (or anyone) posts, the answer is a sample or a typed error naming a field: never a crash."""
+    for parse in (lambda: h.parse_ispindel(body, "SG"), lambda: h.parse_tilt(body, "RED", "SG", "°F")):
+        try:
+            sample = parse()
+        except (Invalid, Malformed) as exc:
+            assert exc.field
+        else:
+            for reading in h.READINGS:
+                value = sample.value(reading, {"gravity": "°P", "temperature": "°C"}.get(reading, ""))
+                assert value is None or math.isfinite(value)
