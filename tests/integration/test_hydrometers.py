@@ -50,6 +50,8 @@ def hydrometers(doc: dict[str, Any]) -> None:
         {"id": 911, "name": "fv2_tilt_temperature", "node": "FV2", "device": "fv2_tilt", "kind": "temperature",
          "unit": "°C", "address": {"reading": "temperature"}, **common},
     ]
+    doc["alarms"].append({"id": "fv1_gravity_stuck_high", "kind": "HI", "endpoint": 900, "limit": 15.0, "deadband": 0.2,
+                          "priority": "medium", "message": "FV1 gravity {value:.1f}{unit} above {limit:g}{unit}"})
 
 
 @pytest.fixture
@@ -104,6 +106,13 @@ async def test_ispindel_post_updates_gravity_and_temperature_live(server: LiveSe
     assert (await server.http.get("/api/os/endpoints/903")).json()["value"] == pytest.approx(52.3)
     assert server.runtime.plant.device_online["fv1_ispindel"] is True
     assert {r["endpointId"] for r in answer.json()["readings"]} == {900, 901, 902, 903}
+
+
+async def test_gravity_drives_an_alarm_like_any_value(server: LiveServer) -> None:
+    assert (await server.http.post(ispindel_url(), json=ispindel_body(gravity=1.070))).status_code == 200  # 17.1 °P
+    alarms = (await server.http.get("/api/os/alarms")).json()
+    raised = next(a for a in alarms if a.get("ruleId") == "fv1_gravity_stuck_high")
+    assert raised["state"] == "unacknowledged" and "FV1 gravity 17.1°P" in raised["message"]
 
 
 async def test_fahrenheit_and_plato_from_the_device_are_converted(server: LiveServer) -> None:
