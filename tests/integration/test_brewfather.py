@@ -36,12 +36,15 @@ class Receiver:
     def __init__(self) -> None:
         self.posts: asyncio.Queue[tuple[dict[str, str], dict[str, Any]]] = asyncio.Queue()
         self.fail_next = 0
+        self.hang: asyncio.Event | None = None  # set: the next post waits for it (Brewfather not answering)
         self.port = free_port()
         app = Starlette(routes=[Route("/stream", self.stream, methods=["POST"])])
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self.url = f"http://127.0.0.1:{self.port}/stream?id={SECRET_ID}"
 
     async def stream(self, request: Request) -> JSONResponse:
+        if self.hang is not None:
+            await self.hang.wait()
         if self.fail_next:
             self.fail_next -= 1
             return JSONResponse({"result": "busy"}, status_code=503)
@@ -75,7 +78,7 @@ async def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: Rece
     def adjust(doc: dict[str, Any]) -> None:
         doc["_tilt_token_file"] = str(token_file)
         hydrometers(doc)
-        doc["brewfather"] = {"url_env": "BF_TEST_BREWFATHER_URL", "streams": [
+        doc["brewfather"] = {"url_env": "BF_TEST_BREWFATHER_URL", "timeout_s": 1.0, "streams": [
             {"name": "FV1", "temperature": 901, "gravity": 900, "beer": "Pale Ale", "comment": "BevForge"},
             {"name": "FV2", "gravity": 910},  # its Tilt never posts: nothing good to send, never posted
         ]}
@@ -169,3 +172,21 @@ async def test_an_unreachable_stream_delays_nothing(server: LiveServer, receiver
     assert push.failures == 1 and SECRET_ID not in (push.last_error or "") and push.posts == 0
     assert (await server.http.post(ispindel_url(), json=ispindel_body(gravity=1.020))).status_code == 200
     assert server.runtime.plant.states[900].value == pytest.approx(5.1, abs=0.05)
+
+
+async def test_a_stream_that_never_answers_holds_up_nothing(server: LiveServer, receiver: Receiver) -> None:
+    """Brewfather accepts the connection and never answers: while the post waits, hydrometer posts and the
+    plant go on; the post then fails on its time limit and is counted."""
+    push = server.runtime.brewfather
+    assert isinstance(push, BrewfatherPush)
+    receiver.hang = asyncio.Event()
+    assert (await server.http.post(ispindel_url(), json=ispindel_body())).status_code == 200
+    clock = server.runtime.clock
+    assert isinstance(clock, ManualClock)
+    await clock.advance(60)
+    assert push.posting  # on the wire, unanswered
+    answer = await server.http.post(ispindel_url(), json=ispindel_body(gravity=1.020))
+    assert answer.status_code == 200 and server.runtime.plant.states[900].value == pytest.approx(5.1, abs=0.05)
+    await wait_for(lambda: not push.posting, timeout=10)
+    assert push.failures == 1 and push.last_error == "no answer within 1 s"
+    receiver.hang.set()
