@@ -57,6 +57,14 @@ class TiltPost(BaseModel):
     Comment: str | None = None
 
 
+def _bodies() -> dict[str, Any]:
+    """OpenAPI: either model as JSON, and the Tilt app's form."""
+    documented = body_schema(ISpindelPost, TiltPost)
+    content = documented["requestBody"]["content"]
+    content["application/x-www-form-urlencoded"] = body_schema(TiltPost)["requestBody"]["content"]["application/json"]
+    return documented
+
+
 async def _body(request: Request) -> Any:
     raw = await request.body()
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -73,7 +81,7 @@ async def _body(request: Request) -> Any:
 
 @router.post("/{kind}/{device_id}/{token}", summary="A floating hydrometer's post (iSpindel or Tilt bridge); "
              "the device's token in the path is the credential",
-             openapi_extra=body_schema(ISpindelPost, TiltPost) | requires(PUBLIC))
+             openapi_extra=_bodies() | requires(PUBLIC))
 async def hydrometer_post(request: Request, kind: str, device_id: str, token: str) -> dict[str, Any]:
     driver = runtime_of(request).drivers.get(device_id)
     if not isinstance(driver, PostedDriver):
