@@ -1132,8 +1132,10 @@ def check_references(config: PlantConfig) -> list[tuple[tuple[Any, ...], str]]:
         for i, stream in enumerate(config.brewfather.streams):
             for attr, kind in (("temperature", EndpointKind.TEMPERATURE), ("gravity", EndpointKind.GRAVITY)):
                 eid = getattr(stream, attr)
-                if eid is not None and (eid not in by_id or by_id[eid].kind is not kind):
-                    problems.append((("brewfather", "streams", i, attr), f"not a {kind.value} endpoint id: {eid}"))
+                if eid is not None and (eid not in by_id or by_id[eid].kind is not kind
+                                        or (kind is EndpointKind.GRAVITY and by_id[eid].unit not in ("SG", "°P"))):
+                    problems.append((("brewfather", "streams", i, attr), f"not a {kind.value} endpoint id: {eid}"
+                                     + (" in SG or °P" if kind is EndpointKind.GRAVITY else "")))
         names: set[str] = set()
         for i, stream in enumerate(config.brewfather.streams):
             if stream.name in names:

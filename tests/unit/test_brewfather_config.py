@@ -14,11 +14,12 @@ from bevforge.integrations.brewfather import stream_payload
 from tests.support.server import config_document
 
 GRAVITY = {"id": 900, "name": "fv1_gravity", "node": "FV1", "source": "external", "kind": "gravity", "unit": "SG"}
+BRIX = {"id": 901, "name": "fv1_brix", "node": "FV1", "source": "external", "kind": "gravity", "unit": "°Bx"}
 
 
 def _load(tmp_path: Path, section: dict[str, Any]) -> Any:
     doc = config_document()
-    doc["endpoints"].append(GRAVITY)
+    doc["endpoints"] += [GRAVITY, BRIX]
     doc["brewfather"] = section
     path = tmp_path / "plant.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
@@ -33,6 +34,7 @@ def _load(tmp_path: Path, section: dict[str, Any]) -> Any:
     ({"url_env": "U", "streams": []}, "brewfather.streams"),
     ({"url_env": "U", "streams": [{"name": "FV1", "temperature": 900}]}, "brewfather.streams[0].temperature"),
     ({"url_env": "U", "streams": [{"name": "FV1", "gravity": 50}]}, "brewfather.streams[0].gravity"),
+    ({"url_env": "U", "streams": [{"name": "FV1", "gravity": 901}]}, "brewfather.streams[0].gravity"),
     ({"url_env": "U", "url": "https://log.brewfather.net/stream?id=x", "streams": [{"name": "FV1", "temperature": 50}]},
      "brewfather.url"),
     ({"url_env": "U", "streams": [{"name": "FV1", "temperature": 50}, {"name": "FV1", "gravity": 900}]},
