@@ -22,6 +22,7 @@ from bevforge.api import (
     auth_api,
     batches_api,
     controllers_api,
+    hydrometers_api,
     metrics_api,
     programs_api,
     recipes_api,
@@ -103,6 +104,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True, freeze_heap: bo
     app.include_router(programs_api.router)
     app.include_router(recipes_api.router)
     app.include_router(batches_api.router)
+    app.include_router(hydrometers_api.router)
     app.include_router(auth_api.router)
     app.include_router(sse.router)
     app.include_router(ws.router)

@@ -827,6 +827,41 @@ class MetricsSettings(Strict):
         return value
 
 
+class BrewfatherStream(Strict):
+    """One fermenter as one device in Brewfather: its name there and the endpoints whose values go."""
+
+    name: str = Field(min_length=1, max_length=64, description="the device's name in Brewfather (its id there)")
+    temperature: int | None = Field(default=None, description="endpoint id of the temperature sent (°C or °F)")
+    gravity: int | None = Field(default=None, description="endpoint id of the gravity sent (SG or °P)")
+    beer: str | None = Field(default=None, max_length=100, description="the beer's name, sent as `beer`")
+    comment: str | None = Field(default=None, max_length=200, description="sent as `comment`")
+
+    @model_validator(mode="after")
+    def _something_to_send(self) -> BrewfatherStream:
+        if self.temperature is None and self.gravity is None:
+            raise ValueError("name a temperature or a gravity endpoint (or both)")
+        return self
+
+
+class BrewfatherSettings(Strict):
+    """Push fermenter temperature and gravity to a Brewfather custom stream (docs/integrations.md)."""
+
+    url_env: str | None = Field(default=None, min_length=1, description="environment variable holding the "
+                                "stream URL (it contains a secret id: never written here)")
+    url_file: str | None = Field(default=None, min_length=1, description="file holding the stream URL")
+    interval_s: float = Field(default=900.0, ge=900.0, le=86400.0, description="one post per stream this "
+                              "often; Brewfather takes at most one every 15 minutes")
+    retry_s: float = Field(default=60.0, ge=10.0, le=900.0, description="wait after a failed or skipped post")
+    timeout_s: float = Field(default=10.0, gt=0, le=60.0, description="one post's time limit")
+    streams: list[BrewfatherStream] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_url(self) -> BrewfatherSettings:
+        if (self.url_env is None) == (self.url_file is None):
+            raise ValueError("give the stream URL as url_env or url_file, one of them")
+        return self
+
+
 class PlantConfig(Strict):
     version: Literal[1] = 1
     site: Site = Field(default_factory=Site)
@@ -850,6 +885,7 @@ class PlantConfig(Strict):
     layout: PlantLayout | None = Field(default=None, description="the process mimic's drawing (/mimic)")
     mqtt: MqttSettings | None = Field(default=None, description="publish to an MQTT broker (docs/mqtt.md)")
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    brewfather: BrewfatherSettings | None = Field(default=None, description="push to a Brewfather custom stream")
     _by_id: dict[int, Endpoint] = PrivateAttr(default_factory=dict)
     _device_nodes: dict[str, frozenset[str]] = PrivateAttr(default_factory=dict)
     _alarms_by_id: dict[str, AlarmRule] = PrivateAttr(default_factory=dict)
@@ -1151,6 +1187,19 @@ def check_references(config: PlantConfig) -> list[tuple[tuple[Any, ...], str]]:
             for j, node in enumerate(user.nodes or ()):
                 if node not in node_ids:
                     problems.append((("mqtt", "users", name, "nodes", j), f"unknown node {node!r}"))
+    if config.brewfather is not None:
+        for i, stream in enumerate(config.brewfather.streams):
+            for attr, kind in (("temperature", EndpointKind.TEMPERATURE), ("gravity", EndpointKind.GRAVITY)):
+                eid = getattr(stream, attr)
+                if eid is not None and (eid not in by_id or by_id[eid].kind is not kind
+                                        or (kind is EndpointKind.GRAVITY and by_id[eid].unit not in ("SG", "°P"))):
+                    problems.append((("brewfather", "streams", i, attr), f"not a {kind.value} endpoint id: {eid}"
+                                     + (" in SG or °P" if kind is EndpointKind.GRAVITY else "")))
+        names: set[str] = set()
+        for i, stream in enumerate(config.brewfather.streams):
+            if stream.name in names:
+                problems.append((("brewfather", "streams", i, "name"), f"duplicate name {stream.name!r}"))
+            names.add(stream.name)
     interlock_ids = {r.id for r in config.interlocks}
     for i, alarm in enumerate(config.alarms):
         for attr in ("endpoint", "setpoint"):

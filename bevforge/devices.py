@@ -95,3 +95,17 @@ class Driver(ABC):
 
 
 DriverFactory = Callable[[Device, Sequence[Endpoint], DeviceLink], Driver]
+
+
+class PostedDriver(Driver):
+    """A device that posts its readings to the panel over HTTP instead of being polled (a floating
+    hydrometer: drivers/hydrometer.py). The route `POST /api/hydrometers/<kind>/<device>/<token>`
+    hands it the body; it checks the token itself (constant time) and reports readings through its
+    link like any driver. Raises `errors.Unauthorized` for a wrong token or kind, `errors.Invalid` /
+    `errors.Malformed` naming the field for a body it cannot read."""
+
+    kind: str = ""
+
+    @abstractmethod
+    def accept_post(self, kind: str, token: str, body: Any) -> dict[str, Any]:
+        """Check and apply one post; return what was applied (endpoint ids and values) for the answer."""

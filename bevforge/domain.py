@@ -95,6 +95,7 @@ class EndpointKind(StrEnum):
     VOLUME = "volume"
     POWER = "power"
     STATUS = "status"  # discrete status word, fault code
+    GRAVITY = "gravity"  # wort or beer gravity, SG or °P (a floating hydrometer: drivers/hydrometer.py)
 
 
 class Severity(StrEnum):

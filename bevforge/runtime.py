@@ -40,6 +40,7 @@ from bevforge.store.queries import HistoryReader
 from bevforge.trends import TrendViews
 
 if TYPE_CHECKING:
+    from bevforge.integrations.brewfather import BrewfatherPush
     from bevforge.mqtt import MqttBridge
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,12 @@ class Runtime:
 
             self.mqtt = MqttBridge(config.mqtt, lambda: self.config, self.plant, self.alarms, self.commands, self.bus,
                                    self.db)
+        # fermenter values to a Brewfather custom stream (docs/integrations.md): only with a `brewfather:` section
+        self.brewfather: BrewfatherPush | None = None
+        if config.brewfather is not None:
+            from bevforge.integrations.brewfather import BrewfatherPush  # here: httpx loads only when it is used
+
+            self.brewfather = BrewfatherPush(config.brewfather, lambda: self.config, self.plant.states, self.clock)
         self.started_at: float | None = None
         self.interrupted_commands = 0
         # No user yet: the first-run setup code is handed here at start (main.py prints it on the console)
@@ -166,6 +173,8 @@ class Runtime:
         self.programs.start()
         if self.mqtt is not None:
             await self.mqtt.start()
+        if self.brewfather is not None:
+            self.brewfather.start()
         self.started_at = time.monotonic()
 
     def link_for(self, device_id: str) -> DeviceLinkToPlant:
@@ -202,6 +211,7 @@ class Runtime:
         """Stop every part; a part that does not stop within STOP_TIMEOUT_S is logged and left behind,
         so a stuck port or socket can never keep the plant from shutting down."""
         steps: list[tuple[str, Any]] = [("mqtt", self.mqtt.stop)] if self.mqtt is not None else []
+        steps += [("brewfather", self.brewfather.stop)] if self.brewfather is not None else []
         steps += [("programs", self.programs.stop), ("controllers", self.controllers.stop)]
         steps += [(f"driver {d.device.id}", d.stop) for d in self.drivers.values()]
         steps += [("commands", self.commands.stop), ("plant", self.plant.stop), ("retention", self.retention.stop),
@@ -242,5 +252,6 @@ class Runtime:
             "auth": self.auth.mode,
             "controllers": self.controllers.timing(ticks_since),
             "mqtt": None if self.mqtt is None else self.mqtt.status(),
+            "brewfather": None if self.brewfather is None else self.brewfather.status(),
         }
 

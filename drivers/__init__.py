@@ -1,7 +1,8 @@
 """Device protocols. `driver_factories()` is what the app hands the core.
 
 Driver names in config.yaml: `modbus` (TCP, RTU, RTU over TCP), `serial` (ASCII line probes),
-`site` (a remote site's BevForge over MQTT, for a central panel: drivers/site.py) and
+`site` (a remote site's BevForge over MQTT, for a central panel: drivers/site.py), `ispindel` and
+`tilt` (floating hydrometers that post over HTTP: drivers/hydrometer.py) and
 `simulator` (the brewhouse model in this process, for fast tests). When `simulator.enabled`, the
 simulated brewhouse also answers over real protocols (drivers/sim/protocol.py) and is started by
 the first `modbus`/`serial` driver to start, so `python main.py` needs nothing else running.
@@ -17,6 +18,7 @@ from bevforge.clock import Clock
 from bevforge.config import Device, Endpoint, PlantConfig
 from bevforge.devices import DeviceLink, Driver, DriverFactory
 from drivers.check import check
+from drivers.hydrometer import HydrometerDriver
 from drivers.modbus import LinePool, ModbusDriver
 from drivers.serial_probe import SerialProbeDriver
 from drivers.sim import claims as sim_claims
@@ -71,6 +73,8 @@ def driver_factories(config: PlantConfig, clock: Clock | None = None,
         "serial": serial,
         "simulator": lambda device, endpoints, link: SimulatorDriver(device, endpoints, link, sim),
         "site": site,
+        "ispindel": lambda device, endpoints, link: HydrometerDriver(device, endpoints, link, "ispindel", clock),
+        "tilt": lambda device, endpoints, link: HydrometerDriver(device, endpoints, link, "tilt", clock),
     }
     return factories, sim
 

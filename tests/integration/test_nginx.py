@@ -96,6 +96,11 @@ async def test_pages_rest_sse_ws_and_the_screens_socket_work_through_nginx_over_
         redirect = await plain.get(f"http://127.0.0.1:{proxy.http_port}/alarms?kiosk=1")
         assert redirect.status_code == 301
         assert redirect.headers["location"] == "https://127.0.0.1/alarms?kiosk=1"
+        # an iSpindel posts plain HTTP and follows no redirect: its path reaches BevForge on port 80 (these
+        # instances have no hydrometer, so the answer is BevForge's own 401, not nginx's 301)
+        posted = await plain.post(f"http://127.0.0.1:{proxy.http_port}/api/hydrometers/ispindel/fv1/not-a-token",
+                                  json={"name": "iSpindel001"})
+        assert posted.status_code == 401 and posted.json()["field"] == "token"
 
 
 async def test_one_browser_stays_on_one_instance_and_moves_when_it_goes_down(site: Site) -> None:

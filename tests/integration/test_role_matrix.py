@@ -77,6 +77,10 @@ async def test_every_route_answers_exactly_by_role(secured: tuple[LiveServer, di
             continue  # would end the test's own sessions / needs loopback-only first run: tested elsewhere
         for caller in (None, *ROLES):
             status = await call(server, method, path, tokens[caller] if caller else None)
+            if path.startswith("/api/hydrometers/"):
+                # a hydrometer's token is in its path: no user's session or API token opens it
+                assert status == 401, f"{method} {path} as {caller or 'anonymous'} → {status}"
+                continue
             if role == PUBLIC:
                 allowed = True
             else:
