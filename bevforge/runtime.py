@@ -18,7 +18,7 @@ from bevforge.clock import Clock, SystemClock
 from bevforge.commands import CommandService
 from bevforge.config import ExtraCheck, PlantConfig
 from bevforge.controllers import ControllerService
-from bevforge.devices import Driver, DriverFactory, ForwardedRow
+from bevforge.devices import SITE_ALARM_KIND, Driver, DriverFactory, ForwardedRow, site_alarm_key
 from bevforge.domain import Reading, Severity
 from bevforge.ingest import ReadingIntake
 from bevforge.plant import Plant
@@ -68,6 +68,25 @@ class DeviceLinkToPlant:
     def comms(self, online: bool, error: str | None = None) -> None:
         if not self.cut:
             self.plant.mark_device(self.device_id, online, error)
+
+    def site_alarm(self, alarm_id: int, frame: dict[str, Any] | None) -> None:
+        """A site's alarm at the centre: raised while it is active there, cleared once it is not (or over); the
+        centre's operators acknowledge the centre's occurrence, the site's own are acknowledged at the site."""
+        if self.cut:
+            return
+        key = site_alarm_key(self.device_id, alarm_id)
+        if frame is None or not frame.get("active"):
+            self.plant.alarms.clear(key)
+            return
+        try:
+            severity = Severity(str(frame.get("priority")))
+        except ValueError:
+            severity = Severity.HIGH  # a priority this version does not know: shown, and not as a low one
+        node = frame.get("node")
+        if not isinstance(node, str) or node not in self.plant.config.nodes_of_device(self.device_id):
+            node = None  # a node this panel does not show the site's endpoints on: the alarm is the panel's
+        self.plant.alarms.raise_alarm(key, SITE_ALARM_KIND, severity, str(frame.get("message") or "alarm at the site"),
+                                      node=node, momentary=severity is Severity.ALERT)
 
     async def forwarded_history(self, site: str, store: str, after: int, up_to: int,
                                 rows: Sequence[ForwardedRow]) -> tuple[int, bool]:

@@ -100,6 +100,12 @@ class SiteDriver(Driver):
         self.history_gaps = 0
         self.history_refused = 0
         self.watermark: int | None = None
+        # the site's alarms shown here (their retained topics): ids, and which came since the last connect
+        self.mirrored: set[int] = set()
+        self._alarms_seen: set[int] = set()
+        self._alarms_reconciled = True
+        # the site's node → this panel's node, from the endpoints' addresses (`address.node`)
+        self.node_map: dict[str, str] = {e.address["node"]: e.node for e in self.endpoints if "node" in e.address}
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"site-{self.site}")
@@ -147,13 +153,18 @@ class SiteDriver(Driver):
                     self.client = client
                     self.connected = True
                     backoff.reset()
-                    await client.subscribe(topics.status(self.root), qos=self.broker.qos)
+                    self._alarms_seen = set()
+                    self._alarms_reconciled = False
+                    # the retained alarms first and the retained status last: the broker hands one client its
+                    # messages in order, so the status marks the end of the alarms standing at the site now
+                    await client.subscribe(topics.alarm_subscription(self.root), qos=self.broker.qos)
                     await client.subscribe(f"{self.root}/+/+/{topics.STATE}", qos=self.broker.qos)
                     await client.subscribe(f"{self.root}/{topics.COMMANDS}/+", qos=self.broker.qos)
                     if self.forwarded:
                         await client.subscribe(topics.history(self.root), qos=max(1, self.broker.qos))
+                    await client.subscribe(topics.status(self.root), qos=self.broker.qos)
                     async for message in client.messages:
-                        self._take(str(message.topic), bytes(message.payload or b""))
+                        self._take(str(message.topic), bytes(message.payload or b""), bool(message.retain))
             except (aiomqtt.MqttError, mqtt_link.LinkSettingsError, OSError) as exc:
                 why = f"broker: {exc}"
             finally:
@@ -173,13 +184,19 @@ class SiteDriver(Driver):
             self.last_error = None if online else error
             self.link.comms(online, None if online else error)
 
-    def _take(self, topic: str, payload: bytes) -> None:
+    def _take(self, topic: str, payload: bytes, retained: bool = False) -> None:
         try:
             body = orjson.loads(payload) if payload else None
         except orjson.JSONDecodeError:
             log.warning("site %s: %s is not JSON; ignored", self.site, topic)
             return
+        alarm_id = topics.alarm_id_of(self.root, topic)
+        if alarm_id is not None:
+            self._take_alarm(alarm_id, body if isinstance(body, dict) else None)
+            return
         if topic == topics.status(self.root):
+            if retained and not self._alarms_reconciled:
+                self._reconcile_alarms()
             online = isinstance(body, dict) and body.get("status") == "online"
             reason = body.get("reason") if isinstance(body, dict) else None
             self._report(online, None if online else f"site {self.site} offline ({reason or 'no status'})")
@@ -204,6 +221,29 @@ class SiteDriver(Driver):
                 return
             self.nodes.setdefault(name, node)
             self.link.readings([_reading(endpoint, body)])
+
+    # -- the site's alarms -------------------------------------------------------------------------
+
+    def _take_alarm(self, alarm_id: int, frame: dict[str, Any] | None) -> None:
+        """An alarm as it stands at the site (its retained topic), shown on this panel under the centre's node."""
+        self._alarms_seen.add(alarm_id)
+        if frame is None:  # over at the site: its retained topic was emptied
+            self.mirrored.discard(alarm_id)
+            self.link.site_alarm(alarm_id, None)
+            return
+        frame = dict(frame)
+        frame["node"] = self.node_map.get(str(frame.get("node")))
+        frame["message"] = f"{self.site}: {frame.get('message') or 'alarm'}"
+        self.mirrored.add(alarm_id)
+        self.link.site_alarm(alarm_id, frame)
+
+    def _reconcile_alarms(self) -> None:
+        """After a (re)connect: an alarm shown here that the site no longer has (it ended while this panel was
+        away from the broker, so no empty message came) is cleared."""
+        self._alarms_reconciled = True
+        for alarm_id in sorted(self.mirrored - self._alarms_seen):
+            self.mirrored.discard(alarm_id)
+            self.link.site_alarm(alarm_id, None)
 
     # -- forwarded history ------------------------------------------------------------------------
 
