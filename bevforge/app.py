@@ -22,6 +22,7 @@ from bevforge.api import (
     auth_api,
     batches_api,
     controllers_api,
+    notify_api,
     programs_api,
     recipes_api,
     rest,
@@ -102,6 +103,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True, freeze_heap: bo
     app.include_router(programs_api.router)
     app.include_router(recipes_api.router)
     app.include_router(batches_api.router)
+    app.include_router(notify_api.router)
     app.include_router(auth_api.router)
     app.include_router(sse.router)
     app.include_router(ws.router)

@@ -40,6 +40,7 @@ from bevforge.trends import TrendViews
 
 if TYPE_CHECKING:
     from bevforge.mqtt import MqttBridge
+    from bevforge.notify import NotificationService
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 5.0
@@ -115,6 +116,13 @@ class Runtime:
             from bevforge.mqtt import MqttBridge  # here: the MQTT client library loads only for a plant that uses it
 
             self.mqtt = MqttBridge(config.mqtt, lambda: self.config, self.plant, self.alarms, self.commands, self.bus)
+        # alarms and prompts told by e-mail, Telegram, … (bevforge/notify): only with a `notifications:` section
+        self.notifications: NotificationService | None = None
+        if config.notifications is not None:
+            from bevforge.notify import NotificationService  # here: Apprise loads only for a plant that uses it
+
+            self.notifications = NotificationService(config.notifications, self.bus, self.clock, self.audit,
+                                                     config.site.timezone)
         self.started_at: float | None = None
         self.interrupted_commands = 0
         # No user yet: the first-run setup code is handed here at start (main.py prints it on the console)
@@ -145,6 +153,8 @@ class Runtime:
                          self.auth.setup_code)
         self.auth.start()
         self.db.health.attach(asyncio.get_running_loop(), self._store_health_changed)
+        if self.notifications is not None:  # listening before the alarms start: the first raise is told too
+            self.notifications.start()
         self.alarms.start()
         self.history_writer.start()
         self.retention.start()
@@ -195,6 +205,8 @@ class Runtime:
         steps += [(f"driver {d.device.id}", d.stop) for d in self.drivers.values()]
         steps += [("commands", self.commands.stop), ("plant", self.plant.stop), ("retention", self.retention.stop),
                   ("alarms", self.alarms.stop), ("history writer", self.history_writer.stop), ("auth", self.auth.stop)]
+        if self.notifications is not None:
+            steps.append(("notifications", self.notifications.stop))
         for name, stop in steps:
             try:
                 await asyncio.wait_for(stop(), STOP_TIMEOUT_S)
