@@ -21,7 +21,6 @@ each final state is logged. Secrets never appear in either (`secrets.SecretBook.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 from collections import deque
@@ -158,8 +157,7 @@ class NotificationService:
 
     async def stop(self) -> None:
         for task in [*self._tasks, *self._retries]:
-            with contextlib.suppress(Exception):
-                await stop_task(task)
+            await stop_task(task)
         self._tasks, self._retries = [], set()
         if self._subscriber is not None:
             self._subscriber.close("stopped")
