@@ -8,6 +8,7 @@ once, so one edit fixes them all.
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -792,6 +793,15 @@ class Recipient(Strict):
     urls: list[Annotated[str, Field(min_length=4, pattern=r"^[A-Za-z][A-Za-z0-9+.\-]*://")]] = Field(
         min_length=1, description="Apprise URLs; secrets as ${NAME}")
     quiet_hours: QuietHours | None = None
+
+    @field_validator("urls")
+    @classmethod
+    def _no_written_password(cls, urls: list[str]) -> list[str]:
+        for url in urls:  # scheme://user:password@host — the password must be a ${NAME}
+            if re.search(r"://[^/@:?#]+:(?!\$\{[A-Za-z_][A-Za-z0-9_]*\}@)[^@/?#]+@", url):
+                raise ValueError("write the password in a URL as ${NAME} (from the environment or secrets_file), "
+                                 "never as itself")
+        return urls
 
 
 class NotifyRoute(Strict):
