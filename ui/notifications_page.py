@@ -24,6 +24,7 @@ REFRESH_S = 2.0
 COLUMNS = [{"name": n, "label": label, "field": n, "align": "left"} for n, label in (
     ("time", "Time (UTC)"), ("recipient", "Recipient"), ("kind", "Kind"), ("priority", "Priority"),
     ("title", "Message"), ("state", "State"), ("attempts", "Tries"), ("lastError", "Last error"))]
+COLUMNS[-1]["style"] = "white-space: normal; min-width: 16rem; max-width: 24rem"  # a long reason wraps
 RECIPIENT_COLUMNS = [{"name": n, "label": label, "field": n, "align": "left"} for n, label in (
     ("name", "Recipient"), ("urls", "Sent to (privacy form)"), ("quiet", "Quiet hours"), ("held", "Held for digest"),
     ("problems", "Problems"))]
@@ -71,7 +72,8 @@ class NotificationsView:
     @staticmethod
     def _recipient_row(recipient: dict[str, Any]) -> dict[str, Any]:
         quiet = recipient["quietHours"]
-        return {"name": recipient["name"], "urls": "\n".join(recipient["urls"]), "held": recipient["held"],
+        urls = [url.split("?", 1)[0] for url in recipient["urls"]]  # Apprise's default options left out on screen
+        return {"name": recipient["name"], "urls": "\n".join(urls), "held": recipient["held"],
                 "quiet": f"{quiet['start']}–{quiet['end']} (still: {', '.join(quiet['allow'])})" if quiet else "—",
                 "problems": "; ".join(recipient["problems"])}
 

@@ -348,7 +348,7 @@ class NotificationService:
             if error is None:
                 delivery.done.add(index)
             else:
-                errors.append(f"{channel.shown}: {error}")
+                errors.append(f"{channel.shown.split('?', 1)[0]}: {error}")  # the URL without Apprise's options
         delivery.updated_at = self.clock.now()
         if not errors:
             delivery.state, delivery.last_error = DeliveryState.SENT, None
