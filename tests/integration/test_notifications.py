@@ -326,3 +326,43 @@ async def test_without_a_notifications_section_nothing_is_built(server: LiveServ
     assert answer.status_code == 200 and answer.json()["enabled"] is False
     assert (await server.http.post("/api/notifications/test", json={"recipient": "brewer"})).status_code == 404
     assert DeliveryState.FAILED.value == "failed"
+
+
+async def test_a_mail_server_that_never_answers_holds_no_alarm_up(
+        tmp_path: Path, smtp: SmtpSink, hook: WebhookSink, secrets_file: Path) -> None:
+    """The try hangs in the silent server's socket (on the notifications' thread pool) while the alarm is raised and
+    acknowledged; the try then ends at `timeout_s` and is retried."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accept, say nothing
+
+    listener = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    adjust = notifications(smtp, hook, secrets_file, timeout_s=1)
+
+    def slow_pager(doc: dict[str, Any]) -> None:
+        adjust(doc)
+        doc["notifications"]["recipients"]["pager"] = {"urls": [mailto(port, "pager@brewery.test") + "&cto=3"]}
+        doc["notifications"]["routes"]["high"] = {"recipients": ["pager"]}
+
+    clock = ManualClock()
+    runtime = notify_runtime(tmp_path, slow_pager, clock)
+    await runtime.start()
+    try:
+        events = runtime.bus.subscribe(lambda e: e.type == ALARM, name="test")
+        alarm = runtime.alarms.raise_alarm("fv2_hot", "test", Severity.HIGH, "FV2 temperature high")
+        await wait_for(lambda: held and deliveries(runtime, recipient="pager", state="sending"), timeout=10)
+        runtime.alarms.ack(alarm.id, OPERATOR)  # while the try hangs
+        async with asyncio.timeout(10):
+            assert [(await events.get()).payload["event"] for _ in range(2)] == ["raised", "acked"]
+        assert deliveries(runtime, recipient="pager", state="sending")  # still hanging: nobody waited for it
+        events.close("done")
+        await wait_for(lambda: deliveries(runtime, recipient="pager", state="retrying"), timeout=10)
+        [retrying] = deliveries(runtime, recipient="pager")
+        assert retrying["attempts"] == 1 and "no answer within 1 s" in retrying["lastError"]
+    finally:
+        await runtime.stop()
+        for writer in held:
+            writer.close()
+        listener.close()
