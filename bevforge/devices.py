@@ -39,12 +39,38 @@ class SettingsRefused(ValueError):
         super().__init__(f"{label}: {field}: {reason}")
 
 
+SITE_ALARM_KIND = "site"
+
+
+def site_alarm_prefix(device_id: str) -> str:
+    """The start of the keys under which a central panel shows the alarms of the site that is its `device_id`."""
+    return f"site:{device_id}:"
+
+
+def site_alarm_key(device_id: str, alarm_id: int) -> str:
+    return f"{site_alarm_prefix(device_id)}{alarm_id}"
+
+
+# a forwarded history row: (the site's row id, this panel's endpoint id or None, value, quality, source_ts, server_ts)
+ForwardedRow = tuple[int, int | None, float | None, str, float | None, float]
+
+
 class DeviceLink(Protocol):
     """What a driver may tell the core."""
 
     def readings(self, readings: Sequence[Reading]) -> None: ...
 
     def comms(self, online: bool, error: str | None = None) -> None: ...
+
+    def site_alarm(self, alarm_id: int, frame: dict[str, Any] | None) -> None:
+        """A remote site's alarm (driver `site`) as it stands there: `frame` its latest alarm frame, None once
+        it is over at the site. Shown on this panel as the alarm `site:<device id>:<alarm id>`."""
+        ...
+
+    async def forwarded_history(self, site: str, store: str, after: int, up_to: int,
+                                rows: Sequence[ForwardedRow]) -> tuple[int, bool]:
+        """A remote site's forwarded history (driver `site`), stored once: (the watermark now, gap)."""
+        ...
 
 
 class Driver(ABC):

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 from bevforge import messages, permissions
 from bevforge.bus import COMMAND_STATUS, CONFIG
 from bevforge.config import ConfigError, ConfigProblem, PlantConfig, parse_config
+from bevforge.devices import site_alarm_prefix
 from bevforge.domain import Actor, CommandStatus
 from bevforge.errors import (
     CONFIG_INVALID,
@@ -369,6 +370,7 @@ class ConfigReloader:
         rt.auth.node_ids = {n.id for n in new.nodes}
         for device_id in diff.devices_removed:
             rt.alarms.clear(f"comms:{device_id}")
+            rt.alarms.clear_prefix(site_alarm_prefix(device_id))  # a removed site's alarms shown here
         for eid in diff.endpoints_removed + diff.endpoints_changed:
             rt.alarms.clear(f"stale:{eid}")
         rt.drivers.update(built)

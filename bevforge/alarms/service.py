@@ -131,6 +131,11 @@ class AlarmService:
     def clear(self, key: str) -> None:
         self.engine.clear(key)
 
+    def clear_prefix(self, prefix: str) -> None:
+        """Clear every raised condition whose key starts with `prefix` (a removed site's mirrored alarms)."""
+        for key in [k for k in self.engine.points if k.startswith(prefix)]:
+            self.engine.clear(key)
+
     def is_active(self, key: str) -> bool:
         return self.engine.is_active(key)
 

@@ -18,7 +18,8 @@ import yaml
 
 from bevforge.commands.record import Command
 from bevforge.config import parse_config
-from bevforge.domain import Actor, CommandStatus, Quality
+from bevforge.devices import site_alarm_key
+from bevforge.domain import Actor, CommandStatus, Quality, Severity
 from bevforge.runtime import Runtime
 from drivers import driver_factories
 from tests.support.mosquitto import ACL, Mosquitto
@@ -51,7 +52,7 @@ def central_document(broker: Mosquitto) -> dict[str, Any]:
                      "settings": {"site": "test", "command_timeout_s": 10}}],
         "endpoints": [
             {"id": HLT_TEMPERATURE, "name": "hlt_temperature", "node": "HLT", "device": "brewhouse_test",
-             "kind": "temperature", "unit": "°C", "stale_after_s": 30},
+             "kind": "temperature", "unit": "°C", "stale_after_s": 30, "address": {"node": "HLT"}},
             {"id": HLT_SETPOINT, "name": "hlt_setpoint", "node": "HLT", "device": "brewhouse_test",
              "kind": "setpoint", "unit": "°C", "writable": True, "range": {"min": 0, "max": 99},
              "tolerance": 0.05, "stale_after_s": 30},
@@ -138,6 +139,38 @@ async def test_a_site_that_goes_away_is_stale_at_the_centre_never_live(site: Run
     await wait_for(lambda: central.plant.states[HLT_TEMPERATURE].quality is not Quality.GOOD, timeout=10)
     assert central.plant.device_online["brewhouse_test"] is False
     assert "offline" in (central.plant.states[HLT_TEMPERATURE].error or "")
+
+
+def shown_alarm(central: Runtime, site_alarm_id: int) -> Any:
+    point = central.alarms.points.get(site_alarm_key("brewhouse_test", site_alarm_id))
+    return None if point is None else point.occurrence
+
+
+async def test_the_site_s_alarms_stand_at_the_centre_on_its_node_and_end_with_them(
+        tmp_path: Path, site: Runtime, central: Runtime) -> None:
+    raised = site.alarms.raise_alarm("test:hlt-hot", "process", Severity.HIGH, "HLT too hot", node="HLT")
+    await wait_for(lambda: central.alarms.is_active(site_alarm_key("brewhouse_test", raised.id)), timeout=10)
+    shown = shown_alarm(central, raised.id)
+    assert (shown.severity, shown.node, shown.kind) == (Severity.HIGH, "HLT", "site")
+    assert shown.message.endswith("test: HLT too hot")
+    site.alarms.clear("test:hlt-hot")  # back to normal at the site (unacknowledged there): normal here too
+    await wait_for(lambda: not central.alarms.is_active(site_alarm_key("brewhouse_test", raised.id)), timeout=10)
+
+    # an alarm that ends at the site while the centre is away is cleared when the centre is back
+    second = site.alarms.raise_alarm("test:bk-dry", "process", Severity.MEDIUM, "BK dry")
+    await wait_for(lambda: central.alarms.is_active(site_alarm_key("brewhouse_test", second.id)), timeout=10)
+    await central.stop()
+    site.alarms.clear("test:bk-dry")
+    site.alarms.ack(second.id, OPERATOR)  # over at the site: its retained topic is emptied
+    await wait_for(lambda: second.id not in site.alarms.current, timeout=10)
+    config = central.config
+    again = Runtime(config, str(central.db.url), driver_factories(config)[0])
+    await again.start()
+    try:
+        assert again.alarms.is_active(site_alarm_key("brewhouse_test", second.id))  # as the centre left it
+        await wait_for(lambda: not again.alarms.is_active(site_alarm_key("brewhouse_test", second.id)), timeout=15)
+    finally:
+        await again.stop()
 
 
 async def final(runtime: Runtime, command_id: str, timeout: float = 20.0) -> Command:
