@@ -64,7 +64,7 @@ class NotificationsView:
         self.recipients.rows = [self._recipient_row(r) for r in status["recipients"]]
         self.recipients.update()
         self.table.rows = [{**d, "time": _time(d["createdAt"]), "priority": d["priority"] or "",
-                            "lastError": d["lastError"] or ""} for d in service.recent(200)]
+                            "lastError": d["lastError"] or ""} for d in service.recent(200, self.actor)]
         self.table.update()
         self.summary.text = (f"{status['queued']} waiting to go · {status['escalating']} alarms escalating · "
                              f"{status['dropped']} dropped (queue full)")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field, ValidationError
 
-from bevforge.api.deps import require_role, runtime_of
+from bevforge.api.deps import actor_for_request, require_role, runtime_of
 from bevforge.api.errors import JSONResponse
 from bevforge.api.rest import body_schema, json_body
 from bevforge.api.security import enforce, requires
@@ -27,7 +27,7 @@ async def deliveries(request: Request, limit: Annotated[int, Query(ge=1, le=500)
     notifications = runtime_of(request).notifications
     if notifications is None:
         return {"enabled": False, "recipients": [], "queued": 0, "dropped": 0, "escalating": 0, "deliveries": []}
-    return notifications.status() | {"deliveries": notifications.recent(limit)}
+    return notifications.status() | {"deliveries": notifications.recent(limit, actor_for_request(request))}
 
 
 @router.post("/test", summary="Send a test message to one recipient (technician; audited)",

@@ -31,6 +31,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bevforge import permissions
 from bevforge.bus import ALARM, PROGRAM, Event, EventBus, Subscriber, SubscriberClosed
 from bevforge.clock import Clock
 from bevforge.errors import NOT_FOUND, UNKNOWN_RECIPIENT, NotFound
@@ -82,6 +83,11 @@ class Delivery:
     updated_at: datetime | None = None
     next_try_at: datetime | None = None
     done: set[int] = field(default_factory=set)  # the channels (URL indexes) that took it already
+    # what it is about belongs to these nodes (the bus event's, as `permissions.node_filter` reads them): a
+    # node-limited technician sees only the deliveries of what they may see; a digest (of anything) is for
+    # unlimited actors only, a test message for every technician
+    owners: permissions.Owners = None
+    everyone: bool = False
 
     def view(self) -> dict[str, Any]:
         return {"id": self.id, "recipient": self.recipient, "kind": self.kind, "priority": self.priority,
@@ -132,6 +138,7 @@ class NotificationService:
                 if channel.problem is not None:
                     log.error("notifications: recipient %s: %s: %s", name, channel.shown, channel.problem)
         self.chases: dict[int, Chase] = {}
+        self._owners: dict[int, permissions.Owners] = {}  # each chased alarm's nodes, for its later deliveries
         self._prompts: dict[str, set[tuple[int, str]]] = {}
         self.deliveries: deque[Delivery] = deque(maxlen=KEPT)
         self._ids = itertools.count(1)
@@ -188,11 +195,11 @@ class NotificationService:
     def handle(self, event: Event) -> None:
         """One frame off the bus: decide who is told what (no I/O)."""
         if event.type == ALARM:
-            self._on_alarm(event.payload)
+            self._on_alarm(event.payload, event.node)
         elif event.type == PROGRAM and self.settings.prompts:
-            self._on_program(event.payload)
+            self._on_program(event.payload, event.node)
 
-    def _on_alarm(self, alarm: dict[str, Any]) -> None:
+    def _on_alarm(self, alarm: dict[str, Any], owners: permissions.Owners = None) -> None:
         alarm_id, word, priority = alarm["alarmId"], alarm["event"], alarm["priority"]
         now_s = self.clock.monotonic()
         if word == "raised" and alarm["active"]:
@@ -200,9 +207,11 @@ class NotificationService:
             if route is None:
                 return
             chase = self.chases[alarm_id] = Chase(alarm_id, priority, route)
+            self._owners[alarm_id] = owners
             name = chase.first(now_s)
             chase.told.append(name)
-            self._tell(name, "alarm", priority, alarm_id, self._alarm_title(alarm), self._alarm_body(alarm), now_s)
+            self._tell(name, "alarm", priority, alarm_id, self._alarm_title(alarm), self._alarm_body(alarm), now_s,
+                       owners)
             return
         chase = self.chases.get(alarm_id)
         if chase is None:
@@ -215,11 +224,12 @@ class NotificationService:
                 title = f"[{self.settings.title_prefix}] Cleared: {alarm['message']}"
                 body = f"Cleared at {alarm.get('clearedAt') or iso(self.clock.now())}\n\n" + self._alarm_body(alarm)
                 for name in chase.told:
-                    self._tell(name, "clear", priority, alarm_id, title, body, now_s)
+                    self._tell(name, "clear", priority, alarm_id, title, body, now_s, owners)
         if not alarm["active"]:
             self.chases.pop(alarm_id, None)
+            self._owners.pop(alarm_id, None)
 
-    def _on_program(self, program: dict[str, Any]) -> None:
+    def _on_program(self, program: dict[str, Any], owners: permissions.Owners = None) -> None:
         unit = program["unit"]
         waiting = {(p["step"], p["key"]): p for p in program.get("prompts", [])}
         seen = self._prompts.get(unit, set())
@@ -231,7 +241,7 @@ class NotificationService:
             body = (f"Program {program.get('name') or ''} on {unit} waits for an operator's answer:\n"
                     f"{prompt['message']}\n\nSince {prompt['since']}")
             for name in self.settings.prompts:
-                self._tell(name, "prompt", PROMPT_PRIORITY, None, title, body, now_s)
+                self._tell(name, "prompt", PROMPT_PRIORITY, None, title, body, now_s, owners)
 
     def _alarm_title(self, alarm: dict[str, Any]) -> str:
         return f"[{self.settings.title_prefix}] {alarm['priority'].upper()} alarm: {alarm['message']}"
@@ -250,11 +260,11 @@ class NotificationService:
         return self.clock.now().astimezone(self.zone).time()
 
     def _tell(self, name: str, kind: str, priority: str | None, alarm_id: int | None, title: str, body: str,
-              now_s: float) -> Delivery | None:
+              now_s: float, owners: permissions.Owners = None) -> Delivery | None:
         recipient = self.recipients[name]
         quiet = self.settings.recipients[name].quiet_hours
         if priority is not None and quiet_for(quiet, self._local_time(), priority):
-            delivery = self._record(name, kind, priority, alarm_id, title, body)
+            delivery = self._record(name, kind, priority, alarm_id, title, body, owners)
             delivery.state = DeliveryState.QUIET
             log.info("notification to %s not sent (quiet hours): %s", name, self.book.mask(title))
             return delivery
@@ -264,7 +274,7 @@ class NotificationService:
                 recipient.digest_due = recipient.window.next_free(now_s)
             return None
         recipient.window.take(now_s)
-        return self._queue(self._record(name, kind, priority, alarm_id, title, body))
+        return self._queue(self._record(name, kind, priority, alarm_id, title, body, owners))
 
     def _digest(self, name: str, recipient: _Recipient, now_s: float) -> None:
         held, recipient.held, recipient.digest_due = recipient.held, [], None
@@ -288,7 +298,7 @@ class NotificationService:
                      f"(unacknowledged, {previous} told {minutes:g} min ago)")
             self._tell(name, "escalation", chase.priority, chase.alarm_id, title,
                        f"Not acknowledged after {minutes:g} min; {', '.join(chase.told[:-1])} told before you.",
-                       now_s)
+                       now_s, self._owners.get(chase.alarm_id))
         for name, recipient in self.recipients.items():
             if recipient.held and recipient.digest_due is not None and now_s >= recipient.digest_due:
                 self._digest(name, recipient, now_s)
@@ -306,8 +316,9 @@ class NotificationService:
     # -- deliveries --------------------------------------------------------------------------------
 
     def _record(self, name: str, kind: str, priority: str | None, alarm_id: int | None, title: str,
-                body: str) -> Delivery:
-        delivery = Delivery(next(self._ids), name, kind, title, body, priority, alarm_id, self.clock.now())
+                body: str, owners: permissions.Owners = None) -> Delivery:
+        delivery = Delivery(next(self._ids), name, kind, title, body, priority, alarm_id, self.clock.now(),
+                            owners=owners)
         self.deliveries.append(delivery)
         return delivery
 
@@ -375,9 +386,12 @@ class NotificationService:
 
     # -- what the screen and the API show, and the technician's test ---------------------------------
 
-    def recent(self, limit: int = 100) -> list[dict[str, Any]]:
-        """The newest deliveries first, as the REST view and the status screen show them."""
-        return [d.view() for d in list(self.deliveries)[::-1][:limit]]
+    def recent(self, limit: int = 100, actor: Actor | None = None) -> list[dict[str, Any]]:
+        """The newest deliveries first, as the REST view and the status screen show them; with `actor`, only
+        those about what the actor may see (the node rule: `permissions.node_filter`)."""
+        sees = permissions.node_filter(actor) if actor is not None else None
+        shown = [d for d in reversed(self.deliveries) if sees is None or d.everyone or sees(d.owners)]
+        return [d.view() for d in shown[:limit]]
 
     def status(self) -> dict[str, Any]:
         """Each recipient (URLs in Apprise's privacy form), held messages and the queue."""
@@ -402,7 +416,9 @@ class NotificationService:
             self.audit.record(actor, "notifications.test", target=name)
         title = f"[{self.settings.title_prefix}] Test message"
         body = f"A test of the notifications to {name}, sent by {actor.user} at {iso(self.clock.now())}."
-        return self._queue(self._record(name, "test", None, None, title, body))
+        delivery = self._record(name, "test", None, None, title, body)
+        delivery.everyone = True
+        return self._queue(delivery)
 
 
 def not_configured() -> NotFound:

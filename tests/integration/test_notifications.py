@@ -316,6 +316,15 @@ async def test_a_technician_sends_a_test_message_and_it_is_audited(
         await wait_for(lambda: deliveries(runtime, kind="test", state="sent"))
         entries = await runtime.audit.query(action="notifications.test")
         assert entries and entries[0]["user"] == "token:tech" and entries[0]["target"] == "brewer"
+        # the node rule: a technician of the HLT only does not see the deliveries of a fermenter's alarm
+        alarm = runtime.alarms.raise_alarm("fv1_hot", "test", Severity.HIGH, "FV1 temperature high", node="FV1")
+        await wait_for(lambda: deliveries(runtime, alarmId=alarm.id, state="sent"), timeout=10)
+        hlt_tech = runtime.auth.create_token("hlt-tech", "technician", ["HLT"], "test")[1]
+        limited = (await live.http.get("/api/notifications/deliveries",
+                                       headers={"Authorization": f"Bearer {hlt_tech}"})).json()["deliveries"]
+        assert [d["kind"] for d in limited] == ["test"]  # a test message is every technician's
+        everything = (await live.http.get("/api/notifications/deliveries", headers=as_tech)).json()["deliveries"]
+        assert [d["alarmId"] for d in everything] == [alarm.id, None]
     finally:
         await live.stop()
 
