@@ -24,6 +24,7 @@ from bevforge.api import (
     controllers_api,
     hydrometers_api,
     metrics_api,
+    notify_api,
     programs_api,
     recipes_api,
     rest,
@@ -105,6 +106,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True, freeze_heap: bo
     app.include_router(recipes_api.router)
     app.include_router(batches_api.router)
     app.include_router(hydrometers_api.router)
+    app.include_router(notify_api.router)
     app.include_router(auth_api.router)
     app.include_router(sse.router)
     app.include_router(ws.router)

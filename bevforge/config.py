@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import operator
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import ip_network
@@ -859,6 +860,89 @@ class BrewfatherSettings(Strict):
     def _one_url(self) -> BrewfatherSettings:
         if (self.url_env is None) == (self.url_file is None):
             raise ValueError("give the stream URL as url_env or url_file, one of them")
+NotifyPriority = Literal["alert", "low", "medium", "high", "critical"]
+CLOCK_TIME = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+# `${NAME}` in an Apprise URL: from the environment or notifications.secrets_file
+SECRET_REFERENCE = r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}"
+
+
+class QuietHours(Strict):
+    """A recipient's night: from `start` to `end` (site time zone, may cross midnight) only the priorities in
+    `allow` reach them; the others are not sent (shown as `quiet` on the status screen)."""
+
+    start: str = Field(pattern=CLOCK_TIME, description="HH:MM, site time")
+    end: str = Field(pattern=CLOCK_TIME, description="HH:MM, site time (before start: the next morning)")
+    allow: list[NotifyPriority] = Field(default_factory=lambda: ["critical"],
+                                        description="priorities still sent during quiet hours")
+
+
+class Recipient(Strict):
+    """Someone (or a channel) told about alarms: one or more Apprise URLs (https://github.com/caronc/apprise/wiki).
+    A secret in a URL is written as `${NAME}`, never as itself."""
+
+    urls: list[Annotated[str, Field(min_length=4, pattern=r"^[A-Za-z][A-Za-z0-9+.\-]*://")]] = Field(
+        min_length=1, description="Apprise URLs; secrets as ${NAME}")
+    quiet_hours: QuietHours | None = None
+
+    @field_validator("urls")
+    @classmethod
+    def _no_written_password(cls, urls: list[str]) -> list[str]:
+        for url in urls:  # scheme://user:password@host — the password must be a ${NAME}
+            if re.search(r"://[^/@:?#]+:(?!\$\{[A-Za-z_][A-Za-z0-9_]*\}@)[^@/?#]+@", url):
+                raise ValueError("write the password in a URL as ${NAME} (from the environment or secrets_file), "
+                                 "never as itself")
+        return urls
+
+
+class NotifyRoute(Strict):
+    """Who hears of an alarm of one priority: `recipients[0]` at once, then the next one each
+    `escalate_after_min` while the alarm stays active and unacknowledged."""
+
+    recipients: list[str] = Field(min_length=1, description="recipient names, in escalation order")
+    escalate_after_min: float | None = Field(default=15.0, gt=0, description="absent/null: no escalation")
+
+
+class NotifyRateLimit(Strict):
+    """At most `messages` per recipient in any `per_min` minutes; beyond, alarms wait in one digest sent when
+    the window allows."""
+
+    messages: int = Field(default=5, ge=1, le=1000)
+    per_min: float = Field(default=10.0, gt=0, le=1440)
+
+
+class NotificationSettings(Strict):
+    """Alarms and program prompts told to people outside the building through Apprise (docs/integrations.md)."""
+
+    recipients: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$", max_length=64)], Recipient] = Field(
+        min_length=1)
+    routes: dict[NotifyPriority, NotifyRoute] = Field(default_factory=dict,
+                                                      description="alarm priority → who hears of it")
+    prompts: list[str] = Field(default_factory=list, description="recipients told of a program's prompt")
+    on_clear: bool = Field(default=True, description="tell the recipients already told when the alarm clears")
+    rate_limit: NotifyRateLimit = Field(default_factory=NotifyRateLimit)
+    secrets_file: str | None = Field(default=None, min_length=1, description="NAME=value lines for ${NAME} "
+                                     "(the environment wins)")
+    attempts: int = Field(default=5, ge=1, le=50, description="tries per message before it is failed")
+    retry_s: float = Field(default=30.0, gt=0, le=3600, description="wait before the first retry; doubles")
+    retry_max_s: float = Field(default=900.0, gt=0, le=86400, description="the longest wait between tries")
+    timeout_s: float = Field(default=30.0, gt=0, le=600, description="one try's limit (a slow server)")
+    queue: int = Field(default=500, ge=10, le=100_000, description="messages waiting to go; beyond, dropped "
+                       "and logged")
+    title_prefix: str = Field(default="BevForge", max_length=64)
+
+    @model_validator(mode="after")
+    def _names(self) -> NotificationSettings:
+        for priority, route in self.routes.items():
+            for name in route.recipients:
+                if name not in self.recipients:
+                    raise ValueError(f"routes.{priority}: unknown recipient {name!r}")
+            if len(set(route.recipients)) != len(route.recipients):
+                raise ValueError(f"routes.{priority}: a recipient is named twice")
+        for name in self.prompts:
+            if name not in self.recipients:
+                raise ValueError(f"prompts: unknown recipient {name!r}")
+        if self.retry_max_s < self.retry_s:
+            raise ValueError("retry_max_s must be at least retry_s")
         return self
 
 
@@ -886,6 +970,8 @@ class PlantConfig(Strict):
     mqtt: MqttSettings | None = Field(default=None, description="publish to an MQTT broker (docs/mqtt.md)")
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     brewfather: BrewfatherSettings | None = Field(default=None, description="push to a Brewfather custom stream")
+    notifications: NotificationSettings | None = Field(default=None, description="alarms by e-mail, Telegram, "
+                                                       "… (docs/integrations.md)")
     _by_id: dict[int, Endpoint] = PrivateAttr(default_factory=dict)
     _device_nodes: dict[str, frozenset[str]] = PrivateAttr(default_factory=dict)
     _alarms_by_id: dict[str, AlarmRule] = PrivateAttr(default_factory=dict)

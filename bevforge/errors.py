@@ -38,6 +38,7 @@ UNKNOWN_RECIPE = "unknown_recipe"  # a recipe draft id
 UNKNOWN_BATCH = "unknown_batch"  # a batch record (or one of a unit the caller may not see)
 UNKNOWN_TOKEN = "unknown_token"
 UNKNOWN_USER = "unknown_user"
+UNKNOWN_RECIPIENT = "unknown_recipient"  # a notifications recipient (notifications.recipients)
 NOT_FOUND = "not_found"
 UNAUTHORIZED = "unauthorized"
 FORBIDDEN = "forbidden"

@@ -72,7 +72,7 @@ RELOAD_ORIGIN = "reload"
 FINAL_STATUSES = frozenset(s.value for s in CommandStatus if s.is_final)
 # Read only when the runtime builds its parts: a change needs a restart (docs/config.md "Reloading").
 RESTART_SECTIONS = ("simulator", "auth", "realtime", "store", "retention", "ingest", "power", "programs", "mqtt",
-                    "brewfather", "version")
+                    "brewfather", "notifications", "version")
 # Compared and applied live; `devices` and `endpoints` are compared per entry below.
 LIVE_SECTIONS = ("site", "nodes", "tiles", "interlocks", "alarms", "controllers", "commands", "ui", "layout",
                  "metrics")  # metrics: read on every scrape (api/metrics_api.py)

@@ -42,6 +42,7 @@ from bevforge.trends import TrendViews
 if TYPE_CHECKING:
     from bevforge.integrations.brewfather import BrewfatherPush
     from bevforge.mqtt import MqttBridge
+    from bevforge.notify import NotificationService
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 5.0
@@ -152,6 +153,13 @@ class Runtime:
             from bevforge.integrations.brewfather import BrewfatherPush  # here: httpx loads only when it is used
 
             self.brewfather = BrewfatherPush(config.brewfather, lambda: self.config, self.plant.states, self.clock)
+        # alarms and prompts told by e-mail, Telegram, … (bevforge/notify): only with a `notifications:` section
+        self.notifications: NotificationService | None = None
+        if config.notifications is not None:
+            from bevforge.notify import NotificationService  # here: Apprise loads only for a plant that uses it
+
+            self.notifications = NotificationService(config.notifications, self.bus, self.clock, self.audit,
+                                                     config.site.timezone)
         self.started_at: float | None = None
         self.interrupted_commands = 0
         # No user yet: the first-run setup code is handed here at start (main.py prints it on the console)
@@ -182,6 +190,8 @@ class Runtime:
                          self.auth.setup_code)
         self.auth.start()
         self.db.health.attach(asyncio.get_running_loop(), self._store_health_changed)
+        if self.notifications is not None:  # listening before the alarms start: the first raise is told too
+            self.notifications.start()
         self.alarms.start()
         self.history_writer.start()
         self.retention.start()
@@ -235,6 +245,8 @@ class Runtime:
         steps += [(f"driver {d.device.id}", d.stop) for d in self.drivers.values()]
         steps += [("commands", self.commands.stop), ("plant", self.plant.stop), ("retention", self.retention.stop),
                   ("alarms", self.alarms.stop), ("history writer", self.history_writer.stop), ("auth", self.auth.stop)]
+        if self.notifications is not None:
+            steps.append(("notifications", self.notifications.stop))
         for name, stop in steps:
             try:
                 await asyncio.wait_for(stop(), STOP_TIMEOUT_S)

@@ -19,7 +19,7 @@ from ui.programs import PromptDialog
 PAGES = (("/", "CONTROL PANEL", "viewer"), ("/mimic", "PLANT", "viewer"), ("/alarms", "ALARMS", "viewer"),
          ("/trends", "TRENDS", "viewer"), ("/programs", "PROGRAMS", "viewer"), ("/recipes", "RECIPES", "viewer"),
          ("/batches", "BATCHES", "viewer"),
-         ("/audit", "AUDIT", "technician"))
+         ("/audit", "AUDIT", "technician"), ("/notifications", "NOTIFY", "technician"))
 # the brew-day pages: the header shows PROGRAMS (outlined on any of them), and the three pages show
 # PROGRAMS · RECIPES · BATCHES as tabs in their first row (`brew_day_tabs`), so the header stays one row,
 # clear of the alarm counts, on a 1024 px kiosk; none of them without program units
@@ -61,7 +61,8 @@ def frame(runtime: Runtime, current: str, kiosk: bool, actor: Actor) -> LiveView
             with ui.row().classes("bf-nav gap-1"):
                 for path, label, role in PAGES:
                     if not session.may(actor, role) or (path == "/mimic" and runtime.config.layout is None) \
-                            or (path in BREW_DAY and not runtime.config.programs.units) or path in BREW_DAY[1:]:
+                            or (path in BREW_DAY and not runtime.config.programs.units) or path in BREW_DAY[1:] \
+                            or (path == "/notifications" and runtime.config.notifications is None):
                         continue
                     target = _target(runtime, path, kiosk)
                     here = path == current or (path == BREW_DAY[0] and current in BREW_DAY)

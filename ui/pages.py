@@ -1,6 +1,7 @@
 """Page routes: the Control Panel (/), the process mimic (/mimic), alarms (/alarms), trends (/trends), programs
-(/programs, /programs/{unit}: ui/programs.py), recipes (/recipes), the batch record (/batches) and
-the audit journal (/audit, with the technician's RELOAD CONFIG above it: ui/config_reload.py).
+(/programs, /programs/{unit}: ui/programs.py), recipes (/recipes), the batch record (/batches),
+the audit journal (/audit, with the technician's RELOAD CONFIG above it: ui/config_reload.py) and the
+notifications' status (/notifications: ui/notifications_page.py).
 
 Each page first resolves who is asking (`ui.session.admit`): nobody signed in → a redirect to the
 sign-in page and nothing drawn. Then it draws the shared frame and its body for that user (a viewer
@@ -27,6 +28,7 @@ from ui.config_reload import ReloadPanel
 from ui.controls import Commander
 from ui.live import LiveView
 from ui.mimic import Mimic
+from ui.notifications_page import NotificationsView
 from ui.panel import ControlPanel
 from ui.programs import ProgramsPage, TileProgramLines
 from ui.recipes_page import RecipesPage
@@ -157,4 +159,17 @@ def register() -> None:
         ReloadPanel(runtime, actor)
         view = AuditView(runtime, client)
         await view.load()
+        return None
+
+    @ui.page("/notifications", title="Notifications · BevForge OS")
+    def notifications_page(request: Request, client: Client, kiosk: str | None = None) -> object:
+        opened = _open(request, client, "/notifications", kiosk)
+        if isinstance(opened, RedirectResponse):
+            return opened
+        runtime, actor, _live = opened
+        if not session.may(actor, "technician"):
+            ui.label(f"The notifications' status needs the technician role; you are signed in as {actor.user} "
+                     f"({actor.role}).").mark("forbidden").classes("text-lg")
+            return None
+        NotificationsView(runtime, actor)
         return None
