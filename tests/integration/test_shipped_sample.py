@@ -169,7 +169,10 @@ def test_each_example_recipe_makes_a_program_for_the_shipped_units(path: Path) -
 # and address checks (`drivers.check`), exactly as `--check-config` does.
 
 DOCS = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
-FENCE = re.compile(r"(?:<!-- config example: (?P<section>[a-z_]+) -->\n)?```yaml\n(?P<body>.*?)```", re.S)
+# `<!-- config example: SECTION -->` above a fence: a bare list of that section; `<!-- not config.yaml: … -->`: another
+# program's file (a Prometheus scrape config) that the docs show in YAML, not checked here
+FENCE = re.compile(r"(?:<!-- (?:config example: (?P<section>[a-z_]+)|(?P<other>not config\.yaml[^>]*)) -->\n)?"
+                   r"```yaml\n(?P<body>.*?)```", re.S)
 
 
 def examples() -> list[tuple[str, str | None, str]]:
@@ -177,6 +180,8 @@ def examples() -> list[tuple[str, str | None, str]]:
     for path in DOCS:
         text = path.read_text(encoding="utf-8")
         for match in FENCE.finditer(text):
+            if match["other"]:
+                continue
             line = text[:match.start("body")].count("\n") + 1
             found.append((f"{path.relative_to(ROOT)}:{line}", match["section"], match["body"]))
     return found
