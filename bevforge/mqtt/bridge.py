@@ -24,6 +24,7 @@ import orjson
 from bevforge import messages
 from bevforge.bus import ALARM, COMMAND_STATUS, TELEMETRY, Event, SubscriberClosed
 from bevforge.mqtt import link, topics
+from bevforge.mqtt.discovery import Discovery
 from bevforge.mqtt.inbox import CommandInbox
 from bevforge.mqtt.outbox import Outbox, Outgoing
 
@@ -54,6 +55,9 @@ class MqttBridge:
         self.inbox = CommandInbox(self.root, config_of, commands, settings.commands_per_s, settings.commands_burst)
         self.outbox = Outbox(self.root, config_of, settings.command_queue, self.inbox.request_id)
         self.backoff = link.Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
+        ha = settings.homeassistant  # Home Assistant discovery (discovery.py): one more task per connection
+        self.discovery = Discovery(settings, ha, config_of, self.inbox.actor, bus) \
+            if ha is not None and ha.enabled else None
         self.connected = False
         self.connects = 0
         self.published = 0
@@ -139,6 +143,8 @@ class MqttBridge:
                     async with asyncio.TaskGroup() as group:
                         group.create_task(self._send(client))
                         group.create_task(self._receive(client))
+                        if self.discovery is not None:
+                            group.create_task(self.discovery.serve(client))
             except* (aiomqtt.MqttError, link.LinkSettingsError, OSError) as group_exc:
                 self._lost(str(group_exc.exceptions[0]))
             except* Exception as group_exc:  # a bug here must cost MQTT only, never the plant
@@ -156,6 +162,10 @@ class MqttBridge:
                              qos=qos, retain=True)
         await client.subscribe(topics.command_subscription(self.root), qos=qos)
         await client.subscribe(topics.alarm_subscription(self.root), qos=qos)  # leftovers (see _receive)
+        if self.discovery is not None:
+            self.discovery.connection_started()
+            for topic in self.discovery.subscriptions():
+                await client.subscribe(topic, qos=qos)
         seq = self.bus.last_seq
         snapshot: list[Outgoing] = []
         for endpoint in self.config_of().endpoints:
@@ -205,6 +215,9 @@ class MqttBridge:
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             payload = message.payload if isinstance(message.payload, bytes) else str(message.payload or "").encode()
+            if self.discovery is not None and self.discovery.owns(message.topic.value):
+                self.discovery.received(message.topic.value, payload, bool(message.retain))
+                continue
             alarm_id = topics.alarm_id_of(self.root, message.topic.value)
             if alarm_id is not None or message.topic.value.startswith(f"{self.root}/{topics.ALARMS}/"):
                 if message.retain and payload and alarm_id not in self.alarms.current:
