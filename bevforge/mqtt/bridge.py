@@ -211,6 +211,7 @@ class MqttBridge:
                         self.outbox.put_back(rest)
                     raise
                 self.published += 1
+                link.cancel_if_asked()  # Python 3.11: a stop must not be lost in the publish (link.py)
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
