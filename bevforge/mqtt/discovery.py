@@ -123,9 +123,8 @@ def component_of(endpoint: Endpoint, writable: bool) -> str:
 class Ids:
     """The names of one site in Home Assistant: stable across restarts and renames (endpoint ids, node ids)."""
 
-    def __init__(self, settings: MqttSettings, prefix: str) -> None:
+    def __init__(self, settings: MqttSettings) -> None:
         self.root = settings.root
-        self.prefix = prefix
         self.node = node_id(settings)
 
     def site_device(self) -> str:
@@ -210,7 +209,7 @@ def site_config(ids: Ids, site_name: str, qos: int) -> dict[str, Any]:
 def announcements(config: PlantConfig, settings: MqttSettings, ha: MqttHomeAssistant,
                   may_write: Callable[[Endpoint], bool]) -> dict[str, bytes]:
     """Every config message this site publishes now: {topic: JSON payload}. Pure."""
-    ids = Ids(settings, ha.discovery_prefix)
+    ids = Ids(settings)
     nodes = {node.id: node for node in config.nodes}
     site_name = config.site.name
     out = {config_topic(ha.discovery_prefix, BINARY_SENSOR, ids.node, "site_status"):
