@@ -10,6 +10,8 @@ technician reviews one generated file instead:
   renamed `<site>_<name>` and numbered `<n> × 100 000 + <its id>` (the n-th site on the command line);
   its address names the site's endpoint and node, and it turns stale after three of the site's
   `realtime.telemetry_refresh_s` (a steady value is published again only that often);
+- a site that forwards its history (`mqtt.forward`) gets `history: forwarded`: the centre stores the
+  site's own history, complete after an outage, instead of the live values it saw;
 - the site's tiles come along; interlocks, alarms, controllers, programs and the mimic do not: the
   site runs them itself, and a command from the centre runs through them there.
 
@@ -59,8 +61,11 @@ def _add_site(doc: dict[str, Any], n: int, key: str, site: PlantConfig) -> None:
     device = f"site_{prefix}"
     offset = n * ID_BLOCK
     refresh = site.realtime.telemetry_refresh_s
-    doc["devices"].append({"id": device, "name": f"{site.site.name} (site {key})", "driver": "site",
-                           "settings": {"site": key}})
+    entry_device: dict[str, Any] = {"id": device, "name": f"{site.site.name} (site {key})", "driver": "site",
+                                    "settings": {"site": key}}
+    if site.mqtt.forward is not None:  # the site forwards its history: the centre stores that, not the live values
+        entry_device["history"] = "forwarded"
+    doc["devices"].append(entry_device)
     for node in site.nodes:
         entry: dict[str, Any] = {"id": _node(prefix, node.id), "name": f"{site.site.name}: {node.name}",
                                  "kind": node.kind}

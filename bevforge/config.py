@@ -8,6 +8,7 @@ once, so one edit fixes them all.
 from __future__ import annotations
 
 import operator
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,16 @@ class Device(Strict):
     name: str | None = None
     settings: dict[str, Any] = Field(default_factory=dict)
     comms_timeout_s: float = Field(default=5.0, gt=0, description="no answer this long → device offline")
+    history: Literal["recorded", "forwarded"] = Field(
+        default="recorded", description="recorded: this panel stores the device's readings as history; "
+        "forwarded (driver: site): the site forwards its own history, complete after an outage, and the live "
+        "readings are not stored twice")
+
+    @model_validator(mode="after")
+    def _forwarded_from_a_site(self) -> Device:
+        if self.history == "forwarded" and self.driver != "site":
+            raise ValueError("history: forwarded is for driver: site (a site forwards its own history)")
+        return self
 
 
 class Range(Strict):
@@ -740,6 +751,20 @@ class MqttHomeAssistant(Strict):
         return self.status_topic or f"{self.discovery_prefix}/status"
 
 
+CLIENT_ID_ENV = "BEVFORGE_MQTT_CLIENT_ID"
+
+
+class MqttForward(Strict):
+    """Store-and-forward of this site's history to a central panel (docs/mqtt.md "Store-and-forward")."""
+
+    batch_rows: int = Field(default=500, ge=1, le=10_000, description="history rows per message")
+    window_batches: int = Field(default=4, ge=1, le=100, description="messages sent ahead of the centre's ack")
+    ack_timeout_s: float = Field(default=10.0, gt=0, le=600, description="no ack this long: send again from "
+                                 "the last acknowledged row (the wait doubles up to 10 × this)")
+    alarm_after_s: float = Field(default=300.0, gt=0, description="history not acknowledged for this long "
+                                 "(with rows waiting): the forwarding alarm is raised")
+
+
 class MqttSettings(Strict):
     """The plant's public face on an MQTT broker (docs/mqtt.md). Absent: no MQTT at all."""
 
@@ -768,6 +793,8 @@ class MqttSettings(Strict):
     users: dict[Annotated[str, Field(pattern=MQTT_SEGMENT)], MqttUser] = Field(
         default_factory=dict, description="MQTT users whose <root>/cmd/<user>/… commands are accepted, "
         "with the role they act as; anyone else is refused")
+    forward: MqttForward | None = Field(default=None, description="store-and-forward of history to a central "
+                                        "panel (absent: none); the centre's mqtt.users entry acknowledges it")
     homeassistant: MqttHomeAssistant | None = Field(default=None, description="Home Assistant MQTT discovery "
                                                     "(absent: none)")
 
@@ -791,7 +818,9 @@ class MqttSettings(Strict):
 
     @property
     def identifier(self) -> str:
-        return self.client_id or f"bevforge-{self.site}"
+        """The MQTT client id: BEVFORGE_MQTT_CLIENT_ID when set (several central instances run one config file,
+        and the broker allows one connection per id), else `client_id`, else `bevforge-<site>`."""
+        return os.environ.get(CLIENT_ID_ENV) or self.client_id or f"bevforge-{self.site}"
 
 
 class PlantConfig(Strict):

@@ -39,12 +39,21 @@ class SettingsRefused(ValueError):
         super().__init__(f"{label}: {field}: {reason}")
 
 
+# a forwarded history row: (the site's row id, this panel's endpoint id or None, value, quality, source_ts, server_ts)
+ForwardedRow = tuple[int, int | None, float | None, str, float | None, float]
+
+
 class DeviceLink(Protocol):
     """What a driver may tell the core."""
 
     def readings(self, readings: Sequence[Reading]) -> None: ...
 
     def comms(self, online: bool, error: str | None = None) -> None: ...
+
+    async def forwarded_history(self, site: str, store: str, after: int, up_to: int,
+                                rows: Sequence[ForwardedRow]) -> tuple[int, bool]:
+        """A remote site's forwarded history (driver `site`), stored once: (the watermark now, gap)."""
+        ...
 
 
 class Driver(ABC):

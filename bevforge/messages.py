@@ -19,6 +19,8 @@ from bevforge.bus import ALARM, COMMAND_STATUS, CONTROLLER, PROGRAM, TELEMETRY
 from bevforge.domain import ControllerStatus, EndpointState, ProgramStatus, Quality, epoch_time, plain_value
 
 if TYPE_CHECKING:  # types only: the modules defining these import this one
+    from collections.abc import Sequence
+
     from bevforge.alarms.points import Alarm
     from bevforge.commands.record import Command
     from bevforge.config import Endpoint, ProgramTemplate
@@ -213,6 +215,20 @@ def site_status(online: bool, site: str, reason: str | None = None) -> dict[str,
     if reason is not None:
         frame["reason"] = reason
     return frame
+
+
+def history_batch(store: str, after: int, up_to: int, rows: Sequence[Sequence[Any]],
+                  stream: str = "telemetry") -> dict[str, Any]:
+    """`<root>/history` on MQTT (docs/mqtt.md "Store-and-forward"): the site's history rows with ids in
+    (after, upTo], each `[id, node, endpoint, value, quality, sourceTs, serverTs]` (times in epoch seconds)."""
+    return {"type": "history", "stream": stream, "store": store, "after": after, "upTo": up_to,
+            "rows": [list(row) for row in rows]}
+
+
+def history_ack(store: str, up_to: int, gap: bool, stream: str = "telemetry") -> dict[str, Any]:
+    """`<root>/cmd/<centre user>/ack`: the centre has committed the site's rows up to `upTo`; `gap`: the last
+    batch did not join on (a message was lost), send again from `upTo`."""
+    return {"type": "historyAck", "stream": stream, "store": store, "upTo": up_to, "gap": gap}
 
 
 # -- replies to one client (never published) ------------------------------------------------------

@@ -55,6 +55,7 @@ class Plant:
         self.states: dict[int, EndpointState] = {eid: EndpointState(eid) for eid in self.endpoints}
         self._waiters: dict[int, list[asyncio.Future[None]]] = {}
         self._rules_by_input: dict[int, list[int]] = self._index_interlocks(config)
+        self._forwarded = self._history_forwarded(config)
         self.trip_handler: TripHandler | None = None
         self.device_online: dict[str, bool] = {d.id: False for d in config.devices}
         self.readings_ingested = 0
@@ -63,6 +64,13 @@ class Plant:
         self.samples_unpublished = 0  # samples that repeated the last published frame
         self.clock: Callable[[], float] = time.monotonic  # replaceable, so tests can age a frame
         self._stale_task: asyncio.Task[None] | None = None
+
+    @staticmethod
+    def _history_forwarded(config: PlantConfig) -> frozenset[int]:
+        """Endpoints whose history the site forwards (Device.history): their live readings are not stored,
+        or the centre's history would hold every sample twice."""
+        devices = {d.id for d in config.devices if d.history == "forwarded"}
+        return frozenset(e.id for e in config.endpoints if e.device in devices)
 
     def _index_interlocks(self, config: PlantConfig) -> dict[int, list[int]]:
         """Which interlock rules each endpoint's reading can break (so ingest checks only those)."""
@@ -83,6 +91,7 @@ class Plant:
         """
         self.config = config
         self.endpoints = config.endpoints_by_id
+        self._forwarded = self._history_forwarded(config)
         for eid in [e for e in self.states if e not in self.endpoints]:
             del self.states[eid]
             self._last_published.pop(eid, None)
@@ -133,13 +142,16 @@ class Plant:
             state.seq += 1
             count += 1
             numeric = _as_number(reading.value) if good else None
-            self.history.add(
-                {"endpoint_id": endpoint.id, "value": numeric, "quality": state.quality.value,
-                 "source_ts": reading.source_time.timestamp() if reading.source_time else None,
-                 "server_ts": now_ts},
-                {"endpoint_id": endpoint.id, "value": state.value, "quality": state.quality.value,
-                 "source_time": state.source_time, "server_time": now},
-            )
+            current = {"endpoint_id": endpoint.id, "value": state.value, "quality": state.quality.value,
+                       "source_time": state.source_time, "server_time": now}
+            if endpoint.id in self._forwarded:
+                self.history.set_current(current)
+            else:
+                self.history.add(
+                    {"endpoint_id": endpoint.id, "value": numeric, "quality": state.quality.value,
+                     "source_ts": reading.source_time.timestamp() if reading.source_time else None,
+                     "server_ts": now_ts},
+                    current)
             self._publish_news(endpoint, state, now_mono)
             if good:
                 self.alarms.evaluate(state)

@@ -88,6 +88,9 @@ class RetentionService:
         self.stats = RetentionStats()
         self._task: asyncio.Task[None] | None = None
         self.runs = 0
+        # a site that forwards its history (mqtt.forward) counts on row ids only growing: the newest row is
+        # then never pruned, so SQLite never hands its id out again (bevforge/store/forward_rows.py)
+        self.keep_newest = False
 
     # -- the periodic task --------------------------------------------------------------------
 
@@ -114,6 +117,10 @@ class RetentionService:
         self.check_disk()
         now = self.clock()
         raw_cutoff = minute_floor(now - self.settings.raw_days * DAY_S)
+        if self.keep_newest:
+            newest = await self.db.read(retention_rows.newest_row_time, self.db)
+            if newest is not None:
+                raw_cutoff = min(raw_cutoff, newest)
         for endpoint_id in await self.db.read(self._endpoint_ids):
             while True:
                 moved, written = await self.db.write(self.roll_up_batch, endpoint_id, raw_cutoff)

@@ -18,7 +18,7 @@ from bevforge.clock import Clock, SystemClock
 from bevforge.commands import CommandService
 from bevforge.config import ExtraCheck, PlantConfig
 from bevforge.controllers import ControllerService
-from bevforge.devices import Driver, DriverFactory
+from bevforge.devices import Driver, DriverFactory, ForwardedRow
 from bevforge.domain import Reading, Severity
 from bevforge.ingest import ReadingIntake
 from bevforge.plant import Plant
@@ -35,6 +35,7 @@ from bevforge.store import (
     sync_endpoints,
 )
 from bevforge.store.faults import STORE_ALARM_KEY, STORE_ALARM_KIND
+from bevforge.store.forward_rows import take_forwarded
 from bevforge.store.queries import HistoryReader
 from bevforge.trends import TrendViews
 
@@ -56,6 +57,7 @@ class DeviceLinkToPlant:
 
     plant: Plant
     device_id: str
+    db: Database | None = None
     cut: bool = False
 
     def readings(self, readings: Sequence[Reading]) -> None:
@@ -65,6 +67,13 @@ class DeviceLinkToPlant:
     def comms(self, online: bool, error: str | None = None) -> None:
         if not self.cut:
             self.plant.mark_device(self.device_id, online, error)
+
+    async def forwarded_history(self, site: str, store: str, after: int, up_to: int,
+                                rows: Sequence[ForwardedRow]) -> tuple[int, bool]:
+        """A site's forwarded history batch, stored once (store-and-forward): (the watermark now, gap)."""
+        if self.cut or self.db is None:
+            raise RuntimeError(f"device {self.device_id} is being stopped: the batch is not stored")
+        return await self.db.write(take_forwarded, self.db.engine, site, store, after, up_to, rows)
 
 
 
@@ -102,6 +111,7 @@ class Runtime:
             self.drivers[device.id] = factory(device, endpoints, self.link_for(device.id))
         self.commands = CommandService(config, self.plant, self.bus, self.db, self.alarms, self.drivers, self.audit)
         self.retention = RetentionService(config.retention, self.db, self.alarms)
+        self.retention.keep_newest = config.mqtt is not None and config.mqtt.forward is not None
         self.plant.trip_handler = self.commands.trip
         self.controllers = ControllerService(config, self.plant, self.commands, self.alarms, self.bus, self.db,
                                              self.audit, self.clock)
@@ -114,7 +124,8 @@ class Runtime:
         if config.mqtt is not None:
             from bevforge.mqtt import MqttBridge  # here: the MQTT client library loads only for a plant that uses it
 
-            self.mqtt = MqttBridge(config.mqtt, lambda: self.config, self.plant, self.alarms, self.commands, self.bus)
+            self.mqtt = MqttBridge(config.mqtt, lambda: self.config, self.plant, self.alarms, self.commands, self.bus,
+                                   self.db)
         self.started_at: float | None = None
         self.interrupted_commands = 0
         # No user yet: the first-run setup code is handed here at start (main.py prints it on the console)
@@ -154,12 +165,12 @@ class Runtime:
         self.controllers.start()
         self.programs.start()
         if self.mqtt is not None:
-            self.mqtt.start()
+            await self.mqtt.start()
         self.started_at = time.monotonic()
 
     def link_for(self, device_id: str) -> DeviceLinkToPlant:
         """The DeviceLink a new driver of this device reports through (at start-up and on a reload)."""
-        return DeviceLinkToPlant(self.plant, device_id)
+        return DeviceLinkToPlant(self.plant, device_id, self.db)
 
     async def stop_driver(self, device_id: str) -> None:
         """Stop one device's driver and forget it (a reload removed or changed the device). Its link is

@@ -26,6 +26,7 @@ from typing import Any
 import aiomqtt
 import orjson
 
+from bevforge import messages
 from bevforge.config import MQTT_SEGMENT, Device, Endpoint, MqttSettings
 from bevforge.devices import DeviceError, DeviceLink, Driver, SettingsRefused
 from bevforge.domain import Quality, Reading, Value
@@ -35,6 +36,7 @@ from bevforge.mqtt import topics
 log = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT_S = 15.0
+HISTORY_QUEUE = 100  # forwarded history batches waiting to be stored (beyond: dropped, the site sends them again)
 _QUALITIES = {q.value: q for q in Quality}
 
 
@@ -89,21 +91,38 @@ class SiteDriver(Driver):
         self.pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._confirmed: dict[int, Reading] = {}
         self._task: asyncio.Task[None] | None = None
+        # store-and-forward (Device.history forwarded): the site's history batches, stored in arrival order
+        self.forwarded = device.history == "forwarded"
+        self._batches: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=HISTORY_QUEUE)
+        self._history_task: asyncio.Task[None] | None = None
+        self.history_rows = 0
+        self.history_batches = 0
+        self.history_gaps = 0
+        self.history_refused = 0
+        self.watermark: int | None = None
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"site-{self.site}")
+        if self.forwarded:
+            self._history_task = asyncio.create_task(self._store_history(), name=f"site-{self.site}-history")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._history_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._history_task = None
         self._report(False, "stopped")
 
     def status(self) -> dict[str, Any]:
-        return super().status() | {"site": self.site, "brokerConnected": self.connected,
-                                   "siteOnline": self.site_online}
+        status = super().status() | {"site": self.site, "brokerConnected": self.connected,
+                                     "siteOnline": self.site_online}
+        if self.forwarded:
+            status["history"] = {"watermark": self.watermark, "rows": self.history_rows,
+                                 "batches": self.history_batches, "gaps": self.history_gaps,
+                                 "refused": self.history_refused}
+        return status
 
     # -- the link ---------------------------------------------------------------------------------
 
@@ -112,6 +131,9 @@ class SiteDriver(Driver):
         return aiomqtt.Client(
             broker.host, broker.port, username=broker.username, password=mqtt_link.password(broker),
             identifier=f"{broker.identifier}-site-{self.site}", keepalive=broker.keepalive_s,
+            # forwarded history: a persistent session, so the broker keeps the batches sent while this panel
+            # is down (the site sends again from the last acknowledged row anyway: nothing depends on it)
+            clean_session=not self.forwarded,
             tls_context=mqtt_link.tls_context(broker),
             tls_insecure=broker.tls.insecure if broker.tls is not None else None,
             timeout=max(5.0, float(broker.keepalive_s)))
@@ -128,6 +150,8 @@ class SiteDriver(Driver):
                     await client.subscribe(topics.status(self.root), qos=self.broker.qos)
                     await client.subscribe(f"{self.root}/+/+/{topics.STATE}", qos=self.broker.qos)
                     await client.subscribe(f"{self.root}/{topics.COMMANDS}/+", qos=self.broker.qos)
+                    if self.forwarded:
+                        await client.subscribe(topics.history(self.root), qos=max(1, self.broker.qos))
                     async for message in client.messages:
                         self._take(str(message.topic), bytes(message.payload or b""))
             except (aiomqtt.MqttError, mqtt_link.LinkSettingsError, OSError) as exc:
@@ -160,6 +184,13 @@ class SiteDriver(Driver):
             reason = body.get("reason") if isinstance(body, dict) else None
             self._report(online, None if online else f"site {self.site} offline ({reason or 'no status'})")
             return
+        if topic == topics.history(self.root):
+            if self.forwarded and isinstance(body, dict):
+                try:
+                    self._batches.put_nowait(body)
+                except asyncio.QueueFull:  # the site sends it again from the last acknowledged row
+                    self.history_refused += 1
+            return
         rest = topic[len(self.root) + 1:].split("/")
         if len(rest) == 2 and rest[0] == topics.COMMANDS and isinstance(body, dict):
             future = self.pending.get(str(body.get("commandId")))
@@ -173,6 +204,41 @@ class SiteDriver(Driver):
                 return
             self.nodes.setdefault(name, node)
             self.link.readings([_reading(endpoint, body)])
+
+    # -- forwarded history ------------------------------------------------------------------------
+
+    async def _store_history(self) -> None:
+        """Store each batch (once: the store keeps the watermark), then acknowledge it to the site."""
+        while True:
+            body = await self._batches.get()
+            batch = _batch(body)
+            if batch is None:
+                self.history_refused += 1
+                log.warning("site %s: a history message without store, after, upTo or rows; ignored", self.site)
+                continue
+            store, after, up_to, rows = batch
+            mapped = [(row[0], self._endpoint_id(row[2]), row[3], row[4], row[5], row[6]) for row in rows]
+            try:
+                mark, gap = await self.link.forwarded_history(self.site, store, after, up_to, mapped)
+            except Exception as exc:  # not stored, not acknowledged: the site sends it again
+                log.warning("site %s: forwarded history rows %d..%d not stored: %s", self.site, after + 1, up_to, exc)
+                continue
+            self.watermark = mark
+            self.history_batches += 1
+            if gap:
+                self.history_gaps += 1
+            else:
+                self.history_rows += len(rows)
+            client = self.client
+            if client is None or self.broker.username is None:
+                continue  # the site sends again, and the watermark skips what is stored
+            with contextlib.suppress(aiomqtt.MqttError):
+                await client.publish(topics.ack(self.root, self.broker.username),
+                                     orjson.dumps(messages.history_ack(store, mark, gap)), qos=max(1, self.broker.qos))
+
+    def _endpoint_id(self, name: Any) -> int | None:
+        endpoint = self.by_name.get(name) if isinstance(name, str) else None
+        return None if endpoint is None else endpoint.id
 
     # -- commands ---------------------------------------------------------------------------------
 
@@ -211,6 +277,21 @@ class SiteDriver(Driver):
         reasons = "; ".join(str(r.get("reason", r)) if isinstance(r, dict) else str(r)
                             for r in outcome.get("reasons") or []) or outcome.get("error") or "no reason given"
         raise DeviceError(f"site {self.site} {outcome['status']} it: {reasons}", code=f"site_{outcome['status']}")
+
+
+def _batch(body: dict[str, Any]) -> tuple[str, int, int, list[list[Any]]] | None:
+    """A history message's parts, or None when it is not one (checked: it comes from a broker)."""
+    store, after, up_to, rows = body.get("store"), body.get("after"), body.get("upTo"), body.get("rows")
+    if not isinstance(store, str) or not store or not isinstance(rows, list):
+        return None
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in (after, up_to)):
+        return None
+    for row in rows:
+        if (not isinstance(row, list) or len(row) != 7 or not isinstance(row[0], int) or not isinstance(row[4], str)
+                or not all(v is None or isinstance(v, int | float) for v in (row[3], row[5]))
+                or not isinstance(row[6], int | float)):
+            return None
+    return store, after, up_to, rows  # type: ignore[return-value]
 
 
 def _reading(endpoint: Endpoint, body: dict[str, Any]) -> Reading:

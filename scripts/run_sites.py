@@ -70,7 +70,8 @@ def site_file(folder: Path, site: str, broker_port: int, modbus_port: int) -> Pa
     use_simulator_ports(doc, modbus_port, str(folder / "probe"))
     doc["site"] = {**doc.get("site", {}), "name": site.title()}
     doc["mqtt"] = {"host": "127.0.0.1", "port": broker_port, "site": site, "username": site,
-                   "password_env": PASSWORD_ENV, "users": {"central": {"role": "operator"}}}
+                   "password_env": PASSWORD_ENV, "users": {"central": {"role": "operator"}},
+                   "forward": {}}  # store-and-forward: the centre's history of each site is the site's own
     path = folder / "config.yaml"
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")

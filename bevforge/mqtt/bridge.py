@@ -25,6 +25,7 @@ from bevforge import messages
 from bevforge.bus import ALARM, COMMAND_STATUS, TELEMETRY, Event, SubscriberClosed
 from bevforge.mqtt import link, topics
 from bevforge.mqtt.discovery import Discovery
+from bevforge.mqtt.forward import HistoryForwarder
 from bevforge.mqtt.inbox import CommandInbox
 from bevforge.mqtt.outbox import Outbox, Outgoing
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from bevforge.commands import CommandService
     from bevforge.config import MqttSettings, PlantConfig
     from bevforge.plant import Plant
+    from bevforge.store import Database
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ class MqttBridge:
     """One site's connection to its broker (config `mqtt:`); built only when that section is present."""
 
     def __init__(self, settings: MqttSettings, config_of: Callable[[], PlantConfig], plant: Plant,
-                 alarms: AlarmService, commands: CommandService, bus: EventBus) -> None:
+                 alarms: AlarmService, commands: CommandService, bus: EventBus, db: Database) -> None:
         self.settings = settings  # read at start: a change to `mqtt:` needs a restart (reload.RESTART_SECTIONS)
         self.config_of = config_of
         self.plant = plant
@@ -66,6 +68,9 @@ class MqttBridge:
         self._tasks: list[asyncio.Task[None]] = []
         self._client: aiomqtt.Client | None = None
         self._subscriber: Subscriber | None = None  # the bridge's bus queue, from start() on
+        # store-and-forward of history to a centre (mqtt.forward): absent, nothing is forwarded
+        self.forwarder = (HistoryForwarder(settings.forward, self.root, settings.qos, db, alarms,
+                                           frozenset(settings.users)) if settings.forward is not None else None)
 
     def _subscribe(self) -> Subscriber:
         return self.bus.subscribe(lambda e: e.type in PUBLISHED_TYPES, limit=self.settings.command_queue * 4,
@@ -73,8 +78,10 @@ class MqttBridge:
 
     # -- life ----------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        if self.forwarder is not None:
+            await self.forwarder.start()
         self._subscriber = self._subscribe()
         self._tasks = [loop.create_task(self._pump(), name="mqtt-pump"),
                        loop.create_task(self._run(), name="mqtt-link")]
@@ -90,6 +97,8 @@ class MqttBridge:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.forwarder is not None:
+            await self.forwarder.stop()
         if self._subscriber is not None:
             self._subscriber.close("stopped")
         self.connected = False
@@ -103,6 +112,7 @@ class MqttBridge:
             "dropped": self.outbox.dropped, "commandsAccepted": self.inbox.accepted,
             "commandsRefused": self.inbox.refused,
             "sinceS": None if self.since is None else round(time.monotonic() - self.since, 1),
+            "forward": None if self.forwarder is None else self.forwarder.status(),
         }
 
     def _site(self) -> str:
@@ -143,6 +153,8 @@ class MqttBridge:
                     async with asyncio.TaskGroup() as group:
                         group.create_task(self._send(client))
                         group.create_task(self._receive(client))
+                        if self.forwarder is not None:
+                            group.create_task(self.forwarder.run(client))
                         if self.discovery is not None:
                             group.create_task(self.discovery.serve(client))
             except* (aiomqtt.MqttError, link.LinkSettingsError, OSError) as group_exc:
@@ -162,6 +174,8 @@ class MqttBridge:
                              qos=qos, retain=True)
         await client.subscribe(topics.command_subscription(self.root), qos=qos)
         await client.subscribe(topics.alarm_subscription(self.root), qos=qos)  # leftovers (see _receive)
+        if self.forwarder is not None:
+            await client.subscribe(topics.ack_subscription(self.root), qos=qos)
         if self.discovery is not None:
             self.discovery.connection_started()
             for topic in self.discovery.subscriptions():
@@ -216,6 +230,11 @@ class MqttBridge:
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             payload = message.payload if isinstance(message.payload, bytes) else str(message.payload or "").encode()
+            ack_user = topics.parse_ack(self.root, message.topic.value)
+            if ack_user is not None:
+                if self.forwarder is not None and payload and not message.retain:
+                    self.forwarder.take_ack(ack_user, payload)
+                continue  # never a command (an ack is not a set topic)
             if self.discovery is not None and self.discovery.owns(message.topic.value):
                 self.discovery.received(message.topic.value, payload, bool(message.retain))
                 continue

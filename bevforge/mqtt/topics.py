@@ -6,6 +6,8 @@
     <root>/commands/<commandId>                     each transition of a command (not retained)
     <root>/cmd/<mqtt user>/<node>/<endpoint>/set    a command from that MQTT user (BevForge subscribes)
     <root>/cmd/<mqtt user>/error                    why that user's last message was refused
+    <root>/history                                  store-and-forward: the site's history rows (not retained)
+    <root>/cmd/<mqtt user>/ack                      a centre (as that user) acknowledges the rows it committed
 
 `<root>` is `<topic_prefix>/<site>` (config `mqtt:`). Pure functions: no I/O, no decisions.
 """
@@ -101,3 +103,30 @@ def user_of(root: str, topic: str) -> str | None:
         return None
     user = topic[len(prefix):].split("/", 1)[0]
     return user or None
+
+
+HISTORY = "history"
+ACK = "ack"
+
+
+def history(root: str) -> str:
+    """Where a site forwards its history (store-and-forward; not retained)."""
+    return f"{root}/{HISTORY}"
+
+
+def ack(root: str, user: str) -> str:
+    """Where a centre, as MQTT user `user`, acknowledges the history it has committed."""
+    return f"{root}/{COMMANDS_IN}/{level(user)}/{ACK}"
+
+
+def ack_subscription(root: str) -> str:
+    return f"{root}/{COMMANDS_IN}/+/{ACK}"
+
+
+def parse_ack(root: str, topic: str) -> str | None:
+    """`<root>/cmd/<user>/ack` → the user (the ACL guarantees it); None for any other topic."""
+    prefix = f"{root}/{COMMANDS_IN}/"
+    if not topic.startswith(prefix) or not topic.endswith(f"/{ACK}"):
+        return None
+    user = topic[len(prefix):-len(ACK) - 1]
+    return user if user and "/" not in user else None

@@ -32,6 +32,12 @@ def endpoint_ids(db: Database) -> list[int]:
         return [row[0] for row in conn.execute(select(EndpointRow.__table__.c.id))]  # type: ignore[attr-defined]
 
 
+def newest_row_time(db: Database) -> float | None:
+    """The server time of the newest raw row (by id: the primary key, no scan)."""
+    with db.engine.connect() as conn:
+        return conn.execute(select(_RAW.c.server_ts).order_by(_RAW.c.id.desc()).limit(1)).scalar()
+
+
 def roll_up_batch(db: Database, endpoint_id: int, cutoff: float, batch_rows: int) -> tuple[int, int]:
     """Fold up to ~`batch_rows` raw rows of one endpoint older than `cutoff` into rollups, delete them.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, BigInteger, Column, Index
 from sqlmodel import Field, SQLModel
 
 from bevforge.domain import utcnow
@@ -355,3 +355,30 @@ class BatchStepRow(SQLModel, table=True):
     samples: int = 0
     in_band_s: float | None = None
     outcome: str = "running"  # running | done | skipped | restarted | aborted
+
+
+class ForwardMark(SQLModel, table=True):
+    """A site's side of store-and-forward (docs/mqtt.md "Store-and-forward"): `store` is this database's own
+    random name, made once (a centre keeps one watermark per site and store, so a site whose database was
+    replaced starts a new count instead of being taken for a copy); `acked_id` is the last history row id a
+    centre has committed. History rows above it are sent (again) until a centre acknowledges them."""
+
+    __tablename__ = "forward_marks"
+    stream: str = Field(primary_key=True)  # "telemetry"
+    store: str
+    acked_id: int = Field(default=0, sa_type=BigInteger)
+    acked_at: datetime | None = None
+
+
+class SiteWatermark(SQLModel, table=True):
+    """A centre's side of store-and-forward: the last row id of `site`'s database `store` it has stored.
+    Raised in the transaction that stores the rows, so rows that come twice (a re-send, a second central
+    instance on the same database) are skipped, and a gap is seen and asked for again."""
+
+    __tablename__ = "site_watermarks"
+    site: str = Field(primary_key=True)
+    store: str = Field(primary_key=True)
+    stream: str = Field(primary_key=True)
+    last_id: int = Field(default=0, sa_type=BigInteger)
+    rows: int = Field(default=0, sa_type=BigInteger)  # rows stored from it in all
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -173,6 +173,10 @@ class HistoryWriter:
         if len(self._rows) >= self.flush_rows:
             self._wake.set()
 
+    def set_current(self, current: dict[str, Any]) -> None:
+        """Only the current value: an endpoint whose history arrives forwarded by its site (Device.history)."""
+        self._current[current["endpoint_id"]] = current
+
     def _count_dropped(self, count: int) -> None:
         """The backlog is bounded (the store refuses writes, or cannot keep up): the oldest history goes, counted."""
         if not self.rows_dropped:

@@ -161,3 +161,22 @@ def test_retention_settings_are_checked_with_their_line() -> None:
     problem = err.value.problems[0]
     assert problem.file == "plant.yaml" and problem.field == "retention" and problem.line is not None
     assert "rollup_days must be at least raw_days" in problem.message
+
+
+async def test_a_site_that_forwards_its_history_never_prunes_its_newest_row(server: LiveServer) -> None:
+    """SQLite gives the next row max(id) + 1: were the newest row pruned, a forwarding site would hand out ids the
+    centre has already stored, and the centre would skip them as seen."""
+    runtime = server.runtime
+    await runtime.history_writer.stop()  # the plant's own rows stay in memory: the table holds still
+    with runtime.db.engine.connect() as conn:
+        newest_id, newest_ts = conn.execute(select(RAW.c.id, RAW.c.server_ts).order_by(RAW.c.id.desc()).limit(1)).one()
+    runtime.retention.clock = lambda: time.time() + 90 * DAY_S  # every row is past its raw_days
+    runtime.retention.keep_newest = True
+    await runtime.retention.run_once()
+    with runtime.db.engine.connect() as conn:
+        assert conn.execute(select(func.max(RAW.c.id))).scalar() == newest_id
+        assert conn.execute(select(func.min(RAW.c.server_ts))).scalar() == newest_ts  # older rows were pruned
+
+    runtime.retention.keep_newest = False  # a site that does not forward: everything past raw_days goes
+    await runtime.retention.run_once()
+    assert count(server, RAW) == 0

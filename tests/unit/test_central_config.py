@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from bevforge.central import ID_BLOCK, CentralConfigError, central_document
-from bevforge.config import PlantConfig, parse_config
+from bevforge.config import ConfigError, PlantConfig, parse_config
 from drivers import check
 from tests.support.server import ROOT, config_document
 
@@ -54,6 +54,20 @@ def test_two_sites_make_one_valid_central_config_with_every_endpoint_of_each() -
     assert not central.interlocks and not central.alarms and not central.controllers  # the sites run their own
     assert {t.node for t in central.tiles} <= {n.id for n in central.nodes}
     assert len(central.tiles) == len(brewhouse.tiles) + len(cellar.tiles)
+
+
+def test_a_site_that_forwards_its_history_is_stored_from_what_it_forwards() -> None:
+    brewhouse, cellar = site_config("brewhouse", forward={}), site_config("cellar")
+    doc = central_document([("brewhouse.yaml", brewhouse), ("cellar.yaml", cellar)], BROKER)
+    central = parse_config(yaml.safe_dump(doc, allow_unicode=True), "central.yaml", check)
+    assert {d.id: d.history for d in central.devices} == {"site_brewhouse": "forwarded", "site_cellar": "recorded"}
+
+
+def test_only_a_site_device_takes_forwarded_history() -> None:
+    doc = config_document()
+    doc["devices"][0]["history"] = "forwarded"
+    with pytest.raises(ConfigError, match="history: forwarded is for driver: site"):
+        parse_config(yaml.safe_dump(doc, allow_unicode=True), "plant.yaml")
 
 
 @pytest.mark.parametrize(("sites", "says"), [

@@ -58,3 +58,14 @@ def test_mistakes_are_named(section: str, words: str) -> None:
 
 def test_a_site_with_a_slash_is_refused() -> None:
     assert any("mqtt.site" in p for p in problems("mqtt:\n  host: b\n  site: a/b\n"))
+
+
+def test_each_central_instance_takes_its_client_id_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two instances of bevforge-central@.service run one config file; the broker allows one connection per id."""
+    from bevforge.config import CLIENT_ID_ENV, MqttSettings
+
+    settings = MqttSettings(host="broker", site="central", client_id="central")
+    monkeypatch.delenv(CLIENT_ID_ENV, raising=False)
+    assert settings.identifier == "central"
+    monkeypatch.setenv(CLIENT_ID_ENV, "central-5017")
+    assert settings.identifier == "central-5017"

@@ -1,0 +1,181 @@
+"""Store-and-forward, the site's side: its history to a central panel, complete and once (docs/mqtt.md).
+
+The history a site forwards is its own history table: every sample the history writer has stored,
+in row-id order, so nothing is buffered twice and a restart resumes from the store. Batches of
+`batch_rows` go on `<root>/history` (QoS 1), at most `window_batches` ahead of the centre's
+acknowledgement. A centre acknowledges a batch only after committing it (bevforge/store/forward_rows.py),
+and the acknowledged position is the one thing this side keeps (`forward_marks`): after a lost
+connection, a restart of either side, an acknowledgement that does not come within `ack_timeout_s`
+(doubling up to ten times that) or a centre that reports a gap, sending starts again from it. The
+centre skips what it already has, so a batch sent twice is stored once.
+
+Nothing here is on the control path: the forwarding task reads the store in a worker thread and
+talks only to the broker; while the broker or the centre is away, history simply waits in the store
+(retention still applies), and `alarm_after_s` without an acknowledgement raises the forwarding alarm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from bevforge import messages
+from bevforge.domain import Severity
+from bevforge.mqtt import topics
+from bevforge.store.forward_rows import forward_mark, history_after, newest_history_id, save_ack
+from bevforge.tasks import stop_task
+
+if TYPE_CHECKING:
+    import aiomqtt
+
+    from bevforge.alarms import AlarmService
+    from bevforge.config import MqttForward
+    from bevforge.store import Database
+
+log = logging.getLogger(__name__)
+
+ALARM_KEY = "mqtt:forward"
+ALARM_KIND = "forwarding"
+IDLE_POLL_S = 1.0  # caught up: how often the store is asked for new rows (the history writer flushes every 0.5 s)
+WATCH_S = 5.0  # how often the backlog is checked for the forwarding alarm
+
+
+class HistoryForwarder:
+    """The site's history on `<root>/history`, re-sent from the last acknowledged row until a centre has it."""
+
+    def __init__(self, settings: MqttForward, root: str, qos: int, db: Database, alarms: AlarmService,
+                 users: frozenset[str]) -> None:
+        self.settings = settings
+        self.root = root
+        self.qos = qos
+        self.db = db
+        self.alarms = alarms
+        self.users = users  # who may acknowledge: the site's mqtt.users (a centre's user is one of them)
+        self.store = ""
+        self.acked = 0  # the last row id a centre has committed
+        self.sent = 0  # the last row id sent on this connection
+        self.in_flight: deque[int] = deque()  # the upTo of each batch sent and not yet acknowledged
+        self.newest = 0  # the newest history row id, as last looked at
+        self.rows_sent = 0
+        self.batches_sent = 0
+        self.resends = 0
+        self.gaps = 0
+        self.acks_refused = 0
+        self.last_ack: float = time.monotonic()  # the last ack that moved the position on
+        self.behind_since: float | None = None  # when rows were first seen waiting (None: caught up)
+        self._acked = asyncio.Event()
+        self._watch: asyncio.Task[None] | None = None
+        self._alarm_up = False
+
+    async def start(self) -> None:
+        """Read (or make) this database's store name and acknowledged position; watch the backlog."""
+        self.store, self.acked = await self.db.write(forward_mark, self.db.engine)
+        self.sent = self.acked
+        self._watch = asyncio.create_task(self._watch_backlog(), name="mqtt-forward-watch")
+
+    async def stop(self) -> None:
+        await stop_task(self._watch)
+
+    def status(self) -> dict[str, Any]:
+        return {"store": self.store, "ackedId": self.acked, "newestId": self.newest,
+                "waitingRows": max(0, self.newest - self.acked), "rowsSent": self.rows_sent,
+                "batchesSent": self.batches_sent, "resends": self.resends, "gaps": self.gaps,
+                "lastAckS": round(time.monotonic() - self.last_ack, 1)}
+
+    # -- sending (one task per broker connection) -----------------------------------------------
+
+    async def run(self, client: aiomqtt.Client) -> None:
+        """Send from the acknowledged position, keep the window full, start again when acks stop coming."""
+        self._rewind()
+        wait_s = self.settings.ack_timeout_s
+        while True:
+            while len(self.in_flight) < self.settings.window_batches:
+                rows = await self.db.read(history_after, self.db.engine, self.sent, self.settings.batch_rows)
+                if not rows:
+                    break
+                up_to = rows[-1][0]
+                payload = orjson.dumps(messages.history_batch(self.store, self.sent, up_to, rows))
+                await client.publish(topics.history(self.root), payload, qos=self.qos)
+                self.in_flight.append(up_to)
+                self.sent = up_to
+                self.rows_sent += len(rows)
+                self.batches_sent += 1
+            self._acked.clear()
+            try:
+                await asyncio.wait_for(self._acked.wait(), wait_s if self.in_flight else IDLE_POLL_S)
+                wait_s = self.settings.ack_timeout_s
+            except TimeoutError:
+                if self.in_flight:  # nobody acknowledged in time: the centre is away or lost a batch
+                    self.resends += 1
+                    wait_s = min(wait_s * 2, self.settings.ack_timeout_s * 10)
+                    log.info("mqtt forward: no ack for rows %d..%d within %g s; sending again from %d",
+                             self.acked + 1, self.sent, wait_s / 2, self.acked)
+                    self._rewind()
+
+    def _rewind(self) -> None:
+        self.sent = self.acked
+        self.in_flight.clear()
+
+    # -- acknowledgements (from the bridge's receive loop) ----------------------------------------
+
+    def take_ack(self, user: str, payload: bytes) -> None:
+        """A centre's `<root>/cmd/<user>/ack`: move the acknowledged position on (never back) and store it."""
+        try:
+            body = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            body = None
+        up_to = body.get("upTo") if isinstance(body, dict) else None
+        if (user not in self.users or not isinstance(body, dict) or body.get("store") != self.store
+                or not isinstance(up_to, int) or isinstance(up_to, bool) or up_to < 0):
+            self.acks_refused += 1
+            log.warning("mqtt forward: ack from %s refused (unknown user, another store or no upTo)", user)
+            return
+        if up_to > self.acked:  # the centre's watermark: every row of this store up to it is committed there
+            self.acked = up_to
+            self.last_ack = time.monotonic()
+            self.db.write_later(save_ack, self.db.engine, up_to)
+        self.sent = max(self.sent, self.acked)
+        while self.in_flight and self.in_flight[0] <= self.acked:
+            self.in_flight.popleft()
+        if body.get("gap") is True:
+            self.gaps += 1
+            self._rewind()
+        self._acked.set()
+
+    # -- the forwarding alarm -----------------------------------------------------------------------
+
+    async def _watch_backlog(self) -> None:
+        every_s = min(WATCH_S, max(0.2, self.settings.alarm_after_s / 4))
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                self.newest = await self.db.read(newest_history_id, self.db.engine)
+            except Exception as exc:  # the store's own alarm tells about the store
+                log.debug("mqtt forward: newest history id unreadable: %s", exc)
+                continue
+            self._check_alarm(time.monotonic())
+
+    def _check_alarm(self, now: float) -> None:
+        """Raised when rows have waited `alarm_after_s` with no acknowledgement moving on; cleared once the
+        centre has caught up or acknowledges again."""
+        if self.newest <= self.acked:
+            self.behind_since = None
+        elif self.behind_since is None:
+            self.behind_since = now
+        behind = (self.behind_since is not None
+                  and now - max(self.behind_since, self.last_ack) > self.settings.alarm_after_s)
+        if behind and not self._alarm_up:
+            self._alarm_up = True
+            waited = now - max(self.behind_since or now, self.last_ack)
+            self.alarms.raise_alarm(
+                ALARM_KEY, ALARM_KIND, Severity.LOW,
+                f"History not forwarded to the central panel for {waited:.0f} s ({self.newest - self.acked} rows "
+                "waiting): kept here and sent when a centre acknowledges")
+        elif not behind and self._alarm_up:
+            self._alarm_up = False
+            self.alarms.clear(ALARM_KEY)

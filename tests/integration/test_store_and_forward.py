@@ -1,0 +1,341 @@
+"""Store-and-forward (docs/mqtt.md "Store-and-forward"): a site's history reaches the centre complete and once.
+
+Real parts: Mosquitto (tests/support/mosquitto.py), the fixture brewhouse as the site (real Modbus, its own
+SQLite file), the centre on a real PostgreSQL server (tests/support/postgres.py). The broker is stopped while
+the site goes on; a centre is killed with SIGKILL while a second one on the same database goes on; afterwards
+the centre's history of every forwarded endpoint is the site's history, row for row, each row once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from sqlalchemy import create_engine, text
+
+from bevforge.config import parse_config
+from bevforge.domain import Quality
+from bevforge.mqtt.forward import ALARM_KEY
+from bevforge.runtime import Runtime
+from bevforge.store import create_schema, make_engine
+from bevforge.store.forward_rows import forward_mark, newest_history_id, take_forwarded, watermark
+from drivers import driver_factories
+from tests.support.mosquitto import ACL, Mosquitto, Watcher
+from tests.support.server import brewhouse_config, build_runtime, free_port, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+USERS = {"bevforge": "plant-secret-1", "central": "central-secret-1"}
+CENTRAL_ACL = ACL + "\nuser central\ntopic readwrite bevforge/central/#\n"
+SHOWN = {"hlt_temperature": 10, "hlt_setpoint": 12, "mlt_temperature": 20, "bk_heater": 31}  # site name → centre id
+FORWARD = {"batch_rows": 40, "window_batches": 3, "ack_timeout_s": 1.0, "alarm_after_s": 2.0}
+OUTAGE_S = 30.0  # the broker is down while the site stores this much of its own history
+
+
+# -- the store: a batch is stored once; a gap is refused ------------------------------------------------
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def centre_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'centre.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def rows_of(engine: Any) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(
+            "SELECT endpoint_id, value, quality, server_ts FROM telemetry_readings ORDER BY server_ts, endpoint_id"))]
+
+
+def test_a_batch_sent_twice_is_stored_once_and_one_that_does_not_join_on_is_refused(centre_url: str) -> None:
+    engine = make_engine(centre_url)
+    create_schema(engine)
+    batch = [(1, 10, 20.5, "good", None, 1000.0), (2, None, 1.0, "good", None, 1000.0),  # not shown here: skipped
+             (3, 12, 66.0, "good", 999.5, 1000.5)]
+    assert take_forwarded(engine, "cellar", "store-a", 0, 3, batch) == (3, False)
+    assert take_forwarded(engine, "cellar", "store-a", 0, 3, batch) == (3, False)  # a re-send: nothing new
+    assert take_forwarded(engine, "cellar", "store-a", 2, 4, [(3, 12, 66.0, "good", 999.5, 1000.5),
+                                                              (4, 10, 20.6, "good", None, 1001.0)]) == (4, False)
+    assert take_forwarded(engine, "cellar", "store-a", 7, 9, [(8, 10, 21.0, "good", None, 1003.0)]) == (4, True)
+    assert rows_of(engine) == [(10, 20.5, "good", 1000.0), (12, 66.0, "good", 1000.5), (10, 20.6, "good", 1001.0)]
+    # a site whose database was replaced (another store name) counts from the start, apart from the first
+    assert take_forwarded(engine, "cellar", "store-b", 0, 1, [(1, 10, 30.0, "good", None, 2000.0)]) == (1, False)
+    assert watermark(engine, "cellar", "store-a") == 4 and watermark(engine, "cellar", "store-b") == 1
+    engine.dispose()
+
+
+def test_two_central_instances_storing_the_same_batch_at_once_store_it_once(postgres_url: str) -> None:
+    engines = [make_engine(postgres_url) for _ in range(2)]
+    create_schema(engines[0])
+    batch = [(n, 10, float(n), "good", None, 1000.0 + n) for n in range(1, 501)]
+    start = threading.Barrier(2)
+    answers: list[tuple[int, bool]] = []
+
+    def centre(engine: Any) -> None:
+        start.wait()
+        answers.append(take_forwarded(engine, "cellar", "store-a", 0, 500, batch))
+
+    threads = [threading.Thread(target=centre, args=(e,)) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert answers == [(500, False), (500, False)]
+    assert len(rows_of(engines[0])) == 500
+    for engine in engines:
+        engine.dispose()
+
+
+# -- a site and a centre on a real broker ---------------------------------------------------------------------
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    mosquitto = Mosquitto(tmp_path / "mosquitto", USERS, acl=CENTRAL_ACL)
+    mosquitto.start()
+    try:
+        yield mosquitto
+    finally:
+        mosquitto.stop()
+
+
+@pytest.fixture
+async def site(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[Runtime]:
+    def adjust(doc: dict[str, Any]) -> None:
+        doc["mqtt"] = broker.settings(users={"central": {"role": "operator"}}, forward=FORWARD)
+
+    runtime = build_runtime(brewhouse_config(adjust), tmp_path / "site.db")
+    await runtime.start()
+    try:
+        await wait_for(lambda: all(runtime.plant.device_online.values()), timeout=15)
+        yield runtime
+    finally:
+        await runtime.stop()
+
+
+def centre_document(broker: Mosquitto, client_id: str = "central") -> dict[str, Any]:
+    """A central panel showing four of the site's endpoints, with the site's history forwarded."""
+    def endpoint(name: str, kind: str, **more: Any) -> dict[str, Any]:
+        return {"id": SHOWN[name], "name": name, "node": name.split("_")[0].upper(), "device": "site_test",
+                "kind": kind, "stale_after_s": 30, **more}
+
+    return {
+        "site": {"name": "Central panel"},
+        "nodes": [{"id": "HLT", "name": "HLT"}, {"id": "MLT", "name": "MLT"}, {"id": "BK", "name": "BK"}],
+        "devices": [{"id": "site_test", "driver": "site", "history": "forwarded", "settings": {"site": "test"}}],
+        "endpoints": [endpoint("hlt_temperature", "temperature", unit="°C"),
+                      endpoint("hlt_setpoint", "setpoint", unit="°C", writable=True, range={"min": 0, "max": 99}),
+                      endpoint("mlt_temperature", "temperature", unit="°C"),
+                      endpoint("bk_heater", "heater", data_type="bool", writable=True, safe_value=False)],
+        "simulator": {"enabled": False},
+        "mqtt": broker.settings(site="central", username="central", password_env="BEVFORGE_TEST_CENTRAL_PASSWORD",
+                                client_id=client_id),
+    }
+
+
+@pytest.fixture
+async def centre(tmp_path: Path, broker: Mosquitto, site: Runtime, postgres_url: str,
+                 monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runtime]:
+    monkeypatch.setenv("BEVFORGE_TEST_CENTRAL_PASSWORD", USERS["central"])
+    config = parse_config(yaml.safe_dump(centre_document(broker), allow_unicode=True), "central.yaml")
+    factories, _ = driver_factories(config)
+    runtime = Runtime(config, postgres_url, factories)
+    await runtime.start()
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()
+
+
+def site_rows(site: Runtime, up_to: int | None = None) -> Counter[tuple[int, Any, str, float]]:
+    """The site's history of the endpoints the centre shows (rows up to id `up_to`), under the centre's ids."""
+    with site.db.engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT e.name, t.value, t.quality, t.server_ts FROM telemetry_readings t JOIN endpoints e "
+            "ON e.id = t.endpoint_id WHERE t.id <= :up_to"), {"up_to": up_to if up_to is not None else 2**62})
+        return Counter((SHOWN[name], value, quality, ts) for name, value, quality, ts in rows if name in SHOWN)
+
+
+def centre_rows(url: str) -> Counter[tuple[int, Any, str, float]]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return Counter(tuple(r) for r in conn.execute(text(  # type: ignore[misc]
+                "SELECT endpoint_id, value, quality, server_ts FROM telemetry_readings")))
+    finally:
+        engine.dispose()
+
+
+async def assert_complete_once(site: Runtime, url: str, up_to: int) -> Counter[tuple[int, Any, str, float]]:
+    """The centre holds every forwarded row of the site up to `up_to`, each once, and nothing the site lacks."""
+    stored = centre_rows(url)
+    await site.history_writer.flush()
+    everything = site_rows(site)
+    assert not site_rows(site, up_to) - stored, "rows missing at the centre"
+    assert not stored - everything, "rows at the centre the site does not have (or has fewer times)"
+    assert max(everything.values()) == 1 and max(stored.values()) == 1
+    return stored
+
+
+async def caught_up(site: Runtime, centre_url: str, timeout: float = 60) -> int:
+    """Wait until the centre's watermark has reached the site's newest stored row; that row's id."""
+    await site.history_writer.flush()
+    newest = newest_history_id(site.db.engine)
+    assert site.mqtt is not None and site.mqtt.forwarder is not None
+    store = site.mqtt.forwarder.store
+    engine = create_engine(centre_url)
+    try:
+        await wait_for(lambda: watermark(engine, "test", store) >= newest, timeout=timeout, interval=0.2)
+    finally:
+        engine.dispose()
+    return newest
+
+
+async def test_the_broker_stopped_for_30_s_the_site_goes_on_and_the_centre_gets_every_sample_once(
+        site: Runtime, centre: Runtime, broker: Mosquitto, postgres_url: str) -> None:
+    assert site.mqtt is not None and site.mqtt.forwarder is not None
+    await caught_up(site, postgres_url)
+    await wait_for(lambda: centre.plant.states[10].quality is Quality.GOOD, timeout=10)
+    ingested = site.plant.readings_ingested
+
+    await broker.stop_async()
+    stopped_at = site.plant.states[10].server_time
+    assert stopped_at is not None
+    # the centre shows the site stale, never live; the site keeps polling, storing and alarming
+    await wait_for(lambda: centre.plant.device_online["site_test"] is False, timeout=15)
+    assert centre.plant.states[10].quality is not Quality.GOOD
+    await wait_for(lambda: site.alarms.is_active(ALARM_KEY), timeout=15)  # the site's forwarding alarm
+
+    def outage_stored() -> bool:
+        newest = site.plant.states[10].server_time
+        return newest is not None and (newest - stopped_at).total_seconds() >= OUTAGE_S
+
+    await wait_for(outage_stored, timeout=OUTAGE_S + 30, interval=0.5)
+    assert site.plant.readings_ingested > ingested + OUTAGE_S  # every endpoint polled about once a second
+    assert all(site.plant.device_online.values())
+
+    await broker.start_async()
+    newest = await caught_up(site, postgres_url, timeout=90)
+    await wait_for(lambda: not site.alarms.is_active(ALARM_KEY), timeout=15)
+    await wait_for(lambda: centre.plant.device_online["site_test"] is True, timeout=15)
+    stored = await assert_complete_once(site, postgres_url, newest)
+    during = [ts for _, _, _, ts in stored if stopped_at.timestamp() < ts < stopped_at.timestamp() + OUTAGE_S]
+    assert len(during) >= len(SHOWN) * (OUTAGE_S - 2)  # the outage's samples are there, about one a second each
+
+
+async def test_the_centre_does_not_store_the_live_values_of_a_forwarded_site_twice(
+        site: Runtime, centre: Runtime, postgres_url: str) -> None:
+    newest = await caught_up(site, postgres_url)
+    await wait_for(lambda: centre.plant.states[10].quality is Quality.GOOD, timeout=10)
+    await centre.history_writer.flush()
+    await assert_complete_once(site, postgres_url, newest)
+    assert centre.history_writer.rows_written == 0  # the live readings updated the current values only
+
+
+class CentreProcess:
+    """`python main.py` as a central instance (its own MQTT client id and port) on the shared database."""
+
+    def __init__(self, folder: Path, broker: Mosquitto, url: str, client_id: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.config = folder / "central.yaml"
+        self.config.write_text(yaml.safe_dump(centre_document(broker, client_id), allow_unicode=True), "utf-8")
+        self.url, self.port, self.log = url, free_port(), folder / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST" and not k.startswith("NICEGUI_")}
+        env["BEVFORGE_TEST_CENTRAL_PASSWORD"] = USERS["central"]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "main.py", "--port", str(self.port), "--db", self.url, "--config", str(self.config),
+                 "--log-level", "warning"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    async def history(self) -> dict[str, Any] | None:
+        """The site driver's forwarded-history figures from /api/os/health (None until it answers)."""
+        try:
+            async with httpx.AsyncClient(timeout=2) as http:
+                health = (await http.get(f"http://127.0.0.1:{self.port}/api/os/health")).json()
+        except httpx.HTTPError:
+            return None
+        return health["drivers"][0].get("history")
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, no flush, whatever was under way is cut off."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(30)
+            self.process = None
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(self.process.wait, 60)
+        self.process = None
+
+
+@pytest.mark.slow
+async def test_two_centres_on_one_database_and_kill_9_lose_no_sample_and_store_none_twice(
+        tmp_path: Path, site: Runtime, broker: Mosquitto, postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+    create_schema(engine)  # both instances start on a migrated database (each would migrate it once, locked)
+    engine.dispose()
+    centres = [CentreProcess(tmp_path / name, broker, postgres_url, f"central-{name}") for name in ("a", "b")]
+    try:
+        for centre in centres:
+            centre.start()
+        await caught_up(site, postgres_url, timeout=90)
+        for centre in centres:  # both took the site's batches (the first to commit one stored it)
+            figures = None
+            for _ in range(300):
+                figures = await centre.history()
+                if figures is not None and figures["batches"] > 0:
+                    break
+                await asyncio.sleep(0.1)
+            assert figures is not None and figures["batches"] > 0 and figures["watermark"] > 0
+
+        centres[0].kill()  # one instance dies mid-stream; the other keeps storing
+        await caught_up(site, postgres_url, timeout=60)
+        centres[1].kill()  # then the other: nobody stores while the site goes on
+        assert site.mqtt is not None and site.mqtt.forwarder is not None
+        before = site.mqtt.forwarder.acked
+        await wait_for(lambda: newest_history_id(site.db.engine) > before + 20 * len(SHOWN), timeout=60, interval=0.2)
+        assert site.mqtt.forwarder.acked >= before  # a dead centre acknowledges nothing new, nothing is lost
+
+        centres[0].start()  # back after a SIGKILL: its persistent session and the site's re-send
+        newest = await caught_up(site, postgres_url, timeout=90)
+        await assert_complete_once(site, postgres_url, newest)
+    finally:
+        for centre in centres:
+            await centre.stop()
+
+
+async def test_the_site_moves_on_only_on_a_mapped_user_s_ack_of_its_own_store(site: Runtime, broker: Mosquitto) -> None:
+    """An ack is a promise that the rows are stored: only a user of the site's mqtt.users may give it, for this
+    database's store; the batches themselves are what a subscriber of <root>/history sees."""
+    assert site.mqtt is not None and site.mqtt.forwarder is not None
+    forwarder = site.mqtt.forwarder
+    async with Watcher(broker, "central", "bevforge/test/history") as centre_side:
+        _, batch, _ = await centre_side.wait_for(lambda topic, body, _: isinstance(body, dict), timeout=15)
+        assert batch["type"] == "history" and batch["store"] == forwarder.store and batch["after"] == 0
+        assert batch["upTo"] == batch["rows"][-1][0] and len(batch["rows"]) <= FORWARD["batch_rows"]
+        first = batch["rows"][0]
+        assert isinstance(first[0], int) and isinstance(first[1], str) and isinstance(first[2], str)
+        async with Watcher(broker, "bevforge", "bevforge/test/cmd/#") as stranger:
+            await stranger.publish("bevforge/test/cmd/bevforge/ack", {"store": forwarder.store, "upTo": 10**9})
+            await wait_for(lambda: forwarder.acks_refused == 1, timeout=10)
+        await centre_side.publish("bevforge/test/cmd/central/ack", {"store": "another", "upTo": 10**9})
+        await wait_for(lambda: forwarder.acks_refused == 2, timeout=10)
+        assert forwarder.acked == 0
+        await centre_side.publish("bevforge/test/cmd/central/ack", {"store": forwarder.store, "upTo": batch["upTo"]})
+        await wait_for(lambda: forwarder.acked == batch["upTo"], timeout=10)
+    await site.db.barrier()
+    assert forward_mark(site.db.engine) == (forwarder.store, batch["upTo"])  # kept for the next start
