@@ -732,6 +732,26 @@ class MqttUser(Strict):
 
 
 MQTT_SEGMENT = r"^[A-Za-z0-9_\-]+$"  # one topic level: no '/', '+', '#' or spaces
+MQTT_TOPIC_PATH = r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$"  # one or more plain levels: no wildcards
+
+
+class MqttHomeAssistant(Strict):
+    """Home Assistant MQTT discovery (docs/integrations.md "Home Assistant"): every endpoint announced as an
+    entity. `user` names the entry of `mqtt.users` whose role and nodes decide which endpoints Home Assistant
+    may switch or set; the others are announced read-only."""
+
+    enabled: bool = Field(default=True, description="false: announce nothing (and remove nothing)")
+    discovery_prefix: Annotated[str, Field(pattern=MQTT_TOPIC_PATH, max_length=128,
+                                           description="Home Assistant's discovery prefix")] = "homeassistant"
+    status_topic: Annotated[str, Field(pattern=MQTT_TOPIC_PATH, max_length=128)] | None = Field(
+        default=None, description="Home Assistant's birth topic (absent: <discovery_prefix>/status)")
+    user: Annotated[str, Field(pattern=MQTT_SEGMENT)] | None = Field(
+        default=None, description="the MQTT user Home Assistant connects as (a key of mqtt.users): its role and "
+        "nodes decide what is writable there; absent: everything read-only")
+
+    @property
+    def birth_topic(self) -> str:
+        return self.status_topic or f"{self.discovery_prefix}/status"
 
 
 CLIENT_ID_ENV = "BEVFORGE_MQTT_CLIENT_ID"
@@ -778,6 +798,8 @@ class MqttSettings(Strict):
         "with the role they act as; anyone else is refused")
     forward: MqttForward | None = Field(default=None, description="store-and-forward of history to a central "
                                         "panel (absent: none); the centre's mqtt.users entry acknowledges it")
+    homeassistant: MqttHomeAssistant | None = Field(default=None, description="Home Assistant MQTT discovery "
+                                                    "(absent: none)")
 
     @model_validator(mode="after")
     def _checks(self) -> MqttSettings:
@@ -787,6 +809,9 @@ class MqttSettings(Strict):
             raise ValueError("a password needs a username")
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be at least reconnect_min_s")
+        ha_user = self.homeassistant.user if self.homeassistant is not None else None
+        if ha_user is not None and ha_user not in self.users:
+            raise ValueError(f"homeassistant.user {ha_user!r} is not one of mqtt.users (give it a role there)")
         return self
 
     @property

@@ -24,6 +24,7 @@ import orjson
 from bevforge import messages
 from bevforge.bus import ALARM, COMMAND_STATUS, TELEMETRY, Event, SubscriberClosed
 from bevforge.mqtt import link, topics
+from bevforge.mqtt.discovery import Discovery
 from bevforge.mqtt.forward import HistoryForwarder
 from bevforge.mqtt.inbox import CommandInbox
 from bevforge.mqtt.outbox import Outbox, Outgoing
@@ -56,6 +57,9 @@ class MqttBridge:
         self.inbox = CommandInbox(self.root, config_of, commands, settings.commands_per_s, settings.commands_burst)
         self.outbox = Outbox(self.root, config_of, settings.command_queue, self.inbox.request_id)
         self.backoff = link.Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
+        ha = settings.homeassistant  # Home Assistant discovery (discovery.py): one more task per connection
+        self.discovery = Discovery(settings, ha, config_of, self.inbox.actor, bus) \
+            if ha is not None and ha.enabled else None
         self.connected = False
         self.connects = 0
         self.published = 0
@@ -151,6 +155,8 @@ class MqttBridge:
                         group.create_task(self._receive(client))
                         if self.forwarder is not None:
                             group.create_task(self.forwarder.run(client))
+                        if self.discovery is not None:
+                            group.create_task(self.discovery.serve(client))
             except* (aiomqtt.MqttError, link.LinkSettingsError, OSError) as group_exc:
                 self._lost(str(group_exc.exceptions[0]))
             except* Exception as group_exc:  # a bug here must cost MQTT only, never the plant
@@ -170,6 +176,10 @@ class MqttBridge:
         await client.subscribe(topics.alarm_subscription(self.root), qos=qos)  # leftovers (see _receive)
         if self.forwarder is not None:
             await client.subscribe(topics.ack_subscription(self.root), qos=qos)
+        if self.discovery is not None:
+            self.discovery.connection_started()
+            for topic in self.discovery.subscriptions():
+                await client.subscribe(topic, qos=qos)
         seq = self.bus.last_seq
         snapshot: list[Outgoing] = []
         for endpoint in self.config_of().endpoints:
@@ -215,6 +225,7 @@ class MqttBridge:
                         self.outbox.put_back(rest)
                     raise
                 self.published += 1
+                link.cancel_if_asked()  # Python 3.11: a stop must not be lost in the publish (link.py)
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
@@ -224,6 +235,9 @@ class MqttBridge:
                 if self.forwarder is not None and payload and not message.retain:
                     self.forwarder.take_ack(ack_user, payload)
                 continue  # never a command (an ack is not a set topic)
+            if self.discovery is not None and self.discovery.owns(message.topic.value):
+                self.discovery.received(message.topic.value, payload, bool(message.retain))
+                continue
             alarm_id = topics.alarm_id_of(self.root, message.topic.value)
             if alarm_id is not None or message.topic.value.startswith(f"{self.root}/{topics.ALARMS}/"):
                 if message.retain and payload and alarm_id not in self.alarms.current:
