@@ -18,6 +18,18 @@ from typing import Any, NoReturn
 CANCEL_RETRY_S = 0.1  # how long one cancellation may take before it is sent again
 
 
+def cancel_if_asked() -> None:
+    """Raise the cancellation a finished await may have swallowed (call it after each MQTT publish).
+
+    aiomqtt waits for a QoS 1/2 acknowledgement with `asyncio.wait_for`, which on Python 3.11 returns the
+    result and drops a `cancel()` that arrives as the acknowledgement does. A sending loop stopped then
+    would go back to waiting for work and never end, and the stop would wait for it for ever.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def stop_task(task: asyncio.Task[Any] | None) -> None:
     """Cancel `task` and wait until it has finished; None (never started) is a no-op.
 

@@ -32,6 +32,7 @@ from bevforge.devices import DeviceError, DeviceLink, Driver, SettingsRefused
 from bevforge.domain import Quality, Reading, Value
 from bevforge.mqtt import link as mqtt_link
 from bevforge.mqtt import topics
+from bevforge.tasks import cancel_if_asked
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +276,7 @@ class SiteDriver(Driver):
             with contextlib.suppress(aiomqtt.MqttError):
                 await client.publish(topics.ack(self.root, self.broker.username),
                                      orjson.dumps(messages.history_ack(store, mark, gap)), qos=max(1, self.broker.qos))
+            cancel_if_asked()  # Python 3.11: a stop must not be lost in the publish (bevforge/tasks.py)
 
     def _endpoint_id(self, name: Any) -> int | None:
         endpoint = self.by_name.get(name) if isinstance(name, str) else None

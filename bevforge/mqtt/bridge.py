@@ -28,6 +28,7 @@ from bevforge.mqtt.discovery import Discovery
 from bevforge.mqtt.forward import HistoryForwarder
 from bevforge.mqtt.inbox import CommandInbox
 from bevforge.mqtt.outbox import Outbox, Outgoing
+from bevforge.tasks import cancel_if_asked
 
 if TYPE_CHECKING:
     from bevforge.alarms import AlarmService
@@ -225,7 +226,7 @@ class MqttBridge:
                         self.outbox.put_back(rest)
                     raise
                 self.published += 1
-                link.cancel_if_asked()  # Python 3.11: a stop must not be lost in the publish (link.py)
+                cancel_if_asked()  # Python 3.11: a stop must not be lost in the publish (bevforge/tasks.py)
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:

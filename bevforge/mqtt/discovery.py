@@ -44,6 +44,7 @@ from bevforge import __version__, permissions
 from bevforge.bus import CONFIG
 from bevforge.domain import DataType, EndpointKind
 from bevforge.mqtt import topics
+from bevforge.tasks import cancel_if_asked
 
 if TYPE_CHECKING:
     import aiomqtt
@@ -221,14 +222,6 @@ def announcements(config: PlantConfig, settings: MqttSettings, ha: MqttHomeAssis
     return out
 
 
-def _cancel_if_asked() -> None:
-    """After a publish: raise a cancellation Python 3.11's `asyncio.wait_for` (inside aiomqtt) may have swallowed
-    (see `link.cancel_if_asked`; the layers keep this part from importing the link)."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
 class Discovery:
     """Keeps Home Assistant's picture of this site right on the broker (see the module docstring)."""
 
@@ -312,10 +305,10 @@ class Discovery:
             await client.publish(topic, b"", qos=qos, retain=True)
             del self._on_broker[topic]
             self.published += 1
-            _cancel_if_asked()
+            cancel_if_asked()
         for topic, payload in wanted.items():
             if force or self._on_broker.get(topic) != payload:
                 await client.publish(topic, payload, qos=qos, retain=True)
                 self._on_broker[topic] = payload
                 self.published += 1
-                _cancel_if_asked()
+                cancel_if_asked()

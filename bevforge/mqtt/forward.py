@@ -28,7 +28,7 @@ from bevforge import messages
 from bevforge.domain import Severity
 from bevforge.mqtt import topics
 from bevforge.store.forward_rows import forward_mark, history_after, newest_history_id, save_ack
-from bevforge.tasks import stop_task
+from bevforge.tasks import cancel_if_asked, stop_task
 
 if TYPE_CHECKING:
     import aiomqtt
@@ -101,6 +101,7 @@ class HistoryForwarder:
                 up_to = rows[-1][0]
                 payload = orjson.dumps(messages.history_batch(self.store, self.sent, up_to, rows))
                 await client.publish(topics.history(self.root), payload, qos=self.qos)
+                cancel_if_asked()  # Python 3.11: a stop must not be lost in the publish (bevforge/tasks.py)
                 self.in_flight.append(up_to)
                 self.sent = up_to
                 self.rows_sent += len(rows)
@@ -108,6 +109,7 @@ class HistoryForwarder:
             self._acked.clear()
             try:
                 await asyncio.wait_for(self._acked.wait(), wait_s if self.in_flight else IDLE_POLL_S)
+                cancel_if_asked()  # an ack and a stop at the same instant: the stop wins
                 wait_s = self.settings.ack_timeout_s
             except TimeoutError:
                 if self.in_flight:  # nobody acknowledged in time: the centre is away or lost a batch

@@ -6,7 +6,6 @@ and is never logged or shown: a problem with it is reported by the variable's or
 
 from __future__ import annotations
 
-import asyncio
 import os
 import ssl
 from pathlib import Path
@@ -71,18 +70,6 @@ def client(settings: MqttSettings, site_name: str) -> aiomqtt.Client:
         tls_insecure=settings.tls.insecure if settings.tls is not None else None,
         timeout=max(5.0, float(settings.keepalive_s)),
     )
-
-
-def cancel_if_asked() -> None:
-    """Raise the cancellation a finished publish may have swallowed.
-
-    aiomqtt waits for a QoS 1/2 acknowledgement with `asyncio.wait_for`, which on Python 3.11 returns the
-    result and drops a `cancel()` that arrives as the acknowledgement does. A sending task stopped then
-    would go back to waiting for work and never end, and the bridge's stop would wait for it for ever.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 class Backoff:

@@ -1,4 +1,4 @@
-"""A stop of the MQTT link is never lost in a publish (bevforge/mqtt/link.py `cancel_if_asked`).
+"""A stop of the MQTT link is never lost in a publish (bevforge/tasks.py `cancel_if_asked`).
 
 aiomqtt waits for a QoS 1 acknowledgement with `asyncio.wait_for`; on Python 3.11 a `cancel()` that
 arrives together with the acknowledgement is dropped and the publish returns normally. The sending
