@@ -49,6 +49,7 @@ def suites(quick: bool) -> dict[str, Callable[[], list[Row]]]:
         "programs": call("programs", "rows", drift_seconds=60.0 if quick else 120.0, runs=2 if quick else 3),
         "sites": call("sites", "rows", counts=(1, 3) if quick else (1, 3, 10), samples=100 if quick else 200),
         "scale": call("scale", "rows", warmup_s=10.0 if quick else 20.0, seconds=15.0 if quick else 30.0),
+        "forward": call("forward", "rows", backlogs=(50_000,) if quick else (100_000, 500_000), centre_db="postgresql"),
         "soak": call("soak", "rows", minutes=1.0 if quick else 2.0, sample_s=20.0 if quick else 30.0,
                      out=lambda line: print(line, file=sys.stderr)),
     }

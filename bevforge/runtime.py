@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bevforge import __version__
-from bevforge.alarms import AlarmService
+from bevforge.alarms import Alarm, AlarmService
 from bevforge.audit import AuditLog
 from bevforge.auth import AuthService
 from bevforge.bus import EventBus
@@ -165,7 +165,9 @@ class Runtime:
         # No user yet: the first-run setup code is handed here at start (main.py prints it on the console)
         self.on_first_run: Callable[[str], None] | None = None
         self.attachments: dict[str, Any] = {}  # things the composition root hangs on (the simulator)
+        self._background: set[asyncio.Task[Any]] = set()  # fire-and-forget tasks kept from the garbage collector
         self.reloader = ConfigReloader(self)
+        self.alarms.listeners.append(self._site_alarm_acknowledged)
 
     async def start(self) -> None:
         create_schema(self.db.engine)
@@ -205,6 +207,22 @@ class Runtime:
         if self.brewfather is not None:
             self.brewfather.start()
         self.started_at = time.monotonic()
+
+    def _site_alarm_acknowledged(self, alarm: Alarm, event: str) -> None:
+        """A site's alarm acknowledged on this (central) panel is acknowledged at the site too, as this panel's
+        MQTT user: the site's own pipeline checks and journals it (drivers/site.py, docs/mqtt.md)."""
+        if event != "acked" or alarm.kind != SITE_ALARM_KIND or alarm.acked_by is None:
+            return
+        device_id, _, site_alarm = alarm.rule_id.removeprefix("site:").rpartition(":")
+        driver = self.drivers.get(device_id)
+        acknowledge = getattr(driver, "acknowledge_at_site", None)
+        if acknowledge is None or not site_alarm.isdigit():
+            return
+        comment = f"acknowledged at the central panel by {alarm.acked_by}" + (
+            f": {alarm.ack_comment}" if alarm.ack_comment else "")
+        task = asyncio.get_running_loop().create_task(acknowledge(int(site_alarm), comment))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def link_for(self, device_id: str) -> DeviceLinkToPlant:
         """The DeviceLink a new driver of this device reports through (at start-up and on a reload)."""

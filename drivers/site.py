@@ -238,6 +238,20 @@ class SiteDriver(Driver):
         self.mirrored.add(alarm_id)
         self.link.site_alarm(alarm_id, frame)
 
+    async def acknowledge_at_site(self, alarm_id: int, comment: str | None) -> bool:
+        """Acknowledge the site's alarm `alarm_id` there, as this panel's MQTT user (the site checks its role and
+        journals it as `mqtt:<user>`). False when the site cannot be reached now (it stays unacknowledged there)."""
+        client = self.client
+        if client is None or not self.online or self.broker.username is None:
+            return False
+        body = {"comment": comment} if comment else {}
+        try:
+            await client.publish(topics.alarm_ack(self.root, self.broker.username, alarm_id), orjson.dumps(body),
+                                 qos=max(1, self.broker.qos))
+        except aiomqtt.MqttError:
+            return False
+        return True
+
     def _reconcile_alarms(self) -> None:
         """After a (re)connect: an alarm shown here that the site no longer has (it ended while this panel was
         away from the broker, so no empty message came) is cleared."""

@@ -55,7 +55,8 @@ class MqttBridge:
         self.alarms = alarms
         self.bus = bus
         self.root = settings.root
-        self.inbox = CommandInbox(self.root, config_of, commands, settings.commands_per_s, settings.commands_burst)
+        self.inbox = CommandInbox(self.root, config_of, commands, settings.commands_per_s, settings.commands_burst,
+                                  alarms)
         self.outbox = Outbox(self.root, config_of, settings.command_queue, self.inbox.request_id)
         self.backoff = link.Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
         ha = settings.homeassistant  # Home Assistant discovery (discovery.py): one more task per connection
@@ -174,6 +175,7 @@ class MqttBridge:
         await client.publish(topics.status(self.root), orjson.dumps(messages.site_status(True, self._site())),
                              qos=qos, retain=True)
         await client.subscribe(topics.command_subscription(self.root), qos=qos)
+        await client.subscribe(topics.alarm_ack_subscription(self.root), qos=qos)  # a centre's acknowledgements
         await client.subscribe(topics.alarm_subscription(self.root), qos=qos)  # leftovers (see _receive)
         if self.forwarder is not None:
             await client.subscribe(topics.ack_subscription(self.root), qos=qos)

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from bevforge import messages
+from bevforge import messages, permissions
+from bevforge.alarms import AlarmNotFound
 from bevforge.commands.service import MAX_COMMAND_ID
 from bevforge.domain import Actor
 from bevforge.errors import (
@@ -42,6 +43,7 @@ from bevforge.mqtt import topics
 from bevforge.mqtt.outbox import Outgoing
 
 if TYPE_CHECKING:
+    from bevforge.alarms import AlarmService
     from bevforge.commands import CommandService
     from bevforge.config import Endpoint, PlantConfig
 
@@ -56,6 +58,24 @@ REQUEST_IDS_KEPT = 10_000
 def actor_name(username: str) -> str:
     """How records and audit rows name an MQTT user: `mqtt:<username>`."""
     return f"{ORIGIN}:{username}"
+
+
+def parse_ack_comment(payload: bytes) -> str | None:
+    """An alarm acknowledgement's body: empty, or `{"comment": "…"}` (at most 500 characters)."""
+    if len(payload) > MAX_PAYLOAD:
+        raise TooLarge(f"a message is at most {MAX_PAYLOAD} bytes", code=TOO_LARGE, field="payload")
+    if not payload.strip():
+        return None
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise Malformed("an acknowledgement is empty or a JSON object", code=INVALID_JSON, field="payload") from None
+    if not isinstance(body, dict) or sorted(set(body) - {"comment"}):
+        raise Invalid("an acknowledgement takes only a comment", code=INVALID_REQUEST, field="payload")
+    comment = body.get("comment")
+    if comment is not None and (not isinstance(comment, str) or len(comment) > 500):
+        raise Invalid("comment: text of at most 500 characters", code=INVALID_REQUEST, field="comment")
+    return comment
 
 
 def parse_payload(payload: bytes) -> tuple[Any, str | None]:
@@ -92,8 +112,9 @@ class CommandInbox:
     """Turns `<root>/cmd/<user>/<node>/<endpoint>/set` messages into commands, or into error answers."""
 
     def __init__(self, root: str, config_of: Callable[[], PlantConfig], commands: CommandService,
-                 rate_per_s: float, burst: int) -> None:
+                 rate_per_s: float, burst: int, alarms: AlarmService) -> None:
         self.root = root
+        self.alarms = alarms
         self.rate = RateLimiter(rate_per_s, burst, what=("MQTT command", "commands"))  # per MQTT user
         self.config_of = config_of
         self.commands = commands
@@ -113,6 +134,28 @@ class CommandInbox:
                             field="user")
         return Actor(user=actor_name(username), station=STATION, role=user.role,
                      nodes=None if user.nodes is None else frozenset(user.nodes))
+
+    def acknowledge(self, topic: str, username: str, alarm_id: int, payload: bytes) -> Outgoing | None:
+        """`<root>/cmd/<user>/alarms/<id>/ack`: the alarm acknowledged as `mqtt:<user>` with the role and nodes
+        of mqtt.users (an operator at least), journaled and audited as the REST acknowledgement is; one already
+        closed changes nothing. Returns the error answer to publish, or None."""
+        try:
+            actor = permissions.require_role(self.actor(username), "operator")
+            comment = parse_ack_comment(payload)
+            self.rate.take(username, 1)
+            try:
+                self.alarms.ack(alarm_id, actor, comment)
+            except AlarmNotFound:
+                pass  # closed already (or on a node the user does not see): nothing to acknowledge
+        except BevForgeError as exc:
+            self.refused += 1
+            log.info("MQTT alarm acknowledgement on %s refused: %s", topic, exc.message)
+            frame = messages.error_of(exc)
+            frame["topic"] = topic
+            return Outgoing(topics.user_error(self.root, username), orjson.dumps(frame), False)
+        self.accepted += 1
+        log.info("MQTT alarm %d acknowledged by %s", alarm_id, actor.user)
+        return None
 
     def endpoint(self, node: str, name: str) -> Endpoint:
         for endpoint in self.config_of().endpoints:
@@ -135,6 +178,9 @@ class CommandInbox:
     async def handle(self, topic: str, payload: bytes) -> Outgoing | None:
         """Take one message; return the error answer to publish, or None when the command was submitted
         (its statuses follow on the bus). Never raises for anything the sender did."""
+        acknowledgement = topics.parse_alarm_ack(self.root, topic)
+        if acknowledgement is not None:
+            return self.acknowledge(topic, *acknowledgement, payload)
         parsed = topics.parse_set(self.root, topic)
         user = parsed.user if parsed is not None else topics.user_of(self.root, topic)
         request_id: str | None = None

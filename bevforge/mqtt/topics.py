@@ -8,6 +8,7 @@
     <root>/cmd/<mqtt user>/error                    why that user's last message was refused
     <root>/history                                  store-and-forward: the site's history rows (not retained)
     <root>/cmd/<mqtt user>/ack                      a centre (as that user) acknowledges the rows it committed
+    <root>/cmd/<mqtt user>/alarms/<id>/ack          that user (a centre's operator through it) acknowledges an alarm
 
 `<root>` is `<topic_prefix>/<site>` (config `mqtt:`). Pure functions: no I/O, no decisions.
 """
@@ -130,3 +131,26 @@ def parse_ack(root: str, topic: str) -> str | None:
         return None
     user = topic[len(prefix):-len(ACK) - 1]
     return user if user and "/" not in user else None
+
+
+ALARMS_IN = "alarms"
+
+
+def alarm_ack(root: str, user: str, alarm_id: int) -> str:
+    """Where MQTT user `user` (a central panel) acknowledges alarm `alarm_id` of this site."""
+    return f"{root}/{COMMANDS_IN}/{level(user)}/{ALARMS_IN}/{alarm_id}/{ACK}"
+
+
+def alarm_ack_subscription(root: str) -> str:
+    return f"{root}/{COMMANDS_IN}/+/{ALARMS_IN}/+/{ACK}"
+
+
+def parse_alarm_ack(root: str, topic: str) -> tuple[str, int] | None:
+    """`<root>/cmd/<user>/alarms/<alarmId>/ack` → (user, alarmId); None for any other topic."""
+    prefix = f"{root}/{COMMANDS_IN}/"
+    if not topic.startswith(prefix):
+        return None
+    parts = topic[len(prefix):].split("/")
+    if len(parts) != 4 or parts[1] != ALARMS_IN or parts[3] != ACK or not parts[0] or not parts[2].isdigit():
+        return None
+    return parts[0], int(parts[2])

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bevforge.domain import Severity
 from bevforge.runtime import Runtime
 from tests.support.mosquitto import ROOT, Cable, Mosquitto, Watcher
 from tests.support.server import brewhouse_config, build_runtime, wait_for, wait_for_command
@@ -236,6 +237,24 @@ async def test_a_user_without_the_role_or_not_listed_is_refused_and_nothing_is_s
     assert await plant.commands.find("v-1") is None and await plant.commands.find("m-2") is None
     assert await plant.commands.find("m-1") is None  # published before m-2 on the same session: dropped
     assert sim.model.vessels["hlt"].setpoint_c == before
+
+
+async def test_an_alarm_is_acknowledged_over_mqtt_by_an_operator_only_and_journaled_as_that_user(
+        plant: Runtime, broker: Mosquitto) -> None:
+    alarm = plant.alarms.raise_alarm("test:mqtt-ack", "process", Severity.HIGH, "HLT too hot", node="HLT")
+    ack_topic = f"{ROOT}/cmd/victor/alarms/{alarm.id}/ack"
+    async with Watcher(broker, "victor", f"{ROOT}/cmd/victor/error") as victor:
+        await victor.publish(ack_topic, {"comment": "looks fine"})
+        refused = await errors_of(victor, "victor")
+    assert refused["code"] == "forbidden" and refused["topic"] == ack_topic
+    assert plant.alarms.current[alarm.id].acked_by is None
+    async with Watcher(broker, "alice", f"{ROOT}/cmd/alice/error") as alice:
+        await alice.publish(f"{ROOT}/cmd/alice/alarms/{alarm.id}/ack", {"colour": "red"})
+        assert (await errors_of(alice, "alice"))["field"] == "payload"
+        await alice.publish(f"{ROOT}/cmd/alice/alarms/{alarm.id}/ack", {"comment": "on my way"})
+        await wait_for(lambda: plant.alarms.current[alarm.id].acked_by is not None, timeout=10)
+    acked = plant.alarms.current[alarm.id]
+    assert (acked.acked_by, acked.ack_comment) == ("mqtt:alice", "on my way")
 
 
 async def test_bad_messages_are_answered_on_the_users_error_topic(plant: Runtime, broker: Mosquitto) -> None:

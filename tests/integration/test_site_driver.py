@@ -153,6 +153,11 @@ async def test_the_site_s_alarms_stand_at_the_centre_on_its_node_and_end_with_th
     shown = shown_alarm(central, raised.id)
     assert (shown.severity, shown.node, shown.kind) == (Severity.HIGH, "HLT", "site")
     assert shown.message.endswith("test: HLT too hot")
+    central.alarms.ack(shown.id, OPERATOR, "seen from the office")  # acknowledged at the site too, as mqtt:central
+    await wait_for(lambda: site.alarms.current[raised.id].acked_by is not None, timeout=10)
+    at_site = site.alarms.current[raised.id]
+    assert at_site.acked_by == "mqtt:central"
+    assert at_site.ack_comment == "acknowledged at the central panel by olga: seen from the office"
     site.alarms.clear("test:hlt-hot")  # back to normal at the site (unacknowledged there): normal here too
     await wait_for(lambda: not central.alarms.is_active(site_alarm_key("brewhouse_test", raised.id)), timeout=10)
 
