@@ -68,6 +68,10 @@ class DeviceLink(Protocol):
         it is over at the site. Shown on this panel as the alarm `site:<device id>:<alarm id>`."""
         ...
 
+    def site_alarms_standing(self, alarm_ids: frozenset[int]) -> None:
+        """Every alarm standing at the site now (after a reconnect): any other shown here is cleared."""
+        ...
+
     async def forwarded_history(self, site: str, store: str, after: int, up_to: int,
                                 rows: Sequence[ForwardedRow]) -> tuple[int, bool]:
         """A remote site's forwarded history (driver `site`), stored once: (the watermark now, gap)."""

@@ -18,7 +18,14 @@ from bevforge.clock import Clock, SystemClock
 from bevforge.commands import CommandService
 from bevforge.config import ExtraCheck, PlantConfig
 from bevforge.controllers import ControllerService
-from bevforge.devices import SITE_ALARM_KIND, Driver, DriverFactory, ForwardedRow, site_alarm_key
+from bevforge.devices import (
+    SITE_ALARM_KIND,
+    Driver,
+    DriverFactory,
+    ForwardedRow,
+    site_alarm_key,
+    site_alarm_prefix,
+)
 from bevforge.domain import Reading, Severity
 from bevforge.ingest import ReadingIntake
 from bevforge.plant import Plant
@@ -88,6 +95,17 @@ class DeviceLinkToPlant:
             node = None  # a node this panel does not show the site's endpoints on: the alarm is the panel's
         self.plant.alarms.raise_alarm(key, SITE_ALARM_KIND, severity, str(frame.get("message") or "alarm at the site"),
                                       node=node, momentary=severity is Severity.ALERT)
+
+    def site_alarms_standing(self, alarm_ids: frozenset[int]) -> None:
+        """After the site driver's (re)connect: a site alarm shown here (raised in this run, or restored from the
+        store at start) that is not among those standing at the site is over there: cleared."""
+        if self.cut:
+            return
+        prefix = site_alarm_prefix(self.device_id)
+        for key, point in list(self.plant.alarms.points.items()):
+            if key.startswith(prefix) and point.state.active and key.removeprefix(prefix).isdigit() \
+                    and int(key.removeprefix(prefix)) not in alarm_ids:
+                self.plant.alarms.clear(key)
 
     async def forwarded_history(self, site: str, store: str, after: int, up_to: int,
                                 rows: Sequence[ForwardedRow]) -> tuple[int, bool]:

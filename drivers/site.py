@@ -101,8 +101,7 @@ class SiteDriver(Driver):
         self.history_gaps = 0
         self.history_refused = 0
         self.watermark: int | None = None
-        # the site's alarms shown here (their retained topics): ids, and which came since the last connect
-        self.mirrored: set[int] = set()
+        # the site's alarms that came (their retained topics) since the last connect
         self._alarms_seen: set[int] = set()
         self._alarms_reconciled = True
         # the site's node → this panel's node, from the endpoints' addresses (`address.node`)
@@ -229,13 +228,11 @@ class SiteDriver(Driver):
         """An alarm as it stands at the site (its retained topic), shown on this panel under the centre's node."""
         self._alarms_seen.add(alarm_id)
         if frame is None:  # over at the site: its retained topic was emptied
-            self.mirrored.discard(alarm_id)
             self.link.site_alarm(alarm_id, None)
             return
         frame = dict(frame)
         frame["node"] = self.node_map.get(str(frame.get("node")))
         frame["message"] = f"{self.site}: {frame.get('message') or 'alarm'}"
-        self.mirrored.add(alarm_id)
         self.link.site_alarm(alarm_id, frame)
 
     async def acknowledge_at_site(self, alarm_id: int, comment: str | None) -> bool:
@@ -254,11 +251,9 @@ class SiteDriver(Driver):
 
     def _reconcile_alarms(self) -> None:
         """After a (re)connect: an alarm shown here that the site no longer has (it ended while this panel was
-        away from the broker, so no empty message came) is cleared."""
+        away from the broker or stopped, so no empty message came to it) is cleared."""
         self._alarms_reconciled = True
-        for alarm_id in sorted(self.mirrored - self._alarms_seen):
-            self.mirrored.discard(alarm_id)
-            self.link.site_alarm(alarm_id, None)
+        self.link.site_alarms_standing(frozenset(self._alarms_seen))
 
     # -- forwarded history ------------------------------------------------------------------------
 

@@ -19,10 +19,10 @@ import yaml
 from bevforge.commands.record import Command
 from bevforge.config import parse_config
 from bevforge.devices import site_alarm_key
-from bevforge.domain import Actor, CommandStatus, Quality, Severity
+from bevforge.domain import Actor, CommandStatus, Quality, Severity, utcnow
 from bevforge.runtime import Runtime
 from drivers import driver_factories
-from tests.support.mosquitto import ACL, Mosquitto
+from tests.support.mosquitto import ACL, Mosquitto, Watcher
 from tests.support.server import brewhouse_config, build_runtime, wait_for
 
 USERS = {"bevforge": "plant-secret-1", "central": "central-secret-1"}
@@ -147,7 +147,7 @@ def shown_alarm(central: Runtime, site_alarm_id: int) -> Any:
 
 
 async def test_the_site_s_alarms_stand_at_the_centre_on_its_node_and_end_with_them(
-        tmp_path: Path, site: Runtime, central: Runtime) -> None:
+        tmp_path: Path, site: Runtime, central: Runtime, broker: Mosquitto) -> None:
     raised = site.alarms.raise_alarm("test:hlt-hot", "process", Severity.HIGH, "HLT too hot", node="HLT")
     await wait_for(lambda: central.alarms.is_active(site_alarm_key("brewhouse_test", raised.id)), timeout=10)
     shown = shown_alarm(central, raised.id)
@@ -165,15 +165,19 @@ async def test_the_site_s_alarms_stand_at_the_centre_on_its_node_and_end_with_th
     second = site.alarms.raise_alarm("test:bk-dry", "process", Severity.MEDIUM, "BK dry")
     await wait_for(lambda: central.alarms.is_active(site_alarm_key("brewhouse_test", second.id)), timeout=10)
     await central.stop()
-    site.alarms.clear("test:bk-dry")
-    site.alarms.ack(second.id, OPERATOR)  # over at the site: its retained topic is emptied
-    await wait_for(lambda: second.id not in site.alarms.current, timeout=10)
+    async with Watcher(broker, "central", f"bevforge/test/alarms/{second.id}") as on_broker:
+        site.alarms.clear("test:bk-dry")
+        site.alarms.ack(second.id, OPERATOR)  # over at the site: its retained topic is emptied
+        await on_broker.wait_for(lambda topic, body, message: body is None, timeout=10)
     config = central.config
     again = Runtime(config, str(central.db.url), driver_factories(config)[0])
+    restarted = utcnow()
     await again.start()
     try:
-        assert again.alarms.is_active(site_alarm_key("brewhouse_test", second.id))  # as the centre left it
         await wait_for(lambda: not again.alarms.is_active(site_alarm_key("brewhouse_test", second.id)), timeout=15)
+        # it came back standing, as the centre left it, and was cleared once the site's retained alarms were read
+        occurrence = shown_alarm(again, second.id)
+        assert occurrence is not None and occurrence.cleared_at is not None and occurrence.cleared_at >= restarted
     finally:
         await again.stop()
 
