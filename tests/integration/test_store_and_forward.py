@@ -35,8 +35,12 @@ from tests.support.mosquitto import ACL, Mosquitto, Watcher
 from tests.support.server import brewhouse_config, build_runtime, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-USERS = {"bevforge": "plant-secret-1", "central": "central-secret-1"}
-CENTRAL_ACL = ACL + "\nuser central\ntopic readwrite bevforge/central/#\n"
+USERS = {"bevforge": "plant-secret-1", "central": "central-secret-1", "cellar": "cellar-secret-1"}
+# the second site, cellar, owns its tree as the first owns bevforge/test (tests/support/mosquitto.py ACL)
+CENTRAL_ACL = ACL + ("\nuser central\ntopic readwrite bevforge/central/#\n"
+                     "\nuser cellar\ntopic readwrite bevforge/cellar/#\n"
+                     "\npattern read bevforge/cellar/#\npattern write bevforge/cellar/cmd/%u/#\n")
+SECOND = 1000  # the second site's endpoints at the centre: its endpoint id there + this
 SHOWN = {"hlt_temperature": 10, "hlt_setpoint": 12, "mlt_temperature": 20, "bk_heater": 31}  # site name → centre id
 FORWARD = {"batch_rows": 40, "window_batches": 3, "ack_timeout_s": 1.0, "alarm_after_s": 2.0}
 OUTAGE_S = 30.0  # the broker is down while the site stores this much of its own history
@@ -122,24 +126,64 @@ async def site(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[Runtime]:
         await runtime.stop()
 
 
-def centre_document(broker: Mosquitto, client_id: str = "central") -> dict[str, Any]:
-    """A central panel showing four of the site's endpoints, with the site's history forwarded."""
-    def endpoint(name: str, kind: str, **more: Any) -> dict[str, Any]:
-        return {"id": SHOWN[name], "name": name, "node": name.split("_")[0].upper(), "device": "site_test",
-                "kind": kind, "stale_after_s": 30, **more}
+def centre_document(broker: Mosquitto, client_id: str = "central",
+                    sites: tuple[str, ...] = ("test",)) -> dict[str, Any]:
+    """A central panel showing four endpoints of each site (the n-th site's ids + n × SECOND, named
+    `<site>_<name>` after the first), with each site's history forwarded."""
+    def endpoint(n: int, site: str, name: str, kind: str, **more: Any) -> dict[str, Any]:
+        return {"id": SHOWN[name] + n * SECOND, "name": name if n == 0 else f"{site}_{name}",
+                "node": name.split("_")[0].upper(), "device": f"site_{site}", "kind": kind, "stale_after_s": 30,
+                "address": {"endpoint": name}, **more}
 
+    endpoints = []
+    for n, site in enumerate(sites):
+        endpoints += [endpoint(n, site, "hlt_temperature", "temperature", unit="°C"),
+                      endpoint(n, site, "hlt_setpoint", "setpoint", unit="°C", writable=True,
+                               range={"min": 0, "max": 99}),
+                      endpoint(n, site, "mlt_temperature", "temperature", unit="°C"),
+                      endpoint(n, site, "bk_heater", "heater", data_type="bool", writable=True, safe_value=False)]
     return {
         "site": {"name": "Central panel"},
         "nodes": [{"id": "HLT", "name": "HLT"}, {"id": "MLT", "name": "MLT"}, {"id": "BK", "name": "BK"}],
-        "devices": [{"id": "site_test", "driver": "site", "history": "forwarded", "settings": {"site": "test"}}],
-        "endpoints": [endpoint("hlt_temperature", "temperature", unit="°C"),
-                      endpoint("hlt_setpoint", "setpoint", unit="°C", writable=True, range={"min": 0, "max": 99}),
-                      endpoint("mlt_temperature", "temperature", unit="°C"),
-                      endpoint("bk_heater", "heater", data_type="bool", writable=True, safe_value=False)],
+        "devices": [{"id": f"site_{site}", "driver": "site", "history": "forwarded", "settings": {"site": site}}
+                    for site in sites],
+        "endpoints": endpoints,
         "simulator": {"enabled": False},
         "mqtt": broker.settings(site="central", username="central", password_env="BEVFORGE_TEST_CENTRAL_PASSWORD",
                                 client_id=client_id),
     }
+
+
+@pytest.fixture
+async def cellar(tmp_path: Path, broker: Mosquitto, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runtime]:
+    """A second edge site, `cellar`: the fixture brewhouse again, its own simulator, database and broker user."""
+    monkeypatch.setenv("BEVFORGE_TEST_CELLAR_PASSWORD", USERS["cellar"])
+
+    def adjust(doc: dict[str, Any]) -> None:
+        doc["mqtt"] = broker.settings(site="cellar", username="cellar", password_env="BEVFORGE_TEST_CELLAR_PASSWORD",
+                                      users={"central": {"role": "operator"}}, forward=FORWARD)
+
+    runtime = build_runtime(brewhouse_config(adjust), tmp_path / "cellar.db")
+    await runtime.start()
+    try:
+        await wait_for(lambda: all(runtime.plant.device_online.values()), timeout=15)
+        yield runtime
+    finally:
+        await runtime.stop()
+
+
+@pytest.fixture
+async def centre_of_two(tmp_path: Path, broker: Mosquitto, site: Runtime, cellar: Runtime, postgres_url: str,
+                        monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runtime]:
+    monkeypatch.setenv("BEVFORGE_TEST_CENTRAL_PASSWORD", USERS["central"])
+    document = centre_document(broker, sites=("test", "cellar"))
+    config = parse_config(yaml.safe_dump(document, allow_unicode=True), "central.yaml")
+    runtime = Runtime(config, postgres_url, driver_factories(config)[0])
+    await runtime.start()
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()
 
 
 @pytest.fixture
@@ -156,13 +200,15 @@ async def centre(tmp_path: Path, broker: Mosquitto, site: Runtime, postgres_url:
         await runtime.stop()
 
 
-def site_rows(site: Runtime, up_to: int | None = None) -> Counter[tuple[int, Any, str, float]]:
-    """The site's history of the endpoints the centre shows (rows up to id `up_to`), under the centre's ids."""
+def site_rows(site: Runtime, up_to: int | None = None, offset: int = 0) -> Counter[tuple[int, Any, str, float]]:
+    """The site's history of the endpoints the centre shows (rows up to id `up_to`), under the centre's ids
+    (the site's id + `offset`)."""
     with site.db.engine.connect() as conn:
         rows = conn.execute(text(
             "SELECT e.name, t.value, t.quality, t.server_ts FROM telemetry_readings t JOIN endpoints e "
             "ON e.id = t.endpoint_id WHERE t.id <= :up_to"), {"up_to": up_to if up_to is not None else 2**62})
-        return Counter((SHOWN[name], value, quality, ts) for name, value, quality, ts in rows if name in SHOWN)
+        return Counter((SHOWN[name] + offset, value, quality, ts) for name, value, quality, ts in rows
+                       if name in SHOWN)
 
 
 def centre_rows(url: str) -> Counter[tuple[int, Any, str, float]]:
@@ -175,18 +221,21 @@ def centre_rows(url: str) -> Counter[tuple[int, Any, str, float]]:
         engine.dispose()
 
 
-async def assert_complete_once(site: Runtime, url: str, up_to: int) -> Counter[tuple[int, Any, str, float]]:
-    """The centre holds every forwarded row of the site up to `up_to`, each once, and nothing the site lacks."""
-    stored = centre_rows(url)
+async def assert_complete_once(site: Runtime, url: str, up_to: int,
+                               offset: int = 0) -> Counter[tuple[int, Any, str, float]]:
+    """The centre holds every forwarded row of the site up to `up_to`, each once, and nothing the site lacks
+    (the site's endpoints at the centre: its ids + `offset`)."""
+    ids = {eid + offset for eid in SHOWN.values()}
+    stored = Counter({row: n for row, n in centre_rows(url).items() if row[0] in ids})
     await site.history_writer.flush()
-    everything = site_rows(site)
-    assert not site_rows(site, up_to) - stored, "rows missing at the centre"
+    everything = site_rows(site, offset=offset)
+    assert not site_rows(site, up_to, offset) - stored, "rows missing at the centre"
     assert not stored - everything, "rows at the centre the site does not have (or has fewer times)"
     assert max(everything.values()) == 1 and max(stored.values()) == 1
     return stored
 
 
-async def caught_up(site: Runtime, centre_url: str, timeout: float = 60) -> int:
+async def caught_up(site: Runtime, centre_url: str, timeout: float = 60, name: str = "test") -> int:
     """Wait until the centre's watermark has reached the site's newest stored row; that row's id."""
     await site.history_writer.flush()
     newest = newest_history_id(site.db.engine)
@@ -194,42 +243,46 @@ async def caught_up(site: Runtime, centre_url: str, timeout: float = 60) -> int:
     store = site.mqtt.forwarder.store
     engine = create_engine(centre_url)
     try:
-        await wait_for(lambda: watermark(engine, "test", store) >= newest, timeout=timeout, interval=0.2)
+        await wait_for(lambda: watermark(engine, name, store) >= newest, timeout=timeout, interval=0.2)
     finally:
         engine.dispose()
     return newest
 
 
-async def test_the_broker_stopped_for_30_s_the_site_goes_on_and_the_centre_gets_every_sample_once(
-        site: Runtime, centre: Runtime, broker: Mosquitto, postgres_url: str) -> None:
-    assert site.mqtt is not None and site.mqtt.forwarder is not None
-    await caught_up(site, postgres_url)
-    await wait_for(lambda: centre.plant.states[10].quality is Quality.GOOD, timeout=10)
-    ingested = site.plant.readings_ingested
+async def test_the_broker_stopped_for_30_s_two_sites_go_on_and_the_centre_gets_every_sample_once(
+        site: Runtime, cellar: Runtime, centre_of_two: Runtime, broker: Mosquitto, postgres_url: str) -> None:
+    centre, sites = centre_of_two, ((site, "test", 0), (cellar, "cellar", SECOND))
+    for edge, name, _ in sites:
+        await caught_up(edge, postgres_url, name=name)
+    await wait_for(lambda: all(centre.plant.states[10 + n].quality is Quality.GOOD for n in (0, SECOND)), timeout=10)
+    ingested = [edge.plant.readings_ingested for edge, _, _ in sites]
 
     await broker.stop_async()
     stopped_at = site.plant.states[10].server_time
     assert stopped_at is not None
-    # the centre shows the site stale, never live; the site keeps polling, storing and alarming
-    await wait_for(lambda: centre.plant.device_online["site_test"] is False, timeout=15)
-    assert centre.plant.states[10].quality is not Quality.GOOD
-    await wait_for(lambda: site.alarms.is_active(ALARM_KEY), timeout=15)  # the site's forwarding alarm
+    # the centre shows both sites stale, never live; the sites keep polling, storing and alarming
+    await wait_for(lambda: not any(centre.plant.device_online.values()), timeout=15)
+    assert all(centre.plant.states[10 + n].quality is not Quality.GOOD for n in (0, SECOND))
+    for edge, _, _ in sites:
+        await wait_for(lambda edge=edge: edge.alarms.is_active(ALARM_KEY), timeout=15)  # its forwarding alarm
 
     def outage_stored() -> bool:
-        newest = site.plant.states[10].server_time
-        return newest is not None and (newest - stopped_at).total_seconds() >= OUTAGE_S
+        newest = [edge.plant.states[10].server_time for edge, _, _ in sites]
+        return all(t is not None and (t - stopped_at).total_seconds() >= OUTAGE_S for t in newest)
 
     await wait_for(outage_stored, timeout=OUTAGE_S + 30, interval=0.5)
-    assert site.plant.readings_ingested > ingested + OUTAGE_S  # every endpoint polled about once a second
-    assert all(site.plant.device_online.values())
+    for (edge, _, _), before in zip(sites, ingested, strict=True):
+        assert edge.plant.readings_ingested > before + OUTAGE_S  # every endpoint polled about once a second
+        assert all(edge.plant.device_online.values())
 
     await broker.start_async()
-    newest = await caught_up(site, postgres_url, timeout=90)
-    await wait_for(lambda: not site.alarms.is_active(ALARM_KEY), timeout=15)
-    await wait_for(lambda: centre.plant.device_online["site_test"] is True, timeout=15)
-    stored = await assert_complete_once(site, postgres_url, newest)
-    during = [ts for _, _, _, ts in stored if stopped_at.timestamp() < ts < stopped_at.timestamp() + OUTAGE_S]
-    assert len(during) >= len(SHOWN) * (OUTAGE_S - 2)  # the outage's samples are there, about one a second each
+    for edge, name, offset in sites:
+        newest = await caught_up(edge, postgres_url, timeout=90, name=name)
+        await wait_for(lambda edge=edge: not edge.alarms.is_active(ALARM_KEY), timeout=15)
+        stored = await assert_complete_once(edge, postgres_url, newest, offset)
+        during = [ts for _, _, _, ts in stored if stopped_at.timestamp() < ts < stopped_at.timestamp() + OUTAGE_S]
+        assert len(during) >= len(SHOWN) * (OUTAGE_S - 2)  # the outage's samples, about one a second each
+    await wait_for(lambda: all(centre.plant.device_online.values()), timeout=15)
 
 
 async def test_the_centre_does_not_store_the_live_values_of_a_forwarded_site_twice(
