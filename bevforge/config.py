@@ -885,6 +885,9 @@ class BrewfatherSettings(Strict):
     def _one_url(self) -> BrewfatherSettings:
         if (self.url_env is None) == (self.url_file is None):
             raise ValueError("give the stream URL as url_env or url_file, one of them")
+        return self
+
+
 NotifyPriority = Literal["alert", "low", "medium", "high", "critical"]
 CLOCK_TIME = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 # `${NAME}` in an Apprise URL: from the environment or notifications.secrets_file

@@ -19,7 +19,6 @@ read at each post, never from config.yaml and never logged or echoed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ from bevforge.domain import DataType, EndpointKind, Quality, Reading, Value, utc
 from bevforge.errors import NOT_FOUND, UNAUTHORIZED, NotFound, Unauthorized
 from bevforge.integrations import hydrometers
 from bevforge.integrations.hydrometers import GRAVITY_UNITS, READINGS, TILT_COLOURS, HydrometerSample
+from bevforge.tasks import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +103,8 @@ class HydrometerDriver(PostedDriver):
         self._task = asyncio.create_task(self._watch(), name=f"hydrometer-{self.device.id}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def write(self, endpoint: Endpoint, value: Value) -> None:
         raise DeviceError(f"{self.device.id} is a hydrometer: it only reports", code="not_writable")

@@ -16,7 +16,6 @@ from `url_env` or `url_file` at each post and never logged, echoed in health, or
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from bevforge.clock import Clock
 from bevforge.config import BrewfatherSettings, BrewfatherStream, PlantConfig
 from bevforge.domain import EndpointState, Quality
 from bevforge.messages import iso
+from bevforge.tasks import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +87,8 @@ class BrewfatherPush:
         self._task = asyncio.create_task(self._run(), name="brewfather-push")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     def status(self) -> dict[str, Any]:
         """For /api/os/health: counts and the last error, never the URL."""

@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, expect
 
 from drivers.sim.ports import use_simulator_ports
 from tests.e2e.conftest import VIEWPORT, ServerProcess, snapshot
-from tests.support.notify import SmtpSink
+from tests.support.notify import SmtpSink, running_smtp
 from tests.support.server import config_document, free_port
 
 TIMEOUT = 15_000  # ms; a ceiling for a loaded machine, not a speed requirement
@@ -26,12 +26,7 @@ def tid(name: str) -> str:
 
 @pytest.fixture
 def smtp() -> Iterator[SmtpSink]:
-    sink = SmtpSink("bevforge", SECRET)
-    sink.start()
-    try:
-        yield sink
-    finally:
-        sink.stop()
+    yield from running_smtp("bevforge", SECRET)
 
 
 @pytest.fixture

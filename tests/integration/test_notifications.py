@@ -21,7 +21,7 @@ from bevforge.domain import Actor, Severity
 from bevforge.notify import DeliveryState, NotificationService
 from bevforge.runtime import Runtime
 from drivers import driver_factories
-from tests.support.notify import SmtpSink, WebhookSink
+from tests.support.notify import SmtpSink, WebhookSink, running_smtp
 from tests.support.postgres import test_db_url
 from tests.support.server import LiveServer, brewhouse_config, free_port, wait_for
 
@@ -67,12 +67,7 @@ def notifications(smtp: SmtpSink, hook: WebhookSink, secrets_file: Path, **more:
 
 @pytest.fixture
 def smtp() -> Iterator[SmtpSink]:
-    sink = SmtpSink(SMTP_USER, SMTP_SECRET)
-    sink.start()
-    try:
-        yield sink
-    finally:
-        sink.stop()
+    yield from running_smtp(SMTP_USER, SMTP_SECRET)
 
 
 @pytest.fixture

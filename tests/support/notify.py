@@ -7,6 +7,7 @@ import asyncio
 import email
 import email.policy
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,3 +101,13 @@ class WebhookSink:
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
             await asyncio.wait_for(self._task, 10)
+
+
+def running_smtp(user: str, password: str) -> Iterator[SmtpSink]:
+    """A started SmtpSink for a fixture to yield from (stopped after the test)."""
+    sink = SmtpSink(user, password)
+    sink.start()
+    try:
+        yield sink
+    finally:
+        sink.stop()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from nicegui.testing import User
 
-from tests.support.notify import SmtpSink
+from tests.support.notify import SmtpSink, running_smtp
 from tests.ui.conftest import write_config
 from tests.ui.support import rows, runtime, sign_in, until
 
@@ -18,12 +18,7 @@ SECRET = "kettle-pw-2718"
 
 @pytest.fixture
 def smtp() -> Iterator[SmtpSink]:
-    sink = SmtpSink("bevforge", SECRET)
-    sink.start()
-    try:
-        yield sink
-    finally:
-        sink.stop()
+    yield from running_smtp("bevforge", SECRET)
 
 
 @pytest.fixture
