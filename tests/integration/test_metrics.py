@@ -107,7 +107,11 @@ async def test_alarm_points_are_counted_by_state_and_priority(server: LiveServer
     points = server.runtime.alarms.points
     await wait_for(lambda: points["hlt_temperature_hihi"].state.display.value == "unacknowledged")
     after = await scrape(server)
-    assert value(after, "bevforge_alarms", state="unacknowledged", priority="critical") == 1
+    # the simulated vessel may cool back under the limit before the scrape: then the alarm has returned to
+    # normal but still waits for its acknowledgement (rtn_unacknowledged); either way it is one unacknowledged
+    unacknowledged = sum(value(after, "bevforge_alarms", state=state, priority="critical")
+                         for state in ("unacknowledged", "rtn_unacknowledged"))
+    assert unacknowledged == 1
     assert value(after, "bevforge_alarms", state="normal", priority="critical") == \
         value(before, "bevforge_alarms", state="normal", priority="critical") - 1
     every = {labels: n for (name, labels), n in after.items() if name == "bevforge_alarms"}
