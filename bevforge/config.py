@@ -766,6 +766,9 @@ class MqttForward(Strict):
                                  "the last acknowledged row (the wait doubles up to 10 × this)")
     alarm_after_s: float = Field(default=300.0, gt=0, description="history not acknowledged for this long "
                                  "(with rows waiting): the forwarding alarm is raised")
+    centres: list[Annotated[str, Field(pattern=MQTT_SEGMENT)]] = Field(
+        default_factory=lambda: ["central"], min_length=1,
+        description="the MQTT users (central panels, each in mqtt.users) whose acknowledgements move the site on")
 
 
 class MqttSettings(Strict):
@@ -809,6 +812,11 @@ class MqttSettings(Strict):
             raise ValueError("a password needs a username")
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be at least reconnect_min_s")
+        if self.forward is not None:
+            unknown = [user for user in self.forward.centres if user not in self.users]
+            if unknown:
+                raise ValueError(f"forward.centres: {unknown[0]!r} is not in mqtt.users (a centre acknowledges as "
+                                 "its MQTT user, which the site must know)")
         ha_user = self.homeassistant.user if self.homeassistant is not None else None
         if ha_user is not None and ha_user not in self.users:
             raise ValueError(f"homeassistant.user {ha_user!r} is not one of mqtt.users (give it a role there)")

@@ -71,8 +71,9 @@ class MqttBridge:
         self._client: aiomqtt.Client | None = None
         self._subscriber: Subscriber | None = None  # the bridge's bus queue, from start() on
         # store-and-forward of history to a centre (mqtt.forward): absent, nothing is forwarded
-        self.forwarder = (HistoryForwarder(settings.forward, self.root, settings.qos, db, alarms,
-                                           frozenset(settings.users)) if settings.forward is not None else None)
+        forward = settings.forward
+        self.forwarder = (HistoryForwarder(forward, self.root, settings.qos, db, alarms, frozenset(forward.centres))
+                          if forward is not None else None)
 
     def _subscribe(self) -> Subscriber:
         return self.bus.subscribe(lambda e: e.type in PUBLISHED_TYPES, limit=self.settings.command_queue * 4,

@@ -55,7 +55,7 @@ class HistoryForwarder:
         self.qos = qos
         self.db = db
         self.alarms = alarms
-        self.users = users  # who may acknowledge: the site's mqtt.users (a centre's user is one of them)
+        self.users = users  # who may acknowledge: mqtt.forward.centres (central panels' users, in mqtt.users)
         self.store = ""
         self.acked = 0  # the last row id a centre has committed
         self.sent = 0  # the last row id sent on this connection

@@ -372,8 +372,8 @@ async def test_two_centres_on_one_database_and_kill_9_lose_no_sample_and_store_n
 
 
 async def test_the_site_moves_on_only_on_a_mapped_user_s_ack_of_its_own_store(site: Runtime, broker: Mosquitto) -> None:
-    """An ack is a promise that the rows are stored: only a user of the site's mqtt.users may give it, for this
-    database's store; the batches themselves are what a subscriber of <root>/history sees."""
+    """An ack is a promise that the rows are stored: only a centre's user (mqtt.forward.centres) may give it, for
+    this database's store; the batches themselves are what a subscriber of <root>/history sees."""
     assert site.mqtt is not None and site.mqtt.forwarder is not None
     forwarder = site.mqtt.forwarder
     async with Watcher(broker, "central", "bevforge/test/history") as centre_side:

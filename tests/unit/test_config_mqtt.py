@@ -69,3 +69,14 @@ def test_each_central_instance_takes_its_client_id_from_the_environment(monkeypa
     assert settings.identifier == "central"
     monkeypatch.setenv(CLIENT_ID_ENV, "central-5017")
     assert settings.identifier == "central-5017"
+
+
+def test_a_site_forwards_only_to_centres_it_knows() -> None:
+    """Only a centre's acknowledgement moves a forwarding site on: its user must be one the site maps."""
+    from bevforge.config import MqttSettings
+
+    with pytest.raises(ValueError, match=r"forward\.centres: 'central' is not in mqtt\.users"):
+        MqttSettings(host="broker", site="cellar", forward={})
+    settings = MqttSettings(host="broker", site="cellar", users={"central": {"role": "operator"},
+                                                                 "scada": {"role": "operator"}}, forward={})
+    assert settings.forward is not None and settings.forward.centres == ["central"]  # scada may command, not ack
