@@ -225,6 +225,12 @@ def history_batch(store: str, after: int, up_to: int, rows: Sequence[Sequence[An
             "rows": [list(row) for row in rows]}
 
 
+def history_hello(stream: str = "telemetry") -> dict[str, Any]:
+    """`<root>/cmd/<centre user>/ack` when a centre (re)connects: it listens now, so the site sends again from its
+    last acknowledged row at once instead of after its re-send wait."""
+    return {"type": "historyAck", "stream": stream, "hello": True}
+
+
 def history_ack(store: str, up_to: int, gap: bool, stream: str = "telemetry") -> dict[str, Any]:
     """`<root>/cmd/<centre user>/ack`: the centre has committed the site's rows up to `upTo`; `gap`: the last
     batch did not join on (a message was lost), send again from `upTo`."""

@@ -162,6 +162,10 @@ class SiteDriver(Driver):
                     await client.subscribe(f"{self.root}/{topics.COMMANDS}/+", qos=self.broker.qos)
                     if self.forwarded:
                         await client.subscribe(topics.history(self.root), qos=max(1, self.broker.qos))
+                        if self.broker.username is not None:  # listening now: the site need not wait to send again
+                            await client.publish(topics.ack(self.root, self.broker.username),
+                                                 orjson.dumps(messages.history_hello()), qos=max(1, self.broker.qos))
+                            cancel_if_asked()
                     await client.subscribe(topics.status(self.root), qos=self.broker.qos)
                     async for message in client.messages:
                         self._take(str(message.topic), bytes(message.payload or b""), bool(message.retain))

@@ -6,7 +6,8 @@ in row-id order, so nothing is buffered twice and a restart resumes from the sto
 acknowledgement. A centre acknowledges a batch only after committing it (bevforge/store/forward_rows.py),
 and the acknowledged position is the one thing this side keeps (`forward_marks`): after a lost
 connection, a restart of either side, an acknowledgement that does not come within `ack_timeout_s`
-(doubling up to ten times that) or a centre that reports a gap, sending starts again from it. The
+(doubling up to ten times that), a centre that reports a gap or a centre that says it has (re)connected
+(`hello`), sending starts again from it. The
 centre skips what it already has, so a batch sent twice is stored once.
 
 Nothing here is on the control path: the forwarding task reads the store in a worker thread and
@@ -66,6 +67,7 @@ class HistoryForwarder:
         self.resends = 0
         self.gaps = 0
         self.acks_refused = 0
+        self.hellos = 0  # centres that said they listen (each sends from the last acknowledged row at once)
         self.last_ack: float = time.monotonic()  # the last ack that moved the position on
         self.behind_since: float | None = None  # when rows were first seen waiting (None: caught up)
         self._acked = asyncio.Event()
@@ -84,7 +86,7 @@ class HistoryForwarder:
     def status(self) -> dict[str, Any]:
         return {"store": self.store, "ackedId": self.acked, "newestId": self.newest,
                 "waitingRows": max(0, self.newest - self.acked), "rowsSent": self.rows_sent,
-                "batchesSent": self.batches_sent, "resends": self.resends, "gaps": self.gaps,
+                "batchesSent": self.batches_sent, "resends": self.resends, "gaps": self.gaps, "hellos": self.hellos,
                 "lastAckS": round(time.monotonic() - self.last_ack, 1)}
 
     # -- sending (one task per broker connection) -----------------------------------------------
@@ -94,6 +96,7 @@ class HistoryForwarder:
         self._rewind()
         wait_s = self.settings.ack_timeout_s
         while True:
+            self._acked.clear()  # an ack that comes while sending leaves it set: the wait below returns at once
             while len(self.in_flight) < self.settings.window_batches:
                 rows = await self.db.read(history_after, self.db.engine, self.sent, self.settings.batch_rows)
                 if not rows:
@@ -106,7 +109,6 @@ class HistoryForwarder:
                 self.sent = up_to
                 self.rows_sent += len(rows)
                 self.batches_sent += 1
-            self._acked.clear()
             try:
                 await asyncio.wait_for(self._acked.wait(), wait_s if self.in_flight else IDLE_POLL_S)
                 cancel_if_asked()  # an ack and a stop at the same instant: the stop wins
@@ -131,6 +133,11 @@ class HistoryForwarder:
             body = orjson.loads(payload)
         except orjson.JSONDecodeError:
             body = None
+        if isinstance(body, dict) and body.get("hello") is True and user in self.users:
+            self.hellos += 1  # a centre (re)connected and listens: send from the last acknowledged row now
+            self._rewind()
+            self._acked.set()
+            return
         up_to = body.get("upTo") if isinstance(body, dict) else None
         if (user not in self.users or not isinstance(body, dict) or body.get("store") != self.store
                 or not isinstance(up_to, int) or isinstance(up_to, bool) or up_to < 0):

@@ -392,3 +392,29 @@ async def test_the_site_moves_on_only_on_a_mapped_user_s_ack_of_its_own_store(si
         await wait_for(lambda: forwarder.acked == batch["upTo"], timeout=10)
     await site.db.barrier()
     assert forward_mark(site.db.engine) == (forwarder.store, batch["upTo"])  # kept for the next start
+
+
+async def test_a_centre_that_connects_is_sent_the_backlog_at_once_not_after_the_site_s_resend_wait(
+        tmp_path: Path, broker: Mosquitto, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A site that found no centre waits ack_timeout_s (doubling) before sending again; a centre that connects says
+    so (`hello`), and the site sends from its last acknowledged row at once. Here the wait is ten minutes."""
+    def adjust(doc: dict[str, Any]) -> None:
+        doc["mqtt"] = broker.settings(users={"central": {"role": "operator"}}, forward=FORWARD | {"ack_timeout_s": 600})
+
+    edge = build_runtime(brewhouse_config(adjust), tmp_path / "site.db")
+    await edge.start()
+    try:
+        assert edge.mqtt is not None and edge.mqtt.forwarder is not None
+        forwarder = edge.mqtt.forwarder
+        await wait_for(lambda: forwarder.batches_sent >= 1, timeout=15)  # sent to nobody: now it waits 600 s
+        monkeypatch.setenv("BEVFORGE_TEST_CENTRAL_PASSWORD", USERS["central"])
+        config = parse_config(yaml.safe_dump(centre_document(broker), allow_unicode=True), "central.yaml")
+        centre = Runtime(config, postgres_url, driver_factories(config)[0])
+        await centre.start()
+        try:
+            newest = await caught_up(edge, postgres_url, timeout=30)
+            assert forwarder.hellos >= 1 and forwarder.acked >= newest
+        finally:
+            await centre.stop()
+    finally:
+        await edge.stop()
