@@ -129,7 +129,8 @@ def catch_up(backlog: int, centre_db: str) -> dict[str, Any]:
                 raise RuntimeError("the centre did not catch up (or a panel exited)")
             try:
                 with engine.connect() as conn:
-                    mark = conn.execute(text("SELECT max(last_id) FROM site_watermarks")).scalar() or 0
+                    mark = conn.execute(text(
+                        "SELECT max(last_id) FROM site_watermarks WHERE stream = 'telemetry'")).scalar() or 0
             except Exception:  # the centre has not made its tables yet
                 mark = 0
             now = time.monotonic()

@@ -758,7 +758,7 @@ CLIENT_ID_ENV = "BEVFORGE_MQTT_CLIENT_ID"
 
 
 class MqttForward(Strict):
-    """Store-and-forward of this site's history to a central panel (docs/mqtt.md "Store-and-forward")."""
+    """Store-and-forward of this site's history and events to a central panel (docs/mqtt.md "Store-and-forward")."""
 
     batch_rows: int = Field(default=500, ge=1, le=10_000, description="history rows per message")
     window_batches: int = Field(default=4, ge=1, le=100, description="messages sent ahead of the centre's ack")
@@ -769,6 +769,17 @@ class MqttForward(Strict):
     centres: list[Annotated[str, Field(pattern=MQTT_SEGMENT)]] = Field(
         default_factory=lambda: ["central"], min_length=1,
         description="the MQTT users (central panels, each in mqtt.users) whose acknowledgements move the site on")
+    streams: list[Literal["telemetry", "alarm_journal", "audit"]] = Field(
+        default_factory=lambda: ["telemetry", "alarm_journal", "audit"], min_length=1,
+        description="what is forwarded: the history (telemetry), the alarm journal, the audit journal (with the "
+                    "commands' requests and results)")
+
+    @field_validator("streams")
+    @classmethod
+    def _each_stream_once(cls, streams: list[str]) -> list[str]:
+        if len(set(streams)) != len(streams):
+            raise ValueError("each stream once")
+        return streams
 
 
 class MqttSettings(Strict):
@@ -1041,6 +1052,12 @@ class PlantConfig(Strict):
 
     def node_of(self, endpoint_id: int) -> str:
         return self._by_id[endpoint_id].node
+
+    def forwarded_sites(self) -> dict[str, Device]:
+        """The sites forwarding to this (central) panel: `settings.site` → its `site` device with
+        `history: forwarded` (docs/mqtt.md "Store-and-forward")."""
+        return {str(d.settings.get("site")): d for d in self.devices
+                if d.driver == "site" and d.history == "forwarded"}
 
     def nodes_of_device(self, device_id: str) -> frozenset[str]:
         """The nodes of a device's endpoints (empty for a device with none, or an unknown one)."""

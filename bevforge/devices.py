@@ -77,6 +77,12 @@ class DeviceLink(Protocol):
         """A remote site's forwarded history (driver `site`), stored once: (the watermark now, gap)."""
         ...
 
+    async def forwarded_events(self, site: str, store: str, stream: str, after: int, up_to: int,
+                               rows: Sequence[dict[str, Any]]) -> tuple[int, bool]:
+        """A remote site's forwarded alarm journal or audit entries (`stream`; each row the site table's
+        columns, `site_id` its id there), stored once: (the watermark now, gap)."""
+        ...
+
 
 class Driver(ABC):
     """One configured device. Implementations must never let one device stall another."""

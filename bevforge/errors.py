@@ -39,6 +39,7 @@ UNKNOWN_BATCH = "unknown_batch"  # a batch record (or one of a unit the caller m
 UNKNOWN_TOKEN = "unknown_token"
 UNKNOWN_USER = "unknown_user"
 UNKNOWN_RECIPIENT = "unknown_recipient"  # a notifications recipient (notifications.recipients)
+UNKNOWN_SITE = "unknown_site"  # a site that does not forward to this central panel
 NOT_FOUND = "not_found"
 UNAUTHORIZED = "unauthorized"
 FORBIDDEN = "forbidden"

@@ -217,12 +217,13 @@ def site_status(online: bool, site: str, reason: str | None = None) -> dict[str,
     return frame
 
 
-def history_batch(store: str, after: int, up_to: int, rows: Sequence[Sequence[Any]],
+def history_batch(store: str, after: int, up_to: int, rows: Sequence[Sequence[Any] | dict[str, Any]],
                   stream: str = "telemetry") -> dict[str, Any]:
-    """`<root>/history` on MQTT (docs/mqtt.md "Store-and-forward"): the site's history rows with ids in
-    (after, upTo], each `[id, node, endpoint, value, quality, sourceTs, serverTs]` (times in epoch seconds)."""
+    """`<root>/history` on MQTT (docs/mqtt.md "Store-and-forward"): one stream's rows with ids in (after, upTo]:
+    history rows as `[id, node, endpoint, value, quality, sourceTs, serverTs]` (times in epoch seconds), alarm
+    journal and audit entries as the objects their REST routes list."""
     return {"type": "history", "stream": stream, "store": store, "after": after, "upTo": up_to,
-            "rows": [list(row) for row in rows]}
+            "rows": [row if isinstance(row, dict) else list(row) for row in rows]}
 
 
 def history_hello(stream: str = "telemetry") -> dict[str, Any]:

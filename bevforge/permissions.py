@@ -29,6 +29,7 @@ from bevforge.errors import (
     UNKNOWN_ALARM_DEFINITION,
     UNKNOWN_COMMAND,
     UNKNOWN_ENDPOINT,
+    UNKNOWN_SITE,
     Forbidden,
     Invalid,
     NotFound,
@@ -381,6 +382,30 @@ def visible_audit(actor: Actor | None, config: PlantConfig, entries: list[dict[s
         return entries
     endpoint_nodes = {e.name: e.node for e in config.endpoints}
     return [e for e in entries if may_see_nodes(actor, audit_entry_nodes(config, e, endpoint_nodes, points))]
+
+
+def visible_site_journal(actor: Actor | None, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A forwarding site's alarm-journal entries `actor` may read: those on this panel's nodes they see (an
+    entry of no node here — the site's own, or a node this panel does not show — only without a node limit)."""
+    if sees_all_nodes(actor):
+        return entries
+    return [e for e in entries if may_see_nodes(actor, e.get("node"))]
+
+
+def require_site_audit(actor: Actor) -> None:
+    """A site's audit journal is the whole site's, not node by node: a node-limited technician does not read it."""
+    require_role(actor, "technician")
+    if not sees_all_nodes(actor):
+        raise Forbidden("a site's audit journal covers the whole site: it needs a technician without a node limit",
+                        field="site")
+
+
+def require_forwarded_site(config: PlantConfig, site: str) -> None:
+    """`site` is a site this central panel takes forwarded history and events from (a `site` device with
+    `history: forwarded`); NotFound naming the field otherwise."""
+    if site not in config.forwarded_sites():
+        raise NotFound(f"no site {site!r} forwards to this panel (a site device with history: forwarded)",
+                       code=UNKNOWN_SITE, field="site")
 
 
 # -- shelving ----------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from bevforge.store import (
     sync_endpoints,
 )
 from bevforge.store.faults import STORE_ALARM_KEY, STORE_ALARM_KIND
-from bevforge.store.forward_rows import take_forwarded
+from bevforge.store.forward_rows import take_forwarded, take_forwarded_events
 from bevforge.store.queries import HistoryReader
 from bevforge.trends import TrendViews
 
@@ -113,6 +113,13 @@ class DeviceLinkToPlant:
         if self.cut or self.db is None:
             raise RuntimeError(f"device {self.device_id} is being stopped: the batch is not stored")
         return await self.db.write(take_forwarded, self.db.engine, site, store, after, up_to, rows)
+
+    async def forwarded_events(self, site: str, store: str, stream: str, after: int, up_to: int,
+                               rows: Sequence[dict[str, Any]]) -> tuple[int, bool]:
+        """A site's forwarded alarm journal or audit entries, stored once (store-and-forward): (watermark, gap)."""
+        if self.cut or self.db is None:
+            raise RuntimeError(f"device {self.device_id} is being stopped: the batch is not stored")
+        return await self.db.write(take_forwarded_events, self.db.engine, site, store, stream, after, up_to, rows)
 
 
 

@@ -30,8 +30,10 @@ from bevforge import messages
 from bevforge.config import MQTT_SEGMENT, Device, Endpoint, MqttSettings
 from bevforge.devices import DeviceError, DeviceLink, Driver, SettingsRefused
 from bevforge.domain import Quality, Reading, Value
+from bevforge.messages import from_iso
 from bevforge.mqtt import link as mqtt_link
 from bevforge.mqtt import topics
+from bevforge.store.forward_rows import ALARM_JOURNAL, AUDIT, TELEMETRY
 from bevforge.tasks import cancel_if_asked
 
 log = logging.getLogger(__name__)
@@ -96,11 +98,8 @@ class SiteDriver(Driver):
         self.forwarded = device.history == "forwarded"
         self._batches: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=HISTORY_QUEUE)
         self._history_task: asyncio.Task[None] | None = None
-        self.history_rows = 0
-        self.history_batches = 0
-        self.history_gaps = 0
+        self.forwarded_streams: dict[str, dict[str, int]] = {}  # per stream: watermark, rows, batches, gaps
         self.history_refused = 0
-        self.watermark: int | None = None
         # the site's alarms that came (their retained topics) since the last connect
         self._alarms_seen: set[int] = set()
         self._alarms_reconciled = True
@@ -125,10 +124,15 @@ class SiteDriver(Driver):
         status = super().status() | {"site": self.site, "brokerConnected": self.connected,
                                      "siteOnline": self.site_online}
         if self.forwarded:
-            status["history"] = {"watermark": self.watermark, "rows": self.history_rows,
-                                 "batches": self.history_batches, "gaps": self.history_gaps,
+            status["history"] = {"streams": {name: dict(counts) for name, counts in self.forwarded_streams.items()},
                                  "refused": self.history_refused}
         return status
+
+    @property
+    def watermark(self) -> int | None:
+        """The history's watermark (None before the first batch)."""
+        counts = self.forwarded_streams.get(TELEMETRY)
+        return None if counts is None else counts["watermark"]
 
     # -- the link ---------------------------------------------------------------------------------
 
@@ -262,33 +266,47 @@ class SiteDriver(Driver):
     # -- forwarded history ------------------------------------------------------------------------
 
     async def _store_history(self) -> None:
-        """Store each batch (once: the store keeps the watermark), then acknowledge it to the site."""
+        """Store each batch (once: the store keeps the watermark), then acknowledge it to the site: the history
+        under this panel's endpoint ids, the alarm journal and the audit journal in tables of their own."""
         while True:
             body = await self._batches.get()
-            batch = _batch(body)
+            stream = body.get("stream", TELEMETRY)
+            try:
+                batch = _batch(body) if stream == TELEMETRY else _event_batch(body, stream, self.node_map)
+            except ValueError as exc:
+                batch, why = None, str(exc)
+            else:
+                why = "no store, after, upTo or rows of its shape"
             if batch is None:
                 self.history_refused += 1
-                log.warning("site %s: a history message without store, after, upTo or rows; ignored", self.site)
+                log.warning("site %s: a forwarded %s message refused (%s); the site sends it again", self.site,
+                            stream, why)
                 continue
             store, after, up_to, rows = batch
-            mapped = [(row[0], self._endpoint_id(row[2]), row[3], row[4], row[5], row[6]) for row in rows]
             try:
-                mark, gap = await self.link.forwarded_history(self.site, store, after, up_to, mapped)
+                if stream == TELEMETRY:
+                    mapped = [(row[0], self._endpoint_id(row[2]), row[3], row[4], row[5], row[6]) for row in rows]
+                    mark, gap = await self.link.forwarded_history(self.site, store, after, up_to, mapped)
+                else:
+                    mark, gap = await self.link.forwarded_events(self.site, store, stream, after, up_to, rows)
             except Exception as exc:  # not stored, not acknowledged: the site sends it again
-                log.warning("site %s: forwarded history rows %d..%d not stored: %s", self.site, after + 1, up_to, exc)
+                log.warning("site %s: forwarded %s rows %d..%d not stored: %s", self.site, stream, after + 1, up_to,
+                            exc)
                 continue
-            self.watermark = mark
-            self.history_batches += 1
+            counts = self.forwarded_streams.setdefault(stream, {"watermark": 0, "rows": 0, "batches": 0, "gaps": 0})
+            counts["watermark"] = mark
+            counts["batches"] += 1
             if gap:
-                self.history_gaps += 1
+                counts["gaps"] += 1
             else:
-                self.history_rows += len(rows)
+                counts["rows"] += len(rows)
             client = self.client
             if client is None or self.broker.username is None:
                 continue  # the site sends again, and the watermark skips what is stored
             with contextlib.suppress(aiomqtt.MqttError):
                 await client.publish(topics.ack(self.root, self.broker.username),
-                                     orjson.dumps(messages.history_ack(store, mark, gap)), qos=max(1, self.broker.qos))
+                                     orjson.dumps(messages.history_ack(store, mark, gap, stream)),
+                                     qos=max(1, self.broker.qos))
             cancel_if_asked()  # Python 3.11: a stop must not be lost in the publish (bevforge/tasks.py)
 
     def _endpoint_id(self, name: Any) -> int | None:
@@ -347,6 +365,57 @@ def _batch(body: dict[str, Any]) -> tuple[str, int, int, list[list[Any]]] | None
                 or not isinstance(row[6], int | float)):
             return None
     return store, after, up_to, rows  # type: ignore[return-value]
+
+
+# a forwarded event's fields (the site's REST names) → the centre's columns; (required, types)
+_JOURNAL_FIELDS: dict[str, tuple[str, bool, tuple[type, ...]]] = {
+    "alarmId": ("alarm_id", False, (int,)), "ruleId": ("rule_id", True, (str,)), "event": ("event", True, (str,)),
+    "user": ("user", True, (str,)), "comment": ("comment", False, (str,)), "state": ("state", True, (str,)),
+    "priority": ("priority", True, (str,)), "message": ("message", True, (str,))}
+_AUDIT_FIELDS: dict[str, tuple[str, bool, tuple[type, ...]]] = {
+    "user": ("user", True, (str,)), "role": ("role", True, (str,)), "station": ("station", True, (str,)),
+    "action": ("action", True, (str,)), "target": ("target", False, (str,)), "result": ("result", True, (str,)),
+    "commandId": ("command_id", False, (str,)), "detail": ("detail", False, (str,))}
+_EVENT_FIELDS = {ALARM_JOURNAL: _JOURNAL_FIELDS, AUDIT: _AUDIT_FIELDS}
+_EVENT_VALUES = {ALARM_JOURNAL: ("value",), AUDIT: ("old", "new")}  # any JSON, kept as it is
+
+
+def _event_batch(body: dict[str, Any], stream: Any, node_map: dict[str, str]
+                 ) -> tuple[str, int, int, list[dict[str, Any]]]:
+    """An alarm journal or audit batch as rows of the centre's table (the site's node mapped to this panel's,
+    None for one it does not show). ValueError naming what is wrong when it is not one (it comes from a broker)."""
+    fields = _EVENT_FIELDS.get(stream) if isinstance(stream, str) else None
+    store, after, up_to, rows = body.get("store"), body.get("after"), body.get("upTo"), body.get("rows")
+    if fields is None:
+        raise ValueError(f"stream {stream!r} unknown")
+    if not isinstance(store, str) or not store or not isinstance(rows, list):
+        raise ValueError("store or rows missing")
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in (after, up_to)):
+        raise ValueError("after or upTo not a row id")
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        if not isinstance(row, dict) or not isinstance(row.get("id"), int) or isinstance(row.get("id"), bool):
+            raise ValueError("a row without its id")
+        try:
+            when = from_iso(row.get("time")) if isinstance(row.get("time"), str) else None
+        except ValueError:
+            when = None
+        if when is None:
+            raise ValueError(f"row {row['id']}: time")
+        column_row: dict[str, Any] = {"site_id": row["id"], "time": when}
+        for name, (column, required, types) in fields.items():
+            value = row.get(name)
+            if (value is None and required) or (value is not None and (not isinstance(value, types)
+                                                                       or isinstance(value, bool))):
+                raise ValueError(f"row {row['id']}: {name}")
+            column_row[column] = value
+        for name in _EVENT_VALUES[stream]:
+            column_row[name] = row.get(name)
+        if stream == ALARM_JOURNAL:
+            node = row.get("node")
+            column_row["node"] = node_map.get(node) if isinstance(node, str) else None
+        out.append(column_row)
+    return store, after, up_to, out
 
 
 def _reading(endpoint: Endpoint, body: dict[str, Any]) -> Reading:

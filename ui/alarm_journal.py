@@ -2,7 +2,9 @@
 technician's alarm statistics (alarms per 10 minutes, top 10, chattering, stale > 24 h).
 
 Both ask the alarm service, which reads the database after a barrier, so a transition the screen was
-just told about is already in what it reads. A node-limited user sees only their nodes' rows.
+just told about is already in what it reads. A node-limited user sees only their nodes' rows. On a central
+panel the journal's Source picks a forwarding site instead: its own alarm journal as it forwarded it
+(docs/mqtt.md "Store-and-forward"), the entries on this panel's nodes the user sees.
 """
 
 from __future__ import annotations
@@ -59,7 +61,12 @@ class AlarmHistory:
         allowed = visible_rules(runtime, actor)
         rules = sorted(k for k, p in runtime.alarms.points.items()
                        if p.rule is not None and (allowed is None or allowed(k)))
+        sites = {site: f"Site {device.name or site}" for site, device in runtime.config.forwarded_sites().items()}
         with ui.row().classes("items-end gap-3 w-full"):
+            # a central panel: this panel's journal, or a forwarding site's own (no source picker elsewhere)
+            self.source = tag(ui.select({"": "This panel", **sites}, value="", label="Source",
+                                        on_change=self._source_changed).classes("min-w-44"), "hist-source")
+            self.source.set_visibility(bool(sites))
             self.range = tag(ui.select(list(RANGES), value="24 h", label="Range", on_change=self.refresh)
                              .classes("min-w-32"), "hist-range")
             self.rule = tag(ui.select(["all", *rules], value="all", label="Alarm", on_change=self.refresh)
@@ -76,7 +83,16 @@ class AlarmHistory:
                 "rule_id": None if self.rule.value == "all" else self.rule.value,
                 "event": None if self.event.value == "all" else self.event.value}
 
+    def _source_changed(self) -> None:
+        # the alarm picker lists this panel's alarms: a site's journal is filtered by event and range only
+        self.rule.value = "all"
+        self.rule.set_enabled(not self.source.value)
+        self.refresh()
+
     async def entries(self, limit: int) -> list[dict[str, Any]]:
+        if self.source.value:
+            return await self.runtime.alarms.site_journal(self.actor, self.source.value, limit=limit,
+                                                          **self._filters())
         return await self.runtime.alarms.journal(self.actor, limit=limit, **self._filters())
 
     def refresh(self) -> None:
@@ -114,7 +130,9 @@ class AlarmHistory:
     async def export(self) -> None:
         entries = await self.entries(100_000)
         stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
-        ui.download.content(alarm_history.to_csv(entries).encode(), f"alarm-journal_{stamp}.csv", "text/csv")
+        site = self.source.value
+        ui.download.content(alarm_history.to_csv(entries, site=bool(site)).encode(),
+                            f"alarm-journal{'-' + site if site else ''}_{stamp}.csv", "text/csv")
 
 
 class AlarmStatistics:

@@ -4,7 +4,9 @@ The journal is append-only (bevforge/audit.py): who, role, station, when (UTC), 
 result and commandId. On screen each entry is said in the operator's words (the endpoint's label and
 its values as the tiles show them: `V1 HLT → MLT: CLOSED → OPEN`); the CSV export keeps the raw
 names, ids and values. Filters are the REST route's (`GET /api/os/audit`): user, action prefix
-(e.g. `auth.`, `command.`, `alarm.`) and since.
+(e.g. `auth.`, `command.`, `alarm.`) and since. On a central panel a technician without a node limit
+may pick a forwarding site as the Source: its own audit journal as it forwarded it, said in its raw
+names (the site's endpoints are not this panel's).
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from typing import Any
 from nicegui import ui
 from nicegui.client import Client
 
-from bevforge import audit
-from bevforge.domain import utcnow
+from bevforge import audit, permissions
+from bevforge.domain import Actor, utcnow
 from bevforge.runtime import Runtime
 from ui import words
 from ui.controls import tag
@@ -60,13 +62,19 @@ def _short(value: Any) -> str:
 
 
 class AuditView:
-    def __init__(self, runtime: Runtime, client: Client) -> None:
+    def __init__(self, runtime: Runtime, client: Client, actor: Actor) -> None:
         self.runtime = runtime
         self.client = client
         self.endpoints = {e.name: e for e in runtime.config.endpoints}
         self.controllers = {c.id: c.name for c in runtime.config.controllers}
+        # a site's audit journal is the whole site's: only for a technician without a node limit
+        sites = ({site: f"Site {device.name or site}" for site, device in runtime.config.forwarded_sites().items()}
+                 if permissions.sees_all_nodes(actor) else {})
         ui.label("Audit journal").classes("text-xl font-bold")
         with ui.row().classes("items-end gap-3 w-full"):
+            self.source = tag(ui.select({"": "This panel", **sites}, value="", label="Source").classes("min-w-44"),
+                              "audit-source")
+            self.source.set_visibility(bool(sites))
             self.user = tag(ui.input("User").props("outlined clearable").classes("min-w-40"), "audit-user")
             self.action = tag(ui.select(ACTIONS, value="", label="Action").classes("min-w-48"), "audit-action")
             self.range = tag(ui.select(list(RANGES), value="24 h", label="Since").classes("min-w-32"), "audit-range")
@@ -78,9 +86,12 @@ class AuditView:
 
     async def entries(self, limit: int) -> list[dict[str, Any]]:
         span = RANGES[self.range.value]
-        return await self.runtime.audit.query(since=utcnow() - span if span else None,
-                                              user=(self.user.value or "").strip() or None,
-                                              action=self.action.value or None, limit=limit)
+        filters: dict[str, Any] = {"since": utcnow() - span if span else None,
+                                   "user": (self.user.value or "").strip() or None,
+                                   "action": self.action.value or None, "limit": limit}
+        if self.source.value:
+            return await self.runtime.audit.site_query(self.source.value, **filters)
+        return await self.runtime.audit.query(**filters)
 
     async def load(self) -> None:
         entries = await self.entries(ROW_LIMIT)
@@ -97,7 +108,8 @@ class AuditView:
         """The target and change as the screens say them: `V1 HLT → MLT: CLOSED → OPEN`, `HLT temperature
         HIHI`, `Mash temperature (RIMS): off → auto`; raw names and values when nothing better is known."""
         target, old, new = entry["target"], entry["old"], entry["new"]
-        endpoint = self.endpoints.get(target) if isinstance(target, str) else None
+        local = "site" not in entry  # a site's entry names the site's endpoints, not this panel's
+        endpoint = self.endpoints.get(target) if isinstance(target, str) and local else None
         if endpoint is not None:
             def shown(value: Any) -> str:
                 return words.value_text(endpoint, value) if isinstance(value, bool | int | float) else _short(value)
@@ -105,7 +117,7 @@ class AuditView:
         else:
             def shown(value: Any) -> str:
                 return _short(value)
-            name = self._name(entry["action"], target)
+            name = self._name(entry["action"], target) if local else _short(target)
         change = f"{shown(old)} → {shown(new)}" if old is not None or new is not None else ""
         return f"{name}: {change}" if name and change else name or change
 
@@ -123,4 +135,6 @@ class AuditView:
     async def export(self) -> None:
         entries = await self.entries(100_000)
         stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
-        ui.download.content(audit.to_csv(entries).encode(), f"audit_{stamp}.csv", "text/csv")
+        site = self.source.value
+        ui.download.content(audit.to_csv(entries, site=bool(site)).encode(),
+                            f"audit{'-' + site if site else ''}_{stamp}.csv", "text/csv")

@@ -157,7 +157,7 @@ def register() -> None:
                      f"({actor.role}).").mark("forbidden").classes("text-lg")
             return None
         ReloadPanel(runtime, actor)
-        view = AuditView(runtime, client)
+        view = AuditView(runtime, client, actor)
         await view.load()
         return None
 

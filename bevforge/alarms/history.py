@@ -15,7 +15,7 @@ from bevforge.domain import utcnow
 from bevforge.journals import csv_text
 from bevforge.messages import iso
 from bevforge.store import alarm_rows
-from bevforge.store.tables import AlarmJournalRow
+from bevforge.store.tables import AlarmJournalRow, SiteJournalRow
 
 if TYPE_CHECKING:
     from bevforge.store.writer import Database
@@ -23,9 +23,11 @@ if TYPE_CHECKING:
 HIDDEN_STATES = ("suppressed", "shelved", "out_of_service")
 JOURNAL_FIELDS = ("id", "time", "alarmId", "ruleId", "event", "user", "comment", "value", "state", "priority",
                   "message")
+# a site's journal at a central panel: `id` is the entry's id at the site, `node` this panel's node (or empty)
+SITE_JOURNAL_FIELDS = ("site", *JOURNAL_FIELDS, "node")
 
 
-def journal_view(row: AlarmJournalRow) -> dict[str, Any]:
+def journal_view(row: AlarmJournalRow | SiteJournalRow) -> dict[str, Any]:
     return {"id": row.id, "time": iso(row.time), "alarmId": row.alarm_id, "ruleId": row.rule_id,
             "event": row.event, "user": row.user, "comment": row.comment, "value": row.value,
             "state": row.state, "priority": row.priority, "message": row.message}
@@ -39,8 +41,18 @@ def history(db: Database, *, since: datetime | None = None, until: datetime | No
     return [journal_view(r) for r in rows]
 
 
-def to_csv(entries: list[dict[str, Any]]) -> str:
-    return csv_text(JOURNAL_FIELDS, entries)
+def site_history(db: Database, site: str, *, since: datetime | None = None, until: datetime | None = None,
+                 rule_id: str | None = None, event: str | None = None, alarm_id: int | None = None,
+                 limit: int = 1000) -> list[dict[str, Any]]:
+    """A site's alarm journal as a central panel has it (forwarded: docs/mqtt.md "Store-and-forward"), newest
+    first, in the local journal's shape plus `site` and `node`."""
+    rows = alarm_rows.site_journal(db, site, since=since, until=until, rule_id=rule_id, event=event, alarm_id=alarm_id,
+                        limit=limit)
+    return [{"site": r.site} | journal_view(r) | {"id": r.site_id, "node": r.node} for r in rows]
+
+
+def to_csv(entries: list[dict[str, Any]], site: bool = False) -> str:
+    return csv_text(SITE_JOURNAL_FIELDS if site else JOURNAL_FIELDS, entries)
 
 
 def statistics(db: Database, chattering: list[str], now: datetime | None = None,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bevforge import permissions
 from bevforge.alarms.history import history as journal_history
+from bevforge.alarms.history import site_history
 from bevforge.alarms.history import statistics as journal_statistics
 from bevforge.alarms.points import Alarm, limits_of
 from bevforge.domain import Actor, Severity
@@ -120,6 +121,15 @@ class AlarmQueries:
                                                              event=event, alarm_id=alarm_id, limit=limit))
         visible = self.key_filter(actor)
         return entries if visible is None else [e for e in entries if visible(e["ruleId"])]
+
+    async def site_journal(self, actor: Actor | None, site: str, *, since: datetime | None = None,
+                           until: datetime | None = None, rule_id: str | None = None, event: str | None = None,
+                           alarm_id: int | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """A forwarding site's alarm journal, newest first; only the entries on this panel's nodes `actor` may
+        see (`permissions.visible_site_journal`)."""
+        entries = await self.db.read(lambda: site_history(self.db, site, since=since, until=until, rule_id=rule_id,
+                                                          event=event, alarm_id=alarm_id, limit=limit))
+        return entries if actor is None else permissions.visible_site_journal(actor, entries)
 
     async def statistics(self, actor: Actor | None = None) -> dict[str, Any]:
         """The technician's alarm load statistics (`history.statistics`) over the alarms `actor` may see,

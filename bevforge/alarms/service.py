@@ -195,5 +195,11 @@ class AlarmService:
         return await self.queries.journal(actor, since=since, until=until, rule_id=rule_id, event=event,
                                           alarm_id=alarm_id, limit=limit)
 
+    async def site_journal(self, actor: Actor | None, site: str, *, since: datetime | None = None,
+                           until: datetime | None = None, rule_id: str | None = None, event: str | None = None,
+                           alarm_id: int | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        return await self.queries.site_journal(actor, site, since=since, until=until, rule_id=rule_id, event=event,
+                                               alarm_id=alarm_id, limit=limit)
+
     async def statistics(self, actor: Actor | None = None) -> dict[str, Any]:
         return await self.queries.statistics(actor)

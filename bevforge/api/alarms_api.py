@@ -94,14 +94,23 @@ async def history(request: Request, since: TimeQuery = None, until: TimeQuery = 
                   ruleId: str | None = None, event: str | None = None,  # noqa: N803
                   alarmId: Annotated[int | None, Query(ge=0, le=SQL_INT_MAX)] = None,  # noqa: N803
                   limit: Annotated[int, Query(ge=1, le=100000)] = 1000,
-                  format: Literal["json", "csv"] = "json") -> Any:
+                  format: Literal["json", "csv"] = "json",
+                  site: Annotated[str | None, Query(description="a central panel: the alarm journal this forwarding "
+                                                    "site sent (its mqtt.site), not this panel's own")] = None) -> Any:
     rt = runtime_of(request)
+    actor = actor_for_request(request)
     # JSON and CSV alike: only the entries of alarms the actor may see (`permissions.alarm_key_filter`)
-    entries = await rt.alarms.journal(actor_for_request(request), since=since, until=until, rule_id=ruleId,
-                                      event=event, alarm_id=alarmId, limit=limit)
+    if site is not None:
+        permissions.require_forwarded_site(rt.config, site)
+        entries = await rt.alarms.site_journal(actor, site, since=since, until=until, rule_id=ruleId, event=event,
+                                               alarm_id=alarmId, limit=limit)
+    else:
+        entries = await rt.alarms.journal(actor, since=since, until=until, rule_id=ruleId, event=event,
+                                          alarm_id=alarmId, limit=limit)
     if format == "csv":
-        return Response(alarm_history.to_csv(entries), media_type="text/csv",
-                        headers={"content-disposition": 'attachment; filename="alarm-journal.csv"'})
+        name = f"alarm-journal-{site}.csv" if site is not None else "alarm-journal.csv"
+        return Response(alarm_history.to_csv(entries, site=site is not None), media_type="text/csv",
+                        headers={"content-disposition": f'attachment; filename="{name}"'})
     return entries
 
 

@@ -237,14 +237,23 @@ async def revoke_token(request: Request, token_id: str) -> dict[str, Any]:
 async def audit(request: Request, since: TimeQuery = None, until: TimeQuery = None,
                 user: str | None = None, action: str | None = None,
                 limit: Annotated[int, Query(ge=1, le=100000)] = 1000,
-                format: Literal["json", "csv"] = "json") -> Any:
+                format: Literal["json", "csv"] = "json",
+                site: Annotated[str | None, Query(description="a central panel: the audit journal this forwarding "
+                                                  "site sent (its mqtt.site), not this panel's own")] = None) -> Any:
     rt = runtime_of(request)
-    entries = await rt.audit.query(since=since, until=until, user=user, action=action, limit=limit)
-    # JSON and CSV alike: a node-limited technician reads only the entries about their nodes
-    entries = permissions.visible_audit(actor_for_request(request), rt.config, entries, rt.alarms.points)
+    actor = actor_for_request(request)
+    if site is not None:
+        permissions.require_forwarded_site(rt.config, site)
+        permissions.require_site_audit(actor)
+        entries = await rt.audit.site_query(site, since=since, until=until, user=user, action=action, limit=limit)
+    else:
+        entries = await rt.audit.query(since=since, until=until, user=user, action=action, limit=limit)
+        # JSON and CSV alike: a node-limited technician reads only the entries about their nodes
+        entries = permissions.visible_audit(actor, rt.config, entries, rt.alarms.points)
     if format == "csv":
-        return Response(audit_mod.to_csv(entries), media_type="text/csv",
-                        headers={"content-disposition": 'attachment; filename="audit.csv"'})
+        name = f"audit-{site}.csv" if site is not None else "audit.csv"
+        return Response(audit_mod.to_csv(entries, site=site is not None), media_type="text/csv",
+                        headers={"content-disposition": f'attachment; filename="{name}"'})
     return entries
 
 

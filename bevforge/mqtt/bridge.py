@@ -25,7 +25,7 @@ from bevforge import messages
 from bevforge.bus import ALARM, COMMAND_STATUS, TELEMETRY, Event, SubscriberClosed
 from bevforge.mqtt import link, topics
 from bevforge.mqtt.discovery import Discovery
-from bevforge.mqtt.forward import HistoryForwarder
+from bevforge.mqtt.forward import SiteForwarding
 from bevforge.mqtt.inbox import CommandInbox
 from bevforge.mqtt.outbox import Outbox, Outgoing
 from bevforge.tasks import cancel_if_asked
@@ -70,9 +70,9 @@ class MqttBridge:
         self._tasks: list[asyncio.Task[None]] = []
         self._client: aiomqtt.Client | None = None
         self._subscriber: Subscriber | None = None  # the bridge's bus queue, from start() on
-        # store-and-forward of history to a centre (mqtt.forward): absent, nothing is forwarded
+        # store-and-forward of history and events to a centre (mqtt.forward): absent, nothing is forwarded
         forward = settings.forward
-        self.forwarder = (HistoryForwarder(forward, self.root, settings.qos, db, alarms, frozenset(forward.centres))
+        self.forwarder = (SiteForwarding(forward, self.root, settings.qos, db, alarms)
                           if forward is not None else None)
 
     def _subscribe(self) -> Subscriber:

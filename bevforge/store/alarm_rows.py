@@ -16,7 +16,7 @@ from sqlalchemy.orm import make_transient
 from sqlmodel import select
 
 from bevforge.store.journal_queries import newest_first
-from bevforge.store.tables import AlarmJournalRow, AlarmPointRow, AlarmRow
+from bevforge.store.tables import AlarmJournalRow, AlarmPointRow, AlarmRow, SiteJournalRow
 
 if TYPE_CHECKING:
     from bevforge.store.writer import Database
@@ -83,3 +83,14 @@ def load_since(db: Database, since: datetime, hidden_states: Sequence[str]) -> t
         stale = list(session.exec(select(AlarmRow).where(AlarmRow.active == True, AlarmRow.closed == False,  # noqa: E712
                                                          AlarmRow.raised_at <= since)).all())
     return raised, stale
+
+
+def site_journal(db: Database, site: str, *, since: datetime | None, until: datetime | None, rule_id: str | None,
+                 event: str | None, alarm_id: int | None, limit: int) -> list[SiteJournalRow]:
+    """A site's alarm journal as a central panel has it (forwarded), newest first (the site's own order),
+    filtered like the local one."""
+    statement = newest_first(SiteJournalRow, since=since, until=until, limit=limit,
+                             equal=[(SiteJournalRow.site, site), (SiteJournalRow.rule_id, rule_id),
+                                    (SiteJournalRow.event, event), (SiteJournalRow.alarm_id, alarm_id)])
+    with db.session() as session:
+        return list(session.exec(statement).all())

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import make_transient
 
 from bevforge.store.journal_queries import newest_first
-from bevforge.store.tables import AuditRow
+from bevforge.store.tables import AuditRow, SiteAuditRow
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -45,5 +45,15 @@ def newest(db: Database, *, since: datetime | None, until: datetime | None, user
     prefix = [AuditRow.action.startswith(action)] if action is not None else []  # type: ignore[attr-defined]
     statement = newest_first(AuditRow, since=since, until=until, limit=limit,
                              equal=[(AuditRow.user, user)], also=prefix)
+    with db.session() as session:
+        return list(session.exec(statement).all())
+
+
+def site_newest(db: Database, site: str, *, since: datetime | None, until: datetime | None, user: str | None,
+                action: str | None, limit: int) -> list[SiteAuditRow]:
+    """A site's audit journal as a central panel has it (forwarded), newest first; `action` as a prefix."""
+    prefix = [SiteAuditRow.action.startswith(action)] if action is not None else []  # type: ignore[attr-defined]
+    statement = newest_first(SiteAuditRow, since=since, until=until, limit=limit,
+                             equal=[(SiteAuditRow.site, site), (SiteAuditRow.user, user)], also=prefix)
     with db.session() as session:
         return list(session.exec(statement).all())

@@ -34,7 +34,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest revision in migrations/versions/. Every start compares it with the database's
 # alembic_version row in plain SQL and loads Alembic (~0.13 s of CPU before the screens answer: a
 # restarted brewhouse's resume prompt waits on it) only when they differ; a test keeps the two equal.
-HEAD = "0003_store_and_forward"
+HEAD = "0004_site_events"
 _LOCK_KEY = 0x6265_7666  # "bevf": the PostgreSQL advisory lock the migrations run under
 
 

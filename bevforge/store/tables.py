@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from bevforge.domain import utcnow
@@ -382,3 +382,52 @@ class SiteWatermark(SQLModel, table=True):
     last_id: int = Field(default=0, sa_type=BigInteger)
     rows: int = Field(default=0, sa_type=BigInteger)  # rows stored from it in all
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class SiteJournalRow(SQLModel, table=True):
+    """A centre's copy of a site's alarm journal, forwarded (docs/mqtt.md "Store-and-forward"): the site's own
+    entry (`site_id` is its id there) with the site's node mapped to this panel's (None: a node it does not
+    show). Append-only, like the journal it copies; a site's entry is here once (the watermark, and the key)."""
+
+    __tablename__ = "site_alarm_journal"
+    __table_args__ = (UniqueConstraint("site", "store", "site_id", name="uq_site_alarm_journal_entry"),
+                      Index("ix_site_alarm_journal_site_time", "site", "time"))
+    id: int | None = Field(default=None, primary_key=True)
+    site: str
+    store: str
+    site_id: int = Field(sa_type=BigInteger)
+    time: datetime
+    alarm_id: int | None = Field(default=None, sa_type=BigInteger)
+    rule_id: str
+    event: str
+    user: str = "system"
+    comment: str | None = None
+    value: Any = Field(default=None, sa_column=Column(JSON))
+    state: str
+    priority: str
+    message: str
+    node: str | None = None
+
+
+class SiteAuditRow(SQLModel, table=True):
+    """A centre's copy of a site's audit journal, forwarded (the site's commands are in it: `command.request`
+    and `command.result` with their command ids). Append-only; a site's entry is here once."""
+
+    __tablename__ = "site_audit"
+    __table_args__ = (UniqueConstraint("site", "store", "site_id", name="uq_site_audit_entry"),
+                      Index("ix_site_audit_site_time", "site", "time"))
+    id: int | None = Field(default=None, primary_key=True)
+    site: str
+    store: str
+    site_id: int = Field(sa_type=BigInteger)
+    time: datetime
+    user: str
+    role: str
+    station: str
+    action: str
+    target: str | None = None
+    old: Any = Field(default=None, sa_column=Column(JSON))
+    new: Any = Field(default=None, sa_column=Column(JSON))
+    result: str = "ok"
+    command_id: str | None = None
+    detail: str | None = None

@@ -16,6 +16,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +26,22 @@ import yaml
 from sqlalchemy import create_engine, text
 
 from bevforge.config import parse_config
-from bevforge.domain import Quality
+from bevforge.domain import Actor, Quality
 from bevforge.mqtt.forward import ALARM_KEY
 from bevforge.runtime import Runtime
 from bevforge.store import create_schema, make_engine
-from bevforge.store.forward_rows import forward_mark, newest_history_id, take_forwarded, watermark
+from bevforge.store.forward_rows import (
+    forward_mark,
+    newest_audit_id,
+    newest_history_id,
+    newest_journal_id,
+    take_forwarded,
+    take_forwarded_events,
+    watermark,
+)
 from drivers import driver_factories
 from tests.support.mosquitto import ACL, Mosquitto, Watcher
-from tests.support.server import brewhouse_config, build_runtime, free_port, wait_for
+from tests.support.server import LiveServer, brewhouse_config, build_runtime, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 USERS = {"bevforge": "plant-secret-1", "central": "central-secret-1", "cellar": "cellar-secret-1"}
@@ -75,6 +84,35 @@ def test_a_batch_sent_twice_is_stored_once_and_one_that_does_not_join_on_is_refu
     # a site whose database was replaced (another store name) counts from the start, apart from the first
     assert take_forwarded(engine, "cellar", "store-b", 0, 1, [(1, 10, 30.0, "good", None, 2000.0)]) == (1, False)
     assert watermark(engine, "cellar", "store-a") == 4 and watermark(engine, "cellar", "store-b") == 1
+    engine.dispose()
+
+
+def test_a_site_s_events_are_stored_once_in_their_own_tables_and_a_gap_is_refused(centre_url: str) -> None:
+    engine = make_engine(centre_url)
+    create_schema(engine)
+    when = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
+
+    def entry(n: int) -> dict[str, Any]:
+        return {"site_id": n, "time": when + timedelta(seconds=n), "alarm_id": 7, "rule_id": "hlt_high",
+                "event": "raised", "user": "system", "comment": None, "value": {"v": n}, "state": "unacknowledged",
+                "priority": "high", "message": f"HLT high {n}", "node": "HLT"}
+
+    assert take_forwarded_events(engine, "cellar", "store-a", "alarm_journal", 0, 2, [entry(1), entry(2)]) == (2, False)
+    assert take_forwarded_events(engine, "cellar", "store-a", "alarm_journal", 0, 3,
+                                 [entry(1), entry(2), entry(3)]) == (3, False)  # a re-send: only 3 is new
+    assert take_forwarded_events(engine, "cellar", "store-a", "alarm_journal", 5, 6, [entry(6)]) == (3, True)
+    audit = {"site_id": 1, "time": when, "user": "brewer", "role": "operator", "station": "10.0.0.9",
+             "action": "alarm.ack", "target": "hlt_high", "old": None, "new": None, "result": "ok",
+             "command_id": None, "detail": None}
+    assert take_forwarded_events(engine, "cellar", "store-a", "audit", 0, 1, [audit]) == (1, False)
+    assert watermark(engine, "cellar", "store-a", "alarm_journal") == 3
+    assert watermark(engine, "cellar", "store-a", "audit") == 1 and watermark(engine, "cellar", "store-a") == 0
+    with engine.connect() as conn:
+        journal = [tuple(r) for r in conn.execute(text(
+            "SELECT site, site_id, message, node FROM site_alarm_journal ORDER BY site_id"))]
+        audited = [tuple(r) for r in conn.execute(text("SELECT site, site_id, action FROM site_audit"))]
+    assert journal == [("cellar", n, f"HLT high {n}", "HLT") for n in (1, 2, 3)]
+    assert audited == [("cellar", 1, "alarm.ack")]
     engine.dispose()
 
 
@@ -249,6 +287,29 @@ async def caught_up(site: Runtime, centre_url: str, timeout: float = 60, name: s
     return newest
 
 
+def without(entry: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k not in keys}
+
+
+async def events_caught_up(site: Runtime, centre_url: str, name: str,
+                           timeout: float = 60) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Wait until the centre's watermarks of the site's alarm journal and audit journal reach the site's newest
+    entries; those entries (newest first, as the site's REST lists them) up to there."""
+    await site.db.barrier()
+    assert site.mqtt is not None and site.mqtt.forwarder is not None
+    store = site.mqtt.forwarder.store
+    newest = {"alarm_journal": newest_journal_id(site.db.engine), "audit": newest_audit_id(site.db.engine)}
+    engine = create_engine(centre_url)
+    try:
+        await wait_for(lambda: all(watermark(engine, name, store, stream) >= up_to for stream, up_to in newest.items()),
+                       timeout=timeout, interval=0.2)
+    finally:
+        engine.dispose()
+    journal = [e for e in await site.alarms.journal(None, limit=100_000) if e["id"] <= newest["alarm_journal"]]
+    audit = [e for e in await site.audit.query(limit=100_000) if e["id"] <= newest["audit"]]
+    return journal, audit
+
+
 async def test_the_broker_stopped_for_30_s_two_sites_go_on_and_the_centre_gets_every_sample_once(
         site: Runtime, cellar: Runtime, centre_of_two: Runtime, broker: Mosquitto, postgres_url: str) -> None:
     centre, sites = centre_of_two, ((site, "test", 0), (cellar, "cellar", SECOND))
@@ -265,6 +326,9 @@ async def test_the_broker_stopped_for_30_s_two_sites_go_on_and_the_centre_gets_e
     assert all(centre.plant.states[10 + n].quality is not Quality.GOOD for n in (0, SECOND))
     for edge, _, _ in sites:
         await wait_for(lambda edge=edge: edge.alarms.is_active(ALARM_KEY), timeout=15)  # its forwarding alarm
+        # an operator at the site acknowledges it meanwhile: an alarm-journal and an audit entry, kept there
+        alarm = next(a for a in edge.alarms.current.values() if a.rule_id == ALARM_KEY)
+        edge.alarms.ack(alarm.id, Actor(user="brewer", station="10.0.0.9", role="operator"), "broker down, known")
 
     def outage_stored() -> bool:
         newest = [edge.plant.states[10].server_time for edge, _, _ in sites]
@@ -283,6 +347,17 @@ async def test_the_broker_stopped_for_30_s_two_sites_go_on_and_the_centre_gets_e
         during = [ts for _, _, _, ts in stored if stopped_at.timestamp() < ts < stopped_at.timestamp() + OUTAGE_S]
         assert len(during) >= len(SHOWN) * (OUTAGE_S - 2)  # the outage's samples, about one a second each
     await wait_for(lambda: all(centre.plant.device_online.values()), timeout=15)
+    # the sites' events too: each site's alarm journal and audit journal at the centre, entry for entry, once
+    for edge, name, _ in sites:
+        journal, audit = await events_caught_up(edge, postgres_url, name)
+        at_centre = await centre.alarms.site_journal(None, name, limit=100_000)
+        assert [e["site"] for e in at_centre] == [name] * len(at_centre)
+        assert [without(e, "site", "node") for e in at_centre] == [e for e in journal]
+        acked = [e for e in at_centre if e["ruleId"] == ALARM_KEY and e["event"] == "acked"]
+        assert [(e["user"], e["comment"]) for e in acked] == [("brewer", "broker down, known")]
+        audited = await centre.audit.site_query(name, limit=100_000)
+        assert [without(e, "site") for e in audited] == audit
+        assert any(e["action"] == "alarm.ack" and e["user"] == "brewer" for e in audited)
 
 
 async def test_the_centre_does_not_store_the_live_values_of_a_forwarded_site_twice(
@@ -319,7 +394,8 @@ class CentreProcess:
                 health = (await http.get(f"http://127.0.0.1:{self.port}/api/os/health")).json()
         except httpx.HTTPError:
             return None
-        return health["drivers"][0].get("history")
+        history = health["drivers"][0].get("history")
+        return None if history is None else history["streams"].get("telemetry")
 
     def kill(self) -> None:
         """SIGKILL: no goodbye, no flush, whatever was under way is cut off."""
@@ -359,9 +435,10 @@ async def test_two_centres_on_one_database_and_kill_9_lose_no_sample_and_store_n
         await caught_up(site, postgres_url, timeout=60)
         centres[1].kill()  # then the other: nobody stores while the site goes on
         assert site.mqtt is not None and site.mqtt.forwarder is not None
-        before = site.mqtt.forwarder.acked
+        history = site.mqtt.forwarder.streams["telemetry"]
+        before = history.acked
         await wait_for(lambda: newest_history_id(site.db.engine) > before + 20 * len(SHOWN), timeout=60, interval=0.2)
-        assert site.mqtt.forwarder.acked >= before  # a dead centre acknowledges nothing new, nothing is lost
+        assert history.acked >= before  # a dead centre acknowledges nothing new, nothing is lost
 
         centres[0].start()  # back after a SIGKILL: its persistent session and the site's re-send
         newest = await caught_up(site, postgres_url, timeout=90)
@@ -375,9 +452,10 @@ async def test_the_site_moves_on_only_on_a_mapped_user_s_ack_of_its_own_store(si
     """An ack is a promise that the rows are stored: only a centre's user (mqtt.forward.centres) may give it, for
     this database's store; the batches themselves are what a subscriber of <root>/history sees."""
     assert site.mqtt is not None and site.mqtt.forwarder is not None
-    forwarder = site.mqtt.forwarder
+    forwarder = site.mqtt.forwarder.streams["telemetry"]
     async with Watcher(broker, "central", "bevforge/test/history") as centre_side:
-        _, batch, _ = await centre_side.wait_for(lambda topic, body, _: isinstance(body, dict), timeout=15)
+        _, batch, _ = await centre_side.wait_for(
+            lambda topic, body, _: isinstance(body, dict) and body.get("stream") == "telemetry", timeout=15)
         assert batch["type"] == "history" and batch["store"] == forwarder.store and batch["after"] == 0
         assert batch["upTo"] == batch["rows"][-1][0] and len(batch["rows"]) <= FORWARD["batch_rows"]
         first = batch["rows"][0]
@@ -405,7 +483,7 @@ async def test_a_centre_that_connects_is_sent_the_backlog_at_once_not_after_the_
     await edge.start()
     try:
         assert edge.mqtt is not None and edge.mqtt.forwarder is not None
-        forwarder = edge.mqtt.forwarder
+        forwarder = edge.mqtt.forwarder.streams["telemetry"]
         await wait_for(lambda: forwarder.batches_sent >= 1, timeout=15)  # sent to nobody: now it waits 600 s
         monkeypatch.setenv("BEVFORGE_TEST_CENTRAL_PASSWORD", USERS["central"])
         config = parse_config(yaml.safe_dump(centre_document(broker), allow_unicode=True), "central.yaml")
@@ -418,3 +496,54 @@ async def test_a_centre_that_connects_is_sent_the_backlog_at_once_not_after_the_
             await centre.stop()
     finally:
         await edge.stop()
+
+
+async def test_the_centre_lists_a_site_s_journals_over_rest_and_csv(tmp_path: Path, broker: Mosquitto,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """`GET /api/os/alarms/history?site=` and `/api/os/audit?site=`: what the site forwarded, in the local
+    journals' shape plus `site` (and `node`, this panel's), newest first, filtered like the local ones."""
+    monkeypatch.setenv("BEVFORGE_TEST_CENTRAL_PASSWORD", USERS["central"])
+    config = parse_config(yaml.safe_dump(centre_document(broker), allow_unicode=True), "central.yaml")
+    centre = Runtime(config, f"sqlite:///{tmp_path / 'centre.db'}", driver_factories(config)[0])
+    await centre.start()
+    server = LiveServer(centre, free_port())
+    await server.start()
+    try:
+        when = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
+        journal = [{"site_id": n, "time": when + timedelta(seconds=n), "alarm_id": n, "rule_id": rule,
+                    "event": "raised", "user": "system", "comment": None, "value": 81.5, "state": "unacknowledged",
+                    "priority": "high", "message": f"test: {rule}", "node": node}
+                   for n, (rule, node) in enumerate([("hlt_high", "HLT"), ("=cmd|' /C calc'!A0", None)], start=1)]
+        audit = [{"site_id": 5, "time": when, "user": "brewer", "role": "operator", "station": "10.0.0.9",
+                  "action": "command.request", "target": "hlt_setpoint", "old": 60, "new": 66, "result": "ok",
+                  "command_id": "c-1", "detail": None}]
+        await centre.db.write(take_forwarded_events, centre.db.engine, "test", "store-a", "alarm_journal", 0, 2,
+                              journal)
+        await centre.db.write(take_forwarded_events, centre.db.engine, "test", "store-a", "audit", 0, 5, audit)
+        http = server.http
+        listed = (await http.get("/api/os/alarms/history", params={"site": "test"})).json()
+        assert [(e["site"], e["id"], e["ruleId"], e["node"]) for e in listed] == [
+            ("test", 2, "=cmd|' /C calc'!A0", None), ("test", 1, "hlt_high", "HLT")]
+        assert listed[1]["time"] == "2026-11-30T06:00:01.000Z" and listed[1]["value"] == 81.5
+        only = (await http.get("/api/os/alarms/history", params={"site": "test", "ruleId": "hlt_high"})).json()
+        assert [e["id"] for e in only] == [1]
+        own = (await http.get("/api/os/alarms/history")).json()
+        assert all("site" not in e for e in own) and {e["ruleId"] for e in own}.isdisjoint({"hlt_high"})
+        exported = await http.get("/api/os/alarms/history", params={"site": "test", "format": "csv"})
+        lines = exported.text.splitlines()
+        assert lines[0] == "site,id,time,alarmId,ruleId,event,user,comment,value,state,priority,message,node"
+        assert "'=cmd" in lines[1]  # a cell that would be a formula is not one
+        assert 'filename="alarm-journal-test.csv"' in exported.headers["content-disposition"]
+        audited = (await http.get("/api/os/audit", params={"site": "test"})).json()
+        assert audited == [{"site": "test", "id": 5, "time": "2026-11-30T06:00:00.000Z", "user": "brewer",
+                            "role": "operator", "station": "10.0.0.9", "action": "command.request",
+                            "target": "hlt_setpoint", "old": 60, "new": 66, "result": "ok", "commandId": "c-1",
+                            "detail": None}]
+        assert (await http.get("/api/os/audit", params={"site": "test", "action": "alarm."})).json() == []
+        for path in ("/api/os/alarms/history", "/api/os/audit"):
+            refused = await http.get(path, params={"site": "taproom"})
+            assert refused.status_code == 404
+            assert refused.json()["error"] == "unknown_site" and refused.json()["field"] == "site"
+    finally:
+        await server.stop()
+        await centre.stop()

@@ -80,3 +80,24 @@ def test_audit_entries_belong_to_their_commands_and_alarms() -> None:
     assert [e["target"] for e in permissions.visible_audit(HLT_ONLY, CONFIG, entries)] \
         == ["hlt_setpoint", "comms:hlt_controller"]
     assert permissions.visible_audit(UNLIMITED, CONFIG, entries) == entries
+
+
+def test_a_site_s_forwarded_journals_at_a_central_panel() -> None:
+    """The site's alarm journal is read node by node (this panel's nodes); its audit journal is the whole site's,
+    for a technician without a node limit; a site that does not forward here is not found, naming the field."""
+    entries = [{"ruleId": "hlt_high", "node": "HLT"}, {"ruleId": "mlt_low", "node": "MLT"},
+               {"ruleId": "system:disk_space", "node": None}]
+    assert permissions.visible_site_journal(HLT_ONLY, entries) == entries[:1]
+    assert permissions.visible_site_journal(UNLIMITED, entries) == entries
+    permissions.require_site_audit(Actor(user="tess", role="technician"))
+    with pytest.raises(Forbidden) as limited:
+        permissions.require_site_audit(Actor(user="tom", role="technician", nodes=frozenset({"HLT"})))
+    assert limited.value.field == "site"
+    with pytest.raises(Forbidden):
+        permissions.require_site_audit(UNLIMITED)  # an operator
+    central = brewhouse_config(lambda doc: doc["devices"].append(
+        {"id": "site_cellar", "driver": "site", "history": "forwarded", "settings": {"site": "cellar"}}))
+    permissions.require_forwarded_site(central, "cellar")
+    with pytest.raises(NotFound) as unknown:
+        permissions.require_forwarded_site(central, "taproom")
+    assert unknown.value.field == "site" and unknown.value.code == "unknown_site"
