@@ -386,6 +386,20 @@ def visible_audit(actor: Actor | None, config: PlantConfig, entries: list[dict[s
 # -- shelving ----------------------------------------------------------------------------------------
 
 
+# the role each alarm action needs, whichever way it comes (the REST routes, the screens, MQTT): by the names of
+# the REST routes; a shelf without a duration (one-shot) needs a technician, a timed one an operator
+ALARM_ACTION_ROLES = {"ack": OPERATOR, "reset": OPERATOR, "shelve": OPERATOR, "unshelve": OPERATOR,
+                      "out-of-service": TECHNICIAN, "in-service": TECHNICIAN}
+
+
+def alarm_action_role(action: str, timed: bool = False) -> str:
+    """The role `action` (ALARM_ACTION_ROLES) needs; `timed`: a shelf with a duration."""
+    if action == "shelve" and not timed:
+        return TECHNICIAN
+    return ALARM_ACTION_ROLES[action]
+
+
+
 def shelve_durations(actor: Actor, policy: Mapping[str, Sequence[float]]) -> tuple[float, ...]:
     """The timed shelves (seconds) `actor` may choose: the configured list of their role, or of the
     highest listed role below it (`auth.shelve_durations_s`); none for a role below every listed one."""

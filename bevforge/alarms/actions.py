@@ -16,6 +16,8 @@ from bevforge.alarms.points import Alarm, AlarmNotFound, Point, apply_overrides,
 from bevforge.alarms.states import AlarmEvent, TransitionRefused
 from bevforge.domain import Actor, utcnow
 
+MAX_SHELF_S = 24 * 3600.0  # the longest timed shelf anyone may ask for (REST, MQTT); the roles' lists are shorter
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from bevforge import permissions
-from bevforge.alarms import STATES, Alarm, AlarmNotFound, AlarmService
+from bevforge.alarms import MAX_SHELF_S, STATES, Alarm, AlarmNotFound, AlarmService
 from bevforge.alarms import history as alarm_history
 from bevforge.api.deps import actor_for_request, require_role, runtime_of
 from bevforge.api.errors import CSV_ANSWER, JSONResponse, TimeQuery
@@ -31,7 +31,6 @@ router = APIRouter(prefix="/api/os/alarms", default_response_class=JSONResponse,
                    dependencies=[Depends(enforce)], tags=["alarms"])
 
 AlarmStateFilter = Literal[("active", "all", *STATES)]  # type: ignore[valid-type]
-MAX_SHELF_S = 24 * 3600.0
 
 
 class CommentIn(BaseModel):
