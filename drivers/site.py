@@ -239,16 +239,32 @@ class SiteDriver(Driver):
         frame["message"] = f"{self.site}: {frame.get('message') or 'alarm'}"
         self.link.site_alarm(alarm_id, frame)
 
+    def unreachable(self) -> str | None:
+        """Why the site cannot be reached now (no broker connection, the site not online), or None."""
+        if self.broker.username is None:
+            return "this panel has no mqtt.username"
+        if self.client is None or not self.connected:
+            return f"no connection to the broker ({self.last_error or 'connecting'})"
+        if not self.site_online:
+            return f"site {self.site} is offline"
+        return None
+
     async def acknowledge_at_site(self, alarm_id: int, comment: str | None) -> bool:
         """Acknowledge the site's alarm `alarm_id` there, as this panel's MQTT user (the site checks its role and
         journals it as `mqtt:<user>`). False when the site cannot be reached now (it stays unacknowledged there)."""
+        return await self.alarm_action_at_site(alarm_id, topics.ACK, {"comment": comment} if comment else {})
+
+    async def alarm_action_at_site(self, alarm_id: int, action: str, body: dict[str, Any]) -> bool:
+        """Ask the site for `action` (topics.ALARM_ACTIONS: ack, shelve, reset, …) on its alarm `alarm_id`, as this
+        panel's MQTT user, on `<root>/cmd/<user>/alarms/<id>/<action>`: the site's own alarm service checks the
+        user's role, does it and journals it as `mqtt:<user>`; its retained alarm topic then says how it stands.
+        False when the site cannot be reached now (nothing was sent)."""
         client = self.client
-        if client is None or not self.online or self.broker.username is None:
+        if client is None or self.unreachable() is not None or self.broker.username is None:
             return False
-        body = {"comment": comment} if comment else {}
         try:
-            await client.publish(topics.alarm_ack(self.root, self.broker.username, alarm_id), orjson.dumps(body),
-                                 qos=max(1, self.broker.qos))
+            await client.publish(topics.alarm_action(self.root, self.broker.username, alarm_id, action),
+                                 orjson.dumps(body), qos=max(1, self.broker.qos))
         except aiomqtt.MqttError:
             return False
         return True

@@ -70,7 +70,7 @@ def _visible(request: Request, alarm: Alarm | None, alarm_id: int) -> Alarm:
 
 def _definition(request: Request, rule_id: str) -> dict[str, Any]:
     """The definition as GET /definitions shows it, so a change answers with the state it produced."""
-    return next(d for d in runtime_of(request).alarms.definitions() if d["ruleId"] == rule_id)
+    return runtime_of(request).alarms.definition(rule_id)
 
 
 @router.get("", summary="Alarms; state=active (default: every open alarm) | all | a display state",
@@ -119,7 +119,8 @@ async def definitions(request: Request) -> list[dict[str, Any]]:
 
 def _rule(request: Request, rule_id: str) -> str:
     rt = runtime_of(request)
-    permissions.require_alarm_point(actor_for_request(request), rt.config, rt.alarms.points.get(rule_id), rule_id)
+    permissions.require_alarm_point(actor_for_request(request), rt.config, rt.alarms.points.get(rule_id), rule_id,
+                                    rt.alarms.remote)
     return rule_id
 
 
