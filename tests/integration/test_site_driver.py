@@ -210,6 +210,9 @@ async def test_a_shelve_from_the_centre_shelves_the_alarm_at_the_site_and_the_ce
         _, refused, _ = await errors.wait_for(lambda topic, body, message: True)
     assert refused["code"] == "forbidden" and refused["topic"].endswith(f"/alarms/{raised.id}/out-of-service")
     assert not at_site.state.out_of_service and not here.state.out_of_service
+    await wait_for(lambda: central.health()["drivers"][0]["alarmActionsRefused"] == 1, timeout=10)
+    driver = central.health()["drivers"][0]  # the centre's technician can see why
+    assert driver["lastRefusal"].startswith(f"alarm {raised.id} out-of-service: forbidden")
 
     central.alarms.unshelve(key, OPERATOR, "back")
     await wait_for(lambda: at_site.state.shelf is None and here.state.shelf is None, timeout=10)
@@ -249,6 +252,31 @@ async def test_an_action_on_a_site_alarm_while_the_site_is_away_is_refused_sayin
     assert central.alarms.points[key].state.shelf is None  # nothing changed here either
     audited = [a for a in await central.audit.query(user="olga") if a["action"] == "alarm.shelve"]
     assert [(a["target"], a["result"]) for a in audited] == [(key, "refused")]
+
+
+async def test_the_centre_s_rest_routes_send_a_site_alarm_s_shelve_to_the_site_and_answer_503_when_it_is_away(
+        site: Runtime, central: Runtime) -> None:
+    from tests.support.server import LiveServer, free_port
+
+    raised = site.alarms.raise_alarm("test:mlt-cold", "process", Severity.HIGH, "MLT too cold", node="HLT")
+    key = site_alarm_key("brewhouse_test", raised.id)
+    await wait_for(lambda: central.alarms.is_active(key), timeout=10)
+    live = LiveServer(central, free_port(), manage_runtime=False)
+    await live.start()
+    try:
+        answer = await live.http.post(f"/api/os/alarms/definitions/{key}/shelve", json={"durationS": 900})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["remote"] is True and answer.json()["ruleId"] == key
+        await wait_for(lambda: site.alarms.points["test:mlt-cold"].state.shelf == "timed", timeout=10)
+        await wait_for(lambda: central.alarms.points[key].state.shelf == "timed", timeout=10)
+        await site.stop()
+        await wait_for(lambda: central.plant.device_online["brewhouse_test"] is False, timeout=10)
+        answer = await live.http.post(f"/api/os/alarms/definitions/{key}/unshelve", json={"comment": "back"})
+        assert answer.status_code == 503 and answer.json()["error"] == "site_unreachable"
+        assert "cannot be reached now" in answer.json()["message"]
+        assert central.alarms.points[key].state.shelf == "timed"  # as the site left it
+    finally:
+        await live.stop()
 
 
 async def final(runtime: Runtime, command_id: str, timeout: float = 20.0) -> Command:
