@@ -80,3 +80,10 @@ def test_audit_entries_belong_to_their_commands_and_alarms() -> None:
     assert [e["target"] for e in permissions.visible_audit(HLT_ONLY, CONFIG, entries)] \
         == ["hlt_setpoint", "comms:hlt_controller"]
     assert permissions.visible_audit(UNLIMITED, CONFIG, entries) == entries
+
+
+def test_each_alarm_action_needs_the_role_its_rest_route_needs() -> None:
+    role = permissions.alarm_action_role
+    assert [role(a) for a in ("ack", "reset", "unshelve")] == ["operator"] * 3
+    assert (role("shelve", timed=True), role("shelve")) == ("operator", "technician")  # one-shot: technician
+    assert (role("out-of-service"), role("in-service")) == ("technician", "technician")
