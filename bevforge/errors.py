@@ -55,6 +55,7 @@ TOO_MANY_REQUESTS = "too_many_requests"
 TOO_MANY_STREAMS = "too_many_streams"
 STORE_UNAVAILABLE = "store_unavailable"
 UNAVAILABLE = "unavailable"
+SITE_UNREACHABLE = "site_unreachable"  # a central panel's action on a site's alarm: the site cannot be reached now
 INTERNAL_ERROR = "internal_error"
 METHOD_NOT_ALLOWED = "method_not_allowed"
 HTTP_ERROR = "http_error"

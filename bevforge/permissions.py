@@ -18,7 +18,7 @@ runs at publish time for every subscriber.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -302,9 +302,12 @@ def alarm_key_filter(actor: Actor | None, config: PlantConfig,
     return sees
 
 
-def require_alarm_point(actor: Actor, config: PlantConfig, point: T | None, rule_id: str) -> T:
-    """A configured alarm definition `actor` may see; NotFound otherwise (and for system points)."""
-    if (point is None or getattr(point, "rule", None) is None
+def require_alarm_point(actor: Actor, config: PlantConfig, point: T | None, rule_id: str,
+                        remote_kinds: Collection[str] = ()) -> T:
+    """A configured alarm definition `actor` may see; NotFound otherwise (and for system points). A point of one of
+    `remote_kinds` (another BevForge's: a site's alarm at a central panel) counts as a definition: it is its
+    owner's, where an action on it is sent."""
+    if (point is None or (getattr(point, "rule", None) is None and getattr(point, "kind", None) not in remote_kinds)
             or not may_see_nodes(actor, alarm_nodes(config, rule_id, point.node, point.endpoint_id))):  # type: ignore[attr-defined]
         raise NotFound(f"no alarm definition {rule_id!r}", code=UNKNOWN_ALARM_DEFINITION, field="rule_id")
     return point
@@ -409,6 +412,20 @@ def require_forwarded_site(config: PlantConfig, site: str) -> None:
 
 
 # -- shelving ----------------------------------------------------------------------------------------
+
+
+# the role each alarm action needs, whichever way it comes (the REST routes, the screens, MQTT): by the names of
+# the REST routes; a shelf without a duration (one-shot) needs a technician, a timed one an operator
+ALARM_ACTION_ROLES = {"ack": OPERATOR, "reset": OPERATOR, "shelve": OPERATOR, "unshelve": OPERATOR,
+                      "out-of-service": TECHNICIAN, "in-service": TECHNICIAN}
+
+
+def alarm_action_role(action: str, timed: bool = False) -> str:
+    """The role `action` (ALARM_ACTION_ROLES) needs; `timed`: a shelf with a duration."""
+    if action == "shelve" and not timed:
+        return TECHNICIAN
+    return ALARM_ACTION_ROLES[action]
+
 
 
 def shelve_durations(actor: Actor, policy: Mapping[str, Sequence[float]]) -> tuple[float, ...]:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bevforge import __version__
-from bevforge.alarms import Alarm, AlarmService
+from bevforge.alarms import Alarm, AlarmService, Point
+from bevforge.alarms.states import AlarmEvent, PointState
 from bevforge.audit import AuditLog
 from bevforge.auth import AuthService
 from bevforge.bus import EventBus
@@ -26,7 +29,8 @@ from bevforge.devices import (
     site_alarm_key,
     site_alarm_prefix,
 )
-from bevforge.domain import Reading, Severity
+from bevforge.domain import Actor, Reading, Severity
+from bevforge.errors import SITE_UNREACHABLE, Unavailable
 from bevforge.ingest import ReadingIntake
 from bevforge.plant import Plant
 from bevforge.programs.service import ProgramService
@@ -53,6 +57,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 5.0
+MAX_COMMENT = 500  # what a site takes in an alarm action's comment
+# a central panel's action on a site's alarm → (the site's MQTT alarm action, how the comment words it)
+SITE_ALARM_ACTIONS = {AlarmEvent.SHELVE: ("shelve", "shelved"), AlarmEvent.UNSHELVE: ("unshelve", "unshelved"),
+                      AlarmEvent.RESET: ("reset", "reset"),
+                      AlarmEvent.REMOVE_FROM_SERVICE: ("out-of-service", "taken out of service"),
+                      AlarmEvent.RETURN_TO_SERVICE: ("in-service", "returned to service")}
+
+
+def _site_state(frame: dict[str, Any]) -> PointState:
+    """A site's alarm frame (docs/mqtt.md "Alarm") → the state the centre's point follows."""
+    shelf = frame.get("shelved") if frame.get("shelved") in ("timed", "oneshot") else None
+    until = None
+    if shelf == "timed":
+        with contextlib.suppress(TypeError, ValueError):
+            until = datetime.fromisoformat(str(frame.get("shelvedUntil")).replace("Z", "+00:00"))
+    return PointState(active=bool(frame.get("active")), latched=bool(frame.get("latched")), shelf=shelf,
+                      shelved_until=until, out_of_service=bool(frame.get("outOfService")))
+
+
+def central_comment(words: str, user: str, comment: str | None) -> str:
+    """The comment a site journals for a central operator's action: who at the centre, and their note."""
+    return (f"{words} at the central panel by {user}" + (f": {comment}" if comment else ""))[:MAX_COMMENT]
 
 
 @dataclass
@@ -78,13 +104,17 @@ class DeviceLinkToPlant:
             self.plant.mark_device(self.device_id, online, error)
 
     def site_alarm(self, alarm_id: int, frame: dict[str, Any] | None) -> None:
-        """A site's alarm at the centre: raised while it is active there, cleared once it is not (or over); the
-        centre's operators acknowledge the centre's occurrence, the site's own are acknowledged at the site."""
+        """A site's alarm at the centre, as it stands there (the site's state is the truth): raised while it is
+        active there, cleared once it is not (or over), shelved, out of service and latched as it is there
+        (`AlarmService.follow`). The centre's operators acknowledge the centre's occurrence (and the site's, as
+        the centre's MQTT user); their shelve, unshelve, reset and service actions are sent to the site
+        (`Runtime._site_alarm_action`) and show here once the site's retained alarm topic says so."""
         if self.cut:
             return
         key = site_alarm_key(self.device_id, alarm_id)
-        if frame is None or not frame.get("active"):
-            self.plant.alarms.clear(key)
+        by = f"site:{self.device_id}"
+        if frame is None:  # over at the site
+            self.plant.alarms.follow(key, SITE_ALARM_KIND, Severity.HIGH, None, PointState(), by=by)
             return
         try:
             severity = Severity(str(frame.get("priority")))
@@ -93,19 +123,27 @@ class DeviceLinkToPlant:
         node = frame.get("node")
         if not isinstance(node, str) or node not in self.plant.config.nodes_of_device(self.device_id):
             node = None  # a node this panel does not show the site's endpoints on: the alarm is the panel's
-        self.plant.alarms.raise_alarm(key, SITE_ALARM_KIND, severity, str(frame.get("message") or "alarm at the site"),
-                                      node=node, momentary=severity is Severity.ALERT)
+        message = str(frame.get("message") or "alarm at the site")
+        if severity is Severity.ALERT:  # an event there: shown here as a momentary alert, and done
+            if frame.get("active"):
+                self.plant.alarms.raise_alarm(key, SITE_ALARM_KIND, severity, message, node=node, momentary=True)
+            return
+        self.plant.alarms.follow(key, SITE_ALARM_KIND, severity, message, _site_state(frame), node=node, by=by)
 
     def site_alarms_standing(self, alarm_ids: frozenset[int]) -> None:
         """After the site driver's (re)connect: a site alarm shown here (raised in this run, or restored from the
-        store at start) that is not among those standing at the site is over there: cleared."""
+        store at start) that is not among those standing at the site is over there: it follows (cleared, reset,
+        unshelved, back in service)."""
         if self.cut:
             return
         prefix = site_alarm_prefix(self.device_id)
         for key, point in list(self.plant.alarms.points.items()):
-            if key.startswith(prefix) and point.state.active and key.removeprefix(prefix).isdigit() \
-                    and int(key.removeprefix(prefix)) not in alarm_ids:
-                self.plant.alarms.clear(key)
+            state = point.state
+            if key.startswith(prefix) and key.removeprefix(prefix).isdigit() \
+                    and int(key.removeprefix(prefix)) not in alarm_ids \
+                    and (state.active or state.latched or state.shelf is not None or state.out_of_service):
+                self.plant.alarms.follow(key, SITE_ALARM_KIND, point.priority, None, PointState(),
+                                         by=f"site:{self.device_id}")
 
     async def forwarded_history(self, site: str, store: str, after: int, up_to: int,
                                 rows: Sequence[ForwardedRow]) -> tuple[int, bool]:
@@ -193,6 +231,7 @@ class Runtime:
         self._background: set[asyncio.Task[Any]] = set()  # fire-and-forget tasks kept from the garbage collector
         self.reloader = ConfigReloader(self)
         self.alarms.listeners.append(self._site_alarm_acknowledged)
+        self.alarms.remote[SITE_ALARM_KIND] = self._site_alarm_action  # a site's alarms: the site decides
 
     async def start(self) -> None:
         create_schema(self.db.engine)
@@ -243,11 +282,37 @@ class Runtime:
         acknowledge = getattr(driver, "acknowledge_at_site", None)
         if acknowledge is None or not site_alarm.isdigit():
             return
-        comment = f"acknowledged at the central panel by {alarm.acked_by}" + (
-            f": {alarm.ack_comment}" if alarm.ack_comment else "")
+        comment = central_comment("acknowledged", alarm.acked_by, alarm.ack_comment)
         task = asyncio.get_running_loop().create_task(acknowledge(int(site_alarm), comment))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def _site_alarm_action(self, point: Point, event: AlarmEvent, actor: Actor, fields: dict[str, Any]) -> str:
+        """A centre operator's shelve, unshelve, reset or service action on a site's alarm, sent to the site as this
+        panel's MQTT user (drivers/site.py, docs/mqtt.md): the site's own alarm service checks that user's role, does
+        it and journals it; this panel's point follows the site's retained alarm topic. Refused whole (Unavailable,
+        `site_unreachable`) when the site cannot be reached now: nothing is changed here or there."""
+        action, words = SITE_ALARM_ACTIONS[event]
+        device_id, _, site_alarm = point.key.removeprefix("site:").rpartition(":")
+        driver = self.drivers.get(device_id)
+        send = getattr(driver, "alarm_action_at_site", None)
+        why = "no such site device" if send is None or not site_alarm.isdigit() else driver.unreachable()
+        if why is not None:
+            site = getattr(driver, "site", device_id)
+            raise Unavailable(f"site {site} cannot be reached now ({why}): the alarm is not {words} there, and this "
+                              "panel shows it as the site has it", code=SITE_UNREACHABLE)
+        body = {k: v for k, v in fields.items() if v is not None and k != "comment"}
+        body["comment"] = central_comment(words, actor.user, fields.get("comment"))
+        task = asyncio.get_running_loop().create_task(self._send_to_site(send, int(site_alarm), action, body))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return f"sent to site {getattr(driver, 'site', device_id)} as its alarm {site_alarm}"
+
+    @staticmethod
+    async def _send_to_site(send: Any, alarm_id: int, action: str, body: dict[str, Any]) -> None:
+        if not await send(alarm_id, action, body):
+            log.warning("a site's alarm %d: %s not sent (the link dropped just now): nothing changed there",
+                        alarm_id, action)
 
     def link_for(self, device_id: str) -> DeviceLinkToPlant:
         """The DeviceLink a new driver of this device reports through (at start-up and on a reload)."""

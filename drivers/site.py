@@ -103,6 +103,8 @@ class SiteDriver(Driver):
         # the site's alarms that came (their retained topics) since the last connect
         self._alarms_seen: set[int] = set()
         self._alarms_reconciled = True
+        self.alarm_actions_refused = 0  # this panel's alarm actions the site refused (on <root>/cmd/<user>/error)
+        self.last_refusal: str | None = None
         # the site's node → this panel's node, from the endpoints' addresses (`address.node`)
         self.node_map: dict[str, str] = {e.address["node"]: e.node for e in self.endpoints if "node" in e.address}
 
@@ -122,7 +124,8 @@ class SiteDriver(Driver):
 
     def status(self) -> dict[str, Any]:
         status = super().status() | {"site": self.site, "brokerConnected": self.connected,
-                                     "siteOnline": self.site_online}
+                                     "siteOnline": self.site_online, "alarmActionsRefused": self.alarm_actions_refused,
+                                     "lastRefusal": self.last_refusal}
         if self.forwarded:
             status["history"] = {"streams": {name: dict(counts) for name, counts in self.forwarded_streams.items()},
                                  "refused": self.history_refused}
@@ -170,6 +173,8 @@ class SiteDriver(Driver):
                             await client.publish(topics.ack(self.root, self.broker.username),
                                                  orjson.dumps(messages.history_hello()), qos=max(1, self.broker.qos))
                             cancel_if_asked()
+                    if self.broker.username is not None:  # why the site refused what this panel sent
+                        await client.subscribe(topics.user_error(self.root, self.broker.username), qos=self.broker.qos)
                     await client.subscribe(topics.status(self.root), qos=self.broker.qos)
                     async for message in client.messages:
                         self._take(str(message.topic), bytes(message.payload or b""), bool(message.retain))
@@ -216,6 +221,9 @@ class SiteDriver(Driver):
                 except asyncio.QueueFull:  # the site sends it again from the last acknowledged row
                     self.history_refused += 1
             return
+        if self.broker.username is not None and topic == topics.user_error(self.root, self.broker.username):
+            self._take_refusal(body if isinstance(body, dict) else {})
+            return
         rest = topic[len(self.root) + 1:].split("/")
         if len(rest) == 2 and rest[0] == topics.COMMANDS and isinstance(body, dict):
             future = self.pending.get(str(body.get("commandId")))
@@ -243,19 +251,48 @@ class SiteDriver(Driver):
         frame["message"] = f"{self.site}: {frame.get('message') or 'alarm'}"
         self.link.site_alarm(alarm_id, frame)
 
+    def unreachable(self) -> str | None:
+        """Why the site cannot be reached now (no broker connection, the site not online), or None."""
+        if self.broker.username is None:
+            return "this panel has no mqtt.username"
+        if self.client is None or not self.connected:
+            return f"no connection to the broker ({self.last_error or 'connecting'})"
+        if not self.site_online:
+            return f"site {self.site} is offline"
+        return None
+
     async def acknowledge_at_site(self, alarm_id: int, comment: str | None) -> bool:
         """Acknowledge the site's alarm `alarm_id` there, as this panel's MQTT user (the site checks its role and
         journals it as `mqtt:<user>`). False when the site cannot be reached now (it stays unacknowledged there)."""
+        return await self.alarm_action_at_site(alarm_id, topics.ACK, {"comment": comment} if comment else {})
+
+    async def alarm_action_at_site(self, alarm_id: int, action: str, body: dict[str, Any]) -> bool:
+        """Ask the site for `action` (topics.ALARM_ACTIONS: ack, shelve, reset, …) on its alarm `alarm_id`, as this
+        panel's MQTT user, on `<root>/cmd/<user>/alarms/<id>/<action>`: the site's own alarm service checks the
+        user's role, does it and journals it as `mqtt:<user>`; its retained alarm topic then says how it stands.
+        False when the site cannot be reached now (nothing was sent)."""
         client = self.client
-        if client is None or not self.online or self.broker.username is None:
+        if client is None or self.unreachable() is not None or self.broker.username is None:
             return False
-        body = {"comment": comment} if comment else {}
         try:
-            await client.publish(topics.alarm_ack(self.root, self.broker.username, alarm_id), orjson.dumps(body),
-                                 qos=max(1, self.broker.qos))
+            await client.publish(topics.alarm_action(self.root, self.broker.username, alarm_id, action),
+                                 orjson.dumps(body), qos=max(1, self.broker.qos))
         except aiomqtt.MqttError:
             return False
         return True
+
+    def _take_refusal(self, frame: dict[str, Any]) -> None:
+        """The site refused an alarm action this panel sent (the central user's role there, the alarm's state):
+        logged and counted (`/api/os/health`, the driver's `alarmActionsRefused`, `lastRefusal`); this panel's
+        point stays as the site has it."""
+        on_alarm = topics.parse_alarm_action(self.root, str(frame.get("topic")))
+        if on_alarm is None:
+            return  # a command's refusal: its record fails when the site's answer does not come (command_timeout_s)
+        _, alarm_id, action = on_alarm
+        self.alarm_actions_refused += 1
+        self.last_refusal = f"alarm {alarm_id} {action}: {frame.get('code')}: {frame.get('message')}"
+        log.warning("site %s refused this panel's %s of its alarm %d: %s", self.site, action, alarm_id,
+                    frame.get("message"))
 
     def _reconcile_alarms(self) -> None:
         """After a (re)connect: an alarm shown here that the site no longer has (it ended while this panel was

@@ -8,6 +8,7 @@ journal's history and statistics) and `service` (composes them). Callers import 
 
 from __future__ import annotations
 
+from bevforge.alarms.actions import MAX_SHELF_S
 from bevforge.alarms.engine import CHATTER_CYCLES, CHATTER_WINDOW_S, FLOOD_COUNT, FLOOD_WINDOW_S
 from bevforge.alarms.points import STATES, Alarm, AlarmNotFound, Point
 from bevforge.alarms.service import AlarmService
@@ -18,6 +19,7 @@ __all__ = [
     "CHATTER_WINDOW_S",
     "FLOOD_COUNT",
     "FLOOD_WINDOW_S",
+    "MAX_SHELF_S",
     "STATES",
     "Alarm",
     "AlarmNotFound",

@@ -15,6 +15,9 @@ from bevforge import permissions
 from bevforge.alarms.points import Alarm, AlarmNotFound, Point, apply_overrides, limits_of
 from bevforge.alarms.states import AlarmEvent, TransitionRefused
 from bevforge.domain import Actor, utcnow
+from bevforge.errors import BevForgeError
+
+MAX_SHELF_S = 24 * 3600.0  # the longest timed shelf anyone may ask for (REST, MQTT); the roles' lists are shorter
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -60,7 +63,8 @@ class AlarmActions:
         self.recorder.db.health.require_writable()  # its record is written later: refuse it whole now
         alarm = point.occurrence
         assert alarm is not None
-        self.engine.apply_event(point, AlarmEvent.RESET, actor=actor, comment=comment)
+        if not self._sent_to_owner(point, AlarmEvent.RESET, actor, {"comment": comment}):
+            self.engine.apply_event(point, AlarmEvent.RESET, actor=actor, comment=comment)
         return alarm
 
     def shelve(self, rule_id: str, actor: Actor, duration_s: float | None, comment: str | None = None) -> Point:
@@ -69,6 +73,8 @@ class AlarmActions:
             permissions.require_shelve_duration(actor, duration_s, self.shelve_policy)
         point = self._definition(rule_id, actor)
         self.recorder.db.health.require_writable()  # its record is written later: refuse it whole now
+        if self._sent_to_owner(point, AlarmEvent.SHELVE, actor, {"durationS": duration_s, "comment": comment}):
+            return point
         until = utcnow() + timedelta(seconds=duration_s) if duration_s else None
         self.engine.apply_event(point, AlarmEvent.SHELVE, actor=actor, comment=comment, until=until)
         self.recorder.save_point(point, actor.user)
@@ -77,6 +83,8 @@ class AlarmActions:
     def unshelve(self, rule_id: str, actor: Actor, comment: str | None = None) -> Point:
         point = self._definition(rule_id, actor)
         self.recorder.db.health.require_writable()  # its record is written later: refuse it whole now
+        if self._sent_to_owner(point, AlarmEvent.UNSHELVE, actor, {"comment": comment}):
+            return point
         self.engine.apply_event(point, AlarmEvent.UNSHELVE, actor=actor, comment=comment)
         self.recorder.save_point(point, actor.user)
         return point
@@ -85,9 +93,32 @@ class AlarmActions:
         point = self._definition(rule_id, actor)
         self.recorder.db.health.require_writable()  # its record is written later: refuse it whole now
         event = AlarmEvent.RETURN_TO_SERVICE if in_service else AlarmEvent.REMOVE_FROM_SERVICE
+        if self._sent_to_owner(point, event, actor, {"comment": comment}):
+            return point
         self.engine.apply_event(point, event, actor=actor, comment=comment)
         self.recorder.save_point(point, actor.user)
         return point
+
+    def _sent_to_owner(self, point: Point, event: AlarmEvent, actor: Actor, fields: dict[str, Any]) -> bool:
+        """A point another BevForge owns (a site's alarm at a central panel) is not changed here: the action is
+        sent to its owner, whose own alarm service decides, and this panel's point follows the state it then
+        publishes (`AlarmEngine.follow`). Audited here either way; an owner that cannot be reached now refuses
+        it whole (the typed error says so) and nothing changes. False: the point is this panel's own."""
+        send = self.engine.remote.get(point.kind)
+        if send is None:
+            return False
+        audit = self.engine.audit
+        try:
+            sent = send(point, event, actor, fields)
+        except BevForgeError as exc:
+            if audit is not None:
+                audit.record(actor, f"alarm.{event.value}", target=point.key, old=point.state.display.value,
+                             result="refused", detail=exc.message)
+            raise
+        if audit is not None:
+            audit.record(actor, f"alarm.{event.value}", target=point.key, old=point.state.display.value,
+                         result="sent", detail=sent + (f"; {fields['comment']}" if fields.get("comment") else ""))
+        return True
 
     def change_limits(self, rule_id: str, changes: dict[str, Any], actor: Actor) -> tuple[dict[str, Any], Point]:
         """Technician changes limits at runtime; persisted and journalled with old → new."""

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from bevforge import interlocks
 from bevforge.alarms.points import Alarm, Point, apply_overrides, limits_of
 from bevforge.alarms.rules import ConditionTracker
-from bevforge.alarms.states import AlarmEvent, apply
+from bevforge.alarms.states import AlarmEvent, PointState, apply
 from bevforge.config import PROCESS_KINDS, AlarmRule, PlantConfig
 from bevforge.domain import Actor, EndpointState, Quality, Severity, utcnow
 from bevforge.store import alarm_rows
@@ -42,6 +42,12 @@ FLOOD_WINDOW_S = 600.0
 FLOOD_COUNT = 10
 CHATTER_WINDOW_S = 60.0
 CHATTER_CYCLES = 3
+
+# An action on a point that another BevForge owns (a site's alarm at a central panel): (the point, the event asked
+# for, who asks, its fields: durationS, comment) → sent to the owner, returning what to audit ("sent to site …"),
+# or raising a typed error (Unavailable) when the owner cannot be reached now. The owner's state comes back
+# through `AlarmEngine.follow`.
+RemoteAction = Callable[[Point, AlarmEvent, Actor, dict[str, Any]], str]
 
 
 class AlarmEngine:
@@ -69,6 +75,8 @@ class AlarmEngine:
         self.flood_first_out: int | None = None
         self._task: asyncio.Task[None] | None = None
         self.audit = audit
+        # point kinds another BevForge owns → how an action on one is sent there (the runtime registers them)
+        self.remote: dict[str, RemoteAction] = {}
 
     limits_of = staticmethod(limits_of)
 
@@ -264,6 +272,41 @@ class AlarmEngine:
             self.apply_event(point, AlarmEvent.ACK)  # an alert asks nothing of anyone: journaled, shown, done
         return alarm
 
+    def follow(self, key: str, kind: str, severity: Severity, message: str | None, remote: PointState, *,
+               node: str | None = None, by: str = "system") -> None:
+        """Bring the point `key`, owned by another BevForge (a site's alarm at a central panel), to the state it has
+        there (`remote`: active, latched, shelf, out of service), each change through `apply_event`, journaled as
+        `by`. What hides it (out of service, a shelf) is applied before a raise and what ends a hiding after a
+        clear, so an alarm hidden there does not annunciate here on its way. Acknowledgements stay this panel's
+        own. A point that shows nothing there and is not here is not made; `message` None keeps the one shown."""
+        point = self.points.get(key)
+        if point is None:
+            if not (remote.active or remote.latched or remote.shelf is not None or remote.out_of_service):
+                return
+            point = self._system_point(key, kind, severity, None, node)
+        if message is None and point.occurrence is not None:
+            message = point.occurrence.message
+        e = AlarmEvent
+        if remote.out_of_service and not point.state.out_of_service:
+            self.apply_event(point, e.REMOVE_FROM_SERVICE, message=message, by=by)
+        until = remote.shelved_until if remote.shelf == "timed" else None
+        if remote.shelf is not None and not remote.out_of_service and \
+                (point.state.shelf, point.state.shelved_until) != ("timed" if until else "oneshot", until):
+            if point.state.out_of_service:  # out of service here, shelved there: back in service first
+                self.apply_event(point, e.RETURN_TO_SERVICE, message=message, by=by)
+            self.apply_event(point, e.SHELVE, until=until, message=message, by=by)
+        if not point.state.active and (remote.active or (remote.latched and not point.state.latched)):
+            point.latching = remote.latched  # a latched alarm there latches here, so RESET is offered here too
+            self.apply_event(point, e.CONDITION_TRUE, message=message, by=by)
+        if point.state.active and not remote.active:
+            self.apply_event(point, e.CONDITION_FALSE, message=message, by=by)
+        if remote.shelf is None and point.state.shelf is not None:
+            self.apply_event(point, e.UNSHELVE, message=message, by=by)
+        if not remote.out_of_service and point.state.out_of_service:
+            self.apply_event(point, e.RETURN_TO_SERVICE, message=message, by=by)
+        if point.state.latched and not remote.latched and not point.state.active:
+            self.apply_event(point, e.RESET, message=message, by=by)
+
     def clear(self, key: str) -> None:
         point = self.points.get(key)
         if point is not None and point.state.active:
@@ -276,12 +319,14 @@ class AlarmEngine:
     # -- the one place a point changes ------------------------------------------------------------
 
     def apply_event(self, point: Point, event: AlarmEvent, *, value: Any = None, message: str | None = None,
-               actor: Actor | None = None, comment: str | None = None, until: datetime | None = None) -> list[str]:
-        """The one place a point changes state: apply `event`, audit a person's action, journal, publish."""
+                    actor: Actor | None = None, comment: str | None = None, until: datetime | None = None,
+                    by: str = "system") -> list[str]:
+        """The one place a point changes state: apply `event`, audit a person's action, journal, publish.
+        `by` names who the journal shows when no person did it (the system, or the site a state came from)."""
         new_state, words = apply(point.state, event, latching=point.latching, until=until)
         if not words:
             return words
-        user = actor.user if actor is not None else "system"
+        user = actor.user if actor is not None else by
         if actor is not None and self.audit is not None:
             occurrence = point.occurrence
             self.audit.record(actor, f"alarm.{event.value}", target=point.key,

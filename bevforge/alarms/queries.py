@@ -16,7 +16,7 @@ from bevforge import permissions
 from bevforge.alarms.history import history as journal_history
 from bevforge.alarms.history import site_history
 from bevforge.alarms.history import statistics as journal_statistics
-from bevforge.alarms.points import Alarm, limits_of
+from bevforge.alarms.points import Alarm, AlarmNotFound, Point, limits_of
 from bevforge.domain import Actor, Severity
 from bevforge.messages import iso
 from bevforge.store import alarm_rows
@@ -97,19 +97,28 @@ class AlarmQueries:
         return alarms[:limit]
 
     def definitions(self, actor: Actor | None = None) -> list[dict[str, Any]]:
-        out = []
         sees = self.key_filter(actor)
-        for point in self.engine.points.values():
-            if point.rule is None or point.momentary or (sees is not None and not sees(point.key)):
-                continue
-            out.append({"ruleId": point.key, "kind": point.kind, "endpointId": point.endpoint_id,
-                        "node": point.node, "priority": point.priority.value, "latching": point.latching,
-                        "state": point.state.display.value,
-                        "shelved": point.state.shelf, "shelvedUntil": iso(point.state.shelved_until),
-                        "outOfService": point.state.out_of_service, "suppressed": point.state.suppressed,
-                        "chattering": point.chattering, "limits": limits_of(point),
-                        "alarmId": point.occurrence.id if point.occurrence else None})
-        return out
+        return [self._definition_view(point) for point in self.engine.points.values()
+                if point.rule is not None and not point.momentary and (sees is None or sees(point.key))]
+
+    def definition(self, rule_id: str) -> dict[str, Any]:
+        """One point as GET /definitions shows a definition, also one with no definition here (a site's alarm at
+        a central panel): what a change answers with."""
+        point = self.engine.points.get(rule_id)
+        if point is None:
+            raise AlarmNotFound(rule_id)
+        return self._definition_view(point)
+
+    def _definition_view(self, point: Point) -> dict[str, Any]:
+        return {"ruleId": point.key, "kind": point.kind, "endpointId": point.endpoint_id,
+                "node": point.node, "priority": point.priority.value, "latching": point.latching,
+                "state": point.state.display.value,
+                "shelved": point.state.shelf, "shelvedUntil": iso(point.state.shelved_until),
+                "outOfService": point.state.out_of_service, "suppressed": point.state.suppressed,
+                "chattering": point.chattering, "limits": limits_of(point),
+                "alarmId": point.occurrence.id if point.occurrence else None,
+                # owned by another BevForge (a site): an action was sent there, and this state follows its answer
+                "remote": point.kind in self.engine.remote}
 
     async def journal(self, actor: Actor | None = None, *, since: datetime | None = None,
                       until: datetime | None = None, rule_id: str | None = None, event: str | None = None,

@@ -20,12 +20,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bevforge.alarms.actions import AlarmActions
-from bevforge.alarms.engine import AlarmEngine
+from bevforge.alarms.engine import AlarmEngine, RemoteAction
 from bevforge.alarms.points import Alarm, Point, limits_of
 from bevforge.alarms.queries import AlarmQueries
 from bevforge.alarms.recorder import AlarmRecorder
 
 if TYPE_CHECKING:
+    from bevforge.alarms.states import PointState
     from bevforge.audit import AuditLog
     from bevforge.bus import EventBus
     from bevforge.config import PlantConfig
@@ -96,6 +97,11 @@ class AlarmService:
     def listeners(self) -> list[Callable[[Alarm, str], None]]:
         return self.recorder.listeners
 
+    @property
+    def remote(self) -> dict[str, RemoteAction]:
+        """Point kinds another BevForge owns (a site's alarms at a central panel) → how an action is sent there."""
+        return self.engine.remote
+
     # -- the engine ---------------------------------------------------------------------------
 
     def load(self) -> None:
@@ -130,6 +136,11 @@ class AlarmService:
 
     def clear(self, key: str) -> None:
         self.engine.clear(key)
+
+    def follow(self, key: str, kind: str, severity: Severity, message: str | None, remote: PointState, *,
+               node: str | None = None, by: str = "system") -> None:
+        """A point another BevForge owns, brought to the state it has there (`AlarmEngine.follow`)."""
+        self.engine.follow(key, kind, severity, message, remote, node=node, by=by)
 
     def clear_prefix(self, prefix: str) -> None:
         """Clear every raised condition whose key starts with `prefix` (a removed site's mirrored alarms)."""
@@ -188,6 +199,9 @@ class AlarmService:
 
     def definitions(self, actor: Actor | None = None) -> list[dict[str, Any]]:
         return self.queries.definitions(actor)
+
+    def definition(self, rule_id: str) -> dict[str, Any]:
+        return self.queries.definition(rule_id)
 
     async def journal(self, actor: Actor | None = None, *, since: datetime | None = None,
                       until: datetime | None = None, rule_id: str | None = None, event: str | None = None,

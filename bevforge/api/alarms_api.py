@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from bevforge import permissions
-from bevforge.alarms import STATES, Alarm, AlarmNotFound, AlarmService
+from bevforge.alarms import MAX_SHELF_S, STATES, Alarm, AlarmNotFound, AlarmService
 from bevforge.alarms import history as alarm_history
 from bevforge.api.deps import actor_for_request, require_role, runtime_of
 from bevforge.api.errors import CSV_ANSWER, JSONResponse, TimeQuery
@@ -31,7 +31,6 @@ router = APIRouter(prefix="/api/os/alarms", default_response_class=JSONResponse,
                    dependencies=[Depends(enforce)], tags=["alarms"])
 
 AlarmStateFilter = Literal[("active", "all", *STATES)]  # type: ignore[valid-type]
-MAX_SHELF_S = 24 * 3600.0
 
 
 class CommentIn(BaseModel):
@@ -71,7 +70,7 @@ def _visible(request: Request, alarm: Alarm | None, alarm_id: int) -> Alarm:
 
 def _definition(request: Request, rule_id: str) -> dict[str, Any]:
     """The definition as GET /definitions shows it, so a change answers with the state it produced."""
-    return next(d for d in runtime_of(request).alarms.definitions() if d["ruleId"] == rule_id)
+    return runtime_of(request).alarms.definition(rule_id)
 
 
 @router.get("", summary="Alarms; state=active (default: every open alarm) | all | a display state",
@@ -129,7 +128,8 @@ async def definitions(request: Request) -> list[dict[str, Any]]:
 
 def _rule(request: Request, rule_id: str) -> str:
     rt = runtime_of(request)
-    permissions.require_alarm_point(actor_for_request(request), rt.config, rt.alarms.points.get(rule_id), rule_id)
+    permissions.require_alarm_point(actor_for_request(request), rt.config, rt.alarms.points.get(rule_id), rule_id,
+                                    rt.alarms.remote)
     return rule_id
 
 

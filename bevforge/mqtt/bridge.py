@@ -176,7 +176,8 @@ class MqttBridge:
         await client.publish(topics.status(self.root), orjson.dumps(messages.site_status(True, self._site())),
                              qos=qos, retain=True)
         await client.subscribe(topics.command_subscription(self.root), qos=qos)
-        await client.subscribe(topics.alarm_ack_subscription(self.root), qos=qos)  # a centre's acknowledgements
+        for topic in topics.alarm_action_subscriptions(self.root):  # a centre's acknowledgements, shelves, resets …
+            await client.subscribe(topic, qos=qos)
         await client.subscribe(topics.alarm_subscription(self.root), qos=qos)  # leftovers (see _receive)
         if self.forwarder is not None:
             await client.subscribe(topics.ack_subscription(self.root), qos=qos)

@@ -8,6 +8,11 @@ goes through `CommandService.submit` exactly as an operator's press does (role a
 permissions.py, interlocks, readback, audit as `mqtt:<username>`); its lifecycle comes back on
 `<root>/commands/<id>` through the outbox. A message that cannot be taken answers an error frame on
 `<root>/cmd/<user>/error` and changes nothing.
+
+The site's standing alarms are handled the same way on `<root>/cmd/<user>/alarms/<alarmId>/<action>`
+(ack, shelve, unshelve, reset, out-of-service, in-service): the user's role from mqtt.users must be the one
+the REST action needs (`permissions.alarm_action_role`), and the site's own alarm service does it, journaled
+and audited as `mqtt:<username>`. That is how a central panel's operators act on a site's alarms.
 """
 
 from __future__ import annotations
@@ -15,12 +20,13 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from bevforge import messages, permissions
-from bevforge.alarms import AlarmNotFound
+from bevforge.alarms import MAX_SHELF_S, AlarmNotFound
 from bevforge.commands.service import MAX_COMMAND_ID
 from bevforge.domain import Actor
 from bevforge.errors import (
@@ -30,6 +36,7 @@ from bevforge.errors import (
     INVALID_REQUEST,
     MISSING_FIELD,
     TOO_LARGE,
+    UNKNOWN_ALARM,
     UNKNOWN_ENDPOINT,
     BevForgeError,
     Forbidden,
@@ -76,6 +83,45 @@ def parse_ack_comment(payload: bytes) -> str | None:
     if comment is not None and (not isinstance(comment, str) or len(comment) > 500):
         raise Invalid("comment: text of at most 500 characters", code=INVALID_REQUEST, field="comment")
     return comment
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmRequest:
+    """What an alarm action's body asks: a shelf's duration (None: one-shot) and the comment for the journal."""
+
+    duration_s: float | None = None
+    comment: str | None = None
+
+
+def parse_alarm_request(payload: bytes, action: str) -> AlarmRequest:
+    """An alarm action's body (not an acknowledgement's): a JSON object (`{}`: nothing to add) with `comment`
+    (at most 500 characters) and, for a shelve, `durationS` (seconds, above 0 and at most MAX_SHELF_S; absent or
+    null: a one-shot shelf): the fields the REST route takes. A bad one names its field. (An empty message never
+    comes here: the bridge takes it for the emptying of a retained topic.)"""
+    if len(payload) > MAX_PAYLOAD:
+        raise TooLarge(f"a message is at most {MAX_PAYLOAD} bytes", code=TOO_LARGE, field="payload")
+    if not payload.strip():
+        return AlarmRequest()
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise Malformed(f"an alarm {action} is empty or a JSON object", code=INVALID_JSON, field="payload") from None
+    if not isinstance(body, dict):
+        raise Invalid(f"an alarm {action} is empty or a JSON object", code=INVALID_REQUEST, field="payload")
+    fields = ("durationS", "comment") if action == topics.SHELVE else ("comment",)
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise Invalid(f"unknown field {unknown[0]!r} (an alarm {action} takes {' and '.join(fields)})",
+                      code=INVALID_REQUEST, field=unknown[0])
+    comment = body.get("comment")
+    if comment is not None and (not isinstance(comment, str) or len(comment) > 500):
+        raise Invalid("comment: text of at most 500 characters", code=INVALID_REQUEST, field="comment")
+    duration = body.get("durationS")
+    if duration is not None and (not isinstance(duration, int | float) or isinstance(duration, bool)
+                                 or not 0 < duration <= MAX_SHELF_S):
+        raise Invalid(f"durationS: seconds above 0 and at most {MAX_SHELF_S:g} (absent for a one-shot shelf)",
+                      code=INVALID_REQUEST, field="durationS")
+    return AlarmRequest(None if duration is None else float(duration), comment)
 
 
 def parse_payload(payload: bytes) -> tuple[Any, str | None]:
@@ -157,6 +203,46 @@ class CommandInbox:
         log.info("MQTT alarm %d acknowledged by %s", alarm_id, actor.user)
         return None
 
+    def alarm_action(self, topic: str, username: str, alarm_id: int, action: str, payload: bytes) -> Outgoing | None:
+        """`<root>/cmd/<user>/alarms/<id>/<action>` (shelve, unshelve, reset, out-of-service, in-service): the site's
+        alarm service does it as `mqtt:<user>`, with the role the REST route needs (a one-shot shelf: technician)
+        and the user's nodes; shelves and service act on the alarm's definition, as the screens do. Journaled and
+        audited as the REST action is. Returns the error answer to publish (a bad body names its field), or None."""
+        try:
+            actor = self.actor(username)
+            request = parse_alarm_request(payload, action)
+            permissions.require_role(actor, permissions.alarm_action_role(action, request.duration_s is not None))
+            self.rate.take(username, 1)
+            self._act_on_alarm(alarm_id, action, actor, request)
+        except BevForgeError as exc:
+            self.refused += 1
+            log.info("MQTT alarm %s on %s refused: %s", action, topic, exc.message)
+            frame = messages.error_of(exc)
+            frame["topic"] = topic
+            return Outgoing(topics.user_error(self.root, username), orjson.dumps(frame), False)
+        self.accepted += 1
+        log.info("MQTT alarm %d: %s by %s", alarm_id, action, actor.user)
+        return None
+
+    def _act_on_alarm(self, alarm_id: int, action: str, actor: Actor, request: AlarmRequest) -> None:
+        alarms = self.alarms
+        try:
+            if action == topics.RESET:
+                alarms.reset(alarm_id, actor, request.comment)
+                return
+            alarm = alarms.current.get(alarm_id)
+            if alarm is None or not alarms.may_see(actor, alarm):
+                raise AlarmNotFound(alarm_id)
+            if action == topics.SHELVE:
+                alarms.shelve(alarm.rule_id, actor, request.duration_s, request.comment)
+            elif action == topics.UNSHELVE:
+                alarms.unshelve(alarm.rule_id, actor, request.comment)
+            else:
+                alarms.set_in_service(alarm.rule_id, action == topics.IN_SERVICE, actor, request.comment)
+        except AlarmNotFound:
+            # closed already, on a node the user does not see, or one that cannot be shelved (a momentary event)
+            raise NotFound(f"no standing alarm {alarm_id} to {action}", code=UNKNOWN_ALARM, field="alarmId") from None
+
     def endpoint(self, node: str, name: str) -> Endpoint:
         for endpoint in self.config_of().endpoints:
             if endpoint.name == name and endpoint.node == node:
@@ -178,9 +264,12 @@ class CommandInbox:
     async def handle(self, topic: str, payload: bytes) -> Outgoing | None:
         """Take one message; return the error answer to publish, or None when the command was submitted
         (its statuses follow on the bus). Never raises for anything the sender did."""
-        acknowledgement = topics.parse_alarm_ack(self.root, topic)
-        if acknowledgement is not None:
-            return self.acknowledge(topic, *acknowledgement, payload)
+        on_alarm = topics.parse_alarm_action(self.root, topic)
+        if on_alarm is not None:
+            user, alarm_id, action = on_alarm
+            if action == topics.ACK:
+                return self.acknowledge(topic, user, alarm_id, payload)
+            return self.alarm_action(topic, user, alarm_id, action, payload)
         parsed = topics.parse_set(self.root, topic)
         user = parsed.user if parsed is not None else topics.user_of(self.root, topic)
         request_id: str | None = None

@@ -9,6 +9,8 @@
     <root>/history                                  store-and-forward: the site's history rows (not retained)
     <root>/cmd/<mqtt user>/ack                      a centre (as that user) acknowledges the rows it committed
     <root>/cmd/<mqtt user>/alarms/<id>/ack          that user (a centre's operator through it) acknowledges an alarm
+    <root>/cmd/<mqtt user>/alarms/<id>/<action>     … or shelves, unshelves, resets it, takes it out of service or
+                                                    returns it (shelve, unshelve, reset, out-of-service, in-service)
 
 `<root>` is `<topic_prefix>/<site>` (config `mqtt:`). Pure functions: no I/O, no decisions.
 """
@@ -134,23 +136,34 @@ def parse_ack(root: str, topic: str) -> str | None:
 
 
 ALARMS_IN = "alarms"
+SHELVE, UNSHELVE, RESET, OUT_OF_SERVICE, IN_SERVICE = "shelve", "unshelve", "reset", "out-of-service", "in-service"
+# what an MQTT user (a central panel, for its operators) may do to a standing alarm of this site: the alarm
+# actions of the REST API (docs/protocol.md), by the same names as its routes
+ALARM_ACTIONS = (ACK, SHELVE, UNSHELVE, RESET, OUT_OF_SERVICE, IN_SERVICE)
+
+
+def alarm_action(root: str, user: str, alarm_id: int, action: str) -> str:
+    """Where MQTT user `user` (a central panel) asks for `action` (ALARM_ACTIONS) on alarm `alarm_id` of this site."""
+    return f"{root}/{COMMANDS_IN}/{level(user)}/{ALARMS_IN}/{alarm_id}/{action}"
 
 
 def alarm_ack(root: str, user: str, alarm_id: int) -> str:
     """Where MQTT user `user` (a central panel) acknowledges alarm `alarm_id` of this site."""
-    return f"{root}/{COMMANDS_IN}/{level(user)}/{ALARMS_IN}/{alarm_id}/{ACK}"
+    return alarm_action(root, user, alarm_id, ACK)
 
 
-def alarm_ack_subscription(root: str) -> str:
-    return f"{root}/{COMMANDS_IN}/+/{ALARMS_IN}/+/{ACK}"
+def alarm_action_subscriptions(root: str) -> list[str]:
+    """One per action (not `…/alarms/+/+`, which a set topic on a node named `alarms` would also match)."""
+    return [f"{root}/{COMMANDS_IN}/+/{ALARMS_IN}/+/{action}" for action in ALARM_ACTIONS]
 
 
-def parse_alarm_ack(root: str, topic: str) -> tuple[str, int] | None:
-    """`<root>/cmd/<user>/alarms/<alarmId>/ack` → (user, alarmId); None for any other topic."""
+def parse_alarm_action(root: str, topic: str) -> tuple[str, int, str] | None:
+    """`<root>/cmd/<user>/alarms/<alarmId>/<action>` → (user, alarmId, action); None for any other topic."""
     prefix = f"{root}/{COMMANDS_IN}/"
     if not topic.startswith(prefix):
         return None
     parts = topic[len(prefix):].split("/")
-    if len(parts) != 4 or parts[1] != ALARMS_IN or parts[3] != ACK or not parts[0] or not parts[2].isdigit():
+    if (len(parts) != 4 or parts[1] != ALARMS_IN or parts[3] not in ALARM_ACTIONS or not parts[0]
+            or not parts[2].isdigit()):
         return None
-    return parts[0], int(parts[2])
+    return parts[0], int(parts[2]), parts[3]

@@ -18,9 +18,10 @@ from bevforge.runtime import Runtime
 from tests.support.mosquitto import ROOT, Cable, Mosquitto, Watcher
 from tests.support.server import brewhouse_config, build_runtime, wait_for, wait_for_command
 
-USERS = {"bevforge": "plant-secret-1", "alice": "alice-pw", "victor": "victor-pw", "mallory": "mallory-pw"}
-# alice operates every node; victor only looks; mallory has a broker login but no BevForge role
-MQTT_USERS = {"alice": {"role": "operator"}, "victor": {"role": "viewer"}}
+USERS = {"bevforge": "plant-secret-1", "alice": "alice-pw", "victor": "victor-pw", "mallory": "mallory-pw",
+         "tess": "tess-pw"}
+# alice operates every node; victor only looks; tess is a technician; mallory has a broker login but no BevForge role
+MQTT_USERS = {"alice": {"role": "operator"}, "victor": {"role": "viewer"}, "tess": {"role": "technician"}}
 
 HLT_SETPOINT_TOPIC = f"{ROOT}/HLT/hlt_setpoint"
 
@@ -255,6 +256,85 @@ async def test_an_alarm_is_acknowledged_over_mqtt_by_an_operator_only_and_journa
         await wait_for(lambda: plant.alarms.current[alarm.id].acked_by is not None, timeout=10)
     acked = plant.alarms.current[alarm.id]
     assert (acked.acked_by, acked.ack_comment) == ("mqtt:alice", "on my way")
+
+
+def alarm_topic(user: str, alarm_id: int, action: str) -> str:
+    return f"{ROOT}/cmd/{user}/alarms/{alarm_id}/{action}"
+
+
+async def test_an_alarm_is_shelved_and_unshelved_over_mqtt_with_the_rest_roles_and_journaled_as_that_user(
+        plant: Runtime, broker: Mosquitto) -> None:
+    alarm = plant.alarms.raise_alarm("test:mqtt-shelve", "process", Severity.HIGH, "HLT too hot", node="HLT")
+    point = plant.alarms.points["test:mqtt-shelve"]
+    async with Watcher(broker, "alice", f"{ROOT}/cmd/alice/error") as alice:
+        # a one-shot shelf needs a technician, as on REST; an operator picks one of the role's durations
+        await alice.publish(alarm_topic("alice", alarm.id, "shelve"), {"comment": "for good"})
+        refused = await errors_of(alice, "alice")
+        assert refused["code"] == "forbidden" and "technician" in refused["message"]
+        await alice.publish(alarm_topic("alice", alarm.id, "shelve"), {"durationS": 900, "comment": "sensor swap"})
+        await wait_for(lambda: point.state.shelf == "timed", timeout=10)
+        # out of service needs a technician
+        await alice.publish(alarm_topic("alice", alarm.id, "out-of-service"), {})
+        refused = await errors_of(alice, "alice", alice.position)
+        assert refused["code"] == "forbidden" and refused["topic"].endswith("/out-of-service")
+        await alice.publish(alarm_topic("alice", alarm.id, "unshelve"), {"comment": "swapped"})
+        await wait_for(lambda: point.state.shelf is None, timeout=10)
+    assert point.state.active and not point.state.acked  # still abnormal: it annunciates again
+    async with Watcher(broker, "tess", f"{ROOT}/cmd/tess/error") as tess:
+        await tess.publish(alarm_topic("tess", alarm.id, "out-of-service"), {"comment": "probe out"})
+        await wait_for(lambda: point.state.out_of_service, timeout=10)
+        await tess.publish(alarm_topic("tess", alarm.id, "in-service"), {})
+        await wait_for(lambda: not point.state.out_of_service, timeout=10)
+    audit = await plant.audit.query(user="mqtt:alice")
+    assert [a["action"] for a in audit if a["target"] == "test:mqtt-shelve"] == ["alarm.unshelve", "alarm.shelve"]
+    journal = await plant.alarms.journal(alarm_id=alarm.id)
+    assert {(e["event"], e["user"]) for e in journal} >= {("shelved", "mqtt:alice"), ("unshelved", "mqtt:alice"),
+                                                          ("out_of_service", "mqtt:tess"), ("in_service", "mqtt:tess")}
+
+
+async def test_a_latched_alarm_is_reset_over_mqtt_once_it_returned_to_normal(plant: Runtime, broker: Mosquitto) -> None:
+    # a comms alarm of the brewhouse I/O latches (tests/fixtures/plant.yaml: brewhouse_io_comms)
+    alarm = plant.alarms.raise_alarm("test:mqtt-latched", "comms", Severity.HIGH, "I/O lost", ref="brewhouse_io")
+    async with Watcher(broker, "alice", f"{ROOT}/cmd/alice/error") as alice:
+        await alice.publish(alarm_topic("alice", alarm.id, "reset"), {})  # still active: the site refuses it
+        refused = await errors_of(alice, "alice")
+        assert refused["code"] == "not_allowed_now" and "still active" in refused["message"]
+        plant.alarms.clear("test:mqtt-latched")
+        assert plant.alarms.current[alarm.id].state == "latched"
+        await alice.publish(alarm_topic("alice", alarm.id, "reset"), {"comment": "I/O back"})
+        await wait_for(lambda: alarm.id not in plant.alarms.current, timeout=10)
+    journal = await plant.alarms.journal(alarm_id=alarm.id, event="reset")
+    assert [(e["user"], e["comment"]) for e in journal] == [("mqtt:alice", "I/O back")]
+
+
+async def test_an_alarm_action_from_a_viewer_or_with_a_bad_body_is_refused_naming_the_field(
+        plant: Runtime, broker: Mosquitto) -> None:
+    alarm = plant.alarms.raise_alarm("test:mqtt-refused", "process", Severity.HIGH, "BK dry", node="BK")
+    point = plant.alarms.points["test:mqtt-refused"]
+    async with Watcher(broker, "victor", f"{ROOT}/cmd/victor/error") as victor:
+        await victor.publish(alarm_topic("victor", alarm.id, "shelve"), {"durationS": 900})
+        refused = await errors_of(victor, "victor")
+    assert refused["code"] == "forbidden" and "viewer" in refused["message"]
+    async with Watcher(broker, "alice", f"{ROOT}/cmd/alice/error") as alice:
+        cases = [
+            ("shelve", {"durationS": -5}, "invalid_request", "durationS"),
+            ("shelve", {"durationS": "an hour"}, "invalid_request", "durationS"),
+            ("shelve", {"durationS": 1234}, "invalid_value", "durationS"),  # not one of the operator's durations
+            ("shelve", {"duration": 900}, "invalid_request", "duration"),
+            ("unshelve", {"durationS": 900}, "invalid_request", "durationS"),  # an unshelve takes only a comment
+            ("reset", {"comment": "x" * 501}, "invalid_request", "comment"),
+            ("shelve", b"[900]", "invalid_request", "payload"),
+            ("shelve", b"{not json", "invalid_json", "payload"),
+        ]
+        for action, payload, code, field in cases:
+            start = len(alice.messages)
+            await alice.publish(alarm_topic("alice", alarm.id, action), payload)
+            body = await errors_of(alice, "alice", start)
+            assert (body["code"], body["field"]) == (code, field), (payload, body)
+        start = len(alice.messages)
+        await alice.publish(alarm_topic("alice", 999999, "unshelve"), {})
+        assert (await errors_of(alice, "alice", start))["field"] == "alarmId"
+    assert point.state.shelf is None and plant.mqtt is not None and plant.mqtt.connected
 
 
 async def test_bad_messages_are_answered_on_the_users_error_topic(plant: Runtime, broker: Mosquitto) -> None:

@@ -182,6 +182,103 @@ async def test_the_site_s_alarms_stand_at_the_centre_on_its_node_and_end_with_th
         await again.stop()
 
 
+TECHNICIAN = Actor(user="tom", role="technician", station="central-test")
+
+
+async def test_a_shelve_from_the_centre_shelves_the_alarm_at_the_site_and_the_centre_follows_the_site(
+        site: Runtime, central: Runtime, broker: Mosquitto) -> None:
+    raised = site.alarms.raise_alarm("test:hlt-hot", "process", Severity.HIGH, "HLT too hot", node="HLT")
+    key = site_alarm_key("brewhouse_test", raised.id)
+    await wait_for(lambda: central.alarms.is_active(key), timeout=10)
+    at_site, here = site.alarms.points["test:hlt-hot"], central.alarms.points[key]
+    central.alarms.shelve(key, OPERATOR, 900, "lunch")
+    assert here.state.shelf is None  # not shelved here by itself: the site decides, and the centre shows its answer
+    await wait_for(lambda: at_site.state.shelf == "timed", timeout=10)
+    await wait_for(lambda: here.state.shelf == "timed", timeout=10)
+    assert here.state.display.value == "shelved" and here.state.shelved_until is not None
+    assert abs(here.state.shelved_until - at_site.state.shelved_until).total_seconds() < 0.001  # ms on the wire
+    journal = await site.alarms.journal(alarm_id=raised.id, event="shelved")
+    assert [(e["user"], e["comment"]) for e in journal] == [
+        ("mqtt:central", "shelved at the central panel by olga: lunch")]
+    sent = [a for a in await central.audit.query(user="olga") if a["action"] == "alarm.shelve"]
+    assert [(a["target"], a["result"]) for a in sent] == [(key, "sent")] and "site test" in sent[0]["detail"]
+
+    # a technician at the centre takes it out of service: the site's role for the centre's user (operator) refuses,
+    # on the centre's error topic, and neither side changes
+    async with Watcher(broker, "central", "bevforge/test/cmd/central/error") as errors:
+        central.alarms.set_in_service(key, False, TECHNICIAN, "probe out")
+        _, refused, _ = await errors.wait_for(lambda topic, body, message: True)
+    assert refused["code"] == "forbidden" and refused["topic"].endswith(f"/alarms/{raised.id}/out-of-service")
+    assert not at_site.state.out_of_service and not here.state.out_of_service
+    await wait_for(lambda: central.health()["drivers"][0]["alarmActionsRefused"] == 1, timeout=10)
+    driver = central.health()["drivers"][0]  # the centre's technician can see why
+    assert driver["lastRefusal"].startswith(f"alarm {raised.id} out-of-service: forbidden")
+
+    central.alarms.unshelve(key, OPERATOR, "back")
+    await wait_for(lambda: at_site.state.shelf is None and here.state.shelf is None, timeout=10)
+    assert here.state.active and not here.state.acked  # still abnormal there: it annunciates again here too
+
+
+async def test_a_latched_site_alarm_is_shown_latched_and_reset_from_the_centre(site: Runtime, central: Runtime) -> None:
+    # a comms alarm of the brewhouse I/O latches at the site (tests/fixtures/plant.yaml: brewhouse_io_comms)
+    raised = site.alarms.raise_alarm("test:io-lost", "comms", Severity.HIGH, "I/O lost", ref="brewhouse_io")
+    site.alarms.clear("test:io-lost")
+    key = site_alarm_key("brewhouse_test", raised.id)
+    await wait_for(lambda: key in central.alarms.points and central.alarms.points[key].state.latched, timeout=10)
+    shown = shown_alarm(central, raised.id)
+    assert shown is not None and shown.state == "latched"
+    central.alarms.reset(shown.id, OPERATOR, "I/O back")
+    await wait_for(lambda: raised.id not in site.alarms.current, timeout=10)  # reset there: over
+    await wait_for(lambda: not central.alarms.points[key].state.latched, timeout=10)
+    assert shown.closed  # the centre's occurrence ended with the site's
+    journal = await site.alarms.journal(alarm_id=raised.id, event="reset")
+    assert [(e["user"], e["comment"]) for e in journal] == [
+        ("mqtt:central", "reset at the central panel by olga: I/O back")]
+
+
+async def test_an_action_on_a_site_alarm_while_the_site_is_away_is_refused_saying_so(
+        site: Runtime, central: Runtime) -> None:
+    from bevforge.errors import Unavailable
+
+    raised = site.alarms.raise_alarm("test:bk-dry", "process", Severity.MEDIUM, "BK dry", node="BK")
+    key = site_alarm_key("brewhouse_test", raised.id)
+    await wait_for(lambda: central.alarms.is_active(key), timeout=10)
+    await site.stop()  # its goodbye: <root>/status offline
+    await wait_for(lambda: central.plant.device_online["brewhouse_test"] is False, timeout=10)
+    with pytest.raises(Unavailable) as refused:
+        central.alarms.shelve(key, OPERATOR, 900, "lunch")
+    assert refused.value.code == "site_unreachable"
+    assert "site test cannot be reached now (site test is offline)" in refused.value.message
+    assert central.alarms.points[key].state.shelf is None  # nothing changed here either
+    audited = [a for a in await central.audit.query(user="olga") if a["action"] == "alarm.shelve"]
+    assert [(a["target"], a["result"]) for a in audited] == [(key, "refused")]
+
+
+async def test_the_centre_s_rest_routes_send_a_site_alarm_s_shelve_to_the_site_and_answer_503_when_it_is_away(
+        site: Runtime, central: Runtime) -> None:
+    from tests.support.server import LiveServer, free_port
+
+    raised = site.alarms.raise_alarm("test:mlt-cold", "process", Severity.HIGH, "MLT too cold", node="HLT")
+    key = site_alarm_key("brewhouse_test", raised.id)
+    await wait_for(lambda: central.alarms.is_active(key), timeout=10)
+    live = LiveServer(central, free_port(), manage_runtime=False)
+    await live.start()
+    try:
+        answer = await live.http.post(f"/api/os/alarms/definitions/{key}/shelve", json={"durationS": 900})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["remote"] is True and answer.json()["ruleId"] == key
+        await wait_for(lambda: site.alarms.points["test:mlt-cold"].state.shelf == "timed", timeout=10)
+        await wait_for(lambda: central.alarms.points[key].state.shelf == "timed", timeout=10)
+        await site.stop()
+        await wait_for(lambda: central.plant.device_online["brewhouse_test"] is False, timeout=10)
+        answer = await live.http.post(f"/api/os/alarms/definitions/{key}/unshelve", json={"comment": "back"})
+        assert answer.status_code == 503 and answer.json()["error"] == "site_unreachable"
+        assert "cannot be reached now" in answer.json()["message"]
+        assert central.alarms.points[key].state.shelf == "timed"  # as the site left it
+    finally:
+        await live.stop()
+
+
 async def final(runtime: Runtime, command_id: str, timeout: float = 20.0) -> Command:
     """The command once its record is final (the site answers over the broker)."""
     loop = asyncio.get_running_loop()

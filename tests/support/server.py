@@ -85,8 +85,9 @@ def fed_externally(*endpoint_ids: int) -> Callable[[dict[str, Any]], None]:
 
 
 class LiveServer:
-    def __init__(self, runtime: Runtime, port: int) -> None:
+    def __init__(self, runtime: Runtime, port: int, manage_runtime: bool = True) -> None:
         self.runtime = runtime
+        self.manage_runtime = manage_runtime  # False: serve a runtime a fixture already started (and stops)
         self.port = port
         self.base_url = f"http://127.0.0.1:{port}"
         self.ws_url = f"ws://127.0.0.1:{port}/ws"
@@ -99,7 +100,7 @@ class LiveServer:
         return self.runtime.attachments["simulator"]
 
     async def start(self) -> None:
-        app = create_app(self.runtime)
+        app = create_app(self.runtime, manage_runtime=self.manage_runtime)
         # a bounded graceful shutdown: a test's open stream or socket must never hang its teardown
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
                                 ws="websockets-sansio", lifespan="on", timeout_graceful_shutdown=3)

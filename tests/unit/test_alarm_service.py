@@ -237,3 +237,67 @@ def test_a_role_may_be_given_its_own_shelf_durations(tmp_path: Path) -> None:
         rig.alarms.shelve("mlt_temperature_lo", OPERATOR, 86400.0)
     admin = Actor(user="ada", station="desk", role="admin")  # not listed: the technician's list
     rig.alarms.shelve("mlt_temperature_lo", admin, 86400.0)
+
+
+SITE_KEY = "site:brewhouse_test:7"
+
+
+def test_a_point_another_bevforge_owns_follows_its_state_and_one_hidden_there_never_annunciates_here(rig: Rig) -> None:
+    from bevforge.alarms.states import PointState
+    from bevforge.domain import Severity
+
+    follow = rig.alarms.follow
+    at = utcnow() + timedelta(minutes=15)
+    # shelved there before it came here: raised hidden, no occurrence opens, nothing is annunciated
+    follow(SITE_KEY, "site", Severity.HIGH, "test: HLT too hot", PointState(active=True, shelf="timed",
+                                                                            shelved_until=at), by="site:x")
+    point = rig.alarms.points[SITE_KEY]
+    assert point.state.display.value == "shelved" and point.state.shelved_until == at and point.occurrence is None
+    follow(SITE_KEY, "site", Severity.HIGH, "test: HLT too hot", PointState(active=True), by="site:x")  # unshelved
+    assert point.state.display.value == "unacknowledged" and point.occurrence is not None
+    assert point.occurrence.message == "test: HLT too hot"
+    follow(SITE_KEY, "site", Severity.HIGH, "m", PointState(active=True, out_of_service=True), by="site:x")
+    assert point.state.out_of_service
+    follow(SITE_KEY, "site", Severity.HIGH, None, PointState(), by="site:x")  # over there: normal here
+    assert point.state == PointState(acked=False) and point.occurrence.message == "test: HLT too hot"
+    # latched there (it came back to normal before this panel saw it): latched here, so RESET is offered
+    latched = "site:brewhouse_test:9"
+    follow(latched, "site", Severity.HIGH, "test: I/O lost", PointState(latched=True), by="site:x")
+    assert rig.alarms.points[latched].state.display.value == "latched"
+    follow(latched, "site", Severity.HIGH, None, PointState(), by="site:x")  # reset there, over: reset here
+    assert rig.alarms.points[latched].state == PointState() and rig.alarms.points[latched].occurrence is None
+    assert {(e, u) for k, e, u in rig.journal() if k == SITE_KEY} >= {
+        ("shelved", "site:x"), ("unshelved", "site:x"), ("out_of_service", "site:x"), ("in_service", "site:x"),
+        ("cleared", "site:x")}
+    assert [(e, u) for k, e, u in rig.journal() if k == latched] == [("raised", "site:x"), ("cleared", "site:x"),
+                                                                    ("reset", "site:x")]
+    follow("site:brewhouse_test:8", "site", Severity.HIGH, None, PointState(), by="site:x")
+    assert "site:brewhouse_test:8" not in rig.alarms.points  # nothing there: nothing made here
+
+
+def test_an_action_on_a_point_another_bevforge_owns_is_sent_there_and_changes_nothing_here(rig: Rig) -> None:
+    from bevforge.alarms.states import PointState
+    from bevforge.domain import Severity
+    from bevforge.errors import Unavailable
+
+    sent: list[tuple[str, str, dict[str, Any]]] = []
+
+    def send(point: Any, event: Any, actor: Actor, fields: dict[str, Any]) -> str:
+        if fields.get("comment") == "away":
+            raise Unavailable("site x cannot be reached now", code="site_unreachable")
+        sent.append((point.key, event.value, fields))
+        return "sent to site x"
+
+    rig.alarms.remote["site"] = send
+    rig.alarms.follow(SITE_KEY, "site", Severity.HIGH, "m", PointState(active=True))
+    point = rig.alarms.points[SITE_KEY]
+    rig.alarms.shelve(SITE_KEY, OPERATOR, 900, "lunch")
+    rig.alarms.set_in_service(SITE_KEY, False, Actor(user="tom", role="technician"), None)
+    with pytest.raises(Unavailable):
+        rig.alarms.unshelve(SITE_KEY, OPERATOR, "away")
+    assert sent == [(SITE_KEY, "shelve", {"durationS": 900, "comment": "lunch"}),
+                    (SITE_KEY, "remove_from_service", {"comment": None})]
+    assert point.state.shelf is None and not point.state.out_of_service  # the site's answer decides
+    with pytest.raises(Invalid):  # this panel's own role policy still applies first
+        rig.alarms.shelve(SITE_KEY, OPERATOR, 1234)
+    assert rig.alarms.definition(SITE_KEY)["remote"] is True

@@ -24,6 +24,20 @@ def test_set_topics_are_taken_apart_and_anything_else_is_not() -> None:
     assert topics.user_of(ROOT, f"{ROOT}/cmd/alice/HLT/set") == "alice"
 
 
+def test_alarm_action_topics_are_taken_apart_and_anything_else_is_not() -> None:
+    for action in ("ack", "shelve", "unshelve", "reset", "out-of-service", "in-service"):
+        topic = topics.alarm_action(ROOT, "central", 17, action)
+        assert topic == f"{ROOT}/cmd/central/alarms/17/{action}"
+        assert topics.parse_alarm_action(ROOT, topic) == ("central", 17, action)
+    for other in (f"{ROOT}/cmd/central/alarms/17/delete", f"{ROOT}/cmd/central/alarms/x/shelve",
+                  f"{ROOT}/cmd//alarms/17/shelve", f"{ROOT}/cmd/central/HLT/17/shelve",
+                  f"{ROOT}/cmd/central/alarms/17/set", "bevforge/other/cmd/central/alarms/17/shelve"):
+        assert topics.parse_alarm_action(ROOT, other) is None, other
+    # one subscription per action: a set topic on a node named `alarms` is not taken for an alarm action
+    assert f"{ROOT}/cmd/+/alarms/+/+" not in topics.alarm_action_subscriptions(ROOT)
+    assert topics.alarm_ack(ROOT, "central", 3) == topics.alarm_action(ROOT, "central", 3, "ack")
+
+
 def test_the_outbox_keeps_one_state_per_endpoint_and_a_bounded_command_queue() -> None:
     config = brewhouse_config()
     bus = EventBus()

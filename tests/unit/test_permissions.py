@@ -101,3 +101,10 @@ def test_a_site_s_forwarded_journals_at_a_central_panel() -> None:
     with pytest.raises(NotFound) as unknown:
         permissions.require_forwarded_site(central, "taproom")
     assert unknown.value.field == "site" and unknown.value.code == "unknown_site"
+
+
+def test_each_alarm_action_needs_the_role_its_rest_route_needs() -> None:
+    role = permissions.alarm_action_role
+    assert [role(a) for a in ("ack", "reset", "unshelve")] == ["operator"] * 3
+    assert (role("shelve", timed=True), role("shelve")) == ("operator", "technician")  # one-shot: technician
+    assert (role("out-of-service"), role("in-service")) == ("technician", "technician")
