@@ -173,6 +173,7 @@ class StreamForwarder:
         self.last_ack: float = time.monotonic()  # the last ack that moved the position on
         self.behind_since: float | None = None  # when rows were first seen waiting (None: caught up)
         self._acked = asyncio.Event()
+        self._epoch = 0  # raised by every rewind: a batch read or sent before it is not counted as in flight
         self._watch: asyncio.Task[None] | None = None
         self._alarm_up = False
 
@@ -200,17 +201,26 @@ class StreamForwarder:
         while True:
             self._acked.clear()  # an ack that comes while sending leaves it set: the wait below returns at once
             while len(self.in_flight) < self.settings.window_batches:
-                rows = await self.db.read(self.stream.rows, self.db.engine, self.sent, self.settings.batch_rows)
+                # the batch is labelled with the position it was read from: an ack, a gap or a hello that moves
+                # the position while the rows are read (or sent) must not give them another `after`, or the
+                # centre would take rows (after, upTo] as complete while the rows between were never sent
+                after, epoch = self.sent, self._epoch
+                rows = await self.db.read(self.stream.rows, self.db.engine, after, self.settings.batch_rows)
+                if epoch != self._epoch or after != self.sent:
+                    continue  # the position moved meanwhile: read again from where it is now
                 if not rows:
                     break
                 up_to = self.stream.row_id(rows[-1])
-                payload = orjson.dumps(messages.history_batch(self.store, self.sent, up_to, rows, self.stream.name))
+                payload = orjson.dumps(messages.history_batch(self.store, after, up_to, rows, self.stream.name))
                 await client.publish(topics.history(self.root), payload, qos=self.qos)
                 cancel_if_asked()  # Python 3.11: a stop must not be lost in the publish (bevforge/tasks.py)
-                self.in_flight.append(up_to)
-                self.sent = up_to
                 self.rows_sent += len(rows)
                 self.batches_sent += 1
+                if epoch != self._epoch:
+                    continue  # rewound while sending: the batch went out as read (the centre judges it), no more
+                if up_to > self.acked:  # (an ack that came meanwhile may already cover it)
+                    self.in_flight.append(up_to)
+                self.sent = max(self.sent, up_to)
             try:
                 await asyncio.wait_for(self._acked.wait(), wait_s if self.in_flight else IDLE_POLL_S)
                 cancel_if_asked()  # an ack and a stop at the same instant: the stop wins
@@ -224,6 +234,7 @@ class StreamForwarder:
                     self._rewind()
 
     def _rewind(self) -> None:
+        self._epoch += 1
         self.sent = self.acked
         self.in_flight.clear()
 

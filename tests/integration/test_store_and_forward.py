@@ -20,7 +20,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import httpx
+import orjson
 import pytest
 import yaml
 from sqlalchemy import create_engine, text
@@ -39,6 +41,7 @@ from bevforge.store.forward_rows import (
     take_forwarded_events,
     watermark,
 )
+from bevforge.tasks import stop_task
 from drivers import driver_factories
 from tests.support.mosquitto import ACL, Mosquitto, Watcher
 from tests.support.server import LiveServer, brewhouse_config, build_runtime, free_port, wait_for
@@ -267,7 +270,8 @@ async def assert_complete_once(site: Runtime, url: str, up_to: int,
     stored = Counter({row: n for row, n in centre_rows(url).items() if row[0] in ids})
     await site.history_writer.flush()
     everything = site_rows(site, offset=offset)
-    assert not site_rows(site, up_to, offset) - stored, "rows missing at the centre"
+    missing = site_rows(site, up_to, offset) - stored
+    assert not missing, f"rows missing at the centre: {sorted(missing)[:20]} of {sum(missing.values())}"
     assert not stored - everything, "rows at the centre the site does not have (or has fewer times)"
     assert max(everything.values()) == 1 and max(stored.values()) == 1
     return stored
@@ -505,8 +509,7 @@ async def test_the_centre_lists_a_site_s_journals_over_rest_and_csv(tmp_path: Pa
     monkeypatch.setenv("BEVFORGE_TEST_CENTRAL_PASSWORD", USERS["central"])
     config = parse_config(yaml.safe_dump(centre_document(broker), allow_unicode=True), "central.yaml")
     centre = Runtime(config, f"sqlite:///{tmp_path / 'centre.db'}", driver_factories(config)[0])
-    await centre.start()
-    server = LiveServer(centre, free_port())
+    server = LiveServer(centre, free_port())  # the app starts and stops the runtime
     await server.start()
     try:
         when = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
@@ -546,4 +549,53 @@ async def test_the_centre_lists_a_site_s_journals_over_rest_and_csv(tmp_path: Pa
             assert refused.json()["error"] == "unknown_site" and refused.json()["field"] == "site"
     finally:
         await server.stop()
-        await centre.stop()
+
+
+async def test_a_hello_while_a_batch_is_read_never_labels_those_rows_as_following_on_from_the_start(
+        tmp_path: Path, broker: Mosquitto) -> None:
+    """A centre's hello (or a gap, or an ack) rewinds the site's position while the next batch is being read from
+    the store: that batch must go out labelled with the position it was read from (or not at all), never with the
+    rewound one — else the centre takes rows 81…120 as following on from 0 and rows 1…80 are never sent."""
+    from bevforge.alarms import AlarmService
+    from bevforge.bus import EventBus
+    from bevforge.config import MqttForward
+    from bevforge.mqtt.forward import Stream, StreamForwarder
+    from bevforge.store import Database
+
+    config = brewhouse_config()
+    db = Database(f"sqlite:///{tmp_path / 'site.db'}")
+    create_schema(db.engine)
+    loop = asyncio.get_running_loop()
+    forwarder: StreamForwarder | None = None
+    hello_at = {80}  # the read of the third batch (rows 81…120): a centre says hello meanwhile
+
+    def rows(engine: Any, after: int, limit: int) -> list[list[Any]]:
+        if after in hello_at:
+            hello_at.clear()
+            assert forwarder is not None
+            loop.call_soon_threadsafe(forwarder.take_ack, "central", {"hello": True})  # before this read returns
+        return [[n, "HLT", "hlt_temperature", 60.0, "good", None, 1000.0 + n]
+                for n in range(after + 1, min(after + limit, 400) + 1)]
+
+    stream = Stream("telemetry", "History", rows, lambda row: int(row[0]), lambda engine: 400)
+    settings = MqttForward(batch_rows=40, window_batches=3, ack_timeout_s=600)
+    forwarder = StreamForwarder(settings, "bevforge/test", 1, db, AlarmService(config, EventBus(), db, None),
+                                frozenset({"central"}), stream)
+    await forwarder.start()
+    async with Watcher(broker, "central", "bevforge/test/history") as centre_side, \
+            aiomqtt.Client("127.0.0.1", broker.port, username="bevforge", password=USERS["bevforge"]) as client:
+        sending = asyncio.create_task(forwarder.run(client))
+        try:
+            await wait_for(lambda: forwarder.hellos == 1 and len(centre_side.messages) >= 5, timeout=15)
+            # an ack for each batch, as the bridge hands a centre's on: the site goes on to the end
+            for upto in range(40, 401, 40):
+                forwarder.take_ack("central", {"store": forwarder.store, "upTo": upto})
+                await wait_for(lambda upto=upto: any(orjson.loads(m.payload)["upTo"] == min(400, upto + 120)
+                                                     for m in centre_side.messages), timeout=15)
+        finally:
+            await stop_task(sending)
+            await forwarder.stop()
+    batches = [orjson.loads(m.payload) for m in centre_side.messages]
+    for batch in batches:  # every batch says truly where it follows on from
+        assert batch["rows"][0][0] == batch["after"] + 1 and batch["rows"][-1][0] == batch["upTo"]
+    db.engine.dispose()

@@ -80,3 +80,17 @@ def test_a_site_forwards_only_to_centres_it_knows() -> None:
     settings = MqttSettings(host="broker", site="cellar", users={"central": {"role": "operator"},
                                                                  "scada": {"role": "operator"}}, forward={})
     assert settings.forward is not None and settings.forward.centres == ["central"]  # scada may command, not ack
+
+
+def test_a_site_forwards_its_history_and_both_journals_unless_told_otherwise() -> None:
+    from bevforge.config import MqttSettings
+
+    users = {"central": {"role": "operator"}}
+    settings = MqttSettings(host="broker", site="cellar", users=users, forward={})
+    assert settings.forward is not None and settings.forward.streams == ["telemetry", "alarm_journal", "audit"]
+    only = MqttSettings(host="broker", site="cellar", users=users, forward={"streams": ["telemetry"]})
+    assert only.forward is not None and only.forward.streams == ["telemetry"]
+    for streams, why in ((["telemetry", "telemetry"], "each stream once"), (["commands"], "literal_error"),
+                         ([], "at least 1")):
+        with pytest.raises(ValueError, match=why):
+            MqttSettings(host="broker", site="cellar", users=users, forward={"streams": streams})
