@@ -8,6 +8,10 @@ SOAK_MINUTES ?= 120
 # module-scoped fixtures stay shared), the long modules first (tests/conftest.py). `make test XDIST=`
 # runs it in one process.
 XDIST ?= -n 2 --dist loadfile --no-loadscope-reorder
+# The browser tests are a second pytest run (sync pytest-playwright and pytest-asyncio cannot share one), on
+# two workers as well, a test file per worker at a time, the longest files first (tests/e2e/conftest.py).
+# `make test-e2e E2E_XDIST=` runs them in one process.
+E2E_XDIST ?= -n 2 --dist loadfile --no-loadscope-reorder
 
 .PHONY: run run-sites test test-fast test-postgres test-e2e doc-images bench soak lint clean
 
@@ -35,7 +39,7 @@ test: $(VENV)/.installed-test
 	    mosquitto=/usr/sbin/mosquitto mosquitto=mosquitto_passwd "postgresql=/usr/lib/postgresql/*/bin/pg_ctl" \
 	    systemd=systemd-analyze
 	$(PY) -m pytest -p no:playwright --ignore=tests/e2e -q $(XDIST)
-	$(PY) -m pytest tests/e2e -q -p no:asyncio -W ignore::pytest.PytestConfigWarning
+	$(PY) -m pytest tests/e2e -q -p no:asyncio -W ignore::pytest.PytestConfigWarning $(E2E_XDIST)
 
 # Everything but the browser tests and the tests marked slow (pyproject.toml: markers).
 test-fast: $(VENV)/.installed-test
@@ -52,12 +56,12 @@ test-postgres: $(VENV)/.installed-test
 
 test-e2e: $(VENV)/.installed-test
 	bash scripts/ensure-chromium.sh
-	$(PY) -m pytest tests/e2e -q -p no:asyncio -W ignore::pytest.PytestConfigWarning
+	$(PY) -m pytest tests/e2e -q -p no:asyncio -W ignore::pytest.PytestConfigWarning $(E2E_XDIST)
 
 # Retake the screenshots docs/operator.md shows (the e2e tests write them only when asked).
 doc-images: $(VENV)/.installed-test
 	bash scripts/ensure-chromium.sh
-	BEVFORGE_DOC_IMAGES=1 $(PY) -m pytest tests/e2e -q -p no:asyncio -W ignore::pytest.PytestConfigWarning
+	BEVFORGE_DOC_IMAGES=1 $(PY) -m pytest tests/e2e -q -p no:asyncio -W ignore::pytest.PytestConfigWarning $(E2E_XDIST)
 
 bench: $(VENV)/.installed-test
 	$(PY) bench/run_all.py

@@ -26,7 +26,7 @@ import yaml
 from playwright.sync_api import Browser, Page, expect
 
 from drivers.sim.ports import use_simulator_ports
-from tests.e2e.conftest import PASSWORD, VIEWPORT, ServerProcess, signed_in_server, snapshot
+from tests.e2e.conftest import PASSWORD, VIEWPORT, ServerProcess, settle_layout, signed_in_server, snapshot
 from tests.support.controllers import with_controllers
 from tests.support.server import ROOT, config_document, free_port
 
@@ -85,14 +85,25 @@ def brew_day_plant(doc: dict[str, Any]) -> None:
             endpoint["stale_after_s"] = 3.0  # real seconds: a slow poll on a busy machine is not an input fault
 
 
-@pytest.fixture
-def brewhouse(tmp_path: Path) -> Iterator[ServerProcess]:
+def signed_in_brewhouse(directory: Path) -> Iterator[ServerProcess]:
     doc = config_document()
     brew_day_plant(doc)
-    use_simulator_ports(doc, free_port(), str(tmp_path / "probe"))
-    config = tmp_path / "brewhouse.yaml"
+    use_simulator_ports(doc, free_port(), str(directory / "probe"))
+    config = directory / "brewhouse.yaml"
     config.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
-    yield from signed_in_server(tmp_path, config, {"brewer": "operator", "head": "admin"})
+    yield from signed_in_server(directory, config, {"brewer": "operator", "head": "admin"})
+
+
+@pytest.fixture
+def brewhouse(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A fresh brewhouse for the brew day: it runs a program to its end."""
+    yield from signed_in_brewhouse(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def idle_brewhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One brewhouse, no program ever started, for the tests that only sign in and look at its pages."""
+    yield from signed_in_brewhouse(tmp_path_factory.mktemp("idle-brewhouse"))
 
 
 def open_page(page: Page, server: ServerProcess, path: str) -> None:
@@ -290,10 +301,11 @@ FIT = """() => {
 
 @pytest.mark.parametrize(("width", "height"), [(1024, 600), (1280, 800), (390, 844)],
                          ids=["kiosk-1024x600", "kiosk-1280x800", "phone-390x844"])
-def test_the_brew_day_screens_fit_a_kiosk_and_a_phone(browser: Browser, brewhouse: ServerProcess, width: int,
+def test_the_brew_day_screens_fit_a_kiosk_and_a_phone(browser: Browser, idle_brewhouse: ServerProcess, width: int,
                                                        height: int) -> None:
     """The admin's header (every page's button) stays one row clear of the alarm counts on a kiosk; one unit's
     Programs page needs no scroll on a kiosk; no brew-day page scrolls sideways on a phone."""
+    brewhouse = idle_brewhouse  # signing in and looking change nothing the other screen sizes see
     page = browser.new_context(viewport={"width": width, "height": height}).new_page()
     page.goto(brewhouse.base_url + "/")
     page.fill("#u", "head")
@@ -305,7 +317,7 @@ def test_the_brew_day_screens_fit_a_kiosk_and_a_phone(browser: Browser, brewhous
         open_page(page, brewhouse, path + ("" if phone else "?kiosk=1"))
         expect(page.locator(tid(f"prog-countdown-{UNIT}") if path.startswith("/programs") else tid("nav-programs"))
                ).to_be_visible(timeout=TIMEOUT)
-        page.wait_for_timeout(300)  # the header's size settles (fonts, a ResizeObserver)
+        settle_layout(page)  # the header's size settles (fonts, a ResizeObserver)
         fit = page.evaluate(FIT)
         assert fit["scrollWidth"] <= fit["clientWidth"], f"{path} scrolls sideways at {width}×{height}: {fit}"
         if not phone:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import ARTIFACTS, HLT_TEMPERATURE_GATEWAY, ServerProcess, snapshot
+from tests.e2e.conftest import ARTIFACTS, HLT_TEMPERATURE_GATEWAY, ServerProcess, at_rest, settle_layout, snapshot
 
 TIMEOUT = 10_000  # ms; a generous ceiling for a loaded CI machine, not a speed requirement
 KIOSK_SCREENS = [(1024, 600), (1280, 800)]
@@ -33,8 +33,18 @@ MEASURE = """() => {
 }"""
 
 
+# What this module's tests change on the plant, put back before each (`at_rest`): Pump 1 stopped, then V1 closed.
+CHANGED_HERE = ((23, False), (22, False))
+
+
 def tid(name: str) -> str:
     return f'[data-testid="{name}"]'
+
+
+@pytest.fixture
+def plant(shared_server: ServerProcess) -> ServerProcess:
+    """The module's one default brewhouse (its tests only look, or open V1 and run Pump 1), at rest."""
+    return at_rest(shared_server, CHANGED_HERE)
 
 
 def open_at(browser: Browser, server: ServerProcess, path: str, width: int, height: int) -> Page:
@@ -45,7 +55,7 @@ def open_at(browser: Browser, server: ServerProcess, path: str, width: int, heig
 
 
 def measure(page: Page) -> dict[str, Any]:
-    page.wait_for_timeout(300)  # let the header's size reach the drawing's CSS (a ResizeObserver)
+    settle_layout(page)  # the header's size has reached the drawing's CSS (a ResizeObserver)
     return page.evaluate(MEASURE)
 
 
@@ -60,9 +70,9 @@ def record(name: str, figures: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("kiosk", [True, False], ids=["kiosk", "desktop"])
 @pytest.mark.parametrize(("width", "height"), KIOSK_SCREENS, ids=["1024x600", "1280x800"])
-def test_the_mimic_fits_the_screen(browser: Browser, server: ServerProcess, width: int, height: int,
+def test_the_mimic_fits_the_screen(browser: Browser, plant: ServerProcess, width: int, height: int,
                                    kiosk: bool) -> None:
-    page = open_at(browser, server, "/mimic?kiosk=1" if kiosk else "/mimic?kiosk=0", width, height)
+    page = open_at(browser, plant, "/mimic?kiosk=1" if kiosk else "/mimic?kiosk=0", width, height)
     expect(page.locator(tid("mimic-hlt-temperature"))).to_contain_text("°C", timeout=TIMEOUT)
     expect(page.locator(tid("mimic-pump_1-state"))).to_have_text("STOPPED", timeout=TIMEOUT)
     figures = measure(page)
@@ -93,8 +103,8 @@ PHONE_PAGES = ["/mimic", "/mimic?kiosk=1", "/", "/?view=tiles&kiosk=1", "/alarms
 
 
 @pytest.mark.parametrize("path", PHONE_PAGES)
-def test_no_page_scrolls_sideways_on_a_phone(browser: Browser, server: ServerProcess, path: str) -> None:
-    page = open_at(browser, server, path, 390, 844)
+def test_no_page_scrolls_sideways_on_a_phone(browser: Browser, plant: ServerProcess, path: str) -> None:
+    page = open_at(browser, plant, path, 390, 844)
     expect(page.locator(tid("nav-alarms"))).to_be_visible(timeout=TIMEOUT)
     figures = measure(page)
     record(f"{path} 390x844", figures)
@@ -102,8 +112,8 @@ def test_no_page_scrolls_sideways_on_a_phone(browser: Browser, server: ServerPro
     page.context.close()
 
 
-def test_the_mimic_shows_flow_when_v1_is_open_and_pump_1_runs(browser: Browser, server: ServerProcess) -> None:
-    page = open_at(browser, server, "/mimic?kiosk=1", 1280, 800)
+def test_the_mimic_shows_flow_when_v1_is_open_and_pump_1_runs(browser: Browser, plant: ServerProcess) -> None:
+    page = open_at(browser, plant, "/mimic?kiosk=1", 1280, 800)
     pipe = page.locator(tid("mimic-pipe-hlt_to_mlt"))
     expect(pipe).to_have_class(re.compile(r"\bbf-pipe-still\b"), timeout=TIMEOUT)
     page.locator(tid("mimic-v1")).click()  # a tap on V1: its dialog, with the tile's OPEN / CLOSE
@@ -123,7 +133,7 @@ def test_the_mimic_shows_flow_when_v1_is_open_and_pump_1_runs(browser: Browser, 
     expect(page.locator(tid("mimic-pump_1-state"))).to_have_text("RUNNING", timeout=TIMEOUT)
     expect(pipe).to_have_class(re.compile(r"\bbf-pipe-flow\b"), timeout=TIMEOUT)
     expect(page.locator(tid("mimic-pipe-mlt_to_bk"))).to_have_class(re.compile(r"\bbf-pipe-still\b"))
-    commands = server.get("/api/os/commands?endpointId=23")
+    commands = plant.get("/api/os/commands?endpointId=23")
     assert commands[0]["status"] == "succeeded" and commands[0]["origin"] == "ui"
     dialog.locator(tid("mimic-dialog-close")).click()
     expect(dialog).to_be_hidden(timeout=TIMEOUT)
@@ -161,13 +171,13 @@ PHONE_MEASURE = """() => {
 
 
 def test_the_mimic_on_a_phone_stays_readable_and_scrolls_sideways_only_inside_itself(
-        browser: Browser, server: ServerProcess) -> None:
+        browser: Browser, plant: ServerProcess) -> None:
     """At 390 px the drawing keeps a size a finger and an eye can use (tap areas ≥ 64 px, labels ≥ 11 px
     high) instead of shrinking to the width; the mimic's own box scrolls sideways, the page does not, and
     a symbol scrolled into view opens its dialog with a tap."""
     context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True)
     page = context.new_page()
-    page.goto(server.base_url + "/mimic?kiosk=1")
+    page.goto(plant.base_url + "/mimic?kiosk=1")
     page.locator("#bf-connection[data-state=online]").wait_for(timeout=TIMEOUT)
     expect(page.locator(tid("mimic-pump_2-state"))).to_have_text("STOPPED", timeout=TIMEOUT)
     figures, inside = measure(page), page.evaluate(PHONE_MEASURE)
