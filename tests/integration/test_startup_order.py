@@ -136,3 +136,23 @@ async def test_the_resume_prompt_is_on_ws_before_the_screens_are_loaded_and_a_pa
         if screens.server is not None:
             screens.server.should_exit = True
         await asyncio.wait_for(serving, 60)
+
+
+class ScreensBroken(Exception):
+    """The screens failed to import (a broken install)."""
+
+
+async def test_screens_that_fail_to_load_stop_the_server_and_the_plant(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The panel does not run on without its screens: start-up ends with their error, outputs put safe."""
+    runtime = build_runtime(brewhouse_config(), tmp_path / "plant.db")
+
+    def import_screens() -> object:
+        raise ScreensBroken
+
+    monkeypatch.setattr(main, "_screens", import_screens)
+    port = free_port()
+    with pytest.raises(ScreensBroken):
+        await asyncio.wait_for(main.serve(runtime, parse_args(["--host", "127.0.0.1", "--port", str(port)]), []), 60)
+    protocol = runtime.attachments["simulator"].protocol
+    assert protocol is not None and not protocol.running  # the plant was stopped
