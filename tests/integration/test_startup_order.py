@@ -23,6 +23,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 import main
+from bevforge import retention as retention_module
 from bevforge.cli import parse_args
 from bevforge.domain import Actor
 from bevforge.runtime import Runtime
@@ -156,3 +157,28 @@ async def test_screens_that_fail_to_load_stop_the_server_and_the_plant(tmp_path:
         await asyncio.wait_for(main.serve(runtime, parse_args(["--host", "127.0.0.1", "--port", str(port)]), []), 60)
     protocol = runtime.attachments["simulator"].protocol
     assert protocol is not None and not protocol.running  # the plant was stopped
+
+
+async def test_the_disk_is_checked_at_once_and_the_first_pruning_pass_waits_out_start_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retention's first pass (a write per endpoint) does not compete with a restart's imports and first answers;
+    the disk-space check (its alarm) does not wait."""
+    monkeypatch.setattr(retention_module, "FIRST_PASS_AFTER_S", 0.5)
+    runtime = build_runtime(brewhouse_config(), tmp_path / "plant.db")
+    passes: list[tuple[float, float | None]] = []  # (when, the free space the disk check had seen by then)
+    run_once = runtime.retention.run_once
+
+    async def noted() -> None:
+        passes.append((asyncio.get_running_loop().time(), runtime.retention.stats.free_mb))
+        await run_once()
+
+    monkeypatch.setattr(runtime.retention, "run_once", noted)
+    started_at = asyncio.get_running_loop().time()
+    await runtime.start()
+    try:
+        await wait_for(lambda: passes, timeout=30)
+        first_at, free_mb = passes[0]
+        assert free_mb is not None  # the disk was checked before the first pass, at start
+        assert first_at - started_at >= 0.5  # the pass itself waited FIRST_PASS_AFTER_S
+    finally:
+        await runtime.stop()
