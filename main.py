@@ -20,10 +20,12 @@ if __name__ in {"__main__", "__mp_main__"} and "nicegui" not in sys.modules:
     gc.disable()
 
 import asyncio
+import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Callable
-from types import FrameType
+from types import FrameType, ModuleType
 from typing import TYPE_CHECKING
 
 import drivers
@@ -33,15 +35,18 @@ from bevforge.clock import SystemClock, clock_for
 from bevforge.runtime import Runtime
 
 if TYPE_CHECKING:
+    import uvicorn
     from fastapi import FastAPI
 
+    from bevforge.api.screens_gate import ScreensGate
     from bevforge.cli import Settings
 
 # Not imported here: the web server (uvicorn), the HTTP app (FastAPI and its routers) and the
 # screens (NiceGUI), about half of start-up. `serve()` starts the plant first and imports them while
 # the drivers already poll, so a restart leaves the field devices unpolled for as short a time as
 # possible (their comms watchdogs are 2-3 s: docs/deployment.md has the measured gap, and
-# bench/restart.py measures it).
+# bench/restart.py measures it); the screens it imports once the server already answers the API and
+# /ws (bench/programs.py measures the restart → resume prompt on /ws).
 
 
 def main(argv: list[str]) -> int:
@@ -114,33 +119,76 @@ def main(argv: list[str]) -> int:
 
 
 async def serve(runtime: Runtime, settings: Settings, stopped_by: list[int]) -> None:
-    """Start the plant, then build and serve the app; stop the plant after the server has stopped.
+    """Start the plant, then build and serve the app, then mount the screens; stop the plant after the server
+    has stopped.
 
-    The drivers start polling before the web server, the HTTP app and the screens are even
-    imported: those imports run in a worker thread while the event loop polls. A SIGTERM meanwhile
-    ends the start-up before serving; the plant then stops as after serving (outputs put safe first).
+    The drivers start polling before the web server and the HTTP app are even imported: those imports run
+    in a worker thread while the event loop polls. The server listens as soon as the HTTP app is built; the
+    screens (NiceGUI and the pages) are imported in a worker thread while it already answers the API and
+    `/ws`, so a restarted panel's clients get the plant's state (a program's resume prompt) without waiting
+    for them. Until the screens are mounted, a request for a page waits for them (bevforge/api/screens_gate.py).
+    A SIGTERM before serving ends the start-up; the plant then stops as after serving (outputs put safe first).
     """
     await runtime.start()
     try:
         app = await asyncio.to_thread(_http_app, runtime)
         import uvicorn
 
-        import ui
+        from bevforge.api.screens_gate import ScreensGate
 
-        ui.install(app, runtime)  # NiceGUI's own start-up runs in the app's lifespan
         if stopped_by:
             return
-        # NiceGUI's start-up finds this server among gc.get_objects(), a walk of every object the
-        # collector tracks (~0.1 s here); frozen objects are not in that list, so freeze what start-up
-        # built before the server exists (bevforge/app.py's settle_heap freezes what comes after)
+        # freeze what start-up built before the server exists (bevforge/app.py's settle_heap freezes what
+        # comes after, the screens included, and switches the collector back on)
         gc.freeze()
+        gate = ScreensGate(app, app.router.routes)  # the API's routes, before the screens' mount is added
         # uvicorn's C-accelerated `websockets` protocol: /ws fan-out p99 measured lower than wsproto.
-        config = uvicorn.Config(app, host=settings.host, port=settings.port, ws="websockets-sansio",
+        config = uvicorn.Config(gate, host=settings.host, port=settings.port, ws="websockets-sansio",
                                 log_level="warning", timeout_graceful_shutdown=3)
-        # uvicorn handles SIGTERM/SIGINT while serving, then raises them again: `note` records them
-        await uvicorn.Server(config).serve()
+        server = uvicorn.Server(config)
+        listening = _listening(server)
+        screens = asyncio.create_task(_mount_screens(app, runtime, server, gate, listening), name="mount screens")
+        try:
+            # uvicorn handles SIGTERM/SIGINT while serving, then raises them again: `note` records them
+            await server.serve()
+        finally:
+            gate.close()  # a page request still waiting for the screens is answered 503
+            if not screens.done():
+                screens.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await screens  # a failure to load the screens ends start-up as it did before serving
     finally:
         await runtime.stop()
+
+
+async def _mount_screens(app: FastAPI, runtime: Runtime, server: uvicorn.Server, gate: ScreensGate,
+                         listening: asyncio.Event) -> None:
+    """Once the server listens: import the screens off the event loop, mount them on the app, start NiceGUI,
+    open the gate; NiceGUI shuts down when this is cancelled (serving has ended). Screens that fail to load
+    stop the server: the panel does not run without its screens."""
+    try:
+        await listening.wait()  # not before: the import would hold the GIL while the server binds
+        ui = await asyncio.to_thread(_screens)
+        ui.install(app, runtime)
+        async with ui.started(server):
+            gate.open()
+            await asyncio.Event().wait()  # until serving ends
+    except Exception:
+        server.should_exit = True
+        raise
+
+
+def _listening(server: uvicorn.Server) -> asyncio.Event:
+    """Set once the server's start-up is done (its lifespan run, its socket bound)."""
+    listening = asyncio.Event()
+    startup = server.startup
+
+    async def startup_then_tell(sockets: list[socket.socket] | None = None) -> None:
+        await startup(sockets)
+        listening.set()
+
+    server.startup = startup_then_tell  # type: ignore[method-assign]
+    return listening
 
 
 def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
@@ -153,15 +201,20 @@ def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
 
 
 def _http_app(runtime: Runtime) -> FastAPI:
-    """Import and build the HTTP app, import the web server and the screens (off the event loop: the
-    drivers poll meanwhile)."""
+    """Import and build the HTTP app and import the web server (off the event loop: the drivers poll meanwhile)."""
     import uvicorn  # noqa: F401 - used by serve()
 
-    import ui  # noqa: F401 - NiceGUI and the pages: imported here, installed on the event loop
     from bevforge.app import create_app
 
     # the plant is started and stopped around the server (serve()); SIGHUP: live config reload
     return create_app(runtime, manage_runtime=False, freeze_heap=True, reload_on_sighup=True)
+
+
+def _screens() -> ModuleType:
+    """Import the screens (NiceGUI and the pages; off the event loop: the server answers meanwhile)."""
+    import ui
+
+    return ui
 
 
 def _user_simulation() -> bool:

@@ -17,6 +17,17 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def child_env(pycache: Path | None = None) -> dict[str, str]:
+    """A bench's processes' environment. With `pycache`, bytecode is cached there (as a deployed service's is,
+    docs/deployment.md: `pip install .` and `compileall` compile it) even where the caller's environment says
+    not to (PYTHONDONTWRITEBYTECODE): a restart then measures the service, not the compiler."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    if pycache is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -27,7 +27,9 @@ client subscribed to the `programs` channel.
   the same database. Measured from the new process's start: the first `/api/os/health` answer, and the
   first `program` frame for the brewhouse on a `/ws` client subscribed to `programs` that is `paused`
   with the resume message (what every screen shows, as a dialog or on the Programs screen). The client
-  retries its connection every 20 ms from the spawn on. Also shown: from the stop signal.
+  retries its connection every 20 ms from the spawn on. Also shown: from the stop signal. The app's bytecode
+  is cached (in the run's temporary folder) as a deployed service's is (docs/deployment.md), also where the
+  caller's environment sets PYTHONDONTWRITEBYTECODE; the first start, which writes it, is not a measured one.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 import statistics
 import subprocess
@@ -53,7 +54,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Row, free_port, table  # noqa: E402
+from bench.common import Row, child_env, free_port, table  # noqa: E402
 from drivers.sim.ports import use_simulator_ports  # noqa: E402
 
 COMMAND = "python bench/programs.py"
@@ -89,7 +90,7 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def spawn(self) -> float:
-        env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+        env = child_env(self.tmp / "pycache")  # bytecode cached as a deployed service's is (the first start writes it)
         t0 = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "main.py"), "--port", str(self.port), "--host", "127.0.0.1",

@@ -49,21 +49,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Row, free_port, stop_process  # noqa: E402
+from bench.common import Row, child_env, free_port, stop_process  # noqa: E402
 from drivers.sim.ports import use_simulator_ports  # noqa: E402
 
 COMMAND = "python bench/restart.py"
 STEADY_S = 1.5  # polling left to run before a restart and after every device is online again
-
-
-def child_env(pycache: Path | None = None) -> dict[str, str]:
-    """The processes' environment. With `pycache`, bytecode is cached there (as a deployed service's is,
-    docs/deployment.md: `pip install .` compiles it) even where the caller's environment says not to."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
-    if pycache is not None:
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = str(pycache)
-    return env
 
 
 class Devices:

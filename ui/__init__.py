@@ -7,12 +7,19 @@ core's event bus (ui/live.py).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
 from fastapi import FastAPI
 from nicegui import Client, ui
 from nicegui import app as nicegui_app
 
 from bevforge.runtime import Runtime
 from ui import connection, pages, session, state
+
+if TYPE_CHECKING:
+    import uvicorn
 
 TITLE = "BevForge OS"
 
@@ -27,6 +34,22 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     # refresh loop has nothing to do: switch it off.
     ui.run_with(app, title=TITLE, favicon="🍺", storage_secret=_secret(runtime), show_welcome_message=False,
                 reconnect_timeout=10.0, binding_refresh_interval=None)
+
+
+@asynccontextmanager
+async def started(server: uvicorn.Server) -> AsyncIterator[None]:
+    """NiceGUI's own start-up and shut-down around the screens' life, for screens installed on an app that
+    already serves (main.py mounts them after the API answers): what `ui.run_with`'s lifespan does when the
+    screens are installed before serving, which is too late here (the app's lifespan has run)."""
+    from nicegui.nicegui import _shutdown, _startup
+    from nicegui.server import Server
+
+    Server.instance = server  # NiceGUI's lifespan finds it by walking every object; here it is handed in
+    await _startup()
+    try:
+        yield
+    finally:
+        await _shutdown()
 
 
 def install_for_simulation(runtime: Runtime) -> None:

@@ -75,9 +75,21 @@ def create_schema(engine: Engine) -> None:
 
 
 def sync_endpoints(engine: Engine, endpoints: Iterable[EndpointRow]) -> None:
+    """Mirror the configured endpoints: new ones added, changed ones updated (a row the config no longer has
+    stays, for its history). One read of the table rather than one per endpoint (start-up, a reload); an
+    unchanged endpoint is not written, so a restart with the same config writes nothing here."""
     with Session(engine) as session:
+        stored = {row.id: row for row in session.exec(select(EndpointRow)).all()}
         for row in endpoints:
-            session.merge(row)
+            have = stored.get(row.id)
+            if have is None:
+                session.add(row)
+                stored[row.id] = row
+                continue
+            for field in EndpointRow.model_fields:
+                value = getattr(row, field)
+                if getattr(have, field) != value:
+                    setattr(have, field, value)
         session.commit()
 
 

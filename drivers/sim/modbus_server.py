@@ -19,13 +19,16 @@ from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
 from pymodbus.framer import FramerType
 from pymodbus.pdu import ModbusPDU
-from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 from pymodbus.simulator.simcore import SimCore
 
 from drivers.sim.faults import Faults
+from drivers.sim.lean_imports import without_aiohttp
 from drivers.sim.maps import Register, SimDeviceMap
 from drivers.sim.model import Brewhouse
+
+with without_aiohttp():  # pymodbus's HTTP simulator, never used here, would load aiohttp (0.3 s of start-up)
+    from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
 TABLE_OF_FC = {1: "coil", 5: "coil", 15: "coil", 2: "discrete", 3: "holding", 6: "holding", 16: "holding",
                23: "holding", 4: "input"}
