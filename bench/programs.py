@@ -1,4 +1,4 @@
-"""Programs (issue 15): the step timer against real time, and a restart → the resume prompt on /ws.
+"""Programs (issue 15): the step timer against real time, and a restart → the resume prompt on /ws and on a screen.
 
     python bench/programs.py [--drift-seconds 120 | --hour] [--runs 3]
 
@@ -27,7 +27,10 @@ client subscribed to the `programs` channel.
   the same database. Measured from the new process's start: the first `/api/os/health` answer, and the
   first `program` frame for the brewhouse on a `/ws` client subscribed to `programs` that is `paused`
   with the resume message (what every screen shows, as a dialog or on the Programs screen). The client
-  retries its connection every 20 ms from the spawn on. Also shown: from the stop signal. The app's bytecode
+  retries its connection every 20 ms from the spawn on. And on a screen: a Control Panel page opened in
+  Chromium (`/usr/bin/chromium`, headless, one browser context for the run, so its HTTP cache holds the
+  page's scripts as a kiosk's does) as soon as the new process takes TCP connections, until the prompt
+  dialog every page draws shows the resume question. Also shown: from the stop signal. The app's bytecode
   is cached (in the run's temporary folder) as a deployed service's is (docs/deployment.md), also where the
   caller's environment sets PYTHONDONTWRITEBYTECODE; the first start, which writes it, is not a measured one.
 """
