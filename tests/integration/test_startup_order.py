@@ -28,6 +28,7 @@ from bevforge.cli import parse_args
 from bevforge.domain import Actor
 from bevforge.runtime import Runtime
 from tests.support.controllers import RIMS, controller_config
+from tests.support.postgres import sqlite_only
 from tests.support.server import brewhouse_config, build_runtime, free_port, wait_for
 
 
@@ -159,6 +160,7 @@ async def test_screens_that_fail_to_load_stop_the_server_and_the_plant(tmp_path:
     assert protocol is not None and not protocol.running  # the plant was stopped
 
 
+@sqlite_only("the disk-space check is a local database file's (a PostgreSQL server watches its own disk)")
 async def test_the_disk_is_checked_at_once_and_the_first_pruning_pass_waits_out_start_up(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Retention's first pass (a write per endpoint) does not compete with a restart's imports and first answers;
