@@ -131,12 +131,6 @@ class SiteDriver(Driver):
                                  "refused": self.history_refused}
         return status
 
-    @property
-    def watermark(self) -> int | None:
-        """The history's watermark (None before the first batch)."""
-        counts = self.forwarded_streams.get(TELEMETRY)
-        return None if counts is None else counts["watermark"]
-
     # -- the link ---------------------------------------------------------------------------------
 
     def _client(self) -> aiomqtt.Client:

@@ -134,6 +134,10 @@ class SiteForwarding:
             log.warning("mqtt forward: ack from %s refused (not a JSON object)", user)
             return
         if body.get("hello") is True:
+            if user not in self.users:
+                self.acks_refused += 1
+                log.warning("mqtt forward: hello from %s refused (not one of mqtt.forward.centres)", user)
+                return
             for forwarder in self.streams.values():
                 forwarder.take_ack(user, body)
             return

@@ -145,7 +145,7 @@ def take_forwarded(engine: Engine, site: str, store: str, after: int, up_to: int
     row is locked for the transaction (PostgreSQL), so two central instances storing the same batch at
     once store it once.
     """
-    def fresh(last: int) -> int:
+    def fresh(conn: Connection, last: int) -> int:
         new: list[dict[str, Any]] = [
             {"endpoint_id": endpoint_id, "value": value, "quality": quality, "source_ts": source_ts,
              "server_ts": server_ts}
@@ -166,7 +166,7 @@ def take_forwarded_events(engine: Engine, site: str, store: str, stream: str, af
     site's ids (after, up_to]. Once, gap-checked and locked exactly as `take_forwarded`."""
     table = _SITE_TABLES[stream]
 
-    def fresh(last: int) -> int:
+    def fresh(conn: Connection, last: int) -> int:
         new = [row | {"site": site, "store": store} for row in rows if row["site_id"] > last]
         if new:
             conn.execute(table.insert(), new)
@@ -176,10 +176,11 @@ def take_forwarded_events(engine: Engine, site: str, store: str, stream: str, af
         return _take(conn, {"site": site, "store": store, "stream": stream}, after, up_to, fresh)
 
 
-def _take(conn: Connection, key: dict[str, str], after: int, up_to: int, store_fresh: Callable[[int], int]
+def _take(conn: Connection, key: dict[str, str], after: int, up_to: int,
+          store_fresh: Callable[[Connection, int], int]
           ) -> tuple[int, bool]:
     """The watermark's part of taking a batch, in the caller's transaction: lock it (made at 0 the first
-    time), refuse a batch beyond it as a gap, store the rows above it (`store_fresh(last)` → rows stored),
+    time), refuse a batch beyond it as a gap, store the rows above it (`store_fresh(conn, last)` → rows stored),
     raise it to `up_to`."""
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     conn.execute(insert(_WATER).values(**key, last_id=0, rows=0, updated_at=utcnow()).on_conflict_do_nothing())
@@ -190,7 +191,7 @@ def _take(conn: Connection, key: dict[str, str], after: int, up_to: int, store_f
     last = int(conn.execute(locked).scalar_one())
     if after > last:
         return last, True
-    stored = store_fresh(last)
+    stored = store_fresh(conn, last)
     if up_to > last:
         conn.execute(update(_WATER).where(*where).values(last_id=up_to, rows=_WATER.c.rows + stored,
                                                          updated_at=utcnow()))

@@ -9,6 +9,7 @@ the centre's history of every forwarded endpoint is the site's history, row for 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -153,18 +154,26 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
         mosquitto.stop()
 
 
-@pytest.fixture
-async def site(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[Runtime]:
+@contextlib.asynccontextmanager
+async def edge_site(db_path: Path, mqtt: dict[str, Any]) -> AsyncIterator[Runtime]:
+    """The fixture brewhouse as an edge site with this `mqtt:` section, started and its devices online."""
     def adjust(doc: dict[str, Any]) -> None:
-        doc["mqtt"] = broker.settings(users={"central": {"role": "operator"}}, forward=FORWARD)
+        doc["mqtt"] = mqtt
 
-    runtime = build_runtime(brewhouse_config(adjust), tmp_path / "site.db")
+    runtime = build_runtime(brewhouse_config(adjust), db_path)
     await runtime.start()
     try:
         await wait_for(lambda: all(runtime.plant.device_online.values()), timeout=15)
         yield runtime
     finally:
         await runtime.stop()
+
+
+@pytest.fixture
+async def site(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[Runtime]:
+    async with edge_site(tmp_path / "site.db",
+                         broker.settings(users={"central": {"role": "operator"}}, forward=FORWARD)) as runtime:
+        yield runtime
 
 
 def centre_document(broker: Mosquitto, client_id: str = "central",
@@ -199,18 +208,10 @@ def centre_document(broker: Mosquitto, client_id: str = "central",
 async def cellar(tmp_path: Path, broker: Mosquitto, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runtime]:
     """A second edge site, `cellar`: the fixture brewhouse again, its own simulator, database and broker user."""
     monkeypatch.setenv("BEVFORGE_TEST_CELLAR_PASSWORD", USERS["cellar"])
-
-    def adjust(doc: dict[str, Any]) -> None:
-        doc["mqtt"] = broker.settings(site="cellar", username="cellar", password_env="BEVFORGE_TEST_CELLAR_PASSWORD",
-                                      users={"central": {"role": "operator"}}, forward=FORWARD)
-
-    runtime = build_runtime(brewhouse_config(adjust), tmp_path / "cellar.db")
-    await runtime.start()
-    try:
-        await wait_for(lambda: all(runtime.plant.device_online.values()), timeout=15)
+    mqtt = broker.settings(site="cellar", username="cellar", password_env="BEVFORGE_TEST_CELLAR_PASSWORD",
+                           users={"central": {"role": "operator"}}, forward=FORWARD)
+    async with edge_site(tmp_path / "cellar.db", mqtt) as runtime:
         yield runtime
-    finally:
-        await runtime.stop()
 
 
 @pytest.fixture
