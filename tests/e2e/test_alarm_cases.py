@@ -87,8 +87,11 @@ def test_starting_a_pump_on_an_empty_vessel_is_refused_as_an_alert_and_nothing_i
     expect(message).to_contain_text(f"Command blocked: Pump 2 MLT → BK → ON: {DRY_RUN}")
     expect(page.locator(tid("command-35"))).to_contain_text(DRY_RUN)
     expect(page.locator(tid("value-35"))).to_have_text("STOPPED")
-    for priority in ("critical", "high", "medium", "low"):  # an alert: no count rises, nothing waits for an ACK
+    for priority in ("critical", "high", "medium"):  # an alert: no count rises, nothing waits for an ACK
         expect(page.locator(tid(f"alarm-count-{priority}"))).to_have_text(f"0 {priority}")
+    # low: a loaded machine may leave an input stale a moment (its own low `stale:` alarm, as the presses above
+    # allow for); the alert is never one of them
+    assert all(a["ruleId"].startswith("stale:") for a in server.get("/api/os/alarms") if a["priority"] == "low")
     snapshot(page, "dry-run-refused")
     assert not [a for a in server.get("/api/os/alarms") if a["kind"] == "interlock_block"]
     assert any(e["priority"] == "alert" and DRY_RUN in (e.get("message") or "")  # journaled as an alert
