@@ -8,7 +8,7 @@ from nicegui import context, ui
 
 from bevforge.domain import Actor
 from bevforge.runtime import Runtime
-from ui import connection, session, theme
+from ui import connection, restart_watch, session, theme
 from ui.alarms import AlarmBanner, CriticalAlarmDialog, FloodBanner
 from ui.annunciator import Annunciator
 from ui.controls import tag
@@ -52,6 +52,7 @@ def frame(runtime: Runtime, current: str, kiosk: bool, actor: Actor) -> LiveView
     client = context.client
     theme.apply(kiosk)
     connection.add_indicator()
+    restart_watch.add_watch()
     suffix = "?kiosk=1" if kiosk else ""
     live = LiveView(runtime, client, endpoint_ids=set())
     live.redraw_path = _target(runtime, current, kiosk)  # a live config reload redraws the page (ui/live.py)
