@@ -25,6 +25,7 @@ import logging
 import signal
 import socket
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING
 
@@ -141,7 +142,8 @@ async def serve(runtime: Runtime, settings: Settings, stopped_by: list[int]) -> 
         # freeze what start-up built before the server exists (bevforge/app.py's settle_heap freezes what
         # comes after, the screens included, and switches the collector back on)
         gc.freeze()
-        gate = ScreensGate(app, app.router.routes)  # the API's routes, before the screens' mount is added
+        # the API's routes, before the screens' mount is added; a page asked for meanwhile gets the starting page
+        gate = ScreensGate(app, app.router.routes, starting_page=_starting_page(runtime))
         # uvicorn's C-accelerated `websockets` protocol: /ws fan-out p99 measured lower than wsproto.
         config = uvicorn.Config(gate, host=settings.host, port=settings.port, ws="websockets-sansio",
                                 log_level="warning", timeout_graceful_shutdown=3)
@@ -208,6 +210,17 @@ def _http_app(runtime: Runtime) -> FastAPI:
 
     # the plant is started and stopped around the server (serve()); SIGHUP: live config reload
     return create_app(runtime, manage_runtime=False, freeze_heap=True, reload_on_sighup=True)
+
+
+def _starting_page(runtime: Runtime) -> bytes:
+    """The page a browser gets while the screens load: the screens' restart watch in a page of its own (read
+    from its files: importing `ui` would import NiceGUI, which is what is not there yet)."""
+    from bevforge.api.screens_gate import starting_page
+
+    here = Path(__file__).resolve().parent / "ui"
+    return starting_page(runtime.config.site.name, runtime.config.ui.kiosk,
+                         (here / "restart_watch.js").read_text(encoding="utf-8"),
+                         (here / "restart_watch.css").read_text(encoding="utf-8"))
 
 
 def _screens() -> ModuleType:

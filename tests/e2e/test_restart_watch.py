@@ -17,12 +17,13 @@ from typing import Any
 
 import pytest
 import yaml
-from playwright.sync_api import Browser, BrowserContext, Page, WebSocketRoute, expect
+from playwright.sync_api import Browser, BrowserContext, BrowserType, Page, Route, WebSocketRoute, expect
 
+from bevforge.api.screens_gate import starting_page
 from drivers.sim.ports import use_simulator_ports
 from tests.e2e.conftest import PASSWORD, VIEWPORT, ServerProcess, signed_in_server
 from tests.e2e.test_brew_day import brew_day_plant
-from tests.support.server import config_document, free_port
+from tests.support.server import ROOT, config_document, free_port
 
 UNIT = "brewhouse"
 TIMEOUT = 15_000  # ms: a ceiling for a loaded machine, not a speed requirement
@@ -171,4 +172,54 @@ def test_the_question_stays_through_the_page_s_reload_until_the_page_s_own_dialo
     page.locator(tid(f"prompt-resume-{UNIT}")).click()
     expect(page.locator(tid(f"prompt-text-{UNIT}-restart"))).to_have_count(0, timeout=TIMEOUT)
     assert program(server)["state"] == "running"
+    context.close()
+
+
+@pytest.fixture
+def lenient_browser(browser_type: BrowserType, browser_type_launch_args: dict[str, Any]) -> Iterator[Browser]:
+    """Chromium without its local-network access checks: a page the test itself serves (`route.fulfill`) has
+    no address, so Chromium would count it as a public site and refuse its connections to 127.0.0.1; the
+    same page served by the panel is on the panel's own address and is not refused."""
+    args = [*browser_type_launch_args["args"], "--disable-features=LocalNetworkAccessChecks"]
+    browser = browser_type.launch(**{**browser_type_launch_args, "args": args})
+    yield browser
+    browser.close()
+
+
+def test_a_page_opened_while_the_screens_load_gets_the_starting_page_which_asks_and_then_reloads(
+        lenient_browser: Browser, brewhouse: ServerProcess) -> None:
+    """The starting page the gate answers a page request with while the screens load (main.py builds it from
+    ui/restart_watch.js and .css), served here for the first request, as the gate would have: it asks the
+    question from /ws at once, and reloads when the gate says the screens are open (held by the test until
+    it has looked)."""
+    server = brewhouse
+    context, page = signed_in(lenient_browser, server, "brewer")
+    start_long_rest(server)
+    killed_and_started_again(server)
+    page.close()
+
+    held = True
+
+    def screens_ready(route: Route) -> None:
+        if held and route.request.headers.get("x-bevforge-screens") == "wait":
+            route.abort()  # the page asks again a second later
+        else:
+            route.fallback()
+
+    context.route("**/*", screens_ready)
+    body = starting_page("Test brewery", False, (ROOT / "ui" / "restart_watch.js").read_text(encoding="utf-8"),
+                         (ROOT / "ui" / "restart_watch.css").read_text(encoding="utf-8"))
+    page = context.new_page()
+    page.route(server.base_url + "/", lambda route: route.fulfill(status=503, body=body, content_type="text/html"),
+               times=1)
+    page.goto(server.base_url + "/")
+    expect(page.locator("#bf-starting")).to_contain_text("Test brewery: PANEL STARTING")
+    expect(page.locator(tid(f"restart-prompt-text-{UNIT}"))).to_contain_text("Resume", timeout=TIMEOUT)
+    expect(page.locator(tid(f"restart-resume-{UNIT}"))).to_be_visible(timeout=TIMEOUT)  # the brewer's cookie
+
+    held = False  # the screens are there: the page reloads by itself and asks in its own dialog
+    page.wait_for_function(LIVE, timeout=TIMEOUT)
+    expect(page.locator("#bf-starting")).to_have_count(0)
+    expect(page.locator(tid(f"prompt-text-{UNIT}-restart"))).to_contain_text("Resume", timeout=TIMEOUT)
+    expect(page.locator(tid("restart-overlay"))).to_have_count(0)
     context.close()
