@@ -2,9 +2,9 @@
 // Plain DOM built with textContent only (the messages come from the plant), no library: it runs while the
 // page's Vue app is gone, and on the starting page (bevforge/api/screens_gate.py) where there is none.
 (function () {
-  const KEY = 'bf-restart-question', RETRY_MS = 100, KEEP_MS = 60000, CONFIRM_MS = 6000;
+  const KEY = 'bf-restart-question', RETRY_MS = 100, SLOW_RETRY_MS = 1000, FAST_FOR_MS = 30000, KEEP_MS = 60000, CONFIRM_MS = 6000;
   const prefix = () => window.path_prefix || '';
-  let ws = null, watching = false, retry = null, frames = {}, me = null, dismissed = new Set();
+  let ws = null, watching = false, watchedSince = 0, retry = null, frames = {}, me = null, dismissed = new Set();
   let armed = {}, pending = {}, errors = {}, drawn = '', toned = false;
   const open = () => Object.values(frames).filter((f) => f.state === 'paused' && f.resumeQuestion);
   const keyOf = (f) => f.unit + '|' + (f.message || '');
@@ -127,11 +127,14 @@
     clearTimeout(retry);
     if (ws) { const s = ws; ws = null; s.onclose = null; s.close(); }
   }
+  // every 100 ms while a restart is likely (the first 30 s), then every second: a panel down for long is not
+  // asked ten times a second by every screen
+  const later = () => (Date.now() - watchedSince < FAST_FOR_MS ? RETRY_MS : SLOW_RETRY_MS);
   function connect() {
     if (!watching || ws) return;
     const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + prefix() + '/ws';
     let socket;
-    try { socket = new WebSocket(url); } catch (e) { retry = setTimeout(connect, RETRY_MS); return; }
+    try { socket = new WebSocket(url); } catch (e) { retry = setTimeout(connect, later()); return; }
     ws = socket;
     socket.onopen = () => {
       socket.send(JSON.stringify({ type: 'subscribe', channel: 'programs' }));
@@ -148,12 +151,13 @@
     socket.onclose = (event) => {
       if (ws === socket) ws = null;
       if (event.code === 1008) { stop(); return; }  // refused credentials: the reloaded page signs in
-      if (watching) retry = setTimeout(connect, RETRY_MS);
+      if (watching) retry = setTimeout(connect, later());
     };
   }
   function watch() {
     if (watching) return;
     watching = true;
+    watchedSince = Date.now();
     connect();
   }
   window.bevforgeRestartWatch = () => ({ watching: watching, shown: !!document.getElementById('bf-restart') });
