@@ -90,7 +90,8 @@ async def test_the_resume_prompt_is_on_ws_before_the_screens_are_loaded_and_a_pa
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The server answers the API and /ws while the screens are still being imported: a restarted panel's
     /ws clients have the paused program's resume prompt without waiting for NiceGUI; a page asked for
-    meanwhile is served once the screens are mounted (not a 404)."""
+    meanwhile is served once the screens are mounted (not a 404), and a browser's page request gets the
+    starting page at once, told when the screens are there."""
     config = controller_config([dict(RIMS)], adjust=with_a_brewhouse_program)
     db = tmp_path / "plant.db"
     before = build_runtime(config, db)
@@ -128,9 +129,15 @@ async def test_the_resume_prompt_is_on_ws_before_the_screens_are_loaded_and_a_pa
             assert frame["state"] == "paused" and frame["resumeQuestion"] is True, frame
             assert "Resume" in frame["message"]
             assert not screens.installed and not page.done()  # the page waits for the screens
+            # a browser asking for a page meanwhile gets the starting page, with the screens' restart watch
+            starting = await http.get("/programs", headers={"accept": "text/html,*/*;q=0.8"})
+            assert starting.status_code == 503 and "PANEL STARTING" in starting.text
+            assert "'bf-restart-question'" in starting.text and "window.bevforgeStarting = true" in starting.text
+            ready = asyncio.create_task(http.get("/programs", headers={"x-bevforge-screens": "wait"}))
             release.set()
             answer = await page
             assert answer.status_code == 200 and answer.text == "the screens"
+            assert (await ready).status_code == 204  # the starting page reloads now
             assert (await http.get("/api/os/health")).status_code == 200  # the API's routes come first still
     finally:
         release.set()
