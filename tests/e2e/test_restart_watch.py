@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, BrowserContext, BrowserType, Page, Rout
 
 from bevforge.api.screens_gate import starting_page
 from drivers.sim.ports import use_simulator_ports
-from tests.e2e.conftest import PASSWORD, VIEWPORT, ServerProcess, signed_in_server
+from tests.e2e.conftest import PASSWORD, VIEWPORT, ServerProcess, signed_in_server, snapshot
 from tests.e2e.test_brew_day import brew_day_plant
 from tests.support.server import ROOT, config_document, free_port
 
@@ -116,6 +116,8 @@ def test_an_open_screen_asks_the_restart_question_before_it_is_drawn_again_and_a
         expect(page.locator(tid(f"restart-{UNIT}"))).to_contain_text("Brewhouse · Long rest · step 1: Rest")
         assert page.evaluate("window.bevforgeConnection().online") is False
     brewer.wait_for_function("window.bevforgeTone.status().playing === 'prompt'", timeout=TIMEOUT)  # the kiosk's tone
+    expect(brewer.locator(tid(f"restart-resume-{UNIT}"))).to_be_visible()
+    snapshot(brewer, "restart-question")
     # a viewer sees the question but cannot answer it: only CLOSE
     expect(watcher.locator(tid(f"restart-{UNIT}"))).to_contain_text("An operator must answer this question.")
     expect(watcher.locator(tid(f"restart-close-{UNIT}"))).to_be_visible()
