@@ -406,28 +406,27 @@ def rows(drift_seconds: float = 120.0, runs: int = 3) -> list[Row]:
                        f"≤ {PROMPT_TARGET_S:g} s", max(prompt) <= PROMPT_TARGET_S, COMMAND))
         screens = [x["screen"] for x in mine if x["page"] == "open" and x["screen"] is not None]
         if screens:
-            dialogs = [x["dialog"] for x in mine if x["page"] == "open"]
-            out.append(Row(f"restart after {sig} mid-step → the Control Panel page a kiosk has open in Chromium shows "
-                           "the resume question (drawn by its restart watch until the page is drawn again; from the "
-                           "new process's start)",
-                           f"median {statistics.median(screens):.2f} s, worst {max(screens):.2f} s "
-                           f"({len(screens)} runs)", f"≤ {PROMPT_TARGET_S:g} s", max(screens) <= PROMPT_TARGET_S,
-                           COMMAND))
-            out.append(Row(f"restart after {sig} mid-step → that page, reloaded from the new process, shows the "
-                           "question in its own prompt dialog (what a page opened after the restart shows; from "
-                           "the new process's start)",
-                           f"median {statistics.median(dialogs):.2f} s, worst {max(dialogs):.2f} s "
-                           f"({len(dialogs)} runs)", "— (reported: the open screen's question is the row above)",
-                           None, COMMAND))
+            out.append(_screen_row(f"restart after {sig} mid-step → the Control Panel page a kiosk has open in "
+                                   "Chromium shows the resume question (drawn by its restart watch until the page is "
+                                   "drawn again; from the new process's start)", screens, judged=True))
+            out.append(_screen_row(f"restart after {sig} mid-step → that page, reloaded from the new process, shows "
+                                   "the question in its own prompt dialog (from the new process's start)",
+                                   [x["dialog"] for x in mine if x["page"] == "open"], judged=False))
         opened = [x["screen"] for x in mine if x["page"] == "new"]
         if opened:
-            out.append(Row(f"restart after {sig} mid-step → a Control Panel page opened in Chromium as soon as the "
-                           "new process takes connections shows the resume question (the starting page's restart "
-                           "watch while the screens load, or the page's own dialog; from the new process's start)",
-                           f"median {statistics.median(opened):.2f} s, worst {max(opened):.2f} s "
-                           f"({len(opened)} runs)", f"≤ {PROMPT_TARGET_S:g} s", max(opened) <= PROMPT_TARGET_S,
-                           COMMAND))
+            out.append(_screen_row(f"restart after {sig} mid-step → a Control Panel page opened in Chromium as soon "
+                                   "as the new process takes connections shows the resume question (the starting "
+                                   "page's restart watch while the screens load, or the page's own dialog; from the "
+                                   "new process's start)", opened, judged=True))
     return out
+
+
+def _screen_row(measure: str, seconds: list[float], judged: bool) -> Row:
+    """Median and worst of a screen's times; judged against the target, or reported beside it."""
+    result = f"median {statistics.median(seconds):.2f} s, worst {max(seconds):.2f} s ({len(seconds)} runs)"
+    if judged:
+        return Row(measure, result, f"≤ {PROMPT_TARGET_S:g} s", max(seconds) <= PROMPT_TARGET_S, COMMAND)
+    return Row(measure, result, "— (reported: the open screen's question is judged above)", None, COMMAND)
 
 
 def main() -> int:
