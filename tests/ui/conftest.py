@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from drivers.sim.ports import use_simulator_ports
-from tests.support.server import config_document, free_port
+from tests.support.server import config_document, free_port, migrated_sqlite
 
 
 def ui_test_config() -> dict:
@@ -36,7 +36,7 @@ def bevforge_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(ui_test_config(), allow_unicode=True), encoding="utf-8")
     monkeypatch.setenv("BEVFORGE_CONFIG", str(config))
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'bevforge.db'}")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{migrated_sqlite(tmp_path / 'bevforge.db')}")
     monkeypatch.setenv("BEVFORGE_DATA_DIR", str(tmp_path))
     monkeypatch.setattr(sys, "argv", ["main.py"])  # main.py parses its own argv, not pytest's
     yield tmp_path
