@@ -33,6 +33,22 @@ def _drop_postgres_databases() -> Iterator[None]:
     drop_test_databases()
 
 
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """Forget the statements cached per engine after each test. SQLAlchemy keeps the ORM's compiled
+    statements per mapped class (up to 100 each) and the history writer its multi-row INSERTs (16), both
+    keyed by the engine's dialect, and a dialect holds its engine's listeners and through them the test's
+    whole runtime (plant, simulator, store): a worker kept up to a hundred finished runtimes alive, and
+    every garbage collection (NiceGUI's user fixture runs two per test) walked them, seconds per screen
+    test late in a run."""
+    from sqlmodel import SQLModel
+
+    from bevforge.store import writer
+
+    for mapper in SQLModel._sa_registry.mappers:
+        mapper.__dict__.pop("_compiled_cache", None)  # a memoized property: rebuilt empty on next use
+    writer._multi_row_insert.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def postgres() -> PostgresCluster:
     """A real PostgreSQL server for this run (started on first use, stopped at the end of the session)."""

@@ -65,6 +65,17 @@ def notifications(smtp: SmtpSink, hook: WebhookSink, secrets_file: Path, **more:
     return adjust
 
 
+@pytest.fixture(autouse=True)
+def no_apprise_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Apprise sleeps up to 5.5 real seconds (`request_rate_per_sec`, its politeness to a service) before a
+    plugin's next message. These tests step the notifications on a ManualClock, retries 30 s apart
+    included, so every retry and every second message of a recipient waited those seconds of real time;
+    what they check (tries, states, what arrives) is the same without the pause."""
+    from apprise.plugins.base import NotifyBase
+
+    monkeypatch.setattr(NotifyBase, "request_rate_per_sec", 0.0)
+
+
 @pytest.fixture
 def smtp() -> Iterator[SmtpSink]:
     yield from running_smtp(SMTP_USER, SMTP_SECRET)

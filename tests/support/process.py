@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
 from drivers.sim.ports import use_simulator_ports
 from tests.support.postgres import test_db_url
-from tests.support.server import ROOT, config_document, free_port
+from tests.support.server import ROOT, config_document, dump_yaml, free_port
 
 
 def _env() -> dict[str, str]:
@@ -34,7 +33,7 @@ class ServerProcess:
         use_simulator_ports(doc, free_port(), str(Path(tempfile.mkdtemp(prefix="bevforge-sim-")) / "probe"))
         doc["auth"] = auth
         self.config = tmp_path / "config.yaml"
-        self.config.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+        self.config.write_text(dump_yaml(doc), encoding="utf-8")
         self.db = test_db_url(tmp_path / "bevforge.db")
         self.log = tmp_path / "server.log"
         self.port = free_port()

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from drivers.sim.ports import use_simulator_ports
-from tests.support.server import config_document, free_port
+from tests.support.server import config_document, free_port, migrated_sqlite
 
 
 def ui_test_config() -> dict:
@@ -36,10 +36,36 @@ def bevforge_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(ui_test_config(), allow_unicode=True), encoding="utf-8")
     monkeypatch.setenv("BEVFORGE_CONFIG", str(config))
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'bevforge.db'}")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{migrated_sqlite(tmp_path / 'bevforge.db')}")
     monkeypatch.setenv("BEVFORGE_DATA_DIR", str(tmp_path))
     monkeypatch.setattr(sys, "argv", ["main.py"])  # main.py parses its own argv, not pytest's
     yield tmp_path
+    forget_finished_screens()
+
+
+def forget_finished_screens() -> None:
+    """Drop the test's pages from the screens' registries once its simulation has ended.
+
+    A page leaves them when NiceGUI deletes its client, which a user simulation never does: each test's
+    pages, and through them its whole runtime, stayed alive for the rest of the worker, and every garbage
+    collection walked them (NiceGUI's user fixture runs two per test: seconds each late in a run)."""
+    from nicegui import Client, ui
+    from nicegui.functions.download import download
+    from nicegui.functions.navigate import Navigate
+    from nicegui.functions.notify import notify
+
+    from ui import feedback, session
+
+    for client in list(Client.instances.values()):
+        client.remove_all_elements()  # a dialog's canary element kept its finalizer, and all, alive
+    feedback._lines.clear()
+    session._seats.clear()
+    Client.instances.clear()
+    # a finished User puts itself back as ui.navigate (and notify, download) whenever any attribute of
+    # it is read, even by an isinstance check; reset them as NiceGUI's user_simulation does on exit
+    ui.navigate = Navigate()
+    ui.notify = notify
+    ui.download = download
 
 
 def write_config(path: Path, adjust: Callable[[dict], None]) -> None:
