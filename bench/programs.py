@@ -252,6 +252,28 @@ WATCH_PROMPT = '[data-testid="restart-prompt-text-brewhouse"]'
 LIVE = "() => window.bevforgeConnection && window.bevforgeConnection().online && window.bevforgeConnection().fresh"
 
 
+def _shown(selector: str) -> str:
+    """A page-side check that an element of `selector` is drawn (has a box and is not hidden)."""
+    return (f"() => [...document.querySelectorAll('{selector}')].some((q) => q.getClientRects().length > 0 "
+            "&& getComputedStyle(q).visibility !== 'hidden')")
+
+
+async def shown_at(page: Any, selector: str, until: float) -> float:
+    """The real monotonic time an element of `selector` is drawn on the page, checked at every animation frame
+    (what the screen paints; Playwright's own waits poll at growing intervals, up to 0.5 s apart). A reload
+    in between (the page drawn again from the new process) is waited through."""
+    from playwright.async_api import Error as PlaywrightError
+
+    while True:
+        try:
+            await page.wait_for_function(_shown(selector), polling="raf",
+                                         timeout=max(1.0, until - time.monotonic()) * 1000)
+            return time.monotonic()
+        except PlaywrightError as exc:  # the context went with a navigation: ask the new page
+            if "destroyed" not in str(exc) and "navigat" not in str(exc):
+                raise
+
+
 async def open_kiosk(base: str, browser: Any) -> Any:
     """The Control Panel page a kiosk keeps open, live (connected, drawn from the present state)."""
     page = await browser.new_page()
@@ -264,13 +286,8 @@ async def screen_prompt(page: Any, until: float) -> tuple[float, float]:
     """On the kiosk's page, open when the server stopped: the real monotonic times the resume question first
     shows on it (drawn by its restart watch, or by the page's dialog if that came first) and the page's own
     dialog shows it (after the page reloaded from the new process: what a page opened now shows)."""
-    def left() -> float:
-        return max(1.0, until - time.monotonic()) * 1000
-
-    await page.locator(f"{WATCH_PROMPT}, {SCREEN_PROMPT}").first.wait_for(state="visible", timeout=left())
-    first = time.monotonic()
-    await page.locator(SCREEN_PROMPT).wait_for(state="visible", timeout=left())
-    return first, time.monotonic()
+    first = await shown_at(page, f"{WATCH_PROMPT}, {SCREEN_PROMPT}", until)
+    return first, await shown_at(page, SCREEN_PROMPT, until)
 
 
 async def new_page_prompt(base: str, browser: Any, until: float) -> float:
@@ -290,9 +307,7 @@ async def new_page_prompt(base: str, browser: Any, until: float) -> float:
     page = await browser.new_page()
     try:
         await page.goto(f"{base}/", wait_until="commit", timeout=30_000)
-        await page.locator(f"{WATCH_PROMPT}, {SCREEN_PROMPT}").first.wait_for(
-            state="visible", timeout=max(1.0, until - time.monotonic()) * 1000)
-        return time.monotonic()
+        return await shown_at(page, f"{WATCH_PROMPT}, {SCREEN_PROMPT}", until)
     finally:
         await page.close()
 

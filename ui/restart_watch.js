@@ -2,7 +2,7 @@
 // Plain DOM built with textContent only (the messages come from the plant), no library: it runs while the
 // page's Vue app is gone, and on the starting page (bevforge/api/screens_gate.py) where there is none.
 (function () {
-  const KEY = 'bf-restart-question', RETRY_MS = 100, SLOW_RETRY_MS = 1000, FAST_FOR_MS = 30000, KEEP_MS = 60000, CONFIRM_MS = 6000;
+  const KEY = 'bf-restart-question', RETRY_MS = 50, SLOW_RETRY_MS = 1000, FAST_FOR_MS = 30000, KEEP_MS = 60000, CONFIRM_MS = 6000;
   const prefix = () => window.path_prefix || '';
   let ws = null, watching = false, watchedSince = 0, retry = null, frames = {}, me = null, dismissed = new Set();
   let armed = {}, pending = {}, errors = {}, drawn = '', toned = false;
@@ -127,8 +127,8 @@
     clearTimeout(retry);
     if (ws) { const s = ws; ws = null; s.onclose = null; s.close(); }
   }
-  // every 100 ms while a restart is likely (the first 30 s), then every second: a panel down for long is not
-  // asked ten times a second by every screen
+  // every 50 ms while a restart is likely (the first 30 s), then every second: a panel down for long is not
+  // asked twenty times a second by every screen
   const later = () => (Date.now() - watchedSince < FAST_FOR_MS ? RETRY_MS : SLOW_RETRY_MS);
   function connect() {
     if (!watching || ws) return;

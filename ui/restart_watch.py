@@ -10,7 +10,7 @@ the gap:
 
 - when the screen's own socket closes (the server went away), it opens the panel's public `/ws`
   (authenticated by the session cookie or the kiosk station's address, as every other client) every
-  100 ms (every second after the first 30 s) until it answers, subscribes to `programs` and, as soon
+  50 ms (every second after the first 30 s) until it answers, subscribes to `programs` and, as soon
   as a unit's frame carries `resumeQuestion`, draws the question over the page: unit, step, the program's own message
   ("Mash rest: 45 of 60 min left; offline 12 min; …") and RESUME / RESTART STEP / ABORT;
 - on a kiosk it sounds the prompt tone (ui/annunciator.py) while the question is up, unless a tone
