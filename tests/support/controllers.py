@@ -31,9 +31,8 @@ MLT_TEMPERATURE, MLT_VOLUME, MLT_LEVEL, MLT_ELEMENT, BK_TEMPERATURE, BK_LEVEL, B
 MLT_SETPOINT = 140
 # The loop's points are polled every FAST_POLL_S of real time: `step()` waits for a fresh sample of the
 # input each simulated second, so this interval is what a simulated second costs (an hour of mash
-# control is 3600 polls). 10 ms: half the wall time of 20 ms for no more CPU (the stepped tests idled
-# between polls); 5 ms gained little more and cost CPU.
-FAST_POLL_S = 0.01
+# control is 3600 polls).
+FAST_POLL_S = 0.02
 # Staleness is judged on the wall clock (a sample's server time), while these tests step a ManualClock.
 # At a fast poll the default (3 × poll interval) is a fraction of a real second: a busy machine (two
 # test workers, a CPU shared with other jobs) delays one poll that long and the loop sees an input
