@@ -2,7 +2,8 @@
 // Plain DOM built with textContent only (the messages come from the plant), no library: it runs while the
 // page's Vue app is gone, and on the starting page (bevforge/api/screens_gate.py) where there is none.
 (function () {
-  const KEY = 'bf-restart-question', RETRY_MS = 50, SLOW_RETRY_MS = 1000, FAST_FOR_MS = 30000, KEEP_MS = 60000, CONFIRM_MS = 6000;
+  const KEY = 'bf-restart-question', KEEP_MS = 60000, CONFIRM_MS = 6000;
+  const RETRY_MS = 50, SLOW_RETRY_MS = 1000, FAST_FOR_MS = 30000;
   const prefix = () => window.path_prefix || '';
   let ws = null, watching = false, watchedSince = 0, retry = null, frames = {}, me = null, dismissed = new Set();
   let armed = {}, pending = {}, errors = {}, drawn = '', toned = false;
