@@ -200,20 +200,22 @@ def test_a_page_opened_while_the_screens_load_gets_the_starting_page_which_asks_
     killed_and_started_again(server)
     page.close()
 
-    held = True
+    body = starting_page("Test brewery", False, (ROOT / "ui" / "restart_watch.js").read_text(encoding="utf-8"),
+                         (ROOT / "ui" / "restart_watch.css").read_text(encoding="utf-8"))
+    served, held = [], True
 
-    def screens_ready(route: Route) -> None:
-        if held and route.request.headers.get("x-bevforge-screens") == "wait":
+    def as_the_gate(route: Route) -> None:
+        """The first page request gets the starting page; its screens-ready request is refused while held."""
+        if not served and route.request.is_navigation_request():
+            served.append(route.request.url)
+            route.fulfill(status=503, body=body, content_type="text/html")
+        elif held and route.request.headers.get("x-bevforge-screens") == "wait":
             route.abort()  # the page asks again a second later
         else:
             route.fallback()
 
-    context.route("**/*", screens_ready)
-    body = starting_page("Test brewery", False, (ROOT / "ui" / "restart_watch.js").read_text(encoding="utf-8"),
-                         (ROOT / "ui" / "restart_watch.css").read_text(encoding="utf-8"))
     page = context.new_page()
-    page.route(server.base_url + "/", lambda route: route.fulfill(status=503, body=body, content_type="text/html"),
-               times=1)
+    page.route(server.base_url + "/", as_the_gate)
     page.goto(server.base_url + "/")
     expect(page.locator("#bf-starting")).to_contain_text("Test brewery: PANEL STARTING")
     expect(page.locator(tid(f"restart-prompt-text-{UNIT}"))).to_contain_text("Resume", timeout=TIMEOUT)
