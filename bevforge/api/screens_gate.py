@@ -102,8 +102,7 @@ STARTING_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · starting</title>
 <style>
-:root {{ --bf-bg: #d6d6d6; --bf-panel: #e8e8e8; --bf-ink: #202020; --bf-muted: #5f5f5f; --bf-line: #9e9e9e; }}
-body {{ background: var(--bf-bg); color: var(--bf-ink); font: 16px sans-serif; margin: 0; }}
+body {{ background: #d6d6d6; color: #202020; font: 16px sans-serif; margin: 0; }}
 #bf-starting {{ padding: 14px; text-align: center; font-size: 20px; font-weight: 600; color: #fff;
                background: repeating-linear-gradient(135deg, #3c3c3c 0 14px, #2c2c2c 14px 28px); }}
 {css}
@@ -113,7 +112,10 @@ body {{ background: var(--bf-bg); color: var(--bf-ink); font: 16px sans-serif; m
 {title}: PANEL STARTING — this screen is drawn in a moment…</div>
 <script>
 window.bevforgeStarting = true;
-if ({kiosk} || /[?&]kiosk=(1|true|yes|on)(&|$)/i.test(location.search)) document.body.classList.add('bf-kiosk');
+(function () {{  // kiosk as the pages decide it (ui/layout.py): `?kiosk=` first, else the config's ui.kiosk
+  const asked = new URLSearchParams(location.search).get('kiosk');
+  if (asked === null ? {kiosk} : /^(1|true|yes|on)$/i.test(asked)) document.body.classList.add('bf-kiosk');
+}})();
 </script>
 <script>{script}</script>
 <script>
